@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { FinishReason, Timings, Usage } from './job.js';
+
+/**
+ * Stream events. Every job has one ordered sequence; `seq` starts at 1 and never
+ * repeats within a job. `done` and `error` end the stream; cancellation and expiry are
+ * `error` events with codes `cancelled` and `deadline_exceeded`.
+ */
+export const QueuedEvent = z.object({
+  type: z.literal('queued'),
+  position: z.number().int().nonnegative(),
+  depth: z.number().int().nonnegative(),
+});
+export const StartedEvent = z.object({
+  type: z.literal('started'),
+  agent: z.string(),
+  cold: z.boolean(),
+  load_ms: z.number().nonnegative(),
+});
+export const TokenEvent = z.object({ type: z.literal('token'), text: z.string() });
+export const RestartedEvent = z.object({
+  type: z.literal('restarted'),
+  reason: z.string(),
+  attempt: z.number().int().positive(),
+});
+export const DoneEvent = z.object({
+  type: z.literal('done'),
+  finish_reason: FinishReason,
+  usage: Usage,
+  timings: Timings,
+});
+export const ErrorEvent = z.object({
+  type: z.literal('error'),
+  code: z.string(),
+  message: z.string(),
+});
+
+/** An event as a producer writes it, before the log assigns its `seq`. */
+export const StreamEventBody = z.discriminatedUnion('type', [
+  QueuedEvent,
+  StartedEvent,
+  TokenEvent,
+  RestartedEvent,
+  DoneEvent,
+  ErrorEvent,
+]);
+export type StreamEventBody = z.infer<typeof StreamEventBody>;
+
+export const StreamEvent = z.intersection(
+  z.object({ seq: z.number().int().positive() }),
+  StreamEventBody,
+);
+export type StreamEvent = StreamEventBody & { seq: number };
+export type StreamEventType = StreamEventBody['type'];
+
+export function isTerminalEvent(event: { type: string }): boolean {
+  return event.type === 'done' || event.type === 'error';
+}
+
+/** Error codes carried by `error` events and job records. */
+export const JobErrorCode = {
+  cancelled: 'cancelled',
+  deadlineExceeded: 'deadline_exceeded',
+  invalidJob: 'invalid_job',
+  backendError: 'backend_error',
+  modelNotFound: 'model_not_found',
+  agentLost: 'agent_lost',
+} as const;
