@@ -1,0 +1,112 @@
+import type { Redis } from 'ioredis';
+import { StreamEvent, type RedisKeys, type StreamEventBody, isTerminalEvent } from '@switchyard/protocol';
+
+/**
+ * Writes a job's events to its live channel and its replay log in one round trip.
+ *
+ * The Lua script assigns `seq` (INCR), appends to the stream with the explicit entry id
+ * `0-<seq>` (so a reader resumes with an exclusive XRANGE from `Last-Event-ID`), and
+ * publishes the same payload. Assigning `seq` in Redis rather than in the agent keeps it
+ * strictly increasing when a job is retried on another agent.
+ *
+ * With `onlyIfEmpty` the event is written only if the job has no event yet: the API's
+ * `queued` event must never land after an agent's `started`.
+ */
+const APPEND_EVENT_LUA = `
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[1])
+local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. seq, 'e', payload)
+redis.call('PUBLISH', ARGV[1], payload)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return seq
+`;
+
+/** The script registered on the connection with `defineCommand`. */
+interface AppendEventCommand {
+  switchyardAppendEvent(
+    seqKey: string,
+    streamKey: string,
+    channel: string,
+    body: string,
+    maxLen: number,
+    ttlSeconds: number,
+    onlyIfEmpty: '0' | '1',
+  ): Promise<number>;
+}
+
+export interface EventLogOptions {
+  /** Upper bound on events kept per job; a long generation is coalesced well below it. */
+  maxEvents?: number;
+  /** How long an unfinished job's log lives (refreshed by each event). */
+  liveTtlSeconds?: number;
+  /** How long a finished job's log stays readable for late reconnects. */
+  finishedTtlSeconds?: number;
+}
+
+export class EventLog {
+  private readonly maxEvents: number;
+  private readonly liveTtlSeconds: number;
+  private readonly finishedTtlSeconds: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    options: EventLogOptions = {},
+  ) {
+    this.maxEvents = options.maxEvents ?? 100_000;
+    this.liveTtlSeconds = options.liveTtlSeconds ?? 24 * 3600;
+    this.finishedTtlSeconds = options.finishedTtlSeconds ?? 3600;
+    if (!('switchyardAppendEvent' in redis)) {
+      redis.defineCommand('switchyardAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT_LUA });
+    }
+  }
+
+  /** Appends one event; resolves with its `seq` (0 when `onlyIfEmpty` found earlier events). */
+  async append(jobId: string, event: StreamEventBody, options: { onlyIfEmpty?: boolean } = {}): Promise<number> {
+    const ttl = isTerminalEvent(event) ? this.finishedTtlSeconds : this.liveTtlSeconds;
+    return (this.redis as unknown as AppendEventCommand).switchyardAppendEvent(
+      this.keys.jobSeq(jobId),
+      this.keys.jobEvents(jobId),
+      this.keys.jobChannel(jobId),
+      JSON.stringify(event),
+      this.maxEvents,
+      ttl,
+      options.onlyIfEmpty ? '1' : '0',
+    );
+  }
+
+  /** Events with `seq > afterSeq`, in order. Entries that fail validation are skipped, not fatal. */
+  async readAfter(jobId: string, afterSeq: number, count?: number): Promise<StreamEvent[]> {
+    const start = afterSeq > 0 ? `(0-${afterSeq}` : '-';
+    const entries =
+      count === undefined
+        ? await this.redis.xrange(this.keys.jobEvents(jobId), start, '+')
+        : await this.redis.xrange(this.keys.jobEvents(jobId), start, '+', 'COUNT', count);
+    const events: StreamEvent[] = [];
+    for (const [, fields] of entries) {
+      const event = parseEventPayload(fields[1]);
+      if (event) events.push(event);
+    }
+    return events;
+  }
+
+  /** The last event written, if any. */
+  async last(jobId: string): Promise<StreamEvent | undefined> {
+    const entries = await this.redis.xrevrange(this.keys.jobEvents(jobId), '+', '-', 'COUNT', 1);
+    const fields = entries[0]?.[1];
+    return fields ? parseEventPayload(fields[1]) : undefined;
+  }
+}
+
+/** Parses a payload read from Redis; undefined when it is not a valid event. */
+export function parseEventPayload(payload: string | undefined): StreamEvent | undefined {
+  if (payload === undefined) return undefined;
+  try {
+    const result = StreamEvent.safeParse(JSON.parse(payload));
+    return result.success ? (result.data as StreamEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}

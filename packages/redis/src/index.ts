@@ -1,0 +1,8 @@
+export { createRedis, waitUntilReady, closeRedis, type ConnectionRole } from './connection.js';
+export { EventLog, parseEventPayload, type EventLogOptions } from './event-log.js';
+export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
+export { QueueRegistry, type ModelQueue } from './queue-registry.js';
+export { FleetRegistry } from './fleet.js';
+export { ManualWorker } from './manual-worker.js';
+export { JobIndex, type JobIndexEntry } from './job-index.js';
+export { cancelMessage, CancelMessage } from './control-messages.js';
