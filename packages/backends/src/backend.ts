@@ -90,7 +90,12 @@ export class BackendError extends Error {
     readonly status?: number,
     /** `model_not_found`, `busy`, `unavailable`, `bad_request`, `backend_error`. */
     readonly code: 'model_not_found' | 'busy' | 'unavailable' | 'bad_request' | 'backend_error' = 'backend_error',
+    /**
+     * Added for the Ollama client: `{ cause }` keeps the undici or parse error underneath
+     * (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...) so logs show why a node looked down.
+     */
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }

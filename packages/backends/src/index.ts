@@ -1,3 +1,3 @@
 export * from './backend.js';
-export { OllamaBackend, type OllamaBackendOptions } from './ollama/ollama-backend.js';
-export { parseNdjson } from './ndjson.js';
+export { OllamaBackend, type OllamaBackendOptions, type OllamaTimeouts } from './ollama/ollama-backend.js';
+export { parseNdjson, NdjsonParseError, type ParseNdjsonOptions } from './ndjson.js';

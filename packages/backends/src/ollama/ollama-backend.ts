@@ -1,0 +1,305 @@
+/**
+ * Ollama over HTTP through undici: one connection pool per daemon, streamed generation read
+ * line by line, every failure turned into a BackendError with a stable code.
+ */
+import { Pool, request, type Dispatcher } from 'undici';
+import { abortError } from '../abort.js';
+import {
+  BackendError,
+  type Backend,
+  type BackendLoadedModel,
+  type BackendModel,
+  type BackendModelInfo,
+  type GenerateChunk,
+  type GenerateRequest,
+} from '../backend.js';
+import { NdjsonParseError, parseNdjson } from '../ndjson.js';
+import { errorMessageOf, readStreamLine, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-wire.js';
+
+export interface OllamaTimeouts {
+  /** TCP (and TLS) connect. Only used by the pool this class creates, not an injected dispatcher. */
+  connectMs?: number;
+  /**
+   * Time to the response headers of generate/load/unload. Ollama sends nothing until the
+   * model is loaded and the prompt evaluated, and loading a large model from a cold disk
+   * takes minutes, so this is long.
+   */
+  headersMs?: number;
+  /** Longest silence between two body chunks of a stream (a wedged runner, not a slow one). */
+  bodyMs?: number;
+  /**
+   * Headers and body timeout of the quick reads (version, tags, ps, show). The agent's
+   * heartbeat polls these; a hung daemon must fail the heartbeat fast, not after `headersMs`.
+   */
+  metadataMs?: number;
+}
+
+export interface OllamaBackendOptions {
+  /** Base URL, e.g. `http://127.0.0.1:11434`; a path prefix (reverse proxy) is kept. */
+  url: string;
+  timeouts?: OllamaTimeouts;
+  /**
+   * keep_alive sent with generate and load when the call gives none. The agent owns model
+   * lifecycle (DESIGN.md), so it typically sets `-1` and unloads explicitly.
+   */
+  keepAlive?: string | number;
+  /**
+   * Use this dispatcher instead of creating a Pool (tests, a shared Agent, a proxy). It is
+   * not closed by {@link OllamaBackend.close}: whoever created it owns it.
+   */
+  dispatcher?: Dispatcher;
+  /** Most sockets the created pool opens; unlimited by default (one per concurrent stream). */
+  connections?: number;
+}
+
+const DEFAULT_TIMEOUTS: Required<OllamaTimeouts> = {
+  connectMs: 5_000,
+  headersMs: 10 * 60_000,
+  bodyMs: 2 * 60_000,
+  metadataMs: 30_000,
+};
+
+type DoneChunk = Extract<GenerateChunk, { type: 'done' }>;
+type Timing = { headersTimeout: number; bodyTimeout: number };
+
+export class OllamaBackend implements Backend {
+  readonly kind = 'ollama' as const;
+  readonly url: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #keepAlive: string | number | undefined;
+  readonly #quick: Timing;
+  readonly #long: Timing;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: OllamaBackendOptions) {
+    const parsed = new URL(options.url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new TypeError(`Ollama URL must be http(s): ${options.url}`);
+    }
+    this.url = parsed.origin + parsed.pathname.replace(/\/+$/, '');
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...definedOnly(options.timeouts ?? {}) };
+    this.#quick = { headersTimeout: timeouts.metadataMs, bodyTimeout: timeouts.metadataMs };
+    this.#long = { headersTimeout: timeouts.headersMs, bodyTimeout: timeouts.bodyMs };
+    this.#keepAlive = options.keepAlive;
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#dispatcher =
+      options.dispatcher ??
+      new Pool(parsed.origin, {
+        // 1 = keep-alive on, no pipelining: a long generation must never hold up the
+        // requests queued behind it on the same socket (0 would disable keep-alive).
+        pipelining: 1,
+        connections: options.connections ?? null,
+        connect: { timeout: timeouts.connectMs },
+      });
+  }
+
+  async version(signal?: AbortSignal): Promise<string> {
+    return toVersion(await this.#json('GET', '/api/version', undefined, signal, this.#quick));
+  }
+
+  async listModels(signal?: AbortSignal): Promise<BackendModel[]> {
+    return toModels(await this.#json('GET', '/api/tags', undefined, signal, this.#quick));
+  }
+
+  async listLoaded(signal?: AbortSignal): Promise<BackendLoadedModel[]> {
+    return toLoadedModels(await this.#json('GET', '/api/ps', undefined, signal, this.#quick));
+  }
+
+  async show(model: string, signal?: AbortSignal): Promise<BackendModelInfo> {
+    return toModelInfo(await this.#json('POST', '/api/show', { model }, signal, this.#quick));
+  }
+
+  async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<GenerateChunk, void, undefined> {
+    const path = req.messages !== undefined ? '/api/chat' : '/api/generate';
+    const res = await this.#send('POST', path, this.#generateBody(req), signal, this.#long);
+    if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
+
+    const body = res.body;
+    let done: DoneChunk | undefined;
+    try {
+      for await (const value of parseNdjson(body)) {
+        const line = readStreamLine(value);
+        if (line.kind === 'error') throw new BackendError(line.message, undefined, 'backend_error');
+        if (line.kind === 'token') yield { type: 'token', text: line.text };
+        if (line.kind === 'done') {
+          if (line.text) yield { type: 'token', text: line.text };
+          // Held back until the body ends so the socket goes back to the pool whole: a
+          // caller that stops at `done` would otherwise cut the chunked trailer and burn it.
+          done = line.chunk;
+        }
+      }
+    } catch (err) {
+      throw this.#streamError(err, path, signal);
+    } finally {
+      // Reached on break/return, on abort and on errors: destroying an unfinished undici body
+      // aborts the request and closes its socket, which is how Ollama learns to stop
+      // generating (it logs 499). A finished body is already destroyed; this is then a no-op.
+      if (!body.destroyed) body.destroy();
+    }
+    if (done === undefined) {
+      throw new BackendError(`Ollama ${path} stream ended without a done line`, undefined, 'backend_error');
+    }
+    yield done;
+  }
+
+  async load(model: string, keepAlive?: string | number, signal?: AbortSignal): Promise<void> {
+    const keep = keepAlive ?? this.#keepAlive;
+    await this.#lifecycle({ model, stream: false, ...(keep !== undefined ? { keep_alive: keep } : {}) }, signal);
+  }
+
+  async unload(model: string, signal?: AbortSignal): Promise<void> {
+    await this.#lifecycle({ model, stream: false, keep_alive: 0 }, signal);
+  }
+
+  close(): Promise<void> {
+    if (!this.#ownsDispatcher) return Promise.resolve();
+    // undici rejects a second close(); callers on several shutdown paths share the first.
+    this.#closing ??= this.#dispatcher.close();
+    return this.#closing;
+  }
+
+  /** Load and unload are generate calls without a prompt: Ollama answers `done_reason` load/unload. */
+  async #lifecycle(payload: Record<string, unknown>, signal: AbortSignal | undefined): Promise<void> {
+    const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
+    const message = errorMessageOf(answer);
+    if (message !== undefined) throw new BackendError(message, undefined, 'backend_error');
+  }
+
+  #generateBody(req: GenerateRequest): Record<string, unknown> {
+    const keepAlive = req.keep_alive ?? this.#keepAlive;
+    const common: Record<string, unknown> = { model: req.model, stream: true };
+    if (req.options !== undefined) common.options = req.options;
+    if (req.format !== undefined) common.format = req.format;
+    if (keepAlive !== undefined) common.keep_alive = keepAlive;
+    if (req.messages !== undefined) {
+      // /api/chat has no `system` field; a system prompt is the first message.
+      const messages = req.system !== undefined ? [{ role: 'system', content: req.system }, ...req.messages] : req.messages;
+      return { ...common, messages };
+    }
+    return {
+      ...common,
+      ...(req.prompt !== undefined ? { prompt: req.prompt } : {}),
+      ...(req.system !== undefined ? { system: req.system } : {}),
+    };
+  }
+
+  async #json(
+    method: 'GET' | 'POST',
+    path: string,
+    payload: unknown,
+    signal: AbortSignal | undefined,
+    timing: Timing,
+  ): Promise<unknown> {
+    const res = await this.#send(method, path, payload, signal, timing);
+    if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
+    const text = await this.#text(res, path, signal);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (cause) {
+      throw new BackendError(`Ollama ${path} answered non-JSON: ${truncate(text)}`, undefined, 'backend_error', { cause });
+    }
+  }
+
+  async #send(
+    method: 'GET' | 'POST',
+    path: string,
+    payload: unknown,
+    signal: AbortSignal | undefined,
+    timing: Timing,
+  ): Promise<Dispatcher.ResponseData> {
+    if (signal?.aborted) throw abortError(signal);
+    try {
+      return await request(this.url + path, {
+        dispatcher: this.#dispatcher,
+        method,
+        signal,
+        ...timing,
+        ...(payload !== undefined
+          ? { body: JSON.stringify(payload), headers: { 'content-type': 'application/json' } }
+          : {}),
+      });
+    } catch (err) {
+      throw this.#transportError(err, path, signal);
+    }
+  }
+
+  async #text(res: Dispatcher.ResponseData, path: string, signal: AbortSignal | undefined): Promise<string> {
+    try {
+      return await res.body.text();
+    } catch (err) {
+      throw this.#transportError(err, path, signal);
+    }
+  }
+
+  /** A non-2xx answer → BackendError carrying Ollama's `{"error"}` message. */
+  async #failure(res: Dispatcher.ResponseData, path: string, signal: AbortSignal | undefined): Promise<BackendError> {
+    const status = res.statusCode;
+    const text = await this.#text(res, path, signal);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const message = errorMessageOf(parsed);
+    if (message === undefined) {
+      const shown = text.trim() === '' ? '' : `: ${truncate(text.trim())}`;
+      // A 404 without Ollama's JSON error is a missing route (old daemon, wrong base URL,
+      // a proxy), not a missing model; calling it model_not_found would send admission astray.
+      const code = status === 404 ? 'backend_error' : codeForStatus(status);
+      return new BackendError(`Ollama ${path} answered HTTP ${status}${shown}`, status, code);
+    }
+    return new BackendError(message, status, codeForStatus(status));
+  }
+
+  #streamError(err: unknown, path: string, signal: AbortSignal | undefined): Error {
+    if (signal?.aborted) return abortError(signal);
+    if (err instanceof BackendError) return err;
+    if (err instanceof NdjsonParseError) {
+      return new BackendError(`Ollama ${path} stream: ${err.message}`, undefined, 'backend_error', { cause: err });
+    }
+    return this.#transportError(err, path, signal);
+  }
+
+  /** undici and socket errors: the daemon is down, unreachable or stuck → `unavailable`. */
+  #transportError(err: unknown, path: string, signal: AbortSignal | undefined): Error {
+    // undici rejects with the signal's reason or its own RequestAbortedError depending on
+    // timing; callers get one consistent abort error either way.
+    if (signal?.aborted) return abortError(signal);
+    if (err instanceof BackendError) return err;
+    return new BackendError(`Ollama at ${this.url} failed on ${path}: ${describe(err)}`, undefined, 'unavailable', {
+      cause: err,
+    });
+  }
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function codeForStatus(status: number): BackendError['code'] {
+  if (status === 404) return 'model_not_found';
+  if (status === 503) return 'busy';
+  if (status === 400) return 'bad_request';
+  return 'backend_error';
+}
+
+function truncate(text: string, max = 300): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:11434`; Node's happy-eyeballs AggregateError has an empty message. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  let message = err.message;
+  if (message === '' && err instanceof AggregateError) {
+    message = err.errors.map((inner: unknown) => (inner instanceof Error ? inner.message : String(inner))).join('; ');
+  }
+  return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message || err.name;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
