@@ -4,3 +4,4 @@ export * from './job.js';
 export * from './events.js';
 export * from './heartbeat.js';
 export * from './api-error.js';
+export * from './job-failure.js';

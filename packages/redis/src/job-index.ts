@@ -5,6 +5,8 @@ export interface JobIndexEntry {
   model: string;
   tenant: string;
   created_at: number;
+  /** Set when the job ended without a BullMQ record to show it (cancelled while queued). */
+  status?: 'cancelled';
 }
 
 /**
@@ -31,7 +33,16 @@ export class JobIndex {
   async get(jobId: string): Promise<JobIndexEntry | undefined> {
     const fields = await this.redis.hgetall(this.keys.job(jobId));
     if (!fields.model || !fields.tenant) return undefined;
-    return { model: fields.model, tenant: fields.tenant, created_at: Number(fields.created_at ?? 0) };
+    return {
+      model: fields.model,
+      tenant: fields.tenant,
+      created_at: Number(fields.created_at ?? 0),
+      ...(fields.status === 'cancelled' && { status: 'cancelled' as const }),
+    };
+  }
+
+  async markCancelled(jobId: string): Promise<void> {
+    await this.redis.hset(this.keys.job(jobId), 'status', 'cancelled');
   }
 
   async delete(jobId: string): Promise<void> {

@@ -1,0 +1,141 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { BackendError, type Backend, type GenerateRequest } from '@switchyard/backends';
+import type { EventLog } from '@switchyard/redis';
+import {
+  JobData,
+  JobErrorCode,
+  formatJobFailure,
+  type FinishReason,
+  type JobResult,
+  type StreamEventBody,
+} from '@switchyard/protocol';
+import { TokenCoalescer } from './token-coalescer.js';
+import type { ModelInventory } from './model-inventory.js';
+
+export interface JobRunnerDeps {
+  agentId: string;
+  backend: Backend;
+  events: EventLog;
+  inventory: ModelInventory;
+  logger: Logger;
+  tokenCoalesceMs: number;
+  keepAlive: string | number;
+  /** Jobs whose cancellation was heard before this agent started them. */
+  wasCancelled(jobId: string): boolean;
+}
+
+/** A failure that ends the job at once (no retry) with a stable code the API reads back. */
+function jobFailure(code: string, message: string): UnrecoverableError {
+  return new UnrecoverableError(formatJobFailure(code, message));
+}
+
+/**
+ * Runs one dequeued job against the backend and streams its events. This is the BullMQ
+ * processor: it declares `signal` so BullMQ hands it an AbortSignal that
+ * `worker.cancelJob` fires when a cancellation reaches this agent.
+ */
+export function createJobProcessor(deps: JobRunnerDeps) {
+  return async function processJob(job: Job<unknown, JobResult>, _token: string | undefined, signal?: AbortSignal): Promise<JobResult> {
+    const jobId = job.id!;
+    const log = deps.logger.child({ jobId });
+    let writes: Promise<unknown> = Promise.resolve();
+    // Appends go out in call order on one connection; keep the chain so the job is not
+    // marked completed before its last event is in Redis.
+    const emit = (event: StreamEventBody) => {
+      const write = deps.events.append(jobId, event);
+      writes = writes.then(() => write);
+      write.catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
+      return write;
+    };
+    const fail = async (code: string, message: string): Promise<never> => {
+      emit({ type: 'error', code, message });
+      await writes.catch(() => undefined);
+      throw jobFailure(code, message);
+    };
+
+    const parsed = JobData.safeParse(job.data);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+      log.warn({ detail }, 'job data failed validation');
+      return fail(JobErrorCode.invalidJob, `job data is invalid: ${detail}`);
+    }
+    const data = parsed.data;
+    const startedAt = Date.now();
+    if (deps.wasCancelled(jobId) || signal?.aborted) return fail(JobErrorCode.cancelled, 'cancelled before it started');
+    if (data.deadline_at !== undefined && data.deadline_at <= startedAt) {
+      return fail(JobErrorCode.deadlineExceeded, `deadline passed ${startedAt - data.deadline_at} ms before an agent could start the job`);
+    }
+    const backendModel = deps.inventory.backendName(data.model);
+    if (!backendModel) return fail(JobErrorCode.modelNotFound, `agent ${deps.agentId} no longer has model ${data.model}`);
+    if (job.attemptsStarted > 1) {
+      emit({ type: 'restarted', reason: 'agent_lost', attempt: job.attemptsStarted });
+    }
+
+    const request: GenerateRequest = {
+      model: backendModel,
+      keep_alive: deps.keepAlive,
+      ...(data.request.messages ? { messages: data.request.messages } : { prompt: data.request.prompt ?? '' }),
+      ...(data.request.system !== undefined && { system: data.request.system }),
+      ...(data.request.options !== undefined && { options: data.request.options }),
+      ...(data.request.format !== undefined && { format: data.request.format }),
+    };
+
+    const cold = !deps.inventory.isLoaded(data.model);
+    const endUsage = deps.inventory.track(data.model);
+    let text = '';
+    let firstTokenAt: number | undefined;
+    const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
+    try {
+      for await (const chunk of deps.backend.generate(request, signal)) {
+        if (chunk.type === 'token') {
+          if (firstTokenAt === undefined) {
+            firstTokenAt = Date.now();
+            deps.inventory.markLoaded(data.model);
+            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? firstTokenAt - startedAt : 0 });
+            job.updateProgress({ phase: 'running', agent: deps.agentId }).catch(() => undefined);
+          }
+          text += chunk.text;
+          coalescer.push(chunk.text);
+          continue;
+        }
+        coalescer.flush();
+        const finishedAt = Date.now();
+        const finishReason: FinishReason = chunk.done_reason === 'length' ? 'length' : 'stop';
+        const result: JobResult = {
+          text,
+          finish_reason: finishReason,
+          usage: { prompt_tokens: chunk.prompt_tokens, completion_tokens: chunk.completion_tokens },
+          timings: {
+            queued_ms: Math.max(0, startedAt - data.submitted_at),
+            load_ms: chunk.load_ms,
+            ttft_ms: Math.max(0, (firstTokenAt ?? finishedAt) - data.submitted_at),
+            total_ms: Math.max(0, finishedAt - data.submitted_at),
+          },
+          agent: deps.agentId,
+        };
+        if (firstTokenAt === undefined) {
+          emit({ type: 'started', agent: deps.agentId, cold, load_ms: chunk.load_ms });
+        }
+        emit({ type: 'done', finish_reason: result.finish_reason, usage: result.usage, timings: result.timings });
+        await writes;
+        return result;
+      }
+      return await fail(JobErrorCode.backendError, 'backend closed the stream without a final line');
+    } catch (error) {
+      if (error instanceof UnrecoverableError) throw error;
+      coalescer.discard();
+      if (signal?.aborted || (error as Error).name === 'AbortError') {
+        log.info('job cancelled; backend request aborted');
+        return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      log.warn({ err: error }, 'backend request failed');
+      const code = error instanceof BackendError && error.code === 'model_not_found' ? JobErrorCode.modelNotFound : JobErrorCode.backendError;
+      return fail(code, message);
+    } finally {
+      coalescer.discard();
+      endUsage();
+    }
+  };
+}

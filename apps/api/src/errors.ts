@@ -1,0 +1,94 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodError } from 'zod';
+import type { ApiErrorBody } from '@switchyard/protocol';
+
+/** Every error the API answers with a stable `code`; the HTTP status is derived in one place. */
+export type ApiErrorCode =
+  | 'invalid_request'
+  | 'invalid_json'
+  | 'body_too_large'
+  | 'unsupported_media_type'
+  | 'not_found'
+  | 'job_not_found'
+  | 'model_not_found'
+  | 'job_finished'
+  | 'no_capacity'
+  | 'redis_unavailable'
+  | 'internal_error';
+
+const STATUS: Record<ApiErrorCode, number> = {
+  invalid_request: 400,
+  invalid_json: 400,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  not_found: 404,
+  job_not_found: 404,
+  model_not_found: 404,
+  job_finished: 409,
+  no_capacity: 503,
+  redis_unavailable: 503,
+  internal_error: 500,
+};
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+
+  body(): ApiErrorBody {
+    return {
+      error: { code: this.code, message: this.message, ...(this.retryAfterS !== undefined && { retry_after_s: this.retryAfterS }) },
+    };
+  }
+}
+
+/** Turns a zod failure into a 400 that names each bad field. */
+export function invalidRequest(error: ZodError, what = 'request body'): ApiError {
+  const problems = error.issues.map((issue) => {
+    const path = issue.path.join('.');
+    if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${path ? ` in ${path}` : ''}`;
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  return new ApiError('invalid_request', `invalid ${what}: ${problems.join('; ')}`);
+}
+
+/** True for errors that mean Redis could not be reached (ioredis with fail-fast settings). */
+export function isRedisUnavailable(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|ETIMEDOUT|EHOSTUNREACH/.test(message);
+}
+
+/** Fastify error handler: every failure leaves as the JSON error body, never as an HTML or empty 500. */
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+  let apiError: ApiError;
+  if (error instanceof ApiError) {
+    apiError = error;
+  } else if ('code' in error && error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    apiError = new ApiError('body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
+  } else if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    apiError = new ApiError('unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`);
+  } else if ('code' in error && (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY')) {
+    apiError = new ApiError('invalid_json', 'request body is empty; send a JSON object');
+  } else if (error instanceof SyntaxError || ('statusCode' in error && error.statusCode === 400 && /JSON/i.test(error.message))) {
+    apiError = new ApiError('invalid_json', `request body is not valid JSON: ${error.message}`);
+  } else if (isRedisUnavailable(error)) {
+    request.log.warn({ err: error }, 'redis unavailable');
+    apiError = new ApiError('redis_unavailable', 'the queue store is unavailable; retry shortly', 1);
+  } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    apiError = new ApiError('invalid_request', error.message);
+  } else {
+    request.log.error({ err: error }, 'unhandled error');
+    apiError = new ApiError('internal_error', 'internal error');
+  }
+  if (apiError.retryAfterS !== undefined) reply.header('Retry-After', String(Math.ceil(apiError.retryAfterS)));
+  void reply.status(apiError.status).send(apiError.body());
+}

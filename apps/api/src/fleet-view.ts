@@ -1,0 +1,52 @@
+import type { FleetRegistry } from '@switchyard/redis';
+import type { AgentHeartbeat } from '@switchyard/protocol';
+
+/**
+ * The live fleet as the API sees it, read from agent heartbeats and reused for a short
+ * time: admission runs on every submit and must not read every heartbeat each time.
+ * Concurrent callers share one read.
+ */
+export class FleetView {
+  private cached: { at: number; agents: AgentHeartbeat[] } | undefined;
+  private inFlight: Promise<AgentHeartbeat[]> | undefined;
+
+  constructor(
+    private readonly registry: FleetRegistry,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  async agents(): Promise<AgentHeartbeat[]> {
+    if (this.cached && Date.now() - this.cached.at < this.maxAgeMs) return this.cached.agents;
+    this.inFlight ??= this.registry
+      .live()
+      .then((agents) => {
+        this.cached = { at: Date.now(), agents };
+        return agents;
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+    return this.inFlight;
+  }
+
+  /** Forgets the cache (after a change the caller knows about). */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
+  /** Models any live agent can serve, with the agents that have each. */
+  async servableModels(): Promise<Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>> {
+    const models = new Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>();
+    for (const agent of await this.agents()) {
+      if (agent.state !== 'ready') continue;
+      for (const model of agent.models_available) {
+        const entry = models.get(model.name) ?? { agents: [], loadedOn: [], size_bytes: model.size_bytes, digests: [] };
+        entry.agents.push(agent.id);
+        if (!entry.digests.includes(model.digest)) entry.digests.push(model.digest);
+        models.set(model.name, entry);
+      }
+      for (const model of agent.models_loaded) models.get(model.name)?.loadedOn.push(agent.id);
+    }
+    return models;
+  }
+}

@@ -1,0 +1,4 @@
+export { createApi, type Api } from './server.js';
+export { ApiConfig, loadConfig, parseConfig, type ApiConfigInput } from './config.js';
+export { ApiError, type ApiErrorCode } from './errors.js';
+export { BULL_BOARD_PATH } from './bull-board.js';

@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../context.js';
+
+export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  /** Liveness: the process answers. */
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  /** Readiness: Redis answers a PING within a second; otherwise 503 so a balancer skips this replica. */
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await Promise.race([
+        ctx.redis.ping(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('ping timed out')), 1_000).unref()),
+      ]);
+      return { status: 'ready', redis: 'ok' };
+    } catch (error) {
+      return reply.status(503).send({ status: 'not_ready', redis: (error as Error).message });
+    }
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await ctx.metrics.registry.metrics();
+    return reply.header('Content-Type', ctx.metrics.registry.contentType).send(body);
+  });
+}
