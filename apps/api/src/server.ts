@@ -11,6 +11,7 @@ import {
   closeRedis,
   createRedis,
   parseEventPayload,
+  waitUntilReady,
 } from '@switchyard/redis';
 import { registerBullBoard, BULL_BOARD_PATH } from './bull-board.js';
 import type { ApiConfig } from './config.js';
@@ -44,6 +45,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const subscriberConnection = createRedis(config.redisUrl, 'worker');
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
+  // Start even when Redis is down (requests answer 503 until it is back), but do not
+  // answer the first requests with 503 merely because the connection is still opening.
+  await waitUntilReady(redis, 5_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
 
   const queues = new QueueRegistry(redis, keys);
   const events = new EventLog(redis, keys);
