@@ -47,7 +47,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
-  await waitUntilReady(redis, 5_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
+  await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
 
   const queues = new QueueRegistry(redis, keys);
   const events = new EventLog(redis, keys);

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { createApi, parseConfig } from '@switchyard/api';
+import { freePort, uniquePrefix } from '@switchyard/testing';
+import { modelToQueueName } from '@switchyard/protocol';
+import { readSse } from '../support/sse.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+async function submit(stack: Stack, body: unknown): Promise<any> {
+  const response = await fetch(`${stack.apiUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(202);
+  return response.json();
+}
+
+describe('operating the stack', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ api: { sseHeartbeatMs: 50 } });
+  });
+  afterAll(() => stack?.close());
+
+  it('lists in Bull Board every model queue, including ones created after start-up', async () => {
+    const list = async () => {
+      const response = await fetch(`${stack.apiUrl}/admin/queues/api/queues?activeQueue=&page=1&jobsPerPage=10`);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { queues: Array<{ name: string; displayName?: string }> };
+      return body.queues;
+    };
+    expect((await list()).map((queue) => queue.displayName)).not.toContain('llama3.2:3b');
+    const job = await submit(stack, { model: 'llama3.2:3b', prompt: 'new queue', options: { num_predict: 2 } });
+    await readSse(`${stack.apiUrl}${job.links.events}`);
+    const queues = await list();
+    const created = queues.find((queue) => queue.displayName === 'llama3.2:3b');
+    expect(created?.name).toBe(modelToQueueName('llama3.2:3b'));
+    const page = await fetch(`${stack.apiUrl}/admin/queues`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="root"');
+  });
+
+  it('sends SSE heartbeat comments while a job is quiet', async () => {
+    // A running job: its stream stays open for several 50 ms heartbeat periods (400
+    // tokens of the 8B model, plus its load), and the comments arrive between events.
+    const controller = new AbortController();
+    const slow = await submit(stack, { model: 'llama3.1:8b', prompt: 'slow', options: { num_predict: 400 } });
+    const response = await fetch(`${stack.apiUrl}${slow.links.events}`, { signal: controller.signal });
+    const reader = response.body!.getReader();
+    let text = '';
+    const decoder = new TextDecoder();
+    while (!text.includes(': keep-alive')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    controller.abort();
+    expect(text).toContain(': keep-alive\n\n');
+  });
+});
+
+describe('when Redis is down', () => {
+  it('answers 503 fast with a JSON error and reports not ready, while staying alive', async () => {
+    const deadPort = await freePort();
+    const api = await createApi(
+      parseConfig({ redisUrl: `redis://127.0.0.1:${deadPort}`, redisPrefix: uniquePrefix('down'), host: '127.0.0.1', port: 0 }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    const url = await api.listen();
+    try {
+      const started = Date.now();
+      const response = await fetch(`${url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: 'qwen2.5:0.5b', prompt: 'x' }),
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('1');
+      expect(((await response.json()) as any).error.code).toBe('redis_unavailable');
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect((await fetch(`${url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      await api.close();
+    }
+  });
+});
