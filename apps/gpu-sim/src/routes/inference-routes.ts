@@ -1,0 +1,247 @@
+/**
+ * `POST /api/generate` and `POST /api/chat`: the same life cycle with two wire shapes.
+ *
+ * 1. Parse and validate (400), find the model (404), read keep_alive (400).
+ * 2. Load-only requests (empty prompt / no messages) load the model and answer
+ *    `done_reason: "load"`; with keep_alive 0 they unload it instead (`"unload"`).
+ * 3. Otherwise wait for a slot on the loaded model (the scheduler may load and evict, or
+ *    refuse: 500 too large, 503 queue full), then play the answer out, streamed as NDJSON or
+ *    whole. Errors before the answer starts keep their HTTP status.
+ * 4. A client that goes away (socket closed) stops everything at once: it leaves the queue,
+ *    or its token loop stops and its slot is given back.
+ *
+ * Durations are wall-clock nanoseconds, measured like Ollama does: load_duration runs from
+ * the request's arrival until it holds a slot (queueing included), total_duration until the
+ * last line. With time_scale < 1 they are shorter than the simulated GPU would need, exactly
+ * as the client observes them.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { elapsedNs, monotonicNs, runGeneration } from '../generation.js';
+import { KeepAliveError, parseKeepAlive } from '../keep-alive.js';
+import type { ModelSpec } from '../model-spec.js';
+import { NdjsonResponse } from '../ndjson-response.js';
+import { ChatRequest, GenerateRequest, readJsonBody, validateBody, type RequestOptions } from '../request-body.js';
+import type { Lease } from '../scheduler.js';
+import { findModel, type SimContext } from '../sim-context.js';
+import { SimError, isAbortError } from '../sim-error.js';
+import { timestamp } from '../ollama-wire.js';
+import { planResponse, promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
+
+type Kind = 'generate' | 'chat';
+
+interface InferenceRequest {
+  kind: Kind;
+  /** The model name as the client wrote it; Ollama echoes it back unchanged. */
+  modelName: string;
+  model: ModelSpec;
+  stream: boolean;
+  keepAliveMs: number;
+  /** undefined for load-only requests. */
+  promptText: string | undefined;
+  /** Token ids of a previous generate's `context`, prepended to the prompt. */
+  priorContext: number[];
+  /** Whether the final generate line carries `context` (not in raw mode). */
+  returnContext: boolean;
+  options: RequestOptions;
+}
+
+function readKeepAlive(value: string | number | null | undefined, fallback: string | number): number {
+  try {
+    return parseKeepAlive(value ?? fallback);
+  } catch (error) {
+    if (error instanceof KeepAliveError) throw new SimError('bad_request', error.message);
+    throw error;
+  }
+}
+
+function resolveModel(ctx: SimContext, name: string): ModelSpec {
+  const model = findModel(ctx.catalog, name);
+  if (!model) throw new SimError('model_not_found', `model '${name}' not found`);
+  return model;
+}
+
+function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
+  const request = validateBody(GenerateRequest, body);
+  const model = resolveModel(ctx, request.model);
+  const prompt = request.prompt ?? '';
+  return {
+    kind: 'generate',
+    modelName: request.model,
+    model,
+    stream: request.stream ?? true,
+    keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
+    promptText: prompt === '' ? undefined : [request.system, prompt, request.suffix].filter((part) => part).join('\n'),
+    priorContext: request.context ?? [],
+    returnContext: request.raw !== true,
+    options: request.options,
+  };
+}
+
+function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
+  const request = validateBody(ChatRequest, body);
+  const model = resolveModel(ctx, request.model);
+  const messages = request.messages ?? [];
+  return {
+    kind: 'chat',
+    modelName: request.model,
+    model,
+    stream: request.stream ?? true,
+    keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
+    promptText: messages.length === 0 ? undefined : messages.map((m) => `${m.role}: ${m.content ?? ''}`).join('\n'),
+    priorContext: [],
+    returnContext: false,
+    options: request.options,
+  };
+}
+
+/** The simulated answer's text part of a line, in the endpoint's shape. */
+function content(kind: Kind, text: string) {
+  return kind === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };
+}
+
+function loadOnlyBody(req: InferenceRequest, reason: 'load' | 'unload') {
+  return { model: req.modelName, created_at: timestamp(), ...content(req.kind, ''), done: true, done_reason: reason };
+}
+
+function numCtxFor(ctx: SimContext, req: InferenceRequest): number {
+  const asked = req.options?.num_ctx;
+  const wanted = asked !== undefined && asked !== null && asked > 0 ? asked : ctx.config.num_ctx;
+  return Math.min(wanted, req.model.context_length);
+}
+
+function seedFor(ctx: SimContext, req: InferenceRequest): number {
+  const seed = req.options?.seed;
+  if (seed !== undefined && seed !== null) return seed;
+  const fallback = ctx.config.default_seed;
+  return fallback === 'random' ? Math.floor(Math.random() * 2 ** 31) : fallback;
+}
+
+/** Gives up on a request whose client has gone: nothing can be sent any more. */
+function abandon(reply: FastifyReply): void {
+  if (!reply.sent) reply.hijack();
+  if (!reply.raw.destroyed) reply.raw.destroy();
+}
+
+async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const arrived = monotonicNs();
+  const body = readJsonBody(request.body);
+  const req = kind === 'generate' ? parseGenerate(ctx, body) : parseChat(ctx, body);
+  ctx.counters.requestsTotal++;
+  const log = ctx.logger.child({ model: req.model.name, endpoint: kind });
+
+  // The response's 'close' before it finished means the client hung up.
+  const client = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) client.abort();
+  };
+  reply.raw.on('close', onClose);
+  const signal = AbortSignal.any([client.signal, ctx.shutdown]);
+
+  if (req.promptText === undefined && req.keepAliveMs === 0) {
+    // Ollama unloads (now, or when the model's running requests finish) without loading it first.
+    ctx.scheduler.expire(req.model.name);
+    return reply.send(loadOnlyBody(req, 'unload'));
+  }
+
+  let lease: Lease;
+  try {
+    lease = await ctx.scheduler.acquire({
+      model: req.model,
+      numCtx: numCtxFor(ctx, req),
+      keepAliveMs: req.keepAliveMs,
+      slot: req.promptText !== undefined,
+      signal,
+    });
+  } catch (error) {
+    if (client.signal.aborted) {
+      ctx.counters.cancelledTotal++;
+      log.debug('client left while queued');
+      abandon(reply);
+      return;
+    }
+    if (isAbortError(error)) throw new SimError('shutting_down', 'server is shutting down');
+    throw error;
+  }
+
+  if (req.promptText === undefined) return reply.send(loadOnlyBody(req, 'load'));
+
+  try {
+    const loadNs = elapsedNs(arrived);
+    const promptText = req.promptText;
+    const promptTokens = promptTokenCount(promptText) + req.priorContext.length;
+    const plan = planResponse({
+      seed: seedFor(ctx, req),
+      prompt: promptText,
+      numPredict: req.options?.num_predict ?? undefined,
+      minTokens: ctx.config.response_tokens_min,
+      maxTokens: ctx.config.response_tokens_max,
+    });
+    const generated: GeneratedToken[] = [];
+    const out = req.stream ? new NdjsonResponse(reply.raw) : undefined;
+    if (out) reply.hijack();
+
+    const finish = (result: Awaited<ReturnType<typeof runGeneration>>) => ({
+      model: req.modelName,
+      created_at: timestamp(),
+      ...content(req.kind, out ? '' : generated.map((token) => token.text).join('')),
+      done: true,
+      done_reason: result.doneReason,
+      ...(req.kind === 'generate' && req.returnContext
+        ? { context: [...req.priorContext, ...promptTokenIds(promptText), ...generated.map((token) => token.id)] }
+        : {}),
+      total_duration: elapsedNs(arrived),
+      load_duration: loadNs,
+      prompt_eval_count: promptTokens,
+      prompt_eval_duration: result.promptEvalNs,
+      eval_count: result.evalCount,
+      eval_duration: result.evalNs,
+    });
+
+    try {
+      const result = await runGeneration({
+        plan,
+        promptTokens,
+        tokensPerS: req.model.tokens_per_s ?? ctx.config.tokens_per_s,
+        promptTokensPerS: req.model.prompt_tokens_per_s ?? ctx.config.prompt_tokens_per_s,
+        timeScale: ctx.config.time_scale,
+        signal,
+        counters: ctx.counters,
+        onToken: (token) => {
+          generated.push(token);
+          if (out) {
+            return out.send({ model: req.modelName, created_at: timestamp(), ...content(req.kind, token.text), done: false });
+          }
+        },
+      });
+      if (!out) return reply.send(finish(result));
+      await out.send(finish(result));
+      out.end();
+    } catch (error) {
+      if (client.signal.aborted) {
+        ctx.counters.cancelledTotal++;
+        log.debug({ tokens: generated.length }, 'client left, generation stopped');
+        if (out) out.destroy();
+        else abandon(reply);
+        return;
+      }
+      const failure = isAbortError(error)
+        ? new SimError('shutting_down', 'server is shutting down')
+        : error instanceof SimError
+          ? error
+          : new SimError('internal', (error as Error).message);
+      if (!out) throw failure;
+      ctx.counters.errorsTotal++;
+      if (failure.code === 'shutting_down') log.info('generation cut short by shutdown');
+      else log.warn({ err: error }, 'generation failed');
+      out.fail(failure.status, failure.message);
+    }
+  } finally {
+    lease.release();
+    reply.raw.off('close', onClose);
+  }
+}
+
+export function registerInferenceRoutes(app: FastifyInstance, ctx: SimContext): void {
+  app.post('/api/generate', (request, reply) => handle(ctx, 'generate', request, reply));
+  app.post('/api/chat', (request, reply) => handle(ctx, 'chat', request, reply));
+}

@@ -1,0 +1,22 @@
+/** What every route needs: the config, the simulated GPU, the counters and the catalog. */
+import type { Logger } from 'pino';
+import type { GpuSimConfig } from './config.js';
+import type { ModelSpec } from './model-spec.js';
+import { normalizeModelName } from './model-name.js';
+import type { Scheduler } from './scheduler.js';
+import type { SimCounters } from './sim-counters.js';
+
+export interface SimContext {
+  config: GpuSimConfig;
+  scheduler: Scheduler;
+  counters: SimCounters;
+  catalog: ReadonlyMap<string, ModelSpec>;
+  logger: Logger;
+  /** Aborted when the server shuts down: running generations end with an error line. */
+  shutdown: AbortSignal;
+}
+
+/** Finds a model by name, adding `:latest` when the tag is missing, as Ollama does. */
+export function findModel(catalog: ReadonlyMap<string, ModelSpec>, name: string): ModelSpec | undefined {
+  return catalog.get(name) ?? catalog.get(normalizeModelName(name));
+}

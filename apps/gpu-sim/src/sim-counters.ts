@@ -1,0 +1,18 @@
+/** Monotonic counters behind `/sim/stats`; plain numbers, bumped by whoever sees the event. */
+export class SimCounters {
+  /** Generate and chat requests that named a known model and passed validation. */
+  requestsTotal = 0;
+  tokensGeneratedTotal = 0;
+  /** Requests that ended because their client went away (while queued or generating). */
+  cancelledTotal = 0;
+  /** Requests refused with 503 because the queue was full. */
+  rejectedTotal = 0;
+  /** Requests answered with an error (4xx/5xx or an error line in a stream). */
+  errorsTotal = 0;
+  loadsTotal = 0;
+  unloadsTotal = 0;
+  /** Unloads forced to make room for another model (a subset of unloadsTotal). */
+  evictionsTotal = 0;
+  /** Highest VRAM ever reserved at once; never above the budget. */
+  vramHighWaterBytes = 0;
+}

@@ -1,0 +1,76 @@
+/**
+ * The simulator's own view of itself, served at `GET /sim/stats` and returned by
+ * `GpuSim.stats()`. Not part of Ollama's API: tests and fleet simulations read it to see
+ * what the GPU is doing without guessing from timings.
+ */
+import { timestamp } from './ollama-wire.js';
+import type { SimContext } from './sim-context.js';
+
+export interface LoadedModelStats {
+  name: string;
+  state: 'loading' | 'ready';
+  vram_bytes: number;
+  num_ctx: number;
+  /** Requests holding a slot right now. */
+  in_flight: number;
+  /** RFC 3339; Ollama's far-future date for keep_alive < 0. */
+  expires_at: string;
+  /** null = forever. */
+  keep_alive_ms: number | null;
+}
+
+export interface SimStats {
+  gpu_name: string;
+  time_scale: number;
+  num_parallel: number;
+  requests_total: number;
+  tokens_generated_total: number;
+  /** Queued plus running. */
+  active_requests: number;
+  queued_requests: number;
+  running_requests: number;
+  cancelled_total: number;
+  rejected_total: number;
+  errors_total: number;
+  loads_total: number;
+  unloads_total: number;
+  evictions_total: number;
+  loaded: LoadedModelStats[];
+  vram_used_bytes: number;
+  vram_total_bytes: number;
+  vram_high_water_bytes: number;
+}
+
+export function simStats(ctx: SimContext): SimStats {
+  const { counters, scheduler, config } = ctx;
+  const queued = scheduler.queuedCount;
+  const running = scheduler.runningCount;
+  return {
+    gpu_name: config.gpu_name,
+    time_scale: config.time_scale,
+    num_parallel: config.num_parallel,
+    requests_total: counters.requestsTotal,
+    tokens_generated_total: counters.tokensGeneratedTotal,
+    active_requests: queued + running,
+    queued_requests: queued,
+    running_requests: running,
+    cancelled_total: counters.cancelledTotal,
+    rejected_total: counters.rejectedTotal,
+    errors_total: counters.errorsTotal,
+    loads_total: counters.loadsTotal,
+    unloads_total: counters.unloadsTotal,
+    evictions_total: counters.evictionsTotal,
+    loaded: scheduler.runnersView().map((runner) => ({
+      name: runner.name,
+      state: runner.state,
+      vram_bytes: runner.vramBytes,
+      num_ctx: runner.numCtx,
+      in_flight: runner.inFlight,
+      expires_at: timestamp(runner.expiresAt),
+      keep_alive_ms: Number.isFinite(runner.keepAliveMs) ? runner.keepAliveMs : null,
+    })),
+    vram_used_bytes: scheduler.vramUsedBytes,
+    vram_total_bytes: config.vram_bytes,
+    vram_high_water_bytes: counters.vramHighWaterBytes,
+  };
+}

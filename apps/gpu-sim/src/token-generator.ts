@@ -1,0 +1,129 @@
+/**
+ * The simulated model's "thoughts": deterministic text for a seed and a prompt.
+ *
+ * A small fast PRNG (sfc32), seeded from sha256(seed, prompt), picks words from a fixed
+ * vocabulary and shapes them into sentences. The same seed and prompt always give the same
+ * tokens; another seed gives other tokens. One token is one word with its punctuation and a
+ * trailing space, which is what each streamed line carries.
+ *
+ * Length: the answer has a "natural" length drawn from [minTokens, maxTokens]; it ends there
+ * with done_reason "stop" (its last token closes the sentence, without trailing space).
+ * `num_predict` > 0 caps it: when the cap is at or below the natural length the answer is cut
+ * after exactly `num_predict` tokens with done_reason "length". num_predict ≤ 0 means no cap,
+ * as in Ollama (-1 = until the model stops).
+ */
+import { createHash } from 'node:crypto';
+
+const VOCABULARY = [
+  'the', 'a', 'model', 'token', 'queue', 'request', 'answer', 'system', 'memory', 'graphics',
+  'card', 'server', 'client', 'stream', 'value', 'result', 'worker', 'batch', 'layer', 'weight',
+  'context', 'window', 'prompt', 'reply', 'signal', 'number', 'vector', 'matrix', 'kernel', 'cache',
+  'is', 'was', 'will', 'can', 'should', 'might', 'does', 'makes', 'takes', 'gives',
+  'moves', 'holds', 'waits', 'runs', 'loads', 'frees', 'sends', 'reads', 'writes', 'keeps',
+  'quickly', 'slowly', 'often', 'rarely', 'always', 'never', 'simply', 'clearly', 'nearly', 'still',
+  'and', 'or', 'but', 'so', 'because', 'while', 'when', 'then', 'if', 'since',
+  'in', 'on', 'at', 'from', 'with', 'into', 'over', 'under', 'between', 'through',
+  'small', 'large', 'warm', 'cold', 'busy', 'idle', 'fast', 'steady', 'bright', 'quiet',
+  'first', 'last', 'next', 'every', 'each', 'some', 'many', 'few', 'other', 'same',
+  'river', 'mountain', 'garden', 'harbor', 'bridge', 'forest', 'valley', 'meadow', 'island', 'station',
+  'light', 'sound', 'time', 'place', 'story', 'idea', 'reason', 'pattern', 'balance', 'rhythm',
+  'we', 'they', 'it', 'you', 'this', 'that', 'these', 'those', 'there', 'here',
+  'explains', 'suggests', 'shows', 'means', 'follows', 'returns', 'changes', 'grows', 'settles', 'turns',
+  'careful', 'simple', 'useful', 'gentle', 'patient', 'honest', 'curious', 'certain', 'early', 'late',
+] as const;
+
+export const VOCABULARY_SIZE = VOCABULARY.length;
+
+/** Small Fast Counting PRNG (Chris Doty-Humphrey's sfc32): four 32-bit words of state. */
+function sfc32(a: number, b: number, c: number, d: number): () => number {
+  return () => {
+    a |= 0;
+    b |= 0;
+    c |= 0;
+    d |= 0;
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4_294_967_296;
+  };
+}
+
+function seededRandom(seed: number | bigint, prompt: string): () => number {
+  const digest = createHash('sha256').update(`${seed}\u0000${prompt}`).digest();
+  const random = sfc32(digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12));
+  for (let i = 0; i < 12; i++) random(); // let the state mix before use
+  return random;
+}
+
+/** Ollama-ish prompt token count: about four characters per token, at least one. */
+export function promptTokenCount(text: string): number {
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+/** Fake but stable token ids for a prompt (what generate's `context` carries). */
+export function promptTokenIds(text: string): number[] {
+  const count = promptTokenCount(text);
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    let hash = 2_166_136_261;
+    for (let j = i * 4; j < Math.min(text.length, i * 4 + 4); j++) {
+      hash = Math.imul(hash ^ text.charCodeAt(j), 16_777_619);
+    }
+    ids.push(1_000 + ((hash >>> 0) % 127_000));
+  }
+  return ids;
+}
+
+export interface GeneratedToken {
+  text: string;
+  /** Stable id of the token (its word), for generate's `context`. */
+  id: number;
+}
+
+export interface ResponsePlan {
+  /** How many tokens the answer has. */
+  readonly count: number;
+  readonly doneReason: 'stop' | 'length';
+  /** The tokens, in order; each call starts from the first. */
+  tokens(): Generator<GeneratedToken>;
+}
+
+export interface PlanInput {
+  seed: number | bigint;
+  prompt: string;
+  /** options.num_predict; ≤ 0 or missing means no cap. */
+  numPredict?: number | undefined;
+  minTokens: number;
+  maxTokens: number;
+}
+
+export function planResponse(input: PlanInput): ResponsePlan {
+  const lengthRandom = seededRandom(input.seed, `length\u0000${input.prompt}`);
+  const natural = input.minTokens + Math.floor(lengthRandom() * (input.maxTokens - input.minTokens + 1));
+  const cap = input.numPredict !== undefined && input.numPredict > 0 ? input.numPredict : Number.POSITIVE_INFINITY;
+  const count = Math.min(natural, cap);
+  const doneReason = cap <= natural ? 'length' : 'stop';
+
+  function* tokens(): Generator<GeneratedToken> {
+    const random = seededRandom(input.seed, input.prompt);
+    let leftInSentence = 0;
+    for (let i = 0; i < count; i++) {
+      const sentenceStart = leftInSentence === 0;
+      if (sentenceStart) leftInSentence = 5 + Math.floor(random() * 10);
+      const index = Math.floor(random() * VOCABULARY.length);
+      const word = VOCABULARY[index] ?? 'the';
+      leftInSentence--;
+      const last = i === count - 1;
+      let text = sentenceStart ? word.charAt(0).toUpperCase() + word.slice(1) : word;
+      if (leftInSentence === 0 || (last && doneReason === 'stop')) text += '.';
+      else if (leftInSentence > 2 && random() < 0.08) text += ',';
+      if (!(last && doneReason === 'stop')) text += ' ';
+      yield { text, id: 100 + index };
+    }
+  }
+
+  return { count, doneReason, tokens };
+}
