@@ -1,11 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { provideRedis } from './redis-server.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    redisUrl: string;
-  }
-}
+import './test-redis.js';
 
 /** Vitest global setup: one Redis for the whole run; tests isolate themselves by key prefix. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
