@@ -1,24 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StreamEvent } from '@switchyard/protocol';
+import { getJob, postJob as submit } from '../support/client.js';
 import { readSse, textOf } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 const MODEL = 'qwen2.5:0.5b';
-
-async function submit(stack: Stack, body: unknown): Promise<{ status: number; json: any; headers: Headers }> {
-  const response = await fetch(`${stack.apiUrl}/v1/jobs`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, json: await response.json(), headers: response.headers };
-}
-
-async function getJob(stack: Stack, id: string): Promise<any> {
-  const response = await fetch(`${stack.apiUrl}/v1/jobs/${id}`);
-  expect(response.status).toBe(200);
-  return response.json();
-}
 
 function expectContiguous(events: StreamEvent[]): void {
   expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));

@@ -3,18 +3,9 @@ import { pino } from 'pino';
 import { createApi, parseConfig } from '@switchyard/api';
 import { freePort, uniquePrefix } from '@switchyard/testing';
 import { modelToQueueName } from '@switchyard/protocol';
+import { submitJob as submit } from '../support/client.js';
 import { readSse } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
-
-async function submit(stack: Stack, body: unknown): Promise<any> {
-  const response = await fetch(`${stack.apiUrl}/v1/jobs`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(202);
-  return response.json();
-}
 
 describe('operating the stack', () => {
   let stack: Stack;

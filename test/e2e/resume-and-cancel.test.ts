@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobStatus, submitJob as submit } from '../support/client.js';
 import { readSse, textOf } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 const MODEL = 'qwen2.5:0.5b';
-
-async function submit(stack: Stack, body: unknown): Promise<any> {
-  const response = await fetch(`${stack.apiUrl}/v1/jobs`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(202);
-  return response.json();
-}
 
 async function simStats(stack: Stack): Promise<any> {
   return fetch(`${stack.sims[0]!.url}/sim/stats`).then((r) => r.json());
@@ -56,7 +47,7 @@ describe('streams that outlive a connection, and cancellation', () => {
     const job = await submit(stack, { model: MODEL, prompt: 'go on forever', options: { num_predict: 2000 } });
     const url = `${stack.apiUrl}${job.links.events}`;
     const streamed = readSse(url);
-    await expect.poll(async () => (await fetch(`${stack.apiUrl}/v1/jobs/${job.id}`).then((r) => r.json() as Promise<any>)).status, { timeout: 10_000 }).toBe('running');
+    await expect.poll(() => jobStatus(stack, job.id), { timeout: 10_000 }).toBe('running');
 
     const cancel = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
     expect(cancel.status).toBe(200);
@@ -84,10 +75,10 @@ describe('streams that outlive a connection, and cancellation', () => {
 
   it('cancels a queued job without it ever reaching the GPU', async () => {
     const blocker = await submit(stack, { model: MODEL, prompt: 'occupy the only slot', options: { num_predict: 150 } });
-    await expect.poll(async () => (await fetch(`${stack.apiUrl}/v1/jobs/${blocker.id}`).then((r) => r.json() as Promise<any>)).status, { timeout: 10_000 }).toBe('running');
+    await expect.poll(() => jobStatus(stack, blocker.id), { timeout: 10_000 }).toBe('running');
     const requestsBefore = (await simStats(stack)).requests_total;
     const waiting = await submit(stack, { model: MODEL, prompt: 'never runs' });
-    expect((await fetch(`${stack.apiUrl}/v1/jobs/${waiting.id}`).then((r) => r.json() as Promise<any>)).status).toBe('queued');
+    expect(await jobStatus(stack, waiting.id)).toBe('queued');
 
     const cancel = await fetch(`${stack.apiUrl}/v1/jobs/${waiting.id}`, { method: 'DELETE' });
     expect(cancel.status).toBe(200);
@@ -98,6 +89,6 @@ describe('streams that outlive a connection, and cancellation', () => {
     await readSse(`${stack.apiUrl}${blocker.links.events}`);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await simStats(stack)).requests_total).toBe(requestsBefore);
-    expect((await fetch(`${stack.apiUrl}/v1/jobs/${waiting.id}`).then((r) => r.json() as Promise<any>)).status).toBe('cancelled');
+    expect(await jobStatus(stack, waiting.id)).toBe('cancelled');
   });
 });

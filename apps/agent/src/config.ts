@@ -1,31 +1,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { ByteSize } from '@switchyard/protocol';
 
 const positiveInt = z.coerce.number().int().positive();
-
-/** A byte count given as a number of bytes or a human string: `24GB`, `80 GiB`, `512MiB`. */
-export const ByteSize = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(value);
-  if (!match) {
-    ctx.addIssue({ code: 'custom', message: `not a byte size: ${JSON.stringify(value)} (try "24GB")` });
-    return z.NEVER;
-  }
-  const unit = (match[2] ?? 'B').toUpperCase();
-  const multipliers: Record<string, number> = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 2 ** 10,
-    MIB: 2 ** 20,
-    GIB: 2 ** 30,
-    TIB: 2 ** 40,
-  };
-  return Math.round(Number(match[1]) * multipliers[unit]!);
-});
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */

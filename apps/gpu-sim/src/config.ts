@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { KeepAliveError, parseKeepAlive } from './keep-alive.js';
-import { ByteSize, ModelSpec } from './model-spec.js';
+import { ByteSize } from '@switchyard/protocol';
+import { ModelSpec } from './model-spec.js';
 import { SAMPLE_CATALOG } from './sample-catalog.js';
 
 /** Strings from flags and env become numbers here; anything else is left for zod to judge. */

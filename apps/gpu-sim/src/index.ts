@@ -4,5 +4,4 @@ export { ModelSpec, type ModelSpecInput } from './model-spec.js';
 export { SAMPLE_CATALOG } from './sample-catalog.js';
 export { estimateVramBytes, kvCacheBytesPerToken } from './vram-estimate.js';
 export { parseKeepAlive } from './keep-alive.js';
-export { parseByteSize } from './byte-size.js';
 export type { SimStats, LoadedModelStats } from './sim-stats.js';

@@ -7,20 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { parseByteSize } from './byte-size.js';
+import { ByteSize } from '@switchyard/protocol';
 import { normalizeModelName } from './model-name.js';
 
 const positiveInt = z.number().int().positive();
 const positive = z.number().positive();
-
-export const ByteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  try {
-    return parseByteSize(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
 
 /** Bits per weight of common GGUF quantizations, to estimate a parameter count from a file size. */
 const BITS_PER_WEIGHT: Readonly<Record<string, number>> = {

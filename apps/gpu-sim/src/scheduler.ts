@@ -19,7 +19,7 @@
  *   never. A request with another num_ctx reloads the model once it is idle, as Ollama does.
  */
 import type { Logger } from 'pino';
-import { formatGiB } from './byte-size.js';
+import { formatGiB } from '@switchyard/protocol';
 import { GO_MAX_DURATION_MS } from './keep-alive.js';
 import { setLongTimeout, type LongTimeout } from './long-timeout.js';
 import type { ModelSpec } from './model-spec.js';

@@ -5,3 +5,4 @@ export * from './events.js';
 export * from './heartbeat.js';
 export * from './api-error.js';
 export * from './job-failure.js';
+export * from './byte-size.js';

@@ -6,6 +6,8 @@
  * the agent's `GPU_VRAM`, so one string means one number across Switchyard.
  */
 
+import { z } from 'zod';
+
 const MULTIPLIERS: Readonly<Record<string, number>> = {
   B: 1,
   KB: 1e3,
@@ -43,3 +45,13 @@ export function parseByteSize(value: string | number): number {
 export function formatGiB(bytes: number): string {
   return (bytes / 2 ** 30).toFixed(1);
 }
+
+/** A zod schema for a byte count in config: a number of bytes or a string such as `24GB`. */
+export const ByteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  try {
+    return parseByteSize(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});

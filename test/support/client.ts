@@ -1,0 +1,36 @@
+import { expect } from 'vitest';
+import type { Stack } from './stack.js';
+
+export interface Submitted {
+  status: number;
+  headers: Headers;
+  json: any;
+}
+
+/** POSTs a job to the stack's API and returns status, headers and body, whatever they are. */
+export async function postJob(stack: Stack, body: unknown): Promise<Submitted> {
+  const response = await fetch(`${stack.apiUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, json: await response.json() };
+}
+
+/** POSTs a job that must be accepted; returns the 202 body. */
+export async function submitJob(stack: Stack, body: unknown): Promise<any> {
+  const { status, json } = await postJob(stack, body);
+  expect(status, JSON.stringify(json)).toBe(202);
+  return json;
+}
+
+/** GET /v1/jobs/:id, which must exist. */
+export async function getJob(stack: Stack, id: string): Promise<any> {
+  const response = await fetch(`${stack.apiUrl}/v1/jobs/${id}`);
+  expect(response.status).toBe(200);
+  return response.json();
+}
+
+export async function jobStatus(stack: Stack, id: string): Promise<string> {
+  return (await getJob(stack, id)).status;
+}
