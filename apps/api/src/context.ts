@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
 import type { ApiConfig } from './config.js';
 import type { EventRelay } from './event-relay.js';
+import type { JobEventFeed } from './job-event-feed.js';
 import type { FleetView } from './fleet-view.js';
 import type { JobService } from './job-service.js';
 import type { ApiMetrics } from './metrics.js';
@@ -15,6 +16,8 @@ export interface ApiContext {
   jobs: JobService;
   fleet: FleetView;
   relay: EventRelay;
+  /** A job's events in order, for any wire format (SSE, OpenAI chunks, Ollama NDJSON). */
+  feed: JobEventFeed;
   metrics: ApiMetrics;
   /** The tenant a request acts for. Until API keys exist every caller is `default`. */
   tenantOf(request: FastifyRequest): string;

@@ -18,6 +18,7 @@ import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
 import { ApiError, handleError } from './errors.js';
 import { EventRelay } from './event-relay.js';
+import { JobEventFeed } from './job-event-feed.js';
 import { FleetView } from './fleet-view.js';
 import { JobService } from './job-service.js';
 import { createApiMetrics } from './metrics.js';
@@ -75,7 +76,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     jobRetentionSeconds: config.jobRetentionSeconds,
     idempotencyWindowSeconds: config.idempotencyWindowSeconds,
   });
-  const relay = new EventRelay(subscriber, events, keys, logger);
+  const feed = new JobEventFeed(subscriber, events, keys, logger);
+  const relay = new EventRelay(feed);
 
   const observedJobs = new Set<string>();
   const context: ApiContext = {
@@ -85,6 +87,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     jobs,
     fleet,
     relay,
+    feed,
     metrics,
     tenantOf: () => 'default',
     waitForJobEnd: async (jobId, ms) => {
