@@ -6,3 +6,4 @@ export * from './heartbeat.js';
 export * from './api-error.js';
 export * from './job-failure.js';
 export * from './byte-size.js';
+export * from './model-info.js';

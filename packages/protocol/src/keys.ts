@@ -5,6 +5,8 @@
  * job id as a hash tag so that a job's event log, sequence counter and record share a
  * slot under Redis Cluster; nothing does multi-key work across jobs or models.
  */
+import type { ModelInfoRecord } from './model-info.js';
+
 export interface RedisKeys {
   /** Prefix handed to BullMQ; queue keys become `<prefix>:{model}:...`. */
   readonly bullPrefix: string;
@@ -26,6 +28,12 @@ export interface RedisKeys {
   readonly agents: string;
   /** Set: every model a queue was ever created for; lets the API list queues after a restart. */
   readonly knownModels: string;
+  /**
+   * String (JSON {@link ModelInfoRecord}): what the backend's `/api/show` said about a model,
+   * written by agents that have it, so the API can answer `/api/show` and the fleet can
+   * estimate VRAM without asking a backend.
+   */
+  modelInfo(model: string): string;
 }
 
 export function redisKeys(prefix = 'sy'): RedisKeys {
@@ -41,5 +49,6 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     agentHeartbeat: (agentId) => `${prefix}:agent:${agentId}`,
     agents: `${prefix}:agents`,
     knownModels: `${prefix}:models`,
+    modelInfo: (model) => `${prefix}:modelinfo:${model}`,
   };
 }
