@@ -63,6 +63,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         sweepIntervalMs: 100,
         lockDurationMs: 5_000,
         stalledIntervalMs: 1_000,
+        // The simulator's defaults (4 parallel requests, 3 models resident), as an operator
+        // would configure the agent in front of an Ollama with those settings.
+        backendParallel: 4,
+        backendMaxLoaded: 3,
+        placementIntervalMs: 100,
         ...agent,
       }),
       { logger: logger.child({ component: 'agent' }) },

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
 import {
   AgentHeartbeat,
   modelToQueueName,
+  pinnedQueueModel,
   redisKeys,
+  splitQueueModel,
+  canonicalModelName,
   type GpuInfo,
   type JobResult,
 } from '@switchyard/protocol';
@@ -13,22 +15,28 @@ import {
   EventLog,
   FleetRegistry,
   ManualWorker,
+  QueueRegistry,
   closeRedis,
   createRedis,
 } from '@switchyard/redis';
 import type { AgentConfig } from './config.js';
+import { DemandTracker } from './demand-tracker.js';
+import { FleetState } from './fleet-state.js';
 import { discoverGpus } from './gpu-discovery.js';
 import { createJobProcessor } from './job-runner.js';
+import { LifecycleManager } from './lifecycle-manager.js';
 import { ModelInventory } from './model-inventory.js';
 import { PullScheduler } from './pull-scheduler.js';
 import { RecentSet } from './recent-set.js';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = '0.2.0';
 
 export interface RunningAgent {
   readonly id: string;
   /** Jobs running right now. */
   activeJobs(): number;
+  /** The heartbeat this agent would publish now. */
+  heartbeat(): AgentHeartbeat;
   /** Stops pulling, lets running jobs finish, removes the heartbeat, closes connections. */
   close(): Promise<void>;
 }
@@ -42,23 +50,29 @@ export interface AgentDeps {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const logger = deps.logger.child({ agentId: config.agentId });
   const keys = redisKeys(config.redisPrefix);
-  const backend = deps.backend ?? new OllamaBackend({ url: config.backendUrl });
+  const backend = deps.backend ?? new OllamaBackend({ url: config.backendUrl, keepAlive: config.keepAlive });
   const redis = createRedis(config.redisUrl, 'worker');
   const subscriber = createRedis(config.redisUrl, 'worker');
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriber.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
 
   const events = new EventLog(redis, keys);
-  const fleet = new FleetRegistry(redis, keys);
-  const inventory = new ModelInventory(backend, logger);
+  const registry = new FleetRegistry(redis, keys);
+  const fleet = new FleetState(redis, keys, registry, config.agentId, logger);
+  const queues = new QueueRegistry(redis, keys);
+  const demand = new DemandTracker(config.demandWindowMs);
+  const inventory = new ModelInventory(backend, logger, { numCtx: config.backendNumCtx, parallel: config.backendParallel });
   const cancelled = new RecentSet(60_000);
+  const pinned = config.pinnedModels.map(canonicalModelName);
   const { gpus, source } = await discoverGpus({
     nvidiaSmiPath: config.nvidiaSmiPath,
     configuredVramBytes: config.gpuVramBytes,
     configuredName: config.gpuName,
     onWarning: (message) => logger.warn(message),
   });
-  logger.info({ gpus, source }, 'GPUs discovered');
+  // Ollama spreads a model over a node's GPUs, so placement accounts the node as one pool.
+  const vramTotalBytes = gpus.reduce((sum, gpu) => sum + gpu.vram_total_bytes, 0);
+  logger.info({ gpus, source, vram_total_bytes: vramTotalBytes }, 'GPUs discovered');
 
   const processor = createJobProcessor({
     agentId: config.agentId,
@@ -71,47 +85,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     wasCancelled: (jobId) => cancelled.has(jobId),
   });
   const workers = new Map<string, ManualWorker<unknown, JobResult>>();
-  const scheduler = new PullScheduler({ agentId: config.agentId, slots: config.slots, workers, logger });
+  const scheduler = new PullScheduler({
+    agentId: config.agentId,
+    slots: config.slots,
+    workers,
+    logger,
+    canClaim: (queueKey, runningOfModel) => {
+      const model = splitQueueModel(queueKey).model;
+      return inventory.isLoaded(model) && lifecycle.loadingModel !== model && runningOfModel < config.backendParallel;
+    },
+  });
 
-  const openWorker = async (model: string) => {
-    if (workers.has(model)) return;
-    const worker = new ManualWorker<unknown, JobResult>(modelToQueueName(model), processor, {
-      connection: redis,
-      prefix: keys.bullPrefix,
-      lockDuration: config.lockDurationMs,
-      stalledInterval: config.stalledIntervalMs,
-      maxStalledCount: 1,
-    });
-    worker.on('error', (error) => logger.warn({ err: error, model }, 'worker error'));
-    workers.set(model, worker);
-    await worker.startMaintenance();
-    logger.info({ model }, 'serving model queue');
-  };
-  const syncWorkers = async (models: string[]) => {
-    const wanted = new Set(models);
-    await Promise.all(models.map(openWorker));
-    for (const [model, worker] of workers) {
-      if (wanted.has(model)) continue;
-      workers.delete(model);
-      logger.info({ model }, 'model gone from backend; no longer serving its queue');
-      void worker.close().catch(() => undefined);
-    }
-    scheduler.wake();
+  const queueKeysOf = (model: string): string[] => {
+    const state = inventory.get(model);
+    return state ? [model, pinnedQueueModel(model, state.digest)] : [model];
   };
 
-  await inventory.refresh();
-  await syncWorkers(inventory.models());
-  inventory.on('changed', (models) => void syncWorkers(models));
-  inventory.start(config.inventoryRefreshMs);
-
-  const startedAt = Date.now();
   let state: AgentHeartbeat['state'] = 'ready';
+  const startedAt = Date.now();
   const heartbeat = (): AgentHeartbeat => {
-    const usedByModels = inventory.loadedForHeartbeat().reduce((sum, model) => sum + model.vram_bytes, 0);
+    const usedBytes = lifecycle.usedBytes();
     const gpuView: GpuInfo[] =
-      source === 'config'
-        ? gpus.map((gpu, index) => ({ ...gpu, vram_used_bytes: index === 0 ? usedByModels : 0 }))
-        : gpus;
+      source === 'config' ? gpus.map((gpu, index) => ({ ...gpu, vram_used_bytes: index === 0 ? usedBytes : 0 })) : gpus;
+    const models = inventory.all();
     return {
       id: config.agentId,
       version: AGENT_VERSION,
@@ -120,25 +116,111 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       gpus: gpuView,
       slots: config.slots,
       in_flight: scheduler.activeJobs,
-      models_loaded: inventory.loadedForHeartbeat(),
-      models_available: inventory.backendReachable ? inventory.availableForHeartbeat() : [],
+      vram: { total_bytes: vramTotalBytes, used_bytes: usedBytes, free_bytes: Math.max(0, vramTotalBytes - usedBytes) },
+      models_loaded: models
+        .filter((model) => model.loaded)
+        .map((model) => ({
+          name: model.name,
+          digest: model.digest,
+          vram_bytes: model.loaded!.vramBytes,
+          in_flight: Math.max(model.inFlight, scheduler.runningOf(model.name)),
+          last_used_at: model.lastUsedAt,
+          loaded_at: model.loaded!.loadedAt,
+          pinned: pinned.includes(model.name),
+        })),
+      models_loading: lifecycle.loadingModel ? [lifecycle.loadingModel] : [],
+      models_available: inventory.backendReachable
+        ? models.map((model) => {
+            const need = lifecycle.needBytes(model);
+            return {
+              name: model.name,
+              digest: model.digest,
+              size_bytes: model.sizeBytes,
+              vram_need_bytes: need.bytes,
+              vram_need_source: need.source,
+              vram_estimate_bytes: model.estimateBytes,
+              fits: need.bytes <= vramTotalBytes,
+            };
+          })
+        : [],
       started_at: startedAt,
       updated_at: Date.now(),
     };
   };
-  const beat = () =>
-    fleet.publish(heartbeat(), config.heartbeatTtlMs).catch((error) => logger.warn({ err: error }, 'heartbeat failed'));
-  await beat();
-  const heartbeatTimer = setInterval(beat, config.heartbeatIntervalMs);
+  const beat = () => registry.publish(heartbeat(), config.heartbeatTtlMs);
+
+  const lifecycle: LifecycleManager = new LifecycleManager({
+    agentId: config.agentId,
+    backend,
+    inventory,
+    fleet,
+    queues,
+    demand,
+    logger,
+    tuning: {
+      minResidencyMs: config.minResidencyMs,
+      idleUnloadMs: config.idleUnloadMs,
+      extraCopyIdleMs: config.extraCopyIdleMs,
+      maxLoaded: config.backendMaxLoaded,
+    },
+    vramTotalBytes,
+    parallelPerCopy: config.backendParallel,
+    pinned,
+    keepAlive: config.keepAlive,
+    initialLoadBytesPerS: config.loadBytesPerSecond,
+    queueKeys: queueKeysOf,
+    runningOf: (model) => scheduler.runningOf(model),
+    onWarm: (model) => {
+      void beat().catch(() => undefined);
+      scheduler.wake(model);
+    },
+    publishHeartbeat: beat,
+  });
+
+  const openWorker = async (queueKey: string) => {
+    if (workers.has(queueKey)) return;
+    const worker = new ManualWorker<unknown, JobResult>(modelToQueueName(queueKey), processor, {
+      connection: redis,
+      prefix: keys.bullPrefix,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: 1,
+    });
+    worker.on('error', (error) => logger.warn({ err: error, queue: queueKey }, 'worker error'));
+    workers.set(queueKey, worker);
+    await worker.startMaintenance();
+    logger.info({ queue: queueKey }, 'serving queue');
+  };
+  const syncWorkers = async () => {
+    const wanted = new Set(inventory.models().flatMap(queueKeysOf));
+    await Promise.all([...wanted].map(openWorker));
+    for (const [key, worker] of workers) {
+      if (wanted.has(key)) continue;
+      workers.delete(key);
+      logger.info({ queue: key }, 'model gone from backend; no longer serving its queue');
+      void worker.close().catch(() => undefined);
+    }
+    scheduler.wake();
+  };
+  inventory.on('shown', (model) => {
+    if (!model.show) return;
+    fleet
+      .recordModelInfo({ model: model.name, digest: model.digest, show: model.show, agent: config.agentId, updated_at: Date.now() })
+      .catch((error) => logger.warn({ err: error, model: model.name }, 'could not share model details'));
+  });
+
+  await inventory.refresh();
+  await syncWorkers();
+  inventory.on('changed', () => void syncWorkers());
+  inventory.start(config.inventoryRefreshMs);
+
+  await beat().catch((error) => logger.warn({ err: error }, 'heartbeat failed'));
+  const heartbeatTimer = setInterval(
+    () => void beat().catch((error) => logger.warn({ err: error }, 'heartbeat failed')),
+    config.heartbeatIntervalMs,
+  );
   heartbeatTimer.unref();
 
-  subscriber.on('message', (channel: string, message: string) => {
-    if (channel === keys.workChannel) {
-      scheduler.wake(message);
-      return;
-    }
-    if (channel === keys.cancelChannel) onCancel(message);
-  });
   const onCancel = (message: string) => {
     let parsed: CancelMessage;
     try {
@@ -148,29 +230,45 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       return;
     }
     cancelled.add(parsed.job_id);
-    const worker = workers.get(parsed.model);
-    if (worker?.cancelJob(parsed.job_id, parsed.reason)) {
-      logger.info({ jobId: parsed.job_id, reason: parsed.reason }, 'cancelling running job');
+    for (const [key, worker] of workers) {
+      if (splitQueueModel(key).model !== splitQueueModel(parsed.model).model) continue;
+      if (worker.cancelJob(parsed.job_id, parsed.reason)) {
+        logger.info({ jobId: parsed.job_id, reason: parsed.reason }, 'cancelling running job');
+      }
     }
   };
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === keys.workChannel) {
+      const model = splitQueueModel(message).model;
+      demand.record(model);
+      if (inventory.isLoaded(model)) scheduler.wake(message);
+      else if (inventory.get(model)) lifecycle.poke();
+      return;
+    }
+    if (channel === keys.cancelChannel) onCancel(message);
+  });
   await subscriber.subscribe(keys.workChannel, keys.cancelChannel);
+  lifecycle.start(config.placementIntervalMs);
   scheduler.startSweep(config.sweepIntervalMs);
   scheduler.wake();
-  logger.info({ backend: backend.url, slots: config.slots, models: inventory.models() }, 'agent ready');
+  logger.info({ backend: backend.url, slots: config.slots, models: inventory.models(), pinned }, 'agent ready');
 
   let closing: Promise<void> | undefined;
   return {
     id: config.agentId,
     activeJobs: () => scheduler.activeJobs,
+    heartbeat,
     close: () =>
       (closing ??= (async () => {
         state = 'draining';
-        await beat();
+        await beat().catch(() => undefined);
         inventory.stop();
+        await lifecycle.stop();
         await scheduler.drain();
         clearInterval(heartbeatTimer);
-        await fleet.remove(config.agentId).catch(() => undefined);
+        await registry.remove(config.agentId).catch(() => undefined);
         await Promise.all([...workers.values()].map((worker) => worker.close()));
+        await queues.close();
         await closeRedis(subscriber);
         await closeRedis(redis);
         if (!deps.backend) await backend.close();
@@ -178,5 +276,3 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       })()),
   };
 }
-
-export type { Redis };

@@ -35,8 +35,35 @@ export const AgentConfig = z.object({
   stalledIntervalMs: positiveInt.default(5_000),
   /** Tokens arriving within this window after the previous flush go out as one event. */
   tokenCoalesceMs: z.coerce.number().int().nonnegative().default(5),
-  /** keep_alive sent with every request: the agent, not Ollama's 5-minute timer, owns lifecycle. */
-  keepAlive: z.union([z.string(), z.number()]).default('30m'),
+  /**
+   * keep_alive sent with every request and load. The agent, not Ollama's 5-minute timer,
+   * owns lifecycle: models stay until the agent unloads them (`-1` = forever).
+   */
+  keepAlive: z
+    .union([z.number(), z.string()])
+    // "-1" or "300" from the environment mean seconds; Ollama wants those as numbers.
+    .transform((value) => (typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value))
+    .default(-1),
+  /** The backend's parallel requests per loaded model (Ollama's OLLAMA_NUM_PARALLEL). */
+  backendParallel: positiveInt.default(1),
+  /** Context length models are loaded with (Ollama's default num_ctx), for the VRAM estimate. */
+  backendNumCtx: positiveInt.default(4096),
+  /** Models the backend keeps loaded at once (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). 0 = VRAM decides. */
+  backendMaxLoaded: z.coerce.number().int().nonnegative().default(0),
+  /** Models loaded at start and never evicted. */
+  pinnedModels: z.array(z.string()).default([]),
+  /** A model idle this long (no job running or started) is unloaded. */
+  idleUnloadMs: positiveInt.default(10 * 60_000),
+  /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
+  minResidencyMs: positiveInt.default(60_000),
+  /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
+  extraCopyIdleMs: positiveInt.default(60_000),
+  /** Load throughput assumed before the first load is measured. */
+  loadBytesPerSecond: ByteSize.default(2e9),
+  /** How often placement decisions (warm, evict, unload) are revisited. */
+  placementIntervalMs: positiveInt.default(250),
+  /** Window over which arrival rates (demand) are measured. */
+  demandWindowMs: positiveInt.default(30_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -63,6 +90,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     stalledIntervalMs: env.STALLED_INTERVAL_MS,
     tokenCoalesceMs: env.TOKEN_COALESCE_MS,
     keepAlive: env.KEEP_ALIVE,
+    backendParallel: env.BACKEND_NUM_PARALLEL,
+    backendNumCtx: env.BACKEND_NUM_CTX,
+    backendMaxLoaded: env.BACKEND_MAX_LOADED_MODELS,
+    pinnedModels: list(env.PINNED_MODELS),
+    idleUnloadMs: env.IDLE_UNLOAD_MS,
+    minResidencyMs: env.MIN_RESIDENCY_MS,
+    extraCopyIdleMs: env.EXTRA_COPY_IDLE_MS,
+    loadBytesPerSecond: env.LOAD_BYTES_PER_S,
+    placementIntervalMs: env.PLACEMENT_INTERVAL_MS,
+    demandWindowMs: env.DEMAND_WINDOW_MS,
     logLevel: env.LOG_LEVEL,
   };
   return parseConfig(raw);

@@ -1,48 +1,111 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Backend, BackendLoadedModel, BackendModel } from '@switchyard/backends';
-import { canonicalModelName, type AvailableModel, type LoadedModel } from '@switchyard/protocol';
+import type { Backend, BackendModel } from '@switchyard/backends';
+import { canonicalModelName } from '@switchyard/protocol';
+import { architectureFromShow, estimateVramBytes, type ArchitectureNumbers } from './vram-estimate.js';
 
-interface ModelUsage {
+export interface ModelState {
+  /** Canonical name (the queue it is served from). */
+  name: string;
+  /** Name as the backend spells it. */
+  backendName: string;
+  digest: string;
+  sizeBytes: number;
+  /** `/api/show` body, once fetched for this digest. */
+  show?: Record<string, unknown>;
+  arch?: ArchitectureNumbers;
+  estimateBytes: number;
+  /** Resident in VRAM: bytes, since when, and whether the bytes come from `/api/ps` or our estimate. */
+  loaded?: { vramBytes: number; loadedAt: number; measured: boolean };
   inFlight: number;
   lastUsedAt: number;
+  /** Mean slot occupancy of a job (EWMA), for capacity estimates. */
+  serviceMs: number;
 }
 
+const DEFAULT_SERVICE_MS = 5_000;
+
 /**
- * What the backend has on disk and in VRAM, refreshed periodically, keyed by canonical
- * model name (the queue a model is served from), plus this agent's own usage counts.
- * Emits `changed` with the set of available models when it differs from the last refresh.
+ * What the backend has on disk and in VRAM, keyed by canonical model name, refreshed
+ * periodically from `/api/tags` and `/api/ps` and kept current in between by the agent's
+ * own loads, unloads and jobs. Emits `changed` when the set of available models changes.
  */
-export class ModelInventory extends EventEmitter<{ changed: [models: string[]] }> {
-  private available = new Map<string, BackendModel>();
-  private loaded = new Map<string, BackendLoadedModel>();
-  private readonly usage = new Map<string, ModelUsage>();
+export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; shown: [model: ModelState] }> {
+  private readonly states = new Map<string, ModelState>();
   private timer: NodeJS.Timeout | undefined;
   private lastRefreshOk = false;
 
   constructor(
     private readonly backend: Backend,
     private readonly logger: Logger,
+    private readonly load: { numCtx: number; parallel: number },
   ) {
     super();
   }
 
   /** Refreshes now; on a backend failure keeps the previous view and reports false. */
   async refresh(): Promise<boolean> {
+    let models: BackendModel[];
+    let running: Awaited<ReturnType<Backend['listLoaded']>>;
     try {
-      const [models, running] = await Promise.all([this.backend.listModels(), this.backend.listLoaded()]);
-      const before = [...this.available.keys()].sort().join('\n');
-      this.available = new Map(models.map((model) => [canonicalModelName(model.name), model]));
-      this.loaded = new Map(running.map((model) => [canonicalModelName(model.name), model]));
-      if (!this.lastRefreshOk) this.logger.info({ models: [...this.available.keys()] }, 'backend reachable');
-      this.lastRefreshOk = true;
-      const after = [...this.available.keys()].sort();
-      if (after.join('\n') !== before) this.emit('changed', after);
-      return true;
+      [models, running] = await Promise.all([this.backend.listModels(), this.backend.listLoaded()]);
     } catch (error) {
       if (this.lastRefreshOk) this.logger.warn({ err: error }, 'backend unreachable; keeping the last model list');
       this.lastRefreshOk = false;
       return false;
+    }
+    const before = [...this.states.keys()].sort().join('\n');
+    const seen = new Set<string>();
+    for (const model of models) {
+      const name = canonicalModelName(model.name);
+      seen.add(name);
+      const existing = this.states.get(name);
+      if (existing && existing.digest === model.digest) {
+        existing.backendName = model.name;
+        existing.sizeBytes = model.size_bytes;
+        continue;
+      }
+      this.states.set(name, {
+        name,
+        backendName: model.name,
+        digest: model.digest,
+        sizeBytes: model.size_bytes,
+        estimateBytes: estimateVramBytes(model.size_bytes, {}, this.load),
+        inFlight: existing?.inFlight ?? 0,
+        lastUsedAt: existing?.lastUsedAt ?? 0,
+        serviceMs: existing?.serviceMs ?? DEFAULT_SERVICE_MS,
+      });
+    }
+    for (const name of this.states.keys()) if (!seen.has(name)) this.states.delete(name);
+
+    const now = Date.now();
+    const residents = new Map(running.map((model) => [canonicalModelName(model.name), model]));
+    for (const state of this.states.values()) {
+      const resident = residents.get(state.name);
+      if (resident) state.loaded = { vramBytes: resident.vram_bytes, loadedAt: state.loaded?.loadedAt ?? now, measured: true };
+      else if (state.inFlight === 0) state.loaded = undefined;
+    }
+    if (!this.lastRefreshOk) this.logger.info({ models: [...this.states.keys()] }, 'backend reachable');
+    this.lastRefreshOk = true;
+    await this.fetchMissingShows();
+    const after = [...this.states.keys()].sort();
+    if (after.join('\n') !== before) this.emit('changed', after);
+    return true;
+  }
+
+  /** `/api/show` once per digest: architecture numbers for the VRAM estimate. */
+  private async fetchMissingShows(): Promise<void> {
+    for (const state of this.states.values()) {
+      if (state.show) continue;
+      try {
+        const info = await this.backend.show(state.backendName);
+        state.show = info.raw;
+        state.arch = architectureFromShow(info.raw);
+        state.estimateBytes = estimateVramBytes(state.sizeBytes, state.arch, this.load);
+        this.emit('shown', state);
+      } catch (error) {
+        this.logger.debug({ err: error, model: state.name }, 'could not read model details; estimating from size');
+      }
     }
   }
 
@@ -60,54 +123,54 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]] }
   }
 
   models(): string[] {
-    return [...this.available.keys()];
+    return [...this.states.keys()];
+  }
+
+  all(): ModelState[] {
+    return [...this.states.values()];
+  }
+
+  get(model: string): ModelState | undefined {
+    return this.states.get(model);
   }
 
   /** The name to send to the backend for a canonical model name. */
   backendName(model: string): string | undefined {
-    return this.available.get(model)?.name;
+    return this.states.get(model)?.backendName;
   }
 
   isLoaded(model: string): boolean {
-    return this.loaded.has(model);
+    return this.states.get(model)?.loaded !== undefined;
+  }
+
+  /** Records a load this agent made (ahead of the next `/api/ps`). */
+  markLoaded(model: string, vramBytes?: number): void {
+    // The figure is provisional until the next `/api/ps` read replaces it.
+    const state = this.states.get(model);
+    if (!state) return;
+    state.loaded ??= { vramBytes: vramBytes ?? state.estimateBytes, loadedAt: Date.now(), measured: false };
+  }
+
+  markUnloaded(model: string): void {
+    const state = this.states.get(model);
+    if (state) state.loaded = undefined;
   }
 
   /** Records that a job for `model` started; the returned function records its end. */
   track(model: string): () => void {
-    const usage = this.usage.get(model) ?? { inFlight: 0, lastUsedAt: 0 };
-    usage.inFlight++;
-    usage.lastUsedAt = Date.now();
-    this.usage.set(model, usage);
+    const state = this.states.get(model);
+    if (!state) return () => undefined;
+    const startedAt = Date.now();
+    state.inFlight++;
+    state.lastUsedAt = startedAt;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      usage.inFlight--;
-      usage.lastUsedAt = Date.now();
+      state.inFlight--;
+      state.lastUsedAt = Date.now();
+      // EWMA so capacity estimates follow a change of prompt sizes within a few jobs.
+      state.serviceMs = 0.8 * state.serviceMs + 0.2 * (state.lastUsedAt - startedAt);
     };
-  }
-
-  availableForHeartbeat(): AvailableModel[] {
-    return [...this.available].map(([name, model]) => ({ name, digest: model.digest, size_bytes: model.size_bytes }));
-  }
-
-  loadedForHeartbeat(): LoadedModel[] {
-    return [...this.loaded].map(([name, model]) => {
-      const usage = this.usage.get(name);
-      return {
-        name,
-        digest: model.digest,
-        vram_bytes: model.vram_bytes,
-        in_flight: usage?.inFlight ?? 0,
-        last_used_at: usage?.lastUsedAt ?? 0,
-      };
-    });
-  }
-
-  /** Marks a model loaded as soon as a job on it produced output, ahead of the next refresh. */
-  markLoaded(model: string): void {
-    if (this.loaded.has(model)) return;
-    const known = this.available.get(model);
-    if (known) this.loaded.set(model, { ...known, vram_bytes: known.size_bytes });
   }
 }

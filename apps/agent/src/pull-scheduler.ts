@@ -1,21 +1,23 @@
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { ManualWorker } from '@switchyard/redis';
-import type { JobResult } from '@switchyard/protocol';
+import { splitQueueModel, type JobResult } from '@switchyard/protocol';
 
 type ModelWorker = ManualWorker<unknown, JobResult>;
 
 /**
- * Decides when this agent takes a job and from which model queue.
+ * Decides when this agent takes a job and from which queue.
  *
- * It claims a job only while a slot is free, one claim at a time, so every job this
- * agent cannot start right now stays in Redis where other agents and the API can see
- * it. It is woken by new-work announcements, by a finished job, and by a slow sweep that
- * catches work nobody announced (retried or stalled jobs). Models are tried round-robin
- * so one busy model does not starve the others on this node.
+ * It claims a job only while a slot is free and only from queues whose model may run here
+ * now (`canClaim`: warm on this node with a free backend slot), one claim at a time, so
+ * every job this agent cannot start right away stays in Redis where other agents and the
+ * API can see it. It is woken by new-work announcements, by a finished job, by a model
+ * becoming warm, and by a slow sweep that catches work nobody announced (retried or
+ * stalled jobs). Queues are tried round-robin so one busy model does not starve the others.
  */
 export class PullScheduler {
   private inFlight = 0;
+  private readonly runningPerModel = new Map<string, number>();
   private pumping = false;
   private pumpAgain = false;
   private cursor = 0;
@@ -28,7 +30,14 @@ export class PullScheduler {
     private readonly options: {
       agentId: string;
       slots: number;
+      /** Queue key (model, or model@digest) → its worker. */
       workers: Map<string, ModelWorker>;
+      /**
+       * Whether one more job of this queue key may start here now, given how many jobs of
+       * its model this scheduler already runs (counted from the claim, not from when the
+       * job body starts, so two quick claims cannot both take the last backend slot).
+       */
+      canClaim: (queueKey: string, runningOfModel: number) => boolean;
       logger: Logger;
     },
   ) {}
@@ -42,14 +51,14 @@ export class PullScheduler {
     this.sweepTimer.unref();
   }
 
-  /** Asks for a pull round; `model` (when announced) is tried first. */
-  wake(model?: string): void {
+  /** Asks for a pull round; `queueKey` (when announced) is tried first. */
+  wake(queueKey?: string): void {
     if (this.stopped) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
-    void this.pump(model);
+    void this.pump(queueKey);
   }
 
   private async pump(preferred?: string): Promise<void> {
@@ -69,40 +78,48 @@ export class PullScheduler {
   }
 
   private async claimOne(preferred?: string): Promise<boolean> {
-    const models = [...this.options.workers.keys()];
-    if (models.length === 0) return false;
+    const keys = [...this.options.workers.keys()];
+    if (keys.length === 0) return false;
     const order: string[] = [];
     if (preferred && this.options.workers.has(preferred)) order.push(preferred);
-    for (let i = 0; i < models.length; i++) {
-      const model = models[(this.cursor + i) % models.length]!;
-      if (model !== preferred) order.push(model);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[(this.cursor + i) % keys.length]!;
+      if (key !== preferred) order.push(key);
     }
-    this.cursor = (this.cursor + 1) % models.length;
-    for (const model of order) {
-      const worker = this.options.workers.get(model);
-      if (!worker || worker.closing) continue;
+    this.cursor = (this.cursor + 1) % keys.length;
+    for (const key of order) {
+      const worker = this.options.workers.get(key);
+      const model = splitQueueModel(key).model;
+      if (!worker || worker.closing || !this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) continue;
       const token = `${this.options.agentId}:${this.tokenCounter++}`;
       let job: Job<unknown, JobResult> | undefined;
       try {
         job = await worker.claim(token);
       } catch (error) {
-        this.options.logger.warn({ err: error, model }, 'could not claim a job');
+        this.options.logger.warn({ err: error, queue: key }, 'could not claim a job');
         continue;
       }
       if (!job) continue;
-      this.start(worker, job, token);
+      this.start(worker, job, token, model);
       return true;
     }
     return false;
   }
 
-  private start(worker: ModelWorker, job: Job<unknown, JobResult>, token: string): void {
+  /** Jobs of a model this scheduler has claimed and not yet settled. */
+  runningOf(model: string): number {
+    return this.runningPerModel.get(model) ?? 0;
+  }
+
+  private start(worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string): void {
     this.inFlight++;
+    this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);
     const run = worker
       .process(job, token)
       .catch((error) => this.options.logger.error({ err: error, jobId: job.id }, 'job processing failed'))
       .finally(() => {
         this.inFlight--;
+        this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
         this.running.delete(run);
         this.wake();
       });

@@ -14,6 +14,9 @@ export const LoadedModel = z.object({
   vram_bytes: z.number().nonnegative(),
   in_flight: z.number().int().nonnegative(),
   last_used_at: z.number().int().nonnegative(),
+  /** When this agent saw it become loaded (ms since epoch). */
+  loaded_at: z.number().int().nonnegative().optional(),
+  pinned: z.boolean().optional(),
 });
 export type LoadedModel = z.infer<typeof LoadedModel>;
 
@@ -21,6 +24,13 @@ export const AvailableModel = z.object({
   name: z.string(),
   digest: z.string(),
   size_bytes: z.number().nonnegative(),
+  /** VRAM the model needs when loaded here: measured once loaded anywhere, else estimated. */
+  vram_need_bytes: z.number().nonnegative().optional(),
+  vram_need_source: z.enum(['estimate', 'measured']).optional(),
+  /** The estimate before measurement, kept so its error stays visible. */
+  vram_estimate_bytes: z.number().nonnegative().optional(),
+  /** False when the need exceeds this node's total VRAM: it will never load here. */
+  fits: z.boolean().optional(),
 });
 export type AvailableModel = z.infer<typeof AvailableModel>;
 
@@ -38,6 +48,12 @@ export const AgentHeartbeat = z.object({
   in_flight: z.number().int().nonnegative(),
   models_loaded: z.array(LoadedModel),
   models_available: z.array(AvailableModel),
+  /** Models this agent is loading right now (it holds their warm lease). */
+  models_loading: z.array(z.string()).optional(),
+  /** VRAM of the node as the agent accounts it (all GPUs together). */
+  vram: z
+    .object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() })
+    .optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });

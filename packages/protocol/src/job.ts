@@ -49,6 +49,11 @@ export const JobRequest = z
     deadline_ms: z.number().int().positive().max(86_400_000).optional(),
     idempotency_key: z.string().min(1).max(200).optional(),
     metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+    /** Serve only from an agent whose backend has this digest of the model (`sha256:…` or bare hex). */
+    digest: z
+      .string()
+      .regex(/^(sha256:)?[0-9a-fA-F]{12,64}$/, 'digest must be a sha256 hex digest (12 to 64 hex digits, optional "sha256:")')
+      .optional(),
   })
   .refine((r) => (r.messages === undefined) !== (r.prompt === undefined), {
     message: 'exactly one of messages or prompt is required',

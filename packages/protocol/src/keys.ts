@@ -34,6 +34,10 @@ export interface RedisKeys {
    * estimate VRAM without asking a backend.
    */
   modelInfo(model: string): string;
+  /** Hash: `<model>@<digest>` → VRAM bytes measured from `/api/ps` once loaded anywhere. */
+  readonly measuredVram: string;
+  /** String with expiry: the agent currently warming (loading) a model; one at a time fleet-wide. */
+  warmLease(model: string): string;
 }
 
 export function redisKeys(prefix = 'sy'): RedisKeys {
@@ -50,5 +54,7 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     agents: `${prefix}:agents`,
     knownModels: `${prefix}:models`,
     modelInfo: (model) => `${prefix}:modelinfo:${model}`,
+    measuredVram: `${prefix}:vram`,
+    warmLease: (model) => `${prefix}:lease:warm:${model}`,
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalModelName, modelToQueueName, queueNameToModel } from './model-name.js';
+import { canonicalModelName, modelToQueueName, pinnedQueueModel, queueNameToModel, splitQueueModel } from './model-name.js';
 
 const awkward = [
   'llama3.1:8b-instruct-q4_K_M',
@@ -47,5 +47,15 @@ describe('canonicalModelName', () => {
     expect(canonicalModelName('registry.ollama.ai/library/llama3:8b')).toBe('llama3:8b');
     expect(canonicalModelName('hf.co/org/repo')).toBe('hf.co/org/repo:latest');
     expect(canonicalModelName('llama3.1:8b-instruct-q4_K_M')).toBe('llama3.1:8b-instruct-q4_K_M');
+  });
+});
+
+describe('pinned-digest queues', () => {
+  it('names a queue per model and digest, and splits it back', () => {
+    const key = pinnedQueueModel('llama3.1:8b', 'sha256:ABCDEF01');
+    expect(key).toBe('llama3.1:8b@abcdef01');
+    expect(splitQueueModel(key)).toEqual({ model: 'llama3.1:8b', digest: 'abcdef01' });
+    expect(splitQueueModel('llama3.1:8b')).toEqual({ model: 'llama3.1:8b' });
+    expect(queueNameToModel(modelToQueueName(key))).toBe(key);
   });
 });

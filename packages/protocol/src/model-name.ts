@@ -75,3 +75,23 @@ export function queueNameToModel(queueName: string): string {
   }
   return new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(bytes));
 }
+
+/**
+ * The queue key of a job that pins a model digest: `<model>@<digest>`. Such jobs wait on a
+ * queue of their own that only agents whose backend has that digest serve, so a pinned job
+ * can never be claimed by an agent with another build of the model.
+ */
+export function pinnedQueueModel(model: string, digest: string): string {
+  return `${model}@${normalizeDigest(digest)}`;
+}
+
+/** Splits a queue key back into model and pinned digest. */
+export function splitQueueModel(queueModel: string): { model: string; digest?: string } {
+  const at = queueModel.lastIndexOf('@');
+  return at === -1 ? { model: queueModel } : { model: queueModel.slice(0, at), digest: queueModel.slice(at + 1) };
+}
+
+/** Digests compare as bare lowercase hex: Ollama serves them bare, clients often write `sha256:`. */
+export function normalizeDigest(digest: string): string {
+  return digest.trim().toLowerCase().replace(/^sha256:/, '');
+}

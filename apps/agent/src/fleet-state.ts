@@ -1,0 +1,89 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AgentHeartbeat, ModelInfoRecord, RedisKeys } from '@switchyard/protocol';
+import type { FleetRegistry } from '@switchyard/redis';
+
+// Deletes the lease only if this agent still holds it (it may have expired and been taken).
+const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * What this agent knows of the rest of the fleet: other agents' heartbeats (where each
+ * model is loaded or loading), VRAM figures measured anywhere, and the warm leases that let
+ * only one agent at a time load a cold model.
+ */
+export class FleetState {
+  private peers: AgentHeartbeat[] = [];
+  private measured = new Map<string, number>();
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly registry: FleetRegistry,
+    private readonly selfId: string,
+    private readonly logger: Logger,
+    private readonly maxAgeMs = 500,
+  ) {}
+
+  /** Re-reads heartbeats and measured VRAM if the cached view is older than `maxAgeMs`. */
+  async refresh(): Promise<void> {
+    if (Date.now() - this.refreshedAt < this.maxAgeMs) return;
+    this.refreshing ??= (async () => {
+      try {
+        const [agents, measured] = await Promise.all([this.registry.live(), this.redis.hgetall(this.keys.measuredVram)]);
+        this.peers = agents.filter((agent) => agent.id !== this.selfId && agent.state === 'ready');
+        this.measured = new Map(Object.entries(measured).map(([key, value]) => [key, Number(value)]));
+        this.refreshedAt = Date.now();
+      } catch (error) {
+        this.logger.warn({ err: error }, 'could not read the fleet state');
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    await this.refreshing;
+  }
+
+  /** Live peers with `model` loaded. */
+  copiesElsewhere(model: string): AgentHeartbeat[] {
+    return this.peers.filter((agent) => agent.models_loaded.some((loaded) => loaded.name === model));
+  }
+
+  /** Whether a peer reports loading `model` right now. */
+  loadingElsewhere(model: string): boolean {
+    return this.peers.some((agent) => agent.models_loading?.includes(model));
+  }
+
+  /** VRAM measured for this model and digest on any agent, if it was ever loaded. */
+  measuredVram(model: string, digest: string): number | undefined {
+    const bytes = this.measured.get(`${model}@${digest}`);
+    return bytes !== undefined && Number.isFinite(bytes) && bytes > 0 ? bytes : undefined;
+  }
+
+  /** Shares a measured figure (from this backend's `/api/ps`) with the fleet. */
+  async recordMeasuredVram(model: string, digest: string, bytes: number): Promise<void> {
+    if (this.measured.get(`${model}@${digest}`) === bytes) return;
+    this.measured.set(`${model}@${digest}`, bytes);
+    await this.redis.hset(this.keys.measuredVram, `${model}@${digest}`, String(bytes));
+  }
+
+  /** Publishes a model's `/api/show` answer for the API and other agents. */
+  async recordModelInfo(record: ModelInfoRecord): Promise<void> {
+    await this.redis.set(this.keys.modelInfo(record.model), JSON.stringify(record));
+  }
+
+  /** Takes the warm lease of a model; false when another agent holds it. */
+  async acquireWarmLease(model: string, ttlMs: number): Promise<boolean> {
+    const result = await this.redis.set(this.keys.warmLease(model), this.selfId, 'PX', Math.max(1_000, Math.ceil(ttlMs)), 'NX');
+    return result === 'OK';
+  }
+
+  async releaseWarmLease(model: string): Promise<void> {
+    await this.redis.eval(RELEASE_LEASE_LUA, 1, this.keys.warmLease(model), this.selfId);
+  }
+
+  /** Whether any agent (this one included) holds the warm lease of a model. */
+  async warmLeaseHolder(model: string): Promise<string | null> {
+    return this.redis.get(this.keys.warmLease(model));
+  }
+}

@@ -1,0 +1,233 @@
+import type { Logger } from 'pino';
+import type { Backend } from '@switchyard/backends';
+import type { QueueRegistry } from '@switchyard/redis';
+import type { DemandTracker } from './demand-tracker.js';
+import type { FleetState } from './fleet-state.js';
+import type { ModelInventory, ModelState } from './model-inventory.js';
+import {
+  needsAnotherCopy,
+  planEvictions,
+  shouldUnload,
+  type PlacementTuning,
+  type ResidentModel,
+} from './placement-policy.js';
+import { readWaitStats } from './queue-stats.js';
+
+export interface LifecycleOptions {
+  agentId: string;
+  backend: Backend;
+  inventory: ModelInventory;
+  fleet: FleetState;
+  queues: QueueRegistry;
+  demand: DemandTracker;
+  logger: Logger;
+  tuning: PlacementTuning;
+  /** Total VRAM of the node (all GPUs). */
+  vramTotalBytes: number;
+  parallelPerCopy: number;
+  pinned: string[];
+  keepAlive: string | number;
+  initialLoadBytesPerS: number;
+  /** The queue keys (plain and digest-pinned) that feed each model. */
+  queueKeys: (model: string) => string[];
+  /** Jobs of a model claimed here and not settled (ahead of the inventory's own count). */
+  runningOf: (model: string) => number;
+  /** Called when a model became warm here, so the scheduler claims its jobs at once. */
+  onWarm: (model: string) => void;
+  /** Called before a lease is released, so peers see the new copy first. */
+  publishHeartbeat: () => Promise<void>;
+}
+
+/** Loads that failed for lack of VRAM are not retried on this node for a while. */
+const UNFIT_COOLDOWN_MS = 60_000;
+
+/**
+ * Owns model lifecycle on this node: which model to warm (load) next and what to evict
+ * for it, which idle models to unload, and the pinned models. The pull scheduler claims
+ * jobs only for models warm here, so "pull a cold model" is "warm it, then pull": the job
+ * waits in Redis during the load, where a node that gets warm sooner can still take it.
+ */
+export class LifecycleManager {
+  private loading: { model: string; reserveBytes: number } | undefined;
+  private ticking = false;
+  private timer: NodeJS.Timeout | undefined;
+  private loadBytesPerS: number;
+  private readonly unfitUntil = new Map<string, number>();
+  private stopped = false;
+
+  constructor(private readonly options: LifecycleOptions) {
+    this.loadBytesPerS = options.initialLoadBytesPerS;
+  }
+
+  get loadingModel(): string | undefined {
+    return this.loading?.model;
+  }
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  /** Asks for a decision round soon (new work for a model not warm here). */
+  poke(): void {
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** VRAM need of a model here: measured anywhere in the fleet, else estimated. */
+  needBytes(model: ModelState): { bytes: number; source: 'measured' | 'estimate' } {
+    const measured = this.options.fleet.measuredVram(model.name, model.digest);
+    return measured !== undefined ? { bytes: measured, source: 'measured' } : { bytes: model.estimateBytes, source: 'estimate' };
+  }
+
+  usedBytes(): number {
+    let used = this.loading?.reserveBytes ?? 0;
+    for (const model of this.options.inventory.all()) if (model.loaded) used += model.loaded.vramBytes;
+    return used;
+  }
+
+  expectedLoadMs(model: ModelState): number {
+    return (model.sizeBytes / this.loadBytesPerS) * 1000;
+  }
+
+  private resident(model: ModelState): ResidentModel {
+    return {
+      name: model.name,
+      vramBytes: model.loaded?.vramBytes ?? 0,
+      inFlight: Math.max(model.inFlight, this.options.runningOf(model.name)),
+      loadedAt: model.loaded?.loadedAt ?? 0,
+      lastUsedAt: Math.max(model.lastUsedAt, model.loaded?.loadedAt ?? 0),
+      pinned: this.options.pinned.includes(model.name),
+      demandPerS: this.options.demand.ratePerS(model.name),
+    };
+  }
+
+  /** One decision round; rounds never overlap. */
+  async tick(): Promise<void> {
+    if (this.ticking || this.stopped) return;
+    this.ticking = true;
+    try {
+      await this.options.fleet.refresh();
+      await this.shareMeasurements();
+      await this.unloadIdle();
+      if (!this.loading) await this.warmNext();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'placement round failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async shareMeasurements(): Promise<void> {
+    for (const model of this.options.inventory.all()) {
+      if (model.loaded?.measured && model.loaded.vramBytes > 0) {
+        await this.options.fleet.recordMeasuredVram(model.name, model.digest, model.loaded.vramBytes).catch(() => undefined);
+      }
+    }
+  }
+
+  private async unloadIdle(): Promise<void> {
+    const now = Date.now();
+    for (const model of this.options.inventory.all()) {
+      if (!model.loaded || model.name === this.loading?.model) continue;
+      const keeperElsewhere = this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId);
+      const decision = shouldUnload(this.resident(model), now, this.options.tuning, keeperElsewhere);
+      if (decision.unload) await this.unload(model, decision.reason);
+    }
+  }
+
+  private async unload(model: ModelState, reason: string): Promise<void> {
+    this.options.logger.info({ model: model.name, reason, vram_bytes: model.loaded?.vramBytes }, 'unloading model');
+    this.options.inventory.markUnloaded(model.name);
+    try {
+      await this.options.backend.unload(model.backendName);
+    } catch (error) {
+      this.options.logger.warn({ err: error, model: model.name }, 'unload failed; the next refresh will show what is resident');
+    }
+  }
+
+  private async warmNext(): Promise<void> {
+    const { inventory, fleet, tuning } = this.options;
+    const now = Date.now();
+    const cold = inventory.all().filter((model) => !model.loaded && (this.unfitUntil.get(model.name) ?? 0) <= now);
+    const fitting = cold.filter((model) => this.needBytes(model).bytes <= this.options.vramTotalBytes);
+    if (fitting.length === 0) return;
+
+    const pinned = fitting.filter((model) => this.options.pinned.includes(model.name));
+    const keys = new Map(fitting.map((model) => [model.name, this.options.queueKeys(model.name)]));
+    const stats = await readWaitStats(this.options.queues, keys, now);
+    const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number }> = [];
+    for (const model of pinned) candidates.push({ model, reason: 'pinned', oldestWaitMs: Number.MAX_SAFE_INTEGER, waiting: 0 });
+    for (const model of fitting) {
+      if (pinned.includes(model)) continue;
+      const wait = stats.get(model.name) ?? { waiting: 0, oldestWaitMs: 0 };
+      const decision = needsAnotherCopy({
+        copies: fleet.copiesElsewhere(model.name).length,
+        beingWarmed: fleet.loadingElsewhere(model.name),
+        waiting: wait.waiting,
+        oldestWaitMs: wait.oldestWaitMs,
+        expectedLoadMs: this.expectedLoadMs(model),
+        serviceMs: model.serviceMs,
+        parallelPerCopy: this.options.parallelPerCopy,
+        arrivalPerS: this.options.demand.ratePerS(model.name),
+      });
+      if (decision.warm) candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting });
+    }
+    candidates.sort((a, b) => b.oldestWaitMs - a.oldestWaitMs || b.waiting - a.waiting);
+
+    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    for (const candidate of candidates) {
+      const need = this.needBytes(candidate.model).bytes;
+      const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+      const plan = planEvictions(need, free, residents, now, tuning);
+      if (!plan.ok) {
+        this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
+        continue;
+      }
+      const isPinned = candidate.reason === 'pinned';
+      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.expectedLoadMs(candidate.model) * 3 + 10_000))) continue;
+      this.loading = { model: candidate.model.name, reserveBytes: need };
+      void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
+      return;
+    }
+  }
+
+  private async warm(model: ModelState, evict: string[], reason: string, leased: boolean): Promise<void> {
+    const { inventory, backend, logger } = this.options;
+    const log = logger.child({ model: model.name });
+    try {
+      for (const name of evict) {
+        const victim = inventory.get(name);
+        // Re-check: a job may have started on it since the plan was made.
+        if (!victim?.loaded || victim.inFlight > 0 || this.options.runningOf(name) > 0) throw new Error(`eviction of ${name} no longer possible`);
+        await this.unload(victim, `evicted for ${model.name}`);
+      }
+      log.info({ reason, evict, need_bytes: this.loading?.reserveBytes }, 'warming model');
+      const started = Date.now();
+      await backend.load(model.backendName, this.options.keepAlive);
+      const elapsedMs = Date.now() - started;
+      if (elapsedMs > 50) this.loadBytesPerS = 0.7 * this.loadBytesPerS + 0.3 * (model.sizeBytes / (elapsedMs / 1000));
+      inventory.markLoaded(model.name);
+      await inventory.refresh();
+      log.info({ load_ms: elapsedMs, vram_bytes: inventory.get(model.name)?.loaded?.vramBytes }, 'model warm');
+    } catch (error) {
+      log.warn({ err: error }, 'could not warm model');
+      if (/memory|vram|too large|requires more/i.test((error as Error).message)) {
+        this.unfitUntil.set(model.name, Date.now() + UNFIT_COOLDOWN_MS);
+      }
+    } finally {
+      this.loading = undefined;
+      if (leased) {
+        // Peers must see the new copy before the lease goes, or one of them would warm a second.
+        await this.options.publishHeartbeat().catch(() => undefined);
+        await this.options.fleet.releaseWarmLease(model.name).catch(() => undefined);
+      }
+      this.options.onWarm(model.name);
+    }
+  }
+}

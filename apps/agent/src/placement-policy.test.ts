@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { needsAnotherCopy, planEvictions, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+
+const GB = 1e9;
+const now = 1_000_000;
+const tuning: PlacementTuning = { minResidencyMs: 60_000, idleUnloadMs: 600_000, extraCopyIdleMs: 60_000, maxLoaded: 0 };
+const resident = (name: string, over: Partial<ResidentModel> = {}): ResidentModel => ({
+  name,
+  vramBytes: 5 * GB,
+  inFlight: 0,
+  loadedAt: now - 300_000,
+  lastUsedAt: now - 100_000,
+  pinned: false,
+  demandPerS: 0,
+  ...over,
+});
+
+describe('planEvictions', () => {
+  it('evicts nothing when the model fits in free VRAM', () => {
+    expect(planEvictions(4 * GB, 10 * GB, [resident('a')], now, tuning)).toEqual({ ok: true, evict: [] });
+  });
+
+  it('never evicts a busy, pinned or freshly loaded model', () => {
+    const busy = resident('busy', { inFlight: 1 });
+    const pinned = resident('pinned', { pinned: true });
+    const fresh = resident('fresh', { loadedAt: now - 1_000 });
+    const plan = planEvictions(8 * GB, 4 * GB, [busy, pinned, fresh], now, tuning);
+    expect(plan.ok).toBe(false);
+    if (!plan.ok) expect(plan.reason).toMatch(/needs 8.0 GB/);
+  });
+
+  it('evicts the least valuable idle model first: low demand, long idle, large', () => {
+    const hot = resident('hot', { demandPerS: 2, lastUsedAt: now - 1_000 });
+    const stale = resident('stale', { lastUsedAt: now - 900_000 });
+    const plan = planEvictions(6 * GB, 2 * GB, [hot, stale], now, tuning);
+    expect(plan).toEqual({ ok: true, evict: ['stale'] });
+  });
+
+  it('prefers evicting one big idle model over a small recently used one', () => {
+    const big = resident('big', { vramBytes: 40 * GB, lastUsedAt: now - 200_000 });
+    const small = resident('small', { vramBytes: 2 * GB, lastUsedAt: now - 200_000 });
+    expect(planEvictions(10 * GB, 5 * GB, [small, big], now, tuning)).toEqual({ ok: true, evict: ['big'] });
+  });
+
+  it('respects the backend’s maximum number of loaded models', () => {
+    const plan = planEvictions(1 * GB, 100 * GB, [resident('a'), resident('b', { lastUsedAt: now - 500_000 })], now, { ...tuning, maxLoaded: 2 });
+    expect(plan).toEqual({ ok: true, evict: ['b'] });
+  });
+});
+
+describe('needsAnotherCopy', () => {
+  const base = { copies: 1, beingWarmed: false, waiting: 0, oldestWaitMs: 0, expectedLoadMs: 3_000, serviceMs: 1_000, parallelPerCopy: 4, arrivalPerS: 0 };
+
+  it('warms a first copy only when work waits for it', () => {
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 1 })).toEqual({ warm: true, reason: 'no_copy' });
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 0 })).toEqual({ warm: false });
+  });
+
+  it('never warms while another agent holds the lease', () => {
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 9, beingWarmed: true })).toEqual({ warm: false });
+  });
+
+  it('adds a copy when the oldest job waited longer than a load', () => {
+    expect(needsAnotherCopy({ ...base, waiting: 1, oldestWaitMs: 3_500 })).toEqual({ warm: true, reason: 'queue_too_old' });
+  });
+
+  it('adds a copy when the warm copies cannot drain the queue within a load time', () => {
+    // 4 slots, 1 s per job: 16 waiting jobs take 4 s > 3 s load.
+    expect(needsAnotherCopy({ ...base, waiting: 16, oldestWaitMs: 100 })).toEqual({ warm: true, reason: 'cannot_drain' });
+    expect(needsAnotherCopy({ ...base, waiting: 8, oldestWaitMs: 100 })).toEqual({ warm: false });
+  });
+
+  it('adds a copy before a queue forms when arrivals approach capacity', () => {
+    expect(needsAnotherCopy({ ...base, arrivalPerS: 3.5 })).toEqual({ warm: true, reason: 'demand_rising' });
+    expect(needsAnotherCopy({ ...base, arrivalPerS: 2 })).toEqual({ warm: false });
+  });
+});
+
+describe('shouldUnload', () => {
+  it('unloads after the idle window, never a pinned or busy model', () => {
+    const idle = resident('a', { lastUsedAt: now - 700_000 });
+    expect(shouldUnload(idle, now, tuning, false)).toEqual({ unload: true, reason: 'idle' });
+    expect(shouldUnload({ ...idle, pinned: true }, now, tuning, false)).toEqual({ unload: false });
+    expect(shouldUnload({ ...idle, inFlight: 1 }, now, tuning, false)).toEqual({ unload: false });
+  });
+
+  it('drops an extra copy sooner when another agent keeps one', () => {
+    const quiet = resident('a', { lastUsedAt: now - 90_000 });
+    expect(shouldUnload(quiet, now, tuning, true)).toEqual({ unload: true, reason: 'extra_copy' });
+    expect(shouldUnload(quiet, now, tuning, false)).toEqual({ unload: false });
+  });
+});

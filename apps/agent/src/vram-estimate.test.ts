@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { architectureFromShow, estimateVramBytes, kvBytesPerToken } from './vram-estimate.js';
+
+const llama8bShow = {
+  model_info: {
+    'general.architecture': 'llama',
+    'general.parameter_count': 8030261248,
+    'llama.context_length': 131072,
+    'llama.block_count': 32,
+    'llama.attention.head_count': 32,
+    'llama.attention.head_count_kv': 8,
+    'llama.embedding_length': 4096,
+  },
+};
+
+describe('VRAM estimate', () => {
+  it('reads architecture numbers from /api/show', () => {
+    expect(architectureFromShow(llama8bShow)).toMatchObject({ blockCount: 32, headCount: 32, headCountKv: 8, embeddingLength: 4096 });
+    expect(architectureFromShow({})).toEqual(expect.objectContaining({ blockCount: undefined }));
+  });
+
+  it('computes 128 KiB of KV cache per token for Llama-3.1-8B', () => {
+    expect(kvBytesPerToken(architectureFromShow(llama8bShow))).toBe(128 * 1024);
+  });
+
+  it('lands near Ollama’s ~5.8 GiB for Llama-3.1-8B Q4_K_M at 4k context', () => {
+    const bytes = estimateVramBytes(4.92e9, architectureFromShow(llama8bShow), { numCtx: 4096, parallel: 1 });
+    expect(bytes / 2 ** 30).toBeGreaterThan(5.3);
+    expect(bytes / 2 ** 30).toBeLessThan(6.3);
+  });
+
+  it('grows with parallel slots and context, and never exceeds the trained context', () => {
+    const arch = architectureFromShow(llama8bShow);
+    const one = estimateVramBytes(4.92e9, arch, { numCtx: 4096, parallel: 1 });
+    const four = estimateVramBytes(4.92e9, arch, { numCtx: 4096, parallel: 4 });
+    expect(four - one).toBeGreaterThan(3 * 4096 * 128 * 1024);
+    const small = architectureFromShow({ model_info: { ...llama8bShow.model_info, 'llama.context_length': 2048 } });
+    expect(estimateVramBytes(4.92e9, small, { numCtx: 8192, parallel: 1 })).toBe(estimateVramBytes(4.92e9, small, { numCtx: 2048, parallel: 1 }));
+  });
+
+  it('falls back to a share of the weights without architecture numbers', () => {
+    expect(estimateVramBytes(1e9, {}, { numCtx: 4096, parallel: 1 })).toBeGreaterThan(1.25e9);
+  });
+});
