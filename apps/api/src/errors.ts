@@ -11,6 +11,7 @@ export type ApiErrorCode =
   | 'not_found'
   | 'job_not_found'
   | 'model_not_found'
+  | 'model_too_large'
   | 'job_finished'
   | 'no_capacity'
   | 'redis_unavailable'
@@ -24,6 +25,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   not_found: 404,
   job_not_found: 404,
   model_not_found: 404,
+  model_too_large: 422,
   job_finished: 409,
   no_capacity: 503,
   redis_unavailable: 503,

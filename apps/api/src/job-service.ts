@@ -16,6 +16,7 @@ import {
 import { EventLog, JobIndex, QueueRegistry, cancelMessage, type JobIndexEntry, type ModelQueue } from '@switchyard/redis';
 import { ApiError } from './errors.js';
 import type { FleetView } from './fleet-view.js';
+import { placeModel, type ModelPlacement } from './model-admission.js';
 import type { ApiMetrics } from './metrics.js';
 
 // nanoid's URL-safe alphabet; BullMQ refuses ids that are all digits or contain ':'.
@@ -50,7 +51,7 @@ export class JobService {
   async submit(request: JobRequest, tenant: string): Promise<SubmitOutcome> {
     const { deps } = this;
     const model = canonicalModelName(request.model);
-    await this.admit(model);
+    const { queueKey } = await this.admit(model, request.digest);
 
     const id = newJobId();
     if (request.idempotency_key !== undefined) {
@@ -78,12 +79,12 @@ export class JobService {
       submitted_at: now,
       ...(request.deadline_ms !== undefined && { deadline_at: now + request.deadline_ms }),
     };
-    const queue = deps.queues.get(model);
+    const queue = deps.queues.get(queueKey);
     const retention = deps.jobRetentionSeconds;
     // The index and the job are written concurrently on the same connection (one round
     // trip); if the add fails the index entry is removed, so nothing is half-created.
     const [indexed, added] = await Promise.allSettled([
-      deps.jobIndex.put(id, { model, tenant, created_at: now }),
+      deps.jobIndex.put(id, { model, tenant, created_at: now, ...(queueKey !== model && { queue: queueKey }) }),
       queue.add('generate', data, {
         jobId: id,
         // Unprioritised jobs run before prioritised ones in BullMQ, so interactive work
@@ -100,7 +101,7 @@ export class JobService {
       throw added.status === 'rejected' ? added.reason : (indexed as PromiseRejectedResult).reason;
     }
     // Announce the work; agents serving the model wake up and claim it.
-    deps.redis.publish(deps.keys.workChannel, model).catch(() => undefined);
+    deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     const depth = await this.waitingCount(queue);
     const position = Math.max(0, depth - 1);
     // Written only if no agent has started the job yet, so `queued` never follows `started`.
@@ -109,22 +110,21 @@ export class JobService {
     return { accepted: { id, model, status: 'queued', queue: { position, depth } }, created: true };
   }
 
-  /** Refuses work no live agent can serve instead of letting it wait forever. */
-  private async admit(model: string): Promise<void> {
+  /** Refuses work no live agent can serve instead of letting it wait forever; says which queue it goes to. */
+  private async admit(model: string, digest?: string): Promise<ModelPlacement> {
     const agents = await this.deps.fleet.agents();
     const live = agents.filter((agent) => agent.state === 'ready');
     if (live.length === 0) {
       this.deps.metrics.jobsRefused.inc({ model, reason: 'no_capacity' });
       throw new ApiError('no_capacity', 'no agent is live; the fleet cannot take work right now', 5);
     }
-    const servable = await this.deps.fleet.servableModels();
-    if (!servable.has(model)) {
-      this.deps.metrics.jobsRefused.inc({ model: 'unknown', reason: 'model_not_found' });
-      const names = [...servable.keys()].sort();
-      throw new ApiError(
-        'model_not_found',
-        `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`,
-      );
+    try {
+      return placeModel(live, model, digest);
+    } catch (error) {
+      if (error instanceof ApiError) {
+        this.deps.metrics.jobsRefused.inc({ model: error.code === 'model_not_found' ? 'unknown' : model, reason: error.code });
+      }
+      throw error;
     }
   }
 
@@ -143,7 +143,7 @@ export class JobService {
 
   async get(jobId: string, tenant: string): Promise<JobRecord> {
     const entry = await this.locate(jobId, tenant);
-    const queue = this.deps.queues.get(entry.model);
+    const queue = this.deps.queues.get(entry.queue ?? entry.model);
     const job = await queue.getJob(jobId);
     return this.record(jobId, entry, job);
   }
@@ -192,7 +192,7 @@ export class JobService {
    */
   async cancel(jobId: string, tenant: string, waitMs: number, waitForEnd: (jobId: string, ms: number) => Promise<boolean>): Promise<{ record: JobRecord; settled: boolean }> {
     const entry = await this.locate(jobId, tenant);
-    const queue = this.deps.queues.get(entry.model);
+    const queue = this.deps.queues.get(entry.queue ?? entry.model);
     const job = await queue.getJob(jobId);
     if (!job) {
       const record = await this.record(jobId, entry, undefined);

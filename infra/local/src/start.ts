@@ -133,7 +133,15 @@ async function main(): Promise<void> {
       ...redisEnv,
       BACKEND_URL: backend.url,
       AGENT_ID: `local-${backend.name}`,
-      ...(SIM_NODES[index] && !process.env.OLLAMA_URL && { GPU_VRAM: String(SIM_NODES[index].config.vram_bytes), GPU_NAME: SIM_NODES[index].config.gpu_name }),
+      // The simulators run Ollama's defaults for a sim node: 4 parallel requests per model,
+      // 3 models resident; the agent must know them to never queue work inside a backend.
+      ...(SIM_NODES[index] &&
+        !process.env.OLLAMA_URL && {
+          GPU_VRAM: String(SIM_NODES[index].config.vram_bytes),
+          GPU_NAME: SIM_NODES[index].config.gpu_name,
+          BACKEND_NUM_PARALLEL: '4',
+          BACKEND_MAX_LOADED_MODELS: '3',
+        }),
     });
   }
   run('api', appMain('api'), [], { ...redisEnv, PORT: port, HOST: process.env.HOST ?? '127.0.0.1' });

@@ -5,6 +5,8 @@ export interface JobIndexEntry {
   model: string;
   tenant: string;
   created_at: number;
+  /** Queue key when it differs from the model (a digest-pinned job). */
+  queue?: string;
   /** Set when the job ended without a BullMQ record to show it (cancelled while queued). */
   status?: 'cancelled';
 }
@@ -25,7 +27,12 @@ export class JobIndex {
     const key = this.keys.job(jobId);
     await this.redis
       .multi()
-      .hset(key, { model: entry.model, tenant: entry.tenant, created_at: String(entry.created_at) })
+      .hset(key, {
+        model: entry.model,
+        tenant: entry.tenant,
+        created_at: String(entry.created_at),
+        ...(entry.queue !== undefined && { queue: entry.queue }),
+      })
       .expire(key, this.ttlSeconds)
       .exec();
   }
@@ -37,6 +44,7 @@ export class JobIndex {
       model: fields.model,
       tenant: fields.tenant,
       created_at: Number(fields.created_at ?? 0),
+      ...(fields.queue !== undefined && { queue: fields.queue }),
       ...(fields.status === 'cancelled' && { status: 'cancelled' as const }),
     };
   }

@@ -1,0 +1,51 @@
+import { normalizeDigest, pinnedQueueModel, type AgentHeartbeat } from '@switchyard/protocol';
+import { ApiError } from './errors.js';
+
+export interface ModelPlacement {
+  /** The queue the job goes to: the model's, or its digest-pinned queue. */
+  queueKey: string;
+  /** The full digest the job is pinned to, if any. */
+  digest?: string;
+}
+
+const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
+
+/**
+ * Whether the live fleet can ever run a model (and a pinned digest of it), and which
+ * queue its jobs wait on. Refuses with a message that says why: no agent has the model,
+ * none has that digest, or it needs more VRAM than the largest GPU node has.
+ */
+export function placeModel(agents: AgentHeartbeat[], model: string, digest?: string): ModelPlacement {
+  const holders = agents.filter((agent) => agent.state === 'ready' && agent.models_available.some((m) => m.name === model));
+  if (holders.length === 0) {
+    const names = [...new Set(agents.flatMap((agent) => agent.models_available.map((m) => m.name)))].sort();
+    throw new ApiError(
+      'model_not_found',
+      `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`,
+    );
+  }
+  let candidates = holders.map((agent) => ({ agent, entry: agent.models_available.find((m) => m.name === model)! }));
+  let fullDigest: string | undefined;
+  if (digest !== undefined) {
+    const wanted = normalizeDigest(digest);
+    const matching = candidates.filter(({ entry }) => normalizeDigest(entry.digest).startsWith(wanted));
+    const digests = [...new Set(matching.map(({ entry }) => normalizeDigest(entry.digest)))];
+    if (digests.length === 0) {
+      const known = [...new Set(candidates.map(({ entry }) => normalizeDigest(entry.digest).slice(0, 12)))].join(', ');
+      throw new ApiError('model_not_found', `no live agent has ${model} with digest ${wanted}; digests in the fleet: ${known}`);
+    }
+    if (digests.length > 1) throw new ApiError('invalid_request', `digest ${wanted} is ambiguous for ${model}: give more digits`);
+    fullDigest = digests[0]!;
+    candidates = matching;
+  }
+  const fitting = candidates.filter(({ entry }) => entry.fits !== false);
+  if (fitting.length === 0) {
+    const need = Math.min(...candidates.map(({ entry }) => entry.vram_need_bytes ?? entry.size_bytes));
+    const largest = Math.max(...candidates.map(({ agent }) => agent.vram?.total_bytes ?? Math.max(0, ...agent.gpus.map((g) => g.vram_total_bytes))));
+    throw new ApiError(
+      'model_too_large',
+      `model ${model} needs ${gb(need)} GB of VRAM; the largest GPU node that has it offers ${gb(largest)} GB`,
+    );
+  }
+  return fullDigest === undefined ? { queueKey: model } : { queueKey: pinnedQueueModel(model, fullDigest), digest: fullDigest };
+}
