@@ -26,9 +26,10 @@ export class FleetState {
     private readonly maxAgeMs = 500,
   ) {}
 
-  /** Re-reads heartbeats and measured VRAM if the cached view is older than `maxAgeMs`. */
-  async refresh(): Promise<void> {
-    if (Date.now() - this.refreshedAt < this.maxAgeMs) return;
+  /** Re-reads heartbeats and measured VRAM if the cached view is older than `maxAgeMs` (or `force`). */
+  async refresh(force = false): Promise<void> {
+    if (!force && Date.now() - this.refreshedAt < this.maxAgeMs) return;
+    if (force) await this.refreshing;
     this.refreshing ??= (async () => {
       try {
         const [agents, measured] = await Promise.all([this.registry.live(), this.redis.hgetall(this.keys.measuredVram)]);
@@ -44,9 +45,11 @@ export class FleetState {
     await this.refreshing;
   }
 
-  /** Live peers with `model` loaded. */
-  copiesElsewhere(model: string): AgentHeartbeat[] {
-    return this.peers.filter((agent) => agent.models_loaded.some((loaded) => loaded.name === model));
+  /** Live peers with `model` loaded (with that digest, when one is given). */
+  copiesElsewhere(model: string, digest?: string): AgentHeartbeat[] {
+    return this.peers.filter((agent) =>
+      agent.models_loaded.some((loaded) => loaded.name === model && (digest === undefined || loaded.digest === digest)),
+    );
   }
 
   /** Whether a peer reports loading `model` right now. */

@@ -38,6 +38,8 @@ export interface LifecycleOptions {
   publishHeartbeat: () => Promise<void>;
 }
 
+const MIN_EXPECTED_LOAD_MS = 250;
+
 /** Loads that failed for lack of VRAM are not retried on this node for a while. */
 const UNFIT_COOLDOWN_MS = 60_000;
 
@@ -91,8 +93,13 @@ export class LifecycleManager {
     return used;
   }
 
+  /**
+   * How long loading this model is expected to take here, from the measured throughput.
+   * Never below MIN_EXPECTED_LOAD_MS: a job's wait also includes claim latency and
+   * heartbeat staleness, which must not read as "the copies cannot keep up".
+   */
   expectedLoadMs(model: ModelState): number {
-    return (model.sizeBytes / this.loadBytesPerS) * 1000;
+    return Math.max(MIN_EXPECTED_LOAD_MS, (model.sizeBytes / this.loadBytesPerS) * 1000);
   }
 
   private resident(model: ModelState): ResidentModel {
@@ -166,8 +173,15 @@ export class LifecycleManager {
     for (const model of fitting) {
       if (pinned.includes(model)) continue;
       const wait = stats.get(model.name) ?? { waiting: 0, oldestWaitMs: 0 };
+      // Only copies of the same build count: a job pinned to this digest cannot run on another.
+      const copies = fleet.copiesElsewhere(model.name, model.digest);
+      const freeSlotsOnCopies = copies.reduce((sum, agent) => {
+        const loaded = agent.models_loaded.find((entry) => entry.name === model.name);
+        return sum + Math.max(0, Math.min(this.options.parallelPerCopy - (loaded?.in_flight ?? 0), agent.slots - agent.in_flight));
+      }, 0);
       const decision = needsAnotherCopy({
-        copies: fleet.copiesElsewhere(model.name).length,
+        copies: copies.length,
+        freeSlotsOnCopies,
         beingWarmed: fleet.loadingElsewhere(model.name),
         waiting: wait.waiting,
         oldestWaitMs: wait.oldestWaitMs,
@@ -191,6 +205,15 @@ export class LifecycleManager {
       }
       const isPinned = candidate.reason === 'pinned';
       if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.expectedLoadMs(candidate.model) * 3 + 10_000))) continue;
+      if (candidate.reason === 'no_copy') {
+        // The previous holder publishes its heartbeat before releasing the lease, so a fresh
+        // read shows a copy it just made; our cached view may predate it.
+        await fleet.refresh(true);
+        if (fleet.copiesElsewhere(candidate.model.name, candidate.model.digest).length > 0) {
+          await fleet.releaseWarmLease(candidate.model.name);
+          continue;
+        }
+      }
       this.loading = { model: candidate.model.name, reserveBytes: need };
       void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
       return;

@@ -49,7 +49,7 @@ describe('planEvictions', () => {
 });
 
 describe('needsAnotherCopy', () => {
-  const base = { copies: 1, beingWarmed: false, waiting: 0, oldestWaitMs: 0, expectedLoadMs: 3_000, serviceMs: 1_000, parallelPerCopy: 4, arrivalPerS: 0 };
+  const base = { copies: 1, freeSlotsOnCopies: 0, beingWarmed: false, waiting: 0, oldestWaitMs: 0, expectedLoadMs: 3_000, serviceMs: 1_000, parallelPerCopy: 4, arrivalPerS: 0 };
 
   it('warms a first copy only when work waits for it', () => {
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 1 })).toEqual({ warm: true, reason: 'no_copy' });
@@ -62,6 +62,10 @@ describe('needsAnotherCopy', () => {
 
   it('adds a copy when the oldest job waited longer than a load', () => {
     expect(needsAnotherCopy({ ...base, waiting: 1, oldestWaitMs: 3_500 })).toEqual({ warm: true, reason: 'queue_too_old' });
+  });
+
+  it('does not add a copy for jobs the warm copies are about to claim', () => {
+    expect(needsAnotherCopy({ ...base, waiting: 2, oldestWaitMs: 3_500, freeSlotsOnCopies: 2 })).toEqual({ warm: false });
   });
 
   it('adds a copy when the warm copies cannot drain the queue within a load time', () => {

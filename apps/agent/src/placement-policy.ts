@@ -76,6 +76,11 @@ export function planEvictions(
 export interface CopyDemand {
   /** Warm copies on live agents (including this one). */
   copies: number;
+  /**
+   * Slots the warm copies have free right now (per their heartbeats): jobs that fit in them
+   * are about to be claimed, so their wait says nothing about a missing copy.
+   */
+  freeSlotsOnCopies: number;
   /** Another agent holds the warm lease (is loading it) right now. */
   beingWarmed: boolean;
   waiting: number;
@@ -96,9 +101,10 @@ export const SCALE_OUT_UTILISATION = 0.8;
 export function needsAnotherCopy(input: CopyDemand): CopyDecision {
   if (input.beingWarmed) return { warm: false };
   if (input.copies === 0) return input.waiting > 0 ? { warm: true, reason: 'no_copy' } : { warm: false };
-  if (input.waiting > 0 && input.oldestWaitMs > input.expectedLoadMs) return { warm: true, reason: 'queue_too_old' };
+  const backlog = input.waiting - input.freeSlotsOnCopies;
+  if (backlog > 0 && input.oldestWaitMs > input.expectedLoadMs) return { warm: true, reason: 'queue_too_old' };
   const capacityPerMs = (input.copies * input.parallelPerCopy) / Math.max(1, input.serviceMs);
-  if (input.waiting > 0 && input.waiting / capacityPerMs > input.expectedLoadMs) return { warm: true, reason: 'cannot_drain' };
+  if (backlog > 0 && input.waiting / capacityPerMs > input.expectedLoadMs) return { warm: true, reason: 'cannot_drain' };
   const utilisation = (input.arrivalPerS * input.serviceMs) / 1000 / (input.copies * input.parallelPerCopy);
   if (utilisation > SCALE_OUT_UTILISATION) return { warm: true, reason: 'demand_rising' };
   return { warm: false };

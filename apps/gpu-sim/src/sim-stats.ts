@@ -13,8 +13,8 @@ export interface LoadedModelStats {
   num_ctx: number;
   /** Requests holding a slot right now. */
   in_flight: number;
-  /** RFC 3339; Ollama's far-future date for keep_alive < 0. */
-  expires_at: string;
+  /** RFC 3339; Ollama's far-future date for keep_alive < 0; null while still loading. */
+  expires_at: string | null;
   /** null = forever. */
   keep_alive_ms: number | null;
 }
@@ -66,7 +66,8 @@ export function simStats(ctx: SimContext): SimStats {
       vram_bytes: runner.vramBytes,
       num_ctx: runner.numCtx,
       in_flight: runner.inFlight,
-      expires_at: timestamp(runner.expiresAt),
+      // A runner that is still loading has no expiry yet.
+      expires_at: Number.isFinite(runner.expiresAt) ? timestamp(runner.expiresAt) : null,
       keep_alive_ms: Number.isFinite(runner.keepAliveMs) ? runner.keepAliveMs : null,
     })),
     vram_used_bytes: scheduler.vramUsedBytes,

@@ -1,0 +1,203 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SAMPLE_CATALOG, type GpuSimConfigInput } from '@switchyard/gpu-sim';
+import { postJob, submitJob } from '../support/client.js';
+import { readSse } from '../support/sse.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+const GB = 1e9;
+const TIME_SCALE = 0.05;
+
+/** A simulated node: VRAM, catalog subset and speed, with the agent told the same VRAM. */
+function node(vramBytes: number, models: string[], sim: Partial<GpuSimConfigInput> = {}, agent: Record<string, unknown> = {}) {
+  return {
+    sim: {
+      vram_bytes: vramBytes,
+      time_scale: TIME_SCALE,
+      // Answers run to num_predict (tests that hold a slot need long ones).
+      response_tokens_min: 5_000,
+      response_tokens_max: 5_000,
+      models: SAMPLE_CATALOG.filter((model) => models.includes(model.name)),
+      ...sim,
+    },
+    agent: {
+      gpuVramBytes: [vramBytes],
+      // The simulator loads at 2 GB/s of simulated time, i.e. 40 GB/s of wall time here.
+      loadBytesPerSecond: 2e9 / TIME_SCALE,
+      minResidencyMs: 1,
+      ...agent,
+    },
+  };
+}
+
+async function runJob(stack: Stack, body: Record<string, unknown>): Promise<{ agent: string; text: string }> {
+  const job = await submitJob(stack, body);
+  const sse = await readSse(`${stack.apiUrl}${job.links.events}`, { timeoutMs: 30_000 });
+  const last = sse.events.at(-1)!;
+  expect(last.type, JSON.stringify(last)).toBe('done');
+  const started = sse.events.find((event) => event.type === 'started');
+  return { agent: started?.type === 'started' ? started.agent : '?', text: sse.events.map((e) => (e.type === 'token' ? e.text : '')).join('') };
+}
+
+const stats = (stack: Stack, index: number) => stack.sims[index]!.stats();
+const loadedOn = (stack: Stack, index: number) => stats(stack, index).loaded.map((model) => model.name);
+
+describe('VRAM-aware placement across several simulated GPU nodes', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.close();
+    stack = undefined;
+  });
+
+  it('never lands a model that fits only the large GPU on the small one', async () => {
+    stack = await startStack({ nodes: [node(24 * GB, ['qwen2.5:0.5b', 'llama3.1:70b']), node(80 * GB, ['qwen2.5:0.5b', 'llama3.1:70b'])] });
+    const results = await Promise.all([1, 2, 3].map((i) => runJob(stack!, { model: 'llama3.1:70b', prompt: `big ${i}`, options: { num_predict: 5 } })));
+    expect(results.map((r) => r.agent)).toEqual(['agent-1', 'agent-1', 'agent-1']);
+    expect(stats(stack, 0).loads_total).toBe(0);
+    expect(stats(stack, 0).errors_total).toBe(0);
+    const agents = (await fetch(`${stack.apiUrl}/v1/agents`).then((r) => r.json())) as any;
+    const small = agents.data.find((a: any) => a.id === 'agent-0');
+    expect(small.models_available.find((m: any) => m.name === 'llama3.1:70b').fits).toBe(false);
+  });
+
+  it('refuses at admission a model too large for every GPU, saying how large', async () => {
+    stack = await startStack({ nodes: [node(24 * GB, ['qwen2.5:0.5b', 'llama3.1:70b'])] });
+    const refused = await postJob(stack, { model: 'llama3.1:70b', prompt: 'x' });
+    expect(refused.status).toBe(422);
+    expect(refused.json.error.code).toBe('model_too_large');
+    expect(refused.json.error.message).toMatch(/needs \d+\.\d GB of VRAM; the largest GPU node that has it offers 24\.0 GB/);
+  });
+
+  it('serves a model from the node that has it warm while that node has free slots', async () => {
+    stack = await startStack({ nodes: [node(24 * GB, ['qwen2.5:0.5b']), node(24 * GB, ['qwen2.5:0.5b'])] });
+    const first = await runJob(stack, { model: 'qwen2.5:0.5b', prompt: 'warm up', options: { num_predict: 3 } });
+    const warmIndex = first.agent === 'agent-0' ? 0 : 1;
+    for (let i = 0; i < 6; i++) {
+      const next = await runJob(stack, { model: 'qwen2.5:0.5b', prompt: `again ${i}`, options: { num_predict: 3 } });
+      expect(next.agent).toBe(first.agent);
+    }
+    expect(stats(stack, 1 - warmIndex).loads_total).toBe(0);
+    expect(stats(stack, warmIndex).loads_total).toBe(1);
+  });
+
+  it('warms a cold model on one node only, even when several could', async () => {
+    // A pessimistic load-time estimate, so nothing looks overdue and only "no copy" applies.
+    const slow = { loadBytesPerSecond: 1e8 };
+    stack = await startStack({
+      nodes: [node(24 * GB, ['qwen2.5:0.5b'], {}, slow), node(24 * GB, ['qwen2.5:0.5b'], {}, slow), node(24 * GB, ['qwen2.5:0.5b'], {}, slow)],
+    });
+    await Promise.all([1, 2, 3].map((i) => runJob(stack!, { model: 'qwen2.5:0.5b', prompt: `burst ${i}`, options: { num_predict: 5 } })));
+    const loads = [0, 1, 2].map((i) => stats(stack!, i).loads_total);
+    expect(loads.reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it('spills a burst beyond one node’s capacity to a second node', async () => {
+    // Jobs of ~0.4 s in wall time, 4 slots per node: 32 jobs keep one node busy for ~3 s,
+    // far longer than a load, so a second copy is warmed and takes part of the queue.
+    const realtime = { time_scale: 0.2, tokens_per_s: 1000 };
+    stack = await startStack({
+      nodes: [
+        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2 }),
+        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2 }),
+      ],
+    });
+    const results = await Promise.all(
+      Array.from({ length: 32 }, (_, i) => runJob(stack!, { model: 'qwen2.5:0.5b', prompt: `load ${i}`, options: { num_predict: 80 } })),
+    );
+    const served = new Set(results.map((r) => r.agent));
+    expect(served).toEqual(new Set(['agent-0', 'agent-1']));
+    expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
+  });
+
+  it('evicts the idle, less valuable model for a new one, and never a busy one', async () => {
+    // 10 GB: qwen (1.1 GB) and llama3.2:3b (4.4 GB) fit together; llama3.1:8b (7.6 GB) needs one gone.
+    stack = await startStack({
+      nodes: [node(10 * GB, ['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b'], { time_scale: 0.05 })],
+    });
+    await runJob(stack, { model: 'llama3.2:3b', prompt: 'old', options: { num_predict: 3 } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await runJob(stack, { model: 'qwen2.5:0.5b', prompt: 'recent', options: { num_predict: 3 } });
+    expect(new Set(loadedOn(stack, 0))).toEqual(new Set(['qwen2.5:0.5b', 'llama3.2:3b']));
+
+    // Keep qwen busy with a long job: it must survive; the idle 3B is the one to go.
+    const busy = await submitJob(stack, { model: 'qwen2.5:0.5b', prompt: 'long', options: { num_predict: 3000 } });
+    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBe(1);
+    const big = await runJob(stack, { model: 'llama3.1:8b', prompt: 'needs room', options: { num_predict: 3 } });
+    expect(big.agent).toBe('agent-0');
+    expect(new Set(loadedOn(stack, 0))).toEqual(new Set(['qwen2.5:0.5b', 'llama3.1:8b']));
+    const busyEnd = await readSse(`${stack.apiUrl}${busy.links.events}`, { timeoutMs: 30_000 });
+    expect(busyEnd.events.at(-1)!.type).toBe('done');
+    expect(stats(stack, 0).evictions_total).toBe(0);
+  });
+
+  it('makes a job for a model that cannot fit yet wait, rather than evict a busy model', async () => {
+    stack = await startStack({ nodes: [node(10 * GB, ['llama3.2:3b', 'llama3.1:8b'], { time_scale: 0.05 })] });
+    const busy = await submitJob(stack, { model: 'llama3.2:3b', prompt: 'hold the GPU', options: { num_predict: 5000 } });
+    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBe(1);
+    const waiting = await submitJob(stack, { model: 'llama3.1:8b', prompt: 'wait for room', options: { num_predict: 3 } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(loadedOn(stack, 0)).toEqual(['llama3.2:3b']);
+    const record = (await fetch(`${stack.apiUrl}/v1/jobs/${waiting.id}`).then((r) => r.json())) as any;
+    expect(record.status).toBe('queued');
+    await readSse(`${stack.apiUrl}${busy.links.events}`, { timeoutMs: 30_000 });
+    const done = await readSse(`${stack.apiUrl}${waiting.links.events}`, { timeoutMs: 30_000 });
+    expect(done.events.at(-1)!.type).toBe('done');
+    expect(stats(stack, 0).evictions_total).toBe(0);
+  });
+
+  it('never runs out of VRAM across a randomized run of many jobs and models', async () => {
+    const models = ['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b'];
+    stack = await startStack({
+      nodes: [node(8 * GB, models), node(12 * GB, models), node(16 * GB, models)],
+    });
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const jobs = Array.from({ length: 45 }, (_, i) => ({ model: models[Math.floor(random() * models.length)]!, prompt: `r${i}`, options: { num_predict: 2 + Math.floor(random() * 20) } }));
+    const results: Array<{ agent: string }> = [];
+    for (let i = 0; i < jobs.length; i += 9) results.push(...(await Promise.all(jobs.slice(i, i + 9).map((job) => runJob(stack!, job)))));
+    expect(results).toHaveLength(45);
+    for (const index of [0, 1, 2]) {
+      const s = stats(stack, index);
+      expect(s.errors_total, `node ${index}`).toBe(0);
+      expect(s.evictions_total, `node ${index}`).toBe(0);
+      expect(s.vram_high_water_bytes).toBeLessThanOrEqual(s.vram_total_bytes);
+    }
+  });
+
+  it('honours a pinned digest', async () => {
+    const qwen = SAMPLE_CATALOG.find((model) => model.name === 'qwen2.5:0.5b')!;
+    const digestA = 'a'.repeat(64);
+    const digestB = 'b'.repeat(64);
+    stack = await startStack({
+      nodes: [
+        node(24 * GB, [], { models: [{ ...qwen, digest: digestA }] }),
+        node(24 * GB, [], { models: [{ ...qwen, digest: digestB }] }),
+      ],
+    });
+    for (let i = 0; i < 3; i++) {
+      expect((await runJob(stack, { model: 'qwen2.5:0.5b', prompt: `b${i}`, options: { num_predict: 3 }, digest: `sha256:${digestB.slice(0, 12)}` })).agent).toBe('agent-1');
+      expect((await runJob(stack, { model: 'qwen2.5:0.5b', prompt: `a${i}`, options: { num_predict: 3 }, digest: digestA })).agent).toBe('agent-0');
+    }
+    const unknown = await postJob(stack, { model: 'qwen2.5:0.5b', prompt: 'x', digest: 'c'.repeat(64) });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.message).toMatch(/digest/);
+  });
+
+  it('replaces the VRAM estimate with the measured figure after the first load', async () => {
+    stack = await startStack({ nodes: [node(24 * GB, ['llama3.1:8b'])] });
+    const need = async () => {
+      const agents = (await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any;
+      return agents.data[0].models_available.find((m: any) => m.name === 'llama3.1:8b');
+    };
+    const before = await need();
+    expect(before.vram_need_source).toBe('estimate');
+    expect(before.vram_need_bytes).toBe(before.vram_estimate_bytes);
+    await runJob(stack, { model: 'llama3.1:8b', prompt: 'measure me', options: { num_predict: 2 } });
+    const truth = stats(stack, 0).loaded.find((m) => m.name === 'llama3.1:8b')!.vram_bytes;
+    await expect.poll(async () => (await need()).vram_need_source, { timeout: 10_000 }).toBe('measured');
+    const after = await need();
+    expect(after.vram_need_bytes).toBe(truth);
+    // The estimate stays visible next to the truth: within a third of it, and conservative.
+    expect(after.vram_estimate_bytes).toBeGreaterThan(truth);
+    expect(Math.abs(after.vram_estimate_bytes - truth) / truth).toBeLessThan(0.34);
+  });
+});
