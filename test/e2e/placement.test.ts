@@ -96,8 +96,8 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const realtime = { time_scale: 0.2, tokens_per_s: 1000 };
     stack = await startStack({
       nodes: [
-        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2 }),
-        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2 }),
+        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2, extraCopyIdleMs: 500 }),
+        node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2, extraCopyIdleMs: 500 }),
       ],
     });
     const results = await Promise.all(
@@ -106,6 +106,24 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const served = new Set(results.map((r) => r.agent));
     expect(served).toEqual(new Set(['agent-0', 'agent-1']));
     expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
+    // Demand gone: the extra copy goes after its short idle window, one copy stays warm.
+    await expect
+      .poll(() => [0, 1].filter((i) => loadedOn(stack!, i).includes('qwen2.5:0.5b')).length, { timeout: 10_000 })
+      .toBe(1);
+  });
+
+  it('loads pinned models at start and keeps them; unloads idle ones after the idle window', async () => {
+    stack = await startStack({
+      nodes: [node(24 * GB, ['qwen2.5:0.5b', 'llama3.2:3b'], {}, { pinnedModels: ['llama3.2:3b'], idleUnloadMs: 400 })],
+    });
+    await expect.poll(() => loadedOn(stack!, 0), { timeout: 10_000 }).toEqual(['llama3.2:3b']);
+    await runJob(stack, { model: 'qwen2.5:0.5b', prompt: 'brief visit', options: { num_predict: 3 } });
+    expect(new Set(loadedOn(stack, 0))).toEqual(new Set(['qwen2.5:0.5b', 'llama3.2:3b']));
+    // qwen goes once idle for the window; the pinned model stays although it is idle too.
+    await expect.poll(() => loadedOn(stack!, 0), { timeout: 10_000 }).toEqual(['llama3.2:3b']);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(loadedOn(stack, 0)).toEqual(['llama3.2:3b']);
+    expect(stats(stack, 0).evictions_total).toBe(0);
   });
 
   it('evicts the idle, less valuable model for a new one, and never a busy one', async () => {
