@@ -1,0 +1,66 @@
+import { createParser } from 'eventsource-parser';
+import type { Dispatcher, Pool } from 'undici';
+
+/** Reads an SSE body until `until` says stop; calls `onEvent` with each parsed data object. */
+export async function consumeSse(
+  body: Dispatcher.ResponseData['body'],
+  onEvent: (event: { type: string; seq: number; text?: string }) => boolean | void,
+): Promise<void> {
+  let stop = false;
+  const parser = createParser({
+    onEvent: (message) => {
+      if (stop) return;
+      if (onEvent(JSON.parse(message.data)) === true) stop = true;
+    },
+  });
+  const decoder = new TextDecoder();
+  for await (const chunk of body) {
+    parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+    if (stop) break;
+  }
+  if (stop) body.destroy();
+}
+
+/** Submits a native job and returns its id. */
+export async function submitJob(pool: Pool, payload: string): Promise<string> {
+  const response = await pool.request({ path: '/v1/jobs', method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+  const json = (await response.body.json()) as { id?: string; error?: unknown };
+  if (response.statusCode !== 202 || !json.id) throw new Error(`submit refused: ${response.statusCode} ${JSON.stringify(json)}`);
+  return json.id;
+}
+
+/** Time from submission to the first token through Switchyard's native API (POST, then SSE). */
+export async function switchyardFirstToken(pool: Pool, payload: string, readAll = false): Promise<{ ttftMs: number; tokens: number; totalMs: number }> {
+  const t0 = performance.now();
+  const id = await submitJob(pool, payload);
+  const response = await pool.request({ path: `/v1/jobs/${id}/events`, method: 'GET', headers: { accept: 'text/event-stream' } });
+  let ttftMs = Number.NaN;
+  let tokens = 0;
+  await consumeSse(response.body, (event) => {
+    if (event.type === 'token') {
+      tokens++;
+      if (Number.isNaN(ttftMs)) ttftMs = performance.now() - t0;
+      if (!readAll) return true;
+    }
+    return event.type === 'done' || event.type === 'error';
+  });
+  return { ttftMs, tokens, totalMs: performance.now() - t0 };
+}
+
+/** Time to the first token straight from an Ollama-compatible backend (`/api/generate`, NDJSON). */
+export async function directFirstToken(pool: Pool, payload: string): Promise<{ ttftMs: number }> {
+  const t0 = performance.now();
+  const response = await pool.request({ path: '/api/generate', method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+  let ttftMs = Number.NaN;
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    const newline = buffer.indexOf('\n');
+    if (newline !== -1 && Number.isNaN(ttftMs)) {
+      const line = JSON.parse(buffer.slice(0, newline)) as { response?: string };
+      if (line.response) ttftMs = performance.now() - t0;
+    }
+  }
+  return { ttftMs };
+}

@@ -1,0 +1,71 @@
+/**
+ * `pnpm bench:enqueue`: POST /v1/jobs accepted per second and latency, agents paused.
+ * Target: ≥ 3,000/s, p99 ≤ 10 ms.
+ */
+import { Pool } from 'undici';
+import { Redis } from 'ioredis';
+import { fmt, median, printTable, runBenchmark, startApi, startRedis, summarize, writeResult } from './harness.js';
+import { pausedFleet } from './synthetic-fleet.js';
+
+const MODEL = 'qwen2.5:0.5b';
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+async function run(apiUrl: string): Promise<{ acceptedPerS: number; latencies: number[]; refused: number }> {
+  const pool = new Pool(apiUrl, { connections: CONCURRENCY, pipelining: 1 });
+  const body = JSON.stringify({ model: MODEL, prompt: 'benchmark prompt', options: { num_predict: 4 } });
+  const latencies: number[] = [];
+  let accepted = 0;
+  let refused = 0;
+  const deadline = performance.now() + DURATION_MS;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        const response = await pool.request({ path: '/v1/jobs', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await response.body.dump();
+        const elapsed = performance.now() - t0;
+        if (response.statusCode === 202) {
+          accepted++;
+          latencies.push(elapsed);
+        } else refused++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await pool.close();
+  return { acceptedPerS: accepted / seconds, latencies, refused };
+}
+
+runBenchmark(async () => {
+  const redis = await startRedis();
+  const prefix = `bench-enqueue-${Date.now()}`;
+  const control = new Redis(redis.url);
+  const fleet = pausedFleet(control, prefix, MODEL);
+  const api = await startApi(redis.url, prefix);
+  await run(api.url).catch(() => undefined); // warm-up: JIT, connections, queue creation
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await run(api.url));
+  fleet.stop();
+  control.disconnect();
+  await redis.stop();
+
+  const rows = runs.map((r, i) => {
+    const s = summarize(r.latencies);
+    return { run: i + 1, accepted_per_s: fmt(r.acceptedPerS, 0), p50_ms: fmt(s.p50), p99_ms: fmt(s.p99), refused: r.refused };
+  });
+  const result = {
+    concurrency: CONCURRENCY,
+    duration_ms: DURATION_MS,
+    runs: RUNS,
+    accepted_per_s: Math.round(median(runs.map((r) => r.acceptedPerS))),
+    p50_ms: Number(fmt(median(runs.map((r) => summarize(r.latencies).p50)))),
+    p99_ms: Number(fmt(median(runs.map((r) => summarize(r.latencies).p99)))),
+    target: { accepted_per_s: 3000, p99_ms: 10 },
+  };
+  printTable(`Enqueue: POST /v1/jobs, ${CONCURRENCY} concurrent, agents paused`, rows);
+  printTable('Median of runs', [{ accepted_per_s: result.accepted_per_s, p50_ms: result.p50_ms, p99_ms: result.p99_ms, target: '≥3000/s, p99 ≤10 ms' }]);
+  process.stdout.write(`wrote ${writeResult('enqueue', result)}\n`);
+});
