@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+const nonNegativeNumber = z.coerce.number().nonnegative();
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0'),
@@ -23,6 +25,49 @@ export const ApiConfig = z.object({
   /** Public base URL used in `links`; defaults to a relative path. */
   publicBaseUrl: z.string().url().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  // Tenants and keys. With none configured the API runs open (every caller is `default`).
+  /** `tenant:key` pairs, comma-separated. */
+  apiKeys: z.string().optional(),
+  /** JSON file of keys (plain or sha256) and per-tenant limits; see README. */
+  apiKeysFile: z.string().optional(),
+  /** Keys that unlock fleet endpoints, /metrics and Bull Board (tenant `admin`), comma-separated. */
+  adminApiKeys: z.string().optional(),
+
+  // Admission limits: defaults; per-model and per-tenant values (and these defaults) can be
+  // changed at run time in Redis (`PUT /admin/limits`).
+  /** Jobs waiting (admitted, not started) per model queue. */
+  queueDepthLimit: nonNegativeInt.default(1_000),
+  /** Jobs in flight (queued + running) per tenant. */
+  tenantInFlightLimit: nonNegativeInt.default(500),
+  /** Jobs in flight per tenant on any one model. */
+  tenantModelInFlightLimit: nonNegativeInt.default(500),
+  /** Jobs in flight fleet-wide. */
+  globalInFlightLimit: nonNegativeInt.default(10_000),
+
+  // Estimates, priorities, fairness.
+  /** Sliding window of the measured drain rate (completions per second). */
+  drainWindowSeconds: positiveInt.default(60),
+  /** Batch jobs rank as if they had arrived this much later than interactive ones (aging bound). */
+  batchPriorityOffsetSeconds: nonNegativeNumber.default(120),
+  /** Each job a tenant already has in flight on a model ranks its next one this much later (fair share). */
+  fairShareStepSeconds: nonNegativeNumber.default(2),
+  /** Longest Retry-After handed out. */
+  retryAfterMaxSeconds: positiveInt.default(600),
+  /** Retry-After when a model has no measured drain rate yet. */
+  retryAfterFallbackSeconds: positiveInt.default(5),
+  /** A model an agent listed within this long is "capacity that may return" (503), not unknown (404). */
+  capacityMemorySeconds: positiveInt.default(600),
+
+  // Cancellation and background work.
+  /** A job whose native streams all closed and none came back within this long is cancelled. */
+  disconnectGraceMs: nonNegativeInt.default(15_000),
+  /** Least interval between `queued` position updates of one job. */
+  queuedUpdateIntervalMs: positiveInt.default(1_000),
+  /** Period of the maintenance loop (expiry, disconnect grace, position updates) on the replica holding its lock. */
+  maintenanceIntervalMs: positiveInt.default(250),
+  /** Period of the admission-count reconciliation against BullMQ. */
+  reconcileIntervalMs: positiveInt.default(5_000),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;
@@ -40,6 +85,23 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   cancelWaitMs: 'CANCEL_WAIT_MS',
   publicBaseUrl: 'PUBLIC_BASE_URL',
   logLevel: 'LOG_LEVEL',
+  apiKeys: 'API_KEYS',
+  apiKeysFile: 'API_KEYS_FILE',
+  adminApiKeys: 'ADMIN_API_KEYS',
+  queueDepthLimit: 'QUEUE_DEPTH_LIMIT',
+  tenantInFlightLimit: 'TENANT_IN_FLIGHT_LIMIT',
+  tenantModelInFlightLimit: 'TENANT_MODEL_IN_FLIGHT_LIMIT',
+  globalInFlightLimit: 'GLOBAL_IN_FLIGHT_LIMIT',
+  drainWindowSeconds: 'DRAIN_WINDOW_SECONDS',
+  batchPriorityOffsetSeconds: 'BATCH_PRIORITY_OFFSET_SECONDS',
+  fairShareStepSeconds: 'FAIR_SHARE_STEP_SECONDS',
+  retryAfterMaxSeconds: 'RETRY_AFTER_MAX_SECONDS',
+  retryAfterFallbackSeconds: 'RETRY_AFTER_FALLBACK_SECONDS',
+  capacityMemorySeconds: 'CAPACITY_MEMORY_SECONDS',
+  disconnectGraceMs: 'DISCONNECT_GRACE_MS',
+  queuedUpdateIntervalMs: 'QUEUED_UPDATE_INTERVAL_MS',
+  maintenanceIntervalMs: 'MAINTENANCE_INTERVAL_MS',
+  reconcileIntervalMs: 'RECONCILE_INTERVAL_MS',
 };
 
 /** Reads the API's configuration from the environment; errors name the variable. */

@@ -1,6 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
+import type { AdmissionLedger } from '@switchyard/redis';
+import type { Admission } from './admission.js';
+import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
 import type { EventRelay } from './event-relay.js';
 import type { JobEventFeed } from './job-event-feed.js';
@@ -19,8 +22,16 @@ export interface ApiContext {
   /** A job's events in order, for any wire format (SSE, OpenAI chunks, Ollama NDJSON). */
   feed: JobEventFeed;
   metrics: ApiMetrics;
-  /** The tenant a request acts for. Until API keys exist every caller is `default`. */
+  admission: Admission;
+  ledger: AdmissionLedger;
+  keyStore: ApiKeyStore;
+  /**
+   * The tenant a request acts for, from its API key; throws ApiError `unauthorized` (401)
+   * when keys are configured and the request has no valid one. Open mode: `default`.
+   */
   tenantOf(request: FastifyRequest): string;
+  /** True for admin keys (and for everyone in open mode). */
+  isAdmin(request: FastifyRequest): boolean;
   /** Resolves true once the job's terminal event is seen, false after `ms`. */
   waitForJobEnd(jobId: string, ms: number): Promise<boolean>;
   /** Called for every event relayed to a client (metrics). */

@@ -6,6 +6,8 @@ import type { ApiErrorBody } from '@switchyard/protocol';
 export type ApiErrorCode =
   | 'invalid_request'
   | 'invalid_json'
+  | 'unauthorized'
+  | 'forbidden'
   | 'body_too_large'
   | 'unsupported_media_type'
   | 'not_found'
@@ -13,6 +15,11 @@ export type ApiErrorCode =
   | 'model_not_found'
   | 'model_too_large'
   | 'job_finished'
+  | 'queue_full'
+  | 'tenant_limit'
+  | 'tenant_model_limit'
+  | 'global_limit'
+  | 'deadline_unreachable'
   | 'no_capacity'
   | 'redis_unavailable'
   | 'internal_error';
@@ -20,6 +27,8 @@ export type ApiErrorCode =
 const STATUS: Record<ApiErrorCode, number> = {
   invalid_request: 400,
   invalid_json: 400,
+  unauthorized: 401,
+  forbidden: 403,
   body_too_large: 413,
   unsupported_media_type: 415,
   not_found: 404,
@@ -27,6 +36,11 @@ const STATUS: Record<ApiErrorCode, number> = {
   model_not_found: 404,
   model_too_large: 422,
   job_finished: 409,
+  queue_full: 429,
+  tenant_limit: 429,
+  tenant_model_limit: 429,
+  global_limit: 429,
+  deadline_unreachable: 429,
   no_capacity: 503,
   redis_unavailable: 503,
   internal_error: 500,
@@ -38,6 +52,8 @@ export class ApiError extends Error {
     readonly code: ApiErrorCode,
     message: string,
     readonly retryAfterS?: number,
+    /** Extra response headers (`X-Queue-Depth` on refusals). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -48,9 +64,14 @@ export class ApiError extends Error {
 
   body(): ApiErrorBody {
     return {
-      error: { code: this.code, message: this.message, ...(this.retryAfterS !== undefined && { retry_after_s: this.retryAfterS }) },
+      error: { code: this.code, message: this.message, ...(this.retryAfterS !== undefined && { retry_after_s: retryAfterSeconds(this.retryAfterS) }) },
     };
   }
+}
+
+/** Retry-After as sent: whole seconds, rounded up, at least 1 (the request was refused, so not "now"). */
+export function retryAfterSeconds(seconds: number): number {
+  return Math.max(1, Math.ceil(seconds));
 }
 
 /** Turns a zod failure into a 400 that names each bad field. */
@@ -91,6 +112,12 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     request.log.error({ err: error }, 'unhandled error');
     apiError = new ApiError('internal_error', 'internal error');
   }
-  if (apiError.retryAfterS !== undefined) reply.header('Retry-After', String(Math.ceil(apiError.retryAfterS)));
+  if (apiError.retryAfterS !== undefined) {
+    reply.header('Retry-After', String(retryAfterSeconds(apiError.retryAfterS)));
+    // openai-node and others read the exact value in milliseconds when present.
+    reply.header('Retry-After-Ms', String(Math.max(1, Math.round(apiError.retryAfterS * 1000))));
+  }
+  if (apiError.code === 'unauthorized') reply.header('WWW-Authenticate', 'Bearer realm="switchyard"');
+  for (const [name, value] of Object.entries(apiError.headers)) reply.header(name, value);
   void reply.status(apiError.status).send(apiError.body());
 }

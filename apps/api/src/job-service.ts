@@ -13,20 +13,20 @@ import {
   type JobStatus,
   type RedisKeys,
 } from '@switchyard/protocol';
-import { EventLog, JobIndex, QueueRegistry, cancelMessage, type JobIndexEntry, type ModelQueue } from '@switchyard/redis';
+import { EventLog, JobIndex, QueueRegistry, cancelMessage, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
+import type { Admission } from './admission.js';
 import { ApiError } from './errors.js';
-import type { FleetView } from './fleet-view.js';
-import { placeModel, type ModelPlacement } from './model-admission.js';
 import type { ApiMetrics } from './metrics.js';
 
 // nanoid's URL-safe alphabet; BullMQ refuses ids that are all digits or contain ':'.
 const newJobId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-', 21);
 export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-const WAITING_STATES = ['waiting', 'prioritized', 'delayed', 'waiting-children'] as const;
+/** Why a job was cancelled (a metrics label): a client's DELETE, the disconnect grace, a compat client going away. */
+export type CancelCause = 'client' | 'disconnect' | 'compat_disconnect';
 
 export interface SubmitOutcome {
-  accepted: { id: string; model: string; status: JobStatus; queue: { position: number; depth: number } };
+  accepted: { id: string; model: string; status: JobStatus; queue: { position: number; depth: number; eta_s?: number } };
   /** False when an idempotency key matched an earlier job. */
   created: boolean;
 }
@@ -37,37 +37,53 @@ export interface JobServiceDeps {
   queues: QueueRegistry;
   events: EventLog;
   jobIndex: JobIndex;
-  fleet: FleetView;
+  admission: Admission;
+  ledger: AdmissionLedger;
   metrics: ApiMetrics;
   logger: Logger;
   jobRetentionSeconds: number;
-  idempotencyWindowSeconds: number;
 }
 
 /** Submit, read and cancel jobs: the API's view of the queues. */
 export class JobService {
   constructor(private readonly deps: JobServiceDeps) {}
 
+  /**
+   * Admits and enqueues a job (admission order: the fleet can serve the model, then queue
+   * depth, tenant, global limits and the deadline, atomically), or answers the earlier job
+   * of a repeated idempotency key.
+   */
   async submit(request: JobRequest, tenant: string): Promise<SubmitOutcome> {
     const { deps } = this;
     const model = canonicalModelName(request.model);
-    const { queueKey } = await this.admit(model, request.digest);
+    // A repeated idempotency key is not new work: answer it before any limit applies.
+    if (request.idempotency_key !== undefined) {
+      const existingId = await deps.redis.get(deps.ledger.keys.idempotency(tenant, request.idempotency_key));
+      const existing = existingId ? await this.existing(existingId, tenant) : undefined;
+      if (existing) return existing;
+    }
+    const { queueKey } = await deps.admission.place(model, request.digest);
 
     const id = newJobId();
-    if (request.idempotency_key !== undefined) {
-      const key = `${deps.keys.job('idem')}:${tenant}:${request.idempotency_key}`;
-      const claimed = await deps.redis.set(key, id, 'EX', deps.idempotencyWindowSeconds, 'NX');
-      if (claimed === null) {
-        const existingId = await deps.redis.get(key);
-        const existing = existingId ? await this.get(existingId, tenant).catch(() => undefined) : undefined;
-        if (existing) {
-          return {
-            accepted: { id: existing.id, model: existing.model, status: existing.status, queue: { position: existing.queue_position ?? 0, depth: 0 } },
-            created: false,
-          };
-        }
-        await deps.redis.set(key, id, 'EX', deps.idempotencyWindowSeconds);
-      }
+    const reserve = (overwriteIdempotency: boolean) =>
+      deps.admission.reserve({
+        jobId: id,
+        queueKey,
+        tenant,
+        priority: request.priority,
+        ...(request.deadline_ms !== undefined && { deadlineMs: request.deadline_ms }),
+        detach: request.detach === true,
+        ...(request.idempotency_key !== undefined && { idempotencyKey: request.idempotency_key }),
+        overwriteIdempotency,
+      });
+    let reserved = await reserve(false);
+    if (reserved.kind === 'duplicate') {
+      // Raced with the same key: the first one wins, even while it is still being written.
+      // A key whose job is gone (past retention, or its submit failed) is reused.
+      const existing = await this.existingSoon(reserved.jobId, tenant);
+      if (existing) return existing;
+      reserved = await reserve(true);
+      if (reserved.kind === 'duplicate') throw new ApiError('internal_error', 'idempotency key could not be claimed');
     }
 
     const now = Date.now();
@@ -82,14 +98,20 @@ export class JobService {
     const queue = deps.queues.get(queueKey);
     const retention = deps.jobRetentionSeconds;
     // The index and the job are written concurrently on the same connection (one round
-    // trip); if the add fails the index entry is removed, so nothing is half-created.
+    // trip); if the add fails the index entry and the reservation go, so nothing is half-created.
     const [indexed, added] = await Promise.allSettled([
-      deps.jobIndex.put(id, { model, tenant, created_at: now, ...(queueKey !== model && { queue: queueKey }) }),
+      deps.jobIndex.put(id, {
+        model,
+        tenant,
+        created_at: now,
+        ...(queueKey !== model && { queue: queueKey }),
+        ...(request.detach === true && { detach: true }),
+      }),
       queue.add('generate', data, {
         jobId: id,
-        // Unprioritised jobs run before prioritised ones in BullMQ, so interactive work
-        // needs no priority at all and batch work gets one.
-        ...(request.priority === 'batch' && { priority: 1 }),
+        // Agents take the lowest priority number first; the admission script derived it from
+        // the job's virtual start time (arrival + batch offset + fair-share steps).
+        priority: reserved.priority,
         attempts: 2,
         backoff: { type: 'fixed', delay: 1_000 },
         removeOnComplete: { age: retention, count: 100_000 },
@@ -97,40 +119,49 @@ export class JobService {
       }),
     ]);
     if (added.status === 'rejected' || indexed.status === 'rejected') {
-      await Promise.allSettled([deps.jobIndex.delete(id), queue.remove(id)]);
+      await Promise.allSettled([deps.jobIndex.delete(id), queue.remove(id), deps.ledger.release(id, 'aborted')]);
       throw added.status === 'rejected' ? added.reason : (indexed as PromiseRejectedResult).reason;
     }
     // Announce the work; agents serving the model wake up and claim it.
     deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
-    const depth = await this.waitingCount(queue);
-    const position = Math.max(0, depth - 1);
+    const queueInfo = {
+      position: reserved.position,
+      depth: reserved.depth,
+      ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
+    };
     // Written only if no agent has started the job yet, so `queued` never follows `started`.
-    await deps.events.append(id, { type: 'queued', position, depth }, { onlyIfEmpty: true });
+    await deps.events.append(id, { type: 'queued', ...queueInfo }, { onlyIfEmpty: true });
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
-    return { accepted: { id, model, status: 'queued', queue: { position, depth } }, created: true };
+    return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
   }
 
-  /** Refuses work no live agent can serve instead of letting it wait forever; says which queue it goes to. */
-  private async admit(model: string, digest?: string): Promise<ModelPlacement> {
-    const agents = await this.deps.fleet.agents();
-    const live = agents.filter((agent) => agent.state === 'ready');
-    if (live.length === 0) {
-      this.deps.metrics.jobsRefused.inc({ model, reason: 'no_capacity' });
-      throw new ApiError('no_capacity', 'no agent is live; the fleet cannot take work right now', 5);
+  /** The job of an idempotency key that another submit may still be writing (its reservation exists). */
+  private async existingSoon(jobId: string, tenant: string): Promise<SubmitOutcome | undefined> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const existing = await this.existing(jobId, tenant);
+      if (existing) return existing;
+      if (!(await this.deps.ledger.positions([jobId])).has(jobId)) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    try {
-      return placeModel(live, model, digest);
-    } catch (error) {
-      if (error instanceof ApiError) {
-        this.deps.metrics.jobsRefused.inc({ model: error.code === 'model_not_found' ? 'unknown' : model, reason: error.code });
-      }
-      throw error;
-    }
+    return undefined;
   }
 
-  private async waitingCount(queue: ModelQueue): Promise<number> {
-    const counts = await queue.getJobCounts(...WAITING_STATES);
-    return WAITING_STATES.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
+  private async existing(jobId: string, tenant: string): Promise<SubmitOutcome | undefined> {
+    const record = await this.get(jobId, tenant).catch(() => undefined);
+    if (!record) return undefined;
+    return {
+      accepted: {
+        id: record.id,
+        model: record.model,
+        status: record.status,
+        queue: {
+          position: record.queue_position ?? 0,
+          depth: 0,
+          ...(record.queue_eta_s !== undefined && { eta_s: record.queue_eta_s }),
+        },
+      },
+      created: false,
+    };
   }
 
   /** Job id → index entry, or a 404 (also for another tenant's job: no existence leak). */
@@ -145,7 +176,14 @@ export class JobService {
     const entry = await this.locate(jobId, tenant);
     const queue = this.deps.queues.get(entry.queue ?? entry.model);
     const job = await queue.getJob(jobId);
-    return this.record(jobId, entry, job);
+    const record = await this.record(jobId, entry, job);
+    if (record.status !== 'queued') return record;
+    // Where it stands: jobs ahead in the order agents take them, and the estimated start.
+    const position = (await this.deps.ledger.positions([jobId])).get(jobId);
+    if (position?.rank === undefined) return record;
+    const stats = (await this.deps.admission.modelStats([position.model])).get(position.model);
+    const eta = await this.deps.admission.etaSeconds(position.model, position.rank, stats);
+    return { ...record, queue_position: position.rank, ...(eta !== undefined && { queue_eta_s: eta }) };
   }
 
   private async record(jobId: string, entry: JobIndexEntry, job: Job<JobData, JobResult> | undefined): Promise<JobRecord> {
@@ -154,9 +192,9 @@ export class JobService {
       // Removed from the queue: either cancelled while waiting, or past retention.
       const last = await this.deps.events.last(jobId);
       if (last?.type === 'error') {
-        return { ...base, status: last.code === JobErrorCode.cancelled ? 'cancelled' : 'failed', error: { code: last.code, message: last.message } };
+        return { ...base, status: statusOfFailure(last.code), error: { code: last.code, message: last.message } };
       }
-      if (entry.status === 'cancelled') return { ...base, status: 'cancelled' };
+      if (entry.status !== undefined) return { ...base, status: entry.status };
       throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
     }
     const state = await job.getState();
@@ -173,9 +211,7 @@ export class JobService {
     }
     if (state === 'failed') {
       const failure = parseJobFailure(job.failedReason);
-      const status: JobStatus =
-        failure.code === JobErrorCode.cancelled ? 'cancelled' : failure.code === JobErrorCode.deadlineExceeded ? 'expired' : 'failed';
-      return { ...base, status, error: failure };
+      return { ...base, status: statusOfFailure(failure.code), error: failure };
     }
     if (state === 'active') {
       const progress = job.progress as { phase?: string; agent?: string } | undefined;
@@ -188,10 +224,39 @@ export class JobService {
   /**
    * Cancels a job. A waiting job is removed from its queue at once; a running one is
    * aborted by the agent that owns it (told over pub/sub) and this waits up to
-   * `waitMs` for its confirmation.
+   * `waitMs` for its confirmation. `cause` only labels the metric.
    */
-  async cancel(jobId: string, tenant: string, waitMs: number, waitForEnd: (jobId: string, ms: number) => Promise<boolean>): Promise<{ record: JobRecord; settled: boolean }> {
+  async cancel(
+    jobId: string,
+    tenant: string,
+    waitMs: number,
+    waitForEnd: (jobId: string, ms: number) => Promise<boolean>,
+    cause: CancelCause = 'client',
+  ): Promise<{ record: JobRecord; settled: boolean }> {
     const entry = await this.locate(jobId, tenant);
+    return this.cancelEntry(jobId, entry, waitMs, waitForEnd, cause);
+  }
+
+  /** Cancels on the system's behalf (disconnect grace): no tenant check, no waiting; false when already over. */
+  async cancelAbandoned(jobId: string, cause: CancelCause): Promise<boolean> {
+    const entry = await this.deps.jobIndex.get(jobId);
+    if (!entry) return false;
+    try {
+      await this.cancelEntry(jobId, entry, 0, async () => false, cause);
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'job_finished') return false;
+      throw error;
+    }
+  }
+
+  private async cancelEntry(
+    jobId: string,
+    entry: JobIndexEntry,
+    waitMs: number,
+    waitForEnd: (jobId: string, ms: number) => Promise<boolean>,
+    cause: CancelCause,
+  ): Promise<{ record: JobRecord; settled: boolean }> {
     const queue = this.deps.queues.get(entry.queue ?? entry.model);
     const job = await queue.getJob(jobId);
     if (!job) {
@@ -203,6 +268,7 @@ export class JobService {
       const record = await this.record(jobId, entry, job);
       throw new ApiError('job_finished', `job ${jobId} already ended (${record.status}); nothing to cancel`);
     }
+    const why = cause === 'client' ? 'cancelled by client' : 'cancelled: the client went away';
     if (state !== 'active') {
       // remove() refuses a locked job, so a job an agent claimed meanwhile falls through
       // to the running path below.
@@ -212,20 +278,40 @@ export class JobService {
       );
       if (removed) {
         await this.deps.jobIndex.markCancelled(jobId);
-        await this.deps.events.append(jobId, { type: 'error', code: JobErrorCode.cancelled, message: 'cancelled by client while queued' });
-        this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued' });
+        // The error event also releases the job's admission reservation.
+        await this.deps.events.append(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` });
+        this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued', cause });
         return { record: { id: jobId, model: entry.model, created_at: new Date(entry.created_at).toISOString(), status: 'cancelled' }, settled: true };
       }
     }
-    this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'running' });
+    this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'running', cause });
+    // waitForEnd subscribes first and then also checks the log, so an agent that answers
+    // faster than the subscription is confirmed is still heard.
     const ended = waitForEnd(jobId, waitMs);
-    await this.deps.redis.publish(
-      this.deps.keys.cancelChannel,
-      cancelMessage({ job_id: jobId, model: entry.model, reason: 'cancelled by client' }),
-    );
+    await this.deps.redis.publish(this.deps.keys.cancelChannel, cancelMessage({ job_id: jobId, model: entry.model, reason: why }));
     const settled = await ended;
     const fresh = await queue.getJob(jobId);
     return { record: await this.record(jobId, entry, fresh), settled };
+  }
+
+  /**
+   * Expires a queued job whose deadline passed: removed from its queue without reaching a
+   * GPU, an `error {code: deadline_exceeded}` event for its client. False when an agent
+   * holds it already (it checks the deadline itself before starting).
+   */
+  async expire(jobId: string, queueKey: string, deadlineAt: number): Promise<boolean> {
+    const queue = this.deps.queues.get(queueKey);
+    const state = await queue.getJobState(jobId);
+    // Unknown: not enqueued yet (a submit in progress) or gone; reconciliation settles those.
+    if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return false;
+    if ((await queue.remove(jobId)) !== 1) return false;
+    await this.deps.jobIndex.markExpired(jobId).catch(() => undefined);
+    await this.deps.events.append(jobId, {
+      type: 'error',
+      code: JobErrorCode.deadlineExceeded,
+      message: `deadline passed ${Math.max(0, Date.now() - deadlineAt)} ms ago while the job was queued; it never reached a GPU`,
+    });
+    return true;
   }
 
   /** Waiting/active/... counts per model queue this process knows. */
@@ -239,4 +325,8 @@ export class JobService {
     );
     return result;
   }
+}
+
+function statusOfFailure(code: string): JobStatus {
+  return code === JobErrorCode.cancelled ? 'cancelled' : code === JobErrorCode.deadlineExceeded ? 'expired' : 'failed';
 }

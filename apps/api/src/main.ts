@@ -11,7 +11,14 @@ try {
   process.exit(2);
 }
 const logger = pino({ level: config.logLevel, base: { service: 'api' } });
-const api = await createApi(config, { logger });
+let api;
+try {
+  api = await createApi(config, { logger });
+} catch (error) {
+  // A keys file that cannot be read or parsed is a configuration error like a bad variable.
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(2);
+}
 const url = await api.listen();
 logger.info({ url }, 'api listening');
 

@@ -2,13 +2,32 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /** LLM work is slow: time to first token spans tens of ms (warm) to minutes (cold 70B load). */
 export const TTFT_BUCKETS_SECONDS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
+/** Queue waits run from nothing (a free slot) to the longest Retry-After. */
+export const WAIT_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600];
+/** Actual minus estimated wait: negative when the estimate was pessimistic. */
+export const WAIT_ERROR_BUCKETS_SECONDS = [-60, -30, -10, -5, -2, -1, -0.5, -0.1, 0.1, 0.5, 1, 2, 5, 10, 30, 60];
+
+/** Fleet-wide numbers read from the admission ledger at scrape time. */
+export interface LedgerSnapshot {
+  models: Array<{ model: string; oldestWaitS: number; drainPerS: number }>;
+  /** `outcome` is completed | failed | cancelled | expired | reconciled | aborted. */
+  outcomes: Array<{ model: string; outcome: string; count: number }>;
+}
 
 export interface ApiMetrics {
   registry: Registry;
   httpRequests: Counter<'method' | 'route' | 'status'>;
   jobsSubmitted: Counter<'model' | 'priority'>;
   jobsRefused: Counter<'model' | 'reason'>;
-  jobsCancelled: Counter<'model' | 'state'>;
+  jobsCancelled: Counter<'model' | 'state' | 'cause'>;
+  jobsFinished: Counter<'model' | 'outcome'>;
+  jobsExpired: Counter<'model'>;
+  queueWait: Histogram<'model'>;
+  queueWaitEstimated: Histogram<'model'>;
+  queueWaitEstimateError: Histogram<'model'>;
+  queueOldestWait: Gauge<'model'>;
+  queueDrainRate: Gauge<'model'>;
+  admissionRepairs: Counter<'action'>;
   ttft: Histogram<'model' | 'cold'>;
   sseStreams: Gauge;
   queueDepth: Gauge<'model' | 'state'>;
@@ -21,8 +40,15 @@ export interface ApiMetrics {
 export function createApiMetrics(
   registry: Registry,
   collectQueueDepth: () => Promise<Array<{ model: string; state: string; count: number }>>,
+  collectLedger: () => Promise<LedgerSnapshot> = async () => ({ models: [], outcomes: [] }),
 ): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'switchyard_api_' });
+  // One ledger read serves every gauge of a scrape.
+  let snapshot: Promise<LedgerSnapshot> | undefined;
+  const ledger = () => {
+    snapshot ??= collectLedger().finally(() => setTimeout(() => (snapshot = undefined), 100).unref());
+    return snapshot;
+  };
   return {
     registry,
     httpRequests: new Counter({
@@ -45,8 +71,75 @@ export function createApiMetrics(
     }),
     jobsCancelled: new Counter({
       name: 'switchyard_jobs_cancelled_total',
-      help: 'Cancellations requested through the API, by the state the job was in',
-      labelNames: ['model', 'state'],
+      help: 'Cancellations this API process made, by the state the job was in and the cause (client, disconnect, compat_disconnect)',
+      labelNames: ['model', 'state', 'cause'],
+      registers: [registry],
+    }),
+    jobsFinished: new Counter({
+      name: 'switchyard_jobs_finished_total',
+      help: 'Jobs that left the admission ledger, fleet-wide (same value on every replica), by outcome',
+      labelNames: ['model', 'outcome'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of (await ledger()).outcomes) this.inc({ model: row.model, outcome: row.outcome }, row.count);
+      },
+    }),
+    jobsExpired: new Counter({
+      name: 'switchyard_jobs_expired_total',
+      help: 'Jobs whose deadline passed before they started (in the queue or at claim), fleet-wide (same value on every replica)',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of (await ledger()).outcomes) if (row.outcome === 'expired') this.inc({ model: row.model }, row.count);
+      },
+    }),
+    queueWait: new Histogram({
+      name: 'switchyard_queue_wait_seconds',
+      help: 'Submission to start (claimed by an agent or first token, whichever is seen first), observed by the replica running maintenance',
+      labelNames: ['model'],
+      buckets: WAIT_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    queueWaitEstimated: new Histogram({
+      name: 'switchyard_queue_wait_estimated_seconds',
+      help: 'The wait estimated at admission for the same jobs as switchyard_queue_wait_seconds (those with a drain rate)',
+      labelNames: ['model'],
+      buckets: WAIT_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    queueWaitEstimateError: new Histogram({
+      name: 'switchyard_queue_wait_estimate_error_seconds',
+      help: 'Actual minus estimated wait per job',
+      labelNames: ['model'],
+      buckets: WAIT_ERROR_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    queueOldestWait: new Gauge({
+      name: 'switchyard_queue_oldest_wait_seconds',
+      help: 'Age of the longest-waiting job per model queue (0 when none waits)',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of (await ledger()).models) this.set({ model: row.model }, row.oldestWaitS);
+      },
+    }),
+    queueDrainRate: new Gauge({
+      name: 'switchyard_queue_drain_per_second',
+      help: 'Measured completions per second per model over the drain window (what Retry-After and ETAs come from)',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of (await ledger()).models) this.set({ model: row.model }, row.drainPerS);
+      },
+    }),
+    admissionRepairs: new Counter({
+      name: 'switchyard_admission_repairs_total',
+      help: 'Corrections reconciliation made to admission counts (released: a job ended without a terminal event; started: seen active; drift: counters rebuilt)',
+      labelNames: ['action'],
       registers: [registry],
     }),
     ttft: new Histogram({

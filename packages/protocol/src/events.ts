@@ -10,6 +10,8 @@ export const QueuedEvent = z.object({
   type: z.literal('queued'),
   position: z.number().int().nonnegative(),
   depth: z.number().int().nonnegative(),
+  /** Estimated seconds until the job starts (absent while the model has no measured drain rate). */
+  eta_s: z.number().nonnegative().optional(),
 });
 export const StartedEvent = z.object({
   type: z.literal('started'),

@@ -49,6 +49,12 @@ export const JobRequest = z
     deadline_ms: z.number().int().positive().max(86_400_000).optional(),
     idempotency_key: z.string().min(1).max(200).optional(),
     metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+    /**
+     * Run on even if every event stream of the job goes away. Without it, a job whose SSE
+     * streams all closed and none came back within the disconnect grace period is cancelled
+     * (a job that never had a stream is never cancelled that way).
+     */
+    detach: z.boolean().optional(),
     /** Serve only from an agent whose backend has this digest of the model (`sha256:…` or bare hex). */
     digest: z
       .string()
@@ -134,7 +140,10 @@ export const JobRecord = z.object({
   timings: Timings.optional(),
   agent: z.string().optional(),
   error: ErrorInfo.optional(),
+  /** While queued: jobs ahead of this one. */
   queue_position: z.number().int().nonnegative().optional(),
+  /** While queued: estimated seconds until it starts, from the model's measured drain rate. */
+  queue_eta_s: z.number().nonnegative().optional(),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -143,6 +152,14 @@ export const JobAccepted = z.object({
   id: z.string(),
   model: z.string(),
   status: JobStatus,
+  /** Where the job stands at submission; `eta_s` is absent until the model has a measured drain rate. */
+  queue: z
+    .object({
+      position: z.number().int().nonnegative(),
+      depth: z.number().int().nonnegative(),
+      eta_s: z.number().nonnegative().optional(),
+    })
+    .optional(),
   links: z.object({ self: z.string(), events: z.string() }),
 });
 export type JobAccepted = z.infer<typeof JobAccepted>;

@@ -38,6 +38,78 @@ export interface RedisKeys {
   readonly measuredVram: string;
   /** String with expiry: the agent currently warming (loading) a model; one at a time fleet-wide. */
   warmLease(model: string): string;
+  /** The admission ledger's keys (limits, reservations, drain rates); see {@link AdmissionKeys}. */
+  readonly admission: AdmissionKeys;
+}
+
+/**
+ * Keys of the admission ledger (`packages/redis/src/admission-ledger.ts`). Every one shares
+ * the hash tag `{adm}`, so one Lua script can check every limit and reserve in one slot
+ * under Redis Cluster. The scripts derive the per-model and per-tenant names from `base`
+ * exactly as the functions here do; `model` is a queue key (a model name, or
+ * `<model>@<digest>` for a pinned queue).
+ */
+export interface AdmissionKeys {
+  /** `<prefix>:{adm}:` — every key below starts with it. */
+  readonly base: string;
+  /** Hash: job id → its reservation (`state|model|tenant|submitted|detach|deadline|est|class|score`). */
+  readonly jobs: string;
+  /** Hash: `g`, `t:<tenant>`, `tm:<tenant>|<model>`, `m:<model>` → jobs in flight (queued + running). */
+  readonly inflight: string;
+  /** Sorted set: queued job id → virtual start time (ms), the order agents take them in. */
+  waiting(model: string): string;
+  /** Sorted set: queued job id → submission time (ms), for the oldest wait. */
+  since(model: string): string;
+  /** Sorted set: job id → completion time (ms), per model, per tenant and fleet-wide (`drain(g)`). */
+  drain(scope: `m:${string}` | `t:${string}` | 'g'): string;
+  /** Sorted set: queued job id → deadline (ms). */
+  readonly deadlines: string;
+  /** Sorted set: job id → last time (ms) a native event stream was seen open for it. */
+  readonly watched: string;
+  /** Hash: limit name → value, read by every admission (changes apply at once). */
+  readonly limits: string;
+  /** Hash: refusal scope → the next Retry-After slot (ms) handed out. */
+  readonly retrySlots: string;
+  /** Hash: model → measured load time (ms, moving average of cold starts). */
+  readonly loadMs: string;
+  /** Hash: model → origin (ms) of its BullMQ priorities. */
+  readonly priorityEpochs: string;
+  /** Hash: `<tenant>|<model>|<class>` → virtual start of that tenant's newest job (keeps its own jobs in order). */
+  readonly lastStarts: string;
+  /** Hash: model → last time (ms) an agent (ready or draining) listed it. */
+  readonly seenModels: string;
+  /** Hash: `<outcome>|<model>` → jobs finished that way (fleet-wide counters). */
+  readonly outcomes: string;
+  /** List: `<model>|<estimated ms>|<actual ms>` wait samples for the metrics. */
+  readonly waitSamples: string;
+  /** String: the job id an idempotency key of a tenant maps to. */
+  idempotency(tenant: string, key: string): string;
+  /** String with expiry: which API replica runs the periodic maintenance. */
+  lock(name: string): string;
+}
+
+function admissionKeys(prefix: string): AdmissionKeys {
+  const base = `${prefix}:{adm}:`;
+  return {
+    base,
+    jobs: `${base}jobs`,
+    inflight: `${base}inflight`,
+    waiting: (model) => `${base}wait:${model}`,
+    since: (model) => `${base}since:${model}`,
+    drain: (scope) => `${base}drain:${scope}`,
+    deadlines: `${base}deadlines`,
+    watched: `${base}watched`,
+    limits: `${base}limits`,
+    retrySlots: `${base}retry`,
+    loadMs: `${base}loadms`,
+    priorityEpochs: `${base}epochs`,
+    lastStarts: `${base}lastvt`,
+    seenModels: `${base}seen`,
+    outcomes: `${base}outcomes`,
+    waitSamples: `${base}waits`,
+    idempotency: (tenant, key) => `${base}idem:${tenant}:${key}`,
+    lock: (name) => `${base}lock:${name}`,
+  };
 }
 
 export function redisKeys(prefix = 'sy'): RedisKeys {
@@ -56,5 +128,6 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     modelInfo: (model) => `${prefix}:modelinfo:${model}`,
     measuredVram: `${prefix}:vram`,
     warmLease: (model) => `${prefix}:lease:warm:${model}`,
+    admission: admissionKeys(prefix),
   };
 }

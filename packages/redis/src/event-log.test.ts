@@ -49,6 +49,19 @@ describe('EventLog + SharedSubscriber on a real Redis', () => {
     expect((await log.readAfter('j2', 0)).length).toBe(1);
   });
 
+  it('writes a position update only while the newest event is a queued one', async () => {
+    const log = new EventLog(redis, keys);
+    expect(await log.append('j4', { type: 'queued', position: 2, depth: 3 }, { onlyIfLastIsQueued: true })).toBe(0);
+    await log.append('j4', { type: 'queued', position: 2, depth: 3 });
+    expect(await log.append('j4', { type: 'queued', position: 1, depth: 2, eta_s: 1.5 }, { onlyIfLastIsQueued: true })).toBe(2);
+    await log.append('j4', { type: 'started', agent: 'a', cold: false, load_ms: 0 });
+    expect(await log.append('j4', { type: 'queued', position: 0, depth: 1 }, { onlyIfLastIsQueued: true })).toBe(0);
+    // A token whose text looks like a queued event does not fool the check.
+    await log.append('j4', { type: 'token', text: '{"seq":1,"type":"queued"}' });
+    expect(await log.append('j4', { type: 'queued', position: 0, depth: 1 }, { onlyIfLastIsQueued: true })).toBe(0);
+    expect((await log.readAfter('j4', 0)).map((event) => event.type)).toEqual(['queued', 'queued', 'started', 'token']);
+  });
+
   it('gives finished logs a shorter TTL', async () => {
     const log = new EventLog(redis, keys, { liveTtlSeconds: 1000, finishedTtlSeconds: 50 });
     await log.append('j3', { type: 'token', text: 'x' });

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { StreamEvent, type RedisKeys, type StreamEventBody, isTerminalEvent } from '@switchyard/protocol';
+import { AdmissionLedger } from './admission-ledger.js';
 
 /**
  * Writes a job's events to its live channel and its replay log in one round trip.
@@ -10,10 +11,20 @@ import { StreamEvent, type RedisKeys, type StreamEventBody, isTerminalEvent } fr
  * strictly increasing when a job is retried on another agent.
  *
  * With `onlyIfEmpty` the event is written only if the job has no event yet: the API's
- * `queued` event must never land after an agent's `started`.
+ * `queued` event must never land after an agent's `started`. With `onlyIfLastIsQueued` it
+ * is written only while the newest event is a `queued` one (the API's position updates).
+ *
+ * The log also settles the job's admission reservation (see `AdmissionLedger`): a
+ * `started` event moves it from queued to running, a terminal event releases it. The
+ * ledger call goes out right behind the append on the same connection, so whoever writes
+ * a job's events (an agent, the API) keeps the admission counts right without knowing it.
  */
 const APPEND_EVENT_LUA = `
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[5] == '2' then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if #last == 0 or not string.find(last[1][2][2], '^{"seq":%d+,"type":"queued"') then return 0 end
+end
 local seq = redis.call('INCR', KEYS[1])
 local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. seq, 'e', payload)
@@ -32,7 +43,7 @@ interface AppendEventCommand {
     body: string,
     maxLen: number,
     ttlSeconds: number,
-    onlyIfEmpty: '0' | '1',
+    mode: '0' | '1' | '2',
   ): Promise<number>;
 }
 
@@ -49,6 +60,7 @@ export class EventLog {
   private readonly maxEvents: number;
   private readonly liveTtlSeconds: number;
   private readonly finishedTtlSeconds: number;
+  private readonly ledger: AdmissionLedger;
 
   constructor(
     private readonly redis: Redis,
@@ -61,20 +73,30 @@ export class EventLog {
     if (!('switchyardAppendEvent' in redis)) {
       redis.defineCommand('switchyardAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT_LUA });
     }
+    this.ledger = new AdmissionLedger(redis, keys);
   }
 
-  /** Appends one event; resolves with its `seq` (0 when `onlyIfEmpty` found earlier events). */
-  async append(jobId: string, event: StreamEventBody, options: { onlyIfEmpty?: boolean } = {}): Promise<number> {
+  /** Appends one event; resolves with its `seq` (0 when a condition kept it out). */
+  async append(jobId: string, event: StreamEventBody, options: { onlyIfEmpty?: boolean; onlyIfLastIsQueued?: boolean } = {}): Promise<number> {
     const ttl = isTerminalEvent(event) ? this.finishedTtlSeconds : this.liveTtlSeconds;
-    return (this.redis as unknown as AppendEventCommand).switchyardAppendEvent(
+    const written = (this.redis as unknown as AppendEventCommand).switchyardAppendEvent(
       this.keys.jobSeq(jobId),
       this.keys.jobEvents(jobId),
       this.keys.jobChannel(jobId),
       JSON.stringify(event),
       this.maxEvents,
       ttl,
-      options.onlyIfEmpty ? '1' : '0',
+      options.onlyIfEmpty ? '1' : options.onlyIfLastIsQueued ? '2' : '0',
     );
+    // A failed ledger update is not the event's failure: the API's reconciliation repairs it.
+    let settled: Promise<unknown> | undefined;
+    if (event.type === 'started') {
+      settled = this.ledger.started(jobId, { cold: event.cold, loadMs: event.load_ms }).catch(() => undefined);
+    } else if (event.type === 'done' || event.type === 'error') {
+      settled = this.ledger.release(jobId, event.type, event.type === 'error' ? event.code : '').catch(() => undefined);
+    }
+    const [seq] = await Promise.all([written, settled]);
+    return seq;
   }
 
   /** Events with `seq > afterSeq`, in order. Entries that fail validation are skipped, not fatal. */

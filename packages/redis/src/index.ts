@@ -6,3 +6,14 @@ export { FleetRegistry } from './fleet.js';
 export { ManualWorker } from './manual-worker.js';
 export { JobIndex, type JobIndexEntry } from './job-index.js';
 export { cancelMessage, CancelMessage } from './control-messages.js';
+export {
+  AdmissionLedger,
+  type AdmissionLimits,
+  type AdmissionTuning,
+  type AdmitRequest,
+  type AdmitResult,
+  type JobPosition,
+  type ModelLedgerStats,
+  type RefusalCode,
+  type ReleaseKind,
+} from './admission-ledger.js';

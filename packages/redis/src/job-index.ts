@@ -7,8 +7,10 @@ export interface JobIndexEntry {
   created_at: number;
   /** Queue key when it differs from the model (a digest-pinned job). */
   queue?: string;
-  /** Set when the job ended without a BullMQ record to show it (cancelled while queued). */
-  status?: 'cancelled';
+  /** Set when the job ended without a BullMQ record to show it (cancelled or expired while queued). */
+  status?: 'cancelled' | 'expired';
+  /** Submitted with `detach: true`: never cancelled because its streams went away. */
+  detach?: boolean;
 }
 
 /**
@@ -32,6 +34,7 @@ export class JobIndex {
         tenant: entry.tenant,
         created_at: String(entry.created_at),
         ...(entry.queue !== undefined && { queue: entry.queue }),
+        ...(entry.detach && { detach: '1' }),
       })
       .expire(key, this.ttlSeconds)
       .exec();
@@ -45,12 +48,17 @@ export class JobIndex {
       tenant: fields.tenant,
       created_at: Number(fields.created_at ?? 0),
       ...(fields.queue !== undefined && { queue: fields.queue }),
-      ...(fields.status === 'cancelled' && { status: 'cancelled' as const }),
+      ...((fields.status === 'cancelled' || fields.status === 'expired') && { status: fields.status }),
+      ...(fields.detach === '1' && { detach: true }),
     };
   }
 
   async markCancelled(jobId: string): Promise<void> {
     await this.redis.hset(this.keys.job(jobId), 'status', 'cancelled');
+  }
+
+  async markExpired(jobId: string): Promise<void> {
+    await this.redis.hset(this.keys.job(jobId), 'status', 'expired');
   }
 
   async delete(jobId: string): Promise<void> {

@@ -4,6 +4,20 @@ import { ApiError, invalidRequest } from '../errors.js';
 import type { ApiContext } from '../context.js';
 
 const LAST_EVENT_ID = /^\d{1,15}$/;
+/** A deadline given as a header (relative, in ms), for clients that cannot change the body. */
+export const TIMEOUT_HEADER = 'x-timeout-ms';
+const MAX_DEADLINE_MS = 86_400_000;
+
+/** The request's deadline from the body and the `X-Timeout-Ms` header: the sooner wins. */
+export function deadlineFromHeader(headers: Record<string, string | string[] | undefined>, bodyDeadlineMs: number | undefined): number | undefined {
+  const raw = headers[TIMEOUT_HEADER];
+  if (raw === undefined) return bodyDeadlineMs;
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined || !/^\d{1,9}$/.test(value.trim()) || Number(value) < 1 || Number(value) > MAX_DEADLINE_MS) {
+    throw new ApiError('invalid_request', `header X-Timeout-Ms: must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS}, got ${JSON.stringify(value)}`);
+  }
+  return Math.min(Number(value), bodyDeadlineMs ?? Infinity);
+}
 
 /** The native job API: submit, read, stream, cancel. */
 export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -15,8 +29,10 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
     const parsed = JobRequest.safeParse(request.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
+    const deadlineMs = deadlineFromHeader(request.headers, parsed.data.deadline_ms);
     const tenant = ctx.tenantOf(request);
-    const { accepted, created } = await ctx.jobs.submit(parsed.data, tenant);
+    const job = deadlineMs === undefined ? parsed.data : { ...parsed.data, deadline_ms: deadlineMs };
+    const { accepted, created } = await ctx.jobs.submit(job, tenant);
     reply.header('X-Queue-Depth', String(accepted.queue.depth));
     reply.header('Location', link(`/v1/jobs/${accepted.id}`));
     return reply.status(created ? 202 : 200).send({
@@ -72,7 +88,12 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return;
     }
     ctx.metrics.sseStreams.inc();
+    // The job is now "streamed": if every stream of it goes away and none comes back within
+    // the disconnect grace, it is cancelled (unless submitted with detach: true).
+    const watch = () => ctx.ledger.watch(jobId).catch((error) => request.log.debug({ err: error, jobId }, 'could not mark the stream'));
+    await watch();
     await started.done;
     ctx.metrics.sseStreams.dec();
+    await watch();
   });
 }

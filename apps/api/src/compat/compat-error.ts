@@ -1,0 +1,146 @@
+import type { FastifyError, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
+import { JobErrorCode } from '@switchyard/protocol';
+import { ApiError, isRedisUnavailable } from '../errors.js';
+
+/**
+ * An error on a compatibility endpoint, before it is rendered in the client's shape
+ * (OpenAI's `{error: {message, type, param, code}}` or Ollama's `{error}`).
+ *
+ * Unlike `ApiError` it carries any HTTP status (job failures map to 502/504/…), the request
+ * parameter at fault (OpenAI's `param`), and whether the client should retry: openai-node
+ * retries every 5xx, 408, 409 and 429 unless told otherwise by `x-should-retry`.
+ */
+export class CompatError extends Error {
+  override readonly name = 'CompatError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly options: { param?: string | null; retryAfterS?: number; retryable?: boolean; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+  }
+
+  get param(): string | null {
+    return this.options.param ?? null;
+  }
+
+  get retryAfterS(): number | undefined {
+    return this.options.retryAfterS;
+  }
+
+  /** Headers every wire sends with this error: Retry-After (whole seconds, at least 1, and in ms), extras such as X-Queue-Depth. */
+  headers(): Record<string, string> {
+    const headers: Record<string, string> = { ...this.options.headers };
+    const seconds = this.options.retryAfterS;
+    if (seconds !== undefined) {
+      headers['Retry-After'] = String(Math.max(1, Math.ceil(seconds)));
+      headers['Retry-After-Ms'] = String(Math.max(1, Math.round(seconds * 1000)));
+    }
+    if (this.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="switchyard"';
+    return headers;
+  }
+}
+
+/** Extra headers an ApiError carries (newer versions have `headers`). */
+function apiErrorHeaders(error: unknown): Record<string, string> | undefined {
+  const headers = (error as { headers?: unknown }).headers;
+  if (headers === null || typeof headers !== 'object') return undefined;
+  return Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+/** A 400 for one request parameter, named the way the client wrote it (`messages[0].content`). */
+export function invalidParam(param: string | null, message: string): CompatError {
+  return new CompatError(400, 'invalid_request', message, { param, retryable: false });
+}
+
+/** A zod path as OpenAI names parameters: `messages[0].content`. */
+export function paramName(path: ReadonlyArray<PropertyKey>): string {
+  let name = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') name += `[${segment}]`;
+    else name += name === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return name;
+}
+
+/** The first problem of a zod failure as a 400 naming its parameter. */
+export function fromZodError(error: ZodError, rename: (param: string) => string = (param) => param): CompatError {
+  const issue = error.issues[0];
+  if (!issue) return invalidParam(null, 'invalid request body');
+  if (issue.code === 'unrecognized_keys') {
+    return invalidParam(null, `unknown field(s) ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`);
+  }
+  const param = rename(paramName(issue.path));
+  if (param === '') return invalidParam(null, `invalid request body: ${issue.message}`);
+  return invalidParam(param, `invalid value for '${param}': ${issue.message}`);
+}
+
+/**
+ * Any error thrown on a compatibility route as a CompatError: the same mapping as the native
+ * error handler (body parsing, Redis down, ApiError codes and their `Retry-After`), kept here
+ * because `errors.ts` renders straight into the reply.
+ */
+export function toCompatError(error: unknown, request: FastifyRequest): CompatError {
+  if (error instanceof CompatError) return error;
+  if (error instanceof ApiError) {
+    const headers = apiErrorHeaders(error);
+    return new CompatError(error.status, error.code, error.message, {
+      ...(error.retryAfterS !== undefined && { retryAfterS: error.retryAfterS }),
+      ...(headers && { headers }),
+    });
+  }
+  if (error instanceof ZodError) return fromZodError(error);
+  const fastifyError = error as Partial<FastifyError> & Error;
+  const code = typeof fastifyError.code === 'string' ? fastifyError.code : '';
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new CompatError(413, 'body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`, { retryable: false });
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new CompatError(415, 'unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`, { retryable: false });
+  }
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new CompatError(400, 'invalid_json', 'request body is empty; send a JSON object', { retryable: false });
+  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+    return new CompatError(400, 'invalid_json', `request body is not valid JSON: ${fastifyError.message}`, { retryable: false });
+  }
+  if (isRedisUnavailable(error)) {
+    request.log.warn({ err: error }, 'redis unavailable');
+    return new CompatError(503, 'redis_unavailable', 'the queue store is unavailable; retry shortly', { retryAfterS: 1 });
+  }
+  // ApiError-like errors from other modules (duck-typed: a stable code and a status).
+  const candidate = error as { code?: unknown; status?: unknown; message?: unknown; retryAfterS?: unknown };
+  if (typeof candidate.code === 'string' && typeof candidate.status === 'number' && typeof candidate.message === 'string') {
+    const headers = apiErrorHeaders(error);
+    return new CompatError(candidate.status, candidate.code, candidate.message, {
+      ...(typeof candidate.retryAfterS === 'number' && { retryAfterS: candidate.retryAfterS }),
+      ...(headers && { headers }),
+    });
+  }
+  const statusCode = fastifyError.statusCode;
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    return new CompatError(statusCode, 'invalid_request', fastifyError.message, { retryable: false });
+  }
+  request.log.error({ err: error }, 'unhandled error on a compatibility route');
+  return new CompatError(500, 'internal_error', 'internal error');
+}
+
+/**
+ * A job that ended in an `error` event, as an HTTP error for an answer that has not started
+ * yet (non-streaming requests). Statuses follow what the failure means for a retry:
+ * a deadline that passed or a cancellation will not get better by resubmitting.
+ */
+export function jobFailureError(code: string, message: string): CompatError {
+  switch (code) {
+    case JobErrorCode.cancelled:
+      return new CompatError(409, code, `the job was cancelled: ${message}`, { retryable: false });
+    case JobErrorCode.deadlineExceeded:
+      return new CompatError(504, code, message, { retryable: false });
+    case JobErrorCode.modelNotFound:
+      return new CompatError(404, code, message, { retryable: false });
+    case JobErrorCode.invalidJob:
+      return new CompatError(400, code, message, { retryable: false });
+    default:
+      return new CompatError(502, code, message);
+  }
+}

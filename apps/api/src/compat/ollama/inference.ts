@@ -1,0 +1,126 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { canonicalModelName } from '@switchyard/protocol';
+import type { ApiContext } from '../../context.js';
+import { collectAnswer, restartedAfterOutput } from '../collect-answer.js';
+import { CompatError, fromZodError, invalidParam, jobFailureError } from '../compat-error.js';
+import { startJobSession, type JobSession } from '../job-session.js';
+import { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
+import { chatToJobRequest, generateToJobRequest, isLoadOnlyChat, isLoadOnlyGenerate } from './to-job-request.js';
+import { finalLine, lifecycleLine, ndjson, partLine, type OllamaEndpoint } from './wire.js';
+
+/** `POST /api/chat` and `POST /api/generate` (registered under the `/api` prefix): NDJSON streaming by default, one object with `stream: false`. */
+export function registerOllamaInference(scope: FastifyInstance, ctx: ApiContext): void {
+  scope.post('/chat', (request, reply) => answer(ctx, request, reply, 'chat'));
+  scope.post('/generate', (request, reply) => answer(ctx, request, reply, 'generate'));
+}
+
+function modelNotFound(model: string): CompatError {
+  return new CompatError(404, 'model_not_found', `model '${model}' not found`);
+}
+
+async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: OllamaEndpoint): Promise<unknown> {
+  const tenant = await ctx.tenantOf(request);
+  if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
+    throw invalidParam(null, 'request body must be a JSON object');
+  }
+  let job;
+  let model: string;
+  let stream: boolean;
+  let lifecycle: 'load' | 'unload' | undefined;
+  if (endpoint === 'chat') {
+    const parsed = OllamaChatRequest.safeParse(request.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    model = parsed.data.model;
+    stream = parsed.data.stream !== false;
+    if (isLoadOnlyChat(parsed.data)) lifecycle = isUnload(parsed.data.keep_alive) ? 'unload' : 'load';
+    else job = chatToJobRequest(parsed.data);
+  } else {
+    const parsed = OllamaGenerateRequest.safeParse(request.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    model = parsed.data.model;
+    stream = parsed.data.stream !== false;
+    if (isLoadOnlyGenerate(parsed.data)) lifecycle = isUnload(parsed.data.keep_alive) ? 'unload' : 'load';
+    else job = generateToJobRequest(parsed.data);
+  }
+
+  if (lifecycle !== undefined || job === undefined) {
+    // Load/unload requests: residency is the fleet's decision (agents load on demand and
+    // evict by policy), so these only confirm the model exists and never unload a model
+    // other clients are using.
+    if (!(await ctx.fleet.servableModels()).has(canonicalModelName(model))) throw modelNotFound(model);
+    return lifecycleLine(endpoint, model, lifecycle ?? 'load');
+  }
+
+  let session: JobSession;
+  try {
+    session = await startJobSession(ctx, request, reply, job, tenant);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'model_not_found') throw modelNotFound(model);
+    throw error;
+  }
+  reply.header('x-switchyard-job-id', session.id);
+  if (stream) {
+    await streamAnswer(reply, session, endpoint, model);
+    return reply;
+  }
+
+  let collected;
+  try {
+    collected = await collectAnswer(session);
+  } catch (error) {
+    session.abandon('answer failed');
+    if (error instanceof CompatError && error.code === 'model_not_found') throw modelNotFound(model);
+    throw error;
+  }
+  session.finish();
+  if (!collected) {
+    reply.hijack();
+    if (!reply.raw.writableEnded) reply.raw.end();
+    return reply;
+  }
+  return finalLine(endpoint, model, collected.text, collected.done);
+}
+
+function isUnload(keepAlive: string | number | null | undefined): boolean {
+  return keepAlive === 0 || (typeof keepAlive === 'string' && /^[-+]?0+(\.0*)?([a-zµμ]+)?$/.test(keepAlive));
+}
+
+/**
+ * Relays the job as NDJSON lines. As on the OpenAI wire, a `restarted` event is invisible
+ * before any text went out; after that the stream ends with an error line (Ollama's way of
+ * failing mid-stream) and the restarted job is cancelled.
+ */
+async function streamAnswer(reply: FastifyReply, session: JobSession, endpoint: OllamaEndpoint, model: string): Promise<void> {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', 'x-switchyard-job-id': session.id });
+  let sentText = false;
+  const fail = (error: CompatError) => raw.write(ndjson({ error: error.message }));
+  try {
+    for await (const event of session) {
+      if (event.type === 'token') {
+        if (event.text === '') continue;
+        raw.write(ndjson(partLine(endpoint, model, event.text)));
+        sentText = true;
+      } else if (event.type === 'restarted') {
+        if (!sentText) continue;
+        fail(restartedAfterOutput());
+        session.abandon('restarted after partial output was streamed');
+        break;
+      } else if (event.type === 'done') {
+        session.finish();
+        raw.write(ndjson(finalLine(endpoint, model, '', event)));
+        break;
+      } else if (event.type === 'error') {
+        session.finish();
+        fail(event.code === 'model_not_found' ? modelNotFound(model) : jobFailureError(event.code, event.message));
+        break;
+      }
+    }
+  } catch (error) {
+    session.abandon('stream failed');
+    if (!raw.destroyed) fail(error instanceof CompatError ? error : new CompatError(500, 'internal_error', 'internal error'));
+  } finally {
+    if (!raw.writableEnded) raw.end();
+  }
+}

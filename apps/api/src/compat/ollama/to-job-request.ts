@@ -1,0 +1,59 @@
+import { JobRequest, type JobRequestInput } from '@switchyard/protocol';
+import { fromZodError } from '../compat-error.js';
+import type { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
+
+type Common = Pick<OllamaChatRequest, 'model' | 'format' | 'options' | 'keep_alive' | 'priority' | 'deadline_ms'>;
+
+function common(body: Common): Partial<JobRequestInput> {
+  return {
+    model: body.model,
+    ...(body.options != null && { options: body.options as JobRequestInput['options'] }),
+    ...(body.format != null && body.format !== '' && { format: body.format }),
+    // keep_alive is a hint for the fleet's residency policy, not a timer on one node: it is
+    // recorded with the job (visible to agents) and the agents decide what stays loaded.
+    ...(body.keep_alive != null && { metadata: { keep_alive: String(body.keep_alive) } }),
+    ...(body.priority != null && { priority: body.priority as JobRequestInput['priority'] }),
+    ...(body.deadline_ms != null && { deadline_ms: body.deadline_ms }),
+  };
+}
+
+function validated(input: JobRequestInput): JobRequest {
+  const parsed = JobRequest.safeParse(input);
+  if (!parsed.success) throw fromZodError(parsed.error, (param) => param.replace(/\.(\d+)/g, '[$1]'));
+  return parsed.data;
+}
+
+/** True for Ollama's "load the model, generate nothing" request (`messages: []` / empty prompt). */
+export function isLoadOnlyChat(body: OllamaChatRequest): boolean {
+  return body.messages == null || body.messages.length === 0;
+}
+
+export function isLoadOnlyGenerate(body: OllamaGenerateRequest): boolean {
+  return (body.prompt == null || body.prompt === '') && (body.images == null || body.images.length === 0);
+}
+
+export function chatToJobRequest(body: OllamaChatRequest): JobRequest {
+  return validated({
+    ...common(body),
+    model: body.model,
+    messages: (body.messages ?? []).map((message) => ({
+      role: message.role as 'user',
+      content: message.content ?? '',
+      ...(message.images != null && message.images.length > 0 && { images: message.images }),
+    })),
+  });
+}
+
+/**
+ * A generate request. With images it becomes a one-message chat, since jobs carry images
+ * only on messages (Ollama itself turns such a request into a templated chat turn).
+ */
+export function generateToJobRequest(body: OllamaGenerateRequest): JobRequest {
+  const images = body.images ?? [];
+  return validated({
+    ...common(body),
+    model: body.model,
+    ...(body.system != null && { system: body.system }),
+    ...(images.length > 0 ? { messages: [{ role: 'user' as const, content: body.prompt ?? '', images }] } : { prompt: body.prompt ?? '' }),
+  });
+}

@@ -1,0 +1,51 @@
+import type { StreamEvent } from '@switchyard/protocol';
+
+/**
+ * Ollama's NDJSON lines built from Switchyard job events. Durations are nanoseconds, derived
+ * from the `done` event's timings (ms since submission): the queue wait counts into
+ * `total_duration`, as time waiting for Ollama's scheduler does in Ollama.
+ */
+
+export type OllamaEndpoint = 'chat' | 'generate';
+type DoneEvent = Extract<StreamEvent, { type: 'done' }>;
+
+const NS_PER_MS = 1_000_000;
+const ns = (ms: number) => Math.max(0, Math.round(ms * NS_PER_MS));
+
+export function timestamp(): string {
+  return new Date().toISOString();
+}
+
+/** The count and duration fields of a final line. */
+export function finalMetrics(done: DoneEvent) {
+  const { queued_ms, load_ms, ttft_ms, total_ms } = done.timings;
+  return {
+    done_reason: done.finish_reason === 'length' ? 'length' : 'stop',
+    total_duration: ns(total_ms),
+    load_duration: ns(load_ms),
+    prompt_eval_count: done.usage.prompt_tokens,
+    // From the job's start on its agent to its first token, less the model load.
+    prompt_eval_duration: ns(ttft_ms - queued_ms - load_ms),
+    eval_count: done.usage.completion_tokens,
+    eval_duration: ns(total_ms - ttft_ms),
+  };
+}
+
+/** A line (streaming) or the whole answer (`stream: false`) with `text` as its content. */
+export function partLine(endpoint: OllamaEndpoint, model: string, text: string) {
+  const content = endpoint === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };
+  return { model, created_at: timestamp(), ...content, done: false };
+}
+
+export function finalLine(endpoint: OllamaEndpoint, model: string, text: string, done: DoneEvent) {
+  return { ...partLine(endpoint, model, text), done: true, ...finalMetrics(done) };
+}
+
+/** The answer to a load-only or unload request (`messages: []` / empty prompt). */
+export function lifecycleLine(endpoint: OllamaEndpoint, model: string, reason: 'load' | 'unload') {
+  return { ...partLine(endpoint, model, ''), done: true, done_reason: reason };
+}
+
+export function ndjson(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}

@@ -1,0 +1,151 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { canonicalModelName } from '@switchyard/protocol';
+import type { ApiContext } from '../../context.js';
+import { collectAnswer, restartedAfterOutput } from '../collect-answer.js';
+import { CompatError, fromZodError, invalidParam, jobFailureError, toCompatError } from '../compat-error.js';
+import { startJobSession, type JobSession } from '../job-session.js';
+import { modelCreatedAt } from '../model-info.js';
+import { ChatCompletionRequest, CompletionRequest } from './request-schemas.js';
+import { chatToJobRequest, completionToJobRequest } from './to-job-request.js';
+import { ChunkWriter, completionBody, errorChunk, openAiErrorBody, type AnswerMeta, type Endpoint } from './wire.js';
+
+/** Sends an error in OpenAI's shape, with the headers openai-node's retry logic reads. */
+function sendError(reply: FastifyReply, error: CompatError): void {
+  reply.headers(error.headers());
+  // openai-node retries 409 and every 5xx; say so when a retry cannot help.
+  if (error.options.retryable === false) reply.header('x-should-retry', 'false');
+  void reply.status(error.status).send(openAiErrorBody(error));
+}
+
+/**
+ * OpenAI-compatible endpoints: `POST /v1/chat/completions`, `POST /v1/completions`,
+ * `GET /v1/models/{id}` (the list itself is `GET /v1/models` in routes/fleet.ts). An
+ * encapsulated plugin, so every error on these routes leaves in OpenAI's error shape.
+ */
+export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler((error, request, reply) => sendError(reply, toCompatError(error, request)));
+
+    scope.post('/v1/chat/completions', (request, reply) => answer(ctx, request, reply, 'chat'));
+    scope.post('/v1/completions', (request, reply) => answer(ctx, request, reply, 'completion'));
+
+    // A wildcard, not `:id`: model ids may contain `/` (`hf.co/org/repo:Q4_K_M`).
+    scope.get<{ Params: { '*': string } }>('/v1/models/*', async (request) => {
+      await ctx.tenantOf(request);
+      const id = request.params['*'];
+      const name = canonicalModelName(id);
+      const fleet = (await ctx.fleet.servableModels()).get(name);
+      if (!fleet) {
+        throw new CompatError(404, 'model_not_found', `The model '${id}' does not exist or no live agent serves it`, { param: 'model', retryable: false });
+      }
+      const created = (await modelCreatedAt(ctx, [name])).get(name) ?? 0;
+      return {
+        id: name,
+        object: 'model',
+        created: Math.floor(created / 1000),
+        owned_by: 'switchyard',
+        size_bytes: fleet.size_bytes,
+        digests: fleet.digests,
+        agents: fleet.agents,
+        loaded_on: fleet.loadedOn,
+      };
+    });
+  });
+}
+
+async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: Endpoint): Promise<unknown> {
+  const tenant = await ctx.tenantOf(request);
+  if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
+    throw invalidParam(null, 'request body must be a JSON object');
+  }
+  let job;
+  let stream: boolean;
+  let includeUsage: boolean;
+  if (endpoint === 'chat') {
+    const parsed = ChatCompletionRequest.safeParse(request.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    job = chatToJobRequest(parsed.data);
+    stream = parsed.data.stream === true;
+    includeUsage = parsed.data.stream_options?.include_usage === true;
+  } else {
+    const parsed = CompletionRequest.safeParse(request.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    job = completionToJobRequest(parsed.data);
+    stream = parsed.data.stream === true;
+    includeUsage = parsed.data.stream_options?.include_usage === true;
+  }
+
+  const session = await startJobSession(ctx, request, reply, job, tenant);
+  const meta: AnswerMeta = { endpoint, jobId: session.id, model: session.model, created: Math.floor(Date.now() / 1000) };
+  reply.header('x-switchyard-job-id', session.id);
+  if (stream) {
+    await streamAnswer(ctx, reply, session, new ChunkWriter(meta, includeUsage));
+    return reply;
+  }
+
+  let collected;
+  try {
+    collected = await collectAnswer(session);
+  } catch (error) {
+    session.abandon('answer failed');
+    throw error;
+  }
+  session.finish();
+  if (!collected) {
+    // The client is gone and its job cancelled: nobody to answer.
+    reply.hijack();
+    if (!reply.raw.writableEnded) reply.raw.end();
+    return reply;
+  }
+  return completionBody(meta, collected.text, collected.done.finish_reason, collected.done.usage);
+}
+
+/**
+ * Relays the job as OpenAI SSE chunks. A `restarted` event before any text is invisible (the
+ * answer simply starts later); after text was sent it cannot be taken back, so the stream
+ * ends with an error chunk and the restarted job is cancelled.
+ */
+async function streamAnswer(ctx: ApiContext, reply: FastifyReply, session: JobSession, writer: ChunkWriter): Promise<void> {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+    'x-switchyard-job-id': session.id,
+  });
+  const opening = writer.opening();
+  if (opening) raw.write(opening);
+  const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), ctx.config.sseHeartbeatMs);
+  heartbeat.unref();
+  let sentText = false;
+  try {
+    for await (const event of session) {
+      if (event.type === 'token') {
+        if (event.text === '') continue;
+        raw.write(writer.text(event.text));
+        sentText = true;
+      } else if (event.type === 'restarted') {
+        if (!sentText) continue;
+        raw.write(errorChunk(restartedAfterOutput()));
+        session.abandon('restarted after partial output was streamed');
+        break;
+      } else if (event.type === 'done') {
+        session.finish();
+        raw.write(writer.finish(event.finish_reason, event.usage));
+        break;
+      } else if (event.type === 'error') {
+        session.finish();
+        raw.write(errorChunk(jobFailureError(event.code, event.message)));
+        break;
+      }
+    }
+  } catch (error) {
+    session.abandon('stream failed');
+    if (!raw.destroyed) raw.write(errorChunk(error instanceof CompatError ? error : new CompatError(500, 'internal_error', 'internal error')));
+  } finally {
+    clearInterval(heartbeat);
+    if (!raw.writableEnded) raw.end();
+  }
+}

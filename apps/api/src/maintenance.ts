@@ -1,0 +1,292 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RedisKeys } from '@switchyard/protocol';
+import type { AdmissionLedger, EventLog, QueueRegistry } from '@switchyard/redis';
+import type { Admission } from './admission.js';
+import type { ApiConfig } from './config.js';
+import type { FleetView } from './fleet-view.js';
+import type { JobService } from './job-service.js';
+import type { ApiMetrics } from './metrics.js';
+
+/** A reservation this young may belong to a submit still writing its job: reconciliation leaves it alone. */
+const SETTLE_MS = 10_000;
+const BATCH = 500;
+
+/** Takes or renews the lock if it is free or ours; one round trip. */
+const HOLD_LOCK_LUA = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+`;
+const DROP_LOCK_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export interface MaintenanceDeps {
+  redis: Redis;
+  keys: RedisKeys;
+  ledger: AdmissionLedger;
+  admission: Admission;
+  jobs: JobService;
+  events: EventLog;
+  queues: QueueRegistry;
+  fleet: FleetView;
+  metrics: ApiMetrics;
+  config: ApiConfig;
+  logger: Logger;
+}
+
+/**
+ * The API's periodic work, run by one replica at a time (the holder of a Redis lock that
+ * lapses within a few periods if it dies):
+ * - expire queued jobs whose deadline passed (removed from the queue, never reaching a GPU);
+ * - cancel jobs whose native event streams all went away and none came back within the
+ *   disconnect grace (PUBSUB NUMSUB of the job channel counts listeners on every replica);
+ * - send `queued {position, depth, eta_s}` updates to jobs somebody streams, at most once
+ *   per `queuedUpdateIntervalMs` and only when something changed;
+ * - mark jobs an agent claimed (still loading) as started, feed wait samples to the metrics;
+ * - reconcile admission counts with BullMQ (jobs that ended without a terminal event).
+ */
+export class Maintenance {
+  private readonly id = randomUUID();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private lastReconcile = 0;
+  private lastClaimScan = 0;
+  private readonly lastUpdate = new Map<string, { at: number; position: number; eta?: number }>();
+
+  constructor(private readonly deps: MaintenanceDeps) {
+    for (const [name, lua] of [
+      ['switchyardHoldLock', HOLD_LOCK_LUA],
+      ['switchyardDropLock', DROP_LOCK_LUA],
+    ] as const) {
+      if (!(name in deps.redis)) deps.redis.defineCommand(name, { numberOfKeys: 1, lua });
+    }
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.tick().finally(() => (this.running = undefined));
+    }, this.deps.config.maintenanceIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+    await (this.deps.redis as unknown as LockCommands).switchyardDropLock(this.lockKey, this.id).catch(() => undefined);
+  }
+
+  private get lockKey(): string {
+    return this.deps.ledger.keys.lock('maintenance');
+  }
+
+  /** One round of everything; exported for tests that drive time themselves. */
+  async tick(): Promise<void> {
+    const ttl = Math.max(2_000, this.deps.config.maintenanceIntervalMs * 4);
+    let held = false;
+    try {
+      held = (await (this.deps.redis as unknown as LockCommands).switchyardHoldLock(this.lockKey, this.id, String(ttl))) === 1;
+    } catch {
+      return; // Redis away: nothing to do until it is back.
+    }
+    if (!held) return;
+    const now = Date.now();
+    const steps: Array<[string, Promise<unknown>]> = [
+      ['expire', this.expireDue(now)],
+      ['streams', this.streams(now)],
+      ['samples', this.drainSamples()],
+    ];
+    if (now - this.lastClaimScan >= 1_000) {
+      this.lastClaimScan = now;
+      steps.push(['claims', this.markClaimed()]);
+      steps.push(['fleet', this.deps.fleet.agents().then((agents) => this.deps.admission.noteFleet(agents))]);
+    }
+    if (now - this.lastReconcile >= this.deps.config.reconcileIntervalMs) {
+      this.lastReconcile = now;
+      steps.push(['reconcile', this.reconcile(now)]);
+    }
+    const results = await Promise.allSettled(steps.map(([, step]) => step));
+    results.forEach((result, index) => {
+      if (result.status === 'rejected') this.deps.logger.warn({ err: result.reason, step: steps[index]![0] }, 'maintenance step failed');
+    });
+  }
+
+  private async expireDue(now: number): Promise<void> {
+    const { redis, ledger, jobs, logger } = this.deps;
+    const due = await redis.zrangebyscore(ledger.keys.deadlines, '-inf', now, 'WITHSCORES', 'LIMIT', 0, BATCH);
+    if (due.length === 0) return;
+    const ids: string[] = [];
+    const deadlines = new Map<string, number>();
+    for (let i = 0; i < due.length; i += 2) {
+      ids.push(due[i]!);
+      deadlines.set(due[i]!, Number(due[i + 1]));
+    }
+    const positions = await ledger.positions(ids);
+    await Promise.all(
+      ids.map(async (jobId) => {
+        const position = positions.get(jobId);
+        if (!position || position.state !== 'q') {
+          await redis.zrem(ledger.keys.deadlines, jobId);
+          return;
+        }
+        const expired = await jobs.expire(jobId, position.model, deadlines.get(jobId) ?? now);
+        if (expired) {
+          logger.info({ jobId, model: position.model }, 'job expired in the queue');
+          return;
+        }
+        // An agent holds it (it checks the deadline before starting) or its submit is still
+        // writing it; either way it is no longer this sweep's to expire unless it stays queued.
+        const state = await this.deps.queues.get(position.model).getJobState(jobId);
+        if (state !== 'unknown' || now - (deadlines.get(jobId) ?? now) > SETTLE_MS) await redis.zrem(ledger.keys.deadlines, jobId);
+      }),
+    );
+  }
+
+  /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */
+  private async streams(now: number): Promise<void> {
+    const { redis, ledger, keys, config } = this.deps;
+    const watched = await redis.zrange(ledger.keys.watched, '0', String(BATCH - 1), 'WITHSCORES');
+    if (watched.length === 0) {
+      this.lastUpdate.clear();
+      return;
+    }
+    const ids: string[] = [];
+    const lastSeen = new Map<string, number>();
+    for (let i = 0; i < watched.length; i += 2) {
+      ids.push(watched[i]!);
+      lastSeen.set(watched[i]!, Number(watched[i + 1]));
+    }
+    // Subscribers of each job's channel on every replica sharing this Redis.
+    const reply = (await redis.call('PUBSUB', 'NUMSUB', ...ids.map((id) => keys.jobChannel(id)))) as Array<string | number>;
+    const listened = new Set<string>();
+    ids.forEach((id, index) => {
+      if (Number(reply[index * 2 + 1]) > 0) listened.add(id);
+    });
+    const positions = await ledger.positions(ids);
+
+    const seen = redis.pipeline();
+    const abandoned: string[] = [];
+    for (const id of ids) {
+      const position = positions.get(id);
+      if (!position) {
+        seen.zrem(ledger.keys.watched, id);
+        continue;
+      }
+      if (listened.has(id)) {
+        if (now - (lastSeen.get(id) ?? 0) >= 1_000) seen.zadd(ledger.keys.watched, 'XX', String(now), id);
+      } else if (!position.detach && now - (lastSeen.get(id) ?? now) >= config.disconnectGraceMs) {
+        abandoned.push(id);
+        seen.zrem(ledger.keys.watched, id);
+      }
+    }
+    await seen.exec();
+    await Promise.all(
+      abandoned.map(async (jobId) => {
+        const cancelled = await this.deps.jobs.cancelAbandoned(jobId, 'disconnect');
+        if (cancelled) this.deps.logger.info({ jobId }, 'job cancelled: its event streams went away and none came back within the grace period');
+      }),
+    );
+    await this.sendPositions(now, [...listened].filter((id) => positions.get(id)?.rank !== undefined), positions);
+    for (const id of this.lastUpdate.keys()) if (!listened.has(id)) this.lastUpdate.delete(id);
+  }
+
+  private async sendPositions(now: number, ids: string[], positions: Awaited<ReturnType<AdmissionLedger['positions']>>): Promise<void> {
+    const { admission, events, config } = this.deps;
+    const due = ids.filter((id) => now - (this.lastUpdate.get(id)?.at ?? 0) >= config.queuedUpdateIntervalMs);
+    if (due.length === 0) return;
+    const models = [...new Set(due.map((id) => positions.get(id)!.model))];
+    const stats = await admission.modelStats(models);
+    await Promise.all(
+      due.map(async (id) => {
+        const position = positions.get(id)!;
+        const rank = position.rank!;
+        const modelStats = stats.get(position.model);
+        const eta = await admission.etaSeconds(position.model, rank, modelStats);
+        const last = this.lastUpdate.get(id);
+        const changed = !last || last.position !== rank || (eta !== undefined && (last.eta === undefined || Math.abs(last.eta - eta) >= 1));
+        if (!changed) return;
+        this.lastUpdate.set(id, { at: now, position: rank, ...(eta !== undefined && { eta }) });
+        // Only while the newest event is `queued`: never after the agent's `started`.
+        await events.append(
+          id,
+          { type: 'queued', position: rank, depth: modelStats?.depth ?? rank + 1, ...(eta !== undefined && { eta_s: eta }) },
+          { onlyIfLastIsQueued: true },
+        );
+      }),
+    );
+  }
+
+  /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
+  private async markClaimed(): Promise<void> {
+    const { ledger, queues } = this.deps;
+    const models = [...queues.opened().keys()];
+    const stats = await ledger.stats(models, 1_000, 1);
+    await Promise.all(
+      models
+        .filter((model) => (stats.get(model)?.depth ?? 0) > 0)
+        .map(async (model) => {
+          const active = await queues.get(model).getRanges(['active'], 0, -1);
+          if (active.length === 0) return;
+          const positions = await ledger.positions(active);
+          for (const [jobId, position] of positions) {
+            if (position.state === 'q') await ledger.started(jobId);
+          }
+        }),
+    );
+  }
+
+  private async drainSamples(): Promise<void> {
+    const { redis, ledger, metrics } = this.deps;
+    const [[, raw]] = (await redis.multi().lrange(ledger.keys.waitSamples, 0, 999).ltrim(ledger.keys.waitSamples, 1000, -1).exec()) as [[Error | null, string[]]];
+    for (const sample of raw ?? []) {
+      const [model, estimated, actual] = sample.split('|');
+      if (!model || actual === undefined) continue;
+      const actualS = Number(actual) / 1000;
+      metrics.queueWait.observe({ model }, actualS);
+      const estimatedMs = Number(estimated);
+      if (estimated !== '' && estimatedMs >= 0) {
+        metrics.queueWaitEstimated.observe({ model }, estimatedMs / 1000);
+        metrics.queueWaitEstimateError.observe({ model }, actualS - estimatedMs / 1000);
+      }
+    }
+  }
+
+  /**
+   * Admission counts against BullMQ: a reservation whose job is finished or gone (an agent
+   * died twice and BullMQ failed the job without a terminal event; an API died between
+   * reserve and enqueue) is released; then the counters are rebuilt from the reservations.
+   */
+  private async reconcile(now: number): Promise<void> {
+    const { ledger, queues, metrics, logger } = this.deps;
+    const reservations = await ledger.reservations();
+    const models = new Set<string>(queues.opened().keys());
+    await Promise.all(
+      [...reservations].map(async ([jobId, reservation]) => {
+        models.add(reservation.model);
+        if (now - reservation.submittedAt < SETTLE_MS) return;
+        const state = await queues.get(reservation.model).getJobState(jobId);
+        if (state === 'completed' || state === 'failed' || state === 'unknown') {
+          if (await ledger.release(jobId, 'reconciled')) {
+            metrics.admissionRepairs.inc({ action: 'released' });
+            logger.info({ jobId, state }, 'released the admission count of a job that ended without a terminal event');
+          }
+        } else if (state === 'active' && reservation.state === 'q') {
+          if (await ledger.started(jobId, { sample: false })) metrics.admissionRepairs.inc({ action: 'started' });
+        }
+      }),
+    );
+    const drift = await ledger.recompute([...models]);
+    if (drift > 0) {
+      metrics.admissionRepairs.inc({ action: 'drift' }, drift);
+      logger.warn({ drift }, 'admission counters had drifted from the reservations; rebuilt');
+    }
+  }
+}
+
+interface LockCommands {
+  switchyardHoldLock(key: string, id: string, ttlMs: string): Promise<number>;
+  switchyardDropLock(key: string, id: string): Promise<number>;
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { MODEL_NAME_PATTERN } from '@switchyard/protocol';
+import { TENANT_NAME } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { ApiError, invalidRequest } from '../errors.js';
+
+/** Limit names in the Redis hash, with their optional `:<model>` or `:<tenant>` scope. */
+const LIMIT_FIELD = /^(queue_depth(:.+)?|tenant_in_flight(:.+)?|tenant_model_in_flight(:.+)?|global_in_flight)$/;
+
+function validField(field: string): boolean {
+  if (!LIMIT_FIELD.test(field)) return false;
+  const colon = field.indexOf(':');
+  if (colon === -1) return true;
+  const name = field.slice(0, colon);
+  const scope = field.slice(colon + 1);
+  return name === 'queue_depth' ? MODEL_NAME_PATTERN.test(scope.split('@')[0]!) : TENANT_NAME.test(scope);
+}
+
+const LimitsPatch = z.record(z.string(), z.union([z.number().int().nonnegative(), z.null()]));
+
+/**
+ * Run-time limits (admin key). Values live in a Redis hash that every admission reads, so a
+ * change applies to the next submit on every replica, without a restart.
+ */
+export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const describe = async () => {
+    const [overrides, inFlight] = await Promise.all([ctx.redis.hgetall(ctx.ledger.keys.limits), ctx.ledger.inFlight()]);
+    return {
+      defaults: {
+        queue_depth: ctx.config.queueDepthLimit,
+        tenant_in_flight: ctx.config.tenantInFlightLimit,
+        tenant_model_in_flight: ctx.config.tenantModelInFlightLimit,
+        global_in_flight: ctx.config.globalInFlightLimit,
+      },
+      overrides: Object.fromEntries(Object.entries(overrides).map(([field, value]) => [field, Number(value)])),
+      in_flight: inFlight,
+    };
+  };
+
+  app.get('/admin/limits', async () => describe());
+
+  app.put('/admin/limits', async (request) => {
+    const parsed = LimitsPatch.safeParse(request.body);
+    if (!parsed.success) throw invalidRequest(parsed.error);
+    const bad = Object.keys(parsed.data).filter((field) => !validField(field));
+    if (bad.length > 0) {
+      throw new ApiError(
+        'invalid_request',
+        `unknown limit(s) ${bad.map((field) => JSON.stringify(field)).join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
+      );
+    }
+    const set = Object.entries(parsed.data).filter((entry): entry is [string, number] => entry[1] !== null);
+    const cleared = Object.entries(parsed.data).filter(([, value]) => value === null).map(([field]) => field);
+    const write = ctx.redis.multi();
+    if (set.length > 0) write.hset(ctx.ledger.keys.limits, ...set.flatMap(([field, value]) => [field, String(value)]));
+    if (cleared.length > 0) write.hdel(ctx.ledger.keys.limits, ...cleared);
+    await write.exec();
+    request.log.info({ set: Object.fromEntries(set), cleared }, 'admission limits changed');
+    return describe();
+  });
+}

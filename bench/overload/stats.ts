@@ -1,0 +1,74 @@
+/** Small statistics and the shapes the load generator reports. */
+
+export interface Attempt {
+  client: number;
+  /** ms since the run started, when the POST was sent. */
+  at: number;
+  latencyMs: number;
+  status: number;
+  code?: string;
+  /** Retry-After header (whole seconds) and Retry-After-Ms, on refusals. */
+  retryAfterS?: number;
+  retryAfterMs?: number;
+  /** Whether this attempt was a retry made after the previous refusal's Retry-After. */
+  retry: boolean;
+}
+
+export interface AcceptedJob {
+  client: number;
+  id: string;
+  acceptedAt: number;
+  etaS?: number;
+  position: number;
+  startedAt?: number;
+  endedAt?: number;
+  outcome: 'completed' | 'error' | 'lost';
+  errorCode?: string;
+}
+
+export interface LoadReport {
+  startedAt: string;
+  offeredPerS: number;
+  durationS: number;
+  clients: number;
+  attempts: Attempt[];
+  jobs: AcceptedJob[];
+  gaveUp: number;
+  hardStopped: boolean;
+  wallS: number;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export function round(value: number, digits = 3): number {
+  if (!Number.isFinite(value)) return value;
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+export function summary(values: number[], digits = 1): { n: number; p50: number; p90: number; p99: number; max: number } {
+  return {
+    n: values.length,
+    p50: round(percentile(values, 50), digits),
+    p90: round(percentile(values, 90), digits),
+    p99: round(percentile(values, 99), digits),
+    max: round(values.length ? Math.max(...values) : Number.NaN, digits),
+  };
+}
+
+/** mulberry32: a seeded PRNG, so a run's arrival times are reproducible. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
