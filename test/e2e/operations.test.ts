@@ -4,8 +4,8 @@ import { createApi, parseConfig } from '@switchyard/api';
 import { freePort, uniquePrefix } from '@switchyard/testing';
 import { modelToQueueName } from '@switchyard/protocol';
 import { submitJob as submit } from '../support/client.js';
-import { readSse } from '../support/sse.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { FAST_SIM, startStack, type Stack } from '../support/stack.js';
+import { createGpuSim } from '@switchyard/gpu-sim';
 
 describe('operating the stack', () => {
   let stack: Stack;
@@ -21,12 +21,14 @@ describe('operating the stack', () => {
       const body = (await response.json()) as { queues: Array<{ name: string; displayName?: string }> };
       return body.queues;
     };
-    expect((await list()).map((queue) => queue.displayName)).not.toContain('llama3.2:3b');
-    const job = await submit(stack, { model: 'llama3.2:3b', prompt: 'new queue', options: { num_predict: 2 } });
-    await readSse(`${stack.apiUrl}${job.links.events}`);
+    expect((await list()).map((queue) => queue.displayName)).not.toContain('late-model:1b');
+    // A node with a model nobody had joins after the API started; its first job creates the queue.
+    stack.sims.push(await createGpuSim({ ...FAST_SIM, models: [{ name: 'late-model:1b', size_bytes: 1e8 }] }, { logger: stack.logger }));
+    await stack.addAgent(stack.sims.length - 1);
+    await expect.poll(async () => (await submit(stack, { model: 'late-model:1b', prompt: 'new queue', options: { num_predict: 2 } })).id, { timeout: 10_000 }).toBeTruthy();
     const queues = await list();
-    const created = queues.find((queue) => queue.displayName === 'llama3.2:3b');
-    expect(created?.name).toBe(modelToQueueName('llama3.2:3b'));
+    const created = queues.find((queue) => queue.displayName === 'late-model:1b');
+    expect(created?.name).toBe(modelToQueueName('late-model:1b'));
     const page = await fetch(`${stack.apiUrl}/admin/queues`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<div id="root"');

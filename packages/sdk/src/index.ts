@@ -1,1 +1,20 @@
-export {};
+/**
+ * `@switchyard/sdk`: a typed client for Switchyard's native API — submit, read, cancel, and
+ * stream jobs with automatic resume and backpressure-aware retries. Runs wherever `fetch`
+ * does (Node 20+, browsers, Deno, Bun).
+ *
+ * @example
+ * ```ts
+ * import { SwitchyardClient } from '@switchyard/sdk';
+ * const client = new SwitchyardClient({ baseUrl: 'http://localhost:8080' });
+ * const { text } = await client.run({ model: 'qwen2.5:0.5b', prompt: 'Say hi' });
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { SwitchyardClient, type SwitchyardClientOptions, type CallOptions, type SubmittedJob, type JobOutcome, type RunOptions } from './client.js';
+export { SwitchyardError } from './errors.js';
+export type { RetryOptions } from './http.js';
+export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
+export type { ModelEntry, ModelQueueStats } from './models.js';
+export type { AgentHeartbeat, JobRecord, JobRequestInput, JobStatus, StreamEvent, StreamEventType } from '@switchyard/protocol';

@@ -1,0 +1,171 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SwitchyardClient } from '@switchyard/sdk';
+import { psCommand } from './commands/ps.js';
+import { queuesCommand } from './commands/queues.js';
+import { runCommand, type RunArgs } from './commands/run.js';
+import { UsageError, reportError } from './errors.js';
+import { EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export const CLI_VERSION = '0.1.0';
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+export const USAGE = `switchyard — the command line of a Switchyard inference fleet
+
+Usage:
+  switchyard run <model> [prompt...]   stream an answer (the prompt is read from stdin when omitted)
+  switchyard ps                        agents, their GPUs (VRAM used/total), loaded models, in-flight jobs
+  switchyard queues [--all]            per-model queue depth, oldest wait and drain rate
+                                       (--all: also idle queues no live agent serves)
+
+Options for every command:
+  --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
+  --api-key <key>         API key, sent as a Bearer token (env SWITCHYARD_API_KEY)
+  --json                  machine-readable output (run: one JSON event per line)
+  -h, --help              show this help
+  --version               print the CLI version
+
+Options for run:
+  --system <text>         system prompt
+  --seed <n>              sampling seed
+  --temperature <t>       sampling temperature
+  --max-tokens <n>        stop after n tokens (options.num_predict)
+  --ctx <n>               context size (options.num_ctx)
+  --priority <name>       queue priority (e.g. interactive, batch)
+  --format json           ask the model for JSON
+  --verbose               timings and token counts on stderr when done
+
+While a job waits, stderr shows its queue position and the model load; Ctrl-C cancels it.
+
+Exit codes: 0 ok, 1 job failed, 2 usage error, 3 refused or unreachable, 130 interrupted (job cancelled).
+`;
+
+const GLOBAL_OPTIONS = {
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const QUEUES_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  all: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const RUN_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  system: { type: 'string' },
+  seed: { type: 'string' },
+  temperature: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  ctx: { type: 'string' },
+  priority: { type: 'string' },
+  format: { type: 'string' },
+  verbose: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+function strictParse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function integer(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function decimal(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(value)}`);
+  return number;
+}
+
+function clientFor(values: { url?: string | undefined; 'api-key'?: string | undefined }, io: CliIo, onRetry?: (text: string) => void): SwitchyardClient {
+  const baseUrl = values.url ?? io.env.SWITCHYARD_URL ?? DEFAULT_URL;
+  try {
+    new URL(baseUrl);
+  } catch {
+    throw new UsageError(`--url must be an absolute URL such as ${DEFAULT_URL}, got ${JSON.stringify(baseUrl)}`);
+  }
+  const apiKey = values['api-key'] ?? io.env.SWITCHYARD_API_KEY;
+  return new SwitchyardClient({
+    baseUrl,
+    ...(apiKey && { apiKey }),
+    retry: {
+      maxRetries: 5,
+      maxWaitMs: 120_000,
+      ...(onRetry && { onRetry: ({ delayMs, error }) => onRetry(`${error.code}: ${error.message}; retrying in ${Math.ceil(delayMs / 1000)}s`) }),
+    },
+  });
+}
+
+/** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  try {
+    const first = parseArgs({ args: argv, options: GLOBAL_OPTIONS, allowPositionals: true, strict: false });
+    const command = first.positionals[0];
+    if (first.values.version === true) {
+      io.stdout.write(`switchyard ${CLI_VERSION}\n`);
+      return EXIT.ok;
+    }
+    if (command === undefined || first.values.help === true || command === 'help') {
+      (command === undefined && first.values.help !== true && command !== 'help' ? io.stderr : io.stdout).write(USAGE);
+      return command === undefined && first.values.help !== true ? EXIT.usage : EXIT.ok;
+    }
+    const notice = (text: string) => io.stderr.write(`switchyard: ${text}\n`);
+    switch (command) {
+      case 'ps': {
+        const { values, positionals } = strictParse(argv, GLOBAL_OPTIONS);
+        if (positionals.length > 1) throw new UsageError(`ps takes no arguments, got ${JSON.stringify(positionals.slice(1).join(' '))}`);
+        return await psCommand(io, clientFor(values, io, values.json ? undefined : notice), { json: values.json === true });
+      }
+      case 'queues': {
+        const { values, positionals } = strictParse(argv, QUEUES_OPTIONS);
+        if (positionals.length > 1) throw new UsageError(`queues takes no arguments, got ${JSON.stringify(positionals.slice(1).join(' '))}`);
+        return await queuesCommand(io, clientFor(values, io, values.json ? undefined : notice), { json: values.json === true, all: values.all === true });
+      }
+      case 'run': {
+        const { values, positionals } = strictParse(argv, RUN_OPTIONS);
+        const model = positionals[1];
+        if (model === undefined) throw new UsageError('run needs a model, e.g. switchyard run llama3.1:8b "Why is the sky blue?"');
+        let prompt = positionals.slice(2).join(' ');
+        if (prompt === '') {
+          if (io.stdinIsTTY) throw new UsageError('run needs a prompt: give it after the model or pipe it on stdin');
+          prompt = (await io.readStdin()).replace(/\r?\n$/, '');
+          if (prompt.trim() === '') throw new UsageError('the prompt read from stdin is empty');
+        }
+        if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes only "json", got ${JSON.stringify(values.format)}`);
+        const options: RunArgs['options'] = {};
+        const seed = integer('seed', values.seed);
+        const maxTokens = integer('max-tokens', values['max-tokens']);
+        const ctx = integer('ctx', values.ctx);
+        const temperature = decimal('temperature', values.temperature);
+        if (seed !== undefined) options.seed = seed;
+        if (maxTokens !== undefined) options.num_predict = maxTokens;
+        if (ctx !== undefined) options.num_ctx = ctx;
+        if (temperature !== undefined) options.temperature = temperature;
+        const json = values.json === true;
+        return await runCommand(io, clientFor(values, io, json ? undefined : notice), {
+          model,
+          prompt,
+          options,
+          json,
+          verbose: values.verbose === true,
+          ...(values.system !== undefined && { system: values.system }),
+          ...(values.priority !== undefined && { priority: values.priority }),
+          ...(values.format === 'json' && { format: 'json' as const }),
+        });
+      }
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues)`);
+    }
+  } catch (error) {
+    return reportError(io, error);
+  }
+}

@@ -1,0 +1,166 @@
+import { SwitchyardError, type JobRequestInput, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
+import { EXIT } from '../exit-codes.js';
+import { reportError } from '../errors.js';
+import { formatDuration } from '../format.js';
+import type { CliIo } from '../io.js';
+import { Progress } from '../progress.js';
+
+export interface RunArgs {
+  model: string;
+  prompt: string;
+  system?: string;
+  options: NonNullable<JobRequestInput['options']>;
+  priority?: string;
+  format?: 'json';
+  json: boolean;
+  verbose: boolean;
+}
+
+class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+}
+
+/**
+ * `switchyard run <model> [prompt]`: submits a job, shows its queue position and model load
+ * on stderr while it waits, streams its tokens to stdout (resuming dropped connections), and
+ * cancels it on Ctrl-C. With `--json`, stdout gets every event as one JSON line instead.
+ */
+export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunArgs): Promise<number> {
+  const controller = new AbortController();
+  const progress = new Progress(io.stderr, !args.json);
+  let jobId: string | undefined;
+  const stopListening = io.onInterrupt(() => controller.abort(new Interrupted('interrupted')));
+  let poller: ReturnType<typeof setInterval> | undefined;
+  try {
+    const request: JobRequestInput = {
+      model: args.model,
+      prompt: args.prompt,
+      ...(args.system !== undefined && { system: args.system }),
+      ...(Object.keys(args.options).length > 0 && { options: args.options }),
+      ...(args.priority !== undefined && { priority: args.priority as JobRequestInput['priority'] }),
+      ...(args.format !== undefined && { format: args.format }),
+    };
+    if (io.stderr.isTTY) progress.set(`submitting to ${args.model}`);
+    const job = await client.submit(request, { signal: controller.signal });
+    jobId = job.id;
+    let etaS = job.queue?.eta_s as number | undefined;
+    if (job.queue) progress.set(queuedText(job.id, job.queue.position, job.queue.depth, etaS));
+
+    let sawToken = false;
+    let endsWithNewline = true;
+
+    // Load progress: agents report the model they are loading in their heartbeat (read when
+    // the key may list agents), and the job's status is `loading` once an agent holds it
+    // while the model comes in. Otherwise the job being next in line for a model no node has
+    // loaded means it waits for a cold start.
+    poller = setInterval(() => {
+      if (sawToken) return;
+      const call = { signal: controller.signal };
+      void Promise.all([client.get(job.id, call), client.models(call).catch(() => undefined), client.agents(call).catch(() => undefined)]).then(
+        ([record, models, agents]) => {
+          if (sawToken) return;
+          const loadingOn = agents?.filter((agent) => (agent as { models_loading?: string[] }).models_loading?.includes(job.model)).map((agent) => agent.id) ?? [];
+          if (record.status === 'loading') {
+            progress.set(`job ${job.id}: loading ${job.model}${record.agent ? ` on ${record.agent}` : ''}`);
+          } else if (record.status === 'queued') {
+            const entry = models?.find((model) => model.id === job.model);
+            const cold = entry !== undefined && (entry.loaded_on ?? []).length === 0;
+            const position = record.queue_position ?? 0;
+            etaS = record.queue_eta_s ?? etaS;
+            if (loadingOn.length > 0) progress.set(`job ${job.id}: queued, ${job.model} is loading on ${loadingOn.join(', ')}`);
+            else if (cold && position === 0) progress.set(`job ${job.id}: waiting for ${job.model} to load (cold start)`);
+            else progress.set(queuedText(job.id, position, undefined, etaS));
+          }
+        },
+        () => undefined,
+      );
+    }, 1_000);
+    poller.unref?.();
+
+    let outcome: StreamEvent | undefined;
+    for await (const event of client.stream(job, { signal: controller.signal })) {
+      if (args.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+      switch (event.type) {
+        case 'queued':
+          etaS = (event as { eta_s?: number }).eta_s ?? etaS;
+          if (!sawToken) progress.set(queuedText(job.id, event.position, event.depth, etaS));
+          break;
+        case 'started':
+          if (event.cold && args.verbose) {
+            progress.clear();
+            io.stderr.write(`loaded ${args.model} on ${event.agent} in ${formatDuration(event.load_ms / 1000)}\n`);
+          }
+          break;
+        case 'token':
+          if (!sawToken) progress.stop();
+          sawToken = true;
+          if (!args.json) io.stdout.write(event.text);
+          if (event.text) endsWithNewline = event.text.endsWith('\n');
+          break;
+        case 'restarted':
+          progress.clear();
+          if (!args.json) {
+            io.stderr.write(`${endsWithNewline ? '' : '\n'}[switchyard] the job lost its node and restarted elsewhere (attempt ${event.attempt}): the output above is void; the answer starts again\n`);
+            endsWithNewline = true;
+          }
+          break;
+        default:
+          outcome = event;
+      }
+    }
+    progress.stop();
+    if (!args.json && !endsWithNewline) io.stdout.write('\n');
+    if (outcome?.type === 'done') {
+      if (args.verbose) io.stderr.write(stats(outcome, job.id));
+      return EXIT.ok;
+    }
+    if (outcome?.type === 'error') {
+      io.stderr.write(`switchyard: job ${job.id} ${outcome.code === 'cancelled' ? 'was cancelled' : 'failed'}: ${outcome.code}: ${outcome.message}\n`);
+      return EXIT.jobFailed;
+    }
+    io.stderr.write(`switchyard: the stream of job ${job.id} ended without a result\n`);
+    return EXIT.jobFailed;
+  } catch (error) {
+    progress.stop();
+    if (controller.signal.aborted && controller.signal.reason instanceof Interrupted) {
+      if (jobId !== undefined) {
+        const cancelled = await client.cancel(jobId, { signal: AbortSignal.timeout(5_000) }).then(
+          () => true,
+          (cancelError: unknown) => cancelError instanceof SwitchyardError && cancelError.code === 'job_finished',
+        );
+        io.stderr.write(cancelled ? `\ncancelled job ${jobId}\n` : `\ninterrupted; could not confirm the cancellation of job ${jobId}\n`);
+      } else {
+        io.stderr.write('\ninterrupted\n');
+      }
+      return EXIT.interrupted;
+    }
+    return reportError(io, error);
+  } finally {
+    if (poller) clearInterval(poller);
+    stopListening();
+  }
+}
+
+function queuedText(jobId: string, position: number, depth: number | undefined, etaS: number | undefined): string {
+  const place = position === 0 ? 'next in line' : `position ${position + 1}${depth !== undefined ? ` of ${depth}` : ''}`;
+  const eta = etaS !== undefined && etaS > 0 ? `, starts in ~${formatDuration(etaS)}` : '';
+  return `job ${jobId}: queued, ${place}${eta}`;
+}
+
+/** `ollama run --verbose`-style timings. */
+function stats(done: Extract<StreamEvent, { type: 'done' }>, jobId: string): string {
+  const { timings, usage } = done;
+  const evalSeconds = Math.max(0.001, (timings.total_ms - timings.ttft_ms) / 1000);
+  const rows: Array<[string, string]> = [
+    ['job', jobId],
+    ['total duration', formatDuration(timings.total_ms / 1000)],
+    ['queued', formatDuration(timings.queued_ms / 1000)],
+    ['load duration', formatDuration(timings.load_ms / 1000)],
+    ['time to first token', formatDuration(timings.ttft_ms / 1000)],
+    ['prompt eval count', `${usage.prompt_tokens} token(s)`],
+    ['eval count', `${usage.completion_tokens} token(s)`],
+    ['eval rate', `${(usage.completion_tokens / evalSeconds).toFixed(2)} tokens/s`],
+    ['finish reason', done.finish_reason],
+  ];
+  return rows.map(([name, value]) => `${`${name}:`.padEnd(22)}${value}\n`).join('');
+}

@@ -1,0 +1,245 @@
+import { AgentHeartbeat, JobAccepted, JobRecord, type JobRequestInput, type StreamEvent } from '@switchyard/protocol';
+import { SwitchyardError } from './errors.js';
+import { Http, type RetryOptions } from './http.js';
+import { createJobEventStream, type JobEventStream, type ReconnectOptions, type StreamOptions } from './job-stream.js';
+import { modelEntryProblem, type ModelEntry } from './models.js';
+
+/** Options of {@link SwitchyardClient}. */
+export interface SwitchyardClientOptions {
+  /** The API's base URL, e.g. `http://localhost:8080`. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** A `fetch` to use instead of the global one (a proxy agent, a test double). */
+  fetch?: typeof fetch;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** Retries of `429`/`503` refusals after `Retry-After`. */
+  retry?: RetryOptions;
+  /** Reconnection of dropped event streams. */
+  reconnect?: ReconnectOptions;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** The answer to `submit`: the job's id, links, and its place in the queue. */
+export interface SubmittedJob extends JobAccepted {
+  /**
+   * Position (0 = next) and depth of the model's queue when the job was accepted, and any
+   * estimate the API adds (such as `eta_s`).
+   */
+  queue?: { position: number; depth: number; [field: string]: unknown };
+}
+
+/** What `run` resolves with: the final text (after any restart) and the `done` event. */
+export interface JobOutcome {
+  id: string;
+  text: string;
+  done: Extract<StreamEvent, { type: 'done' }>;
+  /** How many times the job was restarted on another agent. */
+  restarts: number;
+}
+
+export interface RunOptions extends CallOptions {
+  /** Every event as it arrives (tokens, queue position, restarts). */
+  onEvent?: (event: StreamEvent) => void;
+}
+
+/**
+ * A typed client for Switchyard's native API. Uses only `fetch`, so it runs in Node 20+ and
+ * in browsers; every answer is validated with the protocol schemas.
+ *
+ * @example
+ * ```ts
+ * import { SwitchyardClient } from '@switchyard/sdk';
+ *
+ * const client = new SwitchyardClient({ baseUrl: 'http://localhost:8080', apiKey: process.env.SWITCHYARD_API_KEY });
+ * const job = await client.submit({ model: 'llama3.1:8b', prompt: 'Why is the sky blue?' });
+ * for await (const event of client.stream(job)) {
+ *   if (event.type === 'token') process.stdout.write(event.text);
+ *   if (event.type === 'restarted') console.error('\n[restarted elsewhere: the text so far is void]');
+ * }
+ * ```
+ */
+export class SwitchyardClient {
+  private readonly http: Http;
+
+  constructor(private readonly options: SwitchyardClientOptions) {
+    if (!options.baseUrl) throw new TypeError('SwitchyardClient needs a baseUrl');
+    const fetchImpl = options.fetch ?? ((input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => globalThis.fetch(input, init));
+    this.http = new Http({
+      baseUrl: options.baseUrl,
+      fetch: fetchImpl,
+      retry: options.retry ?? {},
+      ...(options.apiKey !== undefined && { apiKey: options.apiKey }),
+      ...(options.headers !== undefined && { headers: options.headers }),
+    });
+  }
+
+  /**
+   * Submits a job (`POST /v1/jobs`). Refusals (`429`, `503`) are retried after their
+   * `Retry-After` within the retry budget, then thrown as {@link SwitchyardError}. A network
+   * failure is not retried unless the request has an `idempotency_key` (otherwise a retry
+   * could queue the job twice).
+   *
+   * @example
+   * ```ts
+   * const job = await client.submit({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'hi' }], priority: 'batch' });
+   * console.log(job.id, job.queue?.position);
+   * ```
+   */
+  async submit(request: JobRequestInput, options: CallOptions = {}): Promise<SubmittedJob> {
+    const send = () => this.http.json('POST', '/v1/jobs', { body: request, ...(options.signal && { signal: options.signal }) });
+    let answer;
+    try {
+      answer = await send();
+    } catch (error) {
+      if (!(error instanceof SwitchyardError && error.code === 'connection_failed' && request.idempotency_key !== undefined)) throw error;
+      answer = await send();
+    }
+    const accepted = validate(JobAccepted, answer.body, 'POST /v1/jobs');
+    const queue = (answer.body as { queue?: unknown }).queue;
+    return isQueue(queue) ? { ...accepted, queue } : accepted;
+  }
+
+  /**
+   * Reads a job (`GET /v1/jobs/:id`): status, and once finished its result, usage and timings.
+   *
+   * @example
+   * ```ts
+   * const record = await client.get(job.id);
+   * if (record.status === 'completed') console.log(record.result?.text);
+   * ```
+   */
+  async get(jobId: string, options: CallOptions = {}): Promise<JobRecord> {
+    const answer = await this.http.json('GET', `/v1/jobs/${encodeURIComponent(jobId)}`, options);
+    return validate(JobRecord, answer.body, 'GET /v1/jobs/:id');
+  }
+
+  /**
+   * Cancels a job (`DELETE /v1/jobs/:id`), queued or running. Resolves with the job's record
+   * (status `cancelled` once confirmed; a running job may still show `running` if its agent
+   * did not confirm in time). A job that already ended throws `job_finished`.
+   *
+   * @example
+   * ```ts
+   * await client.cancel(job.id).catch((error) => { if (error.code !== 'job_finished') throw error; });
+   * ```
+   */
+  async cancel(jobId: string, options: CallOptions = {}): Promise<JobRecord> {
+    const answer = await this.http.json('DELETE', `/v1/jobs/${encodeURIComponent(jobId)}`, options);
+    return validate(JobRecord, answer.body, 'DELETE /v1/jobs/:id');
+  }
+
+  /**
+   * A job's events as an async iterable: `queued`, `started`, `token`, `restarted`, and one
+   * terminal `done` or `error`, in `seq` order. A dropped connection is resumed with
+   * `Last-Event-ID`: no event is lost or repeated. The iteration ends after the terminal
+   * event (or when the server answers `204`: everything was delivered).
+   *
+   * A `restarted` event means the job lost its agent and runs again elsewhere: the text
+   * received so far is void, and the tokens that follow are the new answer from its start.
+   *
+   * Aborting `signal` ends the iteration with the signal's reason; the job keeps running
+   * (call {@link cancel} to stop it).
+   *
+   * @example
+   * ```ts
+   * let text = '';
+   * for await (const event of client.stream(job.id, { signal: AbortSignal.timeout(60_000) })) {
+   *   if (event.type === 'token') text += event.text;
+   *   else if (event.type === 'restarted') text = '';
+   *   else if (event.type === 'error') throw new Error(event.message);
+   * }
+   * ```
+   */
+  stream(job: string | { id: string }, options: StreamOptions = {}): JobEventStream {
+    const jobId = typeof job === 'string' ? job : job.id;
+    return createJobEventStream({ http: this.http, retry: this.options.retry ?? {}, reconnect: this.options.reconnect ?? {} }, jobId, options);
+  }
+
+  /**
+   * Submits a job and waits for its answer, streaming (and resuming) underneath. Resolves
+   * with the final text; a job that ends in an `error` event rejects with a
+   * {@link SwitchyardError} carrying the event's code (`cancelled`, `deadline_exceeded`, …).
+   *
+   * @example
+   * ```ts
+   * const { text, done } = await client.run({ model: 'qwen2.5:0.5b', prompt: 'Say hi' });
+   * console.log(text, done.usage.completion_tokens);
+   * ```
+   */
+  async run(request: JobRequestInput, options: RunOptions = {}): Promise<JobOutcome> {
+    const call = options.signal ? { signal: options.signal } : {};
+    const job = await this.submit(request, call);
+    let text = '';
+    let restarts = 0;
+    for await (const event of this.stream(job, call)) {
+      options.onEvent?.(event);
+      if (event.type === 'token') text += event.text;
+      else if (event.type === 'restarted') {
+        text = '';
+        restarts++;
+      } else if (event.type === 'done') return { id: job.id, text, done: event, restarts };
+      else if (event.type === 'error') throw new SwitchyardError(event.code, event.message, { jobId: job.id });
+    }
+    throw new SwitchyardError('invalid_response', `the event stream of job ${job.id} ended without a done or error event`, { jobId: job.id });
+  }
+
+  /**
+   * Models the fleet can serve (`GET /v1/models`), with the agents that have them and their
+   * queues.
+   *
+   * @example
+   * ```ts
+   * for (const model of await client.models()) console.log(model.id, model.queue?.waiting);
+   * ```
+   */
+  async models(options: CallOptions = {}): Promise<ModelEntry[]> {
+    const answer = await this.http.json('GET', '/v1/models', options);
+    const data = listData(answer.body, 'GET /v1/models');
+    return data.map((entry, index) => {
+      const problem = modelEntryProblem(entry);
+      if (problem) throw new SwitchyardError('invalid_response', `GET /v1/models: data[${index}]: ${problem}`);
+      return entry as ModelEntry;
+    });
+  }
+
+  /**
+   * Live agents (`GET /v1/agents`): their GPUs and VRAM, loaded and available models, slots.
+   *
+   * @example
+   * ```ts
+   * for (const agent of await client.agents()) console.log(agent.id, agent.in_flight, '/', agent.slots);
+   * ```
+   */
+  async agents(options: CallOptions = {}): Promise<AgentHeartbeat[]> {
+    const answer = await this.http.json('GET', '/v1/agents', options);
+    return listData(answer.body, 'GET /v1/agents').map((entry, index) => validate(AgentHeartbeat, entry, `GET /v1/agents: data[${index}]`));
+  }
+}
+
+interface Schema<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };
+}
+
+function validate<T>(schema: Schema<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(body)'}: ${issue.message}`).join('; ');
+  throw new SwitchyardError('invalid_response', `${what} answered with an unexpected body: ${problems}`);
+}
+
+function listData(body: unknown, what: string): unknown[] {
+  const data = (body as { data?: unknown } | undefined)?.data;
+  if (!Array.isArray(data)) throw new SwitchyardError('invalid_response', `${what} answered without a data array`);
+  return data;
+}
+
+function isQueue(value: unknown): value is { position: number; depth: number; [field: string]: unknown } {
+  const queue = value as { position?: unknown; depth?: unknown } | undefined;
+  return typeof queue?.position === 'number' && typeof queue.depth === 'number';
+}

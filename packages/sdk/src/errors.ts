@@ -1,0 +1,78 @@
+import { ApiErrorBody } from '@switchyard/protocol';
+
+/**
+ * Every failure the SDK reports: an error answer of the API (`status` set, `code` from its
+ * body, e.g. `model_not_found`, `no_capacity`), a response that failed validation
+ * (`invalid_response`), a connection that could not be (re)established
+ * (`connection_failed`), or a job that ended in an `error` event (`code` from the event,
+ * e.g. `cancelled`, `deadline_exceeded`; `jobId` set).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.submit({ model: 'llama3.1:8b', prompt: 'hi' });
+ * } catch (error) {
+ *   if (error instanceof SwitchyardError && error.code === 'model_not_found') console.error(error.message);
+ *   else throw error;
+ * }
+ * ```
+ */
+export class SwitchyardError extends Error {
+  override readonly name = 'SwitchyardError';
+  /** HTTP status of the answer, when the error is one. */
+  readonly status: number | undefined;
+  /** Stable error code. */
+  readonly code: string;
+  /** Seconds the API asked to wait before retrying (429/503 refusals). */
+  readonly retryAfterS: number | undefined;
+  /** The job the error is about, for job failures. */
+  readonly jobId: string | undefined;
+
+  constructor(code: string, message: string, details: { status?: number; retryAfterS?: number; jobId?: string; cause?: unknown } = {}) {
+    super(message, details.cause !== undefined ? { cause: details.cause } : undefined);
+    this.code = code;
+    this.status = details.status;
+    this.retryAfterS = details.retryAfterS;
+    this.jobId = details.jobId;
+  }
+
+  /** True for refusals that say "come back later" (429, 503). */
+  get isRefusal(): boolean {
+    return this.status === 429 || this.status === 503;
+  }
+}
+
+/**
+ * Seconds to wait from a `Retry-After` header (seconds or an HTTP date), else from the
+ * body's `retry_after_s`; undefined when neither says.
+ */
+export function retryAfterSeconds(header: string | null, bodyValue?: number): number | undefined {
+  if (header !== null && header.trim() !== '') {
+    const seconds = Number(header);
+    if (Number.isFinite(seconds) && seconds >= 0) return seconds;
+    const date = Date.parse(header);
+    if (!Number.isNaN(date)) return Math.max(0, (date - Date.now()) / 1000);
+  }
+  return bodyValue !== undefined && Number.isFinite(bodyValue) && bodyValue >= 0 ? bodyValue : undefined;
+}
+
+/** An error answer as a SwitchyardError, reading the native error body when there is one. */
+export async function errorFromResponse(response: Response): Promise<SwitchyardError> {
+  const text = await response.text().catch(() => '');
+  let parsed: ApiErrorBody | undefined;
+  try {
+    const result = ApiErrorBody.safeParse(JSON.parse(text));
+    if (result.success) parsed = result.data;
+  } catch {
+    // Not JSON (a proxy's HTML page, say): keep the text as the message.
+  }
+  const retryAfterS = retryAfterSeconds(response.headers.get('retry-after'), parsed?.error.retry_after_s);
+  const code = parsed?.error.code ?? `http_${response.status}`;
+  const message = parsed?.error.message ?? (text.trim().slice(0, 500) || `HTTP ${response.status} ${response.statusText}`);
+  return new SwitchyardError(code, message, { status: response.status, ...(retryAfterS !== undefined && { retryAfterS }) });
+}
+
+/** The reason an AbortSignal carries, as something to throw. */
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}
