@@ -17,6 +17,8 @@ type ModelWorker = ManualWorker<unknown, JobResult>;
  */
 export class PullScheduler {
   private inFlight = 0;
+  /** Claims sent to Redis and not yet answered: they hold a slot until they do. */
+  private claiming = 0;
   private readonly runningPerModel = new Map<string, number>();
   private pumping = false;
   private pumpAgain = false;
@@ -51,14 +53,29 @@ export class PullScheduler {
     this.sweepTimer.unref();
   }
 
-  /** Asks for a pull round; `queueKey` (when announced) is tried first. */
+  /**
+   * Asks for a pull round. An announced `queueKey` (one new job) gets its own claim at once,
+   * concurrently with other claims: a burst of 50 submissions must not wait for 50
+   * sequential round trips. Without a key, a sequential round tries every queue.
+   */
   wake(queueKey?: string): void {
     if (this.stopped) return;
+    if (queueKey !== undefined && this.options.workers.has(queueKey)) {
+      void this.claimFrom(queueKey).then((claimed) => {
+        // Nothing there (another agent was faster) or no room: fall back to a full round later.
+        if (!claimed && this.pumping) this.pumpAgain = true;
+      });
+      return;
+    }
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
-    void this.pump(queueKey);
+    void this.pump();
+  }
+
+  private hasRoom(): boolean {
+    return this.inFlight + this.claiming < this.options.slots;
   }
 
   private async pump(preferred?: string): Promise<void> {
@@ -66,7 +83,7 @@ export class PullScheduler {
     try {
       do {
         this.pumpAgain = false;
-        while (!this.stopped && this.inFlight < this.options.slots) {
+        while (!this.stopped && this.hasRoom()) {
           const claimed = await this.claimOne(preferred);
           preferred = undefined;
           if (!claimed) break;
@@ -88,22 +105,34 @@ export class PullScheduler {
     }
     this.cursor = (this.cursor + 1) % keys.length;
     for (const key of order) {
-      const worker = this.options.workers.get(key);
-      const model = splitQueueModel(key).model;
-      if (!worker || worker.closing || !this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) continue;
-      const token = `${this.options.agentId}:${this.tokenCounter++}`;
-      let job: Job<unknown, JobResult> | undefined;
-      try {
-        job = await worker.claim(token);
-      } catch (error) {
-        this.options.logger.warn({ err: error, queue: key }, 'could not claim a job');
-        continue;
-      }
-      if (!job) continue;
-      this.start(worker, job, token, model);
-      return true;
+      if (await this.claimFrom(key)) return true;
     }
     return false;
+  }
+
+  /** One claim attempt on one queue, holding a slot (and a backend slot of its model) while it runs. */
+  private async claimFrom(key: string): Promise<boolean> {
+    const worker = this.options.workers.get(key);
+    const model = splitQueueModel(key).model;
+    if (!worker || worker.closing || this.stopped || !this.hasRoom()) return false;
+    if (!this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) return false;
+    this.claiming++;
+    this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);
+    const token = `${this.options.agentId}:${this.tokenCounter++}`;
+    let job: Job<unknown, JobResult> | undefined;
+    try {
+      job = await worker.claim(token);
+    } catch (error) {
+      this.options.logger.warn({ err: error, queue: key }, 'could not claim a job');
+    } finally {
+      this.claiming--;
+    }
+    if (!job) {
+      this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
+      return false;
+    }
+    this.start(worker, job, token, model);
+    return true;
   }
 
   /** Jobs of a model this scheduler has claimed and not yet settled. */
@@ -111,9 +140,9 @@ export class PullScheduler {
     return this.runningPerModel.get(model) ?? 0;
   }
 
+  /** Runs a claimed job; its model's count was taken when the claim was sent. */
   private start(worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string): void {
     this.inFlight++;
-    this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);
     const run = worker
       .process(job, token)
       .catch((error) => this.options.logger.error({ err: error, jobId: job.id }, 'job processing failed'))
