@@ -2,9 +2,16 @@ import { createParser } from 'eventsource-parser';
 import type { Dispatcher, Pool } from 'undici';
 
 /** Reads an SSE body until `until` says stop; calls `onEvent` with each parsed data object. */
+export interface WireEvent {
+  type: string;
+  seq: number;
+  text?: string;
+  timings?: { queued_ms: number; load_ms: number; ttft_ms: number; total_ms: number };
+}
+
 export async function consumeSse(
   body: Dispatcher.ResponseData['body'],
-  onEvent: (event: { type: string; seq: number; text?: string }) => boolean | void,
+  onEvent: (event: WireEvent) => boolean | void,
 ): Promise<void> {
   let stop = false;
   const parser = createParser({
@@ -30,21 +37,37 @@ export async function submitJob(pool: Pool, payload: string): Promise<string> {
 }
 
 /** Time from submission to the first token through Switchyard's native API (POST, then SSE). */
-export async function switchyardFirstToken(pool: Pool, payload: string, readAll = false): Promise<{ ttftMs: number; tokens: number; totalMs: number }> {
+export interface SwitchyardTiming {
+  ttftMs: number;
+  tokens: number;
+  totalMs: number;
+  /** POST answered. */
+  submitMs: number;
+  /** SSE response headers received. */
+  streamOpenMs: number;
+  /** The agent's own view, from the `done` event (only when read to the end). */
+  agent?: { queued_ms: number; ttft_ms: number };
+}
+
+export async function switchyardFirstToken(pool: Pool, payload: string, readAll = false): Promise<SwitchyardTiming> {
   const t0 = performance.now();
   const id = await submitJob(pool, payload);
+  const submitMs = performance.now() - t0;
   const response = await pool.request({ path: `/v1/jobs/${id}/events`, method: 'GET', headers: { accept: 'text/event-stream' } });
+  const streamOpenMs = performance.now() - t0;
   let ttftMs = Number.NaN;
   let tokens = 0;
+  let agent: SwitchyardTiming['agent'];
   await consumeSse(response.body, (event) => {
     if (event.type === 'token') {
       tokens++;
       if (Number.isNaN(ttftMs)) ttftMs = performance.now() - t0;
       if (!readAll) return true;
     }
+    if (event.type === 'done' && event.timings) agent = { queued_ms: event.timings.queued_ms, ttft_ms: event.timings.ttft_ms };
     return event.type === 'done' || event.type === 'error';
   });
-  return { ttftMs, tokens, totalMs: performance.now() - t0 };
+  return { ttftMs, tokens, totalMs: performance.now() - t0, submitMs, streamOpenMs, ...(agent && { agent }) };
 }
 
 /** Time to the first token straight from an Ollama-compatible backend (`/api/generate`, NDJSON). */

@@ -205,6 +205,8 @@ export function runBenchmark(main: () => Promise<void>): void {
     process.exit(code);
   };
   process.on('SIGINT', () => void cleanUp(130));
+  // `timeout` and CI send SIGTERM: the apps and Redis must not outlive the benchmark.
+  process.on('SIGTERM', () => void cleanUp(143));
   main().then(
     () => cleanUp(0),
     (error) => {

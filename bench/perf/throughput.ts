@@ -8,6 +8,7 @@
 import { Pool } from 'undici';
 import { Redis } from 'ioredis';
 import { switchyardFirstToken } from './clients.js';
+import { sampleCommands } from './redis-monitor.js';
 import { fmt, median, printTable, runBenchmark, startAgentProc, startApi, startRedis, startSim, waitForFleet, writeResult } from './harness.js';
 
 const MODEL = 'qwen2.5:0.5b';
@@ -17,10 +18,11 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** Commands one event append costs inside Redis: EVALSHA + INCR, XADD, PUBLISH, EXPIRE ×2. */
 const COMMANDS_PER_EVENT = 6;
 
-async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+async function commandCalls(redis: Redis, field: 'calls' | 'usec' = 'calls'): Promise<Map<string, number>> {
   const info = await redis.info('commandstats');
   const calls = new Map<string, number>();
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  const pattern = new RegExp(`^cmdstat_([^:]+):.*?\\b${field}=(\\d+)`, 'gm');
+  for (const match of info.matchAll(pattern)) calls.set(match[1]!, Number(match[2]));
   return calls;
 }
 
@@ -33,15 +35,27 @@ function delta(after: Map<string, number>, before: Map<string, number>): Map<str
   return result;
 }
 
-async function run(apiUrl: string, control: Redis) {
+async function run(apiUrl: string, control: Redis, monitorUrl?: string) {
   const pool = new Pool(apiUrl, { connections: CLIENTS * 2 });
   const payload = JSON.stringify({ model: MODEL, prompt: 'tiny', options: { num_predict: 3 } });
   let completed = 0;
   let tokens = 0;
   let failed = 0;
   const before = await commandCalls(control);
+  const usecBefore = await commandCalls(control, 'usec');
   const started = performance.now();
   const deadline = started + DURATION_MS;
+  // Optionally (BENCH_MONITOR=1) sample one second of commands mid-run, by sender.
+  const sampled = monitorUrl
+    ? new Promise<Awaited<ReturnType<typeof sampleCommands>>>((resolve) =>
+        setTimeout(() => void sampleCommands(monitorUrl, 1_000).then(resolve), DURATION_MS / 2),
+      )
+    : undefined;
+  const completedAtSample = { before: 0, after: 0 };
+  if (monitorUrl) {
+    setTimeout(() => (completedAtSample.before = completed), DURATION_MS / 2);
+    setTimeout(() => (completedAtSample.after = completed), DURATION_MS / 2 + 1_000);
+  }
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (performance.now() < deadline) {
@@ -57,8 +71,12 @@ async function run(apiUrl: string, control: Redis) {
   );
   const seconds = (performance.now() - started) / 1000;
   const commands = delta(await commandCalls(control), before);
+  const usec = delta(await commandCalls(control, 'usec'), usecBefore);
+  const redisBusyShare = [...usec.values()].reduce((a, b) => a + b, 0) / 1e6 / seconds;
   commands.set('info', Math.max(0, (commands.get('info') ?? 0) - 1));
   await pool.close();
+  const monitor = sampled ? await sampled : undefined;
+  const sampledJobs = Math.max(1, completedAtSample.after - completedAtSample.before);
   const total = [...commands.values()].reduce((a, b) => a + b, 0);
   // Token events are what a longer answer multiplies; the per-job cost is the rest.
   const tokenEventCommands = tokens * COMMANDS_PER_EVENT;
@@ -68,7 +86,10 @@ async function run(apiUrl: string, control: Redis) {
     tokenEventsPerJob: tokens / Math.max(1, completed),
     commandsPerJob: total / Math.max(1, completed),
     commandsPerJobExcludingTokens: (total - tokenEventCommands) / Math.max(1, completed),
+    redisBusyShare,
+    bySender: monitor?.slice(0, 30).map((row) => ({ ...row, per_job: Number((row.count / sampledJobs).toFixed(2)) })),
     top: [...commands].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([name, calls]) => ({ name, per_job: Number((calls / Math.max(1, completed)).toFixed(2)) })),
+    topUsec: [...usec].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, us]) => ({ name, usec_per_job: Number((us / Math.max(1, completed)).toFixed(1)) })),
   };
 }
 
@@ -84,7 +105,7 @@ runBenchmark(async () => {
   for (let i = 0; i < 100; i++) await switchyardFirstToken(warm, JSON.stringify({ model: MODEL, prompt: `warm ${i}`, options: { num_predict: 2 } }), true);
   await warm.close();
   const runs = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await run(api.url, control));
+  for (let i = 0; i < RUNS; i++) runs.push(await run(api.url, control, i === 0 && process.env.BENCH_MONITOR ? redis.url : undefined));
   control.disconnect();
   await redis.stop();
 
@@ -97,8 +118,12 @@ runBenchmark(async () => {
       token_events_per_job: fmt(r.tokenEventsPerJob),
       redis_cmds_per_job: fmt(r.commandsPerJob, 1),
       excluding_token_events: fmt(r.commandsPerJobExcludingTokens, 1),
+      redis_busy: `${fmt(r.redisBusyShare * 100, 0)}%`,
     })),
   );
+  printTable('Redis time per job, by command (last run; scripts include the commands they run)', runs.at(-1)!.topUsec.map((t) => ({ command: t.name, usec_per_job: t.usec_per_job })));
+  const bySender = runs[0]!.bySender;
+  if (bySender) printTable('Commands per job by sender (MONITOR, 1 s of run 1; "lua" = run inside scripts)', bySender.map((r) => ({ source: r.source, command: r.command, per_job: r.per_job })));
   printTable('Redis commands per job, most frequent (last run)', runs.at(-1)!.top.map((t) => ({ command: t.name, per_job: t.per_job })));
   const result = {
     clients: CLIENTS,

@@ -17,6 +17,10 @@ async function measure(apiUrl: string, simUrl: string, concurrency: number) {
   const direct: number[] = [];
   const through: number[] = [];
   const diffs: number[] = [];
+  const submit: number[] = [];
+  const open: number[] = [];
+  const queued: number[] = [];
+  const agentTtft: number[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
@@ -27,11 +31,19 @@ async function measure(apiUrl: string, simUrl: string, concurrency: number) {
         // Alternate which goes first so neither side always meets a warmer machine.
         const order = i % 2 === 0;
         const runDirect = () => directFirstToken(sim, JSON.stringify({ model: MODEL, prompt, options, keep_alive: -1 }));
-        const runThrough = () => switchyardFirstToken(api, JSON.stringify({ model: MODEL, prompt, options }));
+        // Read to the end: the done event carries the agent's own timings for the breakdown.
+        const runThrough = () => switchyardFirstToken(api, JSON.stringify({ model: MODEL, prompt, options }), true);
         const a = order ? await runDirect() : await runThrough();
         const b = order ? await runThrough() : await runDirect();
         const d = order ? (a as { ttftMs: number }).ttftMs : b.ttftMs;
         const t = order ? b.ttftMs : a.ttftMs;
+        const timing = (order ? b : a) as Awaited<ReturnType<typeof runThrough>>;
+        submit.push(timing.submitMs);
+        open.push(timing.streamOpenMs);
+        if (timing.agent) {
+          queued.push(timing.agent.queued_ms);
+          agentTtft.push(timing.agent.ttft_ms);
+        }
         direct.push(d);
         through.push(t);
         diffs.push(t - d);
@@ -40,7 +52,13 @@ async function measure(apiUrl: string, simUrl: string, concurrency: number) {
   );
   await api.close();
   await sim.close();
-  return { concurrency, direct: summarize(direct), through: summarize(through), added: summarize(diffs) };
+  return {
+    concurrency,
+    direct: summarize(direct),
+    through: summarize(through),
+    added: summarize(diffs),
+    breakdown: { submit: summarize(submit), stream_open: summarize(open), agent_queued: summarize(queued), agent_first_token: summarize(agentTtft) },
+  };
 }
 
 runBenchmark(async () => {
@@ -69,6 +87,17 @@ runBenchmark(async () => {
       switchyard_p99_ms: fmt(r.through.p99),
       added_p50_ms: fmt(r.added.p50),
       added_p99_ms: fmt(r.added.p99),
+    })),
+  );
+  printTable(
+    'Where the time goes through Switchyard (p50 / p99 ms from submission)',
+    results.map((r) => ({
+      streams: r.concurrency,
+      post_answered: `${fmt(r.breakdown.submit.p50)} / ${fmt(r.breakdown.submit.p99)}`,
+      sse_open: `${fmt(r.breakdown.stream_open.p50)} / ${fmt(r.breakdown.stream_open.p99)}`,
+      agent_claimed: `${fmt(r.breakdown.agent_queued.p50)} / ${fmt(r.breakdown.agent_queued.p99)}`,
+      agent_first_token: `${fmt(r.breakdown.agent_first_token.p50)} / ${fmt(r.breakdown.agent_first_token.p99)}`,
+      client_first_token: `${fmt(r.through.p50)} / ${fmt(r.through.p99)}`,
     })),
   );
   const at50 = results.find((r) => r.concurrency === 50)!;

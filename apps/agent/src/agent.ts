@@ -51,8 +51,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const logger = deps.logger.child({ agentId: config.agentId });
   const keys = redisKeys(config.redisPrefix);
   const backend = deps.backend ?? new OllamaBackend({ url: config.backendUrl, keepAlive: config.keepAlive });
-  const redis = createRedis(config.redisUrl, 'worker');
-  const subscriber = createRedis(config.redisUrl, 'worker');
+  // Named so `CLIENT LIST` and MONITOR show which process a command came from.
+  const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
+  const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriber.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
 

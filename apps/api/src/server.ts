@@ -55,8 +55,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   if (keyStore.open) logger.warn('no API keys configured (API_KEYS, API_KEYS_FILE, ADMIN_API_KEYS): running OPEN, every caller is tenant "default" with admin rights');
   else logger.info({ keys: keyStore.size }, 'API keys configured: requests need a key');
   // Fail-fast connection for request paths (queues, reads) and a patient one for pub/sub.
-  const redis = createRedis(config.redisUrl, 'request');
-  const subscriberConnection = createRedis(config.redisUrl, 'worker');
+  // Named so `CLIENT LIST` and MONITOR show which process a command came from.
+  const redis = createRedis(config.redisUrl, 'request', { connectionName: 'sy-api' });
+  const subscriberConnection = createRedis(config.redisUrl, 'worker', { connectionName: 'sy-api-sub' });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
   // Start even when Redis is down (requests answer 503 until it is back), but do not

@@ -1,0 +1,85 @@
+/** The issue's targets for Switchyard, judged on the numbers, and the printed table. */
+import type { PolicyMetrics } from './metrics.js';
+import type { PolicyName } from './policy.js';
+
+export interface TargetResult {
+  target: string;
+  value: string;
+  pass: boolean | null;
+}
+
+/**
+ * - ≥ 97 % of requests served by a warm model;
+ * - 0 OOM / refused loads;
+ * - at least 50 % fewer GPU-seconds loading than round-robin;
+ * - p99 queue wait under 1.2 × one model load. "One model load" is the median nominal load
+ *   time over the catalog (`oneLoadS`), fixed by the catalog and the load throughput, so the
+ *   bar does not move with the policy being judged.
+ */
+export function judgeTargets(policies: Partial<Record<PolicyName, PolicyMetrics>>, oneLoadS: number): TargetResult[] {
+  const sy = policies.switchyard;
+  const rr = policies.round_robin;
+  if (!sy) return [];
+  const pct = (value: number | null) => (value === null ? 'n/a' : `${(value * 100).toFixed(1)} %`);
+  const results: TargetResult[] = [
+    { target: 'warm share ≥ 97 %', value: pct(sy.warm_share), pass: sy.warm_share === null ? null : sy.warm_share >= 0.97 },
+    { target: 'OOM / refused loads = 0', value: String(sy.oom), pass: sy.oom === 0 },
+  ];
+  if (rr) {
+    const saved = rr.load_gpu_seconds > 0 ? 1 - sy.load_gpu_seconds / rr.load_gpu_seconds : null;
+    results.push({
+      target: 'load GPU-seconds ≥ 50 % below round_robin',
+      value: saved === null ? 'n/a' : `${sy.load_gpu_seconds} s vs ${rr.load_gpu_seconds} s (${(saved * 100).toFixed(1)} % less)`,
+      pass: saved === null ? null : saved >= 0.5,
+    });
+  } else {
+    results.push({ target: 'load GPU-seconds ≥ 50 % below round_robin', value: 'round_robin not run', pass: null });
+  }
+  results.push({
+    target: `p99 queue wait < 1.2 × one load (${(1.2 * oneLoadS).toFixed(2)} s)`,
+    value: sy.queue_wait_p99_s === null ? 'n/a' : `${sy.queue_wait_p99_s.toFixed(1)} s`,
+    pass: sy.queue_wait_p99_s === null ? null : sy.queue_wait_p99_s < 1.2 * oneLoadS,
+  });
+  return results;
+}
+
+const ROWS: Array<{ label: string; value: (m: PolicyMetrics) => string }> = [
+  { label: 'warm share', value: (m) => (m.warm_share === null ? 'n/a' : `${(m.warm_share * 100).toFixed(1)} %`) },
+  { label: 'loads', value: (m) => String(m.loads) },
+  { label: 'load GPU-seconds', value: (m) => m.load_gpu_seconds.toFixed(1) },
+  {
+    label: 'OOM / refused loads',
+    value: (m) => (m.details.oom_including_warmup > m.oom ? `${m.oom} (+${m.details.oom_including_warmup - m.oom} in warm-up)` : String(m.oom)),
+  },
+  { label: 'queue wait p50 (s)', value: (m) => fmt(m.queue_wait_p50_s) },
+  { label: 'queue wait p99 (s)', value: (m) => fmt(m.queue_wait_p99_s) },
+  { label: 'TTFT p50 (s)', value: (m) => fmt(m.ttft_p50_s) },
+  { label: 'TTFT p99 (s)', value: (m) => fmt(m.ttft_p99_s) },
+  { label: 'completed', value: (m) => String(m.completed) },
+  { label: 'failed', value: (m) => String(m.failed) },
+];
+
+function fmt(value: number | null): string {
+  return value === null ? 'n/a' : value.toFixed(2);
+}
+
+/** A Markdown table (readable in a terminal too): one row per metric, one column per policy. */
+export function metricsTable(policies: Partial<Record<PolicyName, PolicyMetrics>>): string {
+  const names = Object.keys(policies) as PolicyName[];
+  const header = ['metric', ...names];
+  const rows = ROWS.map((row) => [row.label, ...names.map((name) => row.value(policies[name] as PolicyMetrics))]);
+  return markdownTable(header, rows);
+}
+
+export function targetsTable(results: readonly TargetResult[]): string {
+  return markdownTable(
+    ['Switchyard target', 'measured', 'result'],
+    results.map((result) => [result.target, result.value, result.pass === null ? 'n/a' : result.pass ? 'PASS' : 'FAIL']),
+  );
+}
+
+function markdownTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((cell, column) => cell.padEnd(widths[column] as number)).join(' | ')} |`;
+  return [line(header), `| ${widths.map((width) => '-'.repeat(width)).join(' | ')} |`, ...rows.map(line)].join('\n');
+}
