@@ -162,6 +162,28 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     expect(stats(stack, 0).evictions_total).toBe(0);
   });
 
+  it('makes room for a starving model by draining a busy one instead of waiting for its backlog', async () => {
+    stack = await startStack({
+      nodes: [node(10 * GB, ['llama3.2:3b', 'llama3.1:8b'], { time_scale: 0.05 }, { drainForColdAfterMs: 300 })],
+    });
+    // A backlog that keeps the 3B busy for several seconds: four slots, twelve long jobs.
+    const backlog = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => submitJob(stack!, { model: 'llama3.2:3b', prompt: `busy ${i}`, options: { num_predict: 2500 } })),
+    );
+    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBeGreaterThan(0);
+    const started = Date.now();
+    const big = await runJob(stack, { model: 'llama3.1:8b', prompt: 'do not starve me', options: { num_predict: 3 } });
+    const bigDoneAt = Date.now();
+    expect(big.agent).toBe('agent-0');
+    const finished = await Promise.all(backlog.map((job) => readSse(`${stack!.apiUrl}${job.links.events}`, { timeoutMs: 60_000 })));
+    const backlogDoneAt = Date.now();
+    expect(finished.every((sse) => sse.events.at(-1)!.type === 'done')).toBe(true);
+    // The 8B ran in the middle of the backlog, not after it.
+    expect(bigDoneAt - started).toBeLessThan(backlogDoneAt - started);
+    expect(stats(stack, 0).evictions_total).toBe(0);
+    expect(stats(stack, 0).errors_total).toBe(0);
+  });
+
   it('never runs out of VRAM across a randomized run of many jobs and models', async () => {
     const models = ['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b'];
     stack = await startStack({

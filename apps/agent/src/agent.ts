@@ -93,7 +93,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     logger,
     canClaim: (queueKey, runningOfModel) => {
       const model = splitQueueModel(queueKey).model;
-      return inventory.isLoaded(model) && lifecycle.loadingModel !== model && runningOfModel < config.backendParallel;
+      return (
+        inventory.isLoaded(model) &&
+        lifecycle.loadingModel !== model &&
+        !lifecycle.isDraining(model) &&
+        runningOfModel < config.backendParallel
+      );
     },
   });
 
@@ -163,7 +168,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       idleUnloadMs: config.idleUnloadMs,
       extraCopyIdleMs: config.extraCopyIdleMs,
       maxLoaded: config.backendMaxLoaded,
+      recencyTauMs: config.recencyTauMs,
+      demandHorizonMs: config.demandHorizonMs,
     },
+    drainForColdAfterMs: config.drainForColdAfterMs,
+    drainTimeoutMs: config.drainTimeoutMs,
+    minExpectedLoadMs: config.minExpectedLoadMs,
+    unfitCooldownMs: config.unfitCooldownMs,
     vramTotalBytes,
     parallelPerCopy: config.backendParallel,
     pinned,

@@ -60,6 +60,22 @@ export const AgentConfig = z.object({
   extraCopyIdleMs: positiveInt.default(60_000),
   /** Load throughput assumed before the first load is measured. */
   loadBytesPerSecond: ByteSize.default(2e9),
+  /**
+   * A cold model whose oldest job has waited this long, and that fits here only if busy
+   * models go, gets room: this node stops taking new jobs of the least valuable of them,
+   * lets their running jobs finish, unloads them and loads it (starvation guard).
+   */
+  drainForColdAfterMs: positiveInt.default(30_000),
+  /** A drain that has not freed the room after this long is abandoned. */
+  drainTimeoutMs: positiveInt.default(600_000),
+  /** Floor on the expected load time, so claim latency is not read as a slow copy. */
+  minExpectedLoadMs: positiveInt.default(250),
+  /** A model whose load failed for lack of memory is not tried again here for this long. */
+  unfitCooldownMs: positiveInt.default(60_000),
+  /** Time constant of recency in a resident model's value (eviction order). */
+  recencyTauMs: positiveInt.default(120_000),
+  /** Horizon over which expected arrivals count in a resident model's value. */
+  demandHorizonMs: positiveInt.default(60_000),
   /** How often placement decisions (warm, evict, unload) are revisited. */
   placementIntervalMs: positiveInt.default(250),
   /** Window over which arrival rates (demand) are measured. */
@@ -99,6 +115,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     extraCopyIdleMs: env.EXTRA_COPY_IDLE_MS,
     loadBytesPerSecond: env.LOAD_BYTES_PER_S,
     placementIntervalMs: env.PLACEMENT_INTERVAL_MS,
+    drainForColdAfterMs: env.DRAIN_FOR_COLD_AFTER_MS,
+    drainTimeoutMs: env.DRAIN_TIMEOUT_MS,
+    minExpectedLoadMs: env.MIN_EXPECTED_LOAD_MS,
+    unfitCooldownMs: env.UNFIT_COOLDOWN_MS,
+    recencyTauMs: env.RECENCY_TAU_MS,
+    demandHorizonMs: env.DEMAND_HORIZON_MS,
     demandWindowMs: env.DEMAND_WINDOW_MS,
     logLevel: env.LOG_LEVEL,
   };

@@ -81,7 +81,12 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       ...(data.request.format !== undefined && { format: data.request.format }),
     };
 
-    const cold = !deps.inventory.isLoaded(data.model);
+    // Cold = the job waited for this node to load its model (the agent loads before it
+    // claims, so "not loaded now" would always be false): the model became resident after
+    // the job was submitted.
+    const state = deps.inventory.get(data.model);
+    const cold = !state?.loaded || state.loaded.loadedAt >= data.submitted_at;
+    const coldLoadMs = cold ? (state?.lastLoadMs ?? 0) : 0;
     const endUsage = deps.inventory.track(data.model);
     let text = '';
     let firstTokenAt: number | undefined;
@@ -92,7 +97,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
             deps.inventory.markLoaded(data.model);
-            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? firstTokenAt - startedAt : 0 });
+            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? Math.max(coldLoadMs, state?.loaded ? 0 : firstTokenAt - startedAt) : 0 });
             job.updateProgress({ phase: 'running', agent: deps.agentId }).catch(() => undefined);
           }
           text += chunk.text;
@@ -108,7 +113,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           usage: { prompt_tokens: chunk.prompt_tokens, completion_tokens: chunk.completion_tokens },
           timings: {
             queued_ms: Math.max(0, startedAt - data.submitted_at),
-            load_ms: chunk.load_ms,
+            load_ms: Math.max(chunk.load_ms, coldLoadMs),
             ttft_ms: Math.max(0, (firstTokenAt ?? finishedAt) - data.submitted_at),
             total_ms: Math.max(0, finishedAt - data.submitted_at),
           },

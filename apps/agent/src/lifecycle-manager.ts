@@ -22,6 +22,11 @@ export interface LifecycleOptions {
   demand: DemandTracker;
   logger: Logger;
   tuning: PlacementTuning;
+  /** Starvation guard: see AgentConfig.drainForColdAfterMs. */
+  drainForColdAfterMs: number;
+  drainTimeoutMs: number;
+  minExpectedLoadMs: number;
+  unfitCooldownMs: number;
   /** Total VRAM of the node (all GPUs). */
   vramTotalBytes: number;
   parallelPerCopy: number;
@@ -38,10 +43,8 @@ export interface LifecycleOptions {
   publishHeartbeat: () => Promise<void>;
 }
 
-const MIN_EXPECTED_LOAD_MS = 250;
-
-/** Loads that failed for lack of VRAM are not retried on this node for a while. */
-const UNFIT_COOLDOWN_MS = 60_000;
+/** Extra time a warm lease lives beyond three expected loads (a slow disk, a busy node). */
+const LEASE_PADDING_MS = 10_000;
 
 /**
  * Owns model lifecycle on this node: which model to warm (load) next and what to evict
@@ -51,6 +54,8 @@ const UNFIT_COOLDOWN_MS = 60_000;
  */
 export class LifecycleManager {
   private loading: { model: string; reserveBytes: number } | undefined;
+  /** Making room for a starving cold model: its victims take no new jobs until they are idle. */
+  private draining: { model: ModelState; victims: Set<string>; since: number; reason: string; warming: boolean } | undefined;
   private ticking = false;
   private timer: NodeJS.Timeout | undefined;
   private loadBytesPerS: number;
@@ -63,6 +68,15 @@ export class LifecycleManager {
 
   get loadingModel(): string | undefined {
     return this.loading?.model;
+  }
+
+  /** True while this node lets `model` go idle to make room for a starving one: claim none of its jobs. */
+  isDraining(model: string): boolean {
+    return this.draining?.victims.has(model) ?? false;
+  }
+
+  private leaseTtlMs(model: ModelState): number {
+    return this.expectedLoadMs(model) * 3 + LEASE_PADDING_MS;
   }
 
   start(intervalMs: number): void {
@@ -95,11 +109,11 @@ export class LifecycleManager {
 
   /**
    * How long loading this model is expected to take here, from the measured throughput.
-   * Never below MIN_EXPECTED_LOAD_MS: a job's wait also includes claim latency and
+   * Never below `minExpectedLoadMs`: a job's wait also includes claim latency and
    * heartbeat staleness, which must not read as "the copies cannot keep up".
    */
   expectedLoadMs(model: ModelState): number {
-    return Math.max(MIN_EXPECTED_LOAD_MS, (model.sizeBytes / this.loadBytesPerS) * 1000);
+    return Math.max(this.options.minExpectedLoadMs, (model.sizeBytes / this.loadBytesPerS) * 1000);
   }
 
   private resident(model: ModelState): ResidentModel {
@@ -122,7 +136,8 @@ export class LifecycleManager {
       await this.options.fleet.refresh();
       await this.shareMeasurements();
       await this.unloadIdle();
-      if (!this.loading) await this.warmNext();
+      if (this.draining) await this.continueDrain();
+      else if (!this.loading) await this.warmNext();
     } catch (error) {
       this.options.logger.warn({ err: error }, 'placement round failed');
     } finally {
@@ -201,10 +216,13 @@ export class LifecycleManager {
       const plan = planEvictions(need, free, residents, now, tuning);
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
+        if (candidate.oldestWaitMs >= this.options.drainForColdAfterMs && candidate.reason !== 'pinned') {
+          if (await this.startDrain(candidate.model, need, free, residents, now, candidate.oldestWaitMs)) return;
+        }
         continue;
       }
       const isPinned = candidate.reason === 'pinned';
-      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.expectedLoadMs(candidate.model) * 3 + 10_000))) continue;
+      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) continue;
       if (candidate.reason === 'no_copy') {
         // The previous holder publishes its heartbeat before releasing the lease, so a fresh
         // read shows a copy it just made; our cached view may predate it.
@@ -218,6 +236,56 @@ export class LifecycleManager {
       void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
       return;
     }
+  }
+
+  /**
+   * Starvation guard: a cold model has waited `drainForColdAfterMs` and would fit here if
+   * some busy models went. Pick them as if they were idle (pinned and young models still
+   * never qualify), take the warm lease so no other node drains for the same model, and stop
+   * claiming their jobs; `continueDrain` evicts them once their running jobs are done.
+   */
+  private async startDrain(model: ModelState, need: number, free: number, residents: ResidentModel[], now: number, waitedMs: number): Promise<boolean> {
+    const asIfIdle = residents.map((resident) => ({ ...resident, inFlight: 0 }));
+    const plan = planEvictions(need, free, asIfIdle, now, this.options.tuning);
+    if (!plan.ok || plan.evict.length === 0) return false;
+    const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
+    if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
+    this.draining = { model, victims: new Set(plan.evict), since: now, reason: `starving ${Math.round(waitedMs / 1000)} s`, warming: false };
+    this.options.logger.info({ model: model.name, victims: plan.evict, waited_ms: waitedMs }, 'draining models to make room for a starving one');
+    return true;
+  }
+
+  private async continueDrain(): Promise<void> {
+    const drain = this.draining!;
+    if (drain.warming) return;
+    const { inventory, logger } = this.options;
+    const busy = [...drain.victims].filter((name) => {
+      const victim = inventory.get(name);
+      return victim?.loaded && (victim.inFlight > 0 || this.options.runningOf(name) > 0);
+    });
+    if (busy.length > 0) {
+      if (Date.now() - drain.since > this.options.drainTimeoutMs) {
+        logger.warn({ model: drain.model.name, still_busy: busy }, 'drain timed out; giving up');
+        this.draining = undefined;
+        await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
+      }
+      return;
+    }
+    const need = this.needBytes(drain.model).bytes;
+    const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    const plan = planEvictions(need, free, residents, Date.now(), this.options.tuning);
+    if (!plan.ok) {
+      logger.warn({ model: drain.model.name, reason: plan.reason }, 'drained, yet the model still does not fit');
+      this.draining = undefined;
+      await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
+      return;
+    }
+    // The victims stay closed to new jobs until the load is done (warm() clears the drain),
+    // so none of them can turn busy between one eviction and the next.
+    drain.warming = true;
+    this.loading = { model: drain.model.name, reserveBytes: need };
+    void this.warm(drain.model, plan.evict, drain.reason, true);
   }
 
   private async warm(model: ModelState, evict: string[], reason: string, leased: boolean): Promise<void> {
@@ -235,16 +303,17 @@ export class LifecycleManager {
       await backend.load(model.backendName, this.options.keepAlive);
       const elapsedMs = Date.now() - started;
       if (elapsedMs > 50) this.loadBytesPerS = 0.7 * this.loadBytesPerS + 0.3 * (model.sizeBytes / (elapsedMs / 1000));
-      inventory.markLoaded(model.name);
+      inventory.markLoaded(model.name, undefined, elapsedMs);
       await inventory.refresh();
       log.info({ load_ms: elapsedMs, vram_bytes: inventory.get(model.name)?.loaded?.vramBytes }, 'model warm');
     } catch (error) {
       log.warn({ err: error }, 'could not warm model');
       if (/memory|vram|too large|requires more/i.test((error as Error).message)) {
-        this.unfitUntil.set(model.name, Date.now() + UNFIT_COOLDOWN_MS);
+        this.unfitUntil.set(model.name, Date.now() + this.options.unfitCooldownMs);
       }
     } finally {
       this.loading = undefined;
+      if (this.draining?.model.name === model.name) this.draining = undefined;
       if (leased) {
         // Peers must see the new copy before the lease goes, or one of them would warm a second.
         await this.options.publishHeartbeat().catch(() => undefined);

@@ -17,6 +17,8 @@ export interface ModelState {
   estimateBytes: number;
   /** Resident in VRAM: bytes, since when, and whether the bytes come from `/api/ps` or our estimate. */
   loaded?: { vramBytes: number; loadedAt: number; measured: boolean };
+  /** How long this node's last load of the model took (ms), when this agent made it. */
+  lastLoadMs?: number;
   inFlight: number;
   lastUsedAt: number;
   /** Mean slot occupancy of a job (EWMA), for capacity estimates. */
@@ -144,10 +146,11 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
   }
 
   /** Records a load this agent made (ahead of the next `/api/ps`). */
-  markLoaded(model: string, vramBytes?: number): void {
+  markLoaded(model: string, vramBytes?: number, loadMs?: number): void {
     // The figure is provisional until the next `/api/ps` read replaces it.
     const state = this.states.get(model);
     if (!state) return;
+    if (loadMs !== undefined) state.lastLoadMs = loadMs;
     state.loaded ??= { vramBytes: vramBytes ?? state.estimateBytes, loadedAt: Date.now(), measured: false };
   }
 

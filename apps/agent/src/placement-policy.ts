@@ -16,6 +16,10 @@ export interface ResidentModel {
 
 export interface PlacementTuning {
   minResidencyMs: number;
+  /** Time constant of the recency term in a resident model's value (default 120 s). */
+  recencyTauMs?: number;
+  /** Horizon over which expected arrivals count toward a resident model's value (default 60 s). */
+  demandHorizonMs?: number;
   idleUnloadMs: number;
   extraCopyIdleMs: number;
   /** Most models resident at once; 0 = only VRAM limits it. */
@@ -23,11 +27,11 @@ export interface PlacementTuning {
 }
 
 /** How much a resident model is worth keeping, per byte it holds. Higher stays longer. */
-export function residentValuePerByte(model: ResidentModel, now: number): number {
-  // Recency decays over minutes; demand counts each expected arrival in the next minute.
-  const idleS = Math.max(0, now - model.lastUsedAt) / 1000;
-  const recency = Math.exp(-idleS / 120);
-  const value = model.demandPerS * 60 + recency;
+export function residentValuePerByte(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
+  // Recency decays over minutes; demand counts each arrival expected within the horizon.
+  const idleMs = Math.max(0, now - model.lastUsedAt);
+  const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
+  const value = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000 + recency;
   return value / Math.max(1, model.vramBytes);
 }
 
@@ -51,7 +55,7 @@ export function planEvictions(
 ): EvictionPlan {
   const candidates = resident
     .filter((model) => isEvictable(model, now, tuning))
-    .sort((a, b) => residentValuePerByte(a, now) - residentValuePerByte(b, now));
+    .sort((a, b) => residentValuePerByte(a, now, tuning) - residentValuePerByte(b, now, tuning));
   const evict: string[] = [];
   let free = freeBytes;
   let count = resident.length;
