@@ -22,6 +22,12 @@ export const AGENT_SCALING: Readonly<Record<string, ScalingRule>> = {
   minResidencyMs: { kind: 'duration' },
   extraCopyIdleMs: { kind: 'duration' },
   demandWindowMs: { kind: 'duration' },
+  drainForColdAfterMs: { kind: 'duration' },
+  drainTimeoutMs: { kind: 'duration' },
+  minExpectedLoadMs: { kind: 'duration' },
+  unfitCooldownMs: { kind: 'duration' },
+  recencyTauMs: { kind: 'duration' },
+  demandHorizonMs: { kind: 'duration' },
   placementIntervalMs: { kind: 'period', floorMs: 25 },
   heartbeatIntervalMs: { kind: 'period', floorMs: 200 },
   // Liveness only (no agent dies here); short TTLs would drop agents during a CPU stall.

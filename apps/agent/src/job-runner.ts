@@ -98,7 +98,6 @@ export function createJobProcessor(deps: JobRunnerDeps) {
             firstTokenAt = Date.now();
             deps.inventory.markLoaded(data.model);
             emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? Math.max(coldLoadMs, state?.loaded ? 0 : firstTokenAt - startedAt) : 0 });
-            job.updateProgress({ phase: 'running', agent: deps.agentId }).catch(() => undefined);
           }
           text += chunk.text;
           coalescer.push(chunk.text);

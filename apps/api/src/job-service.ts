@@ -130,7 +130,11 @@ export class JobService {
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
     // Written only if no agent has started the job yet, so `queued` never follows `started`.
-    await deps.events.append(id, { type: 'queued', ...queueInfo }, { onlyIfEmpty: true });
+    // Not awaited: a stream opened meanwhile subscribes before it reads the log, so it gets
+    // the event either way, and the 202 does not wait one more round trip (bench:ttft).
+    deps.events
+      .append(id, { type: 'queued', ...queueInfo }, { onlyIfEmpty: true })
+      .catch((error) => deps.logger.warn({ err: error, jobId: id }, 'could not write the queued event'));
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
   }
@@ -214,9 +218,11 @@ export class JobService {
       return { ...base, status: statusOfFailure(failure.code), error: failure };
     }
     if (state === 'active') {
-      const progress = job.progress as { phase?: string; agent?: string } | undefined;
-      const running = typeof progress === 'object' && progress?.phase === 'running';
-      return { ...base, status: running ? 'running' : 'loading', ...(progress?.agent && { agent: progress.agent }) };
+      // Running once the agent wrote `started` (it comes within the first few events: after
+      // `queued`, and after `restarted` on a retry); until then the model is loading.
+      const early = await this.deps.events.readAfter(jobId, 0, 4);
+      const started = early.findLast((event) => event.type === 'started');
+      return started?.type === 'started' ? { ...base, status: 'running', agent: started.agent } : { ...base, status: 'loading' };
     }
     return { ...base, status: 'queued' };
   }

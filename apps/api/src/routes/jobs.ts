@@ -61,6 +61,11 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const entry = await ctx.jobs.locate(request.params.id, tenant);
     const jobId = request.params.id;
     const jobEnded = async () => {
+      // Asked only when the job's log is empty. A job that ended always has a terminal event
+      // in its log, and logs outlive their job by an hour; an empty log on a younger job means
+      // its first event is still on its way (the common case of a stream opened right after
+      // the submit), so skip the job lookup for it.
+      if (Date.now() - entry.created_at < 3_600_000) return false;
       const record = await ctx.jobs.get(jobId, tenant).catch(() => undefined);
       return record === undefined || TERMINAL_STATUSES.has(record.status);
     };
