@@ -14,6 +14,11 @@ import { freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testin
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+/**
+ * Where the apps under test are built. Another checkout (BENCH_APPS_ROOT=/path) lets the
+ * same benchmark compare two versions of Switchyard in one session (before/after).
+ */
+export const APPS_ROOT = process.env.BENCH_APPS_ROOT ?? ROOT;
 
 export interface Proc {
   name: string;
@@ -28,7 +33,7 @@ const running: Proc[] = [];
 export function startApp(name: string, app: 'api' | 'agent' | 'gpu-sim', env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Proc {
   // BENCH_PROFILE=<dir> writes a V8 CPU profile of each app (see bench/perf/profile-summary.ts).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, ...nodeArgs, join(ROOT, 'apps', app, 'dist', 'main.js'), ...args], {
+  const child = spawn(process.execPath, [...profile, ...nodeArgs, join(APPS_ROOT, 'apps', app, 'dist', 'main.js'), ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -239,5 +239,10 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     // The estimate stays visible next to the truth: within a third of it, and conservative.
     expect(after.vram_estimate_bytes).toBeGreaterThan(truth);
     expect(Math.abs(after.vram_estimate_bytes - truth) / truth).toBeLessThan(0.34);
+    // …and as a metric.
+    const metrics = await fetch(`${stack.apiUrl}/metrics`).then((r) => r.text());
+    const ratio = Number(/^switchyard_vram_estimate_error_ratio\{model="llama3.1:8b"\} (\S+)/m.exec(metrics)?.[1]);
+    expect(ratio).toBeCloseTo((after.vram_estimate_bytes - truth) / truth, 6);
+    expect(metrics).toMatch(/^switchyard_fleet_model_copies\{model="llama3.1:8b"\} 1$/m);
   });
 });

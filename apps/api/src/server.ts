@@ -26,6 +26,7 @@ import { FleetView } from './fleet-view.js';
 import { JobService } from './job-service.js';
 import { Maintenance } from './maintenance.js';
 import { createApiMetrics, type LedgerSnapshot } from './metrics.js';
+import { registerFleetMetrics } from './fleet-metrics.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -99,6 +100,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       };
     },
   );
+  registerFleetMetrics(registry, fleet);
+
   admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
   jobs = new JobService({
     redis,

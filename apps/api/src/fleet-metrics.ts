@@ -1,0 +1,58 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { FleetView } from './fleet-view.js';
+
+/**
+ * Fleet-wide gauges, read from the agents' heartbeats at scrape time. Each API replica can
+ * serve them (every replica reads the same heartbeats); scrape one replica for them, as
+ * prom-client's docs advise for gauges that describe shared state. Agent ids are labels:
+ * a fleet has tens to hundreds of nodes, not millions.
+ */
+export function registerFleetMetrics(registry: Registry, fleet: FleetView): void {
+  new Gauge({
+    name: 'switchyard_fleet_vram_bytes',
+    help: 'VRAM per agent as it accounts it: total, used (loaded and loading models), free',
+    labelNames: ['agent', 'kind'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const agent of await fleet.agents()) {
+        if (!agent.vram) continue;
+        this.set({ agent: agent.id, kind: 'total' }, agent.vram.total_bytes);
+        this.set({ agent: agent.id, kind: 'used' }, agent.vram.used_bytes);
+        this.set({ agent: agent.id, kind: 'free' }, agent.vram.free_bytes);
+      }
+    },
+  });
+  new Gauge({
+    name: 'switchyard_fleet_model_copies',
+    help: 'Warm copies of each model across live agents',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const copies = new Map<string, number>();
+      for (const agent of await fleet.agents()) {
+        for (const model of agent.models_loaded) copies.set(model.name, (copies.get(model.name) ?? 0) + 1);
+      }
+      for (const [model, count] of copies) this.set({ model }, count);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_vram_estimate_error_ratio',
+    help: '(estimated − measured) / measured VRAM need per model, once it was loaded somewhere; positive = the estimate is conservative',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const seen = new Set<string>();
+      for (const agent of await fleet.agents()) {
+        for (const model of agent.models_available) {
+          if (seen.has(model.name) || model.vram_need_source !== 'measured') continue;
+          if (!model.vram_estimate_bytes || !model.vram_need_bytes) continue;
+          seen.add(model.name);
+          this.set({ model: model.name }, (model.vram_estimate_bytes - model.vram_need_bytes) / model.vram_need_bytes);
+        }
+      }
+    },
+  });
+}
