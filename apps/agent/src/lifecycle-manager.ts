@@ -60,6 +60,8 @@ export class LifecycleManager {
   private timer: NodeJS.Timeout | undefined;
   private loadBytesPerS: number;
   private readonly unfitUntil = new Map<string, number>();
+  /** Victims of the load being prepared: closed to new jobs from the plan until the load ends. */
+  private readonly evicting = new Set<string>();
   private stopped = false;
 
   constructor(private readonly options: LifecycleOptions) {
@@ -70,9 +72,12 @@ export class LifecycleManager {
     return this.loading?.model;
   }
 
-  /** True while this node lets `model` go idle to make room for a starving one: claim none of its jobs. */
+  /**
+   * True while `model` is about to be evicted here (chosen as a victim of a load or of a
+   * drain): claim none of its jobs, or the eviction would find it busy.
+   */
   isDraining(model: string): boolean {
-    return this.draining?.victims.has(model) ?? false;
+    return (this.draining?.victims.has(model) ?? false) || this.evicting.has(model);
   }
 
   private leaseTtlMs(model: ModelState): number {
@@ -222,12 +227,19 @@ export class LifecycleManager {
         continue;
       }
       const isPinned = candidate.reason === 'pinned';
-      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) continue;
+      // Close the victims to new jobs now: a claim during the lease round trip would make
+      // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
+      for (const name of plan.evict) this.evicting.add(name);
+      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) {
+        this.evicting.clear();
+        continue;
+      }
       if (candidate.reason === 'no_copy') {
         // The previous holder publishes its heartbeat before releasing the lease, so a fresh
         // read shows a copy it just made; our cached view may predate it.
         await fleet.refresh(true);
         if (fleet.copiesElsewhere(candidate.model.name, candidate.model.digest).length > 0) {
+          this.evicting.clear();
           await fleet.releaseWarmLease(candidate.model.name);
           continue;
         }
@@ -313,6 +325,7 @@ export class LifecycleManager {
       }
     } finally {
       this.loading = undefined;
+      this.evicting.clear();
       if (this.draining?.model.name === model.name) this.draining = undefined;
       if (leased) {
         // Peers must see the new copy before the lease goes, or one of them would warm a second.
