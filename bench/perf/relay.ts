@@ -10,8 +10,10 @@ import { fmt, printTable, runBenchmark, startApi, startRedis, summarize, writeRe
 import { createSyntheticJobs } from './synthetic-jobs.js';
 
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
-const TOKENS_PER_S_PER_STREAM = Number(process.env.BENCH_TOKENS_PER_S ?? 100);
-// 100 tokens/s per stream coalesced into events of 4 tokens: 25 events/s per stream.
+// Offered load: 1,000 streams × 150 tokens/s = 150k tokens/s, above the 100k target, so the
+// result shows what one API process delivers rather than what the producers offered.
+const TOKENS_PER_S_PER_STREAM = Number(process.env.BENCH_TOKENS_PER_S ?? 150);
+// Tokens coalesced into events of 4 (the agent batches tokens that arrive within a few ms).
 const TOKENS_PER_EVENT = Number(process.env.BENCH_TOKENS_PER_EVENT ?? 4);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8_000);
 
@@ -42,6 +44,7 @@ runBenchmark(async () => {
     added_intertoken_p50_ms: Number(fmt(delay.p50)),
     added_intertoken_p99_ms: Number(fmt(delay.p99)),
     events_sent: stats.sent,
+    offered_tokens_per_s: STREAMS * TOKENS_PER_S_PER_STREAM,
     target: { tokens_per_s: 100_000, added_intertoken_p99_ms: 10 },
   };
   printTable(`Token relay: ${STREAMS} SSE streams on one API process`, [

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { StreamEvent } from '@switchyard/protocol';
+import { parseEventPayload, type RawEvent } from '@switchyard/redis';
 import type { JobEventFeed } from './job-event-feed.js';
 
 export interface RelayOptions {
@@ -14,9 +15,12 @@ export interface RelayOptions {
 
 export type RelayStart = { kind: 'stream'; done: Promise<void> } | { kind: 'nothing-more' };
 
-/** Formats one event on the SSE wire: `id` is the seq, `event` the type, `data` the JSON. */
-export function formatSseEvent(event: StreamEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+/**
+ * Formats one event on the SSE wire: `id` is the seq, `event` the type, `data` the JSON as
+ * stored in Redis (one line: JSON.stringify never emits raw newlines), never re-serialised.
+ */
+export function formatSseEvent(event: RawEvent): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${event.payload}\n\n`;
 }
 
 /**
@@ -37,8 +41,12 @@ export class EventRelay {
       {
         jobId: options.jobId,
         afterSeq: options.afterSeq,
-        onEvent: (event) => {
-          options.onEvent?.(event);
+        onRaw: (event) => {
+          // Only `done` feeds a metric; nothing else is parsed on the relay path.
+          if (event.type === 'done' && options.onEvent) {
+            const parsed = parseEventPayload(event.payload);
+            if (parsed) options.onEvent(parsed);
+          }
           response.write(formatSseEvent(event));
         },
         onEnd: () => {

@@ -1,13 +1,18 @@
 import type { Logger } from 'pino';
-import { isTerminalEvent, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
-import { parseEventPayload, type EventLog, type SharedSubscriber } from '@switchyard/redis';
+import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
+import { parseEventPayload, rawEvent, type EventLog, type RawEvent, type SharedSubscriber } from '@switchyard/redis';
 
 export interface FeedOptions {
   jobId: string;
   /** Last `seq` the consumer already has; 0 for everything. */
   afterSeq: number;
-  /** Called in `seq` order, exactly once per event after `afterSeq`. */
-  onEvent: (event: StreamEvent) => void;
+  /** Called in `seq` order, exactly once per event after `afterSeq`, with the parsed event. */
+  onEvent?: (event: StreamEvent) => void;
+  /**
+   * The same, with the payload as stored (`{"seq":…,"type":…,…}` JSON) and nothing parsed:
+   * for consumers that forward it as is (the native SSE stream).
+   */
+  onRaw?: (event: RawEvent) => void;
   /** Called once when the feed ends: after a terminal event, on `close()`, or on a failure. */
   onEnd?: (reason: 'terminal' | 'closed' | 'error') => void;
 }
@@ -50,8 +55,9 @@ export class JobEventFeed {
     let lastDelivered = options.afterSeq;
     let replaying = true;
     let closed = false;
-    const buffered: StreamEvent[] = [];
-    let chain: Promise<void> = Promise.resolve();
+    const buffered: RawEvent[] = [];
+    // Gap fills are the only asynchronous step; while one runs, later events queue behind it.
+    let pending: RawEvent[] | undefined;
 
     const end = (reason: 'terminal' | 'closed' | 'error') => {
       if (closed) return;
@@ -59,42 +65,62 @@ export class JobEventFeed {
       void unsubscribe();
       options.onEnd?.(reason);
     };
-    const deliverNow = (event: StreamEvent) => {
+    const deliverNow = (event: RawEvent) => {
       if (closed || event.seq <= lastDelivered) return;
       lastDelivered = event.seq;
-      options.onEvent(event);
-      if (isTerminalEvent(event)) end('terminal');
+      options.onRaw?.(event);
+      if (options.onEvent) {
+        const parsed = parseEventPayload(event.payload);
+        if (parsed) options.onEvent(parsed);
+      }
+      if (event.type === 'done' || event.type === 'error') end('terminal');
     };
-    const deliverLive = (event: StreamEvent) => {
-      chain = chain
-        .then(async () => {
-          if (closed || event.seq <= lastDelivered) return;
-          if (event.seq > lastDelivered + 1) {
-            for (const missing of await this.log.readAfter(jobId, lastDelivered)) {
-              if (missing.seq < event.seq) deliverNow(missing);
+    // A live event that skips ahead means messages were lost (the subscriber reconnected):
+    // read them from the log, then go on; events arriving meanwhile wait in `pending`.
+    const fillGaps = async (event: RawEvent) => {
+      pending = [event];
+      try {
+        while (pending.length > 0 && !closed) {
+          const next = pending[0]!;
+          if (next.seq > lastDelivered + 1) {
+            for (const missing of await this.log.readRawAfter(jobId, lastDelivered)) {
+              if (missing.seq < next.seq) deliverNow(missing);
             }
           }
-          deliverNow(event);
-        })
-        .catch((error) => {
-          this.logger.warn({ err: error, jobId }, 'could not fill a gap in a job feed; ending it so the client resumes');
-          end('error');
-        });
+          pending.shift();
+          deliverNow(next);
+        }
+      } catch (error) {
+        this.logger.warn({ err: error, jobId }, 'could not fill a gap in a job feed; ending it so the client resumes');
+        end('error');
+      } finally {
+        pending = undefined;
+      }
+    };
+    const deliverLive = (event: RawEvent) => {
+      if (closed || event.seq <= lastDelivered) return;
+      if (pending) {
+        pending.push(event);
+        return;
+      }
+      // The common case: the next event, delivered synchronously.
+      if (event.seq === lastDelivered + 1) deliverNow(event);
+      else void fillGaps(event);
     };
 
     const unsubscribe = await this.subscriber.subscribe(this.keys.jobChannel(jobId), (message) => {
-      const event = parseEventPayload(message);
+      const event = rawEvent(message);
       if (!event) return;
       if (replaying) buffered.push(event);
       else deliverLive(event);
     });
 
-    let history: StreamEvent[];
+    let history: RawEvent[];
     try {
-      history = await this.log.readAfter(jobId, lastDelivered);
+      history = await this.log.readRawAfter(jobId, lastDelivered);
       if (history.length === 0 && buffered.length === 0) {
         const last = await this.log.last(jobId);
-        const ended = last !== undefined ? isTerminalEvent(last) : await jobEnded();
+        const ended = last !== undefined ? last.type === 'done' || last.type === 'error' : await jobEnded();
         if (ended) {
           await unsubscribe();
           return undefined;

@@ -122,19 +122,20 @@ export class JobService {
       await Promise.allSettled([deps.jobIndex.delete(id), queue.remove(id), deps.ledger.release(id, 'aborted')]);
       throw added.status === 'rejected' ? added.reason : (indexed as PromiseRejectedResult).reason;
     }
-    // Announce the work; agents serving the model wake up and claim it.
-    deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     const queueInfo = {
       position: reserved.position,
       depth: reserved.depth,
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
-    // Written only if no agent has started the job yet, so `queued` never follows `started`.
-    // Not awaited: a stream opened meanwhile subscribes before it reads the log, so it gets
-    // the event either way, and the 202 does not wait one more round trip (bench:ttft).
+    // The `queued` event, then the announcement that wakes the agents, both sent without
+    // waiting (the 202 does not need them: a stream opened meanwhile subscribes before it
+    // reads the log). Same connection, so Redis runs them in this order and an agent that
+    // was woken finds `queued` already logged; `onlyIfEmpty` keeps it from ever landing
+    // after an agent's `started` (an agent's periodic sweep can still win that race).
     deps.events
       .append(id, { type: 'queued', ...queueInfo }, { onlyIfEmpty: true })
       .catch((error) => deps.logger.warn({ err: error, jobId: id }, 'could not write the queued event'));
+    deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
   }
