@@ -210,6 +210,14 @@ export function runBenchmark(main: () => Promise<void>): void {
     process.exit(code);
   };
   process.on('SIGINT', () => void cleanUp(130));
+  // A crash must not leave the apps and Redis running behind it.
+  process.on('unhandledRejection', (error) => {
+    process.stderr.write(`benchmark failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    void cleanUp(1);
+  });
+  process.on('exit', () => {
+    for (const proc of running) if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+  });
   // `timeout` and CI send SIGTERM: the apps and Redis must not outlive the benchmark.
   process.on('SIGTERM', () => void cleanUp(143));
   main().then(

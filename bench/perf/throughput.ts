@@ -88,6 +88,11 @@ async function run(apiUrl: string, control: Redis, monitorUrl?: string) {
     commandsPerJobExcludingTokens: (total - tokenEventCommands) / Math.max(1, completed),
     redisBusyShare,
     bySender: monitor?.slice(0, 30).map((row) => ({ ...row, per_job: Number((row.count / sampledJobs).toFixed(2)) })),
+    // Commands clients sent (round trips' worth of work), as opposed to those scripts ran.
+    topLevelPerJob: monitor ? monitor.filter((row) => row.source !== 'lua').reduce((sum, row) => sum + row.count, 0) / sampledJobs : undefined,
+    topLevelBySender: monitor
+      ?.filter((row) => row.source !== 'lua')
+      .map((row) => ({ source: row.source, command: row.command, per_job: Number((row.count / sampledJobs).toFixed(2)) })),
     top: [...commands].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([name, calls]) => ({ name, per_job: Number((calls / Math.max(1, completed)).toFixed(2)) })),
     topUsec: [...usec].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, us]) => ({ name, usec_per_job: Number((us / Math.max(1, completed)).toFixed(1)) })),
   };
@@ -123,6 +128,10 @@ runBenchmark(async () => {
   );
   printTable('Redis time per job, by command (last run; scripts include the commands they run)', runs.at(-1)!.topUsec.map((t) => ({ command: t.name, usec_per_job: t.usec_per_job })));
   const bySender = runs[0]!.bySender;
+  const topLevel = runs[0]!.topLevelBySender;
+  if (topLevel) {
+    printTable(`Commands sent by clients per job (MONITOR; scripts' inner commands excluded): ${fmt(runs[0]!.topLevelPerJob ?? Number.NaN, 1)}`, topLevel);
+  }
   if (bySender) printTable('Commands per job by sender (MONITOR, 1 s of run 1; "lua" = run inside scripts)', bySender.map((r) => ({ source: r.source, command: r.command, per_job: r.per_job })));
   printTable('Redis commands per job, most frequent (last run)', runs.at(-1)!.top.map((t) => ({ command: t.name, per_job: t.per_job })));
   const result = {
@@ -131,6 +140,7 @@ runBenchmark(async () => {
     redis_commands_per_job: Number(fmt(median(runs.map((r) => r.commandsPerJobExcludingTokens)), 1)),
     redis_commands_per_job_including_token_events: Number(fmt(median(runs.map((r) => r.commandsPerJob)), 1)),
     commands_by_name: runs.at(-1)!.top,
+    ...(runs[0]!.topLevelPerJob !== undefined && { client_commands_per_job: Number(fmt(runs[0]!.topLevelPerJob, 1)) }),
     target: { jobs_per_s: 2000, redis_commands_per_job: 8 },
   };
   process.stdout.write(`wrote ${writeResult('throughput', result)}\n`);

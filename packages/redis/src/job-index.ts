@@ -18,26 +18,30 @@ export interface JobIndexEntry {
  * needs this to find a job's queue. Written together with the enqueue; expires with the
  * job's retention.
  */
+const PUT_LUA = `redis.call('HSET', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1]) return 1`;
+
+interface PutCommand {
+  switchyardPutJobIndex(key: string, ttlSeconds: string, ...fields: string[]): Promise<number>;
+}
+
 export class JobIndex {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds = 7 * 24 * 3600,
-  ) {}
+  ) {
+    if (!('switchyardPutJobIndex' in redis)) {
+      redis.defineCommand('switchyardPutJobIndex', { numberOfKeys: 1, lua: PUT_LUA });
+    }
+  }
 
   async put(jobId: string, entry: JobIndexEntry): Promise<void> {
-    const key = this.keys.job(jobId);
-    await this.redis
-      .multi()
-      .hset(key, {
-        model: entry.model,
-        tenant: entry.tenant,
-        created_at: String(entry.created_at),
-        ...(entry.queue !== undefined && { queue: entry.queue }),
-        ...(entry.detach && { detach: '1' }),
-      })
-      .expire(key, this.ttlSeconds)
-      .exec();
+    const fields: string[] = ['model', entry.model, 'tenant', entry.tenant, 'created_at', String(entry.created_at)];
+    if (entry.queue !== undefined) fields.push('queue', entry.queue);
+    if (entry.detach) fields.push('detach', '1');
+    // One script call instead of MULTI/HSET/EXPIRE/EXEC: the same atomicity, a quarter of
+    // the commands on the submit path (bench:throughput, commands sent per job).
+    await (this.redis as unknown as PutCommand).switchyardPutJobIndex(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
   }
 
   async get(jobId: string): Promise<JobIndexEntry | undefined> {
