@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ByteSize } from '@switchyard/protocol';
 
-const positiveInt = z.coerce.number().int().positive();
+const positiveInt = z.coerce.number({ error: 'must be a number' }).int().positive();
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
@@ -34,7 +34,7 @@ export const AgentConfig = z.object({
   lockDurationMs: positiveInt.default(15_000),
   stalledIntervalMs: positiveInt.default(5_000),
   /** Tokens arriving within this window after the previous flush go out as one event. */
-  tokenCoalesceMs: z.coerce.number().int().nonnegative().default(5),
+  tokenCoalesceMs: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(5),
   /**
    * keep_alive sent with every request and load. The agent, not Ollama's 5-minute timer,
    * owns lifecycle: models stay until the agent unloads them (`-1` = forever).
@@ -49,7 +49,7 @@ export const AgentConfig = z.object({
   /** Context length models are loaded with (Ollama's default num_ctx), for the VRAM estimate. */
   backendNumCtx: positiveInt.default(4096),
   /** Models the backend keeps loaded at once (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). 0 = VRAM decides. */
-  backendMaxLoaded: z.coerce.number().int().nonnegative().default(0),
+  backendMaxLoaded: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(0),
   /** Models loaded at start and never evicted. */
   pinnedModels: z.array(z.string()).default([]),
   /** A model idle this long (no job running or started) is unloaded. */
@@ -86,53 +86,71 @@ export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 
 /** Reads the agent's configuration from environment variables (see README for the table). */
+/**
+ * The environment variable behind each field (see README); errors name the variable. Where
+ * two names are listed the first one set wins (OLLAMA_URL is what Ollama users say).
+ */
+const ENV_NAMES: Partial<Record<keyof AgentConfig, string | [string, string]>> = {
+  redisUrl: 'REDIS_URL',
+  redisPrefix: 'REDIS_PREFIX',
+  backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
+  agentId: 'AGENT_ID',
+  slots: 'AGENT_SLOTS',
+  gpuVramBytes: 'GPU_VRAM',
+  gpuName: 'GPU_NAME',
+  nvidiaSmiPath: 'NVIDIA_SMI_PATH',
+  heartbeatIntervalMs: 'HEARTBEAT_INTERVAL_MS',
+  heartbeatTtlMs: 'HEARTBEAT_TTL_MS',
+  inventoryRefreshMs: 'INVENTORY_REFRESH_MS',
+  sweepIntervalMs: 'SWEEP_INTERVAL_MS',
+  lockDurationMs: 'LOCK_DURATION_MS',
+  stalledIntervalMs: 'STALLED_INTERVAL_MS',
+  tokenCoalesceMs: 'TOKEN_COALESCE_MS',
+  keepAlive: 'KEEP_ALIVE',
+  backendParallel: 'BACKEND_NUM_PARALLEL',
+  backendNumCtx: 'BACKEND_NUM_CTX',
+  backendMaxLoaded: 'BACKEND_MAX_LOADED_MODELS',
+  pinnedModels: 'PINNED_MODELS',
+  idleUnloadMs: 'IDLE_UNLOAD_MS',
+  minResidencyMs: 'MIN_RESIDENCY_MS',
+  extraCopyIdleMs: 'EXTRA_COPY_IDLE_MS',
+  loadBytesPerSecond: 'LOAD_BYTES_PER_S',
+  placementIntervalMs: 'PLACEMENT_INTERVAL_MS',
+  drainForColdAfterMs: 'DRAIN_FOR_COLD_AFTER_MS',
+  drainTimeoutMs: 'DRAIN_TIMEOUT_MS',
+  minExpectedLoadMs: 'MIN_EXPECTED_LOAD_MS',
+  unfitCooldownMs: 'UNFIT_COOLDOWN_MS',
+  recencyTauMs: 'RECENCY_TAU_MS',
+  demandHorizonMs: 'DEMAND_HORIZON_MS',
+  demandWindowMs: 'DEMAND_WINDOW_MS',
+  logLevel: 'LOG_LEVEL',
+};
+/** Fields given as comma lists in the environment. */
+const LIST_FIELDS = new Set<keyof AgentConfig>(['gpuVramBytes', 'pinnedModels']);
+
+/** Reads the agent's configuration from environment variables (see README for the table). */
 export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
-  const list = (value: string | undefined) =>
-    value === undefined ? undefined : value.split(',').map((part) => part.trim()).filter(Boolean);
-  const raw = {
-    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    redisPrefix: env.REDIS_PREFIX,
-    backendUrl: env.BACKEND_URL ?? env.OLLAMA_URL,
-    agentId: env.AGENT_ID,
-    slots: env.AGENT_SLOTS,
-    gpuVramBytes: list(env.GPU_VRAM),
-    gpuName: env.GPU_NAME,
-    nvidiaSmiPath: env.NVIDIA_SMI_PATH,
-    heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
-    heartbeatTtlMs: env.HEARTBEAT_TTL_MS,
-    inventoryRefreshMs: env.INVENTORY_REFRESH_MS,
-    sweepIntervalMs: env.SWEEP_INTERVAL_MS,
-    lockDurationMs: env.LOCK_DURATION_MS,
-    stalledIntervalMs: env.STALLED_INTERVAL_MS,
-    tokenCoalesceMs: env.TOKEN_COALESCE_MS,
-    keepAlive: env.KEEP_ALIVE,
-    backendParallel: env.BACKEND_NUM_PARALLEL,
-    backendNumCtx: env.BACKEND_NUM_CTX,
-    backendMaxLoaded: env.BACKEND_MAX_LOADED_MODELS,
-    pinnedModels: list(env.PINNED_MODELS),
-    idleUnloadMs: env.IDLE_UNLOAD_MS,
-    minResidencyMs: env.MIN_RESIDENCY_MS,
-    extraCopyIdleMs: env.EXTRA_COPY_IDLE_MS,
-    loadBytesPerSecond: env.LOAD_BYTES_PER_S,
-    placementIntervalMs: env.PLACEMENT_INTERVAL_MS,
-    drainForColdAfterMs: env.DRAIN_FOR_COLD_AFTER_MS,
-    drainTimeoutMs: env.DRAIN_TIMEOUT_MS,
-    minExpectedLoadMs: env.MIN_EXPECTED_LOAD_MS,
-    unfitCooldownMs: env.UNFIT_COOLDOWN_MS,
-    recencyTauMs: env.RECENCY_TAU_MS,
-    demandHorizonMs: env.DEMAND_HORIZON_MS,
-    demandWindowMs: env.DEMAND_WINDOW_MS,
-    logLevel: env.LOG_LEVEL,
-  };
-  return parseConfig(raw);
+  const raw: Record<string, unknown> = { redisUrl: 'redis://127.0.0.1:6379' };
+  const used = new Map<string, string>();
+  for (const [field, names] of Object.entries(ENV_NAMES) as Array<[keyof AgentConfig, string | string[]]>) {
+    const name = [names].flat().find((candidate) => env[candidate] !== undefined && env[candidate] !== '');
+    if (name === undefined) continue;
+    const value = env[name]!;
+    used.set(field, name);
+    raw[field] = LIST_FIELDS.has(field) ? value.split(',').map((part) => part.trim()).filter(Boolean) : value;
+  }
+  return parseConfig(raw, (field) => used.get(field) ?? field);
 }
 
 /** Validates a config object; throws an error that names every bad field. */
-export function parseConfig(raw: Record<string, unknown>): AgentConfig {
+export function parseConfig(raw: Record<string, unknown>, nameOf: (field: string) => string = (field) => field): AgentConfig {
   const defined = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
   const result = AgentConfig.safeParse(defined);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    const problems = result.error.issues.map((issue) => {
+      const [field, ...rest] = issue.path.map(String);
+      return `${field === undefined ? '(root)' : [nameOf(field), ...rest].join('.')}: ${issue.message}`;
+    });
     throw new Error(`invalid agent configuration: ${problems.join('; ')}`);
   }
   return result.data;

@@ -54,14 +54,17 @@ const LEASE_PADDING_MS = 10_000;
  */
 export class LifecycleManager {
   private loading: { model: string; reserveBytes: number } | undefined;
-  /** Making room for a starving cold model: its victims take no new jobs until they are idle. */
-  private draining: { model: ModelState; victims: Set<string>; since: number; reason: string; warming: boolean } | undefined;
+  /** Making room for a starving cold model; its victims are in `closedForClaims` until it is loaded. */
+  private draining: { model: ModelState; since: number; reason: string } | undefined;
   private ticking = false;
   private timer: NodeJS.Timeout | undefined;
   private loadBytesPerS: number;
   private readonly unfitUntil = new Map<string, number>();
-  /** Victims of the load being prepared: closed to new jobs from the plan until the load ends. */
-  private readonly evicting = new Set<string>();
+  /**
+   * Victims of the load being prepared or of a drain: closed to new jobs from the moment
+   * they are chosen until the load ends, so none of them turns busy before its eviction.
+   */
+  private readonly closedForClaims = new Set<string>();
   private stopped = false;
 
   constructor(private readonly options: LifecycleOptions) {
@@ -77,7 +80,7 @@ export class LifecycleManager {
    * drain): claim none of its jobs, or the eviction would find it busy.
    */
   isDraining(model: string): boolean {
-    return (this.draining?.victims.has(model) ?? false) || this.evicting.has(model);
+    return this.closedForClaims.has(model);
   }
 
   private leaseTtlMs(model: ModelState): number {
@@ -229,9 +232,9 @@ export class LifecycleManager {
       const isPinned = candidate.reason === 'pinned';
       // Close the victims to new jobs now: a claim during the lease round trip would make
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
-      for (const name of plan.evict) this.evicting.add(name);
+      for (const name of plan.evict) this.closedForClaims.add(name);
       if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) {
-        this.evicting.clear();
+        this.closedForClaims.clear();
         continue;
       }
       if (candidate.reason === 'no_copy') {
@@ -239,7 +242,7 @@ export class LifecycleManager {
         // read shows a copy it just made; our cached view may predate it.
         await fleet.refresh(true);
         if (fleet.copiesElsewhere(candidate.model.name, candidate.model.digest).length > 0) {
-          this.evicting.clear();
+          this.closedForClaims.clear();
           await fleet.releaseWarmLease(candidate.model.name);
           continue;
         }
@@ -262,16 +265,18 @@ export class LifecycleManager {
     if (!plan.ok || plan.evict.length === 0) return false;
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
     if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
-    this.draining = { model, victims: new Set(plan.evict), since: now, reason: `starving ${Math.round(waitedMs / 1000)} s`, warming: false };
+    for (const name of plan.evict) this.closedForClaims.add(name);
+    this.draining = { model, since: now, reason: `starving ${Math.round(waitedMs / 1000)} s` };
     this.options.logger.info({ model: model.name, victims: plan.evict, waited_ms: waitedMs }, 'draining models to make room for a starving one');
     return true;
   }
 
   private async continueDrain(): Promise<void> {
     const drain = this.draining!;
-    if (drain.warming) return;
+    // Drained and loading: warm() ends the drain.
+    if (this.loading?.model === drain.model.name) return;
     const { inventory, logger } = this.options;
-    const busy = [...drain.victims].filter((name) => {
+    const busy = [...this.closedForClaims].filter((name) => {
       const victim = inventory.get(name);
       return victim?.loaded && (victim.inFlight > 0 || this.options.runningOf(name) > 0);
     });
@@ -279,6 +284,7 @@ export class LifecycleManager {
       if (Date.now() - drain.since > this.options.drainTimeoutMs) {
         logger.warn({ model: drain.model.name, still_busy: busy }, 'drain timed out; giving up');
         this.draining = undefined;
+        this.closedForClaims.clear();
         await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
       }
       return;
@@ -290,12 +296,12 @@ export class LifecycleManager {
     if (!plan.ok) {
       logger.warn({ model: drain.model.name, reason: plan.reason }, 'drained, yet the model still does not fit');
       this.draining = undefined;
+      this.closedForClaims.clear();
       await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
       return;
     }
     // The victims stay closed to new jobs until the load is done (warm() clears the drain),
     // so none of them can turn busy between one eviction and the next.
-    drain.warming = true;
     this.loading = { model: drain.model.name, reserveBytes: need };
     void this.warm(drain.model, plan.evict, drain.reason, true);
   }
@@ -325,7 +331,7 @@ export class LifecycleManager {
       }
     } finally {
       this.loading = undefined;
-      this.evicting.clear();
+      this.closedForClaims.clear();
       if (this.draining?.model.name === model.name) this.draining = undefined;
       if (leased) {
         // Peers must see the new copy before the lease goes, or one of them would warm a second.

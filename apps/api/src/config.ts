@@ -1,13 +1,13 @@
 import { z } from 'zod';
 
-const positiveInt = z.coerce.number().int().positive();
-const nonNegativeInt = z.coerce.number().int().nonnegative();
-const nonNegativeNumber = z.coerce.number().nonnegative();
+const positiveInt = z.coerce.number({ error: 'must be a number' }).int().positive();
+const nonNegativeInt = z.coerce.number({ error: 'must be a number' }).int().nonnegative();
+const nonNegativeNumber = z.coerce.number({ error: 'must be a number' }).nonnegative();
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0'),
   /** 0 picks a free port (tests). */
-  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  port: z.coerce.number({ error: 'must be a number' }).int().min(0).max(65535).default(8080),
   redisUrl: z.string().url(),
   redisPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('sy'),
   /** Largest accepted request body. */
@@ -21,7 +21,7 @@ export const ApiConfig = z.object({
   /** Window in which the same idempotency_key returns the existing job. */
   idempotencyWindowSeconds: positiveInt.default(24 * 3600),
   /** How long DELETE waits for a running job to confirm its cancellation before answering 202. */
-  cancelWaitMs: z.coerce.number().int().nonnegative().default(2_000),
+  cancelWaitMs: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(2_000),
   /** Public base URL used in `links`; defaults to a relative path. */
   publicBaseUrl: z.string().url().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

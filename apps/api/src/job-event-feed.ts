@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
+import { isTerminalEvent, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
 import { parseEventPayload, rawEvent, type EventLog, type RawEvent, type SharedSubscriber } from '@switchyard/redis';
 
 export interface FeedOptions {
@@ -73,7 +73,7 @@ export class JobEventFeed {
         const parsed = parseEventPayload(event.payload);
         if (parsed) options.onEvent(parsed);
       }
-      if (event.type === 'done' || event.type === 'error') end('terminal');
+      if (isTerminalEvent(event)) end('terminal');
     };
     // A live event that skips ahead means messages were lost (the subscriber reconnected):
     // read them from the log, then go on; events arriving meanwhile wait in `pending`.
@@ -120,7 +120,7 @@ export class JobEventFeed {
       history = await this.log.readRawAfter(jobId, lastDelivered);
       if (history.length === 0 && buffered.length === 0) {
         const last = await this.log.last(jobId);
-        const ended = last !== undefined ? last.type === 'done' || last.type === 'error' : await jobEnded();
+        const ended = last !== undefined ? isTerminalEvent(last) : await jobEnded();
         if (ended) {
           await unsubscribe();
           return undefined;

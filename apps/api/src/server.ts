@@ -11,7 +11,7 @@ import {
   SharedSubscriber,
   closeRedis,
   createRedis,
-  parseEventPayload,
+  rawEvent,
   waitUntilReady,
 } from '@switchyard/redis';
 import { Admission } from './admission.js';
@@ -167,7 +167,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       let resolveEnded!: (ended: boolean) => void;
       const ended = new Promise<boolean>((resolve) => (resolveEnded = resolve));
       const unsubscribe = await subscriber.subscribe(keys.jobChannel(jobId), (message) => {
-        const event = parseEventPayload(message);
+        // Only the type matters here: read it off the payload's header, as the relay does.
+        const event = rawEvent(message);
         if (event && isTerminalEvent(event)) resolveEnded(true);
       });
       // The caller publishes the cancellation right away; a terminal event published before

@@ -106,32 +106,28 @@ export class EventLog {
     return seq;
   }
 
-  /** Events with `seq > afterSeq`, in order. Entries that fail validation are skipped, not fatal. */
-  async readAfter(jobId: string, afterSeq: number, count?: number): Promise<StreamEvent[]> {
-    const start = afterSeq > 0 ? `(0-${afterSeq}` : '-';
-    const entries =
-      count === undefined
-        ? await this.redis.xrange(this.keys.jobEvents(jobId), start, '+')
-        : await this.redis.xrange(this.keys.jobEvents(jobId), start, '+', 'COUNT', count);
-    const events: StreamEvent[] = [];
-    for (const [, fields] of entries) {
-      const event = parseEventPayload(fields[1]);
-      if (event) events.push(event);
-    }
-    return events;
-  }
-
   /**
    * Events with `seq > afterSeq` as written, without parsing their JSON: the relay forwards
-   * payloads as they are (see `rawEventHeader`). Entries without a valid header are skipped.
+   * payloads as they are (see `rawEvent`). Entries without a valid header are skipped.
    */
-  async readRawAfter(jobId: string, afterSeq: number): Promise<RawEvent[]> {
+  async readRawAfter(jobId: string, afterSeq: number, count?: number): Promise<RawEvent[]> {
     const start = afterSeq > 0 ? `(0-${afterSeq}` : '-';
-    const entries = await this.redis.xrange(this.keys.jobEvents(jobId), start, '+');
+    const key = this.keys.jobEvents(jobId);
+    const entries = count === undefined ? await this.redis.xrange(key, start, '+') : await this.redis.xrange(key, start, '+', 'COUNT', count);
     const events: RawEvent[] = [];
     for (const [, fields] of entries) {
       const raw = rawEvent(fields[1]);
       if (raw) events.push(raw);
+    }
+    return events;
+  }
+
+  /** Events with `seq > afterSeq`, in order, parsed. Entries that fail validation are skipped, not fatal. */
+  async readAfter(jobId: string, afterSeq: number, count?: number): Promise<StreamEvent[]> {
+    const events: StreamEvent[] = [];
+    for (const raw of await this.readRawAfter(jobId, afterSeq, count)) {
+      const event = parseEventPayload(raw.payload);
+      if (event) events.push(event);
     }
     return events;
   }
