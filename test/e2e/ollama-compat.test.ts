@@ -4,7 +4,6 @@ import { Redis } from 'ioredis';
 import { redisKeys, type ModelInfoRecord } from '@switchyard/protocol';
 import { EventLog } from '@switchyard/redis';
 import { jobStatus } from '../support/client.js';
-import { dedicatedFetch } from '../support/dedicated-fetch.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 const MODEL = 'qwen2.5:0.5b';
@@ -16,7 +15,7 @@ async function direct(stack: Stack, path: string, body: unknown): Promise<any> {
 }
 
 /** An ollama client that also remembers the job id header of the last answer. */
-function ollamaClient(stack: Stack, fetchWith: typeof fetch): { ollama: Ollama; lastJobId: () => string | null } {
+function ollamaClient(stack: Stack, fetchWith: typeof fetch = fetch): { ollama: Ollama; lastJobId: () => string | null } {
   let jobId: string | null = null;
   const ollama = new Ollama({
     host: stack.apiUrl,
@@ -44,13 +43,11 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
   let stack: Stack;
   let ollama: Ollama;
   let lastJobId: () => string | null;
-  const http = dedicatedFetch();
   beforeAll(async () => {
     stack = await startStack({ nodes: [{ sim: REAL_TIME_SIM }] });
-    ({ ollama, lastJobId } = ollamaClient(stack, http.fetch));
+    ({ ollama, lastJobId } = ollamaClient(stack));
   });
   afterAll(async () => {
-    await http.destroy();
     await stack?.close();
   });
 

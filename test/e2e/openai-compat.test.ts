@@ -5,7 +5,6 @@ import { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
 import { EventLog } from '@switchyard/redis';
 import { jobStatus, submitJob } from '../support/client.js';
-import { dedicatedFetch } from '../support/dedicated-fetch.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 const MODEL = 'qwen2.5:0.5b';
@@ -29,15 +28,13 @@ async function directChat(stack: Stack, messages: Array<{ role: string; content:
 describe('OpenAI-compatible endpoints, judged by the official openai client', () => {
   let stack: Stack;
   let openai: OpenAI;
-  const http = dedicatedFetch();
   beforeAll(async () => {
     // One slot, so a job can be held in the queue behind another; answers of 100+ tokens,
     // so a job started without a cap keeps that slot for a while.
     stack = await startStack({ nodes: [{ sim: { ...REAL_TIME_SIM, response_tokens_min: 100, response_tokens_max: 400 }, agent: { slots: 1 } }] });
-    openai = client(stack, { fetch: http.fetch });
+    openai = client(stack);
   });
   afterAll(async () => {
-    await http.destroy();
     await stack?.close();
   });
 

@@ -90,28 +90,36 @@ export function isRedisUnavailable(error: unknown): boolean {
   return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|ETIMEDOUT|EHOSTUNREACH/.test(message);
 }
 
+/**
+ * Any thrown value as an ApiError: body-parsing failures, Redis down, other 4xx, and the rest
+ * as an internal error (logged). The one mapping behind the native and compatibility error handlers.
+ */
+export function toApiError(error: unknown, request: FastifyRequest): ApiError {
+  if (error instanceof ApiError) return error;
+  const { code, statusCode, message } = (typeof error === 'object' && error !== null ? error : {}) as Partial<FastifyError>;
+  const text = typeof message === 'string' ? message : String(error);
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new ApiError('body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new ApiError('unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`);
+  }
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError('invalid_json', 'request body is empty; send a JSON object');
+  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError || (statusCode === 400 && /JSON/i.test(text))) {
+    return new ApiError('invalid_json', `request body is not valid JSON: ${text}`);
+  }
+  if (isRedisUnavailable(error)) {
+    request.log.warn({ err: error }, 'redis unavailable');
+    return new ApiError('redis_unavailable', 'the queue store is unavailable; retry shortly', 1);
+  }
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) return new ApiError('invalid_request', text);
+  request.log.error({ err: error }, 'unhandled error');
+  return new ApiError('internal_error', 'internal error');
+}
+
 /** Fastify error handler: every failure leaves as the JSON error body, never as an HTML or empty 500. */
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-  let apiError: ApiError;
-  if (error instanceof ApiError) {
-    apiError = error;
-  } else if ('code' in error && error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    apiError = new ApiError('body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
-  } else if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    apiError = new ApiError('unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`);
-  } else if ('code' in error && (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY')) {
-    apiError = new ApiError('invalid_json', 'request body is empty; send a JSON object');
-  } else if (error instanceof SyntaxError || ('statusCode' in error && error.statusCode === 400 && /JSON/i.test(error.message))) {
-    apiError = new ApiError('invalid_json', `request body is not valid JSON: ${error.message}`);
-  } else if (isRedisUnavailable(error)) {
-    request.log.warn({ err: error }, 'redis unavailable');
-    apiError = new ApiError('redis_unavailable', 'the queue store is unavailable; retry shortly', 1);
-  } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-    apiError = new ApiError('invalid_request', error.message);
-  } else {
-    request.log.error({ err: error }, 'unhandled error');
-    apiError = new ApiError('internal_error', 'internal error');
-  }
+  const apiError = toApiError(error, request);
   if (apiError.retryAfterS !== undefined) {
     reply.header('Retry-After', String(retryAfterSeconds(apiError.retryAfterS)));
     // openai-node and others read the exact value in milliseconds when present.

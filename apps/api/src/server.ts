@@ -200,6 +200,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
+    // On close, drop keep-alive connections that carry no request (a client that aborted a
+    // stream often leaves one); otherwise a graceful shutdown waits on them indefinitely.
+    forceCloseConnections: 'idle',
   });
   app.setErrorHandler(handleError);
   // Fleet endpoints, /metrics and Bull Board need an admin key. Bull Board's pages and

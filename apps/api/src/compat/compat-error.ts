@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { JobErrorCode } from '@switchyard/protocol';
-import { ApiError, isRedisUnavailable } from '../errors.js';
+import { retryAfterSeconds, toApiError } from '../errors.js';
 
 /**
  * An error on a compatibility endpoint, before it is rendered in the client's shape
@@ -35,7 +35,7 @@ export class CompatError extends Error {
     const headers: Record<string, string> = { ...this.options.headers };
     const seconds = this.options.retryAfterS;
     if (seconds !== undefined) {
-      headers['Retry-After'] = String(Math.max(1, Math.ceil(seconds)));
+      headers['Retry-After'] = String(retryAfterSeconds(seconds));
       headers['Retry-After-Ms'] = String(Math.max(1, Math.round(seconds * 1000)));
     }
     if (this.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="switchyard"';
@@ -77,52 +77,41 @@ export function fromZodError(error: ZodError, rename: (param: string) => string 
   return invalidParam(param, `invalid value for '${param}': ${issue.message}`);
 }
 
+/** An ApiError, or one from another copy of `errors.ts` (duck-typed: a stable code and a status). */
+interface ApiErrorLike {
+  code: string;
+  status: number;
+  message: string;
+  retryAfterS?: unknown;
+}
+
+function isApiErrorLike(error: unknown): error is ApiErrorLike {
+  const candidate = error as Partial<Record<keyof ApiErrorLike, unknown>> | null;
+  return typeof candidate?.code === 'string' && typeof candidate.status === 'number' && typeof candidate.message === 'string';
+}
+
+function fromApiError(error: ApiErrorLike, status = error.status, retryable?: boolean): CompatError {
+  const headers = apiErrorHeaders(error);
+  return new CompatError(status, error.code, error.message, {
+    ...(typeof error.retryAfterS === 'number' && { retryAfterS: error.retryAfterS }),
+    ...(headers && { headers }),
+    ...(retryable !== undefined && { retryable }),
+  });
+}
+
 /**
- * Any error thrown on a compatibility route as a CompatError: the same mapping as the native
- * error handler (body parsing, Redis down, ApiError codes and their `Retry-After`), kept here
- * because `errors.ts` renders straight into the reply.
+ * Any error thrown on a compatibility route as a CompatError, classified by the native
+ * mapping (`toApiError`: body parsing, Redis down, other 4xx, internal). A client error keeps
+ * its own 4xx status and is marked not worth retrying.
  */
 export function toCompatError(error: unknown, request: FastifyRequest): CompatError {
   if (error instanceof CompatError) return error;
-  if (error instanceof ApiError) {
-    const headers = apiErrorHeaders(error);
-    return new CompatError(error.status, error.code, error.message, {
-      ...(error.retryAfterS !== undefined && { retryAfterS: error.retryAfterS }),
-      ...(headers && { headers }),
-    });
-  }
   if (error instanceof ZodError) return fromZodError(error);
-  const fastifyError = error as Partial<FastifyError> & Error;
-  const code = typeof fastifyError.code === 'string' ? fastifyError.code : '';
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new CompatError(413, 'body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`, { retryable: false });
-  }
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new CompatError(415, 'unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`, { retryable: false });
-  }
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new CompatError(400, 'invalid_json', 'request body is empty; send a JSON object', { retryable: false });
-  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
-    return new CompatError(400, 'invalid_json', `request body is not valid JSON: ${fastifyError.message}`, { retryable: false });
-  }
-  if (isRedisUnavailable(error)) {
-    request.log.warn({ err: error }, 'redis unavailable');
-    return new CompatError(503, 'redis_unavailable', 'the queue store is unavailable; retry shortly', { retryAfterS: 1 });
-  }
-  // ApiError-like errors from other modules (duck-typed: a stable code and a status).
-  const candidate = error as { code?: unknown; status?: unknown; message?: unknown; retryAfterS?: unknown };
-  if (typeof candidate.code === 'string' && typeof candidate.status === 'number' && typeof candidate.message === 'string') {
-    const headers = apiErrorHeaders(error);
-    return new CompatError(candidate.status, candidate.code, candidate.message, {
-      ...(typeof candidate.retryAfterS === 'number' && { retryAfterS: candidate.retryAfterS }),
-      ...(headers && { headers }),
-    });
-  }
-  const statusCode = fastifyError.statusCode;
-  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
-    return new CompatError(statusCode, 'invalid_request', fastifyError.message, { retryable: false });
-  }
-  request.log.error({ err: error }, 'unhandled error on a compatibility route');
-  return new CompatError(500, 'internal_error', 'internal error');
+  if (isApiErrorLike(error)) return fromApiError(error);
+  const apiError = toApiError(error, request);
+  const statusCode = (error as Partial<FastifyError> | null)?.statusCode;
+  const status = typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 ? statusCode : apiError.status;
+  return fromApiError(apiError, status, status < 500 ? false : undefined);
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { TERMINAL_STATUSES, type JobRequest, type StreamEvent } from '@switchyard/protocol';
+import { TERMINAL_STATUSES, isTerminalEvent, type JobRequest, type StreamEvent } from '@switchyard/protocol';
 import type { ApiContext } from '../context.js';
-import { CompatError } from './compat-error.js';
+import { collectAnswer, type CollectedAnswer } from './collect-answer.js';
+import { CompatError, invalidParam } from './compat-error.js';
 
 /**
  * One compatibility request's job: submitted, its events as an async iterable, and
@@ -21,6 +22,36 @@ export interface JobSession extends AsyncIterable<StreamEvent> {
   finish(): void;
   /** Stops reading events and cancels the job unless it ended (client-side failures). */
   abandon(reason: string): void;
+}
+
+/** The tenant of an inference request on a compatibility wire, whose body must be a JSON object. */
+export async function compatRequestTenant(ctx: ApiContext, request: FastifyRequest): Promise<string> {
+  const tenant = await ctx.tenantOf(request);
+  if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
+    throw invalidParam(null, 'request body must be a JSON object');
+  }
+  return tenant;
+}
+
+/**
+ * The whole answer of a non-streaming request. The job is cancelled if reading fails;
+ * `undefined` when the client went away (its job cancelled): the reply is then closed, as
+ * there is nobody to answer.
+ */
+export async function collectSessionAnswer(session: JobSession, reply: FastifyReply): Promise<CollectedAnswer | undefined> {
+  let collected;
+  try {
+    collected = await collectAnswer(session);
+  } catch (error) {
+    session.abandon('answer failed');
+    throw error;
+  }
+  session.finish();
+  if (!collected) {
+    reply.hijack();
+    if (!reply.raw.writableEnded) reply.raw.end();
+  }
+  return collected;
 }
 
 /** Submits the job and opens its event feed; nothing is written to the reply. */
@@ -50,7 +81,7 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
         afterSeq: 0,
         onEvent: (event) => {
           ctx.observeEvent(jobId, accepted.model, event);
-          if (event.type === 'done' || event.type === 'error') ended = true;
+          if (isTerminalEvent(event)) ended = true;
           queue.push(event);
         },
         onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, 'events_unavailable', 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalModelName } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
-import { collectAnswer, restartedAfterOutput } from '../collect-answer.js';
-import { CompatError, fromZodError, invalidParam, jobFailureError } from '../compat-error.js';
-import { startJobSession, type JobSession } from '../job-session.js';
+import { restartedAfterOutput } from '../collect-answer.js';
+import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
+import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
 import { chatToJobRequest, generateToJobRequest, isLoadOnlyChat, isLoadOnlyGenerate } from './to-job-request.js';
 import { finalLine, lifecycleLine, ndjson, partLine, type OllamaEndpoint } from './wire.js';
@@ -19,10 +19,7 @@ function modelNotFound(model: string): CompatError {
 }
 
 async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: OllamaEndpoint): Promise<unknown> {
-  const tenant = await ctx.tenantOf(request);
-  if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
-    throw invalidParam(null, 'request body must be a JSON object');
-  }
+  const tenant = await compatRequestTenant(ctx, request);
   let job;
   let model: string;
   let stream: boolean;
@@ -66,18 +63,12 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
 
   let collected;
   try {
-    collected = await collectAnswer(session);
+    collected = await collectSessionAnswer(session, reply);
   } catch (error) {
-    session.abandon('answer failed');
     if (error instanceof CompatError && error.code === 'model_not_found') throw modelNotFound(model);
     throw error;
   }
-  session.finish();
-  if (!collected) {
-    reply.hijack();
-    if (!reply.raw.writableEnded) reply.raw.end();
-    return reply;
-  }
+  if (!collected) return reply;
   return finalLine(endpoint, model, collected.text, collected.done);
 }
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalModelName } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
-import { collectAnswer, restartedAfterOutput } from '../collect-answer.js';
-import { CompatError, fromZodError, invalidParam, jobFailureError, toCompatError } from '../compat-error.js';
-import { startJobSession, type JobSession } from '../job-session.js';
+import { restartedAfterOutput } from '../collect-answer.js';
+import { CompatError, fromZodError, jobFailureError, toCompatError } from '../compat-error.js';
+import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { modelCreatedAt } from '../model-info.js';
 import { ChatCompletionRequest, CompletionRequest } from './request-schemas.js';
 import { chatToJobRequest, completionToJobRequest } from './to-job-request.js';
@@ -54,10 +54,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): voi
 }
 
 async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: Endpoint): Promise<unknown> {
-  const tenant = await ctx.tenantOf(request);
-  if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
-    throw invalidParam(null, 'request body must be a JSON object');
-  }
+  const tenant = await compatRequestTenant(ctx, request);
   let job;
   let stream: boolean;
   let includeUsage: boolean;
@@ -83,20 +80,8 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
     return reply;
   }
 
-  let collected;
-  try {
-    collected = await collectAnswer(session);
-  } catch (error) {
-    session.abandon('answer failed');
-    throw error;
-  }
-  session.finish();
-  if (!collected) {
-    // The client is gone and its job cancelled: nobody to answer.
-    reply.hijack();
-    if (!reply.raw.writableEnded) reply.raw.end();
-    return reply;
-  }
+  const collected = await collectSessionAnswer(session, reply);
+  if (!collected) return reply; // the client is gone and its job cancelled: nobody to answer
   return completionBody(meta, collected.text, collected.done.finish_reason, collected.done.usage);
 }
 
