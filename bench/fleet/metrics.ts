@@ -21,6 +21,7 @@
  *
  * All durations are reported in trace ("real GPU") seconds: wall time / time_scale.
  */
+import { percentileSorted } from '../common/stats.js';
 import type { SimStats } from '@switchyard/gpu-sim';
 import { loadSeconds, type CatalogModel } from './catalog.js';
 import type { SimSettings } from './fleet-config.js';
@@ -71,11 +72,9 @@ export interface PolicyMetrics {
   };
 }
 
-/** Nearest-rank percentile of an ascending array. */
+/** Nearest-rank percentile of an ascending array; null (JSON-friendly) when it is empty. */
 export function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1] as number;
+  return sorted.length === 0 ? null : percentileSorted(sorted, p);
 }
 
 function mean(values: readonly number[]): number | null {

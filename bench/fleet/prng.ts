@@ -3,18 +3,9 @@
  * version: Math.random cannot be seeded. Independent streams come from hashing a label into
  * the seed, so adding bursts does not reshuffle the steady arrivals.
  */
-export type Random = () => number;
+import { mulberry32, type Random } from '../common/stats.js';
 
-export function mulberry32(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+export { mulberry32, type Random };
 
 /** FNV-1a of the label, mixed with the seed: one independent stream per purpose. */
 export function stream(seed: number, label: string): Random {

@@ -38,12 +38,9 @@ export interface LoadReport {
   wallS: number;
 }
 
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
-}
+import { percentile } from '../common/stats.js';
+
+export { percentile };
 
 export function round(value: number, digits = 3): number {
   if (!Number.isFinite(value)) return value;
@@ -61,14 +58,5 @@ export function summary(values: number[], digits = 1): { n: number; p50: number;
   };
 }
 
-/** mulberry32: a seeded PRNG, so a run's arrival times are reproducible. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so a run's arrival times are reproducible. */
+export { mulberry32 as prng } from '../common/stats.js';

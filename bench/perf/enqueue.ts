@@ -8,7 +8,7 @@ import { fmt, median, printTable, runBenchmark, startApi, startRedis, summarize,
 import { pausedFleet } from './synthetic-fleet.js';
 
 const MODEL = 'qwen2.5:0.5b';
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testing/redis-server';
+import { percentile, percentileSorted } from '../common/stats.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
@@ -130,20 +131,15 @@ export async function stopAll(): Promise<void> {
   running.length = 0;
 }
 
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
-}
 
 export function summarize(values: number[]): { n: number; p50: number; p90: number; p99: number; max: number; mean: number } {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
-  return { n: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN, mean };
+  return { n: sorted.length, p50: percentileSorted(sorted, 50), p90: percentileSorted(sorted, 90), p99: percentileSorted(sorted, 99), max: sorted.at(-1) ?? Number.NaN, mean };
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(values, 50);
 }
 
 /** Resident set size of a process, from /proc (Linux). */

@@ -10,9 +10,9 @@ import { fmt, printTable, runBenchmark, startApi, startRedis, summarize, writeRe
 import { createSyntheticJobs } from './synthetic-jobs.js';
 
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
-// Offered load: 1,000 streams × 150 tokens/s = 150k tokens/s, above the 100k target, so the
-// result shows what one API process delivers rather than what the producers offered.
-const TOKENS_PER_S_PER_STREAM = Number(process.env.BENCH_TOKENS_PER_S ?? 150);
+// Offered load: 1,000 streams × 100 tokens/s = the 100k tokens/s of the target.
+// BENCH_TOKENS_PER_S=150 offers more than one API process relays, to find its ceiling.
+const TOKENS_PER_S_PER_STREAM = Number(process.env.BENCH_TOKENS_PER_S ?? 100);
 // Tokens coalesced into events of 4 (the agent batches tokens that arrive within a few ms).
 const TOKENS_PER_EVENT = Number(process.env.BENCH_TOKENS_PER_EVENT ?? 4);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8_000);

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentHeartbeat, ModelInfoRecord, RedisKeys } from '@switchyard/protocol';
-import type { FleetRegistry } from '@switchyard/redis';
+import { CachedRead, type FleetRegistry } from '@switchyard/redis';
 
 // Deletes the lease only if this agent still holds it (it may have expired and been taken).
 const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -14,35 +14,33 @@ const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return 
 export class FleetState {
   private peers: AgentHeartbeat[] = [];
   private measured = new Map<string, number>();
-  private refreshedAt = 0;
-  private refreshing: Promise<void> | undefined;
+  private readonly snapshot: CachedRead<[AgentHeartbeat[], Record<string, string>]>;
+  private applied: unknown;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    private readonly registry: FleetRegistry,
+    registry: FleetRegistry,
     private readonly selfId: string,
     private readonly logger: Logger,
-    private readonly maxAgeMs = 500,
-  ) {}
+    maxAgeMs = 500,
+  ) {
+    this.snapshot = new CachedRead(() => Promise.all([registry.live(), redis.hgetall(keys.measuredVram)]), maxAgeMs);
+  }
 
   /** Re-reads heartbeats and measured VRAM if the cached view is older than `maxAgeMs` (or `force`). */
   async refresh(force = false): Promise<void> {
-    if (!force && Date.now() - this.refreshedAt < this.maxAgeMs) return;
-    if (force) await this.refreshing;
-    this.refreshing ??= (async () => {
-      try {
-        const [agents, measured] = await Promise.all([this.registry.live(), this.redis.hgetall(this.keys.measuredVram)]);
-        this.peers = agents.filter((agent) => agent.id !== this.selfId && agent.state === 'ready');
-        this.measured = new Map(Object.entries(measured).map(([key, value]) => [key, Number(value)]));
-        this.refreshedAt = Date.now();
-      } catch (error) {
-        this.logger.warn({ err: error }, 'could not read the fleet state');
-      } finally {
-        this.refreshing = undefined;
-      }
-    })();
-    await this.refreshing;
+    try {
+      const read = await this.snapshot.get(force);
+      // A cached read was applied already; re-applying it would undo our own measurements since.
+      if (read === this.applied) return;
+      this.applied = read;
+      const [agents, measured] = read;
+      this.peers = agents.filter((agent) => agent.id !== this.selfId && agent.state === 'ready');
+      this.measured = new Map(Object.entries(measured).map(([key, value]) => [key, Number(value)]));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not read the fleet state');
+    }
   }
 
   /** Live peers with `model` loaded (with that digest, when one is given). */

@@ -1,4 +1,4 @@
-import type { FleetRegistry } from '@switchyard/redis';
+import { CachedRead, type FleetRegistry } from '@switchyard/redis';
 import type { AgentHeartbeat } from '@switchyard/protocol';
 
 /**
@@ -7,31 +7,19 @@ import type { AgentHeartbeat } from '@switchyard/protocol';
  * Concurrent callers share one read.
  */
 export class FleetView {
-  private cached: { at: number; agents: AgentHeartbeat[] } | undefined;
-  private inFlight: Promise<AgentHeartbeat[]> | undefined;
+  private readonly live: CachedRead<AgentHeartbeat[]>;
 
-  constructor(
-    private readonly registry: FleetRegistry,
-    private readonly maxAgeMs: number,
-  ) {}
+  constructor(registry: FleetRegistry, maxAgeMs: number) {
+    this.live = new CachedRead(() => registry.live(), maxAgeMs);
+  }
 
-  async agents(): Promise<AgentHeartbeat[]> {
-    if (this.cached && Date.now() - this.cached.at < this.maxAgeMs) return this.cached.agents;
-    this.inFlight ??= this.registry
-      .live()
-      .then((agents) => {
-        this.cached = { at: Date.now(), agents };
-        return agents;
-      })
-      .finally(() => {
-        this.inFlight = undefined;
-      });
-    return this.inFlight;
+  agents(): Promise<AgentHeartbeat[]> {
+    return this.live.get();
   }
 
   /** Forgets the cache (after a change the caller knows about). */
   invalidate(): void {
-    this.cached = undefined;
+    this.live.invalidate();
   }
 
   /** Models any live agent can serve, with the agents that have each. */

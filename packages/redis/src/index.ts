@@ -17,3 +17,4 @@ export {
   type RefusalCode,
   type ReleaseKind,
 } from './admission-ledger.js';
+export { CachedRead } from './cached-read.js';

@@ -1,0 +1,30 @@
+/**
+ * Statistics every benchmark reports the same way: nearest-rank percentiles and a seeded
+ * PRNG (mulberry32), so traces and arrival times are the same on every machine.
+ */
+
+/** Nearest-rank percentile of an ascending array; NaN when it is empty. */
+export function percentileSorted(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
+}
+
+/** Nearest-rank percentile of values in any order. */
+export function percentile(values: readonly number[], p: number): number {
+  return percentileSorted([...values].sort((a, b) => a - b), p);
+}
+
+export type Random = () => number;
+
+/** mulberry32: Math.random cannot be seeded. */
+export function mulberry32(seed: number): Random {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
