@@ -60,19 +60,6 @@ export interface Lease {
   release(): void;
 }
 
-export interface RunnerView {
-  name: string;
-  model: ModelSpec;
-  state: 'loading' | 'ready';
-  vramBytes: number;
-  numCtx: number;
-  inFlight: number;
-  keepAliveMs: number;
-  /** ms since epoch; for keep-alive "forever" the far-future instant Ollama reports. */
-  expiresAt: number;
-  loadedAt: number | undefined;
-}
-
 interface Runner {
   model: ModelSpec;
   state: 'loading' | 'ready';
@@ -80,11 +67,15 @@ interface Runner {
   numCtx: number;
   inFlight: number;
   keepAliveMs: number;
+  /** ms since epoch; for keep-alive "forever" the far-future instant Ollama reports; Infinity while loading. */
   expiresAt: number;
   loadedAt: number | undefined;
   expiry: LongTimeout | undefined;
   loadTimer: NodeJS.Timeout | undefined;
 }
+
+/** A runner as routes and stats see it: its state without the timers. */
+export type RunnerView = Omit<Runner, 'expiry' | 'loadTimer'> & { name: string };
 
 interface Pending {
   request: AcquireRequest;
