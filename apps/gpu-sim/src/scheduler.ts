@@ -310,7 +310,15 @@ export class Scheduler {
     counters.vramHighWaterBytes = Math.max(counters.vramHighWaterBytes, used);
     const delayMs = this.loadMs(model) * this.options.timeScale;
     this.log.debug({ model: model.name, vram_bytes: need, num_ctx: numCtx, delay_ms: delayMs }, 'loading model');
-    runner.loadTimer = setTimeout(() => {
+    const loadStarted = performance.now();
+    const finishLoad = () => {
+      // Node timers can fire a fraction of a millisecond early by the monotonic clock the
+      // routes measure durations with; a load must never report less than its simulated time.
+      const remaining = delayMs - (performance.now() - loadStarted);
+      if (remaining > 0) {
+        runner.loadTimer = setTimeout(finishLoad, Math.ceil(remaining));
+        return;
+      }
       runner.loadTimer = undefined;
       if (this.runners.get(model.name) !== runner) return;
       runner.state = 'ready';
@@ -319,7 +327,8 @@ export class Scheduler {
       this.log.info({ model: model.name, vram_bytes: need }, 'model loaded');
       this.pump();
       this.settleIdle(runner);
-    }, delayMs);
+    };
+    runner.loadTimer = setTimeout(finishLoad, delayMs);
   }
 
   private grant(entry: Pending, runner: Runner): void {
