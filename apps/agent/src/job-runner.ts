@@ -129,7 +129,9 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       coalescer.discard();
-      if (signal?.aborted || (error as Error).name === 'AbortError') {
+      // Whatever broke after a cancellation was heard (an abort, or the backend closing the
+      // stream it was aborting), the job ended because the client asked it to.
+      if (signal?.aborted || (error as Error).name === 'AbortError' || deps.wasCancelled(jobId)) {
         log.info('job cancelled; backend request aborted');
         return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
       }
