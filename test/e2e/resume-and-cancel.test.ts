@@ -1,4 +1,7 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '@switchyard/protocol';
+import { EventLog } from '@switchyard/redis';
 import { jobStatus, submitJob as submit } from '../support/client.js';
 import { readSse, textOf } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
@@ -90,5 +93,33 @@ describe('streams that outlive a connection, and cancellation', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await simStats(stack)).requests_total).toBe(requestsBefore);
     expect(await jobStatus(stack, waiting.id)).toBe('cancelled');
+  });
+});
+
+describe('a job that ended in its log but not yet in its queue', () => {
+  let slowStack: Stack;
+  beforeAll(async () => {
+    // Everything 1000× slower than real (the model makes 220 tokens/s): a token every 4.5 s,
+    // so the job is running and its log stays quiet while the test acts.
+    slowStack = await startStack({ nodes: [{ sim: { time_scale: 1000, load_overhead_ms: 0, load_bytes_per_s: 1e12 } }] });
+  });
+  afterAll(() => slowStack?.close());
+
+  it('reports a job whose log ended in an error as ended, even before the agent has moved it out of active', async () => {
+    // The agent writes the terminal event first and moves the BullMQ job afterwards; a GET
+    // (or a DELETE's answer) in between must agree with what the job's stream already said.
+    // The test writes that event itself, seconds away from the agent's next token.
+    const redis = new Redis(slowStack.redisUrl);
+    try {
+      const job = await submit(slowStack, { model: MODEL, prompt: 'stay running', options: { num_predict: 2000 } });
+      await expect.poll(() => jobStatus(slowStack, job.id), { timeout: 10_000 }).toBe('running');
+      await new EventLog(redis, redisKeys(slowStack.prefix)).append(job.id, { type: 'error', code: 'cancelled', message: 'cancelled by client' });
+      const record = await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`).then((r) => r.json() as Promise<any>);
+      expect(record).toMatchObject({ status: 'cancelled', error: { code: 'cancelled' } });
+      await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
+      await expect.poll(async () => (await simStats(slowStack)).active_requests, { timeout: 5_000 }).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

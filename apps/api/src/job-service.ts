@@ -196,9 +196,7 @@ export class JobService {
     if (!job) {
       // Removed from the queue: either cancelled while waiting, or past retention.
       const last = await this.deps.events.last(jobId);
-      if (last?.type === 'error') {
-        return { ...base, status: statusOfFailure(last.code), error: { code: last.code, message: last.message } };
-      }
+      if (last?.type === 'error') return endedInError(base, last);
       if (entry.status !== undefined) return { ...base, status: entry.status };
       throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
     }
@@ -219,6 +217,11 @@ export class JobService {
       return { ...base, status: statusOfFailure(failure.code), error: failure };
     }
     if (state === 'active') {
+      // The agent writes a job's terminal error event before it moves the job to failed, so
+      // an active job whose log already ends in an error is over (a cancellation confirmed a
+      // moment ago, typically): report it as its client's stream did.
+      const last = await this.deps.events.last(jobId);
+      if (last?.type === 'error') return endedInError(base, last);
       // Running once the agent wrote `started` (it comes within the first few events: after
       // `queued`, and after `restarted` on a retry); until then the model is loading.
       const early = await this.deps.events.readAfter(jobId, 0, 4);
@@ -332,6 +335,10 @@ export class JobService {
     );
     return result;
   }
+}
+
+function endedInError(base: Pick<JobRecord, 'id' | 'model' | 'created_at'>, event: { code: string; message: string }): JobRecord {
+  return { ...base, status: statusOfFailure(event.code), error: { code: event.code, message: event.message } };
 }
 
 function statusOfFailure(code: string): JobStatus {
