@@ -133,6 +133,7 @@ export class LifecycleManager {
       lastUsedAt: Math.max(model.lastUsedAt, model.loaded?.loadedAt ?? 0),
       pinned: this.options.pinned.includes(model.name),
       demandPerS: this.options.demand.ratePerS(model.name),
+      reloadMs: this.expectedLoadMs(model),
     };
   }
 
@@ -221,7 +222,7 @@ export class LifecycleManager {
     for (const candidate of candidates) {
       const need = this.needBytes(candidate.model).bytes;
       const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
-      const plan = planEvictions(need, free, residents, now, tuning);
+      const plan = planEvictions(need, free, residents, now, tuning, { onlyUndemanded: candidate.reason === 'demand_rising' });
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
         if (candidate.oldestWaitMs >= this.options.drainForColdAfterMs && candidate.reason !== 'pinned') {
@@ -255,12 +256,15 @@ export class LifecycleManager {
 
   /**
    * Starvation guard: a cold model has waited `drainForColdAfterMs` and would fit here if
-   * some busy models went. Pick them as if they were idle (pinned and young models still
-   * never qualify), take the warm lease so no other node drains for the same model, and stop
-   * claiming their jobs; `continueDrain` evicts them once their running jobs are done.
+   * some busy or freshly loaded models went. Pick them as if they were idle and old (pinned
+   * models still never qualify): a job starving for that long outweighs the anti-thrash
+   * residency, and without this a busy node that keeps warming smaller models never has
+   * enough old idle VRAM for a big one (seen in bench:fleet: llama3:70b waited 800 s). Take
+   * the warm lease so no other node drains for the same model, and stop claiming the
+   * victims' jobs; `continueDrain` evicts them once their running jobs are done.
    */
   private async startDrain(model: ModelState, need: number, free: number, residents: ResidentModel[], now: number, waitedMs: number): Promise<boolean> {
-    const asIfIdle = residents.map((resident) => ({ ...resident, inFlight: 0 }));
+    const asIfIdle = residents.map((resident) => ({ ...resident, inFlight: 0, loadedAt: 0 }));
     const plan = planEvictions(need, free, asIfIdle, now, this.options.tuning);
     if (!plan.ok || plan.evict.length === 0) return false;
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
@@ -291,7 +295,12 @@ export class LifecycleManager {
     }
     const need = this.needBytes(drain.model).bytes;
     const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
-    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    // The victims chosen at the start may still be younger than the minimum residency.
+    const residents = inventory
+      .all()
+      .filter((model) => model.loaded)
+      .map((model) => this.resident(model))
+      .map((resident) => (this.closedForClaims.has(resident.name) ? { ...resident, loadedAt: 0 } : resident));
     const plan = planEvictions(need, free, residents, Date.now(), this.options.tuning);
     if (!plan.ok) {
       logger.warn({ model: drain.model.name, reason: plan.reason }, 'drained, yet the model still does not fit');

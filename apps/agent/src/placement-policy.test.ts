@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { needsAnotherCopy, planEvictions, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+import { needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
 
 const GB = 1e9;
 const now = 1_000_000;
@@ -12,6 +12,7 @@ const resident = (name: string, over: Partial<ResidentModel> = {}): ResidentMode
   lastUsedAt: now - 100_000,
   pinned: false,
   demandPerS: 0,
+  reloadMs: 3_000,
   ...over,
 });
 
@@ -40,6 +41,40 @@ describe('planEvictions', () => {
     const big = resident('big', { vramBytes: 40 * GB, lastUsedAt: now - 200_000 });
     const small = resident('small', { vramBytes: 2 * GB, lastUsedAt: now - 200_000 });
     expect(planEvictions(10 * GB, 5 * GB, [small, big], now, tuning)).toEqual({ ok: true, evict: ['big'] });
+  });
+
+  it('drops victims that turned out unnecessary, keeping the more valuable ones', () => {
+    // Per byte, the small stale model goes first; the big one alone covers the need.
+    const smallStale = resident('small-stale', { vramBytes: 1 * GB, lastUsedAt: now - 900_000 });
+    const big = resident('big', { vramBytes: 20 * GB, lastUsedAt: now - 100_000 });
+    const smallWarm = resident('small-warm', { vramBytes: 2 * GB, lastUsedAt: now - 1_000, demandPerS: 0.1 });
+    const plan = planEvictions(15 * GB, 0, [smallStale, big, smallWarm], now, tuning);
+    expect(plan).toEqual({ ok: true, evict: ['big'] });
+  });
+
+  it('takes one model that covers the shortfall alone when that loses less than several', () => {
+    // Three tiny stale models are cheapest per byte but together worth more than one idle mid-size model.
+    const tiny = ['t1', 't2', 't3'].map((name) => resident(name, { vramBytes: 1 * GB, lastUsedAt: now - 60_000 }));
+    const mid = resident('mid', { vramBytes: 4 * GB, lastUsedAt: now - 150_000 });
+    const plan = planEvictions(3 * GB, 0, [...tiny, mid], now, tuning);
+    expect(plan).toEqual({ ok: true, evict: ['mid'] });
+  });
+
+  it('weighs a hot model that is slow to load above its size: a reload would make every arrival during it cold', () => {
+    const hotSlow = resident('hot-slow', { vramBytes: 40 * GB, demandPerS: 0.5, reloadMs: 20_000, lastUsedAt: now - 2_000 });
+    const tepidSmall = resident('tepid-small', { vramBytes: 4 * GB, demandPerS: 0.5, reloadMs: 0, lastUsedAt: now - 2_000 });
+    const cold = resident('cold', { vramBytes: 8 * GB, lastUsedAt: now - 600_000 });
+    // Without the reload factor the big hot model would be cheapest per byte.
+    expect(residentValuePerByte(hotSlow, now)).toBeGreaterThan(residentValuePerByte(tepidSmall, now) * 0.5);
+    expect(planEvictions(10 * GB, 0, [hotSlow, tepidSmall, cold], now, tuning)).toEqual({ ok: true, evict: ['cold', 'tepid-small'] });
+  });
+
+  it('lets a speculative load take only VRAM that nobody is asking for', () => {
+    const asked = resident('asked', { vramBytes: 10 * GB, demandPerS: 0.05, lastUsedAt: now - 100_000 });
+    const unasked = resident('unasked', { vramBytes: 4 * GB, lastUsedAt: now - 100_000 });
+    expect(planEvictions(8 * GB, 0, [asked, unasked], now, tuning, { onlyUndemanded: true }).ok).toBe(false);
+    expect(planEvictions(4 * GB, 0, [asked, unasked], now, tuning, { onlyUndemanded: true })).toEqual({ ok: true, evict: ['unasked'] });
+    expect(planEvictions(8 * GB, 0, [asked, unasked], now, tuning)).toEqual({ ok: true, evict: ['asked'] });
   });
 
   it('respects the backend’s maximum number of loaded models', () => {

@@ -12,6 +12,8 @@ export interface ResidentModel {
   pinned: boolean;
   /** Arrivals per second across the fleet, over the demand window. */
   demandPerS: number;
+  /** How long loading it again would take (ms): requests arriving meanwhile would all be cold. */
+  reloadMs: number;
 }
 
 export interface PlacementTuning {
@@ -26,13 +28,24 @@ export interface PlacementTuning {
   maxLoaded: number;
 }
 
-/** How much a resident model is worth keeping, per byte it holds. Higher stays longer. */
-export function residentValuePerByte(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
-  // Recency decays over minutes; demand counts each arrival expected within the horizon.
+/**
+ * How much a resident model is worth keeping: roughly the requests that evicting it would
+ * make cold. Recency decays over minutes and demand counts each arrival expected within the
+ * horizon; both are multiplied by how many requests a reload would catch (every arrival
+ * during the load waits for it), so a hot model that is slow to load weighs more than its
+ * arrival rate alone says.
+ */
+export function residentValue(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
   const idleMs = Math.max(0, now - model.lastUsedAt);
   const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
-  const value = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000 + recency;
-  return value / Math.max(1, model.vramBytes);
+  const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000;
+  const coldPerReload = 1 + (model.demandPerS * model.reloadMs) / 1000;
+  return (expectedArrivals + recency) * coldPerReload;
+}
+
+/** The same, per byte held: the order in which idle models make room (lowest first). */
+export function residentValuePerByte(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
+  return residentValue(model, now, tuning) / Math.max(1, model.vramBytes);
 }
 
 export function isEvictable(model: ResidentModel, now: number, tuning: PlacementTuning): boolean {
@@ -41,10 +54,20 @@ export function isEvictable(model: ResidentModel, now: number, tuning: Placement
 
 export type EvictionPlan = { ok: true; evict: string[] } | { ok: false; reason: string };
 
+export interface EvictionOptions {
+  /**
+   * A speculative load (a copy for rising demand, nothing waits for it yet) may only take
+   * VRAM nobody is asking for: models with no arrivals in the demand window.
+   */
+  onlyUndemanded?: boolean;
+}
+
 /**
- * Which idle models to unload so that `needBytes` fits, least valuable per byte first.
- * Refuses rather than touch a busy, pinned or freshly loaded model: the job then waits in
- * Redis, where another node may take it.
+ * Which idle models to unload so that `needBytes` fits, giving up as little value as it
+ * can: least valuable per byte first, then without the victims that turned out not to be
+ * needed, or a single model that covers the shortfall alone if that loses less. Refuses
+ * rather than touch a busy, pinned or freshly loaded model: the job then waits in Redis,
+ * where another node may take it.
  */
 export function planEvictions(
   needBytes: number,
@@ -52,29 +75,43 @@ export function planEvictions(
   resident: ResidentModel[],
   now: number,
   tuning: PlacementTuning,
+  options: EvictionOptions = {},
 ): EvictionPlan {
   const candidates = resident
-    .filter((model) => isEvictable(model, now, tuning))
+    .filter((model) => isEvictable(model, now, tuning) && (!options.onlyUndemanded || model.demandPerS === 0))
     .sort((a, b) => residentValuePerByte(a, now, tuning) - residentValuePerByte(b, now, tuning));
-  const evict: string[] = [];
-  let free = freeBytes;
-  let count = resident.length;
-  const tooMany = () => tuning.maxLoaded > 0 && count + 1 > tuning.maxLoaded;
+  const fitsAfter = (victims: readonly ResidentModel[]) => {
+    const freed = victims.reduce((sum, model) => sum + model.vramBytes, freeBytes);
+    const countAfter = resident.length - victims.length + 1;
+    return freed >= needBytes && (tuning.maxLoaded === 0 || countAfter <= tuning.maxLoaded);
+  };
+  let victims: ResidentModel[] = [];
   for (const model of candidates) {
-    if (free >= needBytes && !tooMany()) break;
-    evict.push(model.name);
-    free += model.vramBytes;
-    count--;
+    if (fitsAfter(victims)) break;
+    victims.push(model);
   }
-  if (free < needBytes) {
+  if (!fitsAfter(victims)) {
     const reclaimable = candidates.reduce((sum, model) => sum + model.vramBytes, 0);
+    const tooMany = tuning.maxLoaded > 0 && freeBytes + reclaimable >= needBytes;
     return {
       ok: false,
-      reason: `needs ${gb(needBytes)} GB; free ${gb(freeBytes)} GB plus ${gb(reclaimable)} GB held by idle evictable models is not enough`,
+      reason: tooMany
+        ? `backend holds at most ${tuning.maxLoaded} models and none can be evicted`
+        : `needs ${gb(needBytes)} GB; free ${gb(freeBytes)} GB plus ${gb(reclaimable)} GB held by idle evictable models is not enough`,
     };
   }
-  if (tooMany()) return { ok: false, reason: `backend holds at most ${tuning.maxLoaded} models and none can be evicted` };
-  return { ok: true, evict };
+  // Greedy by value per byte can overshoot: a small model taken early may be unnecessary
+  // once a big one was added. Keep the most valuable victims whenever the rest suffice.
+  for (const model of [...victims].sort((a, b) => residentValue(b, now, tuning) - residentValue(a, now, tuning))) {
+    const without = victims.filter((victim) => victim !== model);
+    if (fitsAfter(without)) victims = without;
+  }
+  const lost = (set: readonly ResidentModel[]) => set.reduce((sum, model) => sum + residentValue(model, now, tuning), 0);
+  const single = candidates
+    .filter((model) => fitsAfter([model]))
+    .sort((a, b) => residentValue(a, now, tuning) - residentValue(b, now, tuning))[0];
+  if (single && lost([single]) < lost(victims)) victims = [single];
+  return { ok: true, evict: victims.map((model) => model.name) };
 }
 
 export interface CopyDemand {
