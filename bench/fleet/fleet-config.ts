@@ -20,6 +20,19 @@ export const DEFAULT_NODES: readonly NodeSpec[] = [
   { name: 'node-d-80gb', gpu_name: 'Simulated A100 80 GB', vram_bytes: 80e9 },
 ];
 
+/**
+ * The same kinds of cards, one more of each big one — 272 GB: every phase's hot set fits
+ * with room to spare (though not the whole catalog at once), the fleet an operator sizes for
+ * its traffic. `--fleet provisioned` runs on it; see capacity.ts for how the two compare.
+ */
+export const PROVISIONED_NODES: readonly NodeSpec[] = [
+  ...DEFAULT_NODES,
+  { name: 'node-e-48gb', gpu_name: 'Simulated L40S 48 GB', vram_bytes: 48e9 },
+  { name: 'node-f-48gb', gpu_name: 'Simulated L40S 48 GB', vram_bytes: 48e9 },
+];
+
+export const FLEETS: Readonly<Record<string, readonly NodeSpec[]>> = { default: DEFAULT_NODES, provisioned: PROVISIONED_NODES };
+
 /** How each node's "Ollama" is configured; the same on every node and for every policy. */
 export interface SimSettings {
   /** Multiplies every simulated delay: 0.1 = the simulated world runs 10× faster than the wall clock. */

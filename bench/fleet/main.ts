@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FLEET_CATALOG, loadSeconds, vramNeedBytes } from './catalog.js';
-import { DEFAULT_NODES, DEFAULT_SIM_SETTINGS, type SimSettings } from './fleet-config.js';
+import { DEFAULT_SIM_SETTINGS, FLEETS, type NodeSpec, type SimSettings } from './fleet-config.js';
+import { capacityReference } from './capacity.js';
 import { computeMetrics, type PolicyMetrics } from './metrics.js';
 import { roundRobin } from './policies/round-robin.js';
 import { seedGateway } from './policies/seed-gateway.js';
@@ -32,10 +33,12 @@ const USAGE = `Usage: pnpm bench:fleet [-- options]
 
 Replays a synthetic fleet trace (20 models, Zipf popularity, bursts, a diurnal shift of
 the hot set) against round_robin, seed_gateway and switchyard on fresh simulated GPU
-nodes (2×24 GB, 48 GB, 80 GB) and writes bench/results/fleet.json.
+nodes and writes bench/results/fleet.json.
 
 Options (trace seconds are simulated "real" seconds; wall time = trace time × time-scale):
   --policies <list>       comma list of ${POLICY_NAMES.join(', ')} (default: all)
+  --fleet <name>          ${Object.entries(FLEETS).map(([name, nodes]) => `${name} (${nodes.map((node) => node.vram_bytes / 1e9).join('+')} GB)`).join(' or ')};
+                          default: default; results go to fleet-<name>.json unless it is default
   --seed <n>              trace seed (default ${DEFAULT_TRACE_PARAMS.seed})
   --time-scale <x>        gpu-sim time_scale (default ${DEFAULT_SIM_SETTINGS.time_scale})
   --duration-s <s>        measured trace length, one compressed day (default ${DEFAULT_TRACE_PARAMS.duration_s})
@@ -54,6 +57,8 @@ Options (trace seconds are simulated "real" seconds; wall time = trace time × t
 
 interface Options {
   policies: PolicyName[];
+  fleetName: string;
+  nodes: readonly NodeSpec[];
   trace: TraceParams;
   settings: SimSettings;
   seedWindowS: number;
@@ -68,6 +73,7 @@ function parseOptions(argv: string[]): Options | undefined {
     args: argv.filter((arg) => arg !== '--'),
     options: {
       policies: { type: 'string' },
+      fleet: { type: 'string' },
       seed: { type: 'string' },
       'time-scale': { type: 'string' },
       'duration-s': { type: 'string' },
@@ -96,6 +102,9 @@ function parseOptions(argv: string[]): Options | undefined {
   };
   const policies = (values.policies?.split(',').map((name) => name.trim()) ?? [...POLICY_NAMES]) as PolicyName[];
   for (const name of policies) if (!POLICY_NAMES.includes(name)) throw new Error(`--policies: unknown policy ${name} (know ${POLICY_NAMES.join(', ')})`);
+  const fleetName = values.fleet ?? 'default';
+  const nodes = FLEETS[fleetName];
+  if (!nodes) throw new Error(`--fleet: unknown fleet ${fleetName} (know ${Object.keys(FLEETS).join(', ')})`);
   const quick = values.quick === true;
   const trace: TraceParams = {
     ...DEFAULT_TRACE_PARAMS,
@@ -118,12 +127,14 @@ function parseOptions(argv: string[]): Options | undefined {
   }
   return {
     policies,
+    fleetName,
+    nodes,
     trace,
     settings: { ...DEFAULT_SIM_SETTINGS, time_scale: timeScale },
     seedWindowS: num('seed-window-s', values['seed-window-s'], 600),
     agentSlots: num('agent-slots', values['agent-slots'], 16),
     agentOverrides,
-    out: resolve(values.out ?? join(ROOT, 'bench', 'results', 'fleet.json')),
+    out: resolve(values.out ?? join(ROOT, 'bench', 'results', fleetName === 'default' ? 'fleet.json' : `fleet-${fleetName}.json`)),
     dumpRecords: values['dump-records'] === undefined ? undefined : resolve(values['dump-records']),
   };
 }
@@ -155,7 +166,7 @@ function machine() {
 async function runPolicy(name: PolicyName, options: Options, trace: ReturnType<typeof generateTrace>): Promise<{ metrics: PolicyMetrics; describe: Record<string, unknown> }> {
   const { settings } = options;
   say(`\n▶ ${name}: starting a fresh fleet`);
-  const fleet: SimFleet = await startSimFleet(DEFAULT_NODES, settings, FLEET_CATALOG);
+  const fleet: SimFleet = await startSimFleet(options.nodes, settings, FLEET_CATALOG);
   let stack: SwitchyardStack | undefined;
   let policy: Policy | undefined;
   try {
@@ -215,7 +226,12 @@ async function main(): Promise<void> {
     return loads.length % 2 === 0 ? ((loads[mid - 1] as number) + (loads[mid] as number)) / 2 : (loads[Math.floor(mid)] as number);
   })();
   const measured = trace.requests.filter((request) => !request.warmup).length;
-  say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${DEFAULT_NODES.length} nodes, time_scale ${settings.time_scale}`);
+  say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`);
+  const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
+  const capacity = capacityReference(trace, options.nodes, needBytes);
+  say(
+    `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; the best static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm`,
+  );
   if (trace.dropped > 0) say(`  note: max_requests cut ${trace.dropped} requests from the end of the trace`);
 
   const policies: Partial<Record<PolicyName, PolicyMetrics>> = {};
@@ -241,13 +257,15 @@ async function main(): Promise<void> {
       duration_s: trace.params.duration_s,
       warmup_s: trace.params.warmup_s,
       time_scale: settings.time_scale,
-      nodes: DEFAULT_NODES.map((node) => ({ name: node.name, gpu: node.gpu_name, vram_gb: node.vram_bytes / 1e9 })),
+      fleet: options.fleetName,
+      nodes: options.nodes.map((node) => ({ name: node.name, gpu: node.gpu_name, vram_gb: node.vram_bytes / 1e9 })),
       params: { ...trace.params, models: undefined },
       phases: trace.phases.map((phase) => ({ name: phase.name, start_s: phase.start_s, end_s: phase.end_s, top5: phase.ranking.slice(0, 5) })),
       bursts: trace.bursts.map((burst) => ({ at_s: Number(burst.at_s.toFixed(1)), model: burst.model, size: burst.size, tail: burst.tail })),
       requests_per_model: modelCounts(trace.requests),
       sim: settings,
       one_model_load_s: Number(oneLoadS.toFixed(2)),
+      capacity,
     },
     policies,
     policy_config: described,
@@ -261,6 +279,7 @@ async function main(): Promise<void> {
       ttft: 'submission → first token at the client; trace seconds',
       percentiles: 'nearest rank over completed requests plus requests the bench gave up on (with the wait they had when dropped, a lower bound)',
       one_model_load_s: 'median nominal load time over the catalog (the bar for the p99 queue wait target)',
+      capacity_static_warm_share: 'share of measured requests whose model fits in the best static placement of its phase (models by requests per GB, best-fit onto the nodes): what the hardware allows a clairvoyant fixed placement, a reference rather than a strict bound',
     },
     machine: machine(),
     code: { commit, uncommitted_changes: dirty },

@@ -1,0 +1,61 @@
+/**
+ * What the fleet's VRAM allows at best, whatever the policy: a reference to read the warm
+ * share against. For each phase of the measured day, take the models in order of requests
+ * per GB of VRAM and pack them onto the nodes (best fit: the node with the least room that
+ * still holds it); requests for a model that finds no room are counted cold. This is the
+ * share a clairvoyant *static* placement per phase would serve warm, ignoring what the
+ * phase changes and the first request of each model cost. It is not a strict upper bound (a
+ * dynamic policy can swap a tail model in for a burst) but it says whether a warm-share
+ * target is within reach of the hardware at all.
+ */
+import type { NodeSpec } from './fleet-config.js';
+import type { Trace } from './trace.js';
+
+export interface CapacityReference {
+  fleet_vram_gb: number;
+  catalog_vram_gb: number;
+  /** Share of measured requests whose model the best static placement of their phase holds. */
+  static_warm_share: number;
+  phases: Array<{ name: string; requests: number; placed_models: number; requests_outside: number; models_outside: string[] }>;
+}
+
+export function capacityReference(trace: Trace, nodes: readonly NodeSpec[], needBytes: ReadonlyMap<string, number>): CapacityReference {
+  let measured = 0;
+  let outside = 0;
+  const phases = trace.phases.map((phase) => {
+    const counts = new Map<string, number>();
+    for (const request of trace.requests) {
+      if (request.warmup || request.at_s < phase.start_s || request.at_s >= phase.end_s) continue;
+      counts.set(request.model, (counts.get(request.model) ?? 0) + 1);
+    }
+    const need = (model: string) => needBytes.get(model) ?? Number.POSITIVE_INFINITY;
+    const order = [...counts.keys()].sort((a, b) => (counts.get(b) ?? 0) / need(b) - (counts.get(a) ?? 0) / need(a));
+    const room = nodes.map((node) => node.vram_bytes);
+    const outsideModels: string[] = [];
+    for (const model of order) {
+      let best = -1;
+      for (let index = 0; index < room.length; index++) {
+        const left = room[index]! - need(model);
+        if (left >= 0 && (best < 0 || left < room[best]! - need(model))) best = index;
+      }
+      if (best >= 0) room[best] = room[best]! - need(model);
+      else outsideModels.push(model);
+    }
+    const requests = [...counts.values()].reduce((sum, count) => sum + count, 0);
+    const requestsOutside = outsideModels.reduce((sum, model) => sum + (counts.get(model) ?? 0), 0);
+    measured += requests;
+    outside += requestsOutside;
+    return { name: phase.name, requests, placed_models: order.length - outsideModels.length, requests_outside: requestsOutside, models_outside: outsideModels };
+  });
+  return {
+    fleet_vram_gb: round(nodes.reduce((sum, node) => sum + node.vram_bytes, 0) / 1e9),
+    catalog_vram_gb: round([...needBytes.values()].reduce((sum, bytes) => sum + bytes, 0) / 1e9),
+    static_warm_share: measured === 0 ? 0 : round((measured - outside) / measured, 4),
+    phases,
+  };
+}
+
+function round(value: number, digits = 1): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
