@@ -5,6 +5,7 @@ import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import {
+  displacementPays,
   needsAnotherCopy,
   planEvictions,
   shouldUnload,
@@ -132,7 +133,9 @@ export class LifecycleManager {
       loadedAt: model.loaded?.loadedAt ?? 0,
       lastUsedAt: Math.max(model.lastUsedAt, model.loaded?.loadedAt ?? 0),
       pinned: this.options.pinned.includes(model.name),
-      demandPerS: this.options.demand.ratePerS(model.name),
+      // Each warm copy serves its share of the fleet's demand: an extra copy is worth less
+      // than the only one, which takes every request for the model with it when it goes.
+      demandPerS: this.options.demand.ratePerS(model.name) / (1 + this.options.fleet.copiesElsewhere(model.name).length),
       reloadMs: this.expectedLoadMs(model),
     };
   }
@@ -226,11 +229,19 @@ export class LifecycleManager {
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
         if (candidate.oldestWaitMs >= this.options.drainForColdAfterMs && candidate.reason !== 'pinned') {
-          if (await this.startDrain(candidate.model, need, free, residents, now, candidate.oldestWaitMs)) return;
+          if (await this.startDrain(candidate.model, need, free, residents, now, candidate)) return;
         }
         continue;
       }
       const isPinned = candidate.reason === 'pinned';
+      if (!isPinned && plan.evict.length > 0) {
+        const victims = residents.filter((resident) => plan.evict.includes(resident.name));
+        const waiting = { ...candidate, demandPerS: this.options.demand.ratePerS(candidate.model.name), reloadMs: this.expectedLoadMs(candidate.model) };
+        if (!displacementPays(waiting, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
+          this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'not yet worth the idle models it would evict here');
+          continue;
+        }
+      }
       // Close the victims to new jobs now: a claim during the lease round trip would make
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
       for (const name of plan.evict) this.closedForClaims.add(name);
@@ -263,10 +274,24 @@ export class LifecycleManager {
    * the warm lease so no other node drains for the same model, and stop claiming the
    * victims' jobs; `continueDrain` evicts them once their running jobs are done.
    */
-  private async startDrain(model: ModelState, need: number, free: number, residents: ResidentModel[], now: number, waitedMs: number): Promise<boolean> {
+  private async startDrain(
+    model: ModelState,
+    need: number,
+    free: number,
+    residents: ResidentModel[],
+    now: number,
+    queue: { waiting: number; oldestWaitMs: number },
+  ): Promise<boolean> {
+    const waitedMs = queue.oldestWaitMs;
     const asIfIdle = residents.map((resident) => ({ ...resident, inFlight: 0, loadedAt: 0 }));
     const plan = planEvictions(need, free, asIfIdle, now, this.options.tuning);
     if (!plan.ok || plan.evict.length === 0) return false;
+    const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
+    const starving = { ...queue, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
+    if (!displacementPays(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
+      this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs }, 'starving, but not yet worth the models a drain would evict here');
+      return false;
+    }
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
     if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
     for (const name of plan.evict) this.closedForClaims.add(name);

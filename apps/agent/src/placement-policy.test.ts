@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
 
 const GB = 1e9;
 const now = 1_000_000;
@@ -80,6 +80,32 @@ describe('planEvictions', () => {
   it('respects the backend’s maximum number of loaded models', () => {
     const plan = planEvictions(1 * GB, 100 * GB, [resident('a'), resident('b', { lastUsedAt: now - 500_000 })], now, { ...tuning, maxLoaded: 2 });
     expect(plan).toEqual({ ok: true, evict: ['b'] });
+  });
+});
+
+describe('displacementPays', () => {
+  const hotVictim = resident('hot', { vramBytes: 18 * GB, inFlight: 0, demandPerS: 0.4, reloadMs: 7_000, lastUsedAt: now - 500 });
+  const lukewarm = resident('lukewarm', { vramBytes: 18 * GB, demandPerS: 0.02, reloadMs: 7_000, lastUsedAt: now - 30_000 });
+  const aging = 30_000;
+
+  it('lets a hot starving model take the room of lukewarm ones at once', () => {
+    const hot = { waiting: 8, oldestWaitMs: aging, demandPerS: 0.5, reloadMs: 20_000 };
+    expect(displacementPays(hot, [lukewarm], now, tuning, aging)).toBe(true);
+    expect(displacementPays(hot, [hotVictim], now, tuning, aging)).toBe(true);
+  });
+
+  it('evicts nothing of value for a model nobody has asked for lately, and anything when nothing is evicted', () => {
+    const fresh = { waiting: 1, oldestWaitMs: 0, demandPerS: 0.03, reloadMs: 2_000 };
+    expect(displacementPays(fresh, [hotVictim], now, tuning, aging)).toBe(false);
+    expect(displacementPays(fresh, [resident('stale', { lastUsedAt: now - 900_000 })], now, tuning, aging)).toBe(true);
+    expect(displacementPays(fresh, [], now, tuning, aging)).toBe(true);
+  });
+
+  it('makes a tail model with one request wait before it may evict the hot set, but not for ever', () => {
+    const tail = { waiting: 1, oldestWaitMs: aging, demandPerS: 0.03, reloadMs: 2_000 };
+    expect(displacementPays(tail, [hotVictim], now, tuning, aging)).toBe(false);
+    expect(displacementPays(tail, [lukewarm], now, tuning, aging)).toBe(true);
+    expect(displacementPays({ ...tail, oldestWaitMs: 10 * aging }, [hotVictim], now, tuning, aging)).toBe(true);
   });
 });
 

@@ -114,6 +114,42 @@ export function planEvictions(
   return { ok: true, evict: victims.map((model) => model.name) };
 }
 
+export interface WaitingModel {
+  /** Its jobs waiting in Redis. */
+  waiting: number;
+  oldestWaitMs: number;
+  demandPerS: number;
+  reloadMs: number;
+}
+
+/**
+ * Whether a model that jobs wait for is worth the resident models it would displace (evict
+ * idle, or drain busy). Its worth is what a resident copy of it would be worth plus the jobs
+ * already waiting, multiplied once its oldest job has waited longer than `agingMs` by the
+ * square of how many `agingMs` that is. So a hot model takes room from lukewarm ones at once,
+ * while one request for a tail model cannot push out the phase's hot set (which would only
+ * make the hot model cold next: seen in bench:fleet as every model loaded 10–17 times a
+ * day), yet no job waits for ever: another node with cheaper victims may take it first, and
+ * its worth keeps growing.
+ */
+export function displacementPays(model: WaitingModel, victims: readonly ResidentModel[], now: number, tuning: PlacementTuning, agingMs: number): boolean {
+  if (victims.length === 0) return true;
+  const asResident: ResidentModel = {
+    name: '',
+    vramBytes: 0,
+    inFlight: 0,
+    loadedAt: now,
+    lastUsedAt: now,
+    pinned: false,
+    demandPerS: model.demandPerS,
+    reloadMs: model.reloadMs,
+  };
+  const worth = residentValue(asResident, now, tuning) + model.waiting;
+  const aging = Math.max(1, (model.oldestWaitMs / Math.max(1, agingMs)) ** 2);
+  const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
+  return worth * aging >= lost;
+}
+
 export interface CopyDemand {
   /** Warm copies on live agents (including this one). */
   copies: number;
