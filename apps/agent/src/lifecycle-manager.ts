@@ -225,7 +225,7 @@ export class LifecycleManager {
     for (const candidate of candidates) {
       const need = this.needBytes(candidate.model).bytes;
       const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
-      const plan = planEvictions(need, free, residents, now, tuning, { onlyUndemanded: candidate.reason === 'demand_rising' });
+      const plan = planEvictions(need, free, residents, now, tuning, { speculative: candidate.reason === 'demand_rising' });
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
         if (candidate.oldestWaitMs >= this.options.drainForColdAfterMs && candidate.reason !== 'pinned') {

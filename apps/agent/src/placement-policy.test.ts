@@ -69,12 +69,11 @@ describe('planEvictions', () => {
     expect(planEvictions(10 * GB, 0, [hotSlow, tepidSmall, cold], now, tuning)).toEqual({ ok: true, evict: ['cold', 'tepid-small'] });
   });
 
-  it('lets a speculative load take only VRAM that nobody is asking for', () => {
-    const asked = resident('asked', { vramBytes: 10 * GB, demandPerS: 0.05, lastUsedAt: now - 100_000 });
-    const unasked = resident('unasked', { vramBytes: 4 * GB, lastUsedAt: now - 100_000 });
-    expect(planEvictions(8 * GB, 0, [asked, unasked], now, tuning, { onlyUndemanded: true }).ok).toBe(false);
-    expect(planEvictions(4 * GB, 0, [asked, unasked], now, tuning, { onlyUndemanded: true })).toEqual({ ok: true, evict: ['unasked'] });
-    expect(planEvictions(8 * GB, 0, [asked, unasked], now, tuning)).toEqual({ ok: true, evict: ['asked'] });
+  it('lets a speculative load take free VRAM only', () => {
+    const stale = resident('stale', { vramBytes: 10 * GB, lastUsedAt: now - 900_000 });
+    expect(planEvictions(8 * GB, 0, [stale], now, tuning, { speculative: true }).ok).toBe(false);
+    expect(planEvictions(8 * GB, 9 * GB, [stale], now, tuning, { speculative: true })).toEqual({ ok: true, evict: [] });
+    expect(planEvictions(8 * GB, 0, [stale], now, tuning)).toEqual({ ok: true, evict: ['stale'] });
   });
 
   it('respects the backend’s maximum number of loaded models', () => {

@@ -56,10 +56,11 @@ export type EvictionPlan = { ok: true; evict: string[] } | { ok: false; reason: 
 
 export interface EvictionOptions {
   /**
-   * A speculative load (a copy for rising demand, nothing waits for it yet) may only take
-   * VRAM nobody is asking for: models with no arrivals in the demand window.
+   * A speculative load (a copy for rising demand, nothing waits for it yet) takes free VRAM
+   * only. Letting it evict models nobody had asked for within the demand window still made
+   * the tail cold: a model asked for once a minute is often "undemanded" for 30 s.
    */
-  onlyUndemanded?: boolean;
+  speculative?: boolean;
 }
 
 /**
@@ -78,7 +79,7 @@ export function planEvictions(
   options: EvictionOptions = {},
 ): EvictionPlan {
   const candidates = resident
-    .filter((model) => isEvictable(model, now, tuning) && (!options.onlyUndemanded || model.demandPerS === 0))
+    .filter((model) => !options.speculative && isEvictable(model, now, tuning))
     .sort((a, b) => residentValuePerByte(a, now, tuning) - residentValuePerByte(b, now, tuning));
   const fitsAfter = (victims: readonly ResidentModel[]) => {
     const freed = victims.reduce((sum, model) => sum + model.vramBytes, freeBytes);
