@@ -77,6 +77,14 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     }
     expect(stats(stack, 1 - warmIndex).loads_total).toBe(0);
     expect(stats(stack, warmIndex).loads_total).toBe(1);
+    // The copy shares how long its jobs hold a slot, so other nodes judge its capacity by
+    // what it measured rather than by a default.
+    await expect
+      .poll(async () => {
+        const agents = (await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any;
+        return agents.data.find((a: any) => a.id === first.agent).models_loaded.find((m: any) => m.name === 'qwen2.5:0.5b')?.service_ms;
+      })
+      .toBeGreaterThan(0);
   });
 
   it('warms a cold model on one node only, even when several could', async () => {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Backend } from '@switchyard/backends';
+import type { AgentHeartbeat } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
@@ -125,6 +126,20 @@ export class LifecycleManager {
     return Math.max(this.options.minExpectedLoadMs, (model.sizeBytes / this.loadBytesPerS) * 1000);
   }
 
+  /**
+   * How long a job of this model holds a slot: measured here if it ran here, else as the warm
+   * copies report it. A node that never ran the model must not judge the copies' capacity by
+   * a default (5 s against a real 0.3 s made every small model look overloaded: bench:fleet
+   * saw five speculative copies of qwen2.5:0.5b within ten seconds).
+   */
+  private serviceMsOf(model: ModelState, copies: readonly AgentHeartbeat[]): number {
+    if (model.serviceMeasured) return model.serviceMs;
+    const reported = copies
+      .map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms)
+      .filter((ms): ms is number => ms !== undefined);
+    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : model.serviceMs;
+  }
+
   private resident(model: ModelState): ResidentModel {
     return {
       name: model.name,
@@ -213,7 +228,7 @@ export class LifecycleManager {
         waiting: wait.waiting,
         oldestWaitMs: wait.oldestWaitMs,
         expectedLoadMs: this.expectedLoadMs(model),
-        serviceMs: model.serviceMs,
+        serviceMs: this.serviceMsOf(model, copies),
         parallelPerCopy: this.options.parallelPerCopy,
         arrivalPerS: this.options.demand.ratePerS(model.name),
       });

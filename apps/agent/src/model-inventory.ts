@@ -21,8 +21,10 @@ export interface ModelState {
   lastLoadMs?: number;
   inFlight: number;
   lastUsedAt: number;
-  /** Mean slot occupancy of a job (EWMA), for capacity estimates. */
+  /** Mean slot occupancy of a job (EWMA), for capacity estimates; a default until a job ran here. */
   serviceMs: number;
+  /** Whether serviceMs comes from jobs that ran here (then it is shared in the heartbeat). */
+  serviceMeasured: boolean;
 }
 
 const DEFAULT_SERVICE_MS = 5_000;
@@ -76,6 +78,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
         inFlight: existing?.inFlight ?? 0,
         lastUsedAt: existing?.lastUsedAt ?? 0,
         serviceMs: existing?.serviceMs ?? DEFAULT_SERVICE_MS,
+        serviceMeasured: existing?.serviceMeasured ?? false,
       });
     }
     for (const name of this.states.keys()) if (!seen.has(name)) this.states.delete(name);
@@ -173,7 +176,9 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
       state.inFlight--;
       state.lastUsedAt = Date.now();
       // EWMA so capacity estimates follow a change of prompt sizes within a few jobs.
-      state.serviceMs = 0.8 * state.serviceMs + 0.2 * (state.lastUsedAt - startedAt);
+      const tookMs = state.lastUsedAt - startedAt;
+      state.serviceMs = state.serviceMeasured ? 0.8 * state.serviceMs + 0.2 * tookMs : tookMs;
+      state.serviceMeasured = true;
     };
   }
 }

@@ -17,6 +17,8 @@ export const LoadedModel = z.object({
   /** When this agent saw it become loaded (ms since epoch). */
   loaded_at: z.number().int().nonnegative().optional(),
   pinned: z.boolean().optional(),
+  /** Mean time a job holds a slot of this copy (ms), once a job ran on it. */
+  service_ms: z.number().nonnegative().optional(),
 });
 export type LoadedModel = z.infer<typeof LoadedModel>;
 
