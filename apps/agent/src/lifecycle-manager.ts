@@ -7,6 +7,7 @@ import type { FleetState } from './fleet-state.js';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import {
   displacementPays,
+  weighDisplacement,
   needsAnotherCopy,
   planEvictions,
   shouldUnload,
@@ -303,15 +304,16 @@ export class LifecycleManager {
     if (!plan.ok || plan.evict.length === 0) return false;
     const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
     const starving = { ...queue, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
-    if (!displacementPays(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
-      this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs }, 'starving, but not yet worth the models a drain would evict here');
+    const weighed = weighDisplacement(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs);
+    if (weighed.worth < weighed.lost) {
+      this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
       return false;
     }
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
     if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
     for (const name of plan.evict) this.closedForClaims.add(name);
     this.draining = { model, since: now, reason: `starving ${Math.round(waitedMs / 1000)} s` };
-    this.options.logger.info({ model: model.name, victims: plan.evict, waited_ms: waitedMs }, 'draining models to make room for a starving one');
+    this.options.logger.info({ model: model.name, victims: plan.evict, waited_ms: waitedMs, waiting: queue.waiting, ...weighed }, 'draining models to make room for a starving one');
     return true;
   }
 

@@ -134,7 +134,18 @@ export interface WaitingModel {
  * its worth keeps growing.
  */
 export function displacementPays(model: WaitingModel, victims: readonly ResidentModel[], now: number, tuning: PlacementTuning, agingMs: number): boolean {
-  if (victims.length === 0) return true;
+  const { worth, lost } = weighDisplacement(model, victims, now, tuning, agingMs);
+  return worth >= lost;
+}
+
+/** Both sides of `displacementPays`, for the logs: the waiting model's aged worth and the victims' value. */
+export function weighDisplacement(
+  model: WaitingModel,
+  victims: readonly ResidentModel[],
+  now: number,
+  tuning: PlacementTuning,
+  agingMs: number,
+): { worth: number; lost: number } {
   const asResident: ResidentModel = {
     name: '',
     vramBytes: 0,
@@ -145,10 +156,10 @@ export function displacementPays(model: WaitingModel, victims: readonly Resident
     demandPerS: model.demandPerS,
     reloadMs: model.reloadMs,
   };
-  const worth = residentValue(asResident, now, tuning) + model.waiting;
   const aging = Math.max(1, (model.oldestWaitMs / Math.max(1, agingMs)) ** 2);
+  const worth = (residentValue(asResident, now, tuning) + model.waiting) * aging;
   const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
-  return worth * aging >= lost;
+  return { worth, lost };
 }
 
 export interface CopyDemand {
