@@ -171,6 +171,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       maxLoaded: config.backendMaxLoaded,
       recencyTauMs: config.recencyTauMs,
       demandHorizonMs: config.demandHorizonMs,
+      displacementMargin: config.displacementMargin,
     },
     drainForColdAfterMs: config.drainForColdAfterMs,
     drainTimeoutMs: config.drainTimeoutMs,

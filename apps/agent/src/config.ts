@@ -76,6 +76,8 @@ export const AgentConfig = z.object({
   recencyTauMs: positiveInt.default(120_000),
   /** Horizon over which expected arrivals count in a resident model's value. */
   demandHorizonMs: positiveInt.default(60_000),
+  /** A waiting model displaces resident ones only when its worth is this many times theirs (hysteresis against ping-pong). */
+  displacementMargin: z.coerce.number({ error: 'must be a number' }).min(1, 'must be at least 1').default(2),
   /** How often placement decisions (warm, evict, unload) are revisited. */
   placementIntervalMs: positiveInt.default(250),
   /** Window over which arrival rates (demand) are measured. */
@@ -122,6 +124,7 @@ const ENV_NAMES: Partial<Record<keyof AgentConfig, string | [string, string]>> =
   unfitCooldownMs: 'UNFIT_COOLDOWN_MS',
   recencyTauMs: 'RECENCY_TAU_MS',
   demandHorizonMs: 'DEMAND_HORIZON_MS',
+  displacementMargin: 'DISPLACEMENT_MARGIN',
   demandWindowMs: 'DEMAND_WINDOW_MS',
   logLevel: 'LOG_LEVEL',
 };

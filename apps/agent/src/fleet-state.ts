@@ -50,6 +50,18 @@ export class FleetState {
     );
   }
 
+  /**
+   * Live peers that have `model` (that digest) on disk and report enough free VRAM to load
+   * it without evicting anything.
+   */
+  roomElsewhere(model: string, digest: string, needBytes: number): AgentHeartbeat[] {
+    return this.peers.filter(
+      (agent) =>
+        (agent.vram?.free_bytes ?? 0) >= needBytes &&
+        agent.models_available.some((available) => available.name === model && available.digest === digest && available.fits !== false),
+    );
+  }
+
   /** Whether a peer reports loading `model` right now. */
   loadingElsewhere(model: string): boolean {
     return this.peers.some((agent) => agent.models_loading?.includes(model));

@@ -250,10 +250,22 @@ export class LifecycleManager {
         continue;
       }
       const isPinned = candidate.reason === 'pinned';
+      // A peer that can load it into free VRAM will (it runs this same round): evicting here
+      // would throw away a warm model for nothing. Not for ever: once the job has waited a
+      // load time, whoever gets the lease first serves it.
+      if (
+        !isPinned &&
+        plan.evict.length > 0 &&
+        candidate.oldestWaitMs < this.expectedLoadMs(candidate.model) &&
+        fleet.roomElsewhere(candidate.model.name, candidate.model.digest, need).length > 0
+      ) {
+        this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'leaving it to a node with free VRAM');
+        continue;
+      }
       if (!isPinned && plan.evict.length > 0) {
         const victims = residents.filter((resident) => plan.evict.includes(resident.name));
         const waiting = { ...candidate, demandPerS: this.options.demand.ratePerS(candidate.model.name), reloadMs: this.expectedLoadMs(candidate.model) };
-        if (!displacementPays(waiting, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
+        if (!displacementPays(waiting, victims, now, this.options.tuning)) {
           this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'not yet worth the idle models it would evict here');
           continue;
         }
@@ -304,8 +316,8 @@ export class LifecycleManager {
     if (!plan.ok || plan.evict.length === 0) return false;
     const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
     const starving = { ...queue, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
-    const weighed = weighDisplacement(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs);
-    if (weighed.worth < weighed.lost) {
+    const weighed = weighDisplacement(starving, victims, now, this.options.tuning);
+    if (!displacementPays(starving, victims, now, this.options.tuning)) {
       this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
       return false;
     }
