@@ -23,6 +23,7 @@ export const AGENT_SCALING: Readonly<Record<string, ScalingRule>> = {
   extraCopyIdleMs: { kind: 'duration' },
   demandWindowMs: { kind: 'duration' },
   drainForColdAfterMs: { kind: 'duration' },
+  displacementAgingMs: { kind: 'duration' },
   drainTimeoutMs: { kind: 'duration' },
   minExpectedLoadMs: { kind: 'duration' },
   unfitCooldownMs: { kind: 'duration' },

@@ -24,6 +24,8 @@ function node(vramBytes: number, models: string[], sim: Partial<GpuSimConfigInpu
       // The simulator loads at 2 GB/s of simulated time, i.e. 40 GB/s of wall time here.
       loadBytesPerSecond: 2e9 / TIME_SCALE,
       minResidencyMs: 1,
+      // Scaled like the simulator: 10 s of simulated time.
+      displacementAgingMs: 10_000 * TIME_SCALE,
       ...agent,
     },
   };

@@ -173,6 +173,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       demandHorizonMs: config.demandHorizonMs,
       displacementMargin: config.displacementMargin,
     },
+    displacementAgingMs: config.displacementAgingMs,
     drainForColdAfterMs: config.drainForColdAfterMs,
     drainTimeoutMs: config.drainTimeoutMs,
     minExpectedLoadMs: config.minExpectedLoadMs,

@@ -78,6 +78,8 @@ export const AgentConfig = z.object({
   demandHorizonMs: positiveInt.default(60_000),
   /** A waiting model displaces resident ones only when its worth is this many times theirs (hysteresis against ping-pong). */
   displacementMargin: z.coerce.number({ error: 'must be a number' }).min(1, 'must be at least 1').default(2),
+  /** Once a waiting model's oldest job has waited this long, its worth grows with the square of the wait (in these units). */
+  displacementAgingMs: positiveInt.default(10_000),
   /** How often placement decisions (warm, evict, unload) are revisited. */
   placementIntervalMs: positiveInt.default(250),
   /** Window over which arrival rates (demand) are measured. */
@@ -125,6 +127,7 @@ const ENV_NAMES: Partial<Record<keyof AgentConfig, string | [string, string]>> =
   recencyTauMs: 'RECENCY_TAU_MS',
   demandHorizonMs: 'DEMAND_HORIZON_MS',
   displacementMargin: 'DISPLACEMENT_MARGIN',
+  displacementAgingMs: 'DISPLACEMENT_AGING_MS',
   demandWindowMs: 'DEMAND_WINDOW_MS',
   logLevel: 'LOG_LEVEL',
 };

@@ -25,6 +25,8 @@ export interface LifecycleOptions {
   demand: DemandTracker;
   logger: Logger;
   tuning: PlacementTuning;
+  /** Unit of a waiting model's aging when it would evict idle models: see AgentConfig.displacementAgingMs. */
+  displacementAgingMs: number;
   /** Starvation guard: see AgentConfig.drainForColdAfterMs. */
   drainForColdAfterMs: number;
   drainTimeoutMs: number;
@@ -265,7 +267,7 @@ export class LifecycleManager {
       if (!isPinned && plan.evict.length > 0) {
         const victims = residents.filter((resident) => plan.evict.includes(resident.name));
         const waiting = { ...candidate, demandPerS: this.options.demand.ratePerS(candidate.model.name), reloadMs: this.expectedLoadMs(candidate.model) };
-        if (!displacementPays(waiting, victims, now, this.options.tuning)) {
+        if (!displacementPays(waiting, victims, now, this.options.tuning, this.options.displacementAgingMs)) {
           this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'not yet worth the idle models it would evict here');
           continue;
         }
@@ -316,8 +318,8 @@ export class LifecycleManager {
     if (!plan.ok || plan.evict.length === 0) return false;
     const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
     const starving = { ...queue, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
-    const weighed = weighDisplacement(starving, victims, now, this.options.tuning);
-    if (!displacementPays(starving, victims, now, this.options.tuning)) {
+    const weighed = weighDisplacement(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs);
+    if (!displacementPays(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
       this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
       return false;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { displacementPays, evictionCostS, needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
 
 const GB = 1e9;
 const now = 1_000_000;
@@ -85,37 +85,35 @@ describe('planEvictions', () => {
 describe('displacementPays', () => {
   const hotVictim = resident('hot', { vramBytes: 18 * GB, inFlight: 0, demandPerS: 0.4, reloadMs: 7_000, lastUsedAt: now - 500 });
   const lukewarm = resident('lukewarm', { vramBytes: 18 * GB, demandPerS: 0.02, reloadMs: 7_000, lastUsedAt: now - 30_000 });
+  const aging = 30_000;
 
-  it('lets a hot model take the room of lukewarm ones, and even of a hot one, at once', () => {
-    const hot = { waiting: 8, oldestWaitMs: 0, demandPerS: 0.5, reloadMs: 20_000 };
-    expect(displacementPays(hot, [lukewarm], now, { ...tuning, displacementMargin: 2 })).toBe(true);
-    expect(displacementPays(hot, [hotVictim], now, { ...tuning, displacementMargin: 2 })).toBe(true);
+  it('lets a hot starving model take the room of lukewarm ones at once', () => {
+    const hot = { waiting: 8, oldestWaitMs: aging, demandPerS: 0.5, reloadMs: 20_000 };
+    expect(displacementPays(hot, [lukewarm], now, tuning, aging)).toBe(true);
+    expect(displacementPays(hot, [hotVictim], now, tuning, aging)).toBe(true);
   });
 
-  it('evicts nothing of value at once for a model nobody has asked for lately, and anything stale or nothing at all', () => {
+  it('evicts nothing of value for a model nobody has asked for lately, and anything when nothing is evicted', () => {
     const fresh = { waiting: 1, oldestWaitMs: 0, demandPerS: 0.03, reloadMs: 2_000 };
-    expect(displacementPays(fresh, [hotVictim], now, tuning)).toBe(false);
-    expect(displacementPays(fresh, [resident('stale', { lastUsedAt: now - 900_000 })], now, tuning)).toBe(true);
-    expect(displacementPays(fresh, [], now, tuning)).toBe(true);
-  });
-
-  it('makes a tail job wait about as long as the eviction would make others wait (rent or buy), never for ever', () => {
-    // Evicting the hot model costs ~27 request-seconds (1 × (1 + 0.4 × 7) × 7 s); the lukewarm one ~6.
-    expect(evictionCostS(hotVictim, now)).toBeCloseTo(26.6, 1);
-    const tail = (oldestWaitMs: number) => ({ waiting: 1, oldestWaitMs, demandPerS: 0.03, reloadMs: 2_000 });
-    expect(displacementPays(tail(30_000), [hotVictim], now, tuning)).toBe(false);
-    expect(displacementPays(tail(30_000), [lukewarm], now, tuning)).toBe(true);
-    expect(displacementPays(tail(60_000), [hotVictim], now, tuning)).toBe(true);
+    expect(displacementPays(fresh, [hotVictim], now, tuning, aging)).toBe(false);
+    expect(displacementPays(fresh, [resident('stale', { lastUsedAt: now - 900_000 })], now, tuning, aging)).toBe(true);
+    expect(displacementPays(fresh, [], now, tuning, aging)).toBe(true);
   });
 
   it('asks for a margin, so two equally lukewarm models do not evict each other in turn', () => {
     const justUsed = { ...lukewarm, lastUsedAt: now };
-    const twin = (waiting: number, oldestWaitMs: number) => ({ waiting, oldestWaitMs, demandPerS: lukewarm.demandPerS, reloadMs: lukewarm.reloadMs });
-    expect(displacementPays(twin(0, 0), [justUsed], now, tuning)).toBe(true);
+    const twin = { waiting: 0, oldestWaitMs: 0, demandPerS: lukewarm.demandPerS, reloadMs: lukewarm.reloadMs };
     const withMargin = { ...tuning, displacementMargin: 2 };
-    expect(displacementPays(twin(1, 20_000), [justUsed], now, withMargin)).toBe(false);
-    // 2 × ~8 request-seconds of eviction cost: one job that waited 33 s has paid it.
-    expect(displacementPays(twin(1, 33_000), [justUsed], now, withMargin)).toBe(true);
+    expect(displacementPays(twin, [justUsed], now, tuning, aging)).toBe(true);
+    expect(displacementPays(twin, [justUsed], now, withMargin, aging)).toBe(false);
+    expect(displacementPays({ ...twin, oldestWaitMs: 1.5 * aging }, [justUsed], now, withMargin, aging)).toBe(true);
+  });
+
+  it('makes a tail model with one request wait before it may evict the hot set, but not for ever', () => {
+    const tail = { waiting: 1, oldestWaitMs: aging, demandPerS: 0.03, reloadMs: 2_000 };
+    expect(displacementPays(tail, [hotVictim], now, tuning, aging)).toBe(false);
+    expect(displacementPays(tail, [lukewarm], now, tuning, aging)).toBe(true);
+    expect(displacementPays({ ...tail, oldestWaitMs: 10 * aging }, [hotVictim], now, tuning, aging)).toBe(true);
   });
 });
 

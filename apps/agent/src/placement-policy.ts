@@ -126,42 +126,30 @@ export interface WaitingModel {
 }
 
 /**
- * What evicting a resident model costs, in request-seconds: the chance it is asked for
- * again soon (an arrival within the demand horizon, or recent use) × the requests its reload
- * would catch × the time each of them waits for it.
- */
-export function evictionCostS(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
-  const idleMs = Math.max(0, now - model.lastUsedAt);
-  const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
-  const wantedAgain = Math.max(recency, 1 - Math.exp((-model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000));
-  return wantedAgain * (1 + (model.demandPerS * model.reloadMs) / 1000) * (model.reloadMs / 1000);
-}
-
-/**
  * Whether a model that jobs wait for should displace resident models (evict idle ones, or
- * drain busy ones). Two ways to earn it, each by `displacementMargin` (hysteresis, so two
- * lukewarm models do not evict each other in turn):
- * - it is worth more than they are: its value as if resident plus the jobs waiting, against
- *   theirs — a hot model takes room from lukewarm ones at once;
- * - its jobs have waited, together, longer than the eviction would cost (request-seconds):
- *   rent-or-buy, so a job for a tail model waits about as long as evicting would make others
- *   wait, and no longer — a short while for a stale victim, longer for the phase's hot model
- *   (evicting that for one request only made it cold next: seen in bench:fleet as every model
- *   loaded 10–17 times a day). Meanwhile a node with cheaper victims may take it.
+ * drain busy ones): its worth — its value as if resident plus the jobs already waiting, in
+ * the same unit as `residentValue` (requests that would be cold) — must be
+ * `displacementMargin` times theirs (hysteresis, so two lukewarm models do not evict each
+ * other in turn). Once its oldest job has waited longer than `agingMs`, the worth is
+ * multiplied by the square of how many `agingMs` that is. So a hot model takes room from
+ * lukewarm ones at once, while one request for a tail model cannot push out the phase's hot
+ * set (which would only make the hot model cold next: seen in bench:fleet as every model
+ * loaded 10–17 times a day), yet no job waits for ever: another node with cheaper victims
+ * may take it first, and its worth keeps growing.
  */
-export function displacementPays(model: WaitingModel, victims: readonly ResidentModel[], now: number, tuning: PlacementTuning): boolean {
-  const weighed = weighDisplacement(model, victims, now, tuning);
-  const margin = tuning.displacementMargin ?? 1;
-  return weighed.worth >= margin * weighed.lost || weighed.waitedS >= margin * weighed.evictionCostS;
+export function displacementPays(model: WaitingModel, victims: readonly ResidentModel[], now: number, tuning: PlacementTuning, agingMs: number): boolean {
+  const { worth, lost } = weighDisplacement(model, victims, now, tuning, agingMs);
+  return worth >= lost * (tuning.displacementMargin ?? 1);
 }
 
-/** Both sides of `displacementPays`, for the logs. */
+/** Both sides of `displacementPays`, for the logs: the waiting model's aged worth and the victims' value. */
 export function weighDisplacement(
   model: WaitingModel,
   victims: readonly ResidentModel[],
   now: number,
   tuning: PlacementTuning,
-): { worth: number; lost: number; waitedS: number; evictionCostS: number } {
+  agingMs: number,
+): { worth: number; lost: number } {
   const asResident: ResidentModel = {
     name: '',
     vramBytes: 0,
@@ -172,13 +160,10 @@ export function weighDisplacement(
     demandPerS: model.demandPerS,
     reloadMs: model.reloadMs,
   };
-  return {
-    worth: residentValue(asResident, now, tuning) + model.waiting,
-    lost: victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0),
-    // Arrivals spread over the oldest job's wait: on average each has waited half of it.
-    waitedS: (model.waiting * model.oldestWaitMs) / 2 / 1000,
-    evictionCostS: victims.reduce((sum, victim) => sum + evictionCostS(victim, now, tuning), 0),
-  };
+  const aging = Math.max(1, (model.oldestWaitMs / Math.max(1, agingMs)) ** 2);
+  const worth = (residentValue(asResident, now, tuning) + model.waiting) * aging;
+  const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
+  return { worth, lost };
 }
 
 export interface CopyDemand {
