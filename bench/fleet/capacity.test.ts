@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { capacityReference } from './capacity.js';
+import type { NodeSpec } from './fleet-config.js';
+import type { Trace, TraceRequest } from './trace.js';
+
+const GB = 1e9;
+const node = (name: string, gb: number): NodeSpec => ({ name, gpu_name: name, vram_bytes: gb * GB });
+
+/** A two-phase trace with the given request counts per model in each phase (plus warm-up noise). */
+function traceOf(phases: Array<Record<string, number>>): Trace {
+  const requests: TraceRequest[] = [];
+  let id = 0;
+  const request = (at_s: number, model: string, warmup: boolean, phase: number): TraceRequest => ({
+    id: id++,
+    at_s,
+    model,
+    phase,
+    warmup,
+    burst: null,
+    prompt: 'p',
+    seed: 1,
+  });
+  // Warm-up traffic must not count.
+  for (let i = 0; i < 50; i++) requests.push(request(1, 'warmup-only', true, 0));
+  phases.forEach((counts, phase) => {
+    for (const [model, count] of Object.entries(counts)) {
+      for (let i = 0; i < count; i++) requests.push(request(10 + phase * 100 + i * 0.01, model, false, phase));
+    }
+  });
+  return {
+    params: {} as Trace['params'],
+    phases: phases.map((_, index) => ({ index, name: `p${index}`, start_s: 10 + index * 100, end_s: 110 + index * 100, ranking: [] })),
+    bursts: [],
+    requests,
+    end_s: 10 + phases.length * 100,
+    dropped: 0,
+  };
+}
+
+describe('capacity reference', () => {
+  it('packs the most requested models per GB onto the nodes and counts the rest cold, phase by phase', () => {
+    const need = new Map([
+      ['big', 40 * GB],
+      ['mid', 20 * GB],
+      ['small', 5 * GB],
+      ['warmup-only', 1 * GB],
+    ]);
+    // One 48 GB node. Phase 0: big is asked most, but mid + small serve more requests per GB.
+    // Phase 1: only big is asked for, and it fits.
+    const reference = capacityReference(traceOf([{ big: 30, mid: 25, small: 10 }, { big: 35 }]), [node('a', 48)], need);
+    expect(reference.phases[0]).toMatchObject({ requests: 65, requests_outside: 30, models_outside: ['big'], placed_models: 2 });
+    expect(reference.phases[1]).toMatchObject({ requests: 35, requests_outside: 0, models_outside: [] });
+    expect(reference.static_warm_share).toBeCloseTo(70 / 100, 4);
+    expect(reference.fleet_vram_gb).toBe(48);
+    expect(reference.catalog_vram_gb).toBe(66);
+  });
+
+  it('respects node boundaries: two half-size nodes do not hold a model that fits only their sum', () => {
+    const need = new Map([['big', 40 * GB]]);
+    const split = capacityReference(traceOf([{ big: 10 }]), [node('a', 24), node('b', 24)], need);
+    expect(split.static_warm_share).toBe(0);
+    const whole = capacityReference(traceOf([{ big: 10 }]), [node('a', 48)], need);
+    expect(whole.static_warm_share).toBe(1);
+  });
+});
