@@ -13,6 +13,7 @@ import {
   shouldUnload,
   type PlacementTuning,
   type ResidentModel,
+  type WaitingModel,
 } from './placement-policy.js';
 import { readWaitStats } from './queue-stats.js';
 
@@ -252,25 +253,10 @@ export class LifecycleManager {
         continue;
       }
       const isPinned = candidate.reason === 'pinned';
-      // A peer that can load it into free VRAM will (it runs this same round): evicting here
-      // would throw away a warm model for nothing. Not for ever: once the job has waited a
-      // load time, whoever gets the lease first serves it.
-      if (
-        !isPinned &&
-        plan.evict.length > 0 &&
-        candidate.oldestWaitMs < this.expectedLoadMs(candidate.model) &&
-        fleet.roomElsewhere(candidate.model.name, candidate.model.digest, need).length > 0
-      ) {
-        this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'leaving it to a node with free VRAM');
+      const holdBack = isPinned || plan.evict.length === 0 ? undefined : this.reasonNotToEvict(candidate, plan.evict, need, residents, now);
+      if (holdBack) {
+        this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, holdBack);
         continue;
-      }
-      if (!isPinned && plan.evict.length > 0) {
-        const victims = residents.filter((resident) => plan.evict.includes(resident.name));
-        const waiting = { ...candidate, demandPerS: this.options.demand.ratePerS(candidate.model.name), reloadMs: this.expectedLoadMs(candidate.model) };
-        if (!displacementPays(waiting, victims, now, this.options.tuning, this.options.displacementAgingMs)) {
-          this.options.logger.debug({ model: candidate.model.name, victims: plan.evict }, 'not yet worth the idle models it would evict here');
-          continue;
-        }
       }
       // Close the victims to new jobs now: a claim during the lease round trip would make
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
@@ -296,6 +282,35 @@ export class LifecycleManager {
   }
 
   /**
+   * Why this node should not (yet) evict `victims` to warm a waiting model, if it should not:
+   * a peer that can load it into free VRAM will (it runs this same round), so evicting here
+   * would throw away a warm model for nothing — until the job has waited a load time; or
+   * the model is not worth what it would displace (see `displacementPays`).
+   */
+  private reasonNotToEvict(
+    candidate: { model: ModelState; waiting: number; oldestWaitMs: number },
+    victims: string[],
+    need: number,
+    residents: ResidentModel[],
+    now: number,
+  ): string | undefined {
+    const { model } = candidate;
+    if (candidate.oldestWaitMs < this.expectedLoadMs(model) && this.options.fleet.roomElsewhere(model.name, model.digest, need).length > 0) {
+      return 'leaving it to a node with free VRAM';
+    }
+    const displaced = residents.filter((resident) => victims.includes(resident.name));
+    if (!displacementPays(this.waitingModel(model, candidate), displaced, now, this.options.tuning, this.options.displacementAgingMs)) {
+      return 'not yet worth the idle models it would evict here';
+    }
+    return undefined;
+  }
+
+  /** A model jobs wait for, as `displacementPays` weighs it. */
+  private waitingModel(model: ModelState, queue: { waiting: number; oldestWaitMs: number }): WaitingModel {
+    return { waiting: queue.waiting, oldestWaitMs: queue.oldestWaitMs, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
+  }
+
+  /**
    * Starvation guard: a cold model has waited `drainForColdAfterMs` and would fit here if
    * some busy or freshly loaded models went. Pick them as if they were idle and old (pinned
    * models still never qualify): a job starving for that long outweighs the anti-thrash
@@ -317,7 +332,7 @@ export class LifecycleManager {
     const plan = planEvictions(need, free, asIfIdle, now, this.options.tuning);
     if (!plan.ok || plan.evict.length === 0) return false;
     const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
-    const starving = { ...queue, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
+    const starving = this.waitingModel(model, queue);
     const weighed = weighDisplacement(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs);
     if (!displacementPays(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
       this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
