@@ -19,7 +19,7 @@ export const AgentConfig = z.object({
   /** Jobs this agent runs at once across all models (its GPU's parallel slots). */
   slots: positiveInt.default(4),
   /** VRAM per GPU when nvidia-smi is absent; a list for several GPUs. */
-  gpuVramBytes: z.array(ByteSize).default([24e9]),
+  gpuVramBytes: z.array(ByteSize.pipe(z.number().positive('must be more than 0 bytes'))).min(1, 'needs at least one GPU').default([24e9]),
   gpuName: z.string().default('configured-gpu'),
   /** Path of nvidia-smi; discovery is skipped when it is not there. */
   nvidiaSmiPath: z.string().default('nvidia-smi'),
@@ -59,7 +59,7 @@ export const AgentConfig = z.object({
   /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
   extraCopyIdleMs: positiveInt.default(60_000),
   /** Load throughput assumed before the first load is measured. */
-  loadBytesPerSecond: ByteSize.default(2e9),
+  loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second')).default(2e9),
   /**
    * A cold model whose oldest job has waited this long, and that fits here only if busy
    * models go, gets room: this node stops taking new jobs of the least valuable of them,
@@ -89,7 +89,6 @@ export const AgentConfig = z.object({
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 
-/** Reads the agent's configuration from environment variables (see README for the table). */
 /**
  * The environment variable behind each field (see README); errors name the variable. Where
  * two names are listed the first one set wins (OLLAMA_URL is what Ollama users say).

@@ -94,9 +94,4 @@ export class FleetState {
   async releaseWarmLease(model: string): Promise<void> {
     await this.redis.eval(RELEASE_LEASE_LUA, 1, this.keys.warmLease(model), this.selfId);
   }
-
-  /** Whether any agent (this one included) holds the warm lease of a model. */
-  async warmLeaseHolder(model: string): Promise<string | null> {
-    return this.redis.get(this.keys.warmLease(model));
-  }
 }

@@ -7,7 +7,7 @@ import type { FleetState } from './fleet-state.js';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import {
   displacementPays,
-  weighDisplacement,
+  isEvictable,
   needsAnotherCopy,
   planEvictions,
   shouldUnload,
@@ -241,10 +241,13 @@ export class LifecycleManager {
     candidates.sort((a, b) => b.oldestWaitMs - a.oldestWaitMs || b.waiting - a.waiting);
 
     const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    // Nothing is loading (or this round would not run), so the free VRAM holds for every candidate.
+    const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
     for (const candidate of candidates) {
       const need = this.needBytes(candidate.model).bytes;
-      const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
-      const plan = planEvictions(need, free, residents, now, tuning, { speculative: candidate.reason === 'demand_rising' });
+      // A copy for rising demand is speculative (no job waits for it): free VRAM only.
+      const speculative = candidate.reason === 'demand_rising';
+      const plan = planEvictions(need, free, residents, now, tuning, speculative ? { evictable: () => false } : {});
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
         if (candidate.oldestWaitMs >= this.options.drainForColdAfterMs && candidate.reason !== 'pinned') {
@@ -299,7 +302,7 @@ export class LifecycleManager {
       return 'leaving it to a node with free VRAM';
     }
     const displaced = residents.filter((resident) => victims.includes(resident.name));
-    if (!displacementPays(this.waitingModel(model, candidate), displaced, now, this.options.tuning, this.options.displacementAgingMs)) {
+    if (!displacementPays(this.waitingModel(model, candidate), displaced, now, this.options.tuning, this.options.displacementAgingMs).pays) {
       return 'not yet worth the idle models it would evict here';
     }
     return undefined;
@@ -312,8 +315,8 @@ export class LifecycleManager {
 
   /**
    * Starvation guard: a cold model has waited `drainForColdAfterMs` and would fit here if
-   * some busy or freshly loaded models went. Pick them as if they were idle and old (pinned
-   * models still never qualify): a job starving for that long outweighs the anti-thrash
+   * some busy or freshly loaded models went. Any model but a pinned one may be picked: a
+   * job starving for that long outweighs the anti-thrash
    * residency, and without this a busy node that keeps warming smaller models never has
    * enough old idle VRAM for a big one (seen in bench:fleet: llama3:70b waited 800 s). Take
    * the warm lease so no other node drains for the same model, and stop claiming the
@@ -328,13 +331,11 @@ export class LifecycleManager {
     queue: { waiting: number; oldestWaitMs: number },
   ): Promise<boolean> {
     const waitedMs = queue.oldestWaitMs;
-    const asIfIdle = residents.map((resident) => ({ ...resident, inFlight: 0, loadedAt: 0 }));
-    const plan = planEvictions(need, free, asIfIdle, now, this.options.tuning);
+    const plan = planEvictions(need, free, residents, now, this.options.tuning, { evictable: (resident) => !resident.pinned });
     if (!plan.ok || plan.evict.length === 0) return false;
-    const victims = asIfIdle.filter((resident) => plan.evict.includes(resident.name));
-    const starving = this.waitingModel(model, queue);
-    const weighed = weighDisplacement(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs);
-    if (!displacementPays(starving, victims, now, this.options.tuning, this.options.drainForColdAfterMs)) {
+    const victims = residents.filter((resident) => plan.evict.includes(resident.name));
+    const { pays, ...weighed } = displacementPays(this.waitingModel(model, queue), victims, now, this.options.tuning, this.options.drainForColdAfterMs);
+    if (!pays) {
       this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
       return false;
     }
@@ -358,32 +359,33 @@ export class LifecycleManager {
     if (busy.length > 0) {
       if (Date.now() - drain.since > this.options.drainTimeoutMs) {
         logger.warn({ model: drain.model.name, still_busy: busy }, 'drain timed out; giving up');
-        this.draining = undefined;
-        this.closedForClaims.clear();
-        await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
+        await this.abandonDrain(drain.model.name);
       }
       return;
     }
     const need = this.needBytes(drain.model).bytes;
     const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    const now = Date.now();
     // The victims chosen at the start may still be younger than the minimum residency.
-    const residents = inventory
-      .all()
-      .filter((model) => model.loaded)
-      .map((model) => this.resident(model))
-      .map((resident) => (this.closedForClaims.has(resident.name) ? { ...resident, loadedAt: 0 } : resident));
-    const plan = planEvictions(need, free, residents, Date.now(), this.options.tuning);
+    const evictable = (resident: ResidentModel) =>
+      isEvictable(resident, now, this.options.tuning) || (this.closedForClaims.has(resident.name) && !resident.pinned && resident.inFlight === 0);
+    const plan = planEvictions(need, free, residents, now, this.options.tuning, { evictable });
     if (!plan.ok) {
       logger.warn({ model: drain.model.name, reason: plan.reason }, 'drained, yet the model still does not fit');
-      this.draining = undefined;
-      this.closedForClaims.clear();
-      await this.options.fleet.releaseWarmLease(drain.model.name).catch(() => undefined);
+      await this.abandonDrain(drain.model.name);
       return;
     }
     // The victims stay closed to new jobs until the load is done (warm() clears the drain),
     // so none of them can turn busy between one eviction and the next.
     this.loading = { model: drain.model.name, reserveBytes: need };
     void this.warm(drain.model, plan.evict, drain.reason, true);
+  }
+
+  private async abandonDrain(model: string): Promise<void> {
+    this.draining = undefined;
+    this.closedForClaims.clear();
+    await this.options.fleet.releaseWarmLease(model).catch(() => undefined);
   }
 
   private async warm(model: ModelState, evict: string[], reason: string, leased: boolean): Promise<void> {

@@ -11,7 +11,13 @@ try {
   process.exit(2);
 }
 const logger = pino({ level: config.logLevel, base: { service: 'agent' } });
-const agent = await startAgent(config, { logger });
+let agent;
+try {
+  agent = await startAgent(config, { logger });
+} catch (error) {
+  logger.fatal({ err: error }, `agent could not start: ${(error as Error).message}`);
+  process.exit(1);
+}
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -71,8 +71,8 @@ describe('planEvictions', () => {
 
   it('lets a speculative load take free VRAM only', () => {
     const stale = resident('stale', { vramBytes: 10 * GB, lastUsedAt: now - 900_000 });
-    expect(planEvictions(8 * GB, 0, [stale], now, tuning, { speculative: true }).ok).toBe(false);
-    expect(planEvictions(8 * GB, 9 * GB, [stale], now, tuning, { speculative: true })).toEqual({ ok: true, evict: [] });
+    expect(planEvictions(8 * GB, 0, [stale], now, tuning, { evictable: () => false }).ok).toBe(false);
+    expect(planEvictions(8 * GB, 9 * GB, [stale], now, tuning, { evictable: () => false })).toEqual({ ok: true, evict: [] });
     expect(planEvictions(8 * GB, 0, [stale], now, tuning)).toEqual({ ok: true, evict: ['stale'] });
   });
 
@@ -89,31 +89,31 @@ describe('displacementPays', () => {
 
   it('lets a hot starving model take the room of lukewarm ones at once', () => {
     const hot = { waiting: 8, oldestWaitMs: aging, demandPerS: 0.5, reloadMs: 20_000 };
-    expect(displacementPays(hot, [lukewarm], now, tuning, aging)).toBe(true);
-    expect(displacementPays(hot, [hotVictim], now, tuning, aging)).toBe(true);
+    expect(displacementPays(hot, [lukewarm], now, tuning, aging).pays).toBe(true);
+    expect(displacementPays(hot, [hotVictim], now, tuning, aging).pays).toBe(true);
   });
 
   it('evicts nothing of value for a model nobody has asked for lately, and anything when nothing is evicted', () => {
     const fresh = { waiting: 1, oldestWaitMs: 0, demandPerS: 0.03, reloadMs: 2_000 };
-    expect(displacementPays(fresh, [hotVictim], now, tuning, aging)).toBe(false);
-    expect(displacementPays(fresh, [resident('stale', { lastUsedAt: now - 900_000 })], now, tuning, aging)).toBe(true);
-    expect(displacementPays(fresh, [], now, tuning, aging)).toBe(true);
+    expect(displacementPays(fresh, [hotVictim], now, tuning, aging).pays).toBe(false);
+    expect(displacementPays(fresh, [resident('stale', { lastUsedAt: now - 900_000 })], now, tuning, aging).pays).toBe(true);
+    expect(displacementPays(fresh, [], now, tuning, aging).pays).toBe(true);
   });
 
   it('asks for a margin, so two equally lukewarm models do not evict each other in turn', () => {
     const justUsed = { ...lukewarm, lastUsedAt: now };
     const twin = { waiting: 0, oldestWaitMs: 0, demandPerS: lukewarm.demandPerS, reloadMs: lukewarm.reloadMs };
     const withMargin = { ...tuning, displacementMargin: 2 };
-    expect(displacementPays(twin, [justUsed], now, tuning, aging)).toBe(true);
-    expect(displacementPays(twin, [justUsed], now, withMargin, aging)).toBe(false);
-    expect(displacementPays({ ...twin, oldestWaitMs: 1.5 * aging }, [justUsed], now, withMargin, aging)).toBe(true);
+    expect(displacementPays(twin, [justUsed], now, tuning, aging).pays).toBe(true);
+    expect(displacementPays(twin, [justUsed], now, withMargin, aging).pays).toBe(false);
+    expect(displacementPays({ ...twin, oldestWaitMs: 1.5 * aging }, [justUsed], now, withMargin, aging).pays).toBe(true);
   });
 
   it('makes a tail model with one request wait before it may evict the hot set, but not for ever', () => {
     const tail = { waiting: 1, oldestWaitMs: aging, demandPerS: 0.03, reloadMs: 2_000 };
-    expect(displacementPays(tail, [hotVictim], now, tuning, aging)).toBe(false);
-    expect(displacementPays(tail, [lukewarm], now, tuning, aging)).toBe(true);
-    expect(displacementPays({ ...tail, oldestWaitMs: 10 * aging }, [hotVictim], now, tuning, aging)).toBe(true);
+    expect(displacementPays(tail, [hotVictim], now, tuning, aging).pays).toBe(false);
+    expect(displacementPays(tail, [lukewarm], now, tuning, aging).pays).toBe(true);
+    expect(displacementPays({ ...tail, oldestWaitMs: 10 * aging }, [hotVictim], now, tuning, aging).pays).toBe(true);
   });
 });
 

@@ -58,19 +58,21 @@ export type EvictionPlan = { ok: true; evict: string[] } | { ok: false; reason: 
 
 export interface EvictionOptions {
   /**
-   * A speculative load (a copy for rising demand, nothing waits for it yet) takes free VRAM
-   * only. Letting it evict models nobody had asked for within the demand window still made
-   * the tail cold: a model asked for once a minute is often "undemanded" for 30 s.
+   * Which residents may go; default `isEvictable` (idle, not pinned, past the minimum
+   * residency). A speculative load (a copy for rising demand, nothing waits for it yet)
+   * passes `() => false`: it takes free VRAM only — letting it evict models nobody had asked
+   * for within the demand window still made the tail cold. A drain for a starving model
+   * passes "not pinned": busy and young models may go.
    */
-  speculative?: boolean;
+  evictable?: (model: ResidentModel) => boolean;
 }
 
 /**
- * Which idle models to unload so that `needBytes` fits, giving up as little value as it
- * can: least valuable per byte first, then without the victims that turned out not to be
+ * Which residents to unload so that `needBytes` fits, giving up as little value as it can:
+ * least valuable per byte first, then without the victims that turned out not to be
  * needed, or a single model that covers the shortfall alone if that loses less. Refuses
- * rather than touch a busy, pinned or freshly loaded model: the job then waits in Redis,
- * where another node may take it.
+ * rather than touch a model `evictable` rules out: the job then waits in Redis, where
+ * another node may take it.
  */
 export function planEvictions(
   needBytes: number,
@@ -80,9 +82,10 @@ export function planEvictions(
   tuning: PlacementTuning,
   options: EvictionOptions = {},
 ): EvictionPlan {
-  const candidates = resident
-    .filter((model) => !options.speculative && isEvictable(model, now, tuning))
-    .sort((a, b) => residentValuePerByte(a, now, tuning) - residentValuePerByte(b, now, tuning));
+  const evictable = options.evictable ?? ((model: ResidentModel) => isEvictable(model, now, tuning));
+  const value = new Map(resident.filter(evictable).map((model) => [model, residentValue(model, now, tuning)]));
+  const valueOf = (model: ResidentModel) => value.get(model) ?? 0;
+  const candidates = [...value.keys()].sort((a, b) => valueOf(a) / Math.max(1, a.vramBytes) - valueOf(b) / Math.max(1, b.vramBytes));
   const fitsAfter = (victims: readonly ResidentModel[]) => {
     const freed = victims.reduce((sum, model) => sum + model.vramBytes, freeBytes);
     const countAfter = resident.length - victims.length + 1;
@@ -100,20 +103,18 @@ export function planEvictions(
       ok: false,
       reason: tooMany
         ? `backend holds at most ${tuning.maxLoaded} models and none can be evicted`
-        : `needs ${gb(needBytes)} GB; free ${gb(freeBytes)} GB plus ${gb(reclaimable)} GB held by idle evictable models is not enough`,
+        : `needs ${gb(needBytes)} GB; free ${gb(freeBytes)} GB plus ${gb(reclaimable)} GB held by evictable models is not enough`,
     };
   }
   // Greedy by value per byte can overshoot: a small model taken early may be unnecessary
   // once a big one was added. Keep the most valuable victims whenever the rest suffice.
-  for (const model of [...victims].sort((a, b) => residentValue(b, now, tuning) - residentValue(a, now, tuning))) {
+  for (const model of [...victims].sort((a, b) => valueOf(b) - valueOf(a))) {
     const without = victims.filter((victim) => victim !== model);
     if (fitsAfter(without)) victims = without;
   }
-  const lost = (set: readonly ResidentModel[]) => set.reduce((sum, model) => sum + residentValue(model, now, tuning), 0);
-  const single = candidates
-    .filter((model) => fitsAfter([model]))
-    .sort((a, b) => residentValue(a, now, tuning) - residentValue(b, now, tuning))[0];
-  if (single && lost([single]) < lost(victims)) victims = [single];
+  const lost = victims.reduce((sum, model) => sum + valueOf(model), 0);
+  const single = candidates.filter((model) => fitsAfter([model])).sort((a, b) => valueOf(a) - valueOf(b))[0];
+  if (single && valueOf(single) < lost) victims = [single];
   return { ok: true, evict: victims.map((model) => model.name) };
 }
 
@@ -137,19 +138,13 @@ export interface WaitingModel {
  * loaded 10–17 times a day), yet no job waits for ever: another node with cheaper victims
  * may take it first, and its worth keeps growing.
  */
-export function displacementPays(model: WaitingModel, victims: readonly ResidentModel[], now: number, tuning: PlacementTuning, agingMs: number): boolean {
-  const { worth, lost } = weighDisplacement(model, victims, now, tuning, agingMs);
-  return worth >= lost * (tuning.displacementMargin ?? 1);
-}
-
-/** Both sides of `displacementPays`, for the logs: the waiting model's aged worth and the victims' value. */
-export function weighDisplacement(
+export function displacementPays(
   model: WaitingModel,
   victims: readonly ResidentModel[],
   now: number,
   tuning: PlacementTuning,
   agingMs: number,
-): { worth: number; lost: number } {
+): { pays: boolean; worth: number; lost: number } {
   const asResident: ResidentModel = {
     name: '',
     vramBytes: 0,
@@ -163,7 +158,8 @@ export function weighDisplacement(
   const aging = Math.max(1, (model.oldestWaitMs / Math.max(1, agingMs)) ** 2);
   const worth = (residentValue(asResident, now, tuning) + model.waiting) * aging;
   const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
-  return { worth, lost };
+  // Both sides come back with the verdict, for the logs.
+  return { pays: worth >= lost * (tuning.displacementMargin ?? 1), worth, lost };
 }
 
 export interface CopyDemand {

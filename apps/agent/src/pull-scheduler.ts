@@ -78,15 +78,13 @@ export class PullScheduler {
     return this.inFlight + this.claiming < this.options.slots;
   }
 
-  private async pump(preferred?: string): Promise<void> {
+  private async pump(): Promise<void> {
     this.pumping = true;
     try {
       do {
         this.pumpAgain = false;
         while (!this.stopped && this.hasRoom()) {
-          const claimed = await this.claimOne(preferred);
-          preferred = undefined;
-          if (!claimed) break;
+          if (!(await this.claimOne())) break;
         }
       } while (this.pumpAgain && !this.stopped);
     } finally {
@@ -94,18 +92,14 @@ export class PullScheduler {
     }
   }
 
-  private async claimOne(preferred?: string): Promise<boolean> {
+  private async claimOne(): Promise<boolean> {
     const keys = [...this.options.workers.keys()];
     if (keys.length === 0) return false;
-    const order: string[] = [];
-    if (preferred && this.options.workers.has(preferred)) order.push(preferred);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[(this.cursor + i) % keys.length]!;
-      if (key !== preferred) order.push(key);
-    }
+    // Round-robin over the queues, so no model's backlog starves another's.
+    const start = this.cursor;
     this.cursor = (this.cursor + 1) % keys.length;
-    for (const key of order) {
-      if (await this.claimFrom(key)) return true;
+    for (let i = 0; i < keys.length; i++) {
+      if (await this.claimFrom(keys[(start + i) % keys.length]!)) return true;
     }
     return false;
   }
