@@ -17,11 +17,6 @@ export class FleetView {
     return this.live.get();
   }
 
-  /** Forgets the cache (after a change the caller knows about). */
-  invalidate(): void {
-    this.live.invalidate();
-  }
-
   /** Models any live agent can serve, with the agents that have each. */
   async servableModels(): Promise<Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>> {
     const models = new Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>();

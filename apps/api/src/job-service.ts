@@ -105,7 +105,6 @@ export class JobService {
         tenant,
         created_at: now,
         ...(queueKey !== model && { queue: queueKey }),
-        ...(request.detach === true && { detach: true }),
       }),
       queue.add('generate', data, {
         jobId: id,
@@ -219,12 +218,11 @@ export class JobService {
     if (state === 'active') {
       // The agent writes a job's terminal error event before it moves the job to failed, so
       // an active job whose log already ends in an error is over (a cancellation confirmed a
-      // moment ago, typically): report it as its client's stream did.
-      const last = await this.deps.events.last(jobId);
+      // moment ago, typically): report it as its client's stream did. Otherwise it is running
+      // once the agent wrote `started` (it comes within the first few events: after `queued`,
+      // and after `restarted` on a retry); until then the model is loading.
+      const [last, early] = await Promise.all([this.deps.events.last(jobId), this.deps.events.readAfter(jobId, 0, 4)]);
       if (last?.type === 'error') return endedInError(base, last);
-      // Running once the agent wrote `started` (it comes within the first few events: after
-      // `queued`, and after `restarted` on a retry); until then the model is loading.
-      const early = await this.deps.events.readAfter(jobId, 0, 4);
       const started = early.findLast((event) => event.type === 'started');
       return started?.type === 'started' ? { ...base, status: 'running', agent: started.agent } : { ...base, status: 'loading' };
     }

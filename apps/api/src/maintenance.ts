@@ -231,9 +231,8 @@ export class Maintenance {
           const active = await queues.get(model).getRanges(['active'], 0, -1);
           if (active.length === 0) return;
           const positions = await ledger.positions(active);
-          for (const [jobId, position] of positions) {
-            if (position.state === 'q') await ledger.started(jobId);
-          }
+          // Concurrent commands on one connection go out back to back: one flight, not one each.
+          await Promise.all([...positions].filter(([, position]) => position.state === 'q').map(([jobId]) => ledger.started(jobId)));
         }),
     );
   }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CachedRead } from '@switchyard/redis';
 
 /** LLM work is slow: time to first token spans tens of ms (warm) to minutes (cold 70B load). */
 export const TTFT_BUCKETS_SECONDS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
@@ -44,11 +45,8 @@ export function createApiMetrics(
 ): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'switchyard_api_' });
   // One ledger read serves every gauge of a scrape.
-  let snapshot: Promise<LedgerSnapshot> | undefined;
-  const ledger = () => {
-    snapshot ??= collectLedger().finally(() => setTimeout(() => (snapshot = undefined), 100).unref());
-    return snapshot;
-  };
+  const ledgerRead = new CachedRead(collectLedger, 100);
+  const ledger = () => ledgerRead.get();
   return {
     registry,
     httpRequests: new Counter({

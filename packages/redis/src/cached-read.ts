@@ -27,9 +27,4 @@ export class CachedRead<T> {
       });
     return this.inFlight;
   }
-
-  /** Forgets the cached value. */
-  invalidate(): void {
-    this.cached = undefined;
-  }
 }

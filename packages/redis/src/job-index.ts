@@ -9,8 +9,6 @@ export interface JobIndexEntry {
   queue?: string;
   /** Set when the job ended without a BullMQ record to show it (cancelled or expired while queued). */
   status?: 'cancelled' | 'expired';
-  /** Submitted with `detach: true`: never cancelled because its streams went away. */
-  detach?: boolean;
 }
 
 /**
@@ -38,7 +36,6 @@ export class JobIndex {
   async put(jobId: string, entry: JobIndexEntry): Promise<void> {
     const fields: string[] = ['model', entry.model, 'tenant', entry.tenant, 'created_at', String(entry.created_at)];
     if (entry.queue !== undefined) fields.push('queue', entry.queue);
-    if (entry.detach) fields.push('detach', '1');
     // One script call instead of MULTI/HSET/EXPIRE/EXEC: the same atomicity, a quarter of
     // the commands on the submit path (bench:throughput, commands sent per job).
     await (this.redis as unknown as PutCommand).switchyardPutJobIndex(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
@@ -53,7 +50,6 @@ export class JobIndex {
       created_at: Number(fields.created_at ?? 0),
       ...(fields.queue !== undefined && { queue: fields.queue }),
       ...((fields.status === 'cancelled' || fields.status === 'expired') && { status: fields.status }),
-      ...(fields.detach === '1' && { detach: true }),
     };
   }
 

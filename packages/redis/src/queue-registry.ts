@@ -58,4 +58,3 @@ export class QueueRegistry extends EventEmitter<{ queue: [model: string, queue: 
   }
 }
 
-export { modelToQueueName, queueNameToModel };

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { TERMINAL_STATUSES, isTerminalEvent, type JobRequest, type StreamEvent } from '@switchyard/protocol';
+import { isTerminalEvent, type JobRequest, type StreamEvent } from '@switchyard/protocol';
 import type { ApiContext } from '../context.js';
 import { collectAnswer, type CollectedAnswer } from './collect-answer.js';
 import { CompatError, invalidParam } from './compat-error.js';
@@ -86,16 +86,16 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
         },
         onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, 'events_unavailable', 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),
       },
-      async () => {
-        const record = await ctx.jobs.get(jobId, tenant).catch(() => undefined);
-        return record === undefined || TERMINAL_STATUSES.has(record.status);
-      },
+      // This request submitted the job a moment ago: an empty log means its first event is on
+      // its way, never that the job is over (which would leave it running with no reader).
+      async () => false,
     );
   } catch (error) {
     cancel('could not open the event feed');
     throw error;
   }
   if (!feed) {
+    cancel('no event feed');
     throw new CompatError(500, 'internal_error', `job ${jobId} ended before its events could be read`);
   }
   const openFeed = feed;

@@ -49,22 +49,37 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
     let sawToken = false;
     let endsWithNewline = true;
 
-    // Load progress: agents report the model they are loading in their heartbeat (read when
-    // the key may list agents), and the job's status is `loading` once an agent holds it
-    // while the model comes in. Otherwise the job being next in line for a model no node has
-    // loaded means it waits for a cold start.
+    // Load progress: agents report the models they have loaded and the one they are loading
+    // in their heartbeat (read when the key may list agents), and the job's status is
+    // `loading` once an agent holds it while the model comes in. Otherwise the job being next
+    // in line for a model no node has loaded means it waits for a cold start. Until the job
+    // starts, one poll at a time.
+    let started = false;
+    let polling = false;
     poller = setInterval(() => {
-      if (sawToken) return;
+      if (started || sawToken || polling) return;
+      polling = true;
       const call = { signal: controller.signal };
-      void Promise.all([client.get(job.id, call), client.models(call).catch(() => undefined), client.agents(call).catch(() => undefined)]).then(
-        ([record, models, agents]) => {
-          if (sawToken) return;
-          const loadingOn = agents?.filter((agent) => (agent as { models_loading?: string[] }).models_loading?.includes(job.model)).map((agent) => agent.id) ?? [];
+      // Agents are for admin keys; a tenant's key learns whether the model is loaded anywhere
+      // from the model list instead.
+      const agentsOrModels = client.agents(call).then(
+        (agents) => ({ agents, loadedSomewhere: agents.some((agent) => agent.models_loaded.some((model) => model.name === job.model)) }),
+        () =>
+          client.models(call).then(
+            (models) => ({ agents: undefined, loadedSomewhere: (models.find((model) => model.id === job.model)?.loaded_on ?? []).length > 0 }),
+            () => undefined,
+          ),
+      );
+      void Promise.all([client.get(job.id, call), agentsOrModels]).then(
+        ([record, fleet]) => {
+          const agents = fleet?.agents;
+          polling = false;
+          if (started || sawToken) return;
+          const loadingOn = agents?.filter((agent) => agent.models_loading?.includes(job.model)).map((agent) => agent.id) ?? [];
           if (record.status === 'loading') {
             progress.set(`job ${job.id}: loading ${job.model}${record.agent ? ` on ${record.agent}` : ''}`);
           } else if (record.status === 'queued') {
-            const entry = models?.find((model) => model.id === job.model);
-            const cold = entry !== undefined && (entry.loaded_on ?? []).length === 0;
+            const cold = fleet !== undefined && !fleet.loadedSomewhere;
             const position = record.queue_position ?? 0;
             etaS = record.queue_eta_s ?? etaS;
             if (loadingOn.length > 0) progress.set(`job ${job.id}: queued, ${job.model} is loading on ${loadingOn.join(', ')}`);
@@ -72,7 +87,9 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
             else progress.set(queuedText(job.id, position, undefined, etaS));
           }
         },
-        () => undefined,
+        () => {
+          polling = false;
+        },
       );
     }, 1_000);
     poller.unref?.();
@@ -86,6 +103,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
           if (!sawToken) progress.set(queuedText(job.id, event.position, event.depth, etaS));
           break;
         case 'started':
+          started = true;
           if (event.cold && args.verbose) {
             progress.clear();
             io.stderr.write(`loaded ${args.model} on ${event.agent} in ${formatDuration(event.load_ms / 1000)}\n`);
