@@ -10,6 +10,13 @@ export function percentileSorted(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, rank) - 1]!;
 }
 
+/** Rounds to `digits` decimals for reports (NaN and infinities pass through). */
+export function round(value: number, digits = 3): number {
+  if (!Number.isFinite(value)) return value;
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
 /** Nearest-rank percentile of values in any order. */
 export function percentile(values: readonly number[], p: number): number {
   return percentileSorted([...values].sort((a, b) => a - b), p);

@@ -8,6 +8,7 @@
  * dynamic policy can swap a tail model in for a burst) but it says whether a warm-share
  * target is within reach of the hardware at all.
  */
+import { round } from '../common/stats.js';
 import type { NodeSpec } from './fleet-config.js';
 import type { Trace } from './trace.js';
 
@@ -53,9 +54,4 @@ export function capacityReference(trace: Trace, nodes: readonly NodeSpec[], need
     static_warm_share: measured === 0 ? 0 : round((measured - outside) / measured, 4),
     phases,
   };
-}
-
-function round(value: number, digits = 1): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
 }

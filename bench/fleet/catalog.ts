@@ -12,7 +12,7 @@
  * head_dim differs (Gemma 2, Mistral NeMo, Mistral Small 3) the KV estimate is off by the
  * ratio; that is noted per entry and accepted: it moves their footprint by < 2 GB.
  */
-import type { ModelSpecInput } from '@switchyard/gpu-sim';
+import { ModelSpec, estimateVramBytes, type ModelSpecInput } from '@switchyard/gpu-sim';
 
 export interface CatalogModel {
   name: string;
@@ -64,11 +64,10 @@ export function simCatalog(models: readonly CatalogModel[] = FLEET_CATALOG): Mod
   return models.map((model) => ({ ...model, quantization_level: 'Q4_K_M', format: 'gguf' }));
 }
 
-/** VRAM gpu-sim reserves for a loaded model: weights + f16 KV cache for numCtx × numParallel tokens + overhead. */
+/** VRAM gpu-sim reserves for a loaded model (its own estimate), at num_ctx capped by the model's context. */
 export function vramNeedBytes(model: CatalogModel, numCtx: number, numParallel: number, overheadBytes: number): number {
-  const headDim = model.embedding_length / model.head_count;
-  const kvPerToken = Math.ceil(2 * headDim * model.head_count_kv * 2 * model.block_count);
-  return model.size_bytes + kvPerToken * Math.min(numCtx, model.context_length) * numParallel + overheadBytes;
+  const spec = ModelSpec.parse(simCatalog([model])[0]);
+  return estimateVramBytes(spec, { numCtx: Math.min(numCtx, model.context_length), numParallel, overheadBytes });
 }
 
 /** Nominal (unscaled) seconds a load of this model keeps a GPU busy, as gpu-sim models it. */

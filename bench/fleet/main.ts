@@ -249,7 +249,7 @@ async function main(): Promise<void> {
       models: FLEET_CATALOG.map((model) => ({
         name: model.name,
         size_gb: Number((model.size_bytes / 1e9).toFixed(2)),
-        vram_need_gb: Number((vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes) / 1e9).toFixed(2)),
+        vram_need_gb: Number(((needBytes.get(model.name) ?? 0) / 1e9).toFixed(2)),
         load_s: Number(loadSeconds(model, settings.load_bytes_per_s, settings.load_overhead_ms).toFixed(2)),
       })),
       requests: trace.requests.length,

@@ -5,7 +5,7 @@
  */
 import { mulberry32, type Random } from '../common/stats.js';
 
-export { mulberry32, type Random };
+export type { Random };
 
 /** FNV-1a of the label, mixed with the seed: one independent stream per purpose. */
 export function stream(seed: number, label: string): Random {

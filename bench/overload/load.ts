@@ -9,7 +9,8 @@
  *
  * Input: one JSON argument. Output: one JSON line (a LoadReport) on stdout.
  */
-import { prng, type AcceptedJob, type Attempt, type LoadReport } from './stats.js';
+import { mulberry32 as prng } from '../common/stats.js';
+import type { AcceptedJob, Attempt, LoadReport } from './stats.js';
 
 interface LoadOptions {
   apiUrl: string;

@@ -18,7 +18,8 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testing/redis-server';
-import { percentile, round, summary, type LoadReport } from './stats.js';
+import { percentile, round } from '../common/stats.js';
+import { summary, type LoadReport } from './stats.js';
 
 const here = resolve(fileURLToPath(import.meta.url), '..');
 const root = resolve(here, '../../..');

@@ -38,15 +38,7 @@ export interface LoadReport {
   wallS: number;
 }
 
-import { percentile } from '../common/stats.js';
-
-export { percentile };
-
-export function round(value: number, digits = 3): number {
-  if (!Number.isFinite(value)) return value;
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-}
+import { percentile, round } from '../common/stats.js';
 
 export function summary(values: number[], digits = 1): { n: number; p50: number; p90: number; p99: number; max: number } {
   return {
@@ -58,5 +50,3 @@ export function summary(values: number[], digits = 1): { n: number; p50: number;
   };
 }
 
-/** A seeded PRNG, so a run's arrival times are reproducible. */
-export { mulberry32 as prng } from '../common/stats.js';
