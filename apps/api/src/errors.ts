@@ -117,15 +117,23 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   return new ApiError('internal_error', 'internal error');
 }
 
+/**
+ * Headers an error answer carries on every wire: its extras (`X-Queue-Depth`), Retry-After in
+ * whole seconds (at least 1) and in milliseconds (openai-node and others read the exact value
+ * when present), and the auth challenge on a 401.
+ */
+export function errorHeaders(error: { status: number; retryAfterS?: number | undefined; headers?: Record<string, string> }): Record<string, string> {
+  const headers: Record<string, string> = { ...error.headers };
+  if (error.retryAfterS !== undefined) {
+    headers['Retry-After'] = String(retryAfterSeconds(error.retryAfterS));
+    headers['Retry-After-Ms'] = String(Math.max(1, Math.round(error.retryAfterS * 1000)));
+  }
+  if (error.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="switchyard"';
+  return headers;
+}
+
 /** Fastify error handler: every failure leaves as the JSON error body, never as an HTML or empty 500. */
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
   const apiError = toApiError(error, request);
-  if (apiError.retryAfterS !== undefined) {
-    reply.header('Retry-After', String(retryAfterSeconds(apiError.retryAfterS)));
-    // openai-node and others read the exact value in milliseconds when present.
-    reply.header('Retry-After-Ms', String(Math.max(1, Math.round(apiError.retryAfterS * 1000))));
-  }
-  if (apiError.code === 'unauthorized') reply.header('WWW-Authenticate', 'Bearer realm="switchyard"');
-  for (const [name, value] of Object.entries(apiError.headers)) reply.header(name, value);
-  void reply.status(apiError.status).send(apiError.body());
+  void reply.status(apiError.status).headers(errorHeaders(apiError)).send(apiError.body());
 }

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
-import { JobErrorCode } from '@switchyard/protocol';
-import { retryAfterSeconds, toApiError } from '../errors.js';
+import { JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
+import { ApiError, errorHeaders, toApiError } from '../errors.js';
 
 /**
  * An error on a compatibility endpoint, before it is rendered in the client's shape
@@ -30,24 +30,10 @@ export class CompatError extends Error {
     return this.options.retryAfterS;
   }
 
-  /** Headers every wire sends with this error: Retry-After (whole seconds, at least 1, and in ms), extras such as X-Queue-Depth. */
+  /** Headers every wire sends with this error (see `errorHeaders`). */
   headers(): Record<string, string> {
-    const headers: Record<string, string> = { ...this.options.headers };
-    const seconds = this.options.retryAfterS;
-    if (seconds !== undefined) {
-      headers['Retry-After'] = String(retryAfterSeconds(seconds));
-      headers['Retry-After-Ms'] = String(Math.max(1, Math.round(seconds * 1000)));
-    }
-    if (this.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="switchyard"';
-    return headers;
+    return errorHeaders({ status: this.status, retryAfterS: this.options.retryAfterS, headers: this.options.headers });
   }
-}
-
-/** Extra headers an ApiError carries (newer versions have `headers`). */
-function apiErrorHeaders(error: unknown): Record<string, string> | undefined {
-  const headers = (error as { headers?: unknown }).headers;
-  if (headers === null || typeof headers !== 'object') return undefined;
-  return Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }
 
 /** A 400 for one request parameter, named the way the client wrote it (`messages[0].content`). */
@@ -77,26 +63,19 @@ export function fromZodError(error: ZodError, rename: (param: string) => string 
   return invalidParam(param, `invalid value for '${param}': ${issue.message}`);
 }
 
-/** An ApiError, or one from another copy of `errors.ts` (duck-typed: a stable code and a status). */
-interface ApiErrorLike {
-  code: string;
-  status: number;
-  message: string;
-  retryAfterS?: unknown;
-}
-
-function isApiErrorLike(error: unknown): error is ApiErrorLike {
-  const candidate = error as Partial<Record<keyof ApiErrorLike, unknown>> | null;
-  return typeof candidate?.code === 'string' && typeof candidate.status === 'number' && typeof candidate.message === 'string';
-}
-
-function fromApiError(error: ApiErrorLike, status = error.status, retryable?: boolean): CompatError {
-  const headers = apiErrorHeaders(error);
+function fromApiError(error: ApiError, status = error.status, retryable?: boolean): CompatError {
   return new CompatError(status, error.code, error.message, {
-    ...(typeof error.retryAfterS === 'number' && { retryAfterS: error.retryAfterS }),
-    ...(headers && { headers }),
+    ...(error.retryAfterS !== undefined && { retryAfterS: error.retryAfterS }),
+    headers: error.headers,
     ...(retryable !== undefined && { retryable }),
   });
+}
+
+/** A job request built from a compatibility body, validated; a failure is a 400 naming the parameter (renamed to the client's name for it). */
+export function validJobRequest(input: JobRequestInput, rename?: (param: string) => string): JobRequest {
+  const parsed = JobRequest.safeParse(input);
+  if (!parsed.success) throw fromZodError(parsed.error, rename);
+  return parsed.data;
 }
 
 /**
@@ -107,7 +86,7 @@ function fromApiError(error: ApiErrorLike, status = error.status, retryable?: bo
 export function toCompatError(error: unknown, request: FastifyRequest): CompatError {
   if (error instanceof CompatError) return error;
   if (error instanceof ZodError) return fromZodError(error);
-  if (isApiErrorLike(error)) return fromApiError(error);
+  if (error instanceof ApiError) return fromApiError(error);
   const apiError = toApiError(error, request);
   const statusCode = (error as Partial<FastifyError> | null)?.statusCode;
   const status = typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500 ? statusCode : apiError.status;

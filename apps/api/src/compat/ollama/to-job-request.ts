@@ -1,5 +1,5 @@
-import { JobRequest, type JobRequestInput } from '@switchyard/protocol';
-import { fromZodError } from '../compat-error.js';
+import type { JobRequest, JobRequestInput } from '@switchyard/protocol';
+import { validJobRequest } from '../compat-error.js';
 import type { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
 
 type Common = Pick<OllamaChatRequest, 'model' | 'format' | 'options' | 'keep_alive' | 'priority' | 'deadline_ms'>;
@@ -17,12 +17,6 @@ function common(body: Common): Partial<JobRequestInput> {
   };
 }
 
-function validated(input: JobRequestInput): JobRequest {
-  const parsed = JobRequest.safeParse(input);
-  if (!parsed.success) throw fromZodError(parsed.error, (param) => param.replace(/\.(\d+)/g, '[$1]'));
-  return parsed.data;
-}
-
 /** True for Ollama's "load the model, generate nothing" request (`messages: []` / empty prompt). */
 export function isLoadOnlyChat(body: OllamaChatRequest): boolean {
   return body.messages == null || body.messages.length === 0;
@@ -33,7 +27,7 @@ export function isLoadOnlyGenerate(body: OllamaGenerateRequest): boolean {
 }
 
 export function chatToJobRequest(body: OllamaChatRequest): JobRequest {
-  return validated({
+  return validJobRequest({
     ...common(body),
     model: body.model,
     messages: (body.messages ?? []).map((message) => ({
@@ -50,7 +44,7 @@ export function chatToJobRequest(body: OllamaChatRequest): JobRequest {
  */
 export function generateToJobRequest(body: OllamaGenerateRequest): JobRequest {
   const images = body.images ?? [];
-  return validated({
+  return validJobRequest({
     ...common(body),
     model: body.model,
     ...(body.system != null && { system: body.system }),

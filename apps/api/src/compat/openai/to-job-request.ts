@@ -1,5 +1,5 @@
-import { JobRequest, type ChatMessage, type GenerationOptions, type JobRequestInput } from '@switchyard/protocol';
-import { fromZodError, invalidParam } from '../compat-error.js';
+import type { ChatMessage, GenerationOptions, JobRequest, JobRequestInput } from '@switchyard/protocol';
+import { invalidParam, validJobRequest } from '../compat-error.js';
 import type { ChatCompletionRequest, CompletionRequest, OpenAiMessage } from './request-schemas.js';
 
 type Sampling = Pick<
@@ -21,7 +21,7 @@ const PARAM_OF: Record<string, string> = {
 
 function rename(param: string): string {
   const options = /^options\.[a-z_]+/.exec(param)?.[0];
-  return (options && PARAM_OF[options]) ?? PARAM_OF[param] ?? param.replace(/\.(\d+)/g, '[$1]');
+  return (options && PARAM_OF[options]) ?? PARAM_OF[param] ?? param;
 }
 
 function options(body: Sampling, maxTokens: number | null | undefined): GenerationOptions | undefined {
@@ -72,27 +72,21 @@ function toChatMessage(message: OpenAiMessage, index: number): ChatMessage {
   return { role, content: texts.join('\n'), ...(images.length > 0 && { images }) };
 }
 
-function validated(input: JobRequestInput): JobRequest {
-  const parsed = JobRequest.safeParse(input);
-  if (!parsed.success) throw fromZodError(parsed.error, rename);
-  return parsed.data;
-}
-
 /** `POST /v1/chat/completions` body → the job it becomes. */
 export function chatToJobRequest(body: ChatCompletionRequest): JobRequest {
   let format: JobRequestInput['format'];
   if (body.response_format?.type === 'json_object') format = 'json';
   if (body.response_format?.type === 'json_schema') format = body.response_format.json_schema.schema ?? 'json';
-  return validated({
+  return validJobRequest({
     model: body.model,
     messages: body.messages.map(toChatMessage),
     ...common(body, body.max_completion_tokens ?? body.max_tokens),
     ...(format !== undefined && { format }),
-  });
+  }, rename);
 }
 
 /** `POST /v1/completions` body → the job it becomes. */
 export function completionToJobRequest(body: CompletionRequest): JobRequest {
   const prompt = typeof body.prompt === 'string' ? body.prompt : (body.prompt[0] ?? '');
-  return validated({ model: body.model, prompt, ...common(body, body.max_tokens) });
+  return validJobRequest({ model: body.model, prompt, ...common(body, body.max_tokens) }, rename);
 }
