@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Backend } from '@switchyard/backends';
+import { BackendError, type Backend } from '@switchyard/backends';
 import type { AgentHeartbeat } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
@@ -408,7 +408,7 @@ export class LifecycleManager {
       log.info({ load_ms: elapsedMs, vram_bytes: inventory.get(model.name)?.loaded?.vramBytes }, 'model warm');
     } catch (error) {
       log.warn({ err: error }, 'could not warm model');
-      if (/memory|vram|too large|requires more/i.test((error as Error).message)) {
+      if (error instanceof BackendError && error.outOfMemory) {
         this.unfitUntil.set(model.name, Date.now() + this.options.unfitCooldownMs);
       }
     } finally {

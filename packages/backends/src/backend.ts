@@ -98,4 +98,13 @@ export class BackendError extends Error {
   ) {
     super(message, options);
   }
+
+  /**
+   * The backend refused because the model does not fit in memory now (Ollama: "model requires
+   * more system memory (…) than is available (…)"; llama.cpp: "out of memory"), as opposed
+   * to being down or failing: worth a cooldown on this node, not a retry.
+   */
+  get outOfMemory(): boolean {
+    return /requires more system memory|out of memory/i.test(this.message);
+  }
 }

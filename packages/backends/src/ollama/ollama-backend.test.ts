@@ -632,6 +632,13 @@ describe('OllamaBackend lifecycle', () => {
     });
   });
 
+  it('tells a refusal for lack of memory from other failures', async () => {
+    resetServer((_req, res) => json(res, 500, { error: 'model requires more system memory (12.0 GiB) than is available (8.0 GiB)' }));
+    expect(((await rejection(backend().load('big'))) as BackendError).outOfMemory).toBe(true);
+    resetServer((_req, res) => json(res, 500, { error: 'llama runner process has terminated: exit status 2' }));
+    expect(((await rejection(backend().load('big'))) as BackendError).outOfMemory).toBe(false);
+  });
+
   it('close() is idempotent and leaves an injected dispatcher open', async () => {
     const { Agent } = await import('undici');
     const shared = new Agent();
