@@ -7,8 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ByteSize } from '@switchyard/protocol';
-import { normalizeModelName } from './model-name.js';
+import { ByteSize, canonicalModelName } from '@switchyard/protocol';
 
 const positiveInt = z.number().int().positive();
 const positive = z.number().positive();
@@ -74,7 +73,7 @@ export function derivedDigest(name: string): string {
 export const ModelSpec = z
   .strictObject({
     /** `name:tag`; `latest` is added when the tag is missing. */
-    name: z.string().min(1).transform(normalizeModelName),
+    name: z.string().min(1).transform(canonicalModelName),
     /** Weights on disk (`size` in `/api/tags`). */
     size_bytes: ByteSize.pipe(positiveInt),
     /** `sha256:<64 hex>` or bare hex; derived from the name when missing. Served as bare hex, like Ollama. */

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { GpuSimConfig } from './config.js';
 import type { ModelSpec } from './model-spec.js';
-import { normalizeModelName } from './model-name.js';
+import { canonicalModelName } from '@switchyard/protocol';
 import type { Scheduler } from './scheduler.js';
 import type { SimCounters } from './sim-counters.js';
 
@@ -18,5 +18,5 @@ export interface SimContext {
 
 /** Finds a model by name, adding `:latest` when the tag is missing, as Ollama does. */
 export function findModel(catalog: ReadonlyMap<string, ModelSpec>, name: string): ModelSpec | undefined {
-  return catalog.get(name) ?? catalog.get(normalizeModelName(name));
+  return catalog.get(name) ?? catalog.get(canonicalModelName(name));
 }
