@@ -304,22 +304,23 @@ export class JobService {
 
   /**
    * Expires a queued job whose deadline passed: removed from its queue without reaching a
-   * GPU, an `error {code: deadline_exceeded}` event for its client. False when an agent
-   * holds it already (it checks the deadline itself before starting).
+   * GPU, an `error {code: deadline_exceeded}` event for its client. Otherwise the state that
+   * kept it: an agent holds it already (it checks the deadline itself before starting), it
+   * ended, or it is `unknown` (not enqueued yet: a submit in progress; or gone).
    */
-  async expire(jobId: string, queueKey: string, deadlineAt: number): Promise<boolean> {
+  async expire(jobId: string, queueKey: string, deadlineAt: number): Promise<{ expired: true } | { expired: false; state: string }> {
     const queue = this.deps.queues.get(queueKey);
     const state = await queue.getJobState(jobId);
-    // Unknown: not enqueued yet (a submit in progress) or gone; reconciliation settles those.
-    if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return false;
-    if ((await queue.remove(jobId)) !== 1) return false;
+    if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return { expired: false, state };
+    // remove() refuses a job an agent locked meanwhile.
+    if ((await queue.remove(jobId)) !== 1) return { expired: false, state: 'active' };
     await this.deps.jobIndex.markExpired(jobId).catch(() => undefined);
     await this.deps.events.append(jobId, {
       type: 'error',
       code: JobErrorCode.deadlineExceeded,
       message: `deadline passed ${Math.max(0, Date.now() - deadlineAt)} ms ago while the job was queued; it never reached a GPU`,
     });
-    return true;
+    return { expired: true };
   }
 
   /** Waiting/active/... counts per model queue this process knows. */

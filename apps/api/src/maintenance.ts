@@ -125,24 +125,26 @@ export class Maintenance {
       deadlines.set(due[i]!, Number(due[i + 1]));
     }
     const positions = await ledger.positions(ids);
+    // Deadlines this sweep is done with, removed in one command at the end.
+    const settled: string[] = [];
     await Promise.all(
       ids.map(async (jobId) => {
         const position = positions.get(jobId);
         if (!position || position.state !== 'q') {
-          await redis.zrem(ledger.keys.deadlines, jobId);
+          settled.push(jobId);
           return;
         }
-        const expired = await jobs.expire(jobId, position.model, deadlines.get(jobId) ?? now);
-        if (expired) {
+        const outcome = await jobs.expire(jobId, position.model, deadlines.get(jobId) ?? now);
+        if (outcome.expired) {
           logger.info({ jobId, model: position.model }, 'job expired in the queue');
           return;
         }
         // An agent holds it (it checks the deadline before starting) or its submit is still
         // writing it; either way it is no longer this sweep's to expire unless it stays queued.
-        const state = await this.deps.queues.get(position.model).getJobState(jobId);
-        if (state !== 'unknown' || now - (deadlines.get(jobId) ?? now) > SETTLE_MS) await redis.zrem(ledger.keys.deadlines, jobId);
+        if (outcome.state !== 'unknown' || now - (deadlines.get(jobId) ?? now) > SETTLE_MS) settled.push(jobId);
       }),
     );
+    if (settled.length > 0) await redis.zrem(ledger.keys.deadlines, ...settled);
   }
 
   /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */
