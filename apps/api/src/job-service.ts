@@ -323,13 +323,17 @@ export class JobService {
     return { expired: true };
   }
 
-  /** Waiting/active/... counts per model queue this process knows. */
-  async queueCounts(): Promise<Map<string, Record<string, number>>> {
-    await this.deps.queues.discover();
-    const result = new Map<string, Record<string, number>>();
+  /**
+   * Jobs waiting (plain, prioritized or delayed) and running per model queue this process
+   * knows; queues other replicas create are discovered every few seconds (server.ts), not on
+   * every call.
+   */
+  async queueCounts(): Promise<Map<string, { waiting: number; active: number }>> {
+    const result = new Map<string, { waiting: number; active: number }>();
     await Promise.all(
       [...this.deps.queues.opened()].map(async ([model, queue]) => {
-        result.set(model, await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'));
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+        result.set(model, { waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0), active: counts.active ?? 0 });
       }),
     );
     return result;

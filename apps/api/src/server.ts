@@ -78,13 +78,13 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     async () => {
       const rows: Array<{ model: string; state: string; count: number }> = [];
       for (const [model, counts] of (await jobs?.queueCounts()) ?? []) {
-        rows.push({ model, state: 'waiting', count: (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0) });
-        rows.push({ model, state: 'active', count: counts.active ?? 0 });
+        rows.push({ model, state: 'waiting', count: counts.waiting });
+        rows.push({ model, state: 'active', count: counts.active });
       }
       return rows;
     },
     async (): Promise<LedgerSnapshot> => {
-      const models = await queues.discover();
+      const models = [...queues.opened().keys()];
       const now = Date.now();
       const stats = (await admission?.modelStats(models)) ?? new Map();
       const outcomes = await redis.hgetall(ledger.keys.outcomes);

@@ -12,7 +12,7 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
     const now = Date.now();
     const data = [...names].sort().map((name) => {
       const fleet = servable.get(name);
-      const count = counts.get(name) ?? {};
+      const count = counts.get(name);
       const stats = ledger.get(name);
       return {
         id: name,
@@ -26,8 +26,8 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
         agents: fleet?.agents ?? [],
         loaded_on: fleet?.loadedOn ?? [],
         queue: {
-          waiting: (count.waiting ?? 0) + (count.prioritized ?? 0) + (count.delayed ?? 0),
-          active: count.active ?? 0,
+          waiting: count?.waiting ?? 0,
+          active: count?.active ?? 0,
           // Backpressure at a glance: what the depth limit counts (admitted, not started yet;
           // also jobs an agent has claimed and is still loading for, until seen), how long the
           // longest-waiting job has waited, and the measured completions per second that
