@@ -54,6 +54,12 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       throw jobFailure(code, message);
     };
 
+    const cancelHeard = () => signal?.aborted === true || deps.wasCancelled(jobId);
+    const cancelled = () => {
+      log.info('job cancelled; backend request aborted');
+      return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
+    };
+
     const parsed = JobData.safeParse(job.data);
     if (!parsed.success) {
       const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
@@ -62,7 +68,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     }
     const data = parsed.data;
     const startedAt = Date.now();
-    if (deps.wasCancelled(jobId) || signal?.aborted) return fail(JobErrorCode.cancelled, 'cancelled before it started');
+    if (cancelHeard()) return fail(JobErrorCode.cancelled, 'cancelled before it started');
     if (data.deadline_at !== undefined && data.deadline_at <= startedAt) {
       return fail(JobErrorCode.deadlineExceeded, `deadline passed ${startedAt - data.deadline_at} ms before an agent could start the job`);
     }
@@ -125,16 +131,15 @@ export function createJobProcessor(deps: JobRunnerDeps) {
         await writes;
         return result;
       }
+      // An abort can also end the stream quietly, as if the backend had closed it.
+      if (cancelHeard()) return await cancelled();
       return await fail(JobErrorCode.backendError, 'backend closed the stream without a final line');
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       coalescer.discard();
       // Whatever broke after a cancellation was heard (an abort, or the backend closing the
       // stream it was aborting), the job ended because the client asked it to.
-      if (signal?.aborted || (error as Error).name === 'AbortError' || deps.wasCancelled(jobId)) {
-        log.info('job cancelled; backend request aborted');
-        return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
-      }
+      if (cancelHeard() || (error as Error).name === 'AbortError') return cancelled();
       const message = error instanceof Error ? error.message : String(error);
       log.warn({ err: error }, 'backend request failed');
       const code = error instanceof BackendError && error.code === 'model_not_found' ? JobErrorCode.modelNotFound : JobErrorCode.backendError;
