@@ -3,6 +3,7 @@
  * incrementally so the first token's arrival is timed when it arrives, not when the answer ends.
  */
 import { request, type Dispatcher } from 'undici';
+import { parseNdjson } from '@switchyard/backends';
 
 export interface GenerateBody {
   model: string;
@@ -53,10 +54,7 @@ export async function generateStream(dispatcher: Dispatcher, baseUrl: string, bo
     }
     return outcome;
   }
-  let buffer = '';
-  const handle = (raw: string) => {
-    if (raw.trim() === '') return;
-    const line = JSON.parse(raw) as Line;
+  const handle = (line: Line) => {
     if (line.error !== undefined) {
       outcome.error = line.error;
       return;
@@ -71,17 +69,7 @@ export async function generateStream(dispatcher: Dispatcher, baseUrl: string, bo
     }
   };
   try {
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let newline = buffer.indexOf('\n');
-      while (newline !== -1) {
-        handle(buffer.slice(0, newline));
-        buffer = buffer.slice(newline + 1);
-        newline = buffer.indexOf('\n');
-      }
-    }
-    handle(buffer);
+    for await (const line of parseNdjson(response.body as AsyncIterable<Uint8Array>)) handle(line as Line);
   } catch (error) {
     outcome.error ??= (error as Error).message;
   }

@@ -1,5 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import type { Dispatcher, Pool } from 'undici';
+import { parseNdjson } from '@switchyard/backends';
 
 /** Reads an SSE body until `until` says stop; calls `onEvent` with each parsed data object. */
 export interface WireEvent {
@@ -75,15 +76,8 @@ export async function directFirstToken(pool: Pool, payload: string): Promise<{ t
   const t0 = performance.now();
   const response = await pool.request({ path: '/api/generate', method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
   let ttftMs = Number.NaN;
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of response.body) {
-    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-    const newline = buffer.indexOf('\n');
-    if (newline !== -1 && Number.isNaN(ttftMs)) {
-      const line = JSON.parse(buffer.slice(0, newline)) as { response?: string };
-      if (line.response) ttftMs = performance.now() - t0;
-    }
+  for await (const line of parseNdjson(response.body as AsyncIterable<Uint8Array>)) {
+    if (Number.isNaN(ttftMs) && (line as { response?: string }).response) ttftMs = performance.now() - t0;
   }
   return { ttftMs };
 }
