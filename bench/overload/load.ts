@@ -9,6 +9,7 @@
  *
  * Input: one JSON argument. Output: one JSON line (a LoadReport) on stdout.
  */
+import { consumeSse } from '../common/sse.js';
 import { mulberry32 as prng } from '../common/stats.js';
 import type { AcceptedJob, Attempt, LoadReport } from './stats.js';
 
@@ -46,24 +47,14 @@ async function follow(job: AcceptedJob): Promise<void> {
   try {
     const response = await fetch(`${options.apiUrl}/v1/jobs/${job.id}/events`, { signal: hardStop.signal });
     if (!response.body) return;
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) !== -1) {
-        const message = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const type = /^event: (.+)$/m.exec(message)?.[1];
-        if (type === 'started' && job.startedAt === undefined) job.startedAt = now();
-        if (type === 'done' || type === 'error') {
-          job.endedAt = now();
-          job.outcome = type === 'done' ? 'completed' : 'error';
-          if (type === 'error') job.errorCode = /"code":"([^"]+)"/.exec(message)?.[1] ?? 'unknown';
-          return;
-        }
-      }
-    }
+    await consumeSse(response.body, (event) => {
+      if (event.type === 'started' && job.startedAt === undefined) job.startedAt = now();
+      if (event.type !== 'done' && event.type !== 'error') return false;
+      job.endedAt = now();
+      job.outcome = event.type === 'done' ? 'completed' : 'error';
+      if (event.type === 'error') job.errorCode = event.code ?? 'unknown';
+      return true;
+    });
   } catch {
     // hard stop or a dropped connection: the job stays `lost`
   }

@@ -1,33 +1,6 @@
-import { createParser } from 'eventsource-parser';
-import type { Dispatcher, Pool } from 'undici';
+import type { Pool } from 'undici';
 import { parseNdjson } from '@switchyard/backends';
-
-/** Reads an SSE body until `until` says stop; calls `onEvent` with each parsed data object. */
-export interface WireEvent {
-  type: string;
-  seq: number;
-  text?: string;
-  timings?: { queued_ms: number; load_ms: number; ttft_ms: number; total_ms: number };
-}
-
-export async function consumeSse(
-  body: Dispatcher.ResponseData['body'],
-  onEvent: (event: WireEvent) => boolean | void,
-): Promise<void> {
-  let stop = false;
-  const parser = createParser({
-    onEvent: (message) => {
-      if (stop) return;
-      if (onEvent(JSON.parse(message.data)) === true) stop = true;
-    },
-  });
-  const decoder = new TextDecoder();
-  for await (const chunk of body) {
-    parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
-    if (stop) break;
-  }
-  if (stop) body.destroy();
-}
+import { consumeSse } from '../common/sse.js';
 
 /** Submits a native job and returns its id. */
 export async function submitJob(pool: Pool, payload: string): Promise<string> {

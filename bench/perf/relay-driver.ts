@@ -2,7 +2,7 @@ import { fork } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
-import { consumeSse } from './clients.js';
+import { consumeSse } from '../common/sse.js';
 
 export interface RelayStats {
   events: number;

@@ -6,7 +6,7 @@
  * A 429/503 refusal is honoured like a well-behaved client: wait Retry-After (capped) and
  * submit again, a bounded number of times; the wait counts against the request.
  */
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { consumeSse, type WireEvent } from '../../common/sse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Policy } from '../policy.js';
@@ -84,35 +84,31 @@ export function switchyard(stack: SwitchyardStack): Policy {
       let cold: boolean | undefined;
       let timings: Timings | undefined;
       let failure: string | undefined;
-      let terminal = false;
-      const parser = createParser({
-        onEvent: (message: EventSourceMessage) => {
-          const data = JSON.parse(message.data) as Record<string, unknown>;
-          switch (message.event) {
-            case 'token':
-              firstToken ??= Date.now();
-              tokens++;
-              break;
-            case 'started':
-              agent = data.agent as string;
-              cold = data.cold as boolean;
-              break;
-            case 'restarted':
-              restarts++;
-              firstToken = undefined;
-              tokens = 0;
-              break;
-            case 'done':
-              timings = data.timings as Timings;
-              terminal = true;
-              break;
-            case 'error':
-              failure = `${String(data.code)}: ${String(data.message)}`;
-              terminal = true;
-              break;
-          }
-        },
-      });
+      const onEvent = (event: WireEvent): boolean => {
+        switch (event.type) {
+          case 'token':
+            firstToken ??= Date.now();
+            tokens++;
+            return false;
+          case 'started':
+            agent = event.agent;
+            cold = event.cold;
+            return false;
+          case 'restarted':
+            restarts++;
+            firstToken = undefined;
+            tokens = 0;
+            return false;
+          case 'done':
+            timings = event.timings;
+            return true;
+          case 'error':
+            failure = `${String(event.code)}: ${String(event.message)}`;
+            return true;
+          default:
+            return false;
+        }
+      };
       try {
         const response = await request(`${stack.apiUrl}/v1/jobs/${job.id}/events`, {
           dispatcher,
@@ -122,13 +118,8 @@ export function switchyard(stack: SwitchyardStack): Policy {
         if (response.statusCode !== 200) {
           await response.body.dump();
           failure ??= `events: http_${response.statusCode}`;
-        } else {
-          const decoder = new TextDecoder();
-          for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-            parser.feed(decoder.decode(chunk, { stream: true }));
-            if (terminal) break;
-          }
-          if (!terminal) failure ??= 'event stream ended before done';
+        } else if (!(await consumeSse(response.body, onEvent))) {
+          failure ??= 'event stream ended before done';
         }
       } catch (error) {
         failure ??= signal.aborted ? 'timeout' : `events: ${(error as Error).message}`;
