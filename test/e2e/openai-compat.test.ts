@@ -295,19 +295,10 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
       body: JSON.stringify({ model: MODEL, prompt: 'hold the tenant slot', options: { num_predict: 5_000 }, detach: true }),
     }).then((response) => response.json() as Promise<{ id: string }>);
 
-    const attempts: Array<{ at: number; status: number; retryAfterMs: number; body?: any }> = [];
-    const countingFetch: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      const retryAfterMs = Number(response.headers.get('retry-after-ms') ?? Number(response.headers.get('retry-after')) * 1000);
-      const entry: (typeof attempts)[number] = { at: Date.now(), status: response.status, retryAfterMs };
-      attempts.push(entry);
-      if (response.status === 429) {
-        entry.body = await response.clone().json();
-        // The tenant's slot frees while the client waits.
-        await fetch(`${stack.apiUrl}/v1/jobs/${blocker.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${KEY}` } });
-      }
-      return response;
-    };
+    // The tenant's slot frees while the client waits.
+    const { attempts, countingFetch } = recordingFetch(429, async () => {
+      await fetch(`${stack.apiUrl}/v1/jobs/${blocker.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${KEY}` } });
+    });
     const openai = client(stack, { apiKey: KEY, maxRetries: 2, fetch: countingFetch });
     const completion = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
     expect(completion.choices[0]!.message.content).toBeTruthy();
@@ -326,19 +317,10 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
       .poll(async () => (await client(stack, { apiKey: KEY }).models.list()).data.some((model: any) => model.servable), { timeout: 10_000 })
       .toBe(false);
 
-    const attempts: Array<{ at: number; status: number; retryAfterMs: number; body?: any }> = [];
-    const countingFetch: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      const retryAfterMs = Number(response.headers.get('retry-after-ms') ?? Number(response.headers.get('retry-after')) * 1000);
-      const entry: (typeof attempts)[number] = { at: Date.now(), status: response.status, retryAfterMs };
-      attempts.push(entry);
-      if (response.status === 503) {
-        entry.body = await response.clone().json();
-        // The fleet recovers while the client waits.
-        if (attempts.length === 1) void stack.addAgent(0);
-      }
-      return response;
-    };
+    // The fleet recovers while the client waits.
+    const { attempts, countingFetch } = recordingFetch(503, async (count) => {
+      if (count === 1) void stack.addAgent(0);
+    });
     const openai = client(stack, { apiKey: KEY, maxRetries: 3, fetch: countingFetch });
     const completion = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
     expect(completion.choices[0]!.message.content).toBeTruthy();
@@ -351,3 +333,23 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
     expect(attempts[1]!.at - refused.at).toBeGreaterThanOrEqual(refused.retryAfterMs - 50);
   }, 40_000);
 });
+
+/**
+ * A fetch for the openai client that records every attempt (status, Retry-After in ms, and
+ * the body of a refusal with `refusalStatus`) and calls `onRefusal` with the attempt count.
+ */
+function recordingFetch(refusalStatus: number, onRefusal: (count: number) => Promise<void>) {
+  const attempts: Array<{ at: number; status: number; retryAfterMs: number; body?: any }> = [];
+  const countingFetch: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    const retryAfterMs = Number(response.headers.get('retry-after-ms') ?? Number(response.headers.get('retry-after')) * 1000);
+    const entry: (typeof attempts)[number] = { at: Date.now(), status: response.status, retryAfterMs };
+    attempts.push(entry);
+    if (response.status === refusalStatus) {
+      entry.body = await response.clone().json();
+      await onRefusal(attempts.length);
+    }
+    return response;
+  };
+  return { attempts, countingFetch };
+}
