@@ -255,4 +255,22 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     expect(ratio).toBeCloseTo((after.vram_estimate_bytes - truth) / truth, 6);
     expect(metrics).toMatch(/^switchyard_fleet_model_copies\{model="llama3.1:8b"\} 1$/m);
   });
+  it('reports the wait for a cold model as load time, not also as queue time', async () => {
+    // 4.9 GB at 0.2 GB/s of simulated time: a load of about 25 s, 1.2 s of wall time here.
+    stack = await startStack({ nodes: [node(24 * GB, ['llama3.1:8b'], { load_bytes_per_s: 2e8 })] });
+    const job = await submitJob(stack, { model: 'llama3.1:8b', prompt: 'cold start', options: { num_predict: 3 } });
+    const sse = await readSse(`${stack.apiUrl}${job.links.events}`, { timeoutMs: 30_000 });
+    const started = sse.events.find((event) => event.type === 'started');
+    const done = sse.events.at(-1)!;
+    if (started?.type !== 'started' || done.type !== 'done') throw new Error(JSON.stringify(sse.events.at(-1)));
+    const loadWallMs = (4.9e9 / 2e8) * 1000 * TIME_SCALE;
+    expect(started.cold).toBe(true);
+    expect(started.load_ms).toBeGreaterThan(0.8 * loadWallMs);
+    const { queued_ms, load_ms, ttft_ms } = done.timings;
+    expect(load_ms).toBeGreaterThan(0.8 * loadWallMs);
+    // The agent loads before it claims, so the job sat in Redis through the load; the parts
+    // partition the time to the first token (Ollama's wire derives prompt_eval_duration from them).
+    expect(queued_ms).toBeLessThan(0.5 * loadWallMs);
+    expect(queued_ms + load_ms).toBeLessThanOrEqual(ttft_ms + 1);
+  });
 });

@@ -92,7 +92,11 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // the job was submitted.
     const state = deps.inventory.get(data.model);
     const cold = !state?.loaded || state.loaded.loadedAt >= data.submitted_at;
-    const coldLoadMs = cold ? (state?.lastLoadMs ?? 0) : 0;
+    // The part of that load the job sat through in Redis: from its submission (or the load's
+    // start, if later) to the load's end. It is load time, not queue time — counting it in
+    // both would make queued + load exceed the time to the first token.
+    const loadWaitedMs =
+      cold && state?.loaded ? Math.max(0, state.loaded.loadedAt - Math.max(data.submitted_at, state.loaded.loadedAt - (state.lastLoadMs ?? 0))) : 0;
     const endUsage = deps.inventory.track(data.model);
     let text = '';
     let firstTokenAt: number | undefined;
@@ -103,7 +107,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
             deps.inventory.markLoaded(data.model);
-            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? Math.max(coldLoadMs, state?.loaded ? 0 : firstTokenAt - startedAt) : 0 });
+            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? (state?.loaded ? loadWaitedMs : firstTokenAt - startedAt) : 0 });
           }
           text += chunk.text;
           coalescer.push(chunk.text);
@@ -117,8 +121,9 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           finish_reason: finishReason,
           usage: { prompt_tokens: chunk.prompt_tokens, completion_tokens: chunk.completion_tokens },
           timings: {
-            queued_ms: Math.max(0, startedAt - data.submitted_at),
-            load_ms: Math.max(chunk.load_ms, coldLoadMs),
+            queued_ms: Math.max(0, startedAt - data.submitted_at - loadWaitedMs),
+            // Disjoint: the agent's load before the claim, and the backend's (if it had to load) after.
+            load_ms: loadWaitedMs + chunk.load_ms,
             ttft_ms: Math.max(0, (firstTokenAt ?? finishedAt) - data.submitted_at),
             total_ms: Math.max(0, finishedAt - data.submitted_at),
           },
