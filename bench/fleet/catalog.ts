@@ -74,3 +74,14 @@ export function vramNeedBytes(model: CatalogModel, numCtx: number, numParallel: 
 export function loadSeconds(model: CatalogModel, loadBytesPerS: number, loadOverheadMs: number): number {
   return loadOverheadMs / 1_000 + model.size_bytes / loadBytesPerS;
 }
+
+/**
+ * "One model load", the bar of the p99 queue-wait target: the median nominal load time over
+ * the catalog, fixed by the catalog and the load throughput so it does not move with the
+ * policy being judged.
+ */
+export function medianLoadSeconds(catalog: readonly CatalogModel[], loadBytesPerS: number, loadOverheadMs: number): number {
+  const loads = catalog.map((model) => loadSeconds(model, loadBytesPerS, loadOverheadMs)).sort((a, b) => a - b);
+  const mid = loads.length / 2;
+  return loads.length % 2 === 0 ? ((loads[mid - 1] as number) + (loads[mid] as number)) / 2 : (loads[Math.floor(mid)] as number);
+}

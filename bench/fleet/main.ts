@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FLEET_CATALOG, loadSeconds, vramNeedBytes } from './catalog.js';
+import { FLEET_CATALOG, loadSeconds, medianLoadSeconds, vramNeedBytes } from './catalog.js';
 import { DEFAULT_SIM_SETTINGS, FLEETS, type NodeSpec, type SimSettings } from './fleet-config.js';
 import { capacityReference } from './capacity.js';
 import { computeMetrics, type PolicyMetrics } from './metrics.js';
@@ -220,11 +220,7 @@ async function main(): Promise<void> {
   const dirty = git(['status', '--porcelain', '--', ...CODE_UNDER_TEST])?.split('\n').filter(Boolean).map((line) => line.trim()) ?? [];
   const trace = generateTrace(options.trace);
   const { settings } = options;
-  const oneLoadS = (() => {
-    const loads = FLEET_CATALOG.map((model) => loadSeconds(model, settings.load_bytes_per_s, settings.load_overhead_ms)).sort((a, b) => a - b);
-    const mid = loads.length / 2;
-    return loads.length % 2 === 0 ? ((loads[mid - 1] as number) + (loads[mid] as number)) / 2 : (loads[Math.floor(mid)] as number);
-  })();
+  const oneLoadS = medianLoadSeconds(FLEET_CATALOG, settings.load_bytes_per_s, settings.load_overhead_ms);
   const measured = trace.requests.filter((request) => !request.warmup).length;
   say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`);
   const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
@@ -279,6 +275,8 @@ async function main(): Promise<void> {
       ttft: 'submission → first token at the client; trace seconds',
       percentiles: 'nearest rank over completed requests plus requests the bench gave up on (with the wait they had when dropped, a lower bound)',
       one_model_load_s: 'median nominal load time over the catalog (the bar for the p99 queue wait target)',
+      queue_wait_over_own_load_p99: 'p99 over requests of queue wait / nominal load time of the request\'s own model (the p99 target read per request)',
+      slot_reference: 'queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: this run\'s arrivals and measured service times (first slot → finished) through those slots; what slots alone cost on this traffic',
       capacity_static_warm_share: 'share of measured requests whose model fits in the best static placement of its phase (models by requests per GB, best-fit onto the nodes): what the hardware allows a clairvoyant fixed placement, a reference rather than a strict bound',
     },
     machine: machine(),

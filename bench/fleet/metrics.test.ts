@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SimStats } from '@switchyard/gpu-sim';
 import { FLEET_CATALOG } from './catalog.js';
 import { DEFAULT_SIM_SETTINGS } from './fleet-config.js';
-import { computeMetrics, loadIntervals, percentile } from './metrics.js';
+import { computeMetrics, loadIntervals, percentile, slotOnlyQueueWaits } from './metrics.js';
 import type { RequestRecord } from './records.js';
 import type { SimEvent } from './sim-host.js';
 
@@ -75,6 +75,22 @@ describe('fleet metrics', () => {
     // llama3.1:8b: 4.92 GB at 2 GB/s + 0.3 s.
     expect(metrics.load_gpu_seconds).toBeCloseTo(2.8, 1);
     expect(metrics.details.timeline_check).toBe('ok');
+    // Per request: the slowest wait (1 s) over llama3.1:8b's own load (2.76 s).
+    expect(metrics.details.queue_wait_over_own_load_p99).toBeCloseTo(1 / (0.3 + 4.92e9 / 2e9), 2);
+  });
+
+  it('measures what slots alone cost: one always-warm copy per model, measured service times', () => {
+    const toTraceS = (ms: number) => ms / 100;
+    // Six requests for one model at once, each holding a slot 2 s (200 wall ms), on 4 slots:
+    // four start at once, two wait 2 s. Another model's request does not share those slots.
+    const burst = Array.from({ length: 6 }, (_, id) => record({ id, submitted: T0, slot: T0 + 5_000 + id, finished: T0 + 5_200 + id }));
+    const other = record({ id: 6, model: 'qwen2.5:0.5b', submitted: T0, slot: T0 + 1, finished: T0 + 201 });
+    const warmup = record({ id: 7, warmup: true, submitted: T0, slot: T0, finished: T0 + 200 });
+    const reference = slotOnlyQueueWaits([...burst, other], 4, toTraceS, 1.5);
+    expect(reference.queue_wait_p99_s).toBeCloseTo(2, 3);
+    expect(reference.waits_over_target).toBe(2);
+    // A warm-up request takes a slot but is not measured.
+    expect(slotOnlyQueueWaits([warmup, ...burst], 4, toTraceS, 1.5).waits_over_target).toBe(3);
   });
 
   it('counts OOM and failures, and lets dropped requests into the percentiles with the time they waited', () => {

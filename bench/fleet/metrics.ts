@@ -23,7 +23,7 @@
  */
 import { percentileSorted } from '../common/stats.js';
 import type { SimStats } from '@switchyard/gpu-sim';
-import { loadSeconds, type CatalogModel } from './catalog.js';
+import { loadSeconds, medianLoadSeconds, type CatalogModel } from './catalog.js';
 import type { SimSettings } from './fleet-config.js';
 import type { RequestRecord } from './records.js';
 import type { ReplayResult } from './replay.js';
@@ -49,6 +49,13 @@ export interface PolicyMetrics {
     timeouts_in_percentiles: number;
     queue_wait_mean_s: number | null;
     queue_wait_p90_s: number | null;
+    /**
+     * p99 over requests of (queue wait / nominal load time of the request's own model): the
+     * p99 target read per request, where a 70B model's queue is weighed against a 70B load.
+     */
+    queue_wait_over_own_load_p99: number | null;
+    /** What slots alone cost on this traffic: `slotOnlyQueueWaits`. */
+    slot_reference: SlotReference;
     ttft_mean_s: number | null;
     ttft_p90_s: number | null;
     /** Switchyard only: share of completed requests whose agent reported `started.cold: false`. */
@@ -79,6 +86,40 @@ export function percentile(sorted: readonly number[], p: number): number | null 
 
 function mean(values: readonly number[]): number | null {
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
+export interface SlotReference {
+  queue_wait_p99_s: number | null;
+  /** Measured requests that would wait longer than 1.2 × the catalog's median load. */
+  waits_over_target: number;
+}
+
+/**
+ * The queue waits this run's requests would have had if every model were warm, always, on
+ * one copy with `slotsPerCopy` slots, and no load ever ran: each model's requests, in arrival
+ * order, take the first free slot and hold it for the service time they were measured to
+ * need (first slot → finished). No policy that keeps one copy of a model when a burst for
+ * it starts can do better, since a second copy takes a load time to appear.
+ */
+export function slotOnlyQueueWaits(records: readonly RequestRecord[], slotsPerCopy: number, toTraceS: (ms: number) => number, targetS: number): SlotReference {
+  const byModel = new Map<string, RequestRecord[]>();
+  for (const record of records) {
+    if (record.outcome !== 'completed' || record.slot === undefined || record.finished === undefined) continue;
+    byModel.set(record.model, [...(byModel.get(record.model) ?? []), record]);
+  }
+  const waits: number[] = [];
+  for (const list of byModel.values()) {
+    list.sort((a, b) => a.submitted - b.submitted);
+    const freeAt = Array.from({ length: slotsPerCopy }, () => Number.NEGATIVE_INFINITY);
+    for (const record of list) {
+      const slot = freeAt.indexOf(Math.min(...freeAt));
+      const start = Math.max(record.submitted, freeAt[slot] as number);
+      freeAt[slot] = start + Math.max(0, (record.finished as number) - (record.slot as number));
+      if (!record.warmup) waits.push(toTraceS(start - record.submitted));
+    }
+  }
+  waits.sort((a, b) => a - b);
+  return { queue_wait_p99_s: round(percentile(waits, 99)), waits_over_target: waits.filter((wait) => wait > targetS).length };
 }
 
 interface LoadInterval {
@@ -143,6 +184,7 @@ export function computeMetrics(input: {
   const failedRecords = measured.filter((record) => !served.has(record));
 
   const queueWaits: number[] = [];
+  const waitsOverOwnLoad: number[] = [];
   const ttfts: number[] = [];
   let warm = 0;
   let burstCompleted = 0;
@@ -158,6 +200,7 @@ export function computeMetrics(input: {
       if (isWarm) burstWarm++;
     }
     queueWaits.push(toTraceS(Math.max(0, slot - record.submitted - own)));
+    waitsOverOwnLoad.push(toTraceS(Math.max(0, slot - record.submitted - own)) / nominalLoadS(record.model));
     if (record.first_token !== undefined) ttfts.push(toTraceS(Math.max(0, record.first_token - record.submitted)));
     servedByNode[record.node as string] = (servedByNode[record.node as string] ?? 0) + 1;
   }
@@ -165,9 +208,11 @@ export function computeMetrics(input: {
   for (const record of timedOut) {
     const waited = toTraceS(Math.max(0, (record.finished as number) - record.submitted));
     queueWaits.push(waited);
+    waitsOverOwnLoad.push(waited / nominalLoadS(record.model));
     ttfts.push(waited);
   }
   queueWaits.sort((a, b) => a - b);
+  waitsOverOwnLoad.sort((a, b) => a - b);
   ttfts.sort((a, b) => a - b);
 
   const failures: Record<string, number> = {};
@@ -207,6 +252,8 @@ export function computeMetrics(input: {
       timeouts_in_percentiles: timedOut.length,
       queue_wait_mean_s: round(mean(queueWaits)),
       queue_wait_p90_s: round(percentile(queueWaits, 90)),
+      queue_wait_over_own_load_p99: round(percentile(waitsOverOwnLoad, 99)),
+      slot_reference: slotOnlyQueueWaits(replay.records, settings.num_parallel, toTraceS, 1.2 * medianLoadSeconds(input.catalog, settings.load_bytes_per_s, settings.load_overhead_ms)),
       ttft_mean_s: round(mean(ttfts)),
       ttft_p90_s: round(percentile(ttfts, 90)),
       ...(agentCold.length > 0 && {
