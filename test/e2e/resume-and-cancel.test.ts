@@ -122,4 +122,33 @@ describe('a job that ended in its log but not yet in its queue', () => {
       redis.disconnect();
     }
   });
+
+  it('reports a job whose log ended with done as completed, with the answer its stream carried', async () => {
+    const redis = new Redis(slowStack.redisUrl);
+    try {
+      const job = await submit(slowStack, { model: MODEL, prompt: 'stay running', options: { num_predict: 2000 } });
+      await expect.poll(() => jobStatus(slowStack, job.id), { timeout: 10_000 }).toBe('running');
+      const log = new EventLog(redis, redisKeys(slowStack.prefix));
+      // As if the agent had streamed a restart, then an answer, and not yet stored the result.
+      await log.append(job.id, { type: 'token', text: 'void ' });
+      await log.append(job.id, { type: 'restarted', reason: 'agent_lost', attempt: 2 });
+      await log.append(job.id, { type: 'started', agent: 'agent-x', cold: false, load_ms: 0 });
+      await log.append(job.id, { type: 'token', text: 'Hello' });
+      await log.append(job.id, { type: 'token', text: ' world' });
+      const timings = { queued_ms: 1, load_ms: 0, ttft_ms: 2, total_ms: 3 };
+      await log.append(job.id, { type: 'done', finish_reason: 'stop', usage: { prompt_tokens: 2, completion_tokens: 2 }, timings });
+      const record = await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`).then((r) => r.json() as Promise<any>);
+      expect(record).toMatchObject({
+        status: 'completed',
+        result: { text: 'Hello world', finish_reason: 'stop' },
+        usage: { prompt_tokens: 2, completion_tokens: 2 },
+        timings,
+        agent: 'agent-x',
+      });
+      await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
+      await expect.poll(async () => (await simStats(slowStack)).active_requests, { timeout: 5_000 }).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
 });

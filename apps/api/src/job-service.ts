@@ -15,6 +15,7 @@ import {
 } from '@switchyard/protocol';
 import { EventLog, JobIndex, QueueRegistry, cancelMessage, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
+import { collectAnswer } from './compat/collect-answer.js';
 import { ApiError } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
@@ -200,29 +201,32 @@ export class JobService {
       throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
     }
     const state = await job.getState();
-    if (state === 'completed' && job.returnvalue) {
-      const result = job.returnvalue;
-      return {
-        ...base,
-        status: 'completed',
-        result: { text: result.text, finish_reason: result.finish_reason },
-        usage: result.usage,
-        timings: result.timings,
-        agent: result.agent,
-      };
-    }
+    const completed = (result: Pick<JobResult, 'text' | 'finish_reason' | 'usage' | 'timings'> & { agent?: string }): JobRecord => ({
+      ...base,
+      status: 'completed',
+      result: { text: result.text, finish_reason: result.finish_reason },
+      usage: result.usage,
+      timings: result.timings,
+      ...(result.agent !== undefined && { agent: result.agent }),
+    });
+    if (state === 'completed' && job.returnvalue) return completed(job.returnvalue);
     if (state === 'failed') {
       const failure = parseJobFailure(job.failedReason);
       return { ...base, status: statusOfFailure(failure.code), error: failure };
     }
     if (state === 'active') {
-      // The agent writes a job's terminal error event before it moves the job to failed, so
-      // an active job whose log already ends in an error is over (a cancellation confirmed a
-      // moment ago, typically): report it as its client's stream did. Otherwise it is running
-      // once the agent wrote `started` (it comes within the first few events: after `queued`,
-      // and after `restarted` on a retry); until then the model is loading.
+      // The agent writes a job's terminal event before it moves the job to completed or
+      // failed, so an active job whose log already ends is over (a client that read `done`
+      // on its stream and asks at once, or a cancellation confirmed a moment ago): report it
+      // as its stream did, the answer read from the log. Otherwise it is running once the
+      // agent wrote `started` (within the first few events: after `queued`, and after
+      // `restarted` on a retry); until then the model is loading.
       const [last, early] = await Promise.all([this.deps.events.last(jobId), this.deps.events.readAfter(jobId, 0, 4)]);
       if (last?.type === 'error') return endedInError(base, last);
+      if (last?.type === 'done') {
+        const answer = await collectAnswer(await this.deps.events.readAfter(jobId, 0));
+        if (answer) return completed({ ...answer.done, text: answer.text, ...(answer.agent !== undefined && { agent: answer.agent }) });
+      }
       const started = early.findLast((event) => event.type === 'started');
       return started?.type === 'started' ? { ...base, status: 'running', agent: started.agent } : { ...base, status: 'loading' };
     }

@@ -13,7 +13,7 @@ export interface CollectedAnswer {
  * text so far (the job runs again elsewhere), which a non-streaming client never sees.
  * Resolves undefined when the events stop without a terminal one (the client went away).
  */
-export async function collectAnswer(events: AsyncIterable<StreamEvent>): Promise<CollectedAnswer | undefined> {
+export async function collectAnswer(events: AsyncIterable<StreamEvent> | Iterable<StreamEvent>): Promise<CollectedAnswer | undefined> {
   let text = '';
   let agent: string | undefined;
   for await (const event of events) {
