@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { SAMPLE_CATALOG, type GpuSimConfigInput } from '@switchyard/gpu-sim';
+import { SAMPLE_CATALOG, createGpuSim, type GpuSimConfigInput } from '@switchyard/gpu-sim';
 import { postJob, submitJob } from '../support/client.js';
 import { readSse } from '../support/sse.js';
-import { startStack, type Stack } from '../support/stack.js';
+import { FAST_SIM, startStack, type Stack } from '../support/stack.js';
 
 const GB = 1e9;
 const TIME_SCALE = 0.05;
@@ -155,6 +155,36 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const busyEnd = await readSse(`${stack.apiUrl}${busy.links.events}`, { timeoutMs: 30_000 });
     expect(busyEnd.events.at(-1)!.type).toBe('done');
     expect(stats(stack, 0).evictions_total).toBe(0);
+  });
+
+  it('loads a model evicted for room back on a peer with free VRAM, before anyone asks for it again', async () => {
+    // Node A (10 GB) holds the 3B (4.4 GB); the 8B (7.6 GB) needs it gone. Node B (6 GB) can
+    // hold the 3B but not the 8B: evicted from A, the 3B is refilled on B.
+    stack = await startStack({ nodes: [node(10 * GB, ['llama3.2:3b', 'llama3.1:8b'])] });
+    await runJob(stack, { model: 'llama3.2:3b', prompt: 'first', options: { num_predict: 3 } });
+    const small = node(6 * GB, ['llama3.2:3b']);
+    stack.sims.push(await createGpuSim({ ...FAST_SIM, ...small.sim }));
+    await stack.addAgent(1, small.agent);
+    await expect
+      .poll(async () => ((await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any).data.length, { timeout: 10_000 })
+      .toBe(2);
+    // B hears this one (demand is counted from announcements); A, warm, serves it.
+    expect((await runJob(stack, { model: 'llama3.2:3b', prompt: 'again', options: { num_predict: 3 } })).agent).toBe('agent-0');
+    expect(stats(stack, 1).loads_total).toBe(0);
+
+    expect((await runJob(stack, { model: 'llama3.1:8b', prompt: 'needs room', options: { num_predict: 3 } })).agent).toBe('agent-0');
+    expect(loadedOn(stack, 0)).toEqual(['llama3.1:8b']);
+    await expect.poll(() => loadedOn(stack!, 1), { timeout: 10_000 }).toEqual(['llama3.2:3b']);
+    // …and, once B's agent says so, its next job is warm there.
+    await expect
+      .poll(async () => {
+        const agents = (await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any;
+        return agents.data.find((a: any) => a.id === 'agent-1').models_loaded.map((m: any) => m.name);
+      })
+      .toEqual(['llama3.2:3b']);
+    const next = await submitJob(stack, { model: 'llama3.2:3b', prompt: 'still here?', options: { num_predict: 3 } });
+    const sse = await readSse(`${stack.apiUrl}${next.links.events}`, { timeoutMs: 30_000 });
+    expect(sse.events.find((event) => event.type === 'started')).toMatchObject({ agent: 'agent-1', cold: false });
   });
 
   it('makes a job for a model that cannot fit yet wait, rather than evict a busy model', async () => {

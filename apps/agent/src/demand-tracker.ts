@@ -5,10 +5,12 @@
  */
 export class DemandTracker {
   private readonly arrivals = new Map<string, number[]>();
+  private readonly lastArrival = new Map<string, number>();
 
   constructor(private readonly windowMs: number) {}
 
   record(model: string, at = Date.now()): void {
+    this.lastArrival.set(model, Math.max(at, this.lastArrival.get(model) ?? 0));
     let times = this.arrivals.get(model);
     if (!times) {
       times = [];
@@ -24,6 +26,11 @@ export class DemandTracker {
     if (!times) return 0;
     this.prune(times, now);
     return times.length / (this.windowMs / 1000);
+  }
+
+  /** When the model was last asked for (beyond the window too), if ever since start. */
+  lastArrivalAt(model: string): number | undefined {
+    return this.lastArrival.get(model);
   }
 
   private prune(times: number[], now: number): void {

@@ -10,6 +10,7 @@ import {
   isEvictable,
   needsAnotherCopy,
   planEvictions,
+  shouldRefill,
   shouldUnload,
   type PlacementTuning,
   type ResidentModel,
@@ -71,6 +72,8 @@ export class LifecycleManager {
    * they are chosen until the load ends, so none of them turns busy before its eviction.
    */
   private readonly closedForClaims = new Set<string>();
+  /** Models loaded here by a refill (no job waited for them); see `ResidentModel.speculative`. */
+  private readonly refilled = new Set<string>();
   private stopped = false;
 
   constructor(private readonly options: LifecycleOptions) {
@@ -156,6 +159,8 @@ export class LifecycleManager {
       // than the only one, which takes every request for the model with it when it goes.
       demandPerS: this.options.demand.ratePerS(model.name) / (1 + this.options.fleet.copiesElsewhere(model.name).length),
       reloadMs: this.expectedLoadMs(model),
+      speculative: this.refilled.has(model.name) && model.lastUsedAt < (model.loaded?.loadedAt ?? 0),
+      rehomable: model.loaded !== undefined && this.options.fleet.roomElsewhere(model.name, model.digest, model.loaded.vramBytes).length > 0,
     };
   }
 
@@ -197,6 +202,7 @@ export class LifecycleManager {
   private async unload(model: ModelState, reason: string): Promise<void> {
     this.options.logger.info({ model: model.name, reason, vram_bytes: model.loaded?.vramBytes }, 'unloading model');
     this.options.inventory.markUnloaded(model.name);
+    this.refilled.delete(model.name);
     try {
       await this.options.backend.unload(model.backendName);
     } catch (error) {
@@ -237,6 +243,19 @@ export class LifecycleManager {
         arrivalPerS: this.options.demand.ratePerS(model.name),
       });
       if (decision.warm) candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting });
+      else if (
+        shouldRefill({
+          copies: copies.length,
+          beingWarmed: fleet.loadingElsewhere(model.name),
+          lastArrivalAt: this.options.demand.lastArrivalAt(model.name),
+          now,
+          // Never a model idle long enough to be unloaded for idleness: that one is not missed.
+          recentMs: Math.min(tuning.recencyTauMs ?? 120_000, tuning.idleUnloadMs),
+        })
+      ) {
+        // Sorts after every model with waiting jobs (oldest wait 0); the latest asked for first.
+        candidates.push({ model, reason: 'refill', oldestWaitMs: -(now - (this.options.demand.lastArrivalAt(model.name) ?? 0)), waiting: 0 });
+      }
     }
     candidates.sort((a, b) => b.oldestWaitMs - a.oldestWaitMs || b.waiting - a.waiting);
 
@@ -246,7 +265,7 @@ export class LifecycleManager {
     for (const candidate of candidates) {
       const need = this.needBytes(candidate.model).bytes;
       // A copy for rising demand is speculative (no job waits for it): free VRAM only.
-      const speculative = candidate.reason === 'demand_rising';
+      const speculative = candidate.reason === 'demand_rising' || candidate.reason === 'refill';
       const plan = planEvictions(need, free, residents, now, tuning, speculative ? { evictable: () => false } : {});
       if (!plan.ok) {
         this.options.logger.debug({ model: candidate.model.name, reason: plan.reason }, 'cannot warm here now');
@@ -268,7 +287,7 @@ export class LifecycleManager {
         this.closedForClaims.clear();
         continue;
       }
-      if (candidate.reason === 'no_copy') {
+      if (candidate.reason === 'no_copy' || candidate.reason === 'refill') {
         // The previous holder publishes its heartbeat before releasing the lease, so a fresh
         // read shows a copy it just made; our cached view may predate it.
         await fleet.refresh(true);
@@ -279,6 +298,7 @@ export class LifecycleManager {
         }
       }
       this.loading = { model: candidate.model.name, reserveBytes: need };
+      if (candidate.reason === 'refill') this.refilled.add(candidate.model.name);
       void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
       return;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte, shouldRefill, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
 
 const GB = 1e9;
 const now = 1_000_000;
@@ -28,6 +28,21 @@ describe('planEvictions', () => {
     const plan = planEvictions(8 * GB, 4 * GB, [busy, pinned, fresh], now, tuning);
     expect(plan.ok).toBe(false);
     if (!plan.ok) expect(plan.reason).toMatch(/needs 8.0 GB/);
+  });
+
+  it('lets a refill nobody has used yet go at once, the minimum residency notwithstanding', () => {
+    const guess = resident('guess', { loadedAt: now - 1_000, lastUsedAt: now - 1_000, speculative: true });
+    expect(planEvictions(8 * GB, 4 * GB, [guess], now, tuning)).toEqual({ ok: true, evict: ['guess'] });
+  });
+
+  it('evicts first a model a peer has room for: only the requests during its reload there are lost', () => {
+    const busyish = { demandPerS: 0.5, lastUsedAt: now - 2_000 };
+    const stays = resident('stays', busyish);
+    const moves = resident('moves', { ...busyish, demandPerS: 0.4, rehomable: true });
+    expect(planEvictions(6 * GB, 2 * GB, [stays, moves], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
+    expect(planEvictions(6 * GB, 2 * GB, [stays, { ...moves, rehomable: false }], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
+    expect(planEvictions(6 * GB, 2 * GB, [{ ...stays, demandPerS: 0.3 }, moves], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
+    expect(planEvictions(6 * GB, 2 * GB, [{ ...stays, demandPerS: 0.3 }, { ...moves, rehomable: false }], now, tuning)).toEqual({ ok: true, evict: ['stays'] });
   });
 
   it('evicts the least valuable idle model first: low demand, long idle, large', () => {
@@ -161,5 +176,20 @@ describe('shouldUnload', () => {
     const quiet = resident('a', { lastUsedAt: now - 90_000 });
     expect(shouldUnload(quiet, now, tuning, true)).toEqual({ unload: true, reason: 'extra_copy' });
     expect(shouldUnload(quiet, now, tuning, false)).toEqual({ unload: false });
+  });
+});
+
+describe('shouldRefill', () => {
+  const base = { copies: 0, beingWarmed: false, lastArrivalAt: now - 30_000, now, recentMs: 120_000 };
+
+  it('brings back a model asked for recently that no node holds', () => {
+    expect(shouldRefill(base)).toBe(true);
+  });
+
+  it('leaves alone a model that has a copy, is being warmed, or was not asked for lately', () => {
+    expect(shouldRefill({ ...base, copies: 1 })).toBe(false);
+    expect(shouldRefill({ ...base, beingWarmed: true })).toBe(false);
+    expect(shouldRefill({ ...base, lastArrivalAt: now - 130_000 })).toBe(false);
+    expect(shouldRefill({ ...base, lastArrivalAt: undefined })).toBe(false);
   });
 });

@@ -14,6 +14,16 @@ export interface ResidentModel {
   demandPerS: number;
   /** How long loading it again would take (ms): requests arriving meanwhile would all be cold. */
   reloadMs: number;
+  /**
+   * Loaded into free VRAM on speculation (a refill) and not used since: the minimum
+   * residency protects models that serve, not a guess that has not paid off yet.
+   */
+  speculative?: boolean;
+  /**
+   * A peer reports free VRAM enough for it: evicted here, it is refilled there (see
+   * `shouldRefill`), and only the requests during that reload are cold.
+   */
+  rehomable?: boolean;
 }
 
 export interface PlacementTuning {
@@ -42,6 +52,7 @@ export function residentValue(model: ResidentModel, now: number, tuning: Pick<Pl
   const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
   const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000;
   const coldPerReload = 1 + (model.demandPerS * model.reloadMs) / 1000;
+  if (model.rehomable) return coldPerReload;
   return (expectedArrivals + recency) * coldPerReload;
 }
 
@@ -51,7 +62,7 @@ export function residentValuePerByte(model: ResidentModel, now: number, tuning: 
 }
 
 export function isEvictable(model: ResidentModel, now: number, tuning: PlacementTuning): boolean {
-  return !model.pinned && model.inFlight === 0 && now - model.loadedAt >= tuning.minResidencyMs;
+  return !model.pinned && model.inFlight === 0 && (model.speculative === true || now - model.loadedAt >= tuning.minResidencyMs);
 }
 
 export type EvictionPlan = { ok: true; evict: string[] } | { ok: false; reason: string };
@@ -182,6 +193,18 @@ export interface CopyDemand {
 }
 
 export type CopyDecision = { warm: true; reason: 'no_copy' | 'queue_too_old' | 'cannot_drain' | 'demand_rising' } | { warm: false };
+
+/**
+ * Whether to load a model nobody holds into free VRAM although no job waits for it: it was
+ * asked for within `recentMs` (so it was evicted for room, not unloaded for idleness) and
+ * this node has the room now. Requests for it keep coming at its old rate; without a copy
+ * each one is cold. Only free VRAM: it displaces nothing, and it is the first to go if a
+ * model with waiting jobs needs the room before it serves.
+ */
+export function shouldRefill(input: { copies: number; beingWarmed: boolean; lastArrivalAt: number | undefined; now: number; recentMs: number }): boolean {
+  if (input.copies > 0 || input.beingWarmed || input.lastArrivalAt === undefined) return false;
+  return input.now - input.lastArrivalAt <= input.recentMs;
+}
 
 /** Utilisation of the warm copies above which another copy is warmed before a queue forms. */
 export const SCALE_OUT_UTILISATION = 0.8;
