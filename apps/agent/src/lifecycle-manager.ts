@@ -242,20 +242,21 @@ export class LifecycleManager {
         parallelPerCopy: this.options.parallelPerCopy,
         arrivalPerS: this.options.demand.ratePerS(model.name),
       });
-      if (decision.warm) candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting });
-      else if (
-        shouldRefill({
-          copies: copies.length,
-          beingWarmed: fleet.loadingElsewhere(model.name),
-          lastArrivalAt: this.options.demand.lastArrivalAt(model.name),
-          now,
-          // Never a model idle long enough to be unloaded for idleness: that one is not missed.
-          recentMs: Math.min(tuning.recencyTauMs ?? 120_000, tuning.idleUnloadMs),
-        })
-      ) {
-        // Sorts after every model with waiting jobs (oldest wait 0); the latest asked for first.
-        candidates.push({ model, reason: 'refill', oldestWaitMs: -(now - (this.options.demand.lastArrivalAt(model.name) ?? 0)), waiting: 0 });
+      if (decision.warm) {
+        candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting });
+        continue;
       }
+      const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
+      const refill = shouldRefill({
+        copies: copies.length,
+        beingWarmed: fleet.loadingElsewhere(model.name),
+        lastArrivalAt,
+        now,
+        // Never a model idle long enough to be unloaded for idleness: that one is not missed.
+        recentMs: Math.min(tuning.recencyTauMs ?? 120_000, tuning.idleUnloadMs),
+      });
+      // Sorts after every model with waiting jobs (oldest wait 0); the latest asked for first.
+      if (refill) candidates.push({ model, reason: 'refill', oldestWaitMs: -(now - (lastArrivalAt ?? 0)), waiting: 0 });
     }
     candidates.sort((a, b) => b.oldestWaitMs - a.oldestWaitMs || b.waiting - a.waiting);
 

@@ -52,6 +52,7 @@ export function residentValue(model: ResidentModel, now: number, tuning: Pick<Pl
   const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
   const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000;
   const coldPerReload = 1 + (model.demandPerS * model.reloadMs) / 1000;
+  // Evicted here, it is refilled on the peer with room: only the arrivals during that reload are lost.
   if (model.rehomable) return coldPerReload;
   return (expectedArrivals + recency) * coldPerReload;
 }
