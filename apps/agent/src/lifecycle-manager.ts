@@ -299,7 +299,6 @@ export class LifecycleManager {
         }
       }
       this.loading = { model: candidate.model.name, reserveBytes: need };
-      if (candidate.reason === 'refill') this.refilled.add(candidate.model.name);
       void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
       return;
     }
@@ -412,6 +411,9 @@ export class LifecycleManager {
   private async warm(model: ModelState, evict: string[], reason: string, leased: boolean): Promise<void> {
     const { inventory, backend, logger } = this.options;
     const log = logger.child({ model: model.name });
+    // Whether this copy is a guess is a property of this load, not of the model's history.
+    if (reason === 'refill') this.refilled.add(model.name);
+    else this.refilled.delete(model.name);
     try {
       for (const name of evict) {
         const victim = inventory.get(name);
@@ -429,6 +431,7 @@ export class LifecycleManager {
       log.info({ load_ms: elapsedMs, vram_bytes: inventory.get(model.name)?.loaded?.vramBytes }, 'model warm');
     } catch (error) {
       log.warn({ err: error }, 'could not warm model');
+      this.refilled.delete(model.name);
       if (error instanceof BackendError && error.outOfMemory) {
         this.unfitUntil.set(model.name, Date.now() + this.options.unfitCooldownMs);
       }
