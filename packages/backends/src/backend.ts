@@ -91,20 +91,19 @@ export class BackendError extends Error {
     /** `model_not_found`, `busy`, `unavailable`, `bad_request`, `backend_error`. */
     readonly code: 'model_not_found' | 'busy' | 'unavailable' | 'bad_request' | 'backend_error' = 'backend_error',
     /**
-     * Added for the Ollama client: `{ cause }` keeps the undici or parse error underneath
-     * (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...) so logs show why a node looked down.
+     * `cause` keeps the undici or parse error underneath (ECONNREFUSED,
+     * UND_ERR_HEADERS_TIMEOUT, ...) so logs show why a node looked down; `outOfMemory` is set
+     * by the backend client, which knows how its server words that refusal.
      */
-    options?: ErrorOptions,
+    options?: ErrorOptions & { outOfMemory?: boolean },
   ) {
     super(message, options);
+    this.outOfMemory = options?.outOfMemory ?? false;
   }
 
   /**
-   * The backend refused because the model does not fit in memory now (Ollama: "model requires
-   * more system memory (…) than is available (…)"; llama.cpp: "out of memory"), as opposed
-   * to being down or failing: worth a cooldown on this node, not a retry.
+   * The backend refused because the model does not fit in memory now, as opposed to being
+   * down or failing: worth a cooldown on this node, not a retry.
    */
-  get outOfMemory(): boolean {
-    return /requires more system memory|out of memory/i.test(this.message);
-  }
+  readonly outOfMemory: boolean;
 }

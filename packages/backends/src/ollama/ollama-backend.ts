@@ -52,6 +52,9 @@ export interface OllamaBackendOptions {
   connections?: number;
 }
 
+/** How Ollama (and the llama.cpp runner under it) words a refusal for lack of memory. */
+const OUT_OF_MEMORY = /requires more system memory|out of memory/i;
+
 const DEFAULT_TIMEOUTS: Required<OllamaTimeouts> = {
   connectMs: 5_000,
   headersMs: 10 * 60_000,
@@ -163,7 +166,7 @@ export class OllamaBackend implements Backend {
   async #lifecycle(payload: Record<string, unknown>, signal: AbortSignal | undefined): Promise<void> {
     const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
     const message = errorMessageOf(answer);
-    if (message !== undefined) throw new BackendError(message, undefined, 'backend_error');
+    if (message !== undefined) throw new BackendError(message, undefined, 'backend_error', { outOfMemory: OUT_OF_MEMORY.test(message) });
   }
 
   #generateBody(req: GenerateRequest): Record<string, unknown> {
@@ -250,7 +253,7 @@ export class OllamaBackend implements Backend {
       const code = status === 404 ? 'backend_error' : codeForStatus(status);
       return new BackendError(`Ollama ${path} answered HTTP ${status}${shown}`, status, code);
     }
-    return new BackendError(message, status, codeForStatus(status));
+    return new BackendError(message, status, codeForStatus(status), { outOfMemory: OUT_OF_MEMORY.test(message) });
   }
 
   #streamError(err: unknown, path: string, signal: AbortSignal | undefined): Error {
