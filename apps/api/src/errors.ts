@@ -70,7 +70,7 @@ export class ApiError extends Error {
 }
 
 /** Retry-After as sent: whole seconds, rounded up, at least 1 (the request was refused, so not "now"). */
-export function retryAfterSeconds(seconds: number): number {
+function retryAfterSeconds(seconds: number): number {
   return Math.max(1, Math.ceil(seconds));
 }
 

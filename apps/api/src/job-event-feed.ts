@@ -49,8 +49,12 @@ export class JobEventFeed {
    * Opens the feed. Resolves `undefined` when there is nothing more to deliver: the log
    * after `afterSeq` is empty and the job has ended (`jobEnded` decides when the log itself
    * is gone). Otherwise nothing is delivered until `start()`; live events are buffered.
+   * Without `jobEnded` an empty log means the first event is on its way (the caller has just
+   * submitted the job), so the feed always opens.
    */
-  async open(options: FeedOptions, jobEnded: () => Promise<boolean>): Promise<OpenFeed | undefined> {
+  async open(options: FeedOptions): Promise<OpenFeed>;
+  async open(options: FeedOptions, jobEnded: () => Promise<boolean>): Promise<OpenFeed | undefined>;
+  async open(options: FeedOptions, jobEnded?: () => Promise<boolean>): Promise<OpenFeed | undefined> {
     const { jobId } = options;
     let lastDelivered = options.afterSeq;
     let replaying = true;
@@ -120,7 +124,7 @@ export class JobEventFeed {
       history = await this.log.readRawAfter(jobId, lastDelivered);
       if (history.length === 0 && buffered.length === 0) {
         const last = await this.log.last(jobId);
-        const ended = last !== undefined ? isTerminalEvent(last) : await jobEnded();
+        const ended = last !== undefined ? isTerminalEvent(last) : ((await jobEnded?.()) ?? false);
         if (ended) {
           await unsubscribe();
           return undefined;

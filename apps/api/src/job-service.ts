@@ -1,6 +1,6 @@
 import { customAlphabet } from 'nanoid';
 import type { Redis } from 'ioredis';
-import type { Job } from 'bullmq';
+import type { Job, JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import {
   JobErrorCode,
@@ -15,7 +15,7 @@ import {
 } from '@switchyard/protocol';
 import { EventLog, JobIndex, QueueRegistry, cancelMessage, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
-import { collectAnswer } from './compat/collect-answer.js';
+import { answerFromEvents, type Answer } from './answer.js';
 import { ApiError } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
@@ -201,19 +201,8 @@ export class JobService {
       throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
     }
     const state = await job.getState();
-    const completed = (result: Pick<JobResult, 'text' | 'finish_reason' | 'usage' | 'timings'> & { agent?: string }): JobRecord => ({
-      ...base,
-      status: 'completed',
-      result: { text: result.text, finish_reason: result.finish_reason },
-      usage: result.usage,
-      timings: result.timings,
-      ...(result.agent !== undefined && { agent: result.agent }),
-    });
-    if (state === 'completed' && job.returnvalue) return completed(job.returnvalue);
-    if (state === 'failed') {
-      const failure = parseJobFailure(job.failedReason);
-      return { ...base, status: statusOfFailure(failure.code), error: failure };
-    }
+    if (state === 'completed' && job.returnvalue) return completed(base, job.returnvalue);
+    if (state === 'failed') return endedInError(base, parseJobFailure(job.failedReason));
     if (state === 'active') {
       // The agent writes a job's terminal event before it moves the job to completed or
       // failed, so an active job whose log already ends is over (a client that read `done`
@@ -221,12 +210,11 @@ export class JobService {
       // as its stream did, the answer read from the log. Otherwise it is running once the
       // agent wrote `started` (within the first few events: after `queued`, and after
       // `restarted` on a retry); until then the model is loading.
+      // One flight for the common case; the whole log is read only in the moment after `done`.
       const [last, early] = await Promise.all([this.deps.events.last(jobId), this.deps.events.readAfter(jobId, 0, 4)]);
       if (last?.type === 'error') return endedInError(base, last);
-      if (last?.type === 'done') {
-        const answer = await collectAnswer(await this.deps.events.readAfter(jobId, 0));
-        if (answer) return completed({ ...answer.done, text: answer.text, ...(answer.agent !== undefined && { agent: answer.agent }) });
-      }
+      const answer = last?.type === 'done' ? answerFromEvents(await this.deps.events.readAfter(jobId, 0)) : undefined;
+      if (answer) return completed(base, { ...answer.done, text: answer.text, ...(answer.agent !== undefined && { agent: answer.agent }) });
       const started = early.findLast((event) => event.type === 'started');
       return started?.type === 'started' ? { ...base, status: 'running', agent: started.agent } : { ...base, status: 'loading' };
     }
@@ -312,7 +300,7 @@ export class JobService {
    * kept it: an agent holds it already (it checks the deadline itself before starting), it
    * ended, or it is `unknown` (not enqueued yet: a submit in progress; or gone).
    */
-  async expire(jobId: string, queueKey: string, deadlineAt: number): Promise<{ expired: true } | { expired: false; state: string }> {
+  async expire(jobId: string, queueKey: string, deadlineAt: number): Promise<{ expired: true } | { expired: false; state: JobState | 'unknown' }> {
     const queue = this.deps.queues.get(queueKey);
     const state = await queue.getJobState(jobId);
     if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return { expired: false, state };
@@ -344,7 +332,20 @@ export class JobService {
   }
 }
 
-function endedInError(base: Pick<JobRecord, 'id' | 'model' | 'created_at'>, event: { code: string; message: string }): JobRecord {
+type RecordBase = Pick<JobRecord, 'id' | 'model' | 'created_at'>;
+
+function completed(base: RecordBase, result: Pick<JobResult, 'text' | 'finish_reason' | 'usage' | 'timings'> & Pick<Answer, 'agent'>): JobRecord {
+  return {
+    ...base,
+    status: 'completed',
+    result: { text: result.text, finish_reason: result.finish_reason },
+    usage: result.usage,
+    timings: result.timings,
+    ...(result.agent !== undefined && { agent: result.agent }),
+  };
+}
+
+function endedInError(base: RecordBase, event: { code: string; message: string }): JobRecord {
   return { ...base, status: statusOfFailure(event.code), error: { code: event.code, message: event.message } };
 }
 

@@ -127,7 +127,8 @@ export class Maintenance {
     const positions = await ledger.positions(ids);
     // Deadlines this sweep is done with, removed in one command at the end.
     const settled: string[] = [];
-    await Promise.all(
+    // allSettled: one job's failed expiry must not keep the rest of the batch's removals.
+    const results = await Promise.allSettled(
       ids.map(async (jobId) => {
         const position = positions.get(jobId);
         if (!position || position.state !== 'q') {
@@ -145,6 +146,8 @@ export class Maintenance {
       }),
     );
     if (settled.length > 0) await redis.zrem(ledger.keys.deadlines, ...settled);
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 
   /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */

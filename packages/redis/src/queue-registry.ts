@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
-import { modelToQueueName, queueNameToModel, type JobData, type JobResult, type RedisKeys } from '@switchyard/protocol';
+import { modelToQueueName, type JobData, type JobResult, type RedisKeys } from '@switchyard/protocol';
 
 export type ModelQueue = Queue<JobData, JobResult>;
 

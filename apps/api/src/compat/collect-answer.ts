@@ -1,39 +1,20 @@
 import type { StreamEvent } from '@switchyard/protocol';
+import { answerFromEvents, type Answer } from '../answer.js';
 import { CompatError, jobFailureError } from './compat-error.js';
 
-export interface CollectedAnswer {
-  text: string;
-  done: Extract<StreamEvent, { type: 'done' }>;
-  /** The agent that produced the answer (from the last `started` event). */
-  agent?: string;
-}
+export type CollectedAnswer = Answer;
 
 /**
- * Reads a job's events to the end for a non-streaming answer. A `restarted` event voids the
- * text so far (the job runs again elsewhere), which a non-streaming client never sees.
- * Resolves undefined when the events stop without a terminal one (the client went away).
+ * Reads a job's events to the end for a non-streaming answer (see `answerFromEvents`); a
+ * non-streaming client never sees a restart. Throws the job's failure as the client's error;
+ * resolves undefined when the events stop without a terminal one (the client went away).
  */
-export async function collectAnswer(events: AsyncIterable<StreamEvent> | Iterable<StreamEvent>): Promise<CollectedAnswer | undefined> {
-  let text = '';
-  let agent: string | undefined;
+export async function collectAnswer(events: AsyncIterable<StreamEvent>): Promise<CollectedAnswer | undefined> {
+  const seen: StreamEvent[] = [];
   for await (const event of events) {
-    switch (event.type) {
-      case 'token':
-        text += event.text;
-        break;
-      case 'restarted':
-        text = '';
-        break;
-      case 'started':
-        agent = event.agent;
-        break;
-      case 'done':
-        return { text, done: event, ...(agent !== undefined && { agent }) };
-      case 'error':
-        throw jobFailureError(event.code, event.message);
-      default:
-        break;
-    }
+    if (event.type === 'error') throw jobFailureError(event.code, event.message);
+    seen.push(event);
+    if (event.type === 'done') return answerFromEvents(seen);
   }
   return undefined;
 }

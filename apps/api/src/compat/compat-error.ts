@@ -26,10 +26,6 @@ export class CompatError extends Error {
     return this.options.param ?? null;
   }
 
-  get retryAfterS(): number | undefined {
-    return this.options.retryAfterS;
-  }
-
   /** Headers every wire sends with this error (see `errorHeaders`). */
   headers(): Record<string, string> {
     return errorHeaders({ status: this.status, retryAfterS: this.options.retryAfterS, headers: this.options.headers });

@@ -73,9 +73,9 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
     });
   };
 
-  let feed;
+  let openFeed;
   try {
-    feed = await ctx.feed.open(
+    openFeed = await ctx.feed.open(
       {
         jobId,
         afterSeq: 0,
@@ -86,19 +86,13 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
         },
         onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, 'events_unavailable', 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),
       },
-      // This request submitted the job a moment ago: an empty log means its first event is on
-      // its way, never that the job is over (which would leave it running with no reader).
-      async () => false,
+      // No `jobEnded`: this request submitted the job a moment ago, so an empty log means its
+      // first event is on its way, never that the job is over.
     );
   } catch (error) {
     cancel('could not open the event feed');
     throw error;
   }
-  if (!feed) {
-    cancel('no event feed');
-    throw new CompatError(500, 'internal_error', `job ${jobId} ended before its events could be read`);
-  }
-  const openFeed = feed;
 
   // 'close' fires on the response when it completes and when the connection drops first.
   const onClose = () => {
