@@ -63,7 +63,8 @@ export const AgentConfig = z.object({
   /**
    * A cold model whose oldest job has waited this long, and that fits here only if busy
    * models go, gets room: this node stops taking new jobs of the least valuable of them,
-   * lets their running jobs finish, unloads them and loads it (starvation guard).
+   * lets their running jobs finish, unloads them and loads it (starvation guard). It is also
+   * the aging unit of such a drain's displacement rule (busy victims cost more than idle ones).
    */
   drainForColdAfterMs: positiveInt.default(30_000),
   /** A drain that has not freed the room after this long is abandoned. */
@@ -78,7 +79,7 @@ export const AgentConfig = z.object({
   demandHorizonMs: positiveInt.default(60_000),
   /** A waiting model displaces resident ones only when its worth is this many times theirs (hysteresis against ping-pong). */
   displacementMargin: z.coerce.number({ error: 'must be a number' }).min(1, 'must be at least 1').default(2),
-  /** Once a waiting model's oldest job has waited this long, its worth grows with the square of the wait (in these units). */
+  /** Once a waiting model's oldest job has waited this long, its worth grows with the square of the wait (in these units); a drain ages by `drainForColdAfterMs` instead. */
   displacementAgingMs: positiveInt.default(10_000),
   /** How often placement decisions (warm, evict, unload) are revisited. */
   placementIntervalMs: positiveInt.default(250),

@@ -95,8 +95,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // The part of that load the job sat through in Redis: from its submission (or the load's
     // start, if later) to the load's end. It is load time, not queue time — counting it in
     // both would make queued + load exceed the time to the first token.
-    const loadWaitedMs =
-      cold && state?.loaded ? Math.max(0, state.loaded.loadedAt - Math.max(data.submitted_at, state.loaded.loadedAt - (state.lastLoadMs ?? 0))) : 0;
+    const loadWaitedMs = cold && state?.loaded ? Math.min(state.lastLoadMs ?? 0, state.loaded.loadedAt - data.submitted_at) : 0;
     const endUsage = deps.inventory.track(data.model);
     let text = '';
     let firstTokenAt: number | undefined;
@@ -130,7 +129,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           agent: deps.agentId,
         };
         if (firstTokenAt === undefined) {
-          emit({ type: 'started', agent: deps.agentId, cold, load_ms: chunk.load_ms });
+          emit({ type: 'started', agent: deps.agentId, cold, load_ms: result.timings.load_ms });
         }
         emit({ type: 'done', finish_reason: result.finish_reason, usage: result.usage, timings: result.timings });
         await writes;

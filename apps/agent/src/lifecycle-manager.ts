@@ -221,6 +221,7 @@ export class LifecycleManager {
     const keys = new Map(fitting.map((model) => [model.name, this.options.queueKeys(model.name)]));
     const stats = await readWaitStats(this.options.queues, keys, now);
     const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number }> = [];
+    const refills: Array<{ model: ModelState; lastArrivalAt: number }> = [];
     for (const model of pinned) candidates.push({ model, reason: 'pinned', oldestWaitMs: Number.MAX_SAFE_INTEGER, waiting: 0 });
     for (const model of fitting) {
       if (pinned.includes(model)) continue;
@@ -253,12 +254,14 @@ export class LifecycleManager {
         lastArrivalAt,
         now,
         // Never a model idle long enough to be unloaded for idleness: that one is not missed.
-        recentMs: Math.min(tuning.recencyTauMs ?? 120_000, tuning.idleUnloadMs),
+        recentMs: Math.min(tuning.recencyTauMs, tuning.idleUnloadMs),
       });
-      // Sorts after every model with waiting jobs (oldest wait 0); the latest asked for first.
-      if (refill) candidates.push({ model, reason: 'refill', oldestWaitMs: -(now - (lastArrivalAt ?? 0)), waiting: 0 });
+      if (refill) refills.push({ model, lastArrivalAt: lastArrivalAt ?? 0 });
     }
     candidates.sort((a, b) => b.oldestWaitMs - a.oldestWaitMs || b.waiting - a.waiting);
+    // After every model with waiting jobs: the one asked for last first.
+    refills.sort((a, b) => b.lastArrivalAt - a.lastArrivalAt);
+    for (const { model } of refills) candidates.push({ model, reason: 'refill', oldestWaitMs: 0, waiting: 0 });
 
     const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
     // Nothing is loading (or this round would not run), so the free VRAM holds for every candidate.

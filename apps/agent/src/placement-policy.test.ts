@@ -3,7 +3,15 @@ import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte
 
 const GB = 1e9;
 const now = 1_000_000;
-const tuning: PlacementTuning = { minResidencyMs: 60_000, idleUnloadMs: 600_000, extraCopyIdleMs: 60_000, maxLoaded: 0 };
+const tuning: PlacementTuning = {
+  minResidencyMs: 60_000,
+  idleUnloadMs: 600_000,
+  extraCopyIdleMs: 60_000,
+  maxLoaded: 0,
+  recencyTauMs: 120_000,
+  demandHorizonMs: 60_000,
+  displacementMargin: 1,
+};
 const resident = (name: string, over: Partial<ResidentModel> = {}): ResidentModel => ({
   name,
   vramBytes: 5 * GB,
@@ -80,7 +88,7 @@ describe('planEvictions', () => {
     const tepidSmall = resident('tepid-small', { vramBytes: 4 * GB, demandPerS: 0.5, reloadMs: 0, lastUsedAt: now - 2_000 });
     const cold = resident('cold', { vramBytes: 8 * GB, lastUsedAt: now - 600_000 });
     // Without the reload factor the big hot model would be cheapest per byte.
-    expect(residentValuePerByte(hotSlow, now)).toBeGreaterThan(residentValuePerByte(tepidSmall, now) * 0.5);
+    expect(residentValuePerByte(hotSlow, now, tuning)).toBeGreaterThan(residentValuePerByte(tepidSmall, now, tuning) * 0.5);
     expect(planEvictions(10 * GB, 0, [hotSlow, tepidSmall, cold], now, tuning)).toEqual({ ok: true, evict: ['cold', 'tepid-small'] });
   });
 

@@ -28,16 +28,16 @@ export interface ResidentModel {
 
 export interface PlacementTuning {
   minResidencyMs: number;
-  /** Time constant of the recency term in a resident model's value (default 120 s). */
-  recencyTauMs?: number;
-  /** Horizon over which expected arrivals count toward a resident model's value (default 60 s). */
-  demandHorizonMs?: number;
+  /** Time constant of the recency term in a resident model's value. */
+  recencyTauMs: number;
+  /** Horizon over which expected arrivals count toward a resident model's value. */
+  demandHorizonMs: number;
   idleUnloadMs: number;
   extraCopyIdleMs: number;
   /** Most models resident at once; 0 = only VRAM limits it. */
   maxLoaded: number;
-  /** How many times the victims' value a waiting model must be worth to displace them (default 1). */
-  displacementMargin?: number;
+  /** How many times the victims' value a waiting model must be worth to displace them. */
+  displacementMargin: number;
 }
 
 /**
@@ -47,10 +47,10 @@ export interface PlacementTuning {
  * during the load waits for it), so a hot model that is slow to load weighs more than its
  * arrival rate alone says.
  */
-export function residentValue(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
+export function residentValue(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'>): number {
   const idleMs = Math.max(0, now - model.lastUsedAt);
-  const recency = Math.exp(-idleMs / (tuning.recencyTauMs ?? 120_000));
-  const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs ?? 60_000)) / 1000;
+  const recency = Math.exp(-idleMs / (tuning.recencyTauMs));
+  const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs)) / 1000;
   const coldPerReload = 1 + (model.demandPerS * model.reloadMs) / 1000;
   // Evicted here, it is refilled on the peer with room: only the arrivals during that reload are lost.
   if (model.rehomable) return coldPerReload;
@@ -58,7 +58,7 @@ export function residentValue(model: ResidentModel, now: number, tuning: Pick<Pl
 }
 
 /** The same, per byte held: the order in which idle models make room (lowest first). */
-export function residentValuePerByte(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'> = {}): number {
+export function residentValuePerByte(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'>): number {
   return residentValue(model, now, tuning) / Math.max(1, model.vramBytes);
 }
 
@@ -171,7 +171,7 @@ export function displacementPays(
   const worth = (residentValue(asResident, now, tuning) + model.waiting) * aging;
   const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
   // Both sides come back with the verdict, for the logs.
-  return { pays: worth >= lost * (tuning.displacementMargin ?? 1), worth, lost };
+  return { pays: worth >= lost * (tuning.displacementMargin), worth, lost };
 }
 
 export interface CopyDemand {
