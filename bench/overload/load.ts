@@ -9,6 +9,7 @@
  *
  * Input: one JSON argument. Output: one JSON line (a LoadReport) on stdout.
  */
+import { isTerminalEvent } from '@switchyard/protocol';
 import { consumeSse } from '../common/sse.js';
 import { mulberry32 as prng } from '../common/stats.js';
 import type { AcceptedJob, Attempt, LoadReport } from './stats.js';
@@ -49,10 +50,10 @@ async function follow(job: AcceptedJob): Promise<void> {
     if (!response.body) return;
     await consumeSse(response.body, (event) => {
       if (event.type === 'started' && job.startedAt === undefined) job.startedAt = now();
-      if (event.type !== 'done' && event.type !== 'error') return false;
+      if (!isTerminalEvent(event)) return false;
       job.endedAt = now();
       job.outcome = event.type === 'done' ? 'completed' : 'error';
-      if (event.type === 'error') job.errorCode = event.code ?? 'unknown';
+      if (event.type === 'error') job.errorCode = event.code;
       return true;
     });
   } catch {

@@ -1,5 +1,6 @@
 import type { Pool } from 'undici';
 import { parseNdjson } from '@switchyard/backends';
+import { isTerminalEvent } from '@switchyard/protocol';
 import { consumeSse } from '../common/sse.js';
 
 /** Submits a native job and returns its id. */
@@ -38,8 +39,8 @@ export async function switchyardFirstToken(pool: Pool, payload: string, readAll 
       if (Number.isNaN(ttftMs)) ttftMs = performance.now() - t0;
       if (!readAll) return true;
     }
-    if (event.type === 'done' && event.timings) agent = { queued_ms: event.timings.queued_ms, ttft_ms: event.timings.ttft_ms };
-    return event.type === 'done' || event.type === 'error';
+    if (event.type === 'done') agent = { queued_ms: event.timings.queued_ms, ttft_ms: event.timings.ttft_ms };
+    return isTerminalEvent(event);
   });
   return { ttftMs, tokens, totalMs: performance.now() - t0, submitMs, streamOpenMs, ...(agent && { agent }) };
 }

@@ -45,7 +45,7 @@ export async function driveRelay(options: {
             const consumed = consumeSse(response.body, (event) => {
               if (event.type !== 'token' || !measuring) return;
               const received = performance.timeOrigin + performance.now();
-              const text = event.text ?? '';
+              const text = event.text;
               const sentAt = Number(text.slice(0, text.indexOf(' ') === -1 ? undefined : text.indexOf(' ')));
               stats.events++;
               stats.tokens += text.split(' ').length;

@@ -6,7 +6,8 @@
  * A 429/503 refusal is honoured like a well-behaved client: wait Retry-After (capped) and
  * submit again, a bounded number of times; the wait counts against the request.
  */
-import { consumeSse, type WireEvent } from '../../common/sse.js';
+import type { StreamEvent, Timings } from '@switchyard/protocol';
+import { consumeSse } from '../../common/sse.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Policy } from '../policy.js';
@@ -16,13 +17,6 @@ import type { TraceRequest } from '../trace.js';
 
 const MAX_SUBMIT_ATTEMPTS = 4;
 const MAX_RETRY_AFTER_MS = 5_000;
-
-interface Timings {
-  queued_ms?: number;
-  load_ms?: number;
-  ttft_ms?: number;
-  total_ms?: number;
-}
 
 export function switchyard(stack: SwitchyardStack): Policy {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 1_024 });
@@ -84,7 +78,7 @@ export function switchyard(stack: SwitchyardStack): Policy {
       let cold: boolean | undefined;
       let timings: Timings | undefined;
       let failure: string | undefined;
-      const onEvent = (event: WireEvent): boolean => {
+      const onEvent = (event: StreamEvent): boolean => {
         switch (event.type) {
           case 'token':
             firstToken ??= Date.now();
@@ -103,7 +97,7 @@ export function switchyard(stack: SwitchyardStack): Policy {
             timings = event.timings;
             return true;
           case 'error':
-            failure = `${String(event.code)}: ${String(event.message)}`;
+            failure = `${event.code}: ${event.message}`;
             return true;
           default:
             return false;
@@ -138,7 +132,7 @@ export function switchyard(stack: SwitchyardStack): Policy {
       return {
         ...common,
         outcome: 'completed',
-        slot: job.sentAt + (timings.queued_ms ?? 0) + (timings.load_ms ?? 0),
+        slot: job.sentAt + timings.queued_ms + timings.load_ms,
         ...(firstToken !== undefined && { first_token: firstToken }),
         finished,
       };
