@@ -51,6 +51,9 @@ describe('capacity reference', () => {
     expect(reference.phases[0]).toMatchObject({ requests: 65, requests_outside: 30, models_outside: ['big'], placed_models: 2 });
     expect(reference.phases[1]).toMatchObject({ requests: 35, requests_outside: 0, models_outside: [] });
     expect(reference.static_warm_share).toBeCloseTo(70 / 100, 4);
+    // Greedy is not optimal here (big + small would serve 75); the bound is above both:
+    // small, mid, then 23 of big's 40 GB in phase 0 (10 + 25 + 30 × 23/40), big in phase 1.
+    expect(reference.static_warm_share_bound).toBeCloseTo((10 + 25 + (30 * 23) / 40 + 35) / 100, 4);
     expect(reference.fleet_vram_gb).toBe(48);
     expect(reference.catalog_vram_gb).toBe(66);
   });
@@ -59,6 +62,7 @@ describe('capacity reference', () => {
     const need = new Map([['big', 40 * GB]]);
     const split = capacityReference(traceOf([{ big: 10 }]), [node('a', 24), node('b', 24)], need);
     expect(split.static_warm_share).toBe(0);
+    expect(split.static_warm_share_bound).toBe(0);
     const whole = capacityReference(traceOf([{ big: 10 }]), [node('a', 48)], need);
     expect(whole.static_warm_share).toBe(1);
   });

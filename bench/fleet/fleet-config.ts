@@ -21,7 +21,7 @@ export const DEFAULT_NODES: readonly NodeSpec[] = [
 ];
 
 /**
- * The same kinds of cards, one more of each big one — 272 GB: every phase's hot set fits
+ * The default fleet plus two more 48 GB cards — 272 GB: every phase's hot set fits
  * with room to spare (though not the whole catalog at once), the fleet an operator sizes for
  * its traffic. `--fleet provisioned` runs on it; see capacity.ts for how the two compare.
  */

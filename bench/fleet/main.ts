@@ -14,13 +14,14 @@ import { parseArgs } from 'node:util';
 import { FLEET_CATALOG, loadSeconds, medianLoadSeconds, vramNeedBytes } from './catalog.js';
 import { DEFAULT_SIM_SETTINGS, FLEETS, type NodeSpec, type SimSettings } from './fleet-config.js';
 import { capacityReference } from './capacity.js';
-import { computeMetrics, type PolicyMetrics } from './metrics.js';
+import { computeMetrics, slotOnlyQueueWaits, type PolicyMetrics, type SlotReference } from './metrics.js';
 import { roundRobin } from './policies/round-robin.js';
 import { seedGateway } from './policies/seed-gateway.js';
 import { switchyard } from './policies/switchyard.js';
 import { POLICY_NAMES, type Policy, type PolicyName } from './policy.js';
 import { replay } from './replay.js';
-import { judgeTargets, metricsTable, targetsTable } from './report.js';
+import type { RequestRecord } from './records.js';
+import { judgeTargets, metricsTable, QUEUE_WAIT_TARGET_LOADS, targetsTable } from './report.js';
 import { startSimFleet, type SimFleet } from './sim-fleet.js';
 import { startSwitchyard, type SwitchyardStack } from './switchyard-stack.js';
 import { DEFAULT_TRACE_PARAMS, generateTrace, modelCounts, type TraceParams } from './trace.js';
@@ -163,7 +164,11 @@ function machine() {
   };
 }
 
-async function runPolicy(name: PolicyName, options: Options, trace: ReturnType<typeof generateTrace>): Promise<{ metrics: PolicyMetrics; describe: Record<string, unknown> }> {
+async function runPolicy(
+  name: PolicyName,
+  options: Options,
+  trace: ReturnType<typeof generateTrace>,
+): Promise<{ metrics: PolicyMetrics; describe: Record<string, unknown>; records: RequestRecord[] }> {
   const { settings } = options;
   say(`\n▶ ${name}: starting a fresh fleet`);
   const fleet: SimFleet = await startSimFleet(options.nodes, settings, FLEET_CATALOG);
@@ -202,7 +207,7 @@ async function runPolicy(name: PolicyName, options: Options, trace: ReturnType<t
     }
     say(`  done in ${metrics.details.wall_seconds} s wall: ${metrics.completed} completed, ${metrics.failed} failed, warm ${metrics.warm_share === null ? 'n/a' : (metrics.warm_share * 100).toFixed(1) + ' %'}, ${metrics.loads} loads`);
     if (metrics.details.timeline_check !== 'ok') say(`  WARNING: ${metrics.details.timeline_check}`);
-    return { metrics, describe: policy.describe() };
+    return { metrics, describe: policy.describe(), records: result.records };
   } finally {
     await policy?.close().catch(() => undefined);
     await stack?.stop().catch((error: unknown) => say(`  (stopping Switchyard: ${(error as Error).message})`));
@@ -226,19 +231,26 @@ async function main(): Promise<void> {
   const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
   const capacity = capacityReference(trace, options.nodes, needBytes);
   say(
-    `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; the best static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm`,
+    `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; a greedy static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm, no static placement more than ${(capacity.static_warm_share_bound * 100).toFixed(1)} % of requests warm`,
   );
   if (trace.dropped > 0) say(`  note: max_requests cut ${trace.dropped} requests from the end of the trace`);
 
   const policies: Partial<Record<PolicyName, PolicyMetrics>> = {};
   const described: Partial<Record<PolicyName, Record<string, unknown>>> = {};
+  let slotReference: SlotReference | undefined;
   for (const name of options.policies) {
-    const { metrics, describe } = await runPolicy(name, options, trace);
+    const { metrics, describe, records } = await runPolicy(name, options, trace);
     policies[name] = metrics;
     described[name] = describe;
+    // Switchyard completes every request, so its records carry every arrival with its
+    // service time; a policy that drops requests would also drop the queueing they cause.
+    if (name === 'switchyard') {
+      const toTraceS = (ms: number) => ms / 1_000 / settings.time_scale;
+      slotReference = slotOnlyQueueWaits(records, settings.num_parallel, toTraceS, QUEUE_WAIT_TARGET_LOADS * oneLoadS);
+    }
   }
 
-  const targets = judgeTargets(policies, oneLoadS);
+  const targets = judgeTargets(policies, oneLoadS, slotReference);
   const results = {
     trace: {
       seed: trace.params.seed,
@@ -262,6 +274,7 @@ async function main(): Promise<void> {
       sim: settings,
       one_model_load_s: Number(oneLoadS.toFixed(2)),
       capacity,
+      ...(slotReference && { slot_reference: slotReference }),
     },
     policies,
     policy_config: described,
@@ -276,8 +289,9 @@ async function main(): Promise<void> {
       percentiles: 'nearest rank over completed requests plus requests the bench gave up on (with the wait they had when dropped, a lower bound)',
       one_model_load_s: 'median nominal load time over the catalog (the bar for the p99 queue wait target)',
       queue_wait_over_own_load_p99: 'p99 over requests of queue wait / nominal load time of the request\'s own model (the p99 target read per request)',
-      slot_reference: 'queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: this run\'s arrivals and measured service times (first slot → finished) through those slots; what slots alone cost on this traffic',
-      capacity_static_warm_share: 'share of measured requests whose model fits in the best static placement of its phase (models by requests per GB, best-fit onto the nodes): what the hardware allows a clairvoyant fixed placement, a reference rather than a strict bound',
+      slot_reference: 'queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: the Switchyard run\'s arrivals and measured service times (first slot → finished) through those slots; what slots alone cost to any placement that holds one copy of a model when its burst starts',
+      capacity_static_warm_share: 'share of measured requests whose model fits in a greedy static placement of its phase (models by requests per GB, best-fit onto the nodes); not optimal',
+      capacity_static_warm_share_bound: 'share no static placement of a phase can exceed: the same order filling the fleet\'s total VRAM as one GPU, the overflowing model taken fractionally; a reference rather than a strict bound for a dynamic policy',
     },
     machine: machine(),
     code: { commit, uncommitted_changes: dirty },

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SimStats } from '@switchyard/gpu-sim';
 import { FLEET_CATALOG } from './catalog.js';
 import { DEFAULT_SIM_SETTINGS } from './fleet-config.js';
-import { computeMetrics, loadIntervals, percentile, slotOnlyQueueWaits } from './metrics.js';
+import { computeMetrics, loadIntervals, percentileOrNull, slotOnlyQueueWaits } from './metrics.js';
 import type { RequestRecord } from './records.js';
 import type { SimEvent } from './sim-host.js';
 
@@ -25,10 +25,10 @@ function stats(loads: number): Array<{ node: string; stats: SimStats }> {
 describe('fleet metrics', () => {
   it('takes nearest-rank percentiles', () => {
     const values = Array.from({ length: 100 }, (_, i) => i + 1);
-    expect(percentile(values, 50)).toBe(50);
-    expect(percentile(values, 99)).toBe(99);
-    expect(percentile([7], 99)).toBe(7);
-    expect(percentile([], 50)).toBeNull();
+    expect(percentileOrNull(values, 50)).toBe(50);
+    expect(percentileOrNull(values, 99)).toBe(99);
+    expect(percentileOrNull([7], 99)).toBe(7);
+    expect(percentileOrNull([], 50)).toBeNull();
   });
 
   it('pairs load events into intervals per node and model, closing open ones at the end', () => {

@@ -23,7 +23,7 @@
  */
 import { percentileSorted } from '../common/stats.js';
 import type { SimStats } from '@switchyard/gpu-sim';
-import { loadSeconds, medianLoadSeconds, type CatalogModel } from './catalog.js';
+import { loadSeconds, type CatalogModel } from './catalog.js';
 import type { SimSettings } from './fleet-config.js';
 import type { RequestRecord } from './records.js';
 import type { ReplayResult } from './replay.js';
@@ -54,8 +54,6 @@ export interface PolicyMetrics {
      * p99 target read per request, where a 70B model's queue is weighed against a 70B load.
      */
     queue_wait_over_own_load_p99: number | null;
-    /** What slots alone cost on this traffic: `slotOnlyQueueWaits`. */
-    slot_reference: SlotReference;
     ttft_mean_s: number | null;
     ttft_p90_s: number | null;
     /** Switchyard only: share of completed requests whose agent reported `started.cold: false`. */
@@ -80,7 +78,7 @@ export interface PolicyMetrics {
 }
 
 /** Nearest-rank percentile of an ascending array; null (JSON-friendly) when it is empty. */
-export function percentile(sorted: readonly number[], p: number): number | null {
+export function percentileOrNull(sorted: readonly number[], p: number): number | null {
   return sorted.length === 0 ? null : percentileSorted(sorted, p);
 }
 
@@ -90,7 +88,7 @@ function mean(values: readonly number[]): number | null {
 
 export interface SlotReference {
   queue_wait_p99_s: number | null;
-  /** Measured requests that would wait longer than 1.2 × the catalog's median load. */
+  /** Measured requests that would wait longer than the p99 target's bar. */
   waits_over_target: number;
 }
 
@@ -105,7 +103,9 @@ export function slotOnlyQueueWaits(records: readonly RequestRecord[], slotsPerCo
   const byModel = new Map<string, RequestRecord[]>();
   for (const record of records) {
     if (record.outcome !== 'completed' || record.slot === undefined || record.finished === undefined) continue;
-    byModel.set(record.model, [...(byModel.get(record.model) ?? []), record]);
+    const list = byModel.get(record.model);
+    if (list) list.push(record);
+    else byModel.set(record.model, [record]);
   }
   const waits: number[] = [];
   for (const list of byModel.values()) {
@@ -119,7 +119,7 @@ export function slotOnlyQueueWaits(records: readonly RequestRecord[], slotsPerCo
     }
   }
   waits.sort((a, b) => a - b);
-  return { queue_wait_p99_s: round(percentile(waits, 99)), waits_over_target: waits.filter((wait) => wait > targetS).length };
+  return { queue_wait_p99_s: round(percentileOrNull(waits, 99)), waits_over_target: waits.filter((wait) => wait > targetS).length };
 }
 
 interface LoadInterval {
@@ -199,8 +199,9 @@ export function computeMetrics(input: {
       burstCompleted++;
       if (isWarm) burstWarm++;
     }
-    queueWaits.push(toTraceS(Math.max(0, slot - record.submitted - own)));
-    waitsOverOwnLoad.push(toTraceS(Math.max(0, slot - record.submitted - own)) / nominalLoadS(record.model));
+    const waitS = toTraceS(Math.max(0, slot - record.submitted - own));
+    queueWaits.push(waitS);
+    waitsOverOwnLoad.push(waitS / nominalLoadS(record.model));
     if (record.first_token !== undefined) ttfts.push(toTraceS(Math.max(0, record.first_token - record.submitted)));
     servedByNode[record.node as string] = (servedByNode[record.node as string] ?? 0) + 1;
   }
@@ -239,10 +240,10 @@ export function computeMetrics(input: {
     loads: measuredStarts.length,
     load_gpu_seconds: round(gpuSeconds(measuredStarts), 1) as number,
     oom: measured.reduce((sum, record) => sum + record.oom, 0),
-    queue_wait_p50_s: round(percentile(queueWaits, 50)),
-    queue_wait_p99_s: round(percentile(queueWaits, 99)),
-    ttft_p50_s: round(percentile(ttfts, 50)),
-    ttft_p99_s: round(percentile(ttfts, 99)),
+    queue_wait_p50_s: round(percentileOrNull(queueWaits, 50)),
+    queue_wait_p99_s: round(percentileOrNull(queueWaits, 99)),
+    ttft_p50_s: round(percentileOrNull(ttfts, 50)),
+    ttft_p99_s: round(percentileOrNull(ttfts, 99)),
     completed: completed.length,
     failed: failedRecords.length,
     details: {
@@ -251,11 +252,10 @@ export function computeMetrics(input: {
       burst_requests: { completed: burstCompleted, warm: burstWarm },
       timeouts_in_percentiles: timedOut.length,
       queue_wait_mean_s: round(mean(queueWaits)),
-      queue_wait_p90_s: round(percentile(queueWaits, 90)),
-      queue_wait_over_own_load_p99: round(percentile(waitsOverOwnLoad, 99)),
-      slot_reference: slotOnlyQueueWaits(replay.records, settings.num_parallel, toTraceS, 1.2 * medianLoadSeconds(input.catalog, settings.load_bytes_per_s, settings.load_overhead_ms)),
+      queue_wait_p90_s: round(percentileOrNull(queueWaits, 90)),
+      queue_wait_over_own_load_p99: round(percentileOrNull(waitsOverOwnLoad, 99)),
       ttft_mean_s: round(mean(ttfts)),
-      ttft_p90_s: round(percentile(ttfts, 90)),
+      ttft_p90_s: round(percentileOrNull(ttfts, 90)),
       ...(agentCold.length > 0 && {
         warm_share_agent_reported: round(agentCold.filter((record) => record.agent_cold === false).length / agentCold.length, 4),
       }),
