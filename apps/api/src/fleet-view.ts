@@ -1,6 +1,14 @@
 import { CachedRead, type FleetRegistry } from '@switchyard/redis';
 import type { AgentHeartbeat } from '@switchyard/protocol';
 
+export interface ServableModel {
+  agents: string[];
+  loadedOn: string[];
+  loadingOn: string[];
+  size_bytes: number;
+  digests: string[];
+}
+
 /**
  * The live fleet as the API sees it, read from agent heartbeats and reused for a short
  * time: admission runs on every submit and must not read every heartbeat each time.
@@ -17,18 +25,19 @@ export class FleetView {
     return this.live.get();
   }
 
-  /** Models any live agent can serve, with the agents that have each. */
-  async servableModels(): Promise<Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>> {
-    const models = new Map<string, { agents: string[]; loadedOn: string[]; size_bytes: number; digests: string[] }>();
+  /** Models any live agent can serve, with the agents that have each, hold it loaded, or are loading it. */
+  async servableModels(): Promise<Map<string, ServableModel>> {
+    const models = new Map<string, ServableModel>();
     for (const agent of await this.agents()) {
       if (agent.state !== 'ready') continue;
       for (const model of agent.models_available) {
-        const entry = models.get(model.name) ?? { agents: [], loadedOn: [], size_bytes: model.size_bytes, digests: [] };
+        const entry = models.get(model.name) ?? { agents: [], loadedOn: [], loadingOn: [], size_bytes: model.size_bytes, digests: [] };
         entry.agents.push(agent.id);
         if (!entry.digests.includes(model.digest)) entry.digests.push(model.digest);
         models.set(model.name, entry);
       }
       for (const model of agent.models_loaded) models.get(model.name)?.loadedOn.push(agent.id);
+      for (const name of agent.models_loading ?? []) models.get(name)?.loadingOn.push(agent.id);
     }
     return models;
   }

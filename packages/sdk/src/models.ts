@@ -26,6 +26,8 @@ export interface ModelEntry {
   agents?: string[];
   /** Agents that have it loaded in VRAM. */
   loaded_on?: string[];
+  /** Agents loading it into VRAM now. */
+  loading_on?: string[];
   queue?: ModelQueueStats;
   [field: string]: unknown;
 }
@@ -47,6 +49,7 @@ export function modelEntryProblem(value: unknown): string | undefined {
     ['digests', optional(value.digests, isStringArray)],
     ['agents', optional(value.agents, isStringArray)],
     ['loaded_on', optional(value.loaded_on, isStringArray)],
+    ['loading_on', optional(value.loading_on, isStringArray)],
     ['queue', optional(value.queue, isObject)],
   ];
   for (const [field, ok] of checks) if (!ok) return `${field} has the wrong type`;

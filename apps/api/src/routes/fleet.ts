@@ -25,6 +25,7 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
         digests: fleet?.digests ?? [],
         agents: fleet?.agents ?? [],
         loaded_on: fleet?.loadedOn ?? [],
+        loading_on: fleet?.loadingOn ?? [],
         queue: {
           waiting: count?.waiting ?? 0,
           active: count?.active ?? 0,

@@ -49,48 +49,39 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
     let sawToken = false;
     let endsWithNewline = true;
 
-    // Load progress: agents report the models they have loaded and the one they are loading
-    // in their heartbeat (read when the key may list agents), and the job's status is
-    // `loading` once an agent holds it while the model comes in. Otherwise the job being next
-    // in line for a model no node has loaded means it waits for a cold start. Until the job
-    // starts, one poll at a time.
+    // Load progress from the model list (any key may read it): where the model is loaded and
+    // where it is loading, as the agents' heartbeats report; the job's status is `loading`
+    // once an agent holds it while the model comes in. A job next in line for a model no node
+    // has loaded waits for a cold start. Until the job starts, one poll at a time.
     let started = false;
     let polling = false;
     poller = setInterval(() => {
-      if (started || sawToken || polling) return;
+      if (started || polling) return;
       polling = true;
       const call = { signal: controller.signal };
-      // Agents are for admin keys; a tenant's key learns whether the model is loaded anywhere
-      // from the model list instead.
-      const agentsOrModels = client.agents(call).then(
-        (agents) => ({ agents, loadedSomewhere: agents.some((agent) => agent.models_loaded.some((model) => model.name === job.model)) }),
-        () =>
-          client.models(call).then(
-            (models) => ({ agents: undefined, loadedSomewhere: (models.find((model) => model.id === job.model)?.loaded_on ?? []).length > 0 }),
-            () => undefined,
-          ),
+      const model = client.models(call).then(
+        (models) => models.find((entry) => entry.id === job.model),
+        () => undefined,
       );
-      void Promise.all([client.get(job.id, call), agentsOrModels]).then(
-        ([record, fleet]) => {
-          const agents = fleet?.agents;
-          polling = false;
-          if (started || sawToken) return;
-          const loadingOn = agents?.filter((agent) => agent.models_loading?.includes(job.model)).map((agent) => agent.id) ?? [];
+      void Promise.all([client.get(job.id, call), model])
+        .then(([record, entry]) => {
+          if (started) return;
+          const loadingOn = entry?.loading_on ?? [];
           if (record.status === 'loading') {
             progress.set(`job ${job.id}: loading ${job.model}${record.agent ? ` on ${record.agent}` : ''}`);
           } else if (record.status === 'queued') {
-            const cold = fleet !== undefined && !fleet.loadedSomewhere;
+            const cold = entry !== undefined && (entry.loaded_on ?? []).length === 0;
             const position = record.queue_position ?? 0;
             etaS = record.queue_eta_s ?? etaS;
             if (loadingOn.length > 0) progress.set(`job ${job.id}: queued, ${job.model} is loading on ${loadingOn.join(', ')}`);
             else if (cold && position === 0) progress.set(`job ${job.id}: waiting for ${job.model} to load (cold start)`);
             else progress.set(queuedText(job.id, position, undefined, etaS));
           }
-        },
-        () => {
+        })
+        .catch(() => undefined)
+        .finally(() => {
           polling = false;
-        },
-      );
+        });
     }, 1_000);
     poller.unref?.();
 

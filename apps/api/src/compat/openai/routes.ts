@@ -48,6 +48,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): voi
         digests: fleet.digests,
         agents: fleet.agents,
         loaded_on: fleet.loadedOn,
+        loading_on: fleet.loadingOn,
       };
     });
   });
