@@ -133,7 +133,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
           last_used_at: model.lastUsedAt,
           loaded_at: model.loaded!.loadedAt,
           pinned: pinned.includes(model.name),
-          ...(model.serviceMeasured ? { service_ms: Math.round(model.serviceMs) } : {}),
+          ...(model.serviceMs !== undefined && { service_ms: Math.round(model.serviceMs) }),
         })),
       models_loading: lifecycle.loadingModel ? [lifecycle.loadingModel] : [],
       models_available: inventory.backendReachable

@@ -4,7 +4,7 @@ import type { AgentHeartbeat } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
-import type { ModelInventory, ModelState } from './model-inventory.js';
+import { DEFAULT_SERVICE_MS, type ModelInventory, type ModelState } from './model-inventory.js';
 import {
   displacementPays,
   isEvictable,
@@ -140,11 +140,11 @@ export class LifecycleManager {
    * saw five speculative copies of qwen2.5:0.5b within ten seconds).
    */
   private serviceMsOf(model: ModelState, copies: readonly AgentHeartbeat[]): number {
-    if (model.serviceMeasured) return model.serviceMs;
+    if (model.serviceMs !== undefined) return model.serviceMs;
     const reported = copies
       .map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms)
       .filter((ms): ms is number => ms !== undefined);
-    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : model.serviceMs;
+    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : DEFAULT_SERVICE_MS;
   }
 
   private resident(model: ModelState): ResidentModel {
@@ -155,9 +155,7 @@ export class LifecycleManager {
       loadedAt: model.loaded?.loadedAt ?? 0,
       lastUsedAt: Math.max(model.lastUsedAt, model.loaded?.loadedAt ?? 0),
       pinned: this.options.pinned.includes(model.name),
-      // Each warm copy serves its share of the fleet's demand: an extra copy is worth less
-      // than the only one, which takes every request for the model with it when it goes.
-      demandPerS: this.options.demand.ratePerS(model.name) / (1 + this.options.fleet.copiesElsewhere(model.name).length),
+      demandPerS: this.demandShare(model),
       reloadMs: this.expectedLoadMs(model),
       speculative: this.refilled.has(model.name) && model.lastUsedAt < (model.loaded?.loadedAt ?? 0),
       rehomable: model.loaded !== undefined && this.options.fleet.roomElsewhere(model.name, model.digest, model.loaded.vramBytes).length > 0,
@@ -331,9 +329,17 @@ export class LifecycleManager {
     return undefined;
   }
 
-  /** A model jobs wait for, as `displacementPays` weighs it. */
+  /** A model jobs wait for, as `displacementPays` weighs it: this copy's share of the demand, as `resident` counts a copy. */
   private waitingModel(model: ModelState, queue: { waiting: number; oldestWaitMs: number }): WaitingModel {
-    return { waiting: queue.waiting, oldestWaitMs: queue.oldestWaitMs, demandPerS: this.options.demand.ratePerS(model.name), reloadMs: this.expectedLoadMs(model) };
+    return { waiting: queue.waiting, oldestWaitMs: queue.oldestWaitMs, demandPerS: this.demandShare(model), reloadMs: this.expectedLoadMs(model) };
+  }
+
+  /**
+   * Each copy serves its share of the fleet's demand: an extra copy is worth less than the
+   * only one, which takes every request for the model with it when it goes.
+   */
+  private demandShare(model: ModelState): number {
+    return this.options.demand.ratePerS(model.name) / (1 + this.options.fleet.copiesElsewhere(model.name).length);
   }
 
   /**

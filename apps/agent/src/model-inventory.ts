@@ -22,12 +22,12 @@ export interface ModelState {
   inFlight: number;
   lastUsedAt: number;
   /** Mean slot occupancy of a job (EWMA), for capacity estimates; a default until a job ran here. */
-  serviceMs: number;
-  /** Whether serviceMs comes from jobs that ran here (then it is shared in the heartbeat). */
-  serviceMeasured: boolean;
+  /** Mean time a job of it held a slot here (moving average); undefined until one ran here. Shared in the heartbeat. */
+  serviceMs?: number;
 }
 
-const DEFAULT_SERVICE_MS = 5_000;
+/** What a node assumes a job of a model takes before any copy in the fleet has measured it. */
+export const DEFAULT_SERVICE_MS = 5_000;
 
 /**
  * What the backend has on disk and in VRAM, keyed by canonical model name, refreshed
@@ -77,8 +77,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
         estimateBytes: estimateVramBytes(model.size_bytes, {}, this.load),
         inFlight: existing?.inFlight ?? 0,
         lastUsedAt: existing?.lastUsedAt ?? 0,
-        serviceMs: existing?.serviceMs ?? DEFAULT_SERVICE_MS,
-        serviceMeasured: existing?.serviceMeasured ?? false,
+        ...(existing?.serviceMs !== undefined && { serviceMs: existing.serviceMs }),
       });
     }
     for (const name of this.states.keys()) if (!seen.has(name)) this.states.delete(name);
@@ -177,8 +176,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
       state.lastUsedAt = Date.now();
       // EWMA so capacity estimates follow a change of prompt sizes within a few jobs.
       const tookMs = state.lastUsedAt - startedAt;
-      state.serviceMs = state.serviceMeasured ? 0.8 * state.serviceMs + 0.2 * tookMs : tookMs;
-      state.serviceMeasured = true;
+      state.serviceMs = state.serviceMs === undefined ? tookMs : 0.8 * state.serviceMs + 0.2 * tookMs;
     };
   }
 }

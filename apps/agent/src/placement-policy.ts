@@ -48,13 +48,21 @@ export interface PlacementTuning {
  * arrival rate alone says.
  */
 export function residentValue(model: ResidentModel, now: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'>): number {
-  const idleMs = Math.max(0, now - model.lastUsedAt);
-  const recency = Math.exp(-idleMs / (tuning.recencyTauMs));
-  const expectedArrivals = (model.demandPerS * (tuning.demandHorizonMs)) / 1000;
-  const coldPerReload = 1 + (model.demandPerS * model.reloadMs) / 1000;
   // Evicted here, it is refilled on the peer with room: only the arrivals during that reload are lost.
-  if (model.rehomable) return coldPerReload;
-  return (expectedArrivals + recency) * coldPerReload;
+  if (model.rehomable) return coldPerReload(model.demandPerS, model.reloadMs);
+  return requestsMadeCold(model.demandPerS, model.reloadMs, Math.max(0, now - model.lastUsedAt), tuning);
+}
+
+/** Every arrival during a load waits for it. */
+function coldPerReload(demandPerS: number, reloadMs: number): number {
+  return 1 + (demandPerS * reloadMs) / 1000;
+}
+
+/** What `residentValue` counts, for a model with this demand, load time and idle time. */
+function requestsMadeCold(demandPerS: number, reloadMs: number, idleMs: number, tuning: Pick<PlacementTuning, 'recencyTauMs' | 'demandHorizonMs'>): number {
+  const recency = Math.exp(-idleMs / tuning.recencyTauMs);
+  const expectedArrivals = (demandPerS * tuning.demandHorizonMs) / 1000;
+  return (expectedArrivals + recency) * coldPerReload(demandPerS, reloadMs);
 }
 
 /** The same, per byte held: the order in which idle models make room (lowest first). */
@@ -157,21 +165,12 @@ export function displacementPays(
   tuning: PlacementTuning,
   agingMs: number,
 ): { pays: boolean; worth: number; lost: number } {
-  const asResident: ResidentModel = {
-    name: '',
-    vramBytes: 0,
-    inFlight: 0,
-    loadedAt: now,
-    lastUsedAt: now,
-    pinned: false,
-    demandPerS: model.demandPerS,
-    reloadMs: model.reloadMs,
-  };
   const aging = Math.max(1, (model.oldestWaitMs / Math.max(1, agingMs)) ** 2);
-  const worth = (residentValue(asResident, now, tuning) + model.waiting) * aging;
+  // Its value as if it were resident and had just been used, plus the jobs already waiting.
+  const worth = (requestsMadeCold(model.demandPerS, model.reloadMs, 0, tuning) + model.waiting) * aging;
   const lost = victims.reduce((sum, victim) => sum + residentValue(victim, now, tuning), 0);
   // Both sides come back with the verdict, for the logs.
-  return { pays: worth >= lost * (tuning.displacementMargin), worth, lost };
+  return { pays: worth >= lost * tuning.displacementMargin, worth, lost };
 }
 
 export interface CopyDemand {
