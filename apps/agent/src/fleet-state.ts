@@ -11,11 +11,16 @@ const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return 
  * model is loaded or loading), VRAM figures measured anywhere, and the warm leases that let
  * only one agent at a time load a cold model.
  */
+interface FleetView {
+  /** Other live, ready agents. */
+  peers: AgentHeartbeat[];
+  /** `model@digest` → measured VRAM bytes; this agent's own measurements are added as it makes them. */
+  measured: Map<string, number>;
+}
+
 export class FleetState {
-  private peers: AgentHeartbeat[] = [];
-  private measured = new Map<string, number>();
-  private readonly snapshot: CachedRead<[AgentHeartbeat[], Record<string, string>]>;
-  private applied: unknown;
+  private view: FleetView = { peers: [], measured: new Map() };
+  private readonly snapshot: CachedRead<FleetView>;
 
   constructor(
     private readonly redis: Redis,
@@ -25,19 +30,19 @@ export class FleetState {
     private readonly logger: Logger,
     maxAgeMs = 500,
   ) {
-    this.snapshot = new CachedRead(() => Promise.all([registry.live(), redis.hgetall(keys.measuredVram)]), maxAgeMs);
+    this.snapshot = new CachedRead(async () => {
+      const [agents, measured] = await Promise.all([registry.live(), redis.hgetall(keys.measuredVram)]);
+      return {
+        peers: agents.filter((agent) => agent.id !== this.selfId && agent.state === 'ready'),
+        measured: new Map(Object.entries(measured).map(([key, value]) => [key, Number(value)])),
+      };
+    }, maxAgeMs);
   }
 
   /** Re-reads heartbeats and measured VRAM if the cached view is older than `maxAgeMs` (or `force`). */
   async refresh(force = false): Promise<void> {
     try {
-      const read = await this.snapshot.get(force);
-      // A cached read was applied already; re-applying it would undo our own measurements since.
-      if (read === this.applied) return;
-      this.applied = read;
-      const [agents, measured] = read;
-      this.peers = agents.filter((agent) => agent.id !== this.selfId && agent.state === 'ready');
-      this.measured = new Map(Object.entries(measured).map(([key, value]) => [key, Number(value)]));
+      this.view = await this.snapshot.get(force);
     } catch (error) {
       this.logger.warn({ err: error }, 'could not read the fleet state');
     }
@@ -45,7 +50,7 @@ export class FleetState {
 
   /** Live peers with `model` loaded (with that digest, when one is given). */
   copiesElsewhere(model: string, digest?: string): AgentHeartbeat[] {
-    return this.peers.filter((agent) =>
+    return this.view.peers.filter((agent) =>
       agent.models_loaded.some((loaded) => loaded.name === model && (digest === undefined || loaded.digest === digest)),
     );
   }
@@ -55,7 +60,7 @@ export class FleetState {
    * it without evicting anything.
    */
   roomElsewhere(model: string, digest: string, needBytes: number): AgentHeartbeat[] {
-    return this.peers.filter(
+    return this.view.peers.filter(
       (agent) =>
         (agent.vram?.free_bytes ?? 0) >= needBytes &&
         agent.models_available.some((available) => available.name === model && available.digest === digest && available.fits !== false),
@@ -64,19 +69,19 @@ export class FleetState {
 
   /** Whether a peer reports loading `model` right now. */
   loadingElsewhere(model: string): boolean {
-    return this.peers.some((agent) => agent.models_loading?.includes(model));
+    return this.view.peers.some((agent) => agent.models_loading?.includes(model));
   }
 
   /** VRAM measured for this model and digest on any agent, if it was ever loaded. */
   measuredVram(model: string, digest: string): number | undefined {
-    const bytes = this.measured.get(`${model}@${digest}`);
+    const bytes = this.view.measured.get(`${model}@${digest}`);
     return bytes !== undefined && Number.isFinite(bytes) && bytes > 0 ? bytes : undefined;
   }
 
   /** Shares a measured figure (from this backend's `/api/ps`) with the fleet. */
   async recordMeasuredVram(model: string, digest: string, bytes: number): Promise<void> {
-    if (this.measured.get(`${model}@${digest}`) === bytes) return;
-    this.measured.set(`${model}@${digest}`, bytes);
+    if (this.view.measured.get(`${model}@${digest}`) === bytes) return;
+    this.view.measured.set(`${model}@${digest}`, bytes);
     await this.redis.hset(this.keys.measuredVram, `${model}@${digest}`, String(bytes));
   }
 
