@@ -1,5 +1,7 @@
 /** Small statistics and the shapes the load generator reports. */
 
+import { round, summarize } from '../common/stats.js';
+
 export interface Attempt {
   client: number;
   /** ms since the run started, when the POST was sent. */
@@ -38,15 +40,9 @@ export interface LoadReport {
   wallS: number;
 }
 
-import { percentile, round } from '../common/stats.js';
-
+/** `summarize` rounded for the report, without the mean. */
 export function summary(values: number[], digits = 1): { n: number; p50: number; p90: number; p99: number; max: number } {
-  return {
-    n: values.length,
-    p50: round(percentile(values, 50), digits),
-    p90: round(percentile(values, 90), digits),
-    p99: round(percentile(values, 99), digits),
-    max: round(values.length ? Math.max(...values) : Number.NaN, digits),
-  };
+  const { n, p50, p90, p99, max } = summarize(values);
+  return { n, p50: round(p50, digits), p90: round(p90, digits), p99: round(p99, digits), max: round(max, digits) };
 }
 

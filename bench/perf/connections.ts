@@ -5,7 +5,8 @@
  */
 import { Redis } from 'ioredis';
 import { driveRelay } from './relay-driver.js';
-import { fmt, median, printTable, rssBytes, runBenchmark, startApi, startRedis, summarize, writeResult } from './harness.js';
+import { fmt, median, printTable, rssBytes, runBenchmark, startApi, startRedis, writeResult } from './harness.js';
+import { summarize } from '../common/stats.js';
 import { createSyntheticJobs } from './synthetic-jobs.js';
 
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 10_000);

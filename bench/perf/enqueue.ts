@@ -4,7 +4,8 @@
  */
 import { Pool } from 'undici';
 import { Redis } from 'ioredis';
-import { fmt, median, printTable, runBenchmark, startApi, startRedis, summarize, writeResult } from './harness.js';
+import { fmt, median, printTable, runBenchmark, startApi, startRedis, writeResult } from './harness.js';
+import { summarize } from '../common/stats.js';
 import { pausedFleet } from './synthetic-fleet.js';
 
 const MODEL = 'qwen2.5:0.5b';

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testing/redis-server';
-import { percentile, percentileSorted } from '../common/stats.js';
+import { percentile } from '../common/stats.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
@@ -131,12 +131,6 @@ export async function stopAll(): Promise<void> {
   running.length = 0;
 }
 
-
-export function summarize(values: number[]): { n: number; p50: number; p90: number; p99: number; max: number; mean: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
-  return { n: sorted.length, p50: percentileSorted(sorted, 50), p90: percentileSorted(sorted, 90), p99: percentileSorted(sorted, 99), max: sorted.at(-1) ?? Number.NaN, mean };
-}
 
 export function median(values: number[]): number {
   return percentile(values, 50);

@@ -6,7 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import { driveRelay } from './relay-driver.js';
-import { fmt, printTable, runBenchmark, startApi, startRedis, summarize, writeResult } from './harness.js';
+import { fmt, printTable, runBenchmark, startApi, startRedis, writeResult } from './harness.js';
+import { summarize } from '../common/stats.js';
 import { createSyntheticJobs } from './synthetic-jobs.js';
 
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);

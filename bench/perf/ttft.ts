@@ -6,7 +6,8 @@
  */
 import { Pool } from 'undici';
 import { directFirstToken, switchyardFirstToken } from './clients.js';
-import { fmt, printTable, runBenchmark, startAgentProc, startApi, startRedis, startSim, summarize, waitForFleet, writeResult } from './harness.js';
+import { fmt, printTable, runBenchmark, startAgentProc, startApi, startRedis, startSim, waitForFleet, writeResult } from './harness.js';
+import { summarize } from '../common/stats.js';
 
 const MODEL = 'qwen2.5:0.5b';
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 400);
