@@ -229,9 +229,13 @@ async function main(): Promise<void> {
   const measured = trace.requests.filter((request) => !request.warmup).length;
   say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`);
   const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
-  const capacity = capacityReference(trace, options.nodes, needBytes);
+  const catalogByName = new Map(FLEET_CATALOG.map((model) => [model.name, model]));
+  const capacity = capacityReference(trace, options.nodes, needBytes, (name) => {
+    const model = catalogByName.get(name);
+    return model ? loadSeconds(model, settings.load_bytes_per_s, settings.load_overhead_ms) : 0;
+  });
   say(
-    `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; a greedy static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm, no static placement more than ${(capacity.static_warm_share_bound * 100).toFixed(1)} % of requests warm`,
+    `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; a greedy static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm, no static placement more than ${(capacity.static_warm_share_bound * 100).toFixed(1)} % of requests warm; on the pooled VRAM, a cache that knows the future ${(capacity.clairvoyant.warm_share * 100).toFixed(1)} % (${capacity.clairvoyant.loads} loads), an LRU cache ${(capacity.pooled_lru.warm_share * 100).toFixed(1)} % (${capacity.pooled_lru.loads} loads)`,
   );
   if (trace.dropped > 0) say(`  note: max_requests cut ${trace.dropped} requests from the end of the trace`);
 
@@ -250,7 +254,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const targets = judgeTargets(policies, oneLoadS, slotReference);
+  const targets = judgeTargets(policies, oneLoadS, { slots: slotReference, clairvoyantWarmShare: capacity.clairvoyant.warm_share });
   const results = {
     trace: {
       seed: trace.params.seed,
@@ -292,6 +296,8 @@ async function main(): Promise<void> {
       slot_reference: 'queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: the Switchyard run\'s arrivals and measured service times (first slot → finished) through those slots; what slots alone cost to any placement that holds one copy of a model when its burst starts',
       capacity_static_warm_share: 'share of measured requests whose model fits in a greedy static placement of its phase (models by requests per GB, best-fit onto the nodes); not optimal',
       capacity_static_warm_share_bound: 'share no static placement of a phase can exceed: the same order filling the fleet\'s total VRAM as one GPU, the overflowing model taken fractionally; a reference rather than a strict bound for a dynamic policy',
+      capacity_clairvoyant: 'the fleet\'s VRAM pooled as one GPU and run as a cache that knows every future request: load on a miss, evict the models asked for furthest in the future (Belady), loads take their time; what foresight buys, not a bound',
+      capacity_pooled_lru: 'the same pooled cache evicting the model asked for least recently: the textbook online cache, with no fragmentation across nodes',
     },
     machine: machine(),
     code: { commit, uncommitted_changes: dirty },
