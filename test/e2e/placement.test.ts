@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { modelToQueueName, redisKeys } from '@switchyard/protocol';
 import { SAMPLE_CATALOG, createGpuSim, type GpuSimConfigInput } from '@switchyard/gpu-sim';
 import { postJob, submitJob } from '../support/client.js';
 import { readSse } from '../support/sse.js';
@@ -240,6 +243,30 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
       expect(s.errors_total, `node ${index}`).toBe(0);
       expect(s.evictions_total, `node ${index}`).toBe(0);
       expect(s.vram_high_water_bytes).toBeLessThanOrEqual(s.vram_total_bytes);
+    }
+  });
+
+  it('loads a cold model for work nobody announced (a retried job), within a heartbeat', async () => {
+    stack = await startStack({ nodes: [node(10 * GB, ['llama3.2:3b'])] });
+    // Rounds read only the queues of models announced since last seen empty, plus every
+    // queue once per heartbeat (200 ms here). A job put back on its queue by a retry is
+    // announced to nobody; let the agent's first full read pass, then add one that way.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(loadedOn(stack, 0)).toEqual([]);
+    const redis = new Redis(stack.redisUrl);
+    const queue = new Queue(modelToQueueName('llama3.2:3b'), { connection: redis, prefix: redisKeys(stack.prefix).bullPrefix });
+    try {
+      const job = await queue.add(
+        'generate',
+        { id: 'unannounced', model: 'llama3.2:3b', tenant: 'default', request: { model: 'llama3.2:3b', prompt: 'anyone?', options: { num_predict: 2 } }, submitted_at: Date.now() },
+        { jobId: 'unannounced' },
+      );
+      await expect.poll(() => job.getState(), { timeout: 10_000 }).toMatch(/completed|failed/);
+      expect((await queue.getJob('unannounced'))?.failedReason).toBeUndefined();
+      expect(loadedOn(stack, 0)).toEqual(['llama3.2:3b']);
+    } finally {
+      await queue.close();
+      redis.disconnect();
     }
   });
 

@@ -190,6 +190,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       scheduler.wake(model);
     },
     publishHeartbeat: beat,
+    // Unannounced work for a cold model waits at most a heartbeat longer: the staleness the fleet view has anyway.
+    fullScanMs: config.heartbeatIntervalMs,
   });
 
   const openWorker = async (queueKey: string) => {
@@ -257,7 +259,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       const model = splitQueueModel(message).model;
       demand.record(model);
       if (inventory.isLoaded(model)) scheduler.wake(message);
-      else if (inventory.get(model)) lifecycle.poke();
+      if (inventory.get(model)) lifecycle.workAnnounced(model);
       return;
     }
     if (channel === keys.cancelChannel) onCancel(message);
