@@ -261,9 +261,13 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
         { id: 'unannounced', model: 'llama3.2:3b', tenant: 'default', request: { model: 'llama3.2:3b', prompt: 'anyone?', options: { num_predict: 2 } }, submitted_at: Date.now() },
         { jobId: 'unannounced' },
       );
+      const added = Date.now();
       await expect.poll(() => job.getState(), { timeout: 10_000 }).toMatch(/completed|failed/);
       expect((await queue.getJob('unannounced'))?.failedReason).toBeUndefined();
       expect(loadedOn(stack, 0)).toEqual(['llama3.2:3b']);
+      // A heartbeat and a round, a 50 ms load, two tokens; far below the 5 s of a scan that
+      // ran five heartbeats apart.
+      expect(Date.now() - added).toBeLessThan(2_500);
     } finally {
       await queue.close();
       redis.disconnect();

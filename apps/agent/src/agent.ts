@@ -190,7 +190,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       scheduler.wake(model);
     },
     publishHeartbeat: beat,
-    // Unannounced work for a cold model waits at most a heartbeat longer: the staleness the fleet view has anyway.
+    // Unannounced work for a cold model is noticed about a heartbeat (plus a round) later: the staleness the fleet view has anyway.
     fullScanMs: config.heartbeatIntervalMs,
   });
 

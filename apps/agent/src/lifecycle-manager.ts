@@ -84,10 +84,11 @@ export class LifecycleManager {
    * Models announced since their queues were last read empty, with when: only these (and
    * every model once per `fullScanMs`) have their queues read in a round. Reading every cold
    * model's queues every round was the agents' main Redis load (two BullMQ count scripts per
-   * model per round: ~8 000 a second from six agents in bench:fleet).
+   * model per round: ~8 000 a second from six agents in bench:fleet). Times here are
+   * monotonic (`performance.now()`): a wall clock stepped back would stop the full reads.
    */
   private readonly announced = new Map<string, number>();
-  private lastFullScanAt = 0;
+  private lastFullScanAt = Number.NEGATIVE_INFINITY;
   private stopped = false;
 
   constructor(private readonly options: LifecycleOptions) {
@@ -118,7 +119,7 @@ export class LifecycleManager {
 
   /** New work was announced for `model`: read its queues in the next rounds, and run one now if it is not warm here. */
   workAnnounced(model: string): void {
-    this.announced.set(model, Date.now());
+    this.announced.set(model, performance.now());
     if (!this.options.inventory.isLoaded(model)) void this.tick();
   }
 
@@ -325,16 +326,22 @@ export class LifecycleManager {
    * round knows.
    */
   private async readWaitingWork(models: readonly ModelState[], now: number): Promise<Map<string, WaitStats>> {
-    const fullScan = now - this.lastFullScanAt >= this.options.fullScanMs;
-    if (fullScan) this.lastFullScanAt = now;
+    const readAt = performance.now();
+    const fullScan = readAt - this.lastFullScanAt >= this.options.fullScanMs;
+    if (fullScan) {
+      // Marks of models the backend no longer offers would never be read again.
+      for (const name of this.announced.keys()) if (!this.options.inventory.get(name)) this.announced.delete(name);
+    }
     const read = models.filter((model) => fullScan || this.announced.has(model.name));
     if (read.length === 0) return new Map();
     const stats = await readWaitStats(this.options.queues, new Map(read.map((model) => [model.name, this.options.queueKeys(model.name)])), now);
+    // Only a read that succeeded counts: a failed one leaves the full read due.
+    if (fullScan) this.lastFullScanAt = readAt;
     for (const model of read) {
       // An announcement that came in while we read may be for a job the read missed.
       const announcedAt = this.announced.get(model.name);
-      if ((stats.get(model.name)?.waiting ?? 0) > 0) this.announced.set(model.name, announcedAt ?? now);
-      else if (announcedAt !== undefined && announcedAt < now) this.announced.delete(model.name);
+      if ((stats.get(model.name)?.waiting ?? 0) > 0) this.announced.set(model.name, announcedAt ?? readAt);
+      else if (announcedAt !== undefined && announcedAt < readAt) this.announced.delete(model.name);
     }
     return stats;
   }
