@@ -147,8 +147,9 @@ export function pooledCache(
     while (used + need > capacity) {
       let victim: string | undefined;
       for (const model of readyAt.keys()) if (victim === undefined || evictionKey(model) > evictionKey(victim)) victim = model;
-      readyAt.delete(victim!);
-      used -= needBytes.get(victim!)!;
+      if (victim === undefined) break; // empty: it fits (need ≤ largest node ≤ the pool)
+      readyAt.delete(victim);
+      used -= needBytes.get(victim)!;
     }
     readyAt.set(request.model, request.at_s + loadSeconds(request.model));
     used += need;
