@@ -17,6 +17,7 @@ import {
   type WaitingModel,
 } from './placement-policy.js';
 import { readWaitStats, type WaitStats } from './queue-stats.js';
+import { WorkAnnouncements } from './work-announcements.js';
 
 export interface LifecycleOptions {
   agentId: string;
@@ -80,19 +81,13 @@ export class LifecycleManager {
   private readonly closedForClaims = new Set<string>();
   /** Models loaded here by a refill (no job waited for them); see `ResidentModel.speculative`. */
   private readonly refilled = new Set<string>();
-  /**
-   * Models announced since their queues were last read empty, with when: only these (and
-   * every model once per `fullScanMs`) have their queues read in a round. Reading every cold
-   * model's queues every round was the agents' main Redis load (two BullMQ count scripts per
-   * model per round: ~8 000 a second from six agents in bench:fleet). Times here are
-   * monotonic (`performance.now()`): a wall clock stepped back would stop the full reads.
-   */
-  private readonly announced = new Map<string, number>();
-  private lastFullScanAt = Number.NEGATIVE_INFINITY;
+  /** Which cold models' queues the next round reads. */
+  private readonly announcements: WorkAnnouncements;
   private stopped = false;
 
   constructor(private readonly options: LifecycleOptions) {
     this.loadBytesPerS = options.initialLoadBytesPerS;
+    this.announcements = new WorkAnnouncements(options.fullScanMs);
   }
 
   get loadingModel(): string | undefined {
@@ -119,7 +114,7 @@ export class LifecycleManager {
 
   /** New work was announced for `model`: read its queues in the next rounds, and run one now if it is not warm here. */
   workAnnounced(model: string): void {
-    this.announced.set(model, performance.now());
+    this.announcements.announce(model);
     if (!this.options.inventory.isLoaded(model)) void this.tick();
   }
 
@@ -320,29 +315,12 @@ export class LifecycleManager {
     }
   }
 
-  /**
-   * Waiting work of the models that may have some: those announced since last read empty,
-   * or all of them once per `fullScanMs`. A model not read has no waiting jobs as far as this
-   * round knows.
-   */
+  /** Waiting work of the models that may have some (see WorkAnnouncements); a model not read has none as far as this round knows. */
   private async readWaitingWork(models: readonly ModelState[], now: number): Promise<Map<string, WaitStats>> {
-    const readAt = performance.now();
-    const fullScan = readAt - this.lastFullScanAt >= this.options.fullScanMs;
-    if (fullScan) {
-      // Marks of models the backend no longer offers would never be read again.
-      for (const name of this.announced.keys()) if (!this.options.inventory.get(name)) this.announced.delete(name);
-    }
-    const read = models.filter((model) => fullScan || this.announced.has(model.name));
-    if (read.length === 0) return new Map();
-    const stats = await readWaitStats(this.options.queues, new Map(read.map((model) => [model.name, this.options.queueKeys(model.name)])), now);
-    // Only a read that succeeded counts: a failed one leaves the full read due.
-    if (fullScan) this.lastFullScanAt = readAt;
-    for (const model of read) {
-      // An announcement that came in while we read may be for a job the read missed.
-      const announcedAt = this.announced.get(model.name);
-      if ((stats.get(model.name)?.waiting ?? 0) > 0) this.announced.set(model.name, announcedAt ?? readAt);
-      else if (announcedAt !== undefined && announcedAt < readAt) this.announced.delete(model.name);
-    }
+    const plan = this.announcements.plan(models.map((model) => model.name));
+    if (plan.models.length === 0) return new Map();
+    const stats = await readWaitStats(this.options.queues, new Map(plan.models.map((name) => [name, this.options.queueKeys(name)])), now);
+    this.announcements.settle(plan, (name) => stats.get(name)?.waiting ?? 0, (name) => this.options.inventory.get(name) !== undefined);
     return stats;
   }
 
