@@ -13,5 +13,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Redis errors carry the stack of the code that sent the command (packages/redis createRedis).
+    env: { REDIS_FRIENDLY_ERROR_STACK: '1' },
   },
 });
