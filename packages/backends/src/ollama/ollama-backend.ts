@@ -55,6 +55,11 @@ export interface OllamaBackendOptions {
 /** How Ollama (and the llama.cpp runner under it) words a refusal for lack of memory. */
 const OUT_OF_MEMORY = /requires more system memory|out of memory/i;
 
+/** An error Ollama itself reported (its `error` field): flagged when it is a refusal for lack of memory, wherever it came from. */
+function ollamaError(message: string, status: number | undefined, code: BackendError['code']): BackendError {
+  return new BackendError(message, status, code, { outOfMemory: OUT_OF_MEMORY.test(message) });
+}
+
 const DEFAULT_TIMEOUTS: Required<OllamaTimeouts> = {
   connectMs: 5_000,
   headersMs: 10 * 60_000,
@@ -123,7 +128,7 @@ export class OllamaBackend implements Backend {
     try {
       for await (const value of parseNdjson(body)) {
         const line = readStreamLine(value);
-        if (line.kind === 'error') throw new BackendError(line.message, undefined, 'backend_error');
+        if (line.kind === 'error') throw ollamaError(line.message, undefined, 'backend_error');
         if (line.kind === 'token') yield { type: 'token', text: line.text };
         if (line.kind === 'done') {
           if (line.text) yield { type: 'token', text: line.text };
@@ -166,7 +171,7 @@ export class OllamaBackend implements Backend {
   async #lifecycle(payload: Record<string, unknown>, signal: AbortSignal | undefined): Promise<void> {
     const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
     const message = errorMessageOf(answer);
-    if (message !== undefined) throw new BackendError(message, undefined, 'backend_error', { outOfMemory: OUT_OF_MEMORY.test(message) });
+    if (message !== undefined) throw ollamaError(message, undefined, 'backend_error');
   }
 
   #generateBody(req: GenerateRequest): Record<string, unknown> {
@@ -253,7 +258,7 @@ export class OllamaBackend implements Backend {
       const code = status === 404 ? 'backend_error' : codeForStatus(status);
       return new BackendError(`Ollama ${path} answered HTTP ${status}${shown}`, status, code);
     }
-    return new BackendError(message, status, codeForStatus(status), { outOfMemory: OUT_OF_MEMORY.test(message) });
+    return ollamaError(message, status, codeForStatus(status));
   }
 
   #streamError(err: unknown, path: string, signal: AbortSignal | undefined): Error {
