@@ -6,11 +6,7 @@ import { CachedRead, type FleetRegistry } from '@switchyard/redis';
 // Deletes the lease only if this agent still holds it (it may have expired and been taken).
 const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
-/**
- * What this agent knows of the rest of the fleet: other agents' heartbeats (where each
- * model is loaded or loading), VRAM figures measured anywhere, and the warm leases that let
- * only one agent at a time load a cold model.
- */
+/** The derived view of the fleet, cached as one read. */
 interface FleetView {
   /** Other live, ready agents. */
   peers: AgentHeartbeat[];
@@ -18,6 +14,11 @@ interface FleetView {
   measured: Map<string, number>;
 }
 
+/**
+ * What this agent knows of the rest of the fleet: other agents' heartbeats (where each
+ * model is loaded or loading), VRAM figures measured anywhere, and the warm leases that let
+ * only one agent at a time load a cold model.
+ */
 export class FleetState {
   private view: FleetView = { peers: [], measured: new Map() };
   private readonly snapshot: CachedRead<FleetView>;

@@ -146,8 +146,9 @@ export class Maintenance {
       }),
     );
     if (settled.length > 0) await redis.zrem(ledger.keys.deadlines, ...settled);
-    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) throw failure.reason;
+    const failures = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected').map((result) => result.reason);
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, `${failures.length} of ${results.length} due jobs could not be expired; they stay due for the next sweep`);
   }
 
   /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */
