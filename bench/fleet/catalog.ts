@@ -75,6 +75,15 @@ export function loadSeconds(model: CatalogModel, loadBytesPerS: number, loadOver
   return loadOverheadMs / 1_000 + model.size_bytes / loadBytesPerS;
 }
 
+/** `loadSeconds` by model name over a catalog; 0 for a name it does not hold. */
+export function loadSecondsByName(catalog: readonly CatalogModel[], loadBytesPerS: number, loadOverheadMs: number): (name: string) => number {
+  const byName = new Map(catalog.map((model) => [model.name, model]));
+  return (name) => {
+    const model = byName.get(name);
+    return model ? loadSeconds(model, loadBytesPerS, loadOverheadMs) : 0;
+  };
+}
+
 /**
  * "One model load", the bar of the p99 queue-wait target: the median nominal load time over
  * the catalog, fixed by the catalog and the load throughput so it does not move with the

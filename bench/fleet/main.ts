@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FLEET_CATALOG, loadSeconds, medianLoadSeconds, vramNeedBytes } from './catalog.js';
+import { FLEET_CATALOG, loadSeconds, loadSecondsByName, medianLoadSeconds, vramNeedBytes } from './catalog.js';
 import { DEFAULT_SIM_SETTINGS, FLEETS, type NodeSpec, type SimSettings } from './fleet-config.js';
 import { capacityReference } from './capacity.js';
 import { computeMetrics, slotOnlyQueueWaits, type PolicyMetrics, type SlotReference } from './metrics.js';
@@ -229,11 +229,7 @@ async function main(): Promise<void> {
   const measured = trace.requests.filter((request) => !request.warmup).length;
   say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`);
   const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
-  const catalogByName = new Map(FLEET_CATALOG.map((model) => [model.name, model]));
-  const capacity = capacityReference(trace, options.nodes, needBytes, (name) => {
-    const model = catalogByName.get(name);
-    return model ? loadSeconds(model, settings.load_bytes_per_s, settings.load_overhead_ms) : 0;
-  });
+  const capacity = capacityReference(trace, options.nodes, needBytes, loadSecondsByName(FLEET_CATALOG, settings.load_bytes_per_s, settings.load_overhead_ms));
   say(
     `  capacity: ${capacity.fleet_vram_gb} GB of VRAM for ${capacity.catalog_vram_gb} GB of models; a greedy static placement per phase would serve ${(capacity.static_warm_share * 100).toFixed(1)} % of requests warm, no static placement more than ${(capacity.static_warm_share_bound * 100).toFixed(1)} % of requests warm; on the pooled VRAM, a cache that knows the future ${(capacity.clairvoyant.warm_share * 100).toFixed(1)} % (${capacity.clairvoyant.loads} loads), an LRU cache ${(capacity.pooled_lru.warm_share * 100).toFixed(1)} % (${capacity.pooled_lru.loads} loads)`,
   );

@@ -23,7 +23,7 @@
  */
 import { percentileSorted } from '../common/stats.js';
 import type { SimStats } from '@switchyard/gpu-sim';
-import { loadSeconds, type CatalogModel } from './catalog.js';
+import { loadSecondsByName, type CatalogModel } from './catalog.js';
 import type { SimSettings } from './fleet-config.js';
 import type { RequestRecord } from './records.js';
 import type { ReplayResult } from './replay.js';
@@ -171,11 +171,7 @@ export function computeMetrics(input: {
 }): PolicyMetrics {
   const { replay, events, stats, settings } = input;
   const toTraceS = (ms: number) => ms / 1_000 / settings.time_scale;
-  const byName = new Map(input.catalog.map((model) => [model.name, model]));
-  const nominalLoadS = (model: string) => {
-    const spec = byName.get(model);
-    return spec ? loadSeconds(spec, settings.load_bytes_per_s, settings.load_overhead_ms) : 0;
-  };
+  const nominalLoadS = loadSecondsByName(input.catalog, settings.load_bytes_per_s, settings.load_overhead_ms);
   const intervals = loadIntervals(events, replay.endedAt);
 
   const measured = replay.records.filter((record) => !record.warmup);
