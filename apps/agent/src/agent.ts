@@ -81,6 +81,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     events,
     inventory,
     logger,
+    vramTotalBytes,
     tokenCoalesceMs: config.tokenCoalesceMs,
     keepAlive: config.keepAlive,
     wasCancelled: (jobId) => cancelled.has(jobId),
@@ -147,6 +148,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
               vram_need_source: need.source,
               vram_estimate_bytes: model.estimateBytes,
               fits: need.bytes <= vramTotalBytes,
+              ...(model.vramProfile && { vram_profile: model.vramProfile }),
             };
           })
         : [],

@@ -5,7 +5,9 @@ import type { EventLog } from '@switchyard/redis';
 import {
   JobData,
   JobErrorCode,
+  formatGB,
   formatJobFailure,
+  jobContextVramBytes,
   type FinishReason,
   type JobResult,
   type StreamEventBody,
@@ -19,6 +21,8 @@ export interface JobRunnerDeps {
   events: EventLog;
   inventory: ModelInventory;
   logger: Logger;
+  /** Total VRAM of the node (all GPUs), against which a job's own context is judged. */
+  vramTotalBytes: number;
   tokenCoalesceMs: number;
   keepAlive: string | number;
   /** Jobs whose cancellation was heard before this agent started them. */
@@ -74,6 +78,15 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     }
     const backendModel = deps.inventory.backendName(data.model);
     if (!backendModel) return fail(JobErrorCode.modelNotFound, `agent ${deps.agentId} no longer has model ${data.model}`);
+    // The backend would reload the model for the job's context and fail (or spill to CPU and
+    // evict what this agent placed): refuse it by the rule admission applied, as admission would have.
+    const contextBytes = jobContextVramBytes(deps.inventory.get(data.model)?.vramProfile, data.request.options);
+    if (contextBytes !== undefined && contextBytes > deps.vramTotalBytes) {
+      return fail(
+        JobErrorCode.modelTooLarge,
+        `model ${data.model} with num_ctx ${data.request.options?.num_ctx} needs ${formatGB(contextBytes)} GB of VRAM; agent ${deps.agentId} has ${formatGB(deps.vramTotalBytes)} GB`,
+      );
+    }
     if (job.attemptsStarted > 1) {
       emit({ type: 'restarted', reason: 'agent_lost', attempt: job.attemptsStarted });
     }

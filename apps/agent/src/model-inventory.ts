@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Backend, BackendModel } from '@switchyard/backends';
-import { canonicalModelName } from '@switchyard/protocol';
-import { architectureFromShow, estimateVramBytes, type ArchitectureNumbers } from './vram-estimate.js';
+import { canonicalModelName, type VramProfile } from '@switchyard/protocol';
+import { architectureFromShow, estimateVramBytes, vramProfile, type ArchitectureNumbers } from './vram-estimate.js';
 
 export interface ModelState {
   /** Canonical name (the queue it is served from). */
@@ -15,6 +15,8 @@ export interface ModelState {
   show?: Record<string, unknown>;
   arch?: ArchitectureNumbers;
   estimateBytes: number;
+  /** How the estimate grows with context, once the architecture is known: judges a job's own num_ctx. */
+  vramProfile?: VramProfile;
   /** Resident in VRAM: bytes, since when, and whether the bytes come from `/api/ps` or our estimate. */
   loaded?: { vramBytes: number; loadedAt: number; measured: boolean };
   /** How long this node's last load of the model took (ms), when this agent made it. */
@@ -106,6 +108,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
         state.show = info.raw;
         state.arch = architectureFromShow(info.raw);
         state.estimateBytes = estimateVramBytes(state.sizeBytes, state.arch, this.load);
+        state.vramProfile = vramProfile(state.sizeBytes, state.arch, this.load.parallel);
         this.emit('shown', state);
       } catch (error) {
         this.logger.debug({ err: error, model: state.name }, 'could not read model details; estimating from size');

@@ -3,6 +3,8 @@
  * rule can be tested on its own. The LifecycleManager gathers the inputs and acts.
  */
 
+import { formatGB } from '@switchyard/protocol';
+
 export interface ResidentModel {
   name: string;
   vramBytes: number;
@@ -123,7 +125,7 @@ export function planEvictions(
       ok: false,
       reason: tooMany
         ? `backend holds at most ${tuning.maxLoaded} models and none can be evicted`
-        : `needs ${gb(needBytes)} GB; free ${gb(freeBytes)} GB plus ${gb(reclaimable)} GB held by evictable models is not enough`,
+        : `needs ${formatGB(needBytes)} GB; free ${formatGB(freeBytes)} GB plus ${formatGB(reclaimable)} GB held by evictable models is not enough`,
     };
   }
   // Greedy by value per byte can overshoot: a small model taken early may be unnecessary
@@ -237,8 +239,4 @@ export function shouldUnload(model: ResidentModel, now: number, tuning: Placemen
     return { unload: true, reason: 'extra_copy' };
   }
   return { unload: false };
-}
-
-function gb(bytes: number): string {
-  return (bytes / 1e9).toFixed(1);
 }

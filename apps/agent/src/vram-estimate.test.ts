@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { architectureFromShow, estimateVramBytes, kvBytesPerToken } from './vram-estimate.js';
+import { jobContextVramBytes, vramNeedAtContext } from '@switchyard/protocol';
+import { architectureFromShow, estimateVramBytes, kvBytesPerToken, vramProfile } from './vram-estimate.js';
 
 const llama8bShow = {
   model_info: {
@@ -40,5 +41,20 @@ describe('VRAM estimate', () => {
 
   it('falls back to a share of the weights without architecture numbers', () => {
     expect(estimateVramBytes(1e9, {}, { numCtx: 4096, parallel: 1 })).toBeGreaterThan(1.25e9);
+  });
+
+  it('is the shared context rule applied to its profile, so a job the API admits by it fits here by the same numbers', () => {
+    const arch = architectureFromShow(llama8bShow);
+    const profile = vramProfile(4.92e9, arch, 4)!;
+    expect(profile).toMatchObject({ num_parallel: 4, context_length: 131072 });
+    for (const numCtx of [2048, 4096, 32768, 200_000]) {
+      expect(estimateVramBytes(4.92e9, arch, { numCtx, parallel: 4 })).toBe(vramNeedAtContext(profile, numCtx));
+    }
+    // llama3.1:8b at its full 128k context in 4 slots: ~104 GB, which no 80 GB node holds.
+    expect(jobContextVramBytes(profile, { num_ctx: 131072 })! / 1e9).toBeGreaterThan(100);
+  });
+
+  it('has no profile without architecture numbers', () => {
+    expect(vramProfile(1e9, {}, 1)).toBeUndefined();
   });
 });

@@ -10,6 +10,8 @@
  * context × (1 + heads)) bytes, with batch 512.
  */
 
+import { vramNeedAtContext, type VramProfile } from '@switchyard/protocol';
+
 export const CUDA_MINIMUM_BYTES = 457 * 2 ** 20;
 const BATCH = 512;
 /** Without architecture numbers: KV + graph as a share of the weights (8B at 4k ctx ≈ 20 %). */
@@ -55,17 +57,27 @@ export function kvBytesPerToken(arch: ArchitectureNumbers): number | undefined {
   return (keyDim + valueDim) * headCountKv * 2 * blockCount;
 }
 
+/**
+ * The estimate as a profile (see VramProfile): what does not depend on context, and what each
+ * token of context adds in each of `parallel` slots. Undefined without architecture numbers.
+ */
+export function vramProfile(weightsBytes: number, arch: ArchitectureNumbers, parallel: number): VramProfile | undefined {
+  const kvPerToken = kvBytesPerToken(arch);
+  if (kvPerToken === undefined || !arch.embeddingLength || !arch.headCount) return undefined;
+  return {
+    fixed_bytes: weightsBytes + 4 * BATCH * (1 + 4 * arch.embeddingLength) + CUDA_MINIMUM_BYTES,
+    bytes_per_token: kvPerToken + 4 * BATCH * (1 + arch.headCount),
+    num_parallel: parallel,
+    ...(arch.contextLength !== undefined && { context_length: arch.contextLength }),
+  };
+}
+
 export function estimateVramBytes(
   weightsBytes: number,
   arch: ArchitectureNumbers,
   load: { numCtx: number; parallel: number },
 ): number {
-  const numCtx = Math.min(load.numCtx, arch.contextLength ?? load.numCtx);
-  const tokens = numCtx * load.parallel;
-  const kvPerToken = kvBytesPerToken(arch);
-  if (kvPerToken === undefined || !arch.embeddingLength || !arch.headCount) {
-    return Math.ceil(weightsBytes * (1 + UNKNOWN_ARCH_SHARE) + CUDA_MINIMUM_BYTES);
-  }
-  const graph = 4 * BATCH * (1 + 4 * arch.embeddingLength + tokens * (1 + arch.headCount));
-  return Math.ceil(weightsBytes + kvPerToken * tokens + graph + CUDA_MINIMUM_BYTES);
+  const profile = vramProfile(weightsBytes, arch, load.parallel);
+  if (profile === undefined) return Math.ceil(weightsBytes * (1 + UNKNOWN_ARCH_SHARE) + CUDA_MINIMUM_BYTES);
+  return vramNeedAtContext(profile, load.numCtx);
 }

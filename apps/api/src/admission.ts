@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { splitQueueModel, type AgentHeartbeat, type JobPriority } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
 import type { AdmissionLedger, AdmissionTuning, AdmitResult, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
 import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
@@ -72,8 +72,8 @@ export class Admission {
     };
   }
 
-  /** Step 3: the fleet can serve the model; which queue the job goes to. */
-  async place(model: string, digest: string | undefined): Promise<ModelPlacement> {
+  /** Step 3: the fleet can serve the model, with the context the job's options ask; which queue the job goes to. */
+  async place(model: string, digest: string | undefined, options?: GenerationOptions): Promise<ModelPlacement> {
     const agents = await this.deps.fleet.agents();
     this.noteFleet(agents);
     const live = agents.filter((agent) => agent.state === 'ready');
@@ -82,7 +82,7 @@ export class Admission {
       throw new ApiError('no_capacity', 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
     }
     try {
-      return placeModel(live, model, digest);
+      return placeModel(live, model, digest, options);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (error.code === 'model_not_found' && !live.some((agent) => agent.models_available.some((m) => m.name === model))) {

@@ -63,7 +63,7 @@ export class JobService {
       const existing = existingId ? await this.existing(existingId, tenant) : undefined;
       if (existing) return existing;
     }
-    const { queueKey } = await deps.admission.place(model, request.digest);
+    const { queueKey } = await deps.admission.place(model, request.digest, request.options);
 
     const id = newJobId();
     const reserve = (overwriteIdempotency: boolean) =>

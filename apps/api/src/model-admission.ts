@@ -1,4 +1,4 @@
-import { normalizeDigest, pinnedQueueModel, type AgentHeartbeat } from '@switchyard/protocol';
+import { formatGB, jobContextVramBytes, normalizeDigest, pinnedQueueModel, type AgentHeartbeat, type GenerationOptions } from '@switchyard/protocol';
 import { ApiError } from './errors.js';
 
 export interface ModelPlacement {
@@ -8,14 +8,18 @@ export interface ModelPlacement {
   digest?: string;
 }
 
-const gb = (bytes: number) => (bytes / 1e9).toFixed(1);
+/** VRAM of a node as its agent accounts it (all GPUs together), else its largest GPU (agents before `vram`). */
+function nodeVramBytes(agent: AgentHeartbeat): number {
+  return agent.vram?.total_bytes ?? Math.max(0, ...agent.gpus.map((gpu) => gpu.vram_total_bytes));
+}
 
 /**
- * Whether the live fleet can ever run a model (and a pinned digest of it), and which
- * queue its jobs wait on. Refuses with a message that says why: no agent has the model,
- * none has that digest, or it needs more VRAM than the largest GPU node has.
+ * Whether the live fleet can ever run a job of a model (and a pinned digest of it), and which
+ * queue it waits on. Refuses with a message that says why: no agent has the model, none has
+ * that digest, or it needs more VRAM than the largest GPU node has — the model itself, or
+ * with the context the job asks (`options.num_ctx`), judged by the rule the agents use.
  */
-export function placeModel(agents: AgentHeartbeat[], model: string, digest?: string): ModelPlacement {
+export function placeModel(agents: AgentHeartbeat[], model: string, digest?: string, options?: GenerationOptions): ModelPlacement {
   const holders = agents.filter((agent) => agent.state === 'ready' && agent.models_available.some((m) => m.name === model));
   if (holders.length === 0) {
     const names = [...new Set(agents.flatMap((agent) => agent.models_available.map((m) => m.name)))].sort();
@@ -38,13 +42,15 @@ export function placeModel(agents: AgentHeartbeat[], model: string, digest?: str
     fullDigest = digests[0]!;
     candidates = matching;
   }
-  const fitting = candidates.filter(({ entry }) => entry.fits !== false);
+  const judged = candidates.map((candidate) => ({ ...candidate, contextBytes: jobContextVramBytes(candidate.entry.vram_profile, options) }));
+  const fitting = judged.filter(({ agent, entry, contextBytes }) => entry.fits !== false && (contextBytes ?? 0) <= nodeVramBytes(agent));
   if (fitting.length === 0) {
-    const need = Math.min(...candidates.map(({ entry }) => entry.vram_need_bytes ?? entry.size_bytes));
-    const largest = Math.max(...candidates.map(({ agent }) => agent.vram?.total_bytes ?? Math.max(0, ...agent.gpus.map((g) => g.vram_total_bytes))));
+    const need = Math.min(...judged.map(({ entry, contextBytes }) => Math.max(entry.vram_need_bytes ?? entry.size_bytes, contextBytes ?? 0)));
+    const largest = Math.max(...judged.map(({ agent }) => nodeVramBytes(agent)));
+    const asked = judged.some(({ contextBytes }) => contextBytes !== undefined) ? ` with num_ctx ${options?.num_ctx}` : '';
     throw new ApiError(
       'model_too_large',
-      `model ${model} needs ${gb(need)} GB of VRAM; the largest GPU node that has it offers ${gb(largest)} GB`,
+      `model ${model}${asked} needs ${formatGB(need)} GB of VRAM; the largest GPU node that has it offers ${formatGB(largest)} GB`,
     );
   }
   return fullDigest === undefined ? { queueKey: model } : { queueKey: pinnedQueueModel(model, fullDigest), digest: fullDigest };

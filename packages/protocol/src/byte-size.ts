@@ -46,6 +46,11 @@ export function formatGiB(bytes: number): string {
   return (bytes / 2 ** 30).toFixed(1);
 }
 
+/** Bytes as decimal GB with one decimal, as refusals and logs word VRAM needs ("48.0 GB"). */
+export function formatGB(bytes: number): string {
+  return (bytes / 1e9).toFixed(1);
+}
+
 /** A zod schema for a byte count in config: a number of bytes or a string such as `24GB`. */
 export const ByteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   try {

@@ -66,5 +66,7 @@ export const JobErrorCode = {
   invalidJob: 'invalid_job',
   backendError: 'backend_error',
   modelNotFound: 'model_not_found',
+  /** The job's own context (num_ctx) needs more VRAM than the node that took it has. */
+  modelTooLarge: 'model_too_large',
   agentLost: 'agent_lost',
 } as const;

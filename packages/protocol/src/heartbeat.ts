@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { VramProfile } from './vram-need.js';
 
 export const GpuInfo = z.object({
   index: z.number().int().nonnegative(),
@@ -33,6 +34,8 @@ export const AvailableModel = z.object({
   vram_estimate_bytes: z.number().nonnegative().optional(),
   /** False when the need exceeds this node's total VRAM: it will never load here. */
   fits: z.boolean().optional(),
+  /** How the need grows with a job's num_ctx (see jobContextVramBytes); absent when the agent cannot tell. */
+  vram_profile: VramProfile.optional(),
 });
 export type AvailableModel = z.infer<typeof AvailableModel>;
 

@@ -7,3 +7,4 @@ export * from './api-error.js';
 export * from './job-failure.js';
 export * from './byte-size.js';
 export * from './model-info.js';
+export * from './vram-need.js';

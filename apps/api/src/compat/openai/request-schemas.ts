@@ -45,6 +45,11 @@ const SamplingFields = {
   priority: z.string().nullish(),
   /** Switchyard extension: the job expires unless it starts within this many ms. */
   deadline_ms: z.number().int().positive().nullish(),
+  /**
+   * Switchyard extension: the context window, Ollama's `options.num_ctx` (OpenAI's API has no
+   * such field, and Ollama's own OpenAI endpoint cannot set it).
+   */
+  num_ctx: z.number().int().positive().nullish(),
 };
 
 export const ChatCompletionRequest = z.object({

@@ -4,7 +4,7 @@ import type { ChatCompletionRequest, CompletionRequest, OpenAiMessage } from './
 
 type Sampling = Pick<
   ChatCompletionRequest,
-  'max_tokens' | 'temperature' | 'top_p' | 'seed' | 'stop' | 'presence_penalty' | 'frequency_penalty' | 'metadata' | 'priority' | 'deadline_ms'
+  'max_tokens' | 'temperature' | 'top_p' | 'seed' | 'stop' | 'presence_penalty' | 'frequency_penalty' | 'num_ctx' | 'metadata' | 'priority' | 'deadline_ms'
 >;
 
 /** OpenAI parameter names for the JobRequest fields they become (for 400s). */
@@ -16,6 +16,7 @@ const PARAM_OF: Record<string, string> = {
   'options.stop': 'stop',
   'options.presence_penalty': 'presence_penalty',
   'options.frequency_penalty': 'frequency_penalty',
+  'options.num_ctx': 'num_ctx',
   format: 'response_format',
 };
 
@@ -33,6 +34,7 @@ function options(body: Sampling, maxTokens: number | null | undefined): Generati
   if (body.stop != null) result.stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
   if (body.presence_penalty != null) result.presence_penalty = body.presence_penalty;
   if (body.frequency_penalty != null) result.frequency_penalty = body.frequency_penalty;
+  if (body.num_ctx != null) result.num_ctx = body.num_ctx;
   return Object.keys(result).length > 0 ? result : undefined;
 }
 
