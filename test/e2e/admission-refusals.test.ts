@@ -67,14 +67,15 @@ describe('admission: keys, tenants, limits and every refusal', () => {
     await Promise.all(answers.filter((a) => a.status === 202).map((a) => cancel(a.json.id, a.who)));
   }
 
-  it('needs a key (401), checks the schema first (400), and shows a tenant only its own jobs (404)', async () => {
+  it('needs a key (401) before anything else, then checks the schema (400), and shows a tenant only its own jobs (404)', async () => {
     const missing = await post(stack, TINY, 'nobody');
     expect(missing.status).toBe(401);
     expect(missing.json.error.code).toBe('unauthorized');
     expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
     const wrong = await call(stack, '/v1/jobs', { body: TINY, headers: { 'X-API-Key': 'not-a-key-of-anyone-here' } });
     expect(wrong.status).toBe(401);
-    const badSchema = await post(stack, { model: MODEL, promt: 'typo' }, 'nobody');
+    expect((await post(stack, { model: MODEL, promt: 'typo' }, 'nobody')).status).toBe(401);
+    const badSchema = await post(stack, { model: MODEL, promt: 'typo' }, 'a');
     expect(badSchema.status).toBe(400);
     expect(badSchema.json.error.message).toContain('promt');
 
@@ -107,11 +108,15 @@ describe('admission: keys, tenants, limits and every refusal', () => {
       expect(tenant.json.error.code).toBe('forbidden');
       expect((await call(stack, path, { who: 'admin' })).status, path).toBe(200);
     }
-    const page = await fetch(`${stack.apiUrl}/admin/queues?key=${KEYS.admin}`);
-    expect(page.status).toBe(200);
+    // ?key= is traded for an opaque session cookie, and the browser sent back without the key.
+    const page = await fetch(`${stack.apiUrl}/admin/queues?key=${KEYS.admin}`, { redirect: 'manual' });
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/admin/queues');
     const cookie = page.headers.get('set-cookie') ?? '';
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).toMatch(/Path=\/admin;/);
+    expect(cookie).not.toContain(KEYS.admin);
     const api = await fetch(`${stack.apiUrl}/admin/queues/api/queues?activeQueue=&page=1&jobsPerPage=10`, { headers: { Cookie: cookie.split(';')[0]! } });
     expect(api.status).toBe(200);
     expect((await fetch(`${stack.apiUrl}/admin/queues/api/queues`)).status).toBe(401);

@@ -34,6 +34,18 @@ export const ApiConfig = z.object({
   /** Keys that unlock fleet endpoints, /metrics and Bull Board (tenant `admin`), comma-separated. */
   adminApiKeys: z.string().optional(),
 
+  /** Deepest nesting of a JSON body (objects and arrays); deeper is a 400 naming where. */
+  maxJsonDepth: positiveInt.max(1_000).default(64),
+  /** How long an admin browser session (Bull Board cookie) lasts. */
+  adminSessionTtlSeconds: positiveInt.default(8 * 3600),
+  /**
+   * Proxies whose X-Forwarded-For/-Proto are believed (Fastify trustProxy: comma-separated
+   * addresses or CIDRs). Unset: the connection itself is the truth.
+   */
+  trustedProxies: z.string().optional(),
+  /** Origins allowed to call the API from a browser (CORS), comma-separated, or `*`. Unset: CORS off. */
+  corsOrigins: z.string().optional(),
+
   // Admission limits: defaults; per-model and per-tenant values (and these defaults) can be
   // changed at run time in Redis (`PUT /admin/limits`).
   /** Jobs waiting (admitted, not started) per model queue. */
@@ -88,6 +100,10 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   apiKeys: 'API_KEYS',
   apiKeysFile: 'API_KEYS_FILE',
   adminApiKeys: 'ADMIN_API_KEYS',
+  maxJsonDepth: 'MAX_JSON_DEPTH',
+  adminSessionTtlSeconds: 'ADMIN_SESSION_TTL_SECONDS',
+  trustedProxies: 'TRUSTED_PROXIES',
+  corsOrigins: 'CORS_ORIGINS',
   queueDepthLimit: 'QUEUE_DEPTH_LIMIT',
   tenantInFlightLimit: 'TENANT_IN_FLIGHT_LIMIT',
   tenantModelInFlightLimit: 'TENANT_MODEL_IN_FLIGHT_LIMIT',

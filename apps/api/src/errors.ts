@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyRequest } from 'fastify';
 import type { ZodError } from 'zod';
 import type { ApiErrorBody } from '@switchyard/protocol';
 
@@ -8,13 +8,19 @@ export type ApiErrorCode =
   | 'invalid_json'
   | 'unauthorized'
   | 'forbidden'
+  | 'method_not_allowed'
+  | 'request_timeout'
   | 'body_too_large'
+  | 'uri_too_long'
+  | 'expectation_failed'
+  | 'headers_too_large'
   | 'unsupported_media_type'
   | 'not_found'
   | 'job_not_found'
   | 'model_not_found'
   | 'model_too_large'
   | 'job_finished'
+  | 'key_not_revocable'
   | 'queue_full'
   | 'tenant_limit'
   | 'tenant_model_limit'
@@ -29,13 +35,19 @@ const STATUS: Record<ApiErrorCode, number> = {
   invalid_json: 400,
   unauthorized: 401,
   forbidden: 403,
+  method_not_allowed: 405,
+  request_timeout: 408,
   body_too_large: 413,
+  uri_too_long: 414,
+  expectation_failed: 417,
+  headers_too_large: 431,
   unsupported_media_type: 415,
   not_found: 404,
   job_not_found: 404,
   model_not_found: 404,
   model_too_large: 422,
   job_finished: 409,
+  key_not_revocable: 409,
   queue_full: 429,
   tenant_limit: 429,
   tenant_model_limit: 429,
@@ -74,11 +86,25 @@ function retryAfterSeconds(seconds: number): number {
   return Math.max(1, Math.ceil(seconds));
 }
 
+/**
+ * Client input quoted in an error message: JSON-quoted and cut to `max` characters, so an
+ * error never echoes a 3 MB model name or URL back.
+ */
+export function quoteInput(value: unknown, max = 100): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(truncateInput(text, max)) + (text.length > max ? ` (${text.length} characters)` : '');
+}
+
+/** Client input cut to `max` characters, for messages that quote it in a wire's own wording. */
+export function truncateInput(text: string, max = 100): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** Turns a zod failure into a 400 that names each bad field. */
 export function invalidRequest(error: ZodError, what = 'request body'): ApiError {
   const problems = error.issues.map((issue) => {
     const path = issue.path.join('.');
-    if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${path ? ` in ${path}` : ''}`;
+    if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.slice(0, 10).map((k) => quoteInput(k, 40)).join(', ')}${path ? ` in ${path}` : ''}`;
     return path ? `${path}: ${issue.message}` : issue.message;
   });
   return new ApiError('invalid_request', `invalid ${what}: ${problems.join('; ')}`);
@@ -102,7 +128,7 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
     return new ApiError('body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
   }
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new ApiError('unsupported_media_type', `content type ${JSON.stringify(request.headers['content-type'] ?? '')} is not supported; send application/json`);
+    return new ApiError('unsupported_media_type', `content type ${quoteInput(request.headers['content-type'] ?? '')} is not supported; send application/json`);
   }
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError('invalid_json', 'request body is empty; send a JSON object');
   if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError || (statusCode === 400 && /JSON/i.test(text))) {
@@ -130,10 +156,4 @@ export function errorHeaders(error: { status: number; retryAfterS?: number | und
   }
   if (error.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="switchyard"';
   return headers;
-}
-
-/** Fastify error handler: every failure leaves as the JSON error body, never as an HTML or empty 500. */
-export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-  const apiError = toApiError(error, request);
-  void reply.status(apiError.status).headers(errorHeaders(apiError)).send(apiError.body());
 }

@@ -2,3 +2,4 @@ export { createApi, type Api } from './server.js';
 export { ApiConfig, loadConfig, parseConfig, type ApiConfigInput } from './config.js';
 export { ApiError, type ApiErrorCode } from './errors.js';
 export { BULL_BOARD_PATH } from './bull-board.js';
+export { ACCESS_LEVELS, access, declareAccessOfPluginRoutes, trackAccessDeclarations, type Access, type DeclaredRoute } from './access.js';

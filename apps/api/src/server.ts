@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { isTerminalEvent, redisKeys, type StreamEvent } from '@switchyard/protocol';
@@ -14,12 +14,18 @@ import {
   rawEvent,
   waitUntilReady,
 } from '@switchyard/redis';
+import cors from '@fastify/cors';
+import { access, trackAccessDeclarations, type Access, type DeclaredRoute } from './access.js';
 import { Admission } from './admission.js';
-import { ApiKeyStore, KEY_COOKIE, presentedKey, type Principal } from './auth.js';
+import { AdminSessions, SESSION_COOKIE } from './admin-sessions.js';
+import { ApiKeyStore, cookieValue, presentedKey, type Principal } from './auth.js';
 import { registerBullBoard, BULL_BOARD_PATH } from './bull-board.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
-import { ApiError, handleError } from './errors.js';
+import { ApiError, quoteInput } from './errors.js';
+import { refuseOtherMediaTypes, useJsonBodyParser } from './request-body.js';
+import { SECURITY_HEADERS, answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler } from './transport-errors.js';
+import { sendWireError, wireOf } from './wire-errors.js';
 import { EventRelay } from './event-relay.js';
 import { JobEventFeed } from './job-event-feed.js';
 import { FleetView } from './fleet-view.js';
@@ -28,6 +34,8 @@ import { Maintenance } from './maintenance.js';
 import { createApiMetrics, type LedgerSnapshot } from './metrics.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerKeyRoutes } from './routes/keys.js';
+import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -37,6 +45,8 @@ import { registerOllamaRoutes } from './compat/ollama/routes.js';
 export interface Api {
   app: FastifyInstance;
   context: ApiContext;
+  /** Every route with its declared access level. */
+  routes(): DeclaredRoute[];
   /** Listens on the configured host and port; resolves with the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -44,8 +54,10 @@ export interface Api {
 
 const DISCOVERY_INTERVAL_MS = 5_000;
 const OBSERVED_JOBS_CAP = 10_000;
-/** Fleet endpoints only an admin key may use (when keys are configured). */
-const ADMIN_PATHS = ['/v1/agents', '/metrics', '/admin/'];
+/** Methods that only read: the only ones an admin session cookie is a credential for (no CSRF surface). */
+const READ_METHODS = new Set(['GET', 'HEAD']);
+/** Headers a browser app may read from a cross-origin answer (backpressure and job links). */
+const CORS_EXPOSED_HEADERS = ['Retry-After', 'Retry-After-Ms', 'X-Queue-Depth', 'Location', 'x-switchyard-job-id', 'x-should-retry'];
 
 /** Builds the API: connections, services, routes. Nothing listens until `listen()`. */
 export async function createApi(config: ApiConfig, deps: { logger: Logger }): Promise<Api> {
@@ -53,8 +65,6 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const keys = redisKeys(config.redisPrefix);
   // Read before any connection opens: a bad keys file stops start-up with its reason.
   const keyStore = ApiKeyStore.fromConfig(config);
-  if (keyStore.open) logger.warn('no API keys configured (API_KEYS, API_KEYS_FILE, ADMIN_API_KEYS): running OPEN, every caller is tenant "default" with admin rights');
-  else logger.info({ keys: keyStore.size }, 'API keys configured: requests need a key');
   // Fail-fast connection for request paths (queues, reads) and a patient one for pub/sub.
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
   const redis = createRedis(config.redisUrl, 'request', { connectionName: 'sy-api' });
@@ -64,6 +74,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
   await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
+  // Run-time keys (/admin/keys): read once before any request, then polled; logs whether the API runs open.
+  await keyStore.start({ redis, keys: keys.apiKeys, logger: logger.child({ component: 'auth' }) });
 
   const queues = new QueueRegistry(redis, keys);
   const events = new EventLog(redis, keys);
@@ -132,16 +144,24 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const relay = new EventRelay(feed);
 
   const observedJobs = new Set<string>();
-  // One authentication per request, whoever asks (routes, the admin hook, compat routes).
+  const sessions = new AdminSessions(redis, keys, config.adminSessionTtlSeconds);
+  // The principal of each request, resolved once by the access check (onRequest, below):
+  // from its key, or — for read-only admin routes — from an admin session cookie.
   const principals = new WeakMap<FastifyRequest, Principal | null>();
   const principalOf = (request: FastifyRequest): Principal | undefined => {
     let principal = principals.get(request);
     if (principal === undefined) {
-      const cookie = request.url.startsWith('/admin/');
-      principal = keyStore.authenticate(presentedKey(request, { cookie })) ?? null;
+      principal = keyStore.authenticate(presentedKey(request, { cookie: false })) ?? null;
       principals.set(request, principal);
     }
     return principal ?? undefined;
+  };
+  const resolvePrincipal = async (request: FastifyRequest, level: Access): Promise<Principal | undefined> => {
+    const fromKey = principalOf(request);
+    if (fromKey || keyStore.open || level !== 'admin' || !READ_METHODS.has(request.method)) return fromKey;
+    const fromSession = await sessions.principal(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    if (fromSession) principals.set(request, fromSession);
+    return fromSession;
   };
   const context: ApiContext = {
     config,
@@ -203,30 +223,100 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     // On close, drop keep-alive connections that carry no request (a client that aborted a
     // stream often leaves one); otherwise a graceful shutdown waits on them indefinitely.
     forceCloseConnections: 'idle',
+    // Node answers a Host-less HTTP/1.1 request with an empty 400; the access hook answers it
+    // in the documented shape instead.
+    http: { requireHostHeader: false },
+    // X-Forwarded-* (the client's address, and https for the session cookie's Secure flag)
+    // is believed only from the proxies named here.
+    trustProxy: config.trustedProxies ? config.trustedProxies.split(',').map((entry) => entry.trim()).filter(Boolean) : false,
+    clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
   });
-  app.setErrorHandler(handleError);
-  // Fleet endpoints, /metrics and Bull Board need an admin key. Bull Board's pages and
-  // their requests come from a browser that cannot add headers: a visit with ?key=<admin key>
-  // sets an HttpOnly, SameSite=Strict cookie that the board's later requests carry.
+  answerUnmetExpectations(app.server);
+  const accessDeclarations = trackAccessDeclarations(app);
+  app.setErrorHandler((error, _request, reply) => sendWireError(reply, 'native', error));
+  useJsonBodyParser(app, 'application/json', config.maxJsonDepth);
+  refuseOtherMediaTypes(app);
+
+  // @fastify/cors answers preflights on a catch-all OPTIONS route: anyone may ask what is allowed.
+  app.addHook('onRoute', (route) => {
+    if (route.method === 'OPTIONS' && route.url === '*') route.config = { ...(route.config as object | undefined), access: 'public' } as typeof route.config;
+  });
+  if (config.corsOrigins) {
+    const origins = config.corsOrigins.split(',').map((origin) => origin.trim()).filter(Boolean);
+    // Keys travel in headers, never in cookies, on the cross-origin APIs: no credentials,
+    // so even `*` cannot let another site act with a browser's ambient credentials.
+    await app.register(cors, {
+      origin: origins.includes('*') ? '*' : origins,
+      credentials: false,
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-API-Key', 'Last-Event-ID', 'X-Timeout-Ms', 'Idempotency-Key'],
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+    });
+  }
+
+  // The access check, on the route the router resolved (its declared level), never on the
+  // URL string. Answered here rather than thrown, so every route — Bull Board's, which has an
+  // error handler of its own, included — refuses in the shape of its wire.
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0]!;
-    if (keyStore.open || !ADMIN_PATHS.some((prefix) => (prefix.endsWith('/') ? path.startsWith(prefix) : path === prefix))) return;
-    const principal = principalOf(request);
-    // Answered here rather than thrown: Bull Board's plugin has an error handler of its own.
-    if (!principal || !principal.admin) {
-      const error = principal
-        ? new ApiError('forbidden', `tenant ${principal.tenant}'s key is not an admin key`)
-        : new ApiError('unauthorized', 'this endpoint needs an admin API key: send Authorization: Bearer <key>');
-      handleError(error, request, reply);
-      return reply;
-    }
-    const query = request.query as Record<string, unknown> | undefined;
-    if (request.url.startsWith(BULL_BOARD_PATH) && typeof query?.key === 'string') {
-      void reply.header('Set-Cookie', `${KEY_COOKIE}=${encodeURIComponent(query.key)}; Path=/admin; HttpOnly; SameSite=Strict`);
+    // Raw headers persist into hijacked answers (SSE streams) too, unlike reply.header().
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.raw.setHeader(name, value);
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
+    const route = request.routeOptions.url;
+    const wire = wireOf(route ?? request.url);
+    try {
+      if (!request.headers.host) throw new ApiError('invalid_request', 'the Host header is required');
+      rejectRepeatedQueryParameters(request.query);
+      // No route matched: the not-found handler answers 404 to anyone.
+      if (route === undefined) return;
+      const level = request.routeOptions.config.access ?? 'none';
+      if (level === 'public') return;
+      if (level === 'none') throw new ApiError('method_not_allowed', `${request.method} ${route} is not served: Bull Board is read-only; use Switchyard's own verbs (DELETE /admin/jobs/:id, POST /admin/jobs/:id/resubmit)`);
+      const principal = await resolvePrincipal(request, level);
+      if (!principal) throw new ApiError('unauthorized', `${level === 'admin' ? 'this endpoint needs an admin API key' : 'a valid API key is required'}: send Authorization: Bearer <key> (or X-API-Key)`);
+      if (level === 'admin' && !principal.admin) throw new ApiError('forbidden', `tenant ${principal.tenant}'s key is not an admin key`);
+      if (level === 'admin' && route.startsWith(BULL_BOARD_PATH)) await startBoardSession(request, reply, principal);
+    } catch (error) {
+      return sendWireError(reply, wire, error);
     }
   });
+
+  /**
+   * A Bull Board visit that authenticated with `?key=` (already validated as an admin key):
+   * the key is traded for an opaque session cookie and the browser sent back to the same page
+   * without the key in its address bar, history or Referer.
+   */
+  const startBoardSession = async (request: FastifyRequest, reply: FastifyReply, principal: Principal) => {
+    const url = new URL(request.url, 'http://switchyard.invalid');
+    if (keyStore.open || !url.searchParams.has('key')) return;
+    const token = await sessions.create(principal);
+    url.searchParams.delete('key');
+    void reply
+      .header('Set-Cookie', sessions.cookie(token, request.protocol === 'https'))
+      .header('Cache-Control', 'no-store')
+      .redirect(`${url.pathname}${url.search}`, 303);
+  };
+
+  // HTML pages (Bull Board) may not be framed by another site.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/html')) {
+      void reply.header('Content-Security-Policy', "frame-ancestors 'none'").header('X-Frame-Options', 'DENY');
+    }
+    return payload;
+  });
+
+  // Logout is public so an expired session can still clear its cookie.
+  const logout = async (request: FastifyRequest, reply: FastifyReply) => {
+    await sessions.revoke(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    return reply.header('Set-Cookie', AdminSessions.clearCookie(request.protocol === 'https')).header('Cache-Control', 'no-store').send({ logged_out: true });
+  };
+  app.post('/admin/logout', access('public'), logout);
+  app.get('/admin/logout', access('public'), logout);
+
   app.setNotFoundHandler((request, reply) => {
-    const error = new ApiError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`);
+    const error = new ApiError('not_found', `no route ${request.method} ${quoteInput(request.url.split('?')[0], 200)}`);
     void reply.status(error.status).send(error.body());
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -239,10 +329,13 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerJobRoutes(app, context);
   registerFleetRoutes(app, context);
   registerAdminRoutes(app, context);
+  registerKeyRoutes(app, context);
+  registerAdminJobRoutes(app, context);
   registerOpenAiRoutes(app, context);
   registerOllamaRoutes(app, context);
   await queues.discover().catch((error) => logger.warn({ err: error }, 'could not list known model queues yet'));
   await registerBullBoard(app, queues);
+  accessDeclarations.assertDeclared();
   const discovery = setInterval(() => void queues.discover().catch(() => undefined), DISCOVERY_INTERVAL_MS);
   discovery.unref();
   maintenance.start();
@@ -250,6 +343,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   return {
     app,
     context,
+    routes: () => accessDeclarations.routes(),
     listen: async () => {
       const address = await app.listen({ host: config.host, port: config.port });
       return address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
@@ -259,8 +353,17 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       await maintenance.stop();
       await app.close();
       await queues.close();
+      await keyStore.close();
       await closeRedis(subscriberConnection);
       await closeRedis(redis);
     },
   };
+}
+
+/** One value per query parameter: a repeat (`?last_event_id=1&last_event_id=2`) is a 400 naming it. */
+function rejectRepeatedQueryParameters(query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  for (const [name, value] of Object.entries(query)) {
+    if (Array.isArray(value)) throw new ApiError('invalid_request', `query parameter ${quoteInput(name, 60)} is given ${value.length} times; send it once`);
+  }
 }

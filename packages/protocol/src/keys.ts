@@ -40,6 +40,22 @@ export interface RedisKeys {
   warmLease(model: string): string;
   /** The admission ledger's keys (limits, reservations, drain rates); see {@link AdmissionKeys}. */
   readonly admission: AdmissionKeys;
+  /** Tenant API keys managed at run time (`/admin/keys`); see {@link ApiKeyKeys}. */
+  readonly apiKeys: ApiKeyKeys;
+  /** String with expiry: an admin browser session (Bull Board), keyed by the SHA-256 of its cookie value; JSON {tenant, created_at}. */
+  adminSession(tokenSha256: string): string;
+}
+
+/**
+ * Keys of the run-time API key registry (`apps/api/src/auth.ts`). Both share the hash tag
+ * `{auth}` so a change to a record and the bump of the version counter are one atomic
+ * script under Redis Cluster too.
+ */
+export interface ApiKeyKeys {
+  /** Hash: key id → its record (JSON: SHA-256 of the key, tenant, admin flag, name, times). Never the key itself. */
+  readonly records: string;
+  /** String counter: bumped by every change of `records`; replicas poll it to know when to re-read. */
+  readonly version: string;
 }
 
 /**
@@ -129,5 +145,7 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     measuredVram: `${prefix}:vram`,
     warmLease: (model) => `${prefix}:lease:warm:${model}`,
     admission: admissionKeys(prefix),
+    apiKeys: { records: `${prefix}:{auth}:keys`, version: `${prefix}:{auth}:keys:version` },
+    adminSession: (tokenSha256) => `${prefix}:session:${tokenSha256}`,
   };
 }

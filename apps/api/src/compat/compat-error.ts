@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
-import { ApiError, errorHeaders, toApiError } from '../errors.js';
+import { ApiError, errorHeaders, quoteInput, toApiError } from '../errors.js';
 
 /**
  * An error on a compatibility endpoint, before it is rendered in the client's shape
@@ -52,7 +52,7 @@ export function fromZodError(error: ZodError, rename: (param: string) => string 
   const issue = error.issues[0];
   if (!issue) return invalidParam(null, 'invalid request body');
   if (issue.code === 'unrecognized_keys') {
-    return invalidParam(null, `unknown field(s) ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`);
+    return invalidParam(null, `unknown field(s) ${issue.keys.slice(0, 10).map((key) => quoteInput(key, 40)).join(', ')}`);
   }
   const param = rename(paramName(issue.path));
   if (param === '') return invalidParam(null, `invalid request body: ${issue.message}`);

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { MODEL_NAME_PATTERN } from '@switchyard/protocol';
 import { TENANT_NAME } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { ApiError, invalidRequest } from '../errors.js';
+import { ApiError, invalidRequest, quoteInput } from '../errors.js';
+import { access } from '../access.js';
 
 /** Limit names in the Redis hash, with their optional `:<model>` or `:<tenant>` scope. */
 const LIMIT_FIELD = /^(queue_depth(:.+)?|tenant_in_flight(:.+)?|tenant_model_in_flight(:.+)?|global_in_flight)$/;
@@ -38,16 +39,16 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
     };
   };
 
-  app.get('/admin/limits', async () => describe());
+  app.get('/admin/limits', access('admin'), async () => describe());
 
-  app.put('/admin/limits', async (request) => {
+  app.put('/admin/limits', access('admin'), async (request) => {
     const parsed = LimitsPatch.safeParse(request.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
     const bad = Object.keys(parsed.data).filter((field) => !validField(field));
     if (bad.length > 0) {
       throw new ApiError(
         'invalid_request',
-        `unknown limit(s) ${bad.map((field) => JSON.stringify(field)).join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
+        `unknown limit(s) ${bad.slice(0, 10).map((field) => quoteInput(field, 60)).join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
       );
     }
     const set = Object.entries(parsed.data).filter((entry): entry is [string, number] => entry[1] !== null);

@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { modelCreatedAt } from '../compat/model-info.js';
+import { access } from '../access.js';
 
 /** What the fleet can serve and who is in it. */
 export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/models', async (request) => {
+  app.get('/v1/models', access('tenant'), async (request) => {
     ctx.tenantOf(request); // any valid key may list models
     const [servable, counts] = await Promise.all([ctx.fleet.servableModels(), ctx.jobs.queueCounts()]);
     const names = new Set([...servable.keys(), ...counts.keys()]);
@@ -42,7 +43,7 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
     return { object: 'list', data };
   });
 
-  app.get('/v1/agents', async () => {
+  app.get('/v1/agents', access('admin'), async () => {
     const agents = await ctx.fleet.agents();
     return { object: 'list', data: agents.sort((a, b) => a.id.localeCompare(b.id)) };
   });

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
+import { access } from '../access.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   /** Liveness: the process answers. */
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', access('public'), async () => ({ status: 'ok' }));
 
   /** Readiness: Redis answers a PING within a second; otherwise 503 so a balancer skips this replica. */
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', access('public'), async (_request, reply) => {
     try {
       await Promise.race([
         ctx.redis.ping(),
@@ -18,7 +19,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
     }
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', access('admin'), async (_request, reply) => {
     const body = await ctx.metrics.registry.metrics();
     return reply.header('Content-Type', ctx.metrics.registry.contentType).send(body);
   });

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { JobRequest, TERMINAL_STATUSES } from '@switchyard/protocol';
-import { ApiError, invalidRequest } from '../errors.js';
+import { ApiError, invalidRequest, quoteInput } from '../errors.js';
 import type { ApiContext } from '../context.js';
+import { access } from '../access.js';
 
 const LAST_EVENT_ID = /^\d{1,15}$/;
 /** A deadline given as a header (relative, in ms), for clients that cannot change the body. */
@@ -14,7 +15,7 @@ export function deadlineFromHeader(headers: Record<string, string | string[] | u
   if (raw === undefined) return bodyDeadlineMs;
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value === undefined || !/^\d{1,9}$/.test(value.trim()) || Number(value) < 1 || Number(value) > MAX_DEADLINE_MS) {
-    throw new ApiError('invalid_request', `header X-Timeout-Ms: must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS}, got ${JSON.stringify(value)}`);
+    throw new ApiError('invalid_request', `header X-Timeout-Ms: must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS}, got ${quoteInput(value)}`);
   }
   return Math.min(Number(value), bodyDeadlineMs ?? Infinity);
 }
@@ -23,7 +24,7 @@ export function deadlineFromHeader(headers: Record<string, string | string[] | u
 export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const link = (path: string) => (ctx.config.publicBaseUrl ? new URL(path, ctx.config.publicBaseUrl).toString() : path);
 
-  app.post('/v1/jobs', async (request, reply) => {
+  app.post('/v1/jobs', access('tenant'), async (request, reply) => {
     if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
       throw new ApiError('invalid_request', 'request body must be a JSON object');
     }
@@ -41,20 +42,20 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     });
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', access('tenant'), async (request) => {
     return ctx.jobs.get(request.params.id, ctx.tenantOf(request));
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', access('tenant'), async (request, reply) => {
     const { record, settled } = await ctx.jobs.cancel(request.params.id, ctx.tenantOf(request), ctx.config.cancelWaitMs, ctx.waitForJobEnd);
     return reply.status(settled && TERMINAL_STATUSES.has(record.status) ? 200 : 202).send(record);
   });
 
-  app.get<{ Params: { id: string }; Querystring: { last_event_id?: string } }>('/v1/jobs/:id/events', async (request, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { last_event_id?: string } }>('/v1/jobs/:id/events', access('tenant'), async (request, reply) => {
     const header = request.headers['last-event-id'];
     const rawLastId = (Array.isArray(header) ? header[0] : header) ?? request.query.last_event_id;
     if (rawLastId !== undefined && rawLastId !== '' && !LAST_EVENT_ID.test(rawLastId.trim())) {
-      throw new ApiError('invalid_request', `Last-Event-ID must be the seq of an event (a non-negative integer), got ${JSON.stringify(rawLastId)}`);
+      throw new ApiError('invalid_request', `Last-Event-ID must be the seq of an event (a non-negative integer), got ${quoteInput(rawLastId)}`);
     }
     const afterSeq = rawLastId ? Number(rawLastId.trim()) : 0;
     const tenant = ctx.tenantOf(request);

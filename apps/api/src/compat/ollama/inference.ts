@@ -7,11 +7,12 @@ import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSes
 import { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
 import { chatToJobRequest, generateToJobRequest, isLoadOnlyChat, isLoadOnlyGenerate } from './to-job-request.js';
 import { finalLine, lifecycleLine, ndjson, partLine, type OllamaEndpoint } from './wire.js';
+import { access } from '../../access.js';
 
 /** `POST /api/chat` and `POST /api/generate` (registered under the `/api` prefix): NDJSON streaming by default, one object with `stream: false`. */
 export function registerOllamaInference(scope: FastifyInstance, ctx: ApiContext): void {
-  scope.post('/chat', (request, reply) => answer(ctx, request, reply, 'chat'));
-  scope.post('/generate', (request, reply) => answer(ctx, request, reply, 'generate'));
+  scope.post('/chat', access('tenant'), (request, reply) => answer(ctx, request, reply, 'chat'));
+  scope.post('/generate', access('tenant'), (request, reply) => answer(ctx, request, reply, 'generate'));
 }
 
 function modelNotFound(model: string): CompatError {

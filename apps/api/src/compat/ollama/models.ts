@@ -4,6 +4,8 @@ import type { ApiContext } from '../../context.js';
 import { CompatError, fromZodError } from '../compat-error.js';
 import { modifiedAtMs, readModelInfos } from '../model-info.js';
 import { OllamaShowRequest } from './request-schemas.js';
+import { access } from '../../access.js';
+import { truncateInput } from '../../errors.js';
 
 /**
  * The Ollama API version Switchyard speaks. Clients (Open WebUI, ollama-js) gate features on
@@ -31,13 +33,13 @@ function liveAgents(agents: readonly AgentHeartbeat[]): AgentHeartbeat[] {
 
 /** `GET /api/tags`, `GET /api/ps`, `POST /api/show`, `GET /api/version` (under the `/api` prefix). */
 export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): void {
-  scope.get('/version', async (request) => {
+  scope.get('/version', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
     return { version: OLLAMA_API_VERSION };
   });
 
   /** The union of every live agent's models; `switchyard.agents` says who has each. */
-  scope.get('/tags', async (request) => {
+  scope.get('/tags', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
     const agents = liveAgents(await ctx.fleet.agents());
     const models = new Map<string, { size: number; digests: string[]; agents: string[]; since: number }>();
@@ -72,7 +74,7 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
   });
 
   /** Models loaded anywhere in the fleet, one entry per model, with where they are loaded. */
-  scope.get('/ps', async (request) => {
+  scope.get('/ps', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
     const agents = liveAgents(await ctx.fleet.agents());
     const loaded = new Map<string, { digest: string; size: number; agents: Array<{ id: string; size_vram: number; in_flight: number; last_used_at: string }> }>();
@@ -109,7 +111,7 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
   });
 
   /** Answered from the `/api/show` body an agent that has the model shared through Redis. */
-  scope.post('/show', async (request) => {
+  scope.post('/show', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
     const parsed = OllamaShowRequest.safeParse(request.body ?? {});
     if (!parsed.success) throw fromZodError(parsed.error);
@@ -118,7 +120,7 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
     const name = canonicalModelName(requested);
     const [infos, servable] = await Promise.all([readModelInfos(ctx, [name]), ctx.fleet.servableModels()]);
     const info = infos.get(name);
-    if (!info || !servable.has(name)) throw new CompatError(404, 'model_not_found', `model '${requested}' not found`);
+    if (!info || !servable.has(name)) throw new CompatError(404, 'model_not_found', `model '${truncateInput(requested)}' not found`);
     return info.show;
   });
 }

@@ -2,20 +2,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalModelName } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { restartedAfterOutput } from '../collect-answer.js';
-import { CompatError, fromZodError, jobFailureError, toCompatError } from '../compat-error.js';
+import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
 import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { modelCreatedAt } from '../model-info.js';
 import { ChatCompletionRequest, CompletionRequest } from './request-schemas.js';
 import { chatToJobRequest, completionToJobRequest } from './to-job-request.js';
-import { ChunkWriter, completionBody, errorChunk, openAiErrorBody, type AnswerMeta, type Endpoint } from './wire.js';
-
-/** Sends an error in OpenAI's shape, with the headers openai-node's retry logic reads. */
-function sendError(reply: FastifyReply, error: CompatError): void {
-  reply.headers(error.headers());
-  // openai-node retries 409 and every 5xx; say so when a retry cannot help.
-  if (error.options.retryable === false) reply.header('x-should-retry', 'false');
-  void reply.status(error.status).send(openAiErrorBody(error));
-}
+import { ChunkWriter, completionBody, errorChunk, type AnswerMeta, type Endpoint } from './wire.js';
+import { access } from '../../access.js';
+import { sendWireError } from '../../wire-errors.js';
+import { quoteInput } from '../../errors.js';
 
 /**
  * OpenAI-compatible endpoints: `POST /v1/chat/completions`, `POST /v1/completions`,
@@ -24,19 +19,19 @@ function sendError(reply: FastifyReply, error: CompatError): void {
  */
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   void app.register(async (scope) => {
-    scope.setErrorHandler((error, request, reply) => sendError(reply, toCompatError(error, request)));
+    scope.setErrorHandler((error, _request, reply) => sendWireError(reply, 'openai', error));
 
-    scope.post('/v1/chat/completions', (request, reply) => answer(ctx, request, reply, 'chat'));
-    scope.post('/v1/completions', (request, reply) => answer(ctx, request, reply, 'completion'));
+    scope.post('/v1/chat/completions', access('tenant'), (request, reply) => answer(ctx, request, reply, 'chat'));
+    scope.post('/v1/completions', access('tenant'), (request, reply) => answer(ctx, request, reply, 'completion'));
 
     // A wildcard, not `:id`: model ids may contain `/` (`hf.co/org/repo:Q4_K_M`).
-    scope.get<{ Params: { '*': string } }>('/v1/models/*', async (request) => {
+    scope.get<{ Params: { '*': string } }>('/v1/models/*', access('tenant'), async (request) => {
       await ctx.tenantOf(request);
       const id = request.params['*'];
       const name = canonicalModelName(id);
       const fleet = (await ctx.fleet.servableModels()).get(name);
       if (!fleet) {
-        throw new CompatError(404, 'model_not_found', `The model '${id}' does not exist or no live agent serves it`, { param: 'model', retryable: false });
+        throw new CompatError(404, 'model_not_found', `The model ${quoteInput(id)} does not exist or no live agent serves it`, { param: 'model', retryable: false });
       }
       const created = (await modelCreatedAt(ctx, [name])).get(name) ?? 0;
       return {

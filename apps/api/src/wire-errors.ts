@@ -1,0 +1,86 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { toCompatError } from './compat/compat-error.js';
+import { openAiErrorBody } from './compat/openai/wire.js';
+import { ApiError, errorHeaders, toApiError } from './errors.js';
+
+/**
+ * The three wires Switchyard speaks, each with its documented error shape:
+ * native `{error: {code, message}}`, OpenAI `{error: {message, type, param, code}}`,
+ * Ollama `{error: "<message>"}`.
+ */
+export type Wire = 'native' | 'openai' | 'ollama';
+
+const OPENAI_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+
+/**
+ * Which wire a path belongs to. Given a route pattern (`/v1/models/*`) for matched routes,
+ * and the raw request target for errors raised before routing (malformed HTTP, bad URL),
+ * where it is only a best guess: an undecodable or absolute-form target still gets an
+ * answer, in the shape its path most likely expects.
+ */
+export function wireOf(path: string): Wire {
+  let target = path;
+  // Absolute-form (`GET http://host/api/chat HTTP/1.1`): the path starts after the authority.
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(target);
+  if (scheme) target = target.slice(scheme[0].length) || '/';
+  target = target.split(/[?#]/, 1)[0]!;
+  if (target === '/api' || target.startsWith('/api/')) return 'ollama';
+  if (OPENAI_PATHS.has(target) || target.startsWith('/v1/models/')) return 'openai';
+  return 'native';
+}
+
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** An error as its wire answers it; `request` (when there is one) classifies framework errors and logs internal ones. */
+export function errorAnswer(wire: Wire, error: unknown, request?: FastifyRequest): ErrorAnswer {
+  if (wire === 'native') {
+    const apiError = error instanceof ApiError || !request ? asApiError(error) : toApiError(error, request);
+    return { status: apiError.status, headers: errorHeaders(apiError), body: apiError.body() };
+  }
+  // Without a request (errors raised before Fastify built one) only ApiErrors are thrown,
+  // which toCompatError converts without reading the request.
+  const compat = toCompatError(request ? error : asApiError(error), request as FastifyRequest);
+  const headers = compat.headers();
+  if (wire === 'openai') {
+    // openai-node retries 409 and every 5xx; say so when a retry cannot help.
+    if (compat.options.retryable === false) headers['x-should-retry'] = 'false';
+    return { status: compat.status, headers, body: openAiErrorBody(compat) };
+  }
+  return { status: compat.status, headers, body: { error: compat.message } };
+}
+
+function asApiError(error: unknown): ApiError {
+  return error instanceof ApiError ? error : new ApiError('internal_error', 'internal error');
+}
+
+/** Sends an error in its wire's shape through Fastify: the one place every route's errors leave from. */
+export function sendWireError(reply: FastifyReply, wire: Wire, error: unknown): FastifyReply {
+  const answer = errorAnswer(wire, error, reply.request);
+  if (answer.status === 413) lingerOverRejectedBody(reply);
+  return reply.status(answer.status).headers(answer.headers).send(answer.body);
+}
+
+/** Bytes of a refused body read and discarded before the connection is dropped. */
+const LINGER_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A 413 is sent while the client may still be uploading. Closing the connection then (as
+ * Fastify does) resets it with unread bytes in flight, and most clients report the reset
+ * (EPIPE, ECONNRESET) instead of the answer. So the rest of the body is read and dropped —
+ * the connection stays usable — up to a bound, past which it is closed after all.
+ */
+function lingerOverRejectedBody(reply: FastifyReply): void {
+  const raw = reply.request.raw;
+  if (raw.readableEnded) return;
+  reply.removeHeader('connection');
+  let discarded = 0;
+  raw.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_LIMIT_BYTES) raw.socket?.destroy();
+  });
+  raw.resume();
+}
