@@ -10,7 +10,8 @@ import { ApiError, errorHeaders, toApiError } from './errors.js';
  */
 export type Wire = 'native' | 'openai' | 'ollama';
 
-const OPENAI_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+/** Paths of the OpenAI wire, matched as prefixes so a mangled target (`/v1/chat/completions%E0`) still answers in its shape. */
+const OPENAI_PREFIXES = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models/'];
 
 /**
  * Which wire a path belongs to. Given a route pattern (`/v1/models/*`) for matched routes,
@@ -25,7 +26,7 @@ export function wireOf(path: string): Wire {
   if (scheme) target = target.slice(scheme[0].length) || '/';
   target = target.split(/[?#]/, 1)[0]!;
   if (target === '/api' || target.startsWith('/api/')) return 'ollama';
-  if (OPENAI_PATHS.has(target) || target.startsWith('/v1/models/')) return 'openai';
+  if (OPENAI_PREFIXES.some((prefix) => target.startsWith(prefix))) return 'openai';
   return 'native';
 }
 

@@ -35,6 +35,9 @@ export const JobPriority = z.enum(['interactive', 'batch']);
 export type JobPriority = z.infer<typeof JobPriority>;
 
 /** `POST /v1/jobs` body. Unknown fields are refused so a typo (`promt`) is not silently ignored. */
+/** Largest JSON schema a job may carry as its `format` (serialized characters). */
+export const MAX_FORMAT_SCHEMA_CHARS = 64 * 1024;
+
 export const JobRequest = z
   .strictObject({
     model: z
@@ -44,7 +47,16 @@ export const JobRequest = z
     prompt: z.string().max(1_000_000).optional(),
     system: z.string().max(1_000_000).optional(),
     options: GenerationOptions.optional(),
-    format: z.union([z.literal('json'), z.record(z.string(), z.unknown())]).optional(),
+    // A schema is copied into the job, its events and the backend request: bounded in size
+    // here (its depth is bounded for every body by the API's JSON parser).
+    format: z
+      .union([
+        z.literal('json'),
+        z.record(z.string(), z.unknown()).refine((schema) => JSON.stringify(schema).length <= MAX_FORMAT_SCHEMA_CHARS, {
+          error: `a JSON schema in format may be at most ${MAX_FORMAT_SCHEMA_CHARS / 1024} KiB`,
+        }),
+      ])
+      .optional(),
     priority: JobPriority.default('interactive'),
     deadline_ms: z.number().int().positive().max(86_400_000).optional(),
     idempotency_key: z.string().min(1).max(200).optional(),

@@ -104,6 +104,8 @@ export function jobFailureError(code: string, message: string): CompatError {
       return new CompatError(404, code, message, { retryable: false });
     case JobErrorCode.invalidJob:
       return new CompatError(400, code, message, { retryable: false });
+    case JobErrorCode.modelTooLarge:
+      return new CompatError(422, code, message, { retryable: false });
     default:
       return new CompatError(502, code, message);
   }
