@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SwitchyardClient } from '@switchyard/sdk';
+import { keysCommand, type KeysArgs } from './commands/keys.js';
 import { psCommand } from './commands/ps.js';
 import { queuesCommand } from './commands/queues.js';
 import { runCommand, type RunArgs } from './commands/run.js';
@@ -17,6 +18,11 @@ Usage:
   switchyard ps                        agents, their GPUs (VRAM used/total), loaded models, in-flight jobs
   switchyard queues [--all]            per-model queue depth, oldest wait and drain rate
                                        (--all: also idle queues no live agent serves)
+  switchyard keys list                 API keys: id, prefix, tenant, admin, name, source, times, limits
+  switchyard keys create <tenant>      a new key for the tenant, printed once on stdout
+  switchyard keys rotate <id>          a new key for the same id; the old one stops working now
+                                       (or after --grace <seconds>, at most 86400)
+  switchyard keys revoke <id>          the key stops working (on every API replica within a second)
 
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
@@ -35,6 +41,16 @@ Options for run:
   --format json           ask the model for JSON
   --verbose               timings and token counts on stderr when done
 
+Options for keys create (the keys commands need an admin key):
+  --admin                 an admin key (fleet endpoints, /metrics, /admin/*)
+  --name <text>           a label shown in keys list
+  --in-flight <n>         the tenant's limit of jobs in flight (all its keys share it)
+  --model-in-flight <n>   the tenant's limit of jobs in flight on any one model
+
+An API started without keys runs open (anyone is an admin): 'switchyard keys create ops --admin'
+makes the first admin key and closes it. Keys from the API's configuration are listed
+(source config) but are changed only there.
+
 While a job waits, stderr shows its queue position and the model load; Ctrl-C cancels it.
 
 Exit codes: 0 ok, 1 job failed, 2 usage error, 3 refused or unreachable, 130 interrupted (job cancelled).
@@ -52,6 +68,21 @@ const QUEUES_OPTIONS = {
   ...GLOBAL_OPTIONS,
   all: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
+
+const KEYS_CREATE_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  admin: { type: 'boolean' },
+  name: { type: 'string' },
+  'in-flight': { type: 'string' },
+  'model-in-flight': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const KEYS_ROTATE_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  grace: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const KEYS_ACTIONS = ['list', 'create', 'rotate', 'revoke'] as const;
 
 const RUN_OPTIONS = {
   ...GLOBAL_OPTIONS,
@@ -77,6 +108,62 @@ function integer(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^-?\d+$/.test(value)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(value)}`);
   return Number(value);
+}
+
+function nonNegative(name: string, value: string | undefined): number | undefined {
+  const number = integer(name, value);
+  if (number !== undefined && number < 0) throw new UsageError(`--${name} must not be negative, got ${number}`);
+  return number;
+}
+
+/** `keys <action> …`: each action takes its own options, so a misplaced one is an error, not ignored. */
+function keysArgs(argv: string[]): { values: { url?: string | undefined; 'api-key'?: string | undefined; json?: boolean | undefined }; args: KeysArgs } {
+  const loose = parseArgs({ args: argv, options: KEYS_CREATE_OPTIONS, allowPositionals: true, strict: false });
+  const action = loose.positionals[1];
+  if (!KEYS_ACTIONS.includes(action as (typeof KEYS_ACTIONS)[number])) {
+    throw new UsageError(action === undefined ? `keys needs an action: ${KEYS_ACTIONS.join(', ')}` : `unknown keys action ${JSON.stringify(action)} (actions: ${KEYS_ACTIONS.join(', ')})`);
+  }
+  const extra = (positionals: string[], expected: number) => {
+    if (positionals.length > expected) throw new UsageError(`keys ${action} takes ${expected === 2 ? 'no arguments' : 'one argument'}, got ${JSON.stringify(positionals.slice(expected).join(' '))}`);
+  };
+  switch (action) {
+    case 'create': {
+      const { values, positionals } = strictParse(argv, KEYS_CREATE_OPTIONS);
+      const tenant = positionals[2];
+      if (tenant === undefined) throw new UsageError('keys create needs a tenant, e.g. switchyard keys create acme --name ci');
+      extra(positionals, 3);
+      const inFlight = nonNegative('in-flight', values['in-flight']);
+      const modelInFlight = nonNegative('model-in-flight', values['model-in-flight']);
+      const limits = { ...(inFlight !== undefined && { in_flight: inFlight }), ...(modelInFlight !== undefined && { model_in_flight: modelInFlight }) };
+      const request = {
+        tenant,
+        ...(values.admin === true && { admin: true }),
+        ...(values.name !== undefined && { name: values.name }),
+        ...(Object.keys(limits).length > 0 && { limits }),
+      };
+      return { values, args: { action, json: values.json === true, request } };
+    }
+    case 'rotate': {
+      const { values, positionals } = strictParse(argv, KEYS_ROTATE_OPTIONS);
+      const id = positionals[2];
+      if (id === undefined) throw new UsageError('keys rotate needs a key id (see switchyard keys list)');
+      extra(positionals, 3);
+      const graceS = nonNegative('grace', values.grace);
+      return { values, args: { action, json: values.json === true, id, ...(graceS !== undefined && { graceS }) } };
+    }
+    case 'revoke': {
+      const { values, positionals } = strictParse(argv, GLOBAL_OPTIONS);
+      const id = positionals[2];
+      if (id === undefined) throw new UsageError('keys revoke needs a key id (see switchyard keys list)');
+      extra(positionals, 3);
+      return { values, args: { action, json: values.json === true, id } };
+    }
+    default: {
+      const { values, positionals } = strictParse(argv, GLOBAL_OPTIONS);
+      extra(positionals, 2);
+      return { values, args: { action: 'list', json: values.json === true } };
+    }
+  }
 }
 
 function decimal(name: string, value: string | undefined): number | undefined {
@@ -162,8 +249,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           ...(values.format === 'json' && { format: 'json' as const }),
         });
       }
+      case 'keys': {
+        const { values, args } = keysArgs(argv);
+        return await keysCommand(io, clientFor(values, io, args.json ? undefined : notice), args);
+      }
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues)`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues, keys)`);
     }
   } catch (error) {
     return reportError(io, error);

@@ -3,6 +3,7 @@ import { SwitchyardError } from './errors.js';
 import { Http, type RetryOptions } from './http.js';
 import { createJobEventStream, type JobEventStream, type ReconnectOptions, type StreamOptions } from './job-stream.js';
 import { modelEntryProblem, type ModelEntry } from './models.js';
+import { apiKeyInfoProblem, createdApiKeyProblem, type ApiKeyInfo, type CreateKeyRequest, type CreatedApiKey } from './api-keys.js';
 
 /** Options of {@link SwitchyardClient}. */
 export interface SwitchyardClientOptions {
@@ -220,6 +221,56 @@ export class SwitchyardClient {
     const answer = await this.http.json('GET', '/v1/agents', options);
     return listData(answer.body, 'GET /v1/agents').map((entry, index) => validate(AgentHeartbeat, entry, `GET /v1/agents: data[${index}]`));
   }
+
+  /**
+   * Creates a tenant API key (`POST /admin/keys`, admin key). The answer carries the key
+   * itself, which the API never shows again; `limits` become the tenant's overrides.
+   *
+   * @example
+   * ```ts
+   * const { key, id } = await admin.createKey({ tenant: 'acme', name: 'ci', limits: { in_flight: 20 } });
+   * ```
+   */
+  async createKey(request: CreateKeyRequest, options: CallOptions = {}): Promise<CreatedApiKey> {
+    const answer = await this.http.json('POST', '/admin/keys', { body: request, ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, createdApiKeyProblem, 'POST /admin/keys') as CreatedApiKey;
+  }
+
+  /**
+   * Every key (`GET /admin/keys`, admin key): ids, prefixes, tenants, flags and times, and
+   * the keys from the API's configuration (`source: 'config'`). Never a key itself.
+   */
+  async listKeys(options: CallOptions = {}): Promise<ApiKeyInfo[]> {
+    const answer = await this.http.json('GET', '/admin/keys', options);
+    return listData(answer.body, 'GET /admin/keys').map((entry, index) => checked(entry, apiKeyInfoProblem, `GET /admin/keys: data[${index}]`) as ApiKeyInfo);
+  }
+
+  /**
+   * A new key for the same id, tenant and name (`POST /admin/keys/:id/rotate`). The old key
+   * stops working at once, or after `graceS` seconds (at most a day) so clients can switch.
+   *
+   * @example
+   * ```ts
+   * const { key } = await admin.rotateKey('k_3xQ…', { graceS: 300 });
+   * ```
+   */
+  async rotateKey(id: string, options: CallOptions & { graceS?: number } = {}): Promise<CreatedApiKey> {
+    const body = options.graceS !== undefined ? { grace_s: options.graceS } : {};
+    const answer = await this.http.json('POST', `/admin/keys/${encodeURIComponent(id)}/rotate`, { body, ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, createdApiKeyProblem, 'POST /admin/keys/:id/rotate') as CreatedApiKey;
+  }
+
+  /** Revokes a key (`DELETE /admin/keys/:id`): refused with 401 from then on, on every API replica within a second. */
+  async revokeKey(id: string, options: CallOptions = {}): Promise<ApiKeyInfo & { revoked: true }> {
+    const answer = await this.http.json('DELETE', `/admin/keys/${encodeURIComponent(id)}`, options);
+    return checked(answer.body, apiKeyInfoProblem, 'DELETE /admin/keys/:id') as ApiKeyInfo & { revoked: true };
+  }
+}
+
+function checked(value: unknown, problemOf: (value: unknown) => string | undefined, what: string): unknown {
+  const problem = problemOf(value);
+  if (problem) throw new SwitchyardError('invalid_response', `${what} answered with an unexpected body: ${problem}`);
+  return value;
 }
 
 interface Schema<T> {

@@ -17,4 +17,5 @@ export { SwitchyardError } from './errors.js';
 export type { RetryOptions } from './http.js';
 export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
 export type { ModelEntry, ModelQueueStats } from './models.js';
+export type { ApiKeyInfo, CreatedApiKey, CreateKeyRequest } from './api-keys.js';
 export type { AgentHeartbeat, JobRecord, JobRequestInput, JobStatus, StreamEvent, StreamEventType } from '@switchyard/protocol';
