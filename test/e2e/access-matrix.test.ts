@@ -33,6 +33,8 @@ function rawStatus(port: number, method: string, target: string, key: string | u
       }
     });
     socket.on('error', reject);
+    // A request that never gets an answer names itself instead of timing out the whole test.
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer within 10 s to ${method} ${target}`)));
     socket.on('close', () => reject(new Error(`no HTTP answer to ${method} ${target}: ${JSON.stringify(received.slice(0, 200))}`)));
     const auth = key === undefined ? '' : `Authorization: Bearer ${key}\r\n`;
     // write, not end: a half-closed client socket makes Node drop answers still pending.

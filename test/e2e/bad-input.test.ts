@@ -10,11 +10,14 @@ const MODEL = 'qwen2.5:0.5b';
 describe('bad input gets a 4xx naming the problem, and nothing half-written', () => {
   let stack: Stack;
   let redis: Redis;
+  let queue: Queue;
   beforeAll(async () => {
     stack = await startStack({ api: { bodyLimitBytes: 64 * 1024 } });
     redis = new Redis(stack.redisUrl);
+    queue = new Queue(modelToQueueName(MODEL), { connection: redis.duplicate(), prefix: redisKeys(stack.prefix).bullPrefix });
   });
   afterAll(async () => {
+    await queue?.close();
     redis?.disconnect();
     await stack?.close();
   });
@@ -25,8 +28,16 @@ describe('bad input gets a 4xx naming the problem, and nothing half-written', ()
     return { status: response.status, json: JSON.parse(text) as { error: { code: string; message: string } } };
   }
 
+  /**
+   * What a submit writes for a job: its keys (index record, event log, sequence), its
+   * admission reservation, and jobs on the model's queue. Not every key under the prefix:
+   * agents and admission write fleet state (heartbeats, seen models) in the background.
+   */
   async function jobKeysCount(): Promise<number> {
-    return (await redis.keys(`${stack.prefix}:*`)).length;
+    const keys = redisKeys(stack.prefix);
+    const [jobKeys, reservations] = await Promise.all([redis.keys(`${stack.prefix}:job:*`), redis.hlen(keys.admission.jobs)]);
+    const counts = await queue.getJobCounts();
+    return jobKeys.length + reservations + Object.values(counts).reduce((sum, n) => sum + n, 0);
   }
 
   it.each([

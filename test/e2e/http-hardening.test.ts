@@ -232,6 +232,20 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
       expect((await fetch(`${stack.apiUrl}/admin/queues/api/queues`, { headers: cookie })).status).toBe(401);
     });
 
+    it('ends a session when the key it was made from is revoked', async () => {
+      const created = await fetch(`${stack.apiUrl}/admin/keys`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEYS.admin}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ tenant: 'ops', admin: true }),
+      });
+      const { key, id } = (await created.json()) as { key: string; id: string };
+      const visit = await fetch(`${stack.apiUrl}/admin/queues?key=${key}`, { redirect: 'manual' });
+      const cookie = { Cookie: visit.headers.get('set-cookie')!.split(';')[0]! };
+      expect((await fetch(`${stack.apiUrl}/admin/queues/api/queues`, { headers: cookie })).status).toBe(200);
+      expect((await fetch(`${stack.apiUrl}/admin/keys/${id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${KEYS.admin}` } })).status).toBe(200);
+      expect((await fetch(`${stack.apiUrl}/admin/queues/api/queues`, { headers: cookie })).status).toBe(401);
+    });
+
     it('marks the cookie Secure when a trusted proxy says the request came over TLS', async () => {
       const visit = await fetch(`${stack.apiUrl}/admin/queues?key=${KEYS.admin}`, { redirect: 'manual', headers: { 'X-Forwarded-Proto': 'https' } });
       expect(visit.headers.get('set-cookie')).toMatch(/; Secure$/);

@@ -26,19 +26,23 @@ export class AdminSessions {
   /** A new session for an admin principal; returns the token for the cookie. */
   async create(principal: Principal): Promise<string> {
     const token = randomBytes(TOKEN_BYTES).toString('base64url');
-    const record = JSON.stringify({ tenant: principal.tenant, created_at: Date.now() });
+    const record = JSON.stringify({ tenant: principal.tenant, key_sha256: principal.keyDigest, created_at: Date.now() });
     await this.redis.set(this.keys.adminSession(sha256Hex(token)), record, 'EX', this.ttlSeconds);
     return token;
   }
 
-  /** The principal of a live session token, or undefined (unknown, expired, logged out, or malformed). */
-  async principal(token: string | undefined): Promise<Principal | undefined> {
+  /**
+   * The principal of a live session token, or undefined (unknown, expired, logged out,
+   * malformed, or made from a key that was revoked or rotated away since: `keyIsLive`).
+   */
+  async principal(token: string | undefined, keyIsLive: (keyDigest: string) => boolean): Promise<Principal | undefined> {
     if (token === undefined || !/^[A-Za-z0-9_-]{20,100}$/.test(token)) return undefined;
     const raw = await this.redis.get(this.keys.adminSession(sha256Hex(token)));
     if (raw === null) return undefined;
     try {
-      const record = JSON.parse(raw) as { tenant?: unknown };
-      return typeof record.tenant === 'string' ? { tenant: record.tenant, admin: true } : undefined;
+      const record = JSON.parse(raw) as { tenant?: unknown; key_sha256?: unknown };
+      if (typeof record.tenant !== 'string' || typeof record.key_sha256 !== 'string' || !keyIsLive(record.key_sha256)) return undefined;
+      return { tenant: record.tenant, admin: true, keyDigest: record.key_sha256 };
     } catch {
       return undefined;
     }

@@ -13,6 +13,8 @@ export interface Principal {
   tenant: string;
   /** Admin keys unlock fleet endpoints, /metrics, /admin/* (limits, keys) and Bull Board. */
   admin: boolean;
+  /** SHA-256 (hex) of the key that authenticated, so a session made from it ends when the key does. */
+  keyDigest?: string;
 }
 
 /** Per-tenant limits from the keys file; absent values fall back to the configured defaults. */
@@ -145,7 +147,8 @@ export class ApiKeyStore {
   /** From the configuration: `API_KEYS_FILE`, `API_KEYS` (`tenant:key,…`), `ADMIN_API_KEYS` (`key,…`). */
   static fromConfig(config: { apiKeys?: string | undefined; apiKeysFile?: string | undefined; adminApiKeys?: string | undefined }): ApiKeyStore {
     const keys: ConfigKey[] = [];
-    const add = (origin: ConfigKey['origin'], hash: Buffer, principal: Principal) => keys.push({ id: `config-${keys.length}`, origin, hash, principal });
+    const add = (origin: ConfigKey['origin'], hash: Buffer, principal: Principal) =>
+      keys.push({ id: `config-${keys.length}`, origin, hash, principal: { ...principal, keyDigest: hash.toString('hex') } });
     const limits = new Map<string, TenantLimits>();
     if (config.apiKeysFile) {
       let raw: unknown;
@@ -239,6 +242,11 @@ export class ApiKeyStore {
       throw new ApiError('redis_unavailable', 'API keys cannot be checked until the key registry in Redis is reachable; retry shortly', 1);
     }
     return found?.principal;
+  }
+
+  /** Whether the key with this SHA-256 (hex) still authenticates (not revoked, rotated away or past its grace). */
+  isLive(keyDigest: string): boolean {
+    return this.all.some((stored) => stored.principal.keyDigest === keyDigest && (stored.expiresAt === undefined || stored.expiresAt > Date.now()));
   }
 
   tenantLimits(tenant: string): TenantLimits {
@@ -415,10 +423,11 @@ export class ApiKeyStore {
     this.all = [
       ...this.configKeys,
       ...snapshot.records.flatMap((record): StoredKey[] => {
-        const principal = { tenant: record.tenant, admin: record.admin };
-        const current: StoredKey = { hash: Buffer.from(record.sha256, 'hex'), principal };
+        const principal = (keyDigest: string): Principal => ({ tenant: record.tenant, admin: record.admin, keyDigest });
+        const current: StoredKey = { hash: Buffer.from(record.sha256, 'hex'), principal: principal(record.sha256) };
         if (!record.previous) return [current];
-        return [current, { hash: Buffer.from(record.previous.sha256, 'hex'), principal, expiresAt: record.previous.expires_at }];
+        const previous = record.previous;
+        return [current, { hash: Buffer.from(previous.sha256, 'hex'), principal: principal(previous.sha256), expiresAt: previous.expires_at }];
       }),
     ];
     if (this.failing) {

@@ -159,7 +159,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const resolvePrincipal = async (request: FastifyRequest, level: Access): Promise<Principal | undefined> => {
     const fromKey = principalOf(request);
     if (fromKey || keyStore.open || level !== 'admin' || !READ_METHODS.has(request.method)) return fromKey;
-    const fromSession = await sessions.principal(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    const fromSession = await sessions.principal(cookieValue(request.headers.cookie, SESSION_COOKIE), (digest) => keyStore.isLive(digest));
     if (fromSession) principals.set(request, fromSession);
     return fromSession;
   };

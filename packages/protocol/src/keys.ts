@@ -42,7 +42,7 @@ export interface RedisKeys {
   readonly admission: AdmissionKeys;
   /** Tenant API keys managed at run time (`/admin/keys`); see {@link ApiKeyKeys}. */
   readonly apiKeys: ApiKeyKeys;
-  /** String with expiry: an admin browser session (Bull Board), keyed by the SHA-256 of its cookie value; JSON {tenant, created_at}. */
+  /** String with expiry: an admin browser session (Bull Board), keyed by the SHA-256 of its cookie value; JSON {tenant, key_sha256 (of the key it was made from), created_at}. */
   adminSession(tokenSha256: string): string;
 }
 
