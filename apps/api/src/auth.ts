@@ -28,8 +28,6 @@ export const TENANT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 export const OPEN_TENANT = 'default';
 /** The tenant of keys given in ADMIN_API_KEYS. */
 export const ADMIN_TENANT = 'admin';
-/** Cookie that carries a key for Bull Board, whose browser requests cannot set headers. */
-export const KEY_COOKIE = 'switchyard_key';
 
 const Tenant = z.string().regex(TENANT_NAME, 'tenant names are 1-64 characters of A-Z a-z 0-9 . _ -');
 // Keys are stored as plain SHA-256: fine for random high-entropy keys (no dictionary to try),
@@ -494,9 +492,9 @@ function splitList(value: string | undefined): string[] {
 /**
  * The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`; for
  * browser clients that cannot set headers, `?key=` on GET requests (EventSource, a Bull
- * Board link) and the `switchyard_key` cookie under /admin (set by a `?key=` visit).
+ * Board link; the board trades it for a session cookie, see admin-sessions.ts).
  */
-export function presentedKey(request: FastifyRequest, options: { cookie: boolean }): string | undefined {
+export function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (typeof authorization === 'string') {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
@@ -508,7 +506,6 @@ export function presentedKey(request: FastifyRequest, options: { cookie: boolean
     const query = request.query as Record<string, unknown> | undefined;
     if (query && typeof query.key === 'string' && query.key.length > 0) return query.key;
   }
-  if (options.cookie) return cookieValue(request.headers.cookie, KEY_COOKIE);
   return undefined;
 }
 

@@ -151,7 +151,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const principalOf = (request: FastifyRequest): Principal | undefined => {
     let principal = principals.get(request);
     if (principal === undefined) {
-      principal = keyStore.authenticate(presentedKey(request, { cookie: false })) ?? null;
+      principal = keyStore.authenticate(presentedKey(request)) ?? null;
       principals.set(request, principal);
     }
     return principal ?? undefined;
