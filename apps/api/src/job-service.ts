@@ -4,11 +4,11 @@ import type { Job, JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import {
   JobErrorCode,
+  JobRequest,
   canonicalModelName,
   parseJobFailure,
   type JobData,
   type JobRecord,
-  type JobRequest,
   type JobResult,
   type JobStatus,
   type RedisKeys,
@@ -23,8 +23,11 @@ import type { ApiMetrics } from './metrics.js';
 const newJobId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-', 21);
 export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Why a job was cancelled (a metrics label): a client's DELETE, the disconnect grace, a compat client going away. */
-export type CancelCause = 'client' | 'disconnect' | 'compat_disconnect';
+/**
+ * Why a job was cancelled (a metrics label): a client's DELETE, the disconnect grace, a
+ * compat client going away, an operator's DELETE /admin/jobs/:id.
+ */
+export type CancelCause = 'client' | 'disconnect' | 'compat_disconnect' | 'operator';
 
 export interface SubmitOutcome {
   accepted: { id: string; model: string; status: JobStatus; queue: { position: number; depth: number; eta_s?: number } };
@@ -177,6 +180,14 @@ export class JobService {
     return entry;
   }
 
+  /** Job id → index entry of any tenant (the operator verbs), or a 404. */
+  private async locateAny(jobId: string): Promise<JobIndexEntry> {
+    const valid = JOB_ID_PATTERN.test(jobId);
+    const entry = valid ? await this.deps.jobIndex.get(jobId) : undefined;
+    if (!entry) throw new ApiError('job_not_found', valid ? `no job with id ${JSON.stringify(jobId)}` : 'no job with that id (a job id is 1 to 64 of A-Z a-z 0-9 _ -)');
+    return entry;
+  }
+
   async get(jobId: string, tenant: string): Promise<JobRecord> {
     const entry = await this.locate(jobId, tenant);
     const queue = this.deps.queues.get(entry.queue ?? entry.model);
@@ -237,6 +248,42 @@ export class JobService {
     return this.cancelEntry(jobId, entry, waitMs, waitForEnd, cause);
   }
 
+  /** Cancels any tenant's job (an operator's DELETE /admin/jobs/:id): `cancel` without the tenant check. */
+  async cancelAsOperator(
+    jobId: string,
+    waitMs: number,
+    waitForEnd: (jobId: string, ms: number) => Promise<boolean>,
+  ): Promise<{ record: JobRecord; settled: boolean; tenant: string }> {
+    const entry = await this.locateAny(jobId);
+    return { ...(await this.cancelEntry(jobId, entry, waitMs, waitForEnd, 'operator')), tenant: entry.tenant };
+  }
+
+  /**
+   * Submits a job's request again as a new job (an operator's POST /admin/jobs/:id/resubmit):
+   * same tenant, a fresh id, through `submit`, so admission and the event log apply as to
+   * any submit. The idempotency key is dropped: the resubmission is new work, and the key
+   * would only answer the original. The request is read from the BullMQ job while it is
+   * retained, else from the job index (kept there when the job was removed from its queue:
+   * cancelled or expired while waiting). A job still queued or running is not refused: the
+   * operator gets a second, independent copy.
+   */
+  async resubmit(jobId: string): Promise<SubmitOutcome & { tenant: string }> {
+    const entry = await this.locateAny(jobId);
+    const job = await this.deps.queues.get(entry.queue ?? entry.model).getJob(jobId);
+    const stored: unknown = job ? job.data?.request : await this.deps.jobIndex.removedRequest(jobId);
+    const parsed = stored === undefined ? undefined : JobRequest.safeParse(stored);
+    if (!parsed?.success) {
+      throw new ApiError(
+        'job_finished',
+        `job ${jobId} cannot be resubmitted: its request is no longer stored (it is kept while the job is retained; this one is past that, or its queue dropped it); submit the request again from the client`,
+      );
+    }
+    const { idempotency_key: _dropped, ...request } = parsed.data;
+    const outcome = await this.submit(request, entry.tenant);
+    this.deps.logger.info({ jobId: outcome.accepted.id, resubmittedFrom: jobId, tenant: entry.tenant, model: entry.model }, 'job resubmitted by an operator');
+    return { ...outcome, tenant: entry.tenant };
+  }
+
   /** Cancels on the system's behalf (disconnect grace): no tenant check, no waiting; false when already over. */
   async cancelAbandoned(jobId: string, cause: CancelCause): Promise<boolean> {
     const entry = await this.deps.jobIndex.get(jobId);
@@ -268,7 +315,7 @@ export class JobService {
       const record = await this.record(jobId, entry, job);
       throw new ApiError('job_finished', `job ${jobId} already ended (${record.status}); nothing to cancel`);
     }
-    const why = cause === 'client' ? 'cancelled by client' : 'cancelled: the client went away';
+    const why = cause === 'client' ? 'cancelled by client' : cause === 'operator' ? 'cancelled by an operator' : 'cancelled: the client went away';
     if (state !== 'active') {
       // remove() refuses a locked job, so a job an agent claimed meanwhile falls through
       // to the running path below.
@@ -277,7 +324,8 @@ export class JobService {
         () => false,
       );
       if (removed) {
-        await this.deps.jobIndex.markCancelled(jobId);
+        // BullMQ's copy of the request went with the job; the index keeps it for a resubmit.
+        await this.deps.jobIndex.markCancelled(jobId, job.data?.request);
         // The error event also releases the job's admission reservation.
         await this.deps.events.append(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` });
         this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued', cause });
@@ -304,9 +352,11 @@ export class JobService {
     const queue = this.deps.queues.get(queueKey);
     const state = await queue.getJobState(jobId);
     if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return { expired: false, state };
+    // Read before the removal takes it: the index keeps the request for a resubmit.
+    const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
     // remove() refuses a job an agent locked meanwhile.
     if ((await queue.remove(jobId)) !== 1) return { expired: false, state: 'active' };
-    await this.deps.jobIndex.markExpired(jobId).catch(() => undefined);
+    await this.deps.jobIndex.markExpired(jobId, request).catch(() => undefined);
     await this.deps.events.append(jobId, {
       type: 'error',
       code: JobErrorCode.deadlineExceeded,

@@ -69,7 +69,7 @@ export function createApiMetrics(
     }),
     jobsCancelled: new Counter({
       name: 'switchyard_jobs_cancelled_total',
-      help: 'Cancellations this API process made, by the state the job was in and the cause (client, disconnect, compat_disconnect)',
+      help: 'Cancellations this API process made, by the state the job was in and the cause (client, disconnect, compat_disconnect, operator)',
       labelNames: ['model', 'state', 'cause'],
       registers: [registry],
     }),

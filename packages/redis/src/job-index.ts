@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '@switchyard/protocol';
+import type { JobRequest, RedisKeys } from '@switchyard/protocol';
 
 export interface JobIndexEntry {
   model: string;
@@ -18,8 +18,12 @@ export interface JobIndexEntry {
  */
 const PUT_LUA = `redis.call('HSET', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1]) return 1`;
 
-interface PutCommand {
+/** Sets fields of an entry that still exists: one whose TTL ran out is not recreated without one. */
+const MARK_LUA = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end redis.call('HSET', KEYS[1], unpack(ARGV)) return 1`;
+
+interface IndexCommands {
   switchyardPutJobIndex(key: string, ttlSeconds: string, ...fields: string[]): Promise<number>;
+  switchyardMarkJobIndex(key: string, ...fields: string[]): Promise<number>;
 }
 
 export class JobIndex {
@@ -31,6 +35,9 @@ export class JobIndex {
     if (!('switchyardPutJobIndex' in redis)) {
       redis.defineCommand('switchyardPutJobIndex', { numberOfKeys: 1, lua: PUT_LUA });
     }
+    if (!('switchyardMarkJobIndex' in redis)) {
+      redis.defineCommand('switchyardMarkJobIndex', { numberOfKeys: 1, lua: MARK_LUA });
+    }
   }
 
   async put(jobId: string, entry: JobIndexEntry): Promise<void> {
@@ -38,27 +45,49 @@ export class JobIndex {
     if (entry.queue !== undefined) fields.push('queue', entry.queue);
     // One script call instead of MULTI/HSET/EXPIRE/EXEC: the same atomicity, a quarter of
     // the commands on the submit path (bench:throughput, commands sent per job).
-    await (this.redis as unknown as PutCommand).switchyardPutJobIndex(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
+    await (this.redis as unknown as IndexCommands).switchyardPutJobIndex(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
   }
 
   async get(jobId: string): Promise<JobIndexEntry | undefined> {
-    const fields = await this.redis.hgetall(this.keys.job(jobId));
-    if (!fields.model || !fields.tenant) return undefined;
+    // Named fields, not HGETALL: an entry may also hold a job's whole request (see markCancelled).
+    const [model, tenant, createdAt, queue, status] = await this.redis.hmget(this.keys.job(jobId), 'model', 'tenant', 'created_at', 'queue', 'status');
+    if (!model || !tenant) return undefined;
     return {
-      model: fields.model,
-      tenant: fields.tenant,
-      created_at: Number(fields.created_at ?? 0),
-      ...(fields.queue !== undefined && { queue: fields.queue }),
-      ...((fields.status === 'cancelled' || fields.status === 'expired') && { status: fields.status }),
+      model,
+      tenant,
+      created_at: Number(createdAt ?? 0),
+      ...(queue !== null && { queue }),
+      ...((status === 'cancelled' || status === 'expired') && { status }),
     };
   }
 
-  async markCancelled(jobId: string): Promise<void> {
-    await this.redis.hset(this.keys.job(jobId), 'status', 'cancelled');
+  /**
+   * Marks a job that was removed from its queue while waiting. Its request is kept here
+   * (BullMQ's copy went with the job) so an operator can submit it again as a new job;
+   * it expires with the entry, as a retained job's data would.
+   */
+  async markCancelled(jobId: string, request?: JobRequest): Promise<void> {
+    await this.markRemoved(jobId, 'cancelled', request);
   }
 
-  async markExpired(jobId: string): Promise<void> {
-    await this.redis.hset(this.keys.job(jobId), 'status', 'expired');
+  async markExpired(jobId: string, request?: JobRequest): Promise<void> {
+    await this.markRemoved(jobId, 'expired', request);
+  }
+
+  /** The request kept by markCancelled/markExpired, as stored (the caller validates it): undefined when none is. */
+  async removedRequest(jobId: string): Promise<unknown> {
+    const raw = await this.redis.hget(this.keys.job(jobId), 'request');
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async markRemoved(jobId: string, status: 'cancelled' | 'expired', request: JobRequest | undefined): Promise<void> {
+    const fields = request === undefined ? ['status', status] : ['status', status, 'request', JSON.stringify(request)];
+    await (this.redis as unknown as IndexCommands).switchyardMarkJobIndex(this.keys.job(jobId), ...fields);
   }
 
   async delete(jobId: string): Promise<void> {
