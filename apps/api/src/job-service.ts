@@ -16,7 +16,7 @@ import {
 import { EventLog, JobIndex, QueueRegistry, cancelMessage, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import { answerFromEvents, type Answer } from './answer.js';
-import { ApiError } from './errors.js';
+import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
 // nanoid's URL-safe alphabet; BullMQ refuses ids that are all digits or contain ':'.
@@ -174,9 +174,9 @@ export class JobService {
 
   /** Job id → index entry, or a 404 (also for another tenant's job: no existence leak). */
   async locate(jobId: string, tenant: string): Promise<JobIndexEntry> {
-    if (!JOB_ID_PATTERN.test(jobId)) throw new ApiError('job_not_found', `no job with id ${JSON.stringify(jobId)}`);
+    if (!JOB_ID_PATTERN.test(jobId)) throw new ApiError('job_not_found', `no job with id ${quoteInput(jobId)}`);
     const entry = await this.deps.jobIndex.get(jobId);
-    if (!entry || entry.tenant !== tenant) throw new ApiError('job_not_found', `no job with id ${JSON.stringify(jobId)}`);
+    if (!entry || entry.tenant !== tenant) throw new ApiError('job_not_found', `no job with id ${quoteInput(jobId)}`);
     return entry;
   }
 
