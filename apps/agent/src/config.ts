@@ -1,15 +1,13 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ByteSize } from '@switchyard/protocol';
-
-const positiveInt = z.coerce.number({ error: 'must be a number' }).int().positive();
+import { ByteSize, EnvNonNegativeInt, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv, type EnvNames } from '@switchyard/protocol';
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
   redisUrl: z.string().url(),
   /** Key prefix shared by the API and agents of one deployment. */
-  redisPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('sy'),
+  redisPrefix: RedisPrefix.default('sy'),
   /** The Ollama (or gpu-sim) this agent fronts. */
   backendUrl: z.string().url().default('http://127.0.0.1:11434'),
   agentId: z
@@ -17,24 +15,24 @@ export const AgentConfig = z.object({
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'agent id may use letters, digits, . _ - only')
     .default(() => `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${randomBytes(3).toString('hex')}`),
   /** Jobs this agent runs at once across all models (its GPU's parallel slots). */
-  slots: positiveInt.default(4),
+  slots: EnvPositiveInt.default(4),
   /** VRAM per GPU when nvidia-smi is absent; a list for several GPUs. */
   gpuVramBytes: z.array(ByteSize.pipe(z.number().positive('must be more than 0 bytes'))).min(1, 'needs at least one GPU').default([24e9]),
   gpuName: z.string().default('configured-gpu'),
   /** Path of nvidia-smi; discovery is skipped when it is not there. */
   nvidiaSmiPath: z.string().default('nvidia-smi'),
-  heartbeatIntervalMs: positiveInt.default(2_000),
+  heartbeatIntervalMs: EnvPositiveInt.default(2_000),
   /** A missing beat for this long means the agent is gone. */
-  heartbeatTtlMs: positiveInt.default(6_000),
+  heartbeatTtlMs: EnvPositiveInt.default(6_000),
   /** How often the backend's model lists are refreshed. */
-  inventoryRefreshMs: positiveInt.default(5_000),
+  inventoryRefreshMs: EnvPositiveInt.default(5_000),
   /** Safety sweep over served queues, for jobs no wake-up announced (retries, stalled jobs). */
-  sweepIntervalMs: positiveInt.default(500),
+  sweepIntervalMs: EnvPositiveInt.default(500),
   /** BullMQ lock: a dead agent's job is retried elsewhere after about this long. */
-  lockDurationMs: positiveInt.default(15_000),
-  stalledIntervalMs: positiveInt.default(5_000),
+  lockDurationMs: EnvPositiveInt.default(15_000),
+  stalledIntervalMs: EnvPositiveInt.default(5_000),
   /** Tokens arriving within this window after the previous flush go out as one event. */
-  tokenCoalesceMs: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(5),
+  tokenCoalesceMs: EnvNonNegativeInt.default(5),
   /**
    * keep_alive sent with every request and load. The agent, not Ollama's 5-minute timer,
    * owns lifecycle: models stay until the agent unloads them (`-1` = forever).
@@ -45,19 +43,19 @@ export const AgentConfig = z.object({
     .transform((value) => (typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value))
     .default(-1),
   /** The backend's parallel requests per loaded model (Ollama's OLLAMA_NUM_PARALLEL). */
-  backendParallel: positiveInt.default(1),
+  backendParallel: EnvPositiveInt.default(1),
   /** Context length models are loaded with (Ollama's default num_ctx), for the VRAM estimate. */
-  backendNumCtx: positiveInt.default(4096),
+  backendNumCtx: EnvPositiveInt.default(4096),
   /** Models the backend keeps loaded at once (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). 0 = VRAM decides. */
-  backendMaxLoaded: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(0),
+  backendMaxLoaded: EnvNonNegativeInt.default(0),
   /** Models loaded at start and never evicted. */
   pinnedModels: z.array(z.string()).default([]),
   /** A model idle this long (no job running or started) is unloaded. */
-  idleUnloadMs: positiveInt.default(10 * 60_000),
+  idleUnloadMs: EnvPositiveInt.default(10 * 60_000),
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
-  minResidencyMs: positiveInt.default(60_000),
+  minResidencyMs: EnvPositiveInt.default(60_000),
   /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
-  extraCopyIdleMs: positiveInt.default(60_000),
+  extraCopyIdleMs: EnvPositiveInt.default(60_000),
   /** Load throughput assumed before the first load is measured. */
   loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second')).default(2e9),
   /**
@@ -66,26 +64,26 @@ export const AgentConfig = z.object({
    * lets their running jobs finish, unloads them and loads it (starvation guard). It is also
    * the aging unit of such a drain's displacement rule (busy victims cost more than idle ones).
    */
-  drainForColdAfterMs: positiveInt.default(30_000),
+  drainForColdAfterMs: EnvPositiveInt.default(30_000),
   /** A drain that has not freed the room after this long is abandoned. */
-  drainTimeoutMs: positiveInt.default(600_000),
+  drainTimeoutMs: EnvPositiveInt.default(600_000),
   /** Floor on the expected load time, so claim latency is not read as a slow copy. */
-  minExpectedLoadMs: positiveInt.default(250),
+  minExpectedLoadMs: EnvPositiveInt.default(250),
   /** A model whose load failed for lack of memory is not tried again here for this long. */
-  unfitCooldownMs: positiveInt.default(60_000),
+  unfitCooldownMs: EnvPositiveInt.default(60_000),
   /** Time constant of recency in a resident model's value (eviction order). */
-  recencyTauMs: positiveInt.default(120_000),
+  recencyTauMs: EnvPositiveInt.default(120_000),
   /** Horizon over which expected arrivals count in a resident model's value. */
-  demandHorizonMs: positiveInt.default(60_000),
+  demandHorizonMs: EnvPositiveInt.default(60_000),
   /** A waiting model displaces resident ones only when its worth is this many times theirs (hysteresis against ping-pong). */
-  displacementMargin: z.coerce.number({ error: 'must be a number' }).min(1, 'must be at least 1').default(2),
+  displacementMargin: EnvNumber.min(1, 'must be at least 1').default(2),
   /** Once a waiting model's oldest job has waited this long, its worth grows with the square of the wait (in these units); a drain ages by `drainForColdAfterMs` instead. */
-  displacementAgingMs: positiveInt.default(10_000),
+  displacementAgingMs: EnvPositiveInt.default(10_000),
   /** How often placement decisions (warm, evict, unload) are revisited. */
-  placementIntervalMs: positiveInt.default(250),
+  placementIntervalMs: EnvPositiveInt.default(250),
   /** Window over which arrival rates (demand) are measured. */
-  demandWindowMs: positiveInt.default(30_000),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  demandWindowMs: EnvPositiveInt.default(30_000),
+  logLevel: LogLevel.default('info'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
@@ -94,7 +92,7 @@ export type AgentConfigInput = z.input<typeof AgentConfig>;
  * The environment variable behind each field (see README); errors name the variable. Where
  * two names are listed the first one set wins (OLLAMA_URL is what Ollama users say).
  */
-const ENV_NAMES: Partial<Record<keyof AgentConfig, string | [string, string]>> = {
+const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   redisUrl: 'REDIS_URL',
   redisPrefix: 'REDIS_PREFIX',
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
@@ -136,28 +134,12 @@ const LIST_FIELDS = new Set<keyof AgentConfig>(['gpuVramBytes', 'pinnedModels'])
 
 /** Reads the agent's configuration from environment variables (see README for the table). */
 export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
-  const raw: Record<string, unknown> = { redisUrl: 'redis://127.0.0.1:6379' };
-  const used = new Map<string, string>();
-  for (const [field, names] of Object.entries(ENV_NAMES) as Array<[keyof AgentConfig, string | string[]]>) {
-    const name = [names].flat().find((candidate) => env[candidate] !== undefined && env[candidate] !== '');
-    if (name === undefined) continue;
-    const value = env[name]!;
-    used.set(field, name);
-    raw[field] = LIST_FIELDS.has(field) ? value.split(',').map((part) => part.trim()).filter(Boolean) : value;
-  }
-  return parseConfig(raw, (field) => used.get(field) ?? field);
+  const { values, nameOf } = readEnv(env, ENV_NAMES, LIST_FIELDS);
+  return parseConfig({ redisUrl: 'redis://127.0.0.1:6379', ...values }, nameOf);
 }
 
 /** Validates a config object; throws an error that names every bad field. */
 export function parseConfig(raw: Record<string, unknown>, nameOf: (field: string) => string = (field) => field): AgentConfig {
   const defined = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
-  const result = AgentConfig.safeParse(defined);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const [field, ...rest] = issue.path.map(String);
-      return `${field === undefined ? '(root)' : [nameOf(field), ...rest].join('.')}: ${issue.message}`;
-    });
-    throw new Error(`invalid agent configuration: ${problems.join('; ')}`);
-  }
-  return result.data;
+  return parseEnvConfig(AgentConfig, defined, 'agent', nameOf);
 }

@@ -88,7 +88,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       );
     }
     if (job.attemptsStarted > 1) {
-      emit({ type: 'restarted', reason: 'agent_lost', attempt: job.attemptsStarted });
+      emit({ type: 'restarted', reason: JobErrorCode.agentLost, attempt: job.attemptsStarted });
     }
 
     const request: GenerateRequest = {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
+import { ApiErrorCode, splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
 import type { AdmissionLedger, AdmissionTuning, AdmitResult, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
 import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
@@ -78,23 +78,23 @@ export class Admission {
     this.noteFleet(agents);
     const live = agents.filter((agent) => agent.state === 'ready');
     if (live.length === 0) {
-      this.deps.metrics.jobsRefused.inc({ model, reason: 'no_capacity' });
-      throw new ApiError('no_capacity', 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
+      this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
+      throw new ApiError(ApiErrorCode.noCapacity, 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
     }
     try {
       return placeModel(live, model, digest, options);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      if (error.code === 'model_not_found' && !live.some((agent) => agent.models_available.some((m) => m.name === model))) {
+      if (error.code === ApiErrorCode.modelNotFound && !live.some((agent) => agent.models_available.some((m) => m.name === model))) {
         // Agents that could serve it exist (draining, or seen lately) but none is live: come back, not "no such model".
         const comeback = await this.capacityMayReturn(model, agents);
         if (comeback) {
-          this.deps.metrics.jobsRefused.inc({ model, reason: 'no_capacity' });
+          this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
           const retryS = Math.max(this.deps.config.retryAfterFallbackSeconds, (await this.loadEstimateMs(model, [])) / 1000);
-          throw new ApiError('no_capacity', `no live agent serves model ${model} right now (${comeback}); it should be back`, retryS);
+          throw new ApiError(ApiErrorCode.noCapacity, `no live agent serves model ${model} right now (${comeback}); it should be back`, retryS);
         }
       }
-      this.deps.metrics.jobsRefused.inc({ model: error.code === 'model_not_found' ? 'unknown' : model, reason: error.code });
+      this.deps.metrics.jobsRefused.inc({ model: error.code === ApiErrorCode.modelNotFound ? 'unknown' : model, reason: error.code });
       throw error;
     }
   }

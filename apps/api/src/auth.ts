@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { ApiKeyKeys } from '@switchyard/protocol';
+import { ApiErrorCode, type ApiKeyKeys } from '@switchyard/protocol';
 import { KEY_PREFIX_LENGTH, generateKey, generateKeyId, readRegistry, sha256Hex, writeIfUnchanged, type ApiKeyRecord, type RegistrySnapshot } from './api-key-registry.js';
 import { ApiError } from './errors.js';
 
@@ -237,7 +237,7 @@ export class ApiKeyStore {
       if (found?.expiresAt !== undefined && found.expiresAt <= Date.now()) found = undefined;
     }
     if (found === undefined && this.state === 'unknown' && (usable || this.configKeys.length === 0)) {
-      throw new ApiError('redis_unavailable', 'API keys cannot be checked until the key registry in Redis is reachable; retry shortly', 1);
+      throw new ApiError(ApiErrorCode.redisUnavailable, 'API keys cannot be checked until the key registry in Redis is reachable; retry shortly', 1);
     }
     return found?.principal;
   }
@@ -295,7 +295,7 @@ export class ApiKeyStore {
       // Without this, the first key would close the open API with nobody left who can manage keys.
       if (!input.admin && this.configKeys.length === 0 && snapshot.records.length === 0) {
         throw new ApiError(
-          'invalid_request',
+          ApiErrorCode.invalidRequest,
           'invalid request body: admin: the first key must be an admin key (admin: true); a tenant key alone would close the open API with no key able to manage keys',
         );
       }
@@ -346,7 +346,7 @@ export class ApiKeyStore {
         this.configKeys.filter((key) => key.principal.admin).length + snapshot.records.filter((record) => record.admin && record.id !== id).length;
       if (current.admin && adminsLeft === 0) {
         throw new ApiError(
-          'key_not_revocable',
+          ApiErrorCode.keyNotRevocable,
           `key ${id} is the last admin key: revoking it would leave no key able to manage keys (and an emptied registry would not reopen the API); create another admin key first, or rotate this one`,
         );
       }
@@ -358,10 +358,10 @@ export class ApiKeyStore {
   private registered(snapshot: RegistrySnapshot, id: string, verb: 'rotated' | 'revoked'): ApiKeyRecord {
     const configured = this.configKeys.find((key) => key.id === id);
     if (configured) {
-      throw new ApiError('key_not_revocable', `key ${id} comes from the configuration (${configured.origin}) and cannot be ${verb} through the API: change ${configured.origin} and restart the API`);
+      throw new ApiError(ApiErrorCode.keyNotRevocable, `key ${id} comes from the configuration (${configured.origin}) and cannot be ${verb} through the API: change ${configured.origin} and restart the API`);
     }
     const record = snapshot.records.find((candidate) => candidate.id === id);
-    if (!record) throw new ApiError('not_found', `no API key ${id}`);
+    if (!record) throw new ApiError(ApiErrorCode.notFound, `no API key ${id}`);
     return record;
   }
 

@@ -1,30 +1,36 @@
 import { z } from 'zod';
-
-const positiveInt = z.coerce.number({ error: 'must be a number' }).int().positive();
-const nonNegativeInt = z.coerce.number({ error: 'must be a number' }).int().nonnegative();
-const nonNegativeNumber = z.coerce.number({ error: 'must be a number' }).nonnegative();
+import {
+  EnvNonNegativeInt,
+  EnvNonNegativeNumber,
+  EnvNumber,
+  EnvPositiveInt,
+  LogLevel,
+  RedisPrefix,
+  parseEnvConfig,
+  readEnv,
+} from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0'),
   /** 0 picks a free port (tests). */
-  port: z.coerce.number({ error: 'must be a number' }).int().min(0).max(65535).default(8080),
+  port: EnvNumber.int().min(0).max(65535).default(8080),
   redisUrl: z.string().url(),
-  redisPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('sy'),
+  redisPrefix: RedisPrefix.default('sy'),
   /** Largest accepted request body. */
-  bodyLimitBytes: positiveInt.default(4 * 1024 * 1024),
+  bodyLimitBytes: EnvPositiveInt.default(4 * 1024 * 1024),
   /** SSE comment heartbeat, so proxies and clients see a live connection. */
-  sseHeartbeatMs: positiveInt.default(15_000),
+  sseHeartbeatMs: EnvPositiveInt.default(15_000),
   /** How long a fleet view (agent heartbeats) is reused before it is read again. */
-  fleetCacheMs: positiveInt.default(500),
+  fleetCacheMs: EnvPositiveInt.default(500),
   /** How long a finished job stays readable through GET /v1/jobs/:id. */
-  jobRetentionSeconds: positiveInt.default(24 * 3600),
+  jobRetentionSeconds: EnvPositiveInt.default(24 * 3600),
   /** Window in which the same idempotency_key returns the existing job. */
-  idempotencyWindowSeconds: positiveInt.default(24 * 3600),
+  idempotencyWindowSeconds: EnvPositiveInt.default(24 * 3600),
   /** How long DELETE waits for a running job to confirm its cancellation before answering 202. */
-  cancelWaitMs: z.coerce.number({ error: 'must be a number' }).int().nonnegative().default(2_000),
+  cancelWaitMs: EnvNonNegativeInt.default(2_000),
   /** Public base URL used in `links`; defaults to a relative path. */
   publicBaseUrl: z.string().url().optional(),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  logLevel: LogLevel.default('info'),
 
   // Tenants and keys. With none configured the API runs open (every caller is `default`).
   /** `tenant:key` pairs, comma-separated. */
@@ -35,9 +41,9 @@ export const ApiConfig = z.object({
   adminApiKeys: z.string().optional(),
 
   /** Deepest nesting of a JSON body (objects and arrays); deeper is a 400 naming where. */
-  maxJsonDepth: positiveInt.max(1_000).default(64),
+  maxJsonDepth: EnvPositiveInt.max(1_000).default(64),
   /** How long an admin browser session (Bull Board cookie) lasts. */
-  adminSessionTtlSeconds: positiveInt.default(8 * 3600),
+  adminSessionTtlSeconds: EnvPositiveInt.default(8 * 3600),
   /**
    * Proxies whose X-Forwarded-For/-Proto are believed (Fastify trustProxy: comma-separated
    * addresses or CIDRs). Unset: the connection itself is the truth.
@@ -49,37 +55,37 @@ export const ApiConfig = z.object({
   // Admission limits: defaults; per-model and per-tenant values (and these defaults) can be
   // changed at run time in Redis (`PUT /admin/limits`).
   /** Jobs waiting (admitted, not started) per model queue. */
-  queueDepthLimit: nonNegativeInt.default(1_000),
+  queueDepthLimit: EnvNonNegativeInt.default(1_000),
   /** Jobs in flight (queued + running) per tenant. */
-  tenantInFlightLimit: nonNegativeInt.default(500),
+  tenantInFlightLimit: EnvNonNegativeInt.default(500),
   /** Jobs in flight per tenant on any one model. */
-  tenantModelInFlightLimit: nonNegativeInt.default(500),
+  tenantModelInFlightLimit: EnvNonNegativeInt.default(500),
   /** Jobs in flight fleet-wide. */
-  globalInFlightLimit: nonNegativeInt.default(10_000),
+  globalInFlightLimit: EnvNonNegativeInt.default(10_000),
 
   // Estimates, priorities, fairness.
   /** Sliding window of the measured drain rate (completions per second). */
-  drainWindowSeconds: positiveInt.default(60),
+  drainWindowSeconds: EnvPositiveInt.default(60),
   /** Batch jobs rank as if they had arrived this much later than interactive ones (aging bound). */
-  batchPriorityOffsetSeconds: nonNegativeNumber.default(120),
+  batchPriorityOffsetSeconds: EnvNonNegativeNumber.default(120),
   /** Each job a tenant already has in flight on a model ranks its next one this much later (fair share). */
-  fairShareStepSeconds: nonNegativeNumber.default(2),
+  fairShareStepSeconds: EnvNonNegativeNumber.default(2),
   /** Longest Retry-After handed out. */
-  retryAfterMaxSeconds: positiveInt.default(600),
+  retryAfterMaxSeconds: EnvPositiveInt.default(600),
   /** Retry-After when a model has no measured drain rate yet. */
-  retryAfterFallbackSeconds: positiveInt.default(5),
+  retryAfterFallbackSeconds: EnvPositiveInt.default(5),
   /** A model an agent listed within this long is "capacity that may return" (503), not unknown (404). */
-  capacityMemorySeconds: positiveInt.default(600),
+  capacityMemorySeconds: EnvPositiveInt.default(600),
 
   // Cancellation and background work.
   /** A job whose native streams all closed and none came back within this long is cancelled. */
-  disconnectGraceMs: nonNegativeInt.default(15_000),
+  disconnectGraceMs: EnvNonNegativeInt.default(15_000),
   /** Least interval between `queued` position updates of one job. */
-  queuedUpdateIntervalMs: positiveInt.default(1_000),
+  queuedUpdateIntervalMs: EnvPositiveInt.default(1_000),
   /** Period of the maintenance loop (expiry, disconnect grace, position updates) on the replica holding its lock. */
-  maintenanceIntervalMs: positiveInt.default(250),
+  maintenanceIntervalMs: EnvPositiveInt.default(250),
   /** Period of the admission-count reconciliation against BullMQ. */
-  reconcileIntervalMs: positiveInt.default(5_000),
+  reconcileIntervalMs: EnvPositiveInt.default(5_000),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;
@@ -122,19 +128,11 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
 
 /** Reads the API's configuration from the environment; errors name the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): ApiConfig {
-  const raw: Record<string, unknown> = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
-  for (const [field, name] of Object.entries(ENV_NAMES)) {
-    if (env[name] !== undefined && env[name] !== '') raw[field] = env[name];
-  }
-  const result = ApiConfig.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const field = issue.path[0] as keyof ApiConfig | undefined;
-      return `${field ? ENV_NAMES[field] : '(config)'}: ${issue.message}`;
-    });
-    throw new Error(`invalid API configuration: ${problems.join('; ')}`);
-  }
-  return result.data;
+  const { values, nameOf } = readEnv(env, ENV_NAMES);
+  // REDIS_URL has a default here rather than in the schema, so a config given in code must
+  // name its Redis; unlike the other variables an empty REDIS_URL is kept, and refused.
+  const raw = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...values };
+  return parseEnvConfig(ApiConfig, raw, 'API', nameOf);
 }
 
 /** Validates a config object given in code (tests, embedding). */

@@ -1,62 +1,10 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import type { ZodError } from 'zod';
-import type { ApiErrorBody } from '@switchyard/protocol';
+import { API_ERROR_STATUS, ApiErrorCode, type ApiErrorBody } from '@switchyard/protocol';
 
-/** Every error the API answers with a stable `code`; the HTTP status is derived in one place. */
-export type ApiErrorCode =
-  | 'invalid_request'
-  | 'invalid_json'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'method_not_allowed'
-  | 'request_timeout'
-  | 'body_too_large'
-  | 'uri_too_long'
-  | 'expectation_failed'
-  | 'headers_too_large'
-  | 'unsupported_media_type'
-  | 'not_found'
-  | 'job_not_found'
-  | 'model_not_found'
-  | 'model_too_large'
-  | 'job_finished'
-  | 'key_not_revocable'
-  | 'queue_full'
-  | 'tenant_limit'
-  | 'tenant_model_limit'
-  | 'global_limit'
-  | 'deadline_unreachable'
-  | 'no_capacity'
-  | 'redis_unavailable'
-  | 'internal_error';
-
-const STATUS: Record<ApiErrorCode, number> = {
-  invalid_request: 400,
-  invalid_json: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  method_not_allowed: 405,
-  request_timeout: 408,
-  body_too_large: 413,
-  uri_too_long: 414,
-  expectation_failed: 417,
-  headers_too_large: 431,
-  unsupported_media_type: 415,
-  not_found: 404,
-  job_not_found: 404,
-  model_not_found: 404,
-  model_too_large: 422,
-  job_finished: 409,
-  key_not_revocable: 409,
-  queue_full: 429,
-  tenant_limit: 429,
-  tenant_model_limit: 429,
-  global_limit: 429,
-  deadline_unreachable: 429,
-  no_capacity: 503,
-  redis_unavailable: 503,
-  internal_error: 500,
-};
+// The codes and their statuses live in protocol, shared with the SDK and the CLI; the API
+// package keeps exporting the type from here for code that imports it with ApiError.
+export { ApiErrorCode };
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -71,7 +19,7 @@ export class ApiError extends Error {
   }
 
   get status(): number {
-    return STATUS[this.code];
+    return API_ERROR_STATUS[this.code];
   }
 
   body(): ApiErrorBody {
@@ -107,7 +55,7 @@ export function invalidRequest(error: ZodError, what = 'request body'): ApiError
     if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.slice(0, 10).map((k) => quoteInput(k, 40)).join(', ')}${path ? ` in ${path}` : ''}`;
     return path ? `${path}: ${issue.message}` : issue.message;
   });
-  return new ApiError('invalid_request', `invalid ${what}: ${problems.join('; ')}`);
+  return new ApiError(ApiErrorCode.invalidRequest, `invalid ${what}: ${problems.join('; ')}`);
 }
 
 /** True for errors that mean Redis could not be reached (ioredis with fail-fast settings). */
@@ -125,22 +73,22 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   const { code, statusCode, message } = (typeof error === 'object' && error !== null ? error : {}) as Partial<FastifyError>;
   const text = typeof message === 'string' ? message : String(error);
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ApiError('body_too_large', `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
+    return new ApiError(ApiErrorCode.bodyTooLarge, `request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 'the server'} bytes`);
   }
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new ApiError('unsupported_media_type', `content type ${quoteInput(request.headers['content-type'] ?? '')} is not supported; send application/json`);
+    return new ApiError(ApiErrorCode.unsupportedMediaType, `content type ${quoteInput(request.headers['content-type'] ?? '')} is not supported; send application/json`);
   }
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError('invalid_json', 'request body is empty; send a JSON object');
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError(ApiErrorCode.invalidJson, 'request body is empty; send a JSON object');
   if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError || (statusCode === 400 && /JSON/i.test(text))) {
-    return new ApiError('invalid_json', `request body is not valid JSON: ${text}`);
+    return new ApiError(ApiErrorCode.invalidJson, `request body is not valid JSON: ${text}`);
   }
   if (isRedisUnavailable(error)) {
     request.log.warn({ err: error }, 'redis unavailable');
-    return new ApiError('redis_unavailable', 'the queue store is unavailable; retry shortly', 1);
+    return new ApiError(ApiErrorCode.redisUnavailable, 'the queue store is unavailable; retry shortly', 1);
   }
-  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) return new ApiError('invalid_request', text);
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) return new ApiError(ApiErrorCode.invalidRequest, text);
   request.log.error({ err: error }, 'unhandled error');
-  return new ApiError('internal_error', 'internal error');
+  return new ApiError(ApiErrorCode.internalError, 'internal error');
 }
 
 /**

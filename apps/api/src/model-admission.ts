@@ -1,4 +1,4 @@
-import { formatGB, jobContextVramBytes, normalizeDigest, pinnedQueueModel, type AgentHeartbeat, type GenerationOptions } from '@switchyard/protocol';
+import { ApiErrorCode, formatGB, jobContextVramBytes, normalizeDigest, pinnedQueueModel, type AgentHeartbeat, type GenerationOptions } from '@switchyard/protocol';
 import { ApiError } from './errors.js';
 
 export interface ModelPlacement {
@@ -24,7 +24,7 @@ export function placeModel(agents: AgentHeartbeat[], model: string, digest?: str
   if (holders.length === 0) {
     const names = [...new Set(agents.flatMap((agent) => agent.models_available.map((m) => m.name)))].sort();
     throw new ApiError(
-      'model_not_found',
+      ApiErrorCode.modelNotFound,
       `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`,
     );
   }
@@ -36,9 +36,9 @@ export function placeModel(agents: AgentHeartbeat[], model: string, digest?: str
     const digests = [...new Set(matching.map(({ entry }) => normalizeDigest(entry.digest)))];
     if (digests.length === 0) {
       const known = [...new Set(candidates.map(({ entry }) => normalizeDigest(entry.digest).slice(0, 12)))].join(', ');
-      throw new ApiError('model_not_found', `no live agent has ${model} with digest ${wanted}; digests in the fleet: ${known}`);
+      throw new ApiError(ApiErrorCode.modelNotFound, `no live agent has ${model} with digest ${wanted}; digests in the fleet: ${known}`);
     }
-    if (digests.length > 1) throw new ApiError('invalid_request', `digest ${wanted} is ambiguous for ${model}: give more digits`);
+    if (digests.length > 1) throw new ApiError(ApiErrorCode.invalidRequest, `digest ${wanted} is ambiguous for ${model}: give more digits`);
     fullDigest = digests[0]!;
     candidates = matching;
   }
@@ -49,7 +49,7 @@ export function placeModel(agents: AgentHeartbeat[], model: string, digest?: str
     const largest = Math.max(...judged.map(({ agent }) => nodeVramBytes(agent)));
     const asked = judged.some(({ contextBytes }) => contextBytes !== undefined) ? ` with num_ctx ${options?.num_ctx}` : '';
     throw new ApiError(
-      'model_too_large',
+      ApiErrorCode.modelTooLarge,
       `model ${model}${asked} needs ${formatGB(need)} GB of VRAM; the largest GPU node that has it offers ${formatGB(largest)} GB`,
     );
   }

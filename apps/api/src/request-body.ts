@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
+import { ApiErrorCode } from '@switchyard/protocol';
 import { ApiError, quoteInput } from './errors.js';
 
 /** Methods whose requests carry no body by meaning: an empty one is fine whatever Content-Type says. */
@@ -73,20 +74,20 @@ function pathOf(stack: Level[]): string {
 export function parseJsonBody(text: string, request: FastifyRequest, maxDepth: number): unknown {
   if (text.trim() === '') {
     if (BODYLESS_METHODS.has(request.method)) return undefined;
-    throw new ApiError('invalid_json', 'request body is empty; send a JSON object');
+    throw new ApiError(ApiErrorCode.invalidJson, 'request body is empty; send a JSON object');
   }
   const deep = excessiveNesting(text, maxDepth);
   if (deep !== undefined) {
-    throw new ApiError('invalid_request', `invalid request body: ${quoteInput(deep)}: nested deeper than ${maxDepth} levels`);
+    throw new ApiError(ApiErrorCode.invalidRequest, `invalid request body: ${quoteInput(deep)}: nested deeper than ${maxDepth} levels`);
   }
   try {
     return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (error) {
     const message = (error as Error).message;
     if (/forbidden (prototype|constructor) property/.test(message)) {
-      throw new ApiError('invalid_request', 'invalid request body: keys named "__proto__" (or "constructor" holding "prototype") are not accepted');
+      throw new ApiError(ApiErrorCode.invalidRequest, 'invalid request body: keys named "__proto__" (or "constructor" holding "prototype") are not accepted');
     }
-    throw new ApiError('invalid_json', `request body is not valid JSON: ${quoteInput(message, 200)}`);
+    throw new ApiError(ApiErrorCode.invalidJson, `request body is not valid JSON: ${quoteInput(message, 200)}`);
   }
 }
 
@@ -119,7 +120,7 @@ export function refuseOtherMediaTypes(scope: FastifyInstance): void {
       return;
     }
     done(
-      new ApiError('unsupported_media_type', `content type ${quoteInput(request.headers['content-type'] ?? '')} is not supported; send application/json`),
+      new ApiError(ApiErrorCode.unsupportedMediaType, `content type ${quoteInput(request.headers['content-type'] ?? '')} is not supported; send application/json`),
       undefined,
     );
   });

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { isTerminalEvent, redisKeys, type StreamEvent } from '@switchyard/protocol';
+import { ApiErrorCode, isTerminalEvent, redisKeys, type StreamEvent } from '@switchyard/protocol';
 import {
   AdmissionLedger,
   EventLog,
@@ -178,7 +178,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     tenantOf: (request) => {
       const principal = principalOf(request);
       if (!principal) {
-        throw new ApiError('unauthorized', 'a valid API key is required: send Authorization: Bearer <key> (or X-API-Key)');
+        throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required: send Authorization: Bearer <key> (or X-API-Key)');
       }
       return principal.tenant;
     },
@@ -266,16 +266,16 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     const route = request.routeOptions.url;
     const wire = wireOf(route ?? request.url);
     try {
-      if (!request.headers.host) throw new ApiError('invalid_request', 'the Host header is required');
+      if (!request.headers.host) throw new ApiError(ApiErrorCode.invalidRequest, 'the Host header is required');
       rejectRepeatedQueryParameters(request.query);
       // No route matched: the not-found handler answers 404 to anyone.
       if (route === undefined) return;
       const level = request.routeOptions.config.access ?? 'none';
       if (level === 'public') return;
-      if (level === 'none') throw new ApiError('method_not_allowed', `${request.method} ${route} is not served: Bull Board is read-only; use Switchyard's own verbs (DELETE /admin/jobs/:id, POST /admin/jobs/:id/resubmit)`);
+      if (level === 'none') throw new ApiError(ApiErrorCode.methodNotAllowed, `${request.method} ${route} is not served: Bull Board is read-only; use Switchyard's own verbs (DELETE /admin/jobs/:id, POST /admin/jobs/:id/resubmit)`);
       const principal = await resolvePrincipal(request, level);
-      if (!principal) throw new ApiError('unauthorized', `${level === 'admin' ? 'this endpoint needs an admin API key' : 'a valid API key is required'}: send Authorization: Bearer <key> (or X-API-Key)`);
-      if (level === 'admin' && !principal.admin) throw new ApiError('forbidden', `tenant ${principal.tenant}'s key is not an admin key`);
+      if (!principal) throw new ApiError(ApiErrorCode.unauthorized, `${level === 'admin' ? 'this endpoint needs an admin API key' : 'a valid API key is required'}: send Authorization: Bearer <key> (or X-API-Key)`);
+      if (level === 'admin' && !principal.admin) throw new ApiError(ApiErrorCode.forbidden, `tenant ${principal.tenant}'s key is not an admin key`);
       if (level === 'admin' && route.startsWith(BULL_BOARD_PATH)) await startBoardSession(request, reply, principal);
     } catch (error) {
       return sendWireError(reply, wire, error);
@@ -316,7 +316,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   app.get('/admin/logout', access('public'), logout);
 
   app.setNotFoundHandler((request, reply) => {
-    const error = new ApiError('not_found', `no route ${request.method} ${quoteInput(request.url.split('?')[0], 200)}`);
+    const error = new ApiError(ApiErrorCode.notFound, `no route ${request.method} ${quoteInput(request.url.split('?')[0], 200)}`);
     void reply.status(error.status).send(error.body());
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -364,6 +364,6 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
 function rejectRepeatedQueryParameters(query: unknown): void {
   if (query === null || typeof query !== 'object') return;
   for (const [name, value] of Object.entries(query)) {
-    if (Array.isArray(value)) throw new ApiError('invalid_request', `query parameter ${quoteInput(name, 60)} is given ${value.length} times; send it once`);
+    if (Array.isArray(value)) throw new ApiError(ApiErrorCode.invalidRequest, `query parameter ${quoteInput(name, 60)} is given ${value.length} times; send it once`);
   }
 }

@@ -1,6 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiErrorCode } from '@switchyard/protocol';
 import { ApiError, quoteInput } from './errors.js';
 import { errorAnswer, sendWireError, wireOf } from './wire-errors.js';
 
@@ -17,16 +18,16 @@ export const SECURITY_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const
 function parserError(error: NodeJS.ErrnoException): ApiError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new ApiError('headers_too_large', 'the request line and headers are larger than the server accepts (16 KB); send a shorter URL and fewer or smaller headers');
+      return new ApiError(ApiErrorCode.headersTooLarge, 'the request line and headers are larger than the server accepts (16 KB); send a shorter URL and fewer or smaller headers');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new ApiError('request_timeout', 'the request was not received completely in time');
+      return new ApiError(ApiErrorCode.requestTimeout, 'the request was not received completely in time');
     case 'HPE_INVALID_CHUNK_SIZE':
     case 'HPE_INVALID_TRANSFER_ENCODING':
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
     case 'HPE_INVALID_CONTENT_LENGTH':
-      return new ApiError('invalid_request', `malformed HTTP request body framing (${error.code}): check Content-Length and Transfer-Encoding: chunked`);
+      return new ApiError(ApiErrorCode.invalidRequest, `malformed HTTP request body framing (${error.code}): check Content-Length and Transfer-Encoding: chunked`);
     default:
-      return new ApiError('invalid_request', `malformed HTTP request (${typeof error.code === 'string' ? error.code : 'parse error'})`);
+      return new ApiError(ApiErrorCode.invalidRequest, `malformed HTTP request (${typeof error.code === 'string' ? error.code : 'parse error'})`);
   }
 }
 
@@ -60,10 +61,10 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
   reply.headers(SECURITY_HEADERS);
   const apiError =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? new ApiError('uri_too_long', `a path segment of ${quoteInput(target, 60)} is longer than the server accepts`)
+      ? new ApiError(ApiErrorCode.uriTooLong, `a path segment of ${quoteInput(target, 60)} is longer than the server accepts`)
       : error.code === 'FST_ERR_BAD_URL'
-        ? new ApiError('invalid_request', `the URL ${quoteInput(target, 100)} is not valid: a percent-escape does not decode to UTF-8`)
-        : new ApiError('invalid_request', `the request could not be routed (${error.code})`);
+        ? new ApiError(ApiErrorCode.invalidRequest, `the URL ${quoteInput(target, 100)} is not valid: a percent-escape does not decode to UTF-8`)
+        : new ApiError(ApiErrorCode.invalidRequest, `the request could not be routed (${error.code})`);
   void sendWireError(reply, wireOf(target), apiError);
 }
 
@@ -73,7 +74,7 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
  */
 export function answerUnmetExpectations(server: Server): void {
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-    const error = new ApiError('expectation_failed', `Expect: ${quoteInput(request.headers.expect ?? '', 60)} is not supported; only 100-continue is`);
+    const error = new ApiError(ApiErrorCode.expectationFailed, `Expect: ${quoteInput(request.headers.expect ?? '', 60)} is not supported; only 100-continue is`);
     const answer = errorAnswer(wireOf(request.url ?? '/'), error);
     const body = JSON.stringify(answer.body);
     response.writeHead(answer.status, { ...answer.headers, ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });

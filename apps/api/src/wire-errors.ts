@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiErrorCode } from '@switchyard/protocol';
 import { toCompatError } from './compat/compat-error.js';
 import { openAiErrorBody } from './compat/openai/wire.js';
 import { ApiError, errorHeaders, toApiError } from './errors.js';
@@ -55,7 +56,7 @@ export function errorAnswer(wire: Wire, error: unknown, request?: FastifyRequest
 }
 
 function asApiError(error: unknown): ApiError {
-  return error instanceof ApiError ? error : new ApiError('internal_error', 'internal error');
+  return error instanceof ApiError ? error : new ApiError(ApiErrorCode.internalError, 'internal error');
 }
 
 /** Sends an error in its wire's shape through Fastify: the one place every route's errors leave from. */

@@ -1,4 +1,4 @@
-import { SwitchyardError } from '@switchyard/sdk';
+import { ClientErrorCode, SwitchyardError } from '@switchyard/sdk';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -17,7 +17,7 @@ export function reportError(io: CliIo, error: unknown): number {
     const retry = error.retryAfterS !== undefined ? ` (retry after ${Math.ceil(error.retryAfterS)}s)` : '';
     io.stderr.write(`switchyard: ${error.code}: ${error.message}${retry}\n`);
     if (error.jobId !== undefined && error.status === undefined) return EXIT.jobFailed;
-    if (error.code === 'connection_failed') return EXIT.refused;
+    if (error.code === ClientErrorCode.connectionFailed) return EXIT.refused;
     if (error.status === 400 || error.status === 413 || error.status === 415) return EXIT.usage;
     if (error.status !== undefined && error.status >= 400) return EXIT.refused;
     return EXIT.jobFailed;

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { KeepAliveError, parseKeepAlive } from './keep-alive.js';
-import { ByteSize } from '@switchyard/protocol';
+import { ByteSize, LogLevel } from '@switchyard/protocol';
 import { ModelSpec } from './model-spec.js';
 import { SAMPLE_CATALOG } from './sample-catalog.js';
 
@@ -27,8 +27,6 @@ const KeepAliveSetting = z.union([z.string(), z.number()]).superRefine((value, c
     ctx.addIssue({ code: 'custom', message: error.message });
   }
 });
-
-export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GpuSimConfig = z
   .strictObject({

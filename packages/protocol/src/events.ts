@@ -33,6 +33,7 @@ export const DoneEvent = z.object({
 });
 export const ErrorEvent = z.object({
   type: z.literal('error'),
+  /** A JobErrorCode when Switchyard wrote it; any string is read, so a newer agent's codes still arrive. */
   code: z.string(),
   message: z.string(),
 });
@@ -58,15 +59,3 @@ export type StreamEventType = StreamEventBody['type'];
 export function isTerminalEvent(event: { type: string }): boolean {
   return event.type === 'done' || event.type === 'error';
 }
-
-/** Error codes carried by `error` events and job records. */
-export const JobErrorCode = {
-  cancelled: 'cancelled',
-  deadlineExceeded: 'deadline_exceeded',
-  invalidJob: 'invalid_job',
-  backendError: 'backend_error',
-  modelNotFound: 'model_not_found',
-  /** The job's own context (num_ctx) needs more VRAM than the node that took it has. */
-  modelTooLarge: 'model_too_large',
-  agentLost: 'agent_lost',
-} as const;

@@ -1,4 +1,4 @@
-import { JobErrorCode } from './events.js';
+import { JobErrorCode } from './error-codes.js';
 
 /**
  * BullMQ keeps only a string for a failed job (`failedReason`), so the agent writes

@@ -1,5 +1,5 @@
 import { AgentHeartbeat, JobAccepted, JobRecord, type JobRequestInput, type StreamEvent } from '@switchyard/protocol';
-import { SwitchyardError } from './errors.js';
+import { ClientErrorCode, SwitchyardError } from './errors.js';
 import { Http, type RetryOptions } from './http.js';
 import { createJobEventStream, type JobEventStream, type ReconnectOptions, type StreamOptions } from './job-stream.js';
 import { modelEntryProblem, type ModelEntry } from './models.js';
@@ -98,7 +98,7 @@ export class SwitchyardClient {
     try {
       answer = await send();
     } catch (error) {
-      if (!(error instanceof SwitchyardError && error.code === 'connection_failed' && request.idempotency_key !== undefined)) throw error;
+      if (!(error instanceof SwitchyardError && error.code === ClientErrorCode.connectionFailed && request.idempotency_key !== undefined)) throw error;
       answer = await send();
     }
     const accepted = validate(JobAccepted, answer.body, 'POST /v1/jobs');
@@ -127,7 +127,7 @@ export class SwitchyardClient {
    *
    * @example
    * ```ts
-   * await client.cancel(job.id).catch((error) => { if (error.code !== 'job_finished') throw error; });
+   * await client.cancel(job.id).catch((error) => { if (error.code !== ErrorCode.jobFinished) throw error; });
    * ```
    */
   async cancel(jobId: string, options: CallOptions = {}): Promise<JobRecord> {
@@ -187,7 +187,7 @@ export class SwitchyardClient {
       } else if (event.type === 'done') return { id: job.id, text, done: event, restarts };
       else if (event.type === 'error') throw new SwitchyardError(event.code, event.message, { jobId: job.id });
     }
-    throw new SwitchyardError('invalid_response', `the event stream of job ${job.id} ended without a done or error event`, { jobId: job.id });
+    throw new SwitchyardError(ClientErrorCode.invalidResponse, `the event stream of job ${job.id} ended without a done or error event`, { jobId: job.id });
   }
 
   /**
@@ -204,7 +204,7 @@ export class SwitchyardClient {
     const data = listData(answer.body, 'GET /v1/models');
     return data.map((entry, index) => {
       const problem = modelEntryProblem(entry);
-      if (problem) throw new SwitchyardError('invalid_response', `GET /v1/models: data[${index}]: ${problem}`);
+      if (problem) throw new SwitchyardError(ClientErrorCode.invalidResponse, `GET /v1/models: data[${index}]: ${problem}`);
       return entry as ModelEntry;
     });
   }
@@ -269,7 +269,7 @@ export class SwitchyardClient {
 
 function checked(value: unknown, problemOf: (value: unknown) => string | undefined, what: string): unknown {
   const problem = problemOf(value);
-  if (problem) throw new SwitchyardError('invalid_response', `${what} answered with an unexpected body: ${problem}`);
+  if (problem) throw new SwitchyardError(ClientErrorCode.invalidResponse, `${what} answered with an unexpected body: ${problem}`);
   return value;
 }
 
@@ -281,12 +281,12 @@ function validate<T>(schema: Schema<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(body)'}: ${issue.message}`).join('; ');
-  throw new SwitchyardError('invalid_response', `${what} answered with an unexpected body: ${problems}`);
+  throw new SwitchyardError(ClientErrorCode.invalidResponse, `${what} answered with an unexpected body: ${problems}`);
 }
 
 function listData(body: unknown, what: string): unknown[] {
   const data = (body as { data?: unknown } | undefined)?.data;
-  if (!Array.isArray(data)) throw new SwitchyardError('invalid_response', `${what} answered without a data array`);
+  if (!Array.isArray(data)) throw new SwitchyardError(ClientErrorCode.invalidResponse, `${what} answered without a data array`);
   return data;
 }
 

@@ -1,4 +1,21 @@
-import { ApiErrorBody } from '@switchyard/protocol';
+import { ReceivedApiErrorBody, type ErrorCode } from '@switchyard/protocol';
+
+/** Codes the SDK gives failures that no server answer carried a code for. */
+export const ClientErrorCode = {
+  /** The API could not be reached, or an event stream could not be re-established. */
+  connectionFailed: 'connection_failed',
+  /** An answer or event without the shape the API documents. */
+  invalidResponse: 'invalid_response',
+} as const;
+export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
+
+/**
+ * A {@link SwitchyardError}'s code: one a Switchyard server sends ({@link ErrorCode}), one of
+ * the SDK's own ({@link ClientErrorCode}), `http_<status>` for an error answer without a
+ * Switchyard body (a proxy's page), or any other string: a newer API may send codes this
+ * SDK does not know, and they are passed on as they came.
+ */
+export type SwitchyardErrorCode = ErrorCode | ClientErrorCode | `http_${number}` | (string & {});
 
 /**
  * Every failure the SDK reports: an error answer of the API (`status` set, `code` from its
@@ -12,7 +29,7 @@ import { ApiErrorBody } from '@switchyard/protocol';
  * try {
  *   await client.submit({ model: 'llama3.1:8b', prompt: 'hi' });
  * } catch (error) {
- *   if (error instanceof SwitchyardError && error.code === 'model_not_found') console.error(error.message);
+ *   if (error instanceof SwitchyardError && error.code === ErrorCode.modelNotFound) console.error(error.message);
  *   else throw error;
  * }
  * ```
@@ -22,13 +39,13 @@ export class SwitchyardError extends Error {
   /** HTTP status of the answer, when the error is one. */
   readonly status: number | undefined;
   /** Stable error code. */
-  readonly code: string;
+  readonly code: SwitchyardErrorCode;
   /** Seconds the API asked to wait before retrying (429/503 refusals). */
   readonly retryAfterS: number | undefined;
   /** The job the error is about, for job failures. */
   readonly jobId: string | undefined;
 
-  constructor(code: string, message: string, details: { status?: number; retryAfterS?: number; jobId?: string; cause?: unknown } = {}) {
+  constructor(code: SwitchyardErrorCode, message: string, details: { status?: number; retryAfterS?: number; jobId?: string; cause?: unknown } = {}) {
     super(message, details.cause !== undefined ? { cause: details.cause } : undefined);
     this.code = code;
     this.status = details.status;
@@ -59,9 +76,9 @@ export function retryAfterSeconds(header: string | null, bodyValue?: number): nu
 /** An error answer as a SwitchyardError, reading the native error body when there is one. */
 export async function errorFromResponse(response: Response): Promise<SwitchyardError> {
   const text = await response.text().catch(() => '');
-  let parsed: ApiErrorBody | undefined;
+  let parsed: ReceivedApiErrorBody | undefined;
   try {
-    const result = ApiErrorBody.safeParse(JSON.parse(text));
+    const result = ReceivedApiErrorBody.safeParse(JSON.parse(text));
     if (result.success) parsed = result.data;
   } catch {
     // Not JSON (a proxy's HTML page, say): keep the text as the message.

@@ -1,4 +1,4 @@
-import { SwitchyardError, abortReason, errorFromResponse } from './errors.js';
+import { ClientErrorCode, SwitchyardError, abortReason, errorFromResponse } from './errors.js';
 import { backoffMs, sleep } from './timing.js';
 
 /**
@@ -88,7 +88,7 @@ export class Http {
       });
     } catch (error) {
       if (options.signal?.aborted) throw abortReason(options.signal);
-      throw new SwitchyardError('connection_failed', `could not reach ${this.url(path)}: ${(error as Error).message}`, { cause: error });
+      throw new SwitchyardError(ClientErrorCode.connectionFailed, `could not reach ${this.url(path)}: ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -113,7 +113,7 @@ export class Http {
     try {
       return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
     } catch (error) {
-      throw new SwitchyardError('invalid_response', `${method} ${path} answered ${response.status} with a body that is not JSON`, { status: response.status, cause: error });
+      throw new SwitchyardError(ClientErrorCode.invalidResponse, `${method} ${path} answered ${response.status} with a body that is not JSON`, { status: response.status, cause: error });
     }
   }
 }

@@ -13,7 +13,9 @@
  * @packageDocumentation
  */
 export { SwitchyardClient, type SwitchyardClientOptions, type CallOptions, type SubmittedJob, type JobOutcome, type RunOptions } from './client.js';
-export { SwitchyardError } from './errors.js';
+export { ClientErrorCode, SwitchyardError, type SwitchyardErrorCode } from './errors.js';
+// The server's codes, so a caller matches `error.code` without depending on the protocol package.
+export { ErrorCode } from '@switchyard/protocol';
 export type { RetryOptions } from './http.js';
 export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
 export type { ModelEntry, ModelQueueStats } from './models.js';

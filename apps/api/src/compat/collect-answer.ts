@@ -1,4 +1,4 @@
-import type { StreamEvent } from '@switchyard/protocol';
+import { CompatErrorCode, type StreamEvent } from '@switchyard/protocol';
 import { answerFromEvents, type Answer } from '../answer.js';
 import { CompatError, jobFailureError } from './compat-error.js';
 
@@ -24,5 +24,5 @@ export const RESTARTED_AFTER_OUTPUT =
   'the job lost its GPU node after part of the answer was sent and was restarted elsewhere; the partial answer is void (retry the request)';
 
 export function restartedAfterOutput(): CompatError {
-  return new CompatError(502, 'restarted', RESTARTED_AFTER_OUTPUT);
+  return new CompatError(502, CompatErrorCode.restarted, RESTARTED_AFTER_OUTPUT);
 }

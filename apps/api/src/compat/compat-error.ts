@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
-import { JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
+import { ApiErrorCode, JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
 import { ApiError, errorHeaders, quoteInput, toApiError } from '../errors.js';
 
 /**
@@ -34,7 +34,7 @@ export class CompatError extends Error {
 
 /** A 400 for one request parameter, named the way the client wrote it (`messages[0].content`). */
 export function invalidParam(param: string | null, message: string): CompatError {
-  return new CompatError(400, 'invalid_request', message, { param, retryable: false });
+  return new CompatError(400, ApiErrorCode.invalidRequest, message, { param, retryable: false });
 }
 
 /** A zod path as OpenAI names parameters: `messages[0].content`. */

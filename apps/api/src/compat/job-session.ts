@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { isTerminalEvent, type JobRequest, type StreamEvent } from '@switchyard/protocol';
+import { CompatErrorCode, isTerminalEvent, type JobRequest, type StreamEvent } from '@switchyard/protocol';
 import type { ApiContext } from '../context.js';
 import { collectAnswer, type CollectedAnswer } from './collect-answer.js';
 import { CompatError, invalidParam } from './compat-error.js';
@@ -84,7 +84,7 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
           if (isTerminalEvent(event)) ended = true;
           queue.push(event);
         },
-        onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, 'events_unavailable', 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),
+        onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, CompatErrorCode.eventsUnavailable, 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),
       },
       // No `jobEnded`: this request submitted the job a moment ago, so an empty log means its
       // first event is on its way, never that the job is over.

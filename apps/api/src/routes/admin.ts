@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { MODEL_NAME_PATTERN } from '@switchyard/protocol';
+import { ApiErrorCode, MODEL_NAME_PATTERN } from '@switchyard/protocol';
 import { TENANT_NAME } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, invalidRequest, quoteInput } from '../errors.js';
@@ -47,7 +47,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
     const bad = Object.keys(parsed.data).filter((field) => !validField(field));
     if (bad.length > 0) {
       throw new ApiError(
-        'invalid_request',
+        ApiErrorCode.invalidRequest,
         `unknown limit(s) ${bad.slice(0, 10).map((field) => quoteInput(field, 60)).join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
       );
     }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { JobRequest, TERMINAL_STATUSES } from '@switchyard/protocol';
+import { ApiErrorCode, JobRequest, TERMINAL_STATUSES } from '@switchyard/protocol';
 import { ApiError, invalidRequest, quoteInput } from '../errors.js';
 import type { ApiContext } from '../context.js';
 import { access } from '../access.js';
@@ -15,7 +15,7 @@ export function deadlineFromHeader(headers: Record<string, string | string[] | u
   if (raw === undefined) return bodyDeadlineMs;
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value === undefined || !/^\d{1,9}$/.test(value.trim()) || Number(value) < 1 || Number(value) > MAX_DEADLINE_MS) {
-    throw new ApiError('invalid_request', `header X-Timeout-Ms: must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS}, got ${quoteInput(value)}`);
+    throw new ApiError(ApiErrorCode.invalidRequest, `header X-Timeout-Ms: must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS}, got ${quoteInput(value)}`);
   }
   return Math.min(Number(value), bodyDeadlineMs ?? Infinity);
 }
@@ -26,7 +26,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/jobs', access('tenant'), async (request, reply) => {
     if (request.body === null || typeof request.body !== 'object' || Array.isArray(request.body)) {
-      throw new ApiError('invalid_request', 'request body must be a JSON object');
+      throw new ApiError(ApiErrorCode.invalidRequest, 'request body must be a JSON object');
     }
     const parsed = JobRequest.safeParse(request.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
@@ -55,7 +55,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const header = request.headers['last-event-id'];
     const rawLastId = (Array.isArray(header) ? header[0] : header) ?? request.query.last_event_id;
     if (rawLastId !== undefined && rawLastId !== '' && !LAST_EVENT_ID.test(rawLastId.trim())) {
-      throw new ApiError('invalid_request', `Last-Event-ID must be the seq of an event (a non-negative integer), got ${quoteInput(rawLastId)}`);
+      throw new ApiError(ApiErrorCode.invalidRequest, `Last-Event-ID must be the seq of an event (a non-negative integer), got ${quoteInput(rawLastId)}`);
     }
     const afterSeq = rawLastId ? Number(rawLastId.trim()) : 0;
     const tenant = ctx.tenantOf(request);
@@ -83,7 +83,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     } catch (error) {
       request.log.warn({ err: error, jobId }, 'could not open event stream');
       reply.raw.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
-      reply.raw.end(JSON.stringify(new ApiError('redis_unavailable', 'could not read the job events; retry shortly', 1).body()));
+      reply.raw.end(JSON.stringify(new ApiError(ApiErrorCode.redisUnavailable, 'could not read the job events; retry shortly', 1).body()));
       return;
     }
     ctx.metrics.httpRequests.inc({ method: 'GET', route: '/v1/jobs/:id/events', status: started.kind === 'stream' ? '200' : '204' });

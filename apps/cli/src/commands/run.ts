@@ -1,4 +1,4 @@
-import { SwitchyardError, type JobRequestInput, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
+import { ErrorCode, SwitchyardError, type JobRequestInput, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
 import { EXIT } from '../exit-codes.js';
 import { reportError } from '../errors.js';
 import { formatDuration } from '../format.js';
@@ -124,7 +124,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
       return EXIT.ok;
     }
     if (outcome?.type === 'error') {
-      io.stderr.write(`switchyard: job ${job.id} ${outcome.code === 'cancelled' ? 'was cancelled' : 'failed'}: ${outcome.code}: ${outcome.message}\n`);
+      io.stderr.write(`switchyard: job ${job.id} ${outcome.code === ErrorCode.cancelled ? 'was cancelled' : 'failed'}: ${outcome.code}: ${outcome.message}\n`);
       return EXIT.jobFailed;
     }
     io.stderr.write(`switchyard: the stream of job ${job.id} ended without a result\n`);
@@ -135,7 +135,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
       if (jobId !== undefined) {
         const cancelled = await client.cancel(jobId, { signal: AbortSignal.timeout(5_000) }).then(
           () => true,
-          (cancelError: unknown) => cancelError instanceof SwitchyardError && cancelError.code === 'job_finished',
+          (cancelError: unknown) => cancelError instanceof SwitchyardError && cancelError.code === ErrorCode.jobFinished,
         );
         io.stderr.write(cancelled ? `\ncancelled job ${jobId}\n` : `\ninterrupted; could not confirm the cancellation of job ${jobId}\n`);
       } else {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { canonicalModelName } from '@switchyard/protocol';
+import { ApiErrorCode, canonicalModelName, ErrorCode, JobErrorCode } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { restartedAfterOutput } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
@@ -16,7 +16,7 @@ export function registerOllamaInference(scope: FastifyInstance, ctx: ApiContext)
 }
 
 function modelNotFound(model: string): CompatError {
-  return new CompatError(404, 'model_not_found', `model '${model}' not found`);
+  return new CompatError(404, ApiErrorCode.modelNotFound, `model '${model}' not found`);
 }
 
 async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: OllamaEndpoint): Promise<unknown> {
@@ -53,7 +53,7 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
   try {
     session = await startJobSession(ctx, request, reply, job, tenant);
   } catch (error) {
-    if ((error as { code?: string }).code === 'model_not_found') throw modelNotFound(model);
+    if ((error as { code?: string }).code === ApiErrorCode.modelNotFound) throw modelNotFound(model);
     throw error;
   }
   reply.header('x-switchyard-job-id', session.id);
@@ -66,7 +66,7 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
   try {
     collected = await collectSessionAnswer(session, reply);
   } catch (error) {
-    if (error instanceof CompatError && error.code === 'model_not_found') throw modelNotFound(model);
+    if (error instanceof CompatError && error.code === ErrorCode.modelNotFound) throw modelNotFound(model);
     throw error;
   }
   if (!collected) return reply;
@@ -105,13 +105,13 @@ async function streamAnswer(reply: FastifyReply, session: JobSession, endpoint: 
         break;
       } else if (event.type === 'error') {
         session.finish();
-        fail(event.code === 'model_not_found' ? modelNotFound(model) : jobFailureError(event.code, event.message));
+        fail(event.code === JobErrorCode.modelNotFound ? modelNotFound(model) : jobFailureError(event.code, event.message));
         break;
       }
     }
   } catch (error) {
     session.abandon('stream failed');
-    if (!raw.destroyed) fail(error instanceof CompatError ? error : new CompatError(500, 'internal_error', 'internal error'));
+    if (!raw.destroyed) fail(error instanceof CompatError ? error : new CompatError(500, ApiErrorCode.internalError, 'internal error'));
   } finally {
     if (!raw.writableEnded) raw.end();
   }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { canonicalModelName, type AgentHeartbeat, type ModelInfoRecord } from '@switchyard/protocol';
+import { ApiErrorCode, canonicalModelName, type AgentHeartbeat, type ModelInfoRecord } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { CompatError, fromZodError } from '../compat-error.js';
 import { modifiedAtMs, readModelInfos } from '../model-info.js';
@@ -116,11 +116,11 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
     const parsed = OllamaShowRequest.safeParse(request.body ?? {});
     if (!parsed.success) throw fromZodError(parsed.error);
     const requested = parsed.data.model ?? parsed.data.name;
-    if (!requested) throw new CompatError(400, 'invalid_request', 'model is required');
+    if (!requested) throw new CompatError(400, ApiErrorCode.invalidRequest, 'model is required');
     const name = canonicalModelName(requested);
     const [infos, servable] = await Promise.all([readModelInfos(ctx, [name]), ctx.fleet.servableModels()]);
     const info = infos.get(name);
-    if (!info || !servable.has(name)) throw new CompatError(404, 'model_not_found', `model '${truncateInput(requested)}' not found`);
+    if (!info || !servable.has(name)) throw new CompatError(404, ApiErrorCode.modelNotFound, `model '${truncateInput(requested)}' not found`);
     return info.show;
   });
 }

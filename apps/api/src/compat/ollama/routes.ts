@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { ApiErrorCode } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { quoteInput } from '../../errors.js';
 import { useJsonBodyParser } from '../../request-body.js';
@@ -24,7 +25,7 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ApiContext): voi
         'ollama',
         new CompatError(
           404,
-          'not_found',
+          ApiErrorCode.notFound,
           managed
             ? `${quoteInput(path)} is not available through Switchyard: models are managed on each node`
             : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/tags, /api/ps, /api/show and /api/version`,

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { canonicalModelName } from '@switchyard/protocol';
+import { ApiErrorCode, canonicalModelName } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { restartedAfterOutput } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
@@ -31,7 +31,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): voi
       const name = canonicalModelName(id);
       const fleet = (await ctx.fleet.servableModels()).get(name);
       if (!fleet) {
-        throw new CompatError(404, 'model_not_found', `The model ${quoteInput(id)} does not exist or no live agent serves it`, { param: 'model', retryable: false });
+        throw new CompatError(404, ApiErrorCode.modelNotFound, `The model ${quoteInput(id)} does not exist or no live agent serves it`, { param: 'model', retryable: false });
       }
       const created = (await modelCreatedAt(ctx, [name])).get(name) ?? 0;
       return {
@@ -124,7 +124,7 @@ async function streamAnswer(ctx: ApiContext, reply: FastifyReply, session: JobSe
     }
   } catch (error) {
     session.abandon('stream failed');
-    if (!raw.destroyed) raw.write(errorChunk(error instanceof CompatError ? error : new CompatError(500, 'internal_error', 'internal error')));
+    if (!raw.destroyed) raw.write(errorChunk(error instanceof CompatError ? error : new CompatError(500, ApiErrorCode.internalError, 'internal error')));
   } finally {
     clearInterval(heartbeat);
     if (!raw.writableEnded) raw.end();

@@ -1,0 +1,82 @@
+/**
+ * Pieces the apps build their configuration from, so that the API and the agent read a
+ * variable, and report a bad value, the same way (the simulator, configured by flags and a
+ * file as much as by variables, shares the vocabularies: log levels).
+ *
+ * Variables are strings, so numbers are coerced; a refused configuration names the variable
+ * the operator set, not the field in code. Takes the environment as an argument (no
+ * `process`): the protocol package stays free of Node-only imports.
+ */
+import { z } from 'zod';
+
+/**
+ * A number read from a variable. Zod gives this message to every check chained on it as
+ * well (`EnvPositiveInt` refusing `0` says "must be a number" too): the apps' tests and
+ * operators' scripts know that wording, so it stays.
+ */
+export const EnvNumber = z.coerce.number({ error: 'must be a number' });
+export const EnvPositiveInt = EnvNumber.int().positive();
+export const EnvNonNegativeInt = EnvNumber.int().nonnegative();
+export const EnvNonNegativeNumber = EnvNumber.nonnegative();
+
+/** pino's levels; `silent` turns logging off. */
+export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/**
+ * The prefix of every Redis key of a deployment (`redisKeys`, BullMQ's prefix). No `:` and
+ * no braces, so a prefix can neither fake a key separator nor move the Cluster hash tags
+ * the keys carry.
+ */
+export const RedisPrefix = z.string().regex(/^[A-Za-z0-9._-]+$/);
+
+/** An environment as `process.env` holds it. */
+export type EnvSource = Readonly<Record<string, string | undefined>>;
+
+/** The variable behind each config field; where several are listed, the first one set wins. */
+export type EnvNames<Field extends string> = Partial<Record<Field, string | readonly string[]>>;
+
+export interface EnvReading {
+  /** Each field whose variable is set and not empty: its value, or its comma list split and trimmed. */
+  values: Record<string, string | string[]>;
+  /** The variable a field was read from, else the first one declared for it, else the field itself. */
+  nameOf(field: string): string;
+}
+
+/**
+ * Reads the variables `names` declares. An empty variable counts as unset, so `FOO=` in a
+ * compose file or shell means "use the default" rather than an invalid value.
+ */
+export function readEnv<Field extends string>(env: EnvSource, names: EnvNames<Field>, lists: ReadonlySet<Field> = new Set()): EnvReading {
+  const values: Record<string, string | string[]> = {};
+  const used = new Map<string, string>();
+  for (const [field, candidates] of Object.entries(names) as Array<[Field, string | readonly string[]]>) {
+    const name = [candidates].flat().find((candidate) => env[candidate] !== undefined && env[candidate] !== '');
+    if (name === undefined) continue;
+    const value = env[name]!;
+    used.set(field, name);
+    values[field] = lists.has(field) ? value.split(',').map((part) => part.trim()).filter(Boolean) : value;
+  }
+  const byField: Readonly<Record<string, string | readonly string[] | undefined>> = names;
+  return { values, nameOf: (field) => used.get(field) ?? [byField[field] ?? []].flat()[0] ?? field };
+}
+
+/**
+ * Parses a configuration, or throws one Error naming every problem as `VARIABLE: message`
+ * (a list item or nested field follows the variable: `GPU_VRAM.1`), prefixed
+ * `invalid <app> configuration:`. The apps print that message and exit with code 2.
+ */
+export function parseEnvConfig<Schema extends z.ZodType>(
+  schema: Schema,
+  raw: Record<string, unknown>,
+  app: string,
+  nameOf: (field: string) => string = (field) => field,
+): z.output<Schema> {
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const [field, ...rest] = issue.path.map(String);
+    return `${field === undefined ? '(root)' : [nameOf(field), ...rest].join('.')}: ${issue.message}`;
+  });
+  throw new Error(`invalid ${app} configuration: ${problems.join('; ')}`);
+}
