@@ -64,7 +64,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     const keys = redisKeys(uniquePrefix('keys')).apiKeys;
     const store = await started(keys);
     expect(store.open).toBe(true);
-    expect(store.authenticate(undefined)).toEqual({ tenant: 'default', admin: true });
+    expect(store.authenticate(undefined)).toMatchObject({ tenant: 'default', admin: true });
 
     await expect(store.create({ tenant: 'acme', admin: false })).rejects.toMatchObject({ code: 'invalid_request', message: /admin: the first key must be an admin key/ });
     expect(store.open).toBe(true);
@@ -73,7 +73,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     expect(key).toMatch(/^sy_[A-Za-z0-9_-]{43}$/);
     expect(entry).toMatchObject({ tenant: 'ops', admin: true, name: 'bootstrap', source: 'redis', prefix: key.slice(0, 10), rotated_at: null, previous: null });
     expect(store.open).toBe(false);
-    expect(store.authenticate(key)).toEqual({ tenant: 'ops', admin: true });
+    expect(store.authenticate(key)).toMatchObject({ tenant: 'ops', admin: true });
     expect(store.authenticate(undefined)).toBeUndefined();
     expect(store.authenticate(`${key}x`)).toBeUndefined();
 
@@ -88,16 +88,16 @@ describe('ApiKeyStore with the registry in Redis', () => {
     const writer = await started(keys, { adminApiKeys: ADMIN_KEY });
     const { key, entry } = await writer.create({ tenant: 'acme', admin: false });
     const reader = await started(keys, { adminApiKeys: ADMIN_KEY });
-    expect(reader.authenticate(key)).toEqual({ tenant: 'acme', admin: false });
+    expect(reader.authenticate(key)).toMatchObject({ tenant: 'acme', admin: false });
 
     // A record written behind the registry's back, version untouched: not picked up...
     const record = JSON.parse((await redis.hget(keys.records, entry.id))!);
     await redis.hset(keys.records, entry.id, JSON.stringify({ ...record, tenant: 'beta' }));
     await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(reader.authenticate(key)).toEqual({ tenant: 'acme', admin: false });
+    expect(reader.authenticate(key)).toMatchObject({ tenant: 'acme', admin: false });
     // ...until the version moves.
     await redis.incr(keys.version);
-    await expect.poll(() => reader.authenticate(key), { timeout: 1_000, interval: 20 }).toEqual({ tenant: 'beta', admin: false });
+    await expect.poll(() => reader.authenticate(key), { timeout: 1_000, interval: 20 }).toMatchObject({ tenant: 'beta', admin: false });
   });
 
   it('a revoked key is refused at once by the store that revoked it and within a second by another', async () => {
@@ -105,7 +105,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     const a = await started(keys, { adminApiKeys: ADMIN_KEY });
     const b = await started(keys, { adminApiKeys: ADMIN_KEY });
     const { key, entry } = await a.create({ tenant: 'acme', admin: false });
-    await expect.poll(() => b.authenticate(key), { timeout: 1_000, interval: 20 }).toEqual({ tenant: 'acme', admin: false });
+    await expect.poll(() => b.authenticate(key), { timeout: 1_000, interval: 20 }).toMatchObject({ tenant: 'acme', admin: false });
 
     const revoked = await a.revoke(entry.id);
     const revokedAt = Date.now();
@@ -127,24 +127,24 @@ describe('ApiKeyStore with the registry in Redis', () => {
     expect(second.entry).toMatchObject({ id: first.entry.id, tenant: 'acme', admin: false, name: 'ci', previous: null, created_at: first.entry.created_at });
     expect(second.entry.rotated_at).not.toBeNull();
     expect(store.authenticate(first.key)).toBeUndefined();
-    expect(store.authenticate(second.key)).toEqual({ tenant: 'acme', admin: false });
+    expect(store.authenticate(second.key)).toMatchObject({ tenant: 'acme', admin: false });
 
     const third = await store.rotate(first.entry.id, 1);
     expect(third.entry.previous).toMatchObject({ prefix: second.key.slice(0, 10) });
-    expect(store.authenticate(second.key)).toEqual({ tenant: 'acme', admin: false });
-    expect(store.authenticate(third.key)).toEqual({ tenant: 'acme', admin: false });
+    expect(store.authenticate(second.key)).toMatchObject({ tenant: 'acme', admin: false });
+    expect(store.authenticate(third.key)).toMatchObject({ tenant: 'acme', admin: false });
     // The grace ends on time, without waiting for any refresh.
     await new Promise((resolve) => setTimeout(resolve, 1_050));
     expect(store.authenticate(second.key)).toBeUndefined();
-    expect(store.authenticate(third.key)).toEqual({ tenant: 'acme', admin: false });
+    expect(store.authenticate(third.key)).toMatchObject({ tenant: 'acme', admin: false });
     expect((await store.list()).find((entry) => entry.id === first.entry.id)?.previous).toBeNull();
 
     // A key still in its grace dies at the next rotation.
     const fourth = await store.rotate(first.entry.id, 60);
     const fifth = await store.rotate(first.entry.id, 60);
     expect(store.authenticate(third.key)).toBeUndefined();
-    expect(store.authenticate(fourth.key)).toEqual({ tenant: 'acme', admin: false });
-    expect(store.authenticate(fifth.key)).toEqual({ tenant: 'acme', admin: false });
+    expect(store.authenticate(fourth.key)).toMatchObject({ tenant: 'acme', admin: false });
+    expect(store.authenticate(fifth.key)).toMatchObject({ tenant: 'acme', admin: false });
     await expect(store.rotate('k_nope')).rejects.toMatchObject({ code: 'not_found' });
   });
 
@@ -173,7 +173,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     const second = await store.create({ tenant: 'ops', admin: true });
     await store.revoke(admin.entry.id);
     expect(store.authenticate(admin.key)).toBeUndefined();
-    expect(store.authenticate(second.key)).toEqual({ tenant: 'ops', admin: true });
+    expect(store.authenticate(second.key)).toMatchObject({ tenant: 'ops', admin: true });
   });
 
   it('an emptied registry does not reopen a store that saw keys', async () => {
@@ -216,7 +216,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     const { key } = await store.create({ tenant: 'ops', admin: true });
     connection.disconnect();
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(store.authenticate(key)).toEqual({ tenant: 'ops', admin: true });
+    expect(store.authenticate(key)).toMatchObject({ tenant: 'ops', admin: true });
     expect(store.open).toBe(false);
     expect(lines.filter((line) => /API key registry unreadable/.test(line.msg))).toHaveLength(1);
   });
@@ -231,7 +231,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     expect(() => open.authenticate(undefined)).toThrow(expect.objectContaining({ code: 'redis_unavailable' }));
 
     const configured = await started(keys, { adminApiKeys: ADMIN_KEY }, { connection: dead });
-    expect(configured.authenticate(ADMIN_KEY)).toEqual({ tenant: 'admin', admin: true });
+    expect(configured.authenticate(ADMIN_KEY)).toMatchObject({ tenant: 'admin', admin: true });
     // No key: refused whatever the registry holds. Another key: only the registry could say.
     expect(configured.authenticate(undefined)).toBeUndefined();
     expect(() => configured.authenticate('sy_someone-else-0123456789')).toThrow(expect.objectContaining({ code: 'redis_unavailable' }));
@@ -239,7 +239,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
 
   it('a store without Redis behaves as before: configuration only', () => {
     const store = ApiKeyStore.fromConfig({ adminApiKeys: ADMIN_KEY });
-    expect(store.authenticate(ADMIN_KEY)).toEqual({ tenant: 'admin', admin: true });
+    expect(store.authenticate(ADMIN_KEY)).toMatchObject({ tenant: 'admin', admin: true });
     expect(store.authenticate('sy_unknown-0123456789')).toBeUndefined();
   });
 });

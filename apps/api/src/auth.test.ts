@@ -15,7 +15,7 @@ describe('ApiKeyStore', () => {
   it('runs open without keys: everyone is the default tenant, with admin rights', () => {
     const store = ApiKeyStore.fromConfig({});
     expect(store.open).toBe(true);
-    expect(store.authenticate(undefined)).toEqual({ tenant: 'default', admin: true });
+    expect(store.authenticate(undefined)).toMatchObject({ tenant: 'default', admin: true });
   });
 
   it('maps keys from the file (plain or sha256), API_KEYS and ADMIN_API_KEYS to tenants', () => {
@@ -31,11 +31,11 @@ describe('ApiKeyStore', () => {
       adminApiKeys: 'root-key-0123456789ab',
     });
     expect(store.open).toBe(false);
-    expect(store.authenticate('acme-key-0123456789')).toEqual({ tenant: 'acme', admin: false });
-    expect(store.authenticate('ops-key-0123456789ab')).toEqual({ tenant: 'ops', admin: true });
-    expect(store.authenticate('beta-key-0123456789')).toEqual({ tenant: 'beta', admin: false });
-    expect(store.authenticate('gamma:key:with:colons')).toEqual({ tenant: 'gamma', admin: false });
-    expect(store.authenticate('root-key-0123456789ab')).toEqual({ tenant: 'admin', admin: true });
+    expect(store.authenticate('acme-key-0123456789')).toMatchObject({ tenant: 'acme', admin: false });
+    expect(store.authenticate('ops-key-0123456789ab')).toMatchObject({ tenant: 'ops', admin: true });
+    expect(store.authenticate('beta-key-0123456789')).toMatchObject({ tenant: 'beta', admin: false });
+    expect(store.authenticate('gamma:key:with:colons')).toMatchObject({ tenant: 'gamma', admin: false });
+    expect(store.authenticate('root-key-0123456789ab')).toMatchObject({ tenant: 'admin', admin: true });
     expect(store.authenticate('acme-key-012345678')).toBeUndefined();
     expect(store.authenticate(undefined)).toBeUndefined();
     expect(store.tenantLimits('acme')).toEqual({ inFlight: 5, modelInFlight: 2 });
