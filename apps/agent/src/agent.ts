@@ -12,12 +12,16 @@ import {
 } from '@switchyard/protocol';
 import {
   CancelMessage,
+  ErrorThrottle,
   EventLog,
   FleetRegistry,
   ManualWorker,
   QueueRegistry,
   closeRedis,
   createRedis,
+  describeRedisError,
+  isRedisUnreachable,
+  repeatsOf,
 } from '@switchyard/redis';
 import type { AgentConfig } from './config.js';
 import { DemandTracker } from './demand-tracker.js';
@@ -39,13 +43,34 @@ export interface RunningAgent {
   heartbeat(): AgentHeartbeat;
   /** Stops pulling, lets running jobs finish, removes the heartbeat, closes connections. */
   close(): Promise<void>;
+  /**
+   * For a shutdown that cannot wait for running jobs: stops pulling, puts every running job
+   * back at the head of its queue (another agent restarts it, its stream says `restarted`)
+   * and removes the heartbeat. Resolves with how many jobs went back; the process is
+   * expected to exit right after (the backend requests die with it).
+   */
+  handBack(): Promise<number>;
 }
 
 export interface AgentDeps {
   logger: Logger;
   /** Defaults to an Ollama client for `config.backendUrl`. */
   backend?: Backend;
+  /** The setting the backend URL came from, named in the warning when it does not answer. */
+  backendSetting?: string;
 }
+
+/** The socket's word for a failure (ECONNREFUSED, ENOTFOUND…) from anywhere in its cause chain, else its message. */
+function failureReason(error: unknown): string {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Least time between two log lines about the same Redis trouble, over all of an agent's connections. */
+const REDIS_REPORT_INTERVAL_MS = 10_000;
 
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const logger = deps.logger.child({ agentId: config.agentId });
@@ -54,8 +79,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
   const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
   const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
-  redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  subscriber.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
+  // Each connection already folds its own repeats; one throttle over all of them (and the
+  // workers' own connections, below) keeps an outage to a line per interval, naming the fix.
+  const redisTrouble = new ErrorThrottle(REDIS_REPORT_INTERVAL_MS);
+  const reportRedis = (connection: string, fields: Record<string, unknown> = {}) => (error: unknown) => {
+    const verdict = redisTrouble.pass(error);
+    if (!verdict) return;
+    const repeats = verdict.repeats + repeatsOf(error);
+    // A worker's other errors (a lost lock, say) are not about reaching Redis: keep their own words.
+    const message = connection === 'worker' && !isRedisUnreachable(error) ? 'worker error' : describeRedisError(config.redisUrl, error);
+    logger.warn({ err: error, connection, ...fields, ...(repeats > 0 && { repeats }) }, repeats > 0 ? `${message} (${repeats} more like it since the last report)` : message);
+  };
+  redis.on('error', reportRedis('commands'));
+  subscriber.on('error', reportRedis('subscriber'));
+  redis.on('ready', () => redisTrouble.reset());
 
   const events = new EventLog(redis, keys);
   const registry = new FleetRegistry(redis, keys);
@@ -205,7 +242,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: 1,
     });
-    worker.on('error', (error) => logger.warn({ err: error, queue: queueKey }, 'worker error'));
+    // Each worker has a blocking connection of its own, whose errors arrive here.
+    worker.on('error', reportRedis('worker', { queue: queueKey }));
     workers.set(queueKey, worker);
     await worker.startMaintenance();
     logger.info({ queue: queueKey }, 'serving queue');
@@ -228,7 +266,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       .catch((error) => logger.warn({ err: error, model: model.name }, 'could not share model details'));
   });
 
-  await inventory.refresh();
+  if (!(await inventory.refresh())) {
+    // Said once at start (the refresh loop keeps trying quietly, and says when it answers):
+    // an agent in front of nothing is otherwise "ready" with no models and no hint why.
+    const setting = deps.backendSetting ?? 'BACKEND_URL';
+    const reason = failureReason(inventory.lastError);
+    logger.warn(
+      { err: inventory.lastError, backend: backend.url },
+      `backend at ${backend.url} does not answer (${reason}): start Ollama there or set ${setting} to where it listens; retrying every ${config.inventoryRefreshMs / 1000} s`,
+    );
+  } else if (inventory.models().length === 0) {
+    logger.warn({ backend: backend.url }, `backend at ${backend.url} has no models: pull one there (ollama pull qwen2.5:0.5b); this agent serves what it lists`);
+  }
   await syncWorkers();
   inventory.on('changed', () => void syncWorkers());
   inventory.start(config.inventoryRefreshMs);
@@ -277,6 +326,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     id: config.agentId,
     activeJobs: () => scheduler.activeJobs,
     heartbeat,
+    handBack: async () => {
+      state = 'draining';
+      inventory.stop();
+      await lifecycle.stop();
+      clearInterval(heartbeatTimer);
+      const released = await scheduler.release();
+      // Other agents find the jobs on their next sweep anyway; the announcement saves them the wait.
+      await Promise.all([...new Set(released)].map((queueKey) => redis.publish(keys.workChannel, queueKey).catch(() => undefined)));
+      await registry.remove(config.agentId).catch(() => undefined);
+      return released.length;
+    },
     close: () =>
       (closing ??= (async () => {
         state = 'draining';

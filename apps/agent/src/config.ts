@@ -83,6 +83,12 @@ export const AgentConfig = z.object({
   placementIntervalMs: EnvPositiveInt.default(250),
   /** Window over which arrival rates (demand) are measured. */
   demandWindowMs: EnvPositiveInt.default(30_000),
+  /**
+   * How long SIGTERM/SIGINT lets running jobs finish; then they are handed back to their
+   * queues and the process exits. Under Kubernetes' default 30 s grace period, so the hand-back
+   * happens before a SIGKILL would strand the jobs until their locks expire.
+   */
+  shutdownTimeoutMs: EnvPositiveInt.default(25_000),
   logLevel: LogLevel.default('info'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -127,6 +133,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   displacementMargin: 'DISPLACEMENT_MARGIN',
   displacementAgingMs: 'DISPLACEMENT_AGING_MS',
   demandWindowMs: 'DEMAND_WINDOW_MS',
+  shutdownTimeoutMs: 'SHUTDOWN_TIMEOUT_MS',
   logLevel: 'LOG_LEVEL',
 };
 /** Fields given as comma lists in the environment. */

@@ -1,31 +1,76 @@
 #!/usr/bin/env node
+/**
+ * The agent process. Exit codes:
+ * - 0: stopped by SIGTERM/SIGINT after its running jobs finished;
+ * - 1: could not start, or its jobs outlasted SHUTDOWN_TIMEOUT_MS and were handed back to
+ *      their queues (another agent restarts them) before it exited;
+ * - 2: a setting is invalid (the line names it).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
-import { startAgent } from './agent.js';
+import { startAgent, type RunningAgent } from './agent.js';
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (error) {
-  process.stderr.write(`${(error as Error).message}\n`);
-  process.exit(2);
-}
+/** Handing jobs back needs Redis; one that has gone must not hold the exit past this. */
+const HAND_BACK_BUDGET_MS = 2_000;
+
+const config = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 const logger = pino({ level: config.logLevel, base: { service: 'agent' } });
-let agent;
+// The variable the backend URL came from (loadConfig's order), so a warning names what to change.
+const backendSetting = process.env.BACKEND_URL ? 'BACKEND_URL' : 'OLLAMA_URL';
+
+let agent: RunningAgent | undefined;
+let stopping = false;
+
+/** Past the deadline: jobs go back to their queues rather than die with the process. */
+const forceStop = async (running: RunningAgent) => {
+  const jobs = running.activeJobs();
+  const handedBack = await Promise.race([running.handBack(), sleep(HAND_BACK_BUDGET_MS).then(() => undefined)]).catch(() => undefined);
+  const outcome =
+    handedBack === undefined
+      ? 'could not hand them back (Redis did not answer); they return to their queues when their locks expire'
+      : `handed ${handedBack} back to their queues`;
+  logger.warn(
+    { jobs, handed_back: handedBack ?? 0, shutdown_timeout_ms: config.shutdownTimeoutMs },
+    `shutdown deadline of ${config.shutdownTimeoutMs} ms (SHUTDOWN_TIMEOUT_MS) passed with ${jobs} job(s) running: ${outcome}; exiting`,
+  );
+  process.exit(1);
+};
+
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  const running = agent;
+  // Still starting (waiting for Redis, say): it has taken no job yet, nothing to finish.
+  if (!running) {
+    logger.info({ signal }, 'stopping before start-up finished');
+    process.exit(0);
+  }
+  logger.info({ signal, shutdown_timeout_ms: config.shutdownTimeoutMs }, 'stopping: finishing running jobs');
+  const deadline = setTimeout(() => void forceStop(running), config.shutdownTimeoutMs);
+  try {
+    await running.close();
+  } catch (error) {
+    logger.error({ err: error }, `stopping failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  clearTimeout(deadline);
+  process.exit(0);
+};
+// Listening from the start: a signal during a start-up stuck on Redis still stops at once, and cleanly.
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+
 try {
-  agent = await startAgent(config, { logger });
+  agent = await startAgent(config, { logger, backendSetting });
 } catch (error) {
   logger.fatal({ err: error }, `agent could not start: ${(error as Error).message}`);
   process.exit(1);
 }
-
-let stopping = false;
-const stop = async (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping: finishing running jobs');
-  await agent.close();
-  process.exit(0);
-};
-process.on('SIGINT', () => void stop('SIGINT'));
-process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -40,6 +40,8 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
   private readonly states = new Map<string, ModelState>();
   private timer: NodeJS.Timeout | undefined;
   private lastRefreshOk = false;
+  /** Why the last refresh failed (undefined after a good one): start-up reports it. */
+  lastError: unknown;
 
   constructor(
     private readonly backend: Backend,
@@ -58,8 +60,10 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     } catch (error) {
       if (this.lastRefreshOk) this.logger.warn({ err: error }, 'backend unreachable; keeping the last model list');
       this.lastRefreshOk = false;
+      this.lastError = error;
       return false;
     }
+    this.lastError = undefined;
     const before = [...this.states.keys()].sort().join('\n');
     const seen = new Set<string>();
     for (const model of models) {

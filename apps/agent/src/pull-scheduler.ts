@@ -26,6 +26,8 @@ export class PullScheduler {
   private tokenCounter = 0;
   private stopped = false;
   private readonly running = new Set<Promise<void>>();
+  /** What each running job needs to be handed back: its queue key, job and lock token. */
+  private readonly claims = new Map<Promise<void>, { key: string; job: Job<unknown, JobResult>; token: string }>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -125,7 +127,7 @@ export class PullScheduler {
       this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
       return false;
     }
-    this.start(worker, job, token, model);
+    this.start(key, worker, job, token, model);
     return true;
   }
 
@@ -135,7 +137,7 @@ export class PullScheduler {
   }
 
   /** Runs a claimed job; its model's count was taken when the claim was sent. */
-  private start(worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string): void {
+  private start(key: string, worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string): void {
     this.inFlight++;
     const run = worker
       .process(job, token)
@@ -144,9 +146,34 @@ export class PullScheduler {
         this.inFlight--;
         this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
         this.running.delete(run);
+        this.claims.delete(run);
         this.wake();
       });
     this.running.add(run);
+    this.claims.set(run, { key, job, token });
+  }
+
+  /**
+   * Stops claiming and puts every running job back at the head of its queue, its lock
+   * released, without waiting for it to finish: for a shutdown past its deadline. Resolves
+   * with the queue key of each job that went back. One that could not (Redis gone, or the
+   * job settled meanwhile) returns by BullMQ's stalled-job check once its lock expires.
+   */
+  async release(): Promise<string[]> {
+    this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const released: string[] = [];
+    await Promise.all(
+      [...this.claims.values()].map(async ({ key, job, token }) => {
+        try {
+          await job.moveToWait(token);
+          released.push(key);
+        } catch (error) {
+          this.options.logger.warn({ err: error, jobId: job.id }, 'could not hand the job back; it returns when its lock expires');
+        }
+      }),
+    );
+    return released;
   }
 
   /** Stops claiming; resolves when the jobs already running have settled. */

@@ -1,15 +1,43 @@
 #!/usr/bin/env node
+/**
+ * The API process. Exit codes:
+ * - 0: stopped by SIGTERM/SIGINT;
+ * - 1: stopping failed or took longer than STOP_DEADLINE_MS;
+ * - 2: it cannot run as configured — an invalid variable, an unreadable keys file, or an
+ *      address it cannot listen on (PORT taken or privileged, HOST not of this machine).
+ *      One line on stderr names the setting and the fix.
+ */
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
 import { createApi } from './server.js';
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (error) {
-  process.stderr.write(`${(error as Error).message}\n`);
-  process.exit(2);
+/** A stop that waits longer than this (a stuck connection) exits anyway. */
+const STOP_DEADLINE_MS = 10_000;
+
+/** One line for an address the API cannot listen on, naming the variable to change; undefined for other failures. */
+function listenProblem(error: unknown, host: string, port: number): string | undefined {
+  switch ((error as NodeJS.ErrnoException | null)?.code) {
+    case 'EADDRINUSE':
+      return `port ${port} is already in use: set PORT to a free port (or stop what listens there)`;
+    case 'EACCES':
+      return `port ${port} needs privileges this process lacks: set PORT to a port above 1023`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `HOST ${host} is not an address of this machine: set HOST to one of its addresses (0.0.0.0 listens on all)`;
+    default:
+      return undefined;
+  }
 }
+
+const config = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 const logger = pino({ level: config.logLevel, base: { service: 'api' } });
 let api;
 try {
@@ -19,7 +47,16 @@ try {
   process.stderr.write(`${(error as Error).message}\n`);
   process.exit(2);
 }
-const url = await api.listen();
+let url;
+try {
+  url = await api.listen();
+} catch (error) {
+  const problem = listenProblem(error, config.host, config.port);
+  if (problem === undefined) throw error;
+  // A setting to change, not a crash: one line instead of the stack of net.Server.listen.
+  process.stderr.write(`${problem}\n`);
+  process.exit(2);
+}
 logger.info({ url }, 'api listening');
 
 let stopping = false;
@@ -27,7 +64,17 @@ const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping');
-  await api.close();
+  const deadline = setTimeout(() => {
+    logger.warn(`stopping took longer than ${STOP_DEADLINE_MS} ms; exiting anyway`);
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
+  try {
+    await api.close();
+  } catch (error) {
+    logger.error({ err: error }, `stopping failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  clearTimeout(deadline);
   process.exit(0);
 };
 process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,4 +1,5 @@
 export { createRedis, waitUntilReady, closeRedis, type ConnectionRole } from './connection.js';
+export { ErrorThrottle, describeRedisError, isRedisUnreachable, redactRedisUrl, repeatsOf } from './connection-errors.js';
 export { EventLog, parseEventPayload, rawEvent, type RawEvent, type EventLogOptions } from './event-log.js';
 export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
 export { QueueRegistry, type ModelQueue } from './queue-registry.js';

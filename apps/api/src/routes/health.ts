@@ -3,8 +3,8 @@ import type { ApiContext } from '../context.js';
 import { access } from '../access.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  /** Liveness: the process answers. */
-  app.get('/healthz', access('public'), async () => ({ status: 'ok' }));
+  /** Liveness: the process answers. `pid` says which process: a launcher tells its own API from another on the port. */
+  app.get('/healthz', access('public'), async () => ({ status: 'ok', pid: process.pid }));
 
   /** Readiness: Redis answers a PING within a second; otherwise 503 so a balancer skips this replica. */
   app.get('/readyz', access('public'), async (_request, reply) => {
