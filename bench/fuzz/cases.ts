@@ -202,13 +202,18 @@ export interface RouteEntry {
   url: string;
 }
 
-/** Admin routes by path: the fleet endpoints, /metrics, /admin/* (Bull Board included). */
+/**
+ * Admin routes by path: the fleet endpoints, /metrics, /admin/* (Bull Board included) —
+ * except logout, which is public by design: it only ends the session its cookie names, and
+ * must work for a session that already expired (docs/security.md).
+ */
 export function isAdminPath(path: string): boolean {
+  if (isPublicPath(path)) return false;
   return path === '/v1/agents' || path === '/metrics' || path === '/admin' || path.startsWith('/admin/');
 }
 
 export function isPublicPath(path: string): boolean {
-  return path === '/healthz' || path === '/readyz';
+  return path === '/healthz' || path === '/readyz' || path === '/admin/logout';
 }
 
 /** Every method Node's parser knows, plus ones it does not (an unknown token, lowercase). */

@@ -49,9 +49,9 @@ function errorMessage(wire: 'native' | 'openai' | 'ollama', body: string): strin
 }
 
 const WIRES = [
-  ['native', '/v1/jobs'],
-  ['openai', '/v1/chat/completions'],
-  ['ollama', '/api/chat'],
+  ['native', '/v1/jobs', '/v1/jobs/%E0%A4%A'],
+  ['openai', '/v1/chat/completions', '/v1/models/%E0%A4%A'],
+  ['ollama', '/api/chat', '/api/chat%E0%A4%A'],
 ] as const;
 
 describe('HTTP hardening: no 5xx from input, every error in its wire’s shape', () => {
@@ -70,12 +70,12 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
     await stack?.close();
   });
 
-  it.each(WIRES)('answers errors raised before any handler in the %s shape', async (wire, path) => {
+  it.each(WIRES)('answers errors raised before any handler in the %s shape', async (wire, path, undecodable) => {
     const head = (extra: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.a}\r\nConnection: close\r\n${extra}`;
     const cases: Array<[string, string, number, RegExp]> = [
       ['bad chunking', head('Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'), 400, /chunked/],
       ['headers too large', head(`X-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431, /headers/],
-      ['undecodable URL', `GET ${path}%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 400, /not valid/],
+      ['undecodable URL', `GET ${undecodable} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 400, /not valid/],
       ['no Host header', `POST ${path} HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, 400, /Host/],
       ['an Expect the server does not meet', head('Expect: teapot\r\nContent-Length: 2\r\n\r\n{}'), 417, /Expect/],
     ];

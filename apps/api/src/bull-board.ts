@@ -2,7 +2,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { JobErrorCode, parseJobFailure, splitQueueModel } from '@switchyard/protocol';
+import { ApiErrorCode, JobErrorCode, parseJobFailure, splitQueueModel } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import { declareAccessOfPluginRoutes, type Access } from './access.js';
 
@@ -41,8 +41,31 @@ export async function registerBullBoard(app: FastifyInstance, queues: QueueRegis
   // A scope of its own, so the access declarations apply to the board's routes only.
   await app.register(async (scope) => {
     declareAccessOfPluginRoutes(scope, boardRouteAccess);
+    scope.addHook('onSend', async (_request, reply, payload) => (reply.statusCode >= 400 ? withDocumentedErrorShape(reply.statusCode, payload) : payload));
     await scope.register(serverAdapter.registerPlugin(), { prefix: BULL_BOARD_PATH });
   });
+}
+
+/**
+ * The board's API answers errors as `{error: {key: 'ERRORS.QUEUE_NOT_FOUND'}}`, a translation
+ * key for its UI. They leave in Switchyard's documented `{error: {code, message}}` instead,
+ * the key kept in the message: on a read-only board the only errors are unknown queues and
+ * jobs, which its page shows as a plain "not found" either way.
+ */
+export function withDocumentedErrorShape(status: number, payload: unknown): unknown {
+  if (typeof payload !== 'string') return payload;
+  let body: { error?: { key?: unknown; code?: unknown }; message?: unknown };
+  try {
+    body = JSON.parse(payload) as typeof body;
+  } catch {
+    return payload;
+  }
+  const key = body.error?.key;
+  if (typeof key !== 'string' || body.error?.code !== undefined) return payload;
+  const code = status === 404 ? ApiErrorCode.notFound : status === 405 ? ApiErrorCode.methodNotAllowed : status < 500 ? ApiErrorCode.invalidRequest : ApiErrorCode.internalError;
+  const words = key.replace(/^ERRORS\./, '').toLowerCase().replaceAll('_', ' ');
+  const message = typeof body.message === 'string' ? `${words}: ${body.message}` : `${words} (${key})`;
+  return JSON.stringify({ error: { code, message } });
 }
 
 /** Reading the board (its page, static files, GET API) needs an admin key; nothing else is served. */

@@ -24,7 +24,7 @@ import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
 import { ApiError, quoteInput } from './errors.js';
 import { refuseOtherMediaTypes, useJsonBodyParser } from './request-body.js';
-import { SECURITY_HEADERS, answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler } from './transport-errors.js';
+import { SECURITY_HEADERS, answerConnectRequests, answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler } from './transport-errors.js';
 import { sendWireError, wireOf } from './wire-errors.js';
 import { EventRelay } from './event-relay.js';
 import { JobEventFeed } from './job-event-feed.js';
@@ -233,8 +233,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     frameworkErrors: frameworkErrorHandler,
   });
   answerUnmetExpectations(app.server);
+  answerConnectRequests(app.server);
   const accessDeclarations = trackAccessDeclarations(app);
-  app.setErrorHandler((error, _request, reply) => sendWireError(reply, 'native', error));
+  app.setErrorHandler((error, request, reply) => sendWireError(reply, wireOf(request.routeOptions.url ?? request.url), error));
   useJsonBodyParser(app, 'application/json', config.maxJsonDepth);
   refuseOtherMediaTypes(app);
 
@@ -315,9 +316,11 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   app.post('/admin/logout', access('public'), logout);
   app.get('/admin/logout', access('public'), logout);
 
+  // Unmatched requests (and their errors) answer in the shape of the wire the path belongs
+  // to: an unknown method on /v1/chat/completions is an OpenAI-shaped 404.
   app.setNotFoundHandler((request, reply) => {
     const error = new ApiError(ApiErrorCode.notFound, `no route ${request.method} ${quoteInput(request.url.split('?')[0], 200)}`);
-    void reply.status(error.status).send(error.body());
+    void sendWireError(reply, wireOf(request.url), error);
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

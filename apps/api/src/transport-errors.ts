@@ -69,6 +69,18 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
 }
 
 /**
+ * `CONNECT` (a proxy tunnel) never reaches Fastify: Node hands it to `connect` listeners and,
+ * with none, destroys the socket without a word. Switchyard is not a proxy: a 405 says so.
+ */
+export function answerConnectRequests(server: Server): void {
+  server.on('connect', (request: IncomingMessage, socket: Socket) => {
+    const error = new ApiError(ApiErrorCode.methodNotAllowed, 'CONNECT is not served: Switchyard is not a proxy');
+    socket.end(rawResponse(error, request.url?.startsWith('/') ? request.url : '/'));
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  });
+}
+
+/**
  * Node answers an `Expect` other than `100-continue` with an empty 417 unless the server
  * listens for `checkExpectation`; listening, we answer in the documented shape.
  */

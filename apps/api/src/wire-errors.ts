@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiErrorCode } from '@switchyard/protocol';
 import { toCompatError } from './compat/compat-error.js';
@@ -11,8 +12,7 @@ import { ApiError, errorHeaders, toApiError } from './errors.js';
  */
 export type Wire = 'native' | 'openai' | 'ollama';
 
-/** Paths of the OpenAI wire, matched as prefixes so a mangled target (`/v1/chat/completions%E0`) still answers in its shape. */
-const OPENAI_PREFIXES = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models/'];
+const OPENAI_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 
 /**
  * Which wire a path belongs to. Given a route pattern (`/v1/models/*`) for matched routes,
@@ -27,7 +27,7 @@ export function wireOf(path: string): Wire {
   if (scheme) target = target.slice(scheme[0].length) || '/';
   target = target.split(/[?#]/, 1)[0]!;
   if (target === '/api' || target.startsWith('/api/')) return 'ollama';
-  if (OPENAI_PREFIXES.some((prefix) => target.startsWith(prefix))) return 'openai';
+  if (OPENAI_PATHS.has(target) || (target.startsWith('/v1/models/') && target.length > '/v1/models/'.length)) return 'openai';
   return 'native';
 }
 
@@ -68,21 +68,37 @@ export function sendWireError(reply: FastifyReply, wire: Wire, error: unknown): 
 
 /** Bytes of a refused body read and discarded before the connection is dropped. */
 const LINGER_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Longest a connection that must close stays half-open, reading what the client still sends. */
+const LINGER_MS = 5_000;
 
 /**
  * A 413 is sent while the client may still be uploading. Closing the connection then (as
  * Fastify does) resets it with unread bytes in flight, and most clients report the reset
- * (EPIPE, ECONNRESET) instead of the answer. So the rest of the body is read and dropped —
- * the connection stays usable — up to a bound, past which it is closed after all.
+ * (EPIPE, ECONNRESET) instead of the answer. So the rest of the body is read and dropped, up
+ * to a bound: on a keep-alive connection, which then stays usable; on one that must close
+ * (the client sent `Connection: close`), by closing in stages (RFC 9112 §9.6): our side is
+ * shut after the answer, and the socket destroyed only once the client has closed its side,
+ * or after `LINGER_MS`.
  */
 function lingerOverRejectedBody(reply: FastifyReply): void {
   const raw = reply.request.raw;
-  if (raw.readableEnded) return;
+  const socket = raw.socket as (Socket & { destroySoon?: () => void }) | null;
+  if (raw.readableEnded || !socket) return;
   reply.removeHeader('connection');
   let discarded = 0;
   raw.on('data', (chunk: Buffer) => {
     discarded += chunk.length;
-    if (discarded > LINGER_LIMIT_BYTES) raw.socket?.destroy();
+    if (discarded > LINGER_LIMIT_BYTES) socket.destroy();
   });
   raw.resume();
+  // Node closes a connection that will not be kept alive with destroySoon() once the answer
+  // is written, which would reset it with the upload still arriving: end our side instead
+  // and keep discarding until the client closes its own.
+  socket.destroySoon = () => {
+    socket.end();
+    socket.on('data', () => undefined);
+    socket.resume();
+    socket.once('end', () => socket.destroy());
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
 }
