@@ -5,7 +5,12 @@ import { readSse, textOf } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { KEYS, MODEL, REAL_TIME_SIM, accepted, call, simStats, sleep, status, waitFor, writeKeysFile } from './backpressure-support.js';
 
-const GRACE_MS = 1_500;
+/**
+ * The disconnect grace is wall-clock time inside the API, which has no clock a test can
+ * drive; it is long enough that a client coming back after GRACE_MS / 4 (three of the API's
+ * 250 ms maintenance passes) is never late, even on a loaded machine.
+ */
+const GRACE_MS = 3_000;
 /** `seconds` of real-time generation at the model's 220 tokens per second. */
 const long = (seconds: number, extra: Record<string, unknown> = {}) => ({
   model: MODEL,
@@ -13,6 +18,11 @@ const long = (seconds: number, extra: Record<string, unknown> = {}) => ({
   options: { num_predict: Math.round(seconds * 220) },
   ...extra,
 });
+/**
+ * A job the test acts on while it runs: held in the simulator (stack.hold) after its first
+ * token, so "running" is a fact when the test acts, not a bet on the job's length.
+ */
+const held = (name: string, extra: Record<string, unknown> = {}) => ({ model: MODEL, prompt: `held: ${name}`, options: { num_predict: 4_400 }, ...extra });
 
 describe('cancellation: DELETE, and the disconnect grace of native streams', () => {
   let stack: Stack;
@@ -42,7 +52,8 @@ describe('cancellation: DELETE, and the disconnect grace of native streams', () 
 
   it('cancels a running job (the simulator sees the request go and stops) and a queued one (it never reaches the GPU)', async () => {
     const before = await simStats(stack);
-    const running = await Promise.all(Array.from({ length: 4 }, () => accepted(stack, long(20), 'a')));
+    stack.hold({ prompt: 'held: ', afterTokens: 1 });
+    const running = await Promise.all(Array.from({ length: 4 }, (_, i) => accepted(stack, held(`slot ${i}`), 'a')));
     for (const job of running) await waitFor(stack, job.id, 'running');
     const queued = await accepted(stack, long(1), 'a');
     expect(await status(stack, queued.id)).toBe('queued');
@@ -64,9 +75,14 @@ describe('cancellation: DELETE, and the disconnect grace of native streams', () 
   });
 
   it('keeps a job whose client comes back within the grace period (through another replica), with no gap', async () => {
-    const job = await accepted(stack, long(3), 'a');
-    const first = await readSse(events(job.id), { stopAfter: (event) => event.type === 'token' && event.seq >= 5 });
-    await sleep(GRACE_MS / 2);
+    // Held after a few tokens, the job is still running when its client comes back.
+    const hold = stack.hold({ prompt: 'come back', afterTokens: 5 });
+    const job = await accepted(stack, { model: MODEL, prompt: 'come back', options: { num_predict: 110 } }, 'a');
+    await hold.reached();
+    const first = await readSse(events(job.id), { stopAfter: (event) => event.type === 'token' });
+    await sleep(GRACE_MS / 4);
+    expect(await status(stack, job.id)).toBe('running');
+    hold.release();
     const rest = await readSse(events(job.id, replicaUrl), { lastEventId: String(first.events.at(-1)!.seq), timeoutMs: 10_000 });
     const all = [...first.events, ...rest.events];
     expect(all.map((event) => event.seq)).toEqual(all.map((_, index) => index + 1));
@@ -78,12 +94,18 @@ describe('cancellation: DELETE, and the disconnect grace of native streams', () 
 
   it('cancels an abandoned stream after the grace period, never a detached or a never-streamed job', async () => {
     const before = await simStats(stack);
-    const abandoned = await accepted(stack, long(20), 'a');
-    const detached = await accepted(stack, long(20, { detach: true }), 'a');
-    const polled = await accepted(stack, long(20), 'a');
+    stack.hold({ prompt: 'held: ', afterTokens: 1 });
+    const abandoned = await accepted(stack, held('abandoned'), 'a');
+    const detached = await accepted(stack, held('detached', { detach: true }), 'a');
+    const polled = await accepted(stack, held('polled'), 'a');
     const firstToken = (event: { type: string }) => event.type === 'token';
-    await Promise.all([readSse(events(abandoned.id), { stopAfter: firstToken }), readSse(events(detached.id), { stopAfter: firstToken })]);
-    const left = Date.now();
+    // When the abandoned stream itself ended, taken as its read returns: the API marks the
+    // stream's end after the client closed it, so the grace runs from no earlier than this.
+    let left = 0;
+    await Promise.all([
+      readSse(events(abandoned.id), { stopAfter: firstToken }).then(() => (left = Date.now())),
+      readSse(events(detached.id), { stopAfter: firstToken }),
+    ]);
     await waitFor(stack, polled.id, 'running');
 
     await waitFor(stack, abandoned.id, 'cancelled', 'a', GRACE_MS + 4_000);

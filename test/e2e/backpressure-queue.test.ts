@@ -19,15 +19,23 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
   });
   afterAll(() => stack?.close());
 
-  async function holdSlot(ms: number): Promise<string> {
-    const blocker = await accepted(stack, job(ms), 'c');
+  /**
+   * Occupies the only slot with a job held in the simulator until `release()` (or a DELETE,
+   * or the test's end); released, it runs `ms` more of work. A blocker that is merely long
+   * could end before the test has queued everything behind it on a loaded machine.
+   */
+  let blockers = 0;
+  async function holdSlot(ms: number): Promise<{ id: string; release: () => void }> {
+    const prompt = `blocker ${++blockers}`;
+    const hold = stack.hold({ prompt, afterTokens: 1 });
+    const blocker = await accepted(stack, { model: MODEL, prompt, options: { num_predict: work(ms) } }, 'c');
     await waitFor(stack, blocker.id, 'running', 'c');
-    return blocker.id;
+    return { id: blocker.id, release: () => hold.release() };
   }
 
   it('expires a job whose deadline passes in the queue: error deadline_exceeded, status expired, no GPU work', async () => {
     const tokensBefore = (await simStats(stack)).tokens_generated_total;
-    const blocker = await holdSlot(3_600);
+    const blocker = await holdSlot(100);
     // Another model, so its estimate is only a load (no drain measured): admitted, then stuck behind the blocker.
     const late = await accepted(stack, { model: 'llama3.2:3b', prompt: 'too late', deadline_ms: 2_500 }, 'a');
     const sse = await readSse(`${stack.apiUrl}${late.links.events}?key=${KEYS.a}`, { timeoutMs: 10_000 });
@@ -38,20 +46,23 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
     expect(record).toMatchObject({ status: 'expired', error: { code: 'deadline_exceeded' } });
     expect(record.error.message).toMatch(/queued/);
 
-    await waitFor(stack, blocker, 'completed', 'c');
-    const blockerTokens = (await call(stack, `/v1/jobs/${blocker}`, { who: 'c' })).json.usage.completion_tokens;
+    blocker.release();
+    await waitFor(stack, blocker.id, 'completed', 'c');
+    const blockerTokens = (await call(stack, `/v1/jobs/${blocker.id}`, { who: 'c' })).json.usage.completion_tokens;
     expect((await simStats(stack)).tokens_generated_total - tokensBefore).toBe(blockerTokens);
     const metrics = await call(stack, '/metrics', { who: 'admin' });
     expect(metrics.json).toMatch(/switchyard_jobs_expired_total\{model="llama3\.2:3b"\} 1/);
   });
 
   it('runs interactive before batch, but ages batch: batch goes before interactive work that arrived later than the offset', async () => {
-    const blocker = await holdSlot(3_500);
+    const blocker = await holdSlot(20);
     const batch = await accepted(stack, job(20, { priority: 'batch' }), 'a');
     const early = await accepted(stack, job(20), 'b');
+    // Aging is wall-clock time in the API: this wait is the subject, not a guess. A slower
+    // machine only waits longer, which keeps `later` behind the aged batch job.
     await sleep(2_300); // past the 2 s batch offset
     const later = await accepted(stack, job(20), 'd');
-    await call(stack, `/v1/jobs/${blocker}`, { method: 'DELETE', who: 'c' });
+    await call(stack, `/v1/jobs/${blocker.id}`, { method: 'DELETE', who: 'c' });
     const ids: Array<{ id: string; who: Who }> = [
       { id: batch.id, who: 'a' },
       { id: early.id, who: 'b' },
@@ -62,12 +73,12 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
   });
 
   it('shares one model queue fairly: a second tenant does not wait behind all of the first tenant’s jobs', async () => {
-    const blocker = await holdSlot(1_500);
+    const blocker = await holdSlot(20);
     const a: string[] = [];
     for (let i = 0; i < 5; i++) a.push((await accepted(stack, job(20), 'a')).id);
     const b: string[] = [];
     for (let i = 0; i < 2; i++) b.push((await accepted(stack, job(20), 'b')).id);
-    await call(stack, `/v1/jobs/${blocker}`, { method: 'DELETE', who: 'c' });
+    await call(stack, `/v1/jobs/${blocker.id}`, { method: 'DELETE', who: 'c' });
     const ids = [...a.map((id) => ({ id, who: 'a' as Who })), ...b.map((id) => ({ id, who: 'b' as Who }))];
     for (const { id, who } of ids) await waitFor(stack, id, 'completed', who);
     // Tenant a's k-th concurrent job ranks k fair-share steps later, so b's interleave with a's
@@ -78,7 +89,7 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
   it('reports position and ETA: in the 202, in GET, and as queued updates on the stream at most about once a second', async () => {
     // A measured drain rate to estimate from.
     for (let i = 0; i < 2; i++) await waitFor(stack, (await accepted(stack, job(20), 'c')).id, 'completed', 'c');
-    const blocker = await holdSlot(1_500);
+    const blocker = await holdSlot(500);
     // Three tenants with nothing else in flight, then one with a job ahead already: 3 ahead of it.
     for (const who of ['b', 'd', 'a'] as const) await accepted(stack, job(500), who);
     const watched = await accepted(stack, job(20), 'a');
@@ -87,6 +98,8 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
     const record = (await call(stack, `/v1/jobs/${watched.id}`, { who: 'a' })).json;
     expect(record).toMatchObject({ status: 'queued', queue_position: 3, queue_eta_s: expect.any(Number) });
 
+    // The queue moves from here: the blocker's last 500 ms, then the three jobs ahead.
+    blocker.release();
     const arrivals: Array<{ at: number; event: StreamEvent }> = [];
     const sse = await readSse(`${stack.apiUrl}${watched.links.events}?key=${KEYS.a}`, {
       timeoutMs: 15_000,
@@ -110,6 +123,6 @@ describe('in the queue: deadlines, priorities with aging, fair share, position u
     expect(queued.slice(1).every(({ event }) => event.type === 'queued' && typeof event.eta_s === 'number')).toBe(true);
     const types = sse.events.map((event) => event.type);
     expect(types.lastIndexOf('queued')).toBeLessThan(types.indexOf('started'));
-    await waitFor(stack, blocker, 'completed', 'c');
+    await waitFor(stack, blocker.id, 'completed', 'c');
   });
 });

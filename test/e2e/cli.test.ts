@@ -111,10 +111,17 @@ describe('switchyard CLI against a running stack', () => {
   });
 
   it('shows queue position and model load while the job waits', async () => {
+    // The blocker holds the only slot until the CLI has shown the job queued behind it (a
+    // blocker that is merely long can end first while the CLI process starts).
+    const hold = stack.hold({ prompt: 'occupy the only slot', afterTokens: 1 });
     const blocker = await submitJob(stack, { model: MODEL, prompt: 'occupy the only slot', options: { num_predict: 1_000 } });
     await expect.poll(() => jobStatus(stack, blocker.id), { timeout: 10_000 }).toBe('running');
     // A cold 2 GB model behind the running job: first queued, then loading, then tokens.
-    const result = await cli(['run', 'llama3.2:3b', 'hello', '--max-tokens', '3'], { env, timeoutMs: 60_000 });
+    const running = cli(['run', 'llama3.2:3b', 'hello', '--max-tokens', '3'], { env, timeoutMs: 60_000 });
+    await running.waitFor('stderr', /queued/);
+    expect(await jobStatus(stack, blocker.id)).toBe('running');
+    hold.release();
+    const result = await running;
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/queued/);
     // Either the agent took the job and loads the model, or it warms the model first.
@@ -123,6 +130,9 @@ describe('switchyard CLI against a running stack', () => {
   });
 
   it('Ctrl-C cancels the job (DELETE) and exits 130', async () => {
+    // Held after a few words: the answer (at most 200 tokens, under a second) cannot end
+    // before the SIGINT, however slowly the CLI process starts.
+    stack.hold({ prompt: 'a very long story', afterTokens: 5 });
     const running = cli(['run', MODEL, 'a very long story', '--max-tokens', '5000'], { env });
     await running.waitFor('stdout', /\S+ \S+ \S+/);
     const jobId = /job ([A-Za-z0-9_-]+):/.exec(running.output().stderr)?.[1];
@@ -135,6 +145,7 @@ describe('switchyard CLI against a running stack', () => {
   });
 
   it('exits 1 when the job fails (cancelled from elsewhere)', async () => {
+    stack.hold({ prompt: 'another long story', afterTokens: 1 });
     const running = cli(['run', MODEL, 'another long story', '--max-tokens', '5000'], { env });
     await running.waitFor('stdout', /\S/);
     const jobId = /job ([A-Za-z0-9_-]+):/.exec(running.output().stderr)?.[1];

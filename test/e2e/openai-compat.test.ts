@@ -29,8 +29,9 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
   let stack: Stack;
   let openai: OpenAI;
   beforeAll(async () => {
-    // One slot, so a job can be held in the queue behind another; answers of 100+ tokens,
-    // so a job started without a cap keeps that slot for a while.
+    // One slot, so a job can be held in the queue behind another. A job a test acts on
+    // while it runs is held in the simulator (stack.hold): the answers here end after at most
+    // 400 tokens (under 2 s), which a loaded machine can spend before the test acts.
     stack = await startStack({ nodes: [{ sim: { ...REAL_TIME_SIM, response_tokens_min: 100, response_tokens_max: 400 }, agent: { slots: 1 } }] });
     openai = client(stack);
   });
@@ -170,6 +171,7 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
   });
 
   it('ends a stream with an error chunk when the job fails mid-stream; the client throws', async () => {
+    stack.hold({ prompt: 'go on forever', afterTokens: 1 });
     const stream = await openai.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'go on forever' }],
@@ -196,6 +198,7 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
   });
 
   it('cancels the job at once when the client goes away mid-stream', async () => {
+    stack.hold({ prompt: 'a very long answer please', afterTokens: 1 });
     const controller = new AbortController();
     const stream = await openai.chat.completions.create(
       { model: MODEL, messages: [{ role: 'user', content: 'a very long answer please' }], stream: true, max_tokens: 5_000 },
@@ -220,7 +223,8 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
     afterAll(() => redis?.disconnect());
 
     it('continues transparently when the restart comes before any text was sent', async () => {
-      // The 8B model at ~60 tokens/s holds the agent's only slot for seconds.
+      // The blocker holds the agent's only slot until its DELETE below.
+      stack.hold({ prompt: 'occupy the only slot', afterTokens: 1 });
       const blocker = await submitJob(stack, { model: 'llama3.1:8b', prompt: 'occupy the only slot', options: { num_predict: 1_000 } });
       await expect.poll(() => jobStatus(stack, blocker.id), { timeout: 10_000 }).toBe('running');
       const messages = [{ role: 'user' as const, content: 'restart me early' }];
@@ -239,6 +243,8 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
     });
 
     it('ends the stream with an error chunk and cancels the job when the restart comes after text was sent', async () => {
+      // Still running when the restart is heard, so it is the restart that ends it.
+      stack.hold({ prompt: 'restart me late', afterTokens: 1 });
       const stream = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'restart me late' }], stream: true, max_tokens: 5_000 });
       let jobId = '';
       const error = await (async () => {
@@ -289,6 +295,8 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
   });
 
   it('backs off for Retry-After on a 429 (tenant limit), then succeeds once a slot frees', async () => {
+    // The tenant's one job in flight, held until the DELETE that frees the slot.
+    stack.hold({ prompt: 'hold the tenant slot', afterTokens: 1 });
     const blocker = await fetch(`${stack.apiUrl}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', Authorization: `Bearer ${KEY}` },

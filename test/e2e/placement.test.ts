@@ -104,8 +104,9 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
   });
 
   it('spills a burst beyond one node’s capacity to a second node', async () => {
-    // Jobs of ~0.4 s in wall time, 4 slots per node: 32 jobs keep one node busy for ~3 s,
-    // far longer than a load, so a second copy is warmed and takes part of the queue.
+    // 32 jobs for 4 slots per node, held in the simulators until both nodes serve four each:
+    // the queue outlives a load for sure (so a second copy is warmed and takes part of it),
+    // instead of for as long as 32 short jobs happen to take on this machine.
     const realtime = { time_scale: 0.2, tokens_per_s: 1000 };
     stack = await startStack({
       nodes: [
@@ -113,9 +114,14 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
         node(24 * GB, ['qwen2.5:0.5b'], realtime, { loadBytesPerSecond: 2e9 / 0.2, extraCopyIdleMs: 500 }),
       ],
     });
-    const results = await Promise.all(
+    const hold = stack.hold({ prompt: 'load ', afterTokens: 1 });
+    const running = Promise.all(
       Array.from({ length: 32 }, (_, i) => runJob(stack!, { model: 'qwen2.5:0.5b', prompt: `load ${i}`, options: { num_predict: 80 } })),
     );
+    // Eight paused at once: one node has four slots, so both are serving.
+    await hold.reached(8, 20_000);
+    hold.release();
+    const results = await running;
     const served = new Set(results.map((r) => r.agent));
     expect(served).toEqual(new Set(['agent-0', 'agent-1']));
     expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
@@ -149,12 +155,16 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     await runJob(stack, { model: 'qwen2.5:0.5b', prompt: 'recent', options: { num_predict: 3 } });
     expect(new Set(loadedOn(stack, 0))).toEqual(new Set(['qwen2.5:0.5b', 'llama3.2:3b']));
 
-    // Keep qwen busy with a long job: it must survive; the idle 3B is the one to go.
+    // Keep qwen busy (held in the simulator until the 8B has run): it must survive; the idle
+    // 3B is the one to go. A long job would be a bet that it outlasts the 8B's load and run.
+    const hold = stack.hold({ prompt: 'long', afterTokens: 1 });
     const busy = await submitJob(stack, { model: 'qwen2.5:0.5b', prompt: 'long', options: { num_predict: 3000 } });
-    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBe(1);
+    await hold.reached();
     const big = await runJob(stack, { model: 'llama3.1:8b', prompt: 'needs room', options: { num_predict: 3 } });
     expect(big.agent).toBe('agent-0');
     expect(new Set(loadedOn(stack, 0))).toEqual(new Set(['qwen2.5:0.5b', 'llama3.1:8b']));
+    expect(stats(stack, 0).running_requests).toBe(1);
+    hold.release();
     const busyEnd = await readSse(`${stack.apiUrl}${busy.links.events}`, { timeoutMs: 30_000 });
     expect(busyEnd.events.at(-1)!.type).toBe('done');
     expect(stats(stack, 0).evictions_total).toBe(0);
@@ -192,13 +202,18 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
 
   it('makes a job for a model that cannot fit yet wait, rather than evict a busy model', async () => {
     stack = await startStack({ nodes: [node(10 * GB, ['llama3.2:3b', 'llama3.1:8b'], { time_scale: 0.05 })] });
+    // Busy for as long as the test needs: held in the simulator until released below.
+    const hold = stack.hold({ prompt: 'hold the GPU', afterTokens: 1 });
     const busy = await submitJob(stack, { model: 'llama3.2:3b', prompt: 'hold the GPU', options: { num_predict: 5000 } });
-    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBe(1);
+    await hold.reached();
     const waiting = await submitJob(stack, { model: 'llama3.1:8b', prompt: 'wait for room', options: { num_predict: 3 } });
+    // Time for the agent to do the wrong thing (three placement rounds): a check that nothing
+    // happens needs some wait, and the hold makes sure the 3B is still busy all through it.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(loadedOn(stack, 0)).toEqual(['llama3.2:3b']);
     const record = (await fetch(`${stack.apiUrl}/v1/jobs/${waiting.id}`).then((r) => r.json())) as any;
     expect(record.status).toBe('queued');
+    hold.release();
     await readSse(`${stack.apiUrl}${busy.links.events}`, { timeoutMs: 30_000 });
     const done = await readSse(`${stack.apiUrl}${waiting.links.events}`, { timeoutMs: 30_000 });
     expect(done.events.at(-1)!.type).toBe('done');
@@ -209,20 +224,32 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     stack = await startStack({
       nodes: [node(10 * GB, ['llama3.2:3b', 'llama3.1:8b'], { time_scale: 0.05 }, { drainForColdAfterMs: 300 })],
     });
-    // A backlog that keeps the 3B busy for several seconds: four slots, twelve long jobs.
+    // A backlog for the 3B: four slots, twelve jobs, the first four held running in the
+    // simulator, so the 3B is busy and has work queued for as long as the test says.
+    const running = stack.hold({ prompt: 'busy ', afterTokens: 1 });
     const backlog = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => submitJob(stack!, { model: 'llama3.2:3b', prompt: `busy ${i}`, options: { num_predict: 2500 } })),
+      Array.from({ length: 12 }, (_, i) => submitJob(stack!, { model: 'llama3.2:3b', prompt: `busy ${i}`, options: { num_predict: 50 } })),
     );
-    await expect.poll(() => stats(stack!, 0).running_requests, { timeout: 10_000 }).toBeGreaterThan(0);
-    const started = Date.now();
-    const big = await runJob(stack, { model: 'llama3.1:8b', prompt: 'do not starve me', options: { num_predict: 3 } });
-    const bigDoneAt = Date.now();
-    expect(big.agent).toBe('agent-0');
+    await running.reached(4);
+    const big = runJob(stack, { model: 'llama3.1:8b', prompt: 'do not starve me', options: { num_predict: 3 } });
+    // The 8B cannot load beside the busy 3B, so the agent takes its warm lease only to drain
+    // the 3B: from then on it claims none of the 3B's jobs.
+    const redis = new Redis(stack.redisUrl);
+    try {
+      await expect.poll(() => redis.exists(redisKeys(stack!.prefix).warmLease('llama3.1:8b')), { timeout: 10_000 }).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    // Any backlog job that starts from here is caught (and kept running, so the 3B could not
+    // be evicted and the 8B would never run). Then the four running ones may finish.
+    const later = stack.hold({ prompt: 'busy ', afterTokens: 1 });
+    running.release();
+    expect((await big).agent).toBe('agent-0');
+    // The 8B ran in the middle of the backlog: none of the eight waiting jobs started first.
+    expect(later.paused).toBe(0);
+    later.release();
     const finished = await Promise.all(backlog.map((job) => readSse(`${stack!.apiUrl}${job.links.events}`, { timeoutMs: 60_000 })));
-    const backlogDoneAt = Date.now();
     expect(finished.every((sse) => sse.events.at(-1)!.type === 'done')).toBe(true);
-    // The 8B ran in the middle of the backlog, not after it.
-    expect(bigDoneAt - started).toBeLessThan(backlogDoneAt - started);
     expect(stats(stack, 0).evictions_total).toBe(0);
     expect(stats(stack, 0).errors_total).toBe(0);
   });

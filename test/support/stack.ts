@@ -1,7 +1,8 @@
 import { pino, type Logger } from 'pino';
+import { onTestFinished } from 'vitest';
 import { createApi, parseConfig as parseApiConfig, type Api, type ApiConfigInput } from '@switchyard/api';
 import { parseConfig as parseAgentConfig, startAgent, type AgentConfigInput, type RunningAgent } from '@switchyard/agent';
-import { createGpuSim, type GpuSimConfigInput } from '@switchyard/gpu-sim';
+import { createGpuSim, type GpuSimConfigInput, type Hold, type HoldOptions } from '@switchyard/gpu-sim';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 
 type GpuSim = Awaited<ReturnType<typeof createGpuSim>>;
@@ -23,6 +24,13 @@ export interface Stack {
   logger: Logger;
   /** Starts another agent (for failure tests) against an existing sim. */
   addAgent(simIndex: number, agent?: Partial<AgentConfigInput>): Promise<RunningAgent>;
+  /**
+   * Holds the generations it catches on every node's simulator (a job may land on any of
+   * them) until `release()`: see `GpuSim.hold`. `paused` and `reached(n)` count all nodes.
+   * Call it inside a test: it is released when the test ends, pass or fail, so a failed test
+   * never leaves a held job in a slot of a stack the next tests share.
+   */
+  hold(options?: HoldOptions): Hold;
   close(): Promise<void>;
 }
 
@@ -33,6 +41,34 @@ export const FAST_SIM: Partial<GpuSimConfigInput> = {
   tokens_per_s: 50,
   log_level: 'silent',
 };
+
+/**
+ * Why tests hold jobs rather than make them long: a job's length is wall-clock time, and a
+ * loaded machine can spend all of it before the test's next request arrives (a DELETE that
+ * finds the job finished answers 409). A held job cannot end until the test releases it or
+ * cancels it, so "still running" and "still queued behind it" are facts, not bets.
+ */
+function holdOnEvery(sims: GpuSim[], options: HoldOptions): Hold {
+  const holds = sims.map((sim) => sim.hold(options));
+  const paused = () => holds.reduce((sum, hold) => sum + hold.paused, 0);
+  const release = () => {
+    for (const hold of holds) hold.release();
+  };
+  onTestFinished(release);
+  return {
+    get paused() {
+      return paused();
+    },
+    async reached(count = 1, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (paused() < count) {
+        if (Date.now() > deadline) throw new Error(`hold: ${paused()} of ${count} generation(s) paused within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    release,
+  };
+}
 
 /**
  * The whole path in one process, on the real Redis of the test run: gpu-sim nodes over
@@ -94,6 +130,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       agents,
       logger,
       addAgent,
+      hold: (holdOptions = {}) => holdOnEvery(sims, holdOptions),
       close: async () => {
         await startedApi.close();
         await Promise.all(agents.map((agent) => agent.close()));

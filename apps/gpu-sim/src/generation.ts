@@ -4,8 +4,12 @@
  * from the previous token, so timer lateness does not accumulate; when the schedule is behind
  * (or time_scale is 0) tokens go out back to back, yielding to the event loop every few tokens
  * so other requests and disconnect notices still get their turn.
+ *
+ * A test's hold (holds.ts) pauses the answer after a number of tokens; the schedule then
+ * restarts from the release, so the tokens after it keep their pace instead of bursting out.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import type { Pause } from './holds.js';
 import type { SimCounters } from './sim-counters.js';
 import type { GeneratedToken, ResponsePlan } from './token-generator.js';
 
@@ -19,6 +23,8 @@ export interface GenerationInput {
   counters: SimCounters;
   /** Called for every token in order; a returned promise is awaited (stream backpressure). */
   onToken: (token: GeneratedToken) => void | Promise<void>;
+  /** Set when a test's hold caught this generation. */
+  pause?: Pause | undefined;
 }
 
 export interface GenerationResult {
@@ -51,10 +57,19 @@ export async function runGeneration(input: GenerationInput): Promise<GenerationR
   const promptEvalNs = elapsedNs(promptStart);
 
   const evalStart = monotonicNs();
-  const startMs = performance.now();
+  let startMs = performance.now();
   const intervalMs = (1_000 / input.tokensPerS) * timeScale;
+  const { pause } = input;
+  let paused = false;
+  const holdHere = async (at: Pause) => {
+    paused = true;
+    const heldFrom = performance.now();
+    await at.wait(signal);
+    startMs += performance.now() - heldFrom;
+  };
   let count = 0;
   for (const token of input.plan.tokens()) {
+    if (pause && !paused && count === pause.afterTokens) await holdHere(pause);
     const waitMs = startMs + (count + 1) * intervalMs - performance.now();
     if (waitMs >= 1) await sleep(waitMs, undefined, { signal });
     else if (count % YIELD_EVERY === YIELD_EVERY - 1) await yieldToLoop(undefined, { signal });
@@ -63,5 +78,8 @@ export async function runGeneration(input: GenerationInput): Promise<GenerationR
     count++;
     input.counters.tokensGeneratedTotal++;
   }
+  // An answer shorter than the hold's token count still must not end before its release.
+  if (pause && !paused) await holdHere(pause);
+  signal.throwIfAborted();
   return { evalCount: count, doneReason: input.plan.doneReason, promptEvalNs, evalNs: elapsedNs(evalStart) };
 }

@@ -73,12 +73,16 @@ describe('keep_alive', () => {
   });
 
   it('does not expire a model while it is generating', async () => {
-    const sim = await startSim({ time_scale: 1, tokens_per_s: 20, response_tokens_min: 1_000, response_tokens_max: 1_000 });
+    const sim = await startSim();
+    // Held after a few tokens, the request is generating for as long as the test says, so
+    // waiting more than twice the keep_alive proves the clock is stopped. (A long answer
+    // would not: this model's own 220 tokens/s overrides a config tokens_per_s.)
+    const hold = sim.hold({ afterTokens: 3 });
     const controller = new AbortController();
     const response = await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'x', keep_alive: '200ms' }, { signal: controller.signal });
     const lines = ndjsonLines(response);
-    // Ten tokens at 20/s are at least 500 ms of generation: more than twice the keep_alive.
-    for (let i = 0; i < 10; i++) await lines.next();
+    await hold.reached();
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await loadedNames(sim)).toEqual(['qwen2.5:0.5b']);
     expect((await stats(sim)).unloads_total).toBe(0);
     controller.abort();
@@ -172,17 +176,14 @@ describe('VRAM budget', () => {
 
 describe('queue limit', () => {
   it('answers 503 with Ollama\'s message when max_queue requests already wait', async () => {
-    const sim = await startSim({
-      time_scale: 1,
-      tokens_per_s: 20,
-      num_parallel: 1,
-      max_queue: 2,
-      response_tokens_min: 1_000,
-      response_tokens_max: 1_000,
-    });
+    const sim = await startSim({ num_parallel: 1, max_queue: 2 });
+    // The first request holds the only slot until the test is done with the queue (after one
+    // token: a stream's headers go out with its first line, and fetch waits for them).
+    const hold = sim.hold({ prompt: /^a$/, afterTokens: 1 });
     const controller = new AbortController();
     const signal = controller.signal;
     const first = await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'a' }, { signal });
+    await hold.reached();
     const queued = [
       post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'b' }, { signal }).catch((error: Error) => error),
       post(sim, '/api/chat', { model: 'qwen2.5:0.5b', messages: [{ role: 'user', content: 'c' }] }, { signal }).catch((error: Error) => error),

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type GpuSimConfig, type GpuSimConfigInput } from './config.js';
+import { Holds, type Hold, type HoldOptions } from './holds.js';
 import type { ModelSpec } from './model-spec.js';
 import { Scheduler } from './scheduler.js';
 import { buildServer } from './server.js';
@@ -24,6 +25,11 @@ export interface GpuSim {
   readonly port: number;
   readonly config: GpuSimConfig;
   stats(): SimStats;
+  /**
+   * Keeps the generations it catches open until the test releases them (holds.ts): a job the
+   * test acts on cannot end first, whatever the machine's load. Closing the sim ends them too.
+   */
+  hold(options?: HoldOptions): Hold;
   /** Ends running generations (with an error line), refuses queued requests and stops listening. */
   close(): Promise<void>;
 }
@@ -42,6 +48,7 @@ export async function createGpuSim(config: GpuSimConfigInput = {}, options: GpuS
   const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'gpu-sim' });
   const counters = new SimCounters();
   const shutdown = new AbortController();
+  const holds = new Holds();
   const scheduler = new Scheduler({
     vramBytes: parsed.vram_bytes,
     vramOverheadBytes: parsed.vram_overhead_bytes,
@@ -61,6 +68,7 @@ export async function createGpuSim(config: GpuSimConfigInput = {}, options: GpuS
     catalog: new Map<string, ModelSpec>(parsed.models.map((model) => [model.name, model])),
     logger,
     shutdown: shutdown.signal,
+    holds,
   };
   const app = buildServer(ctx);
   await app.listen({ host: parsed.host, port: parsed.port });
@@ -73,6 +81,7 @@ export async function createGpuSim(config: GpuSimConfigInput = {}, options: GpuS
     port,
     config: parsed,
     stats: () => simStats(ctx),
+    hold: (options) => holds.place(options),
     close: () => {
       closing ??= (async () => {
         shutdown.abort();

@@ -1,6 +1,7 @@
 /** What every route needs: the config, the simulated GPU, the counters and the catalog. */
 import type { Logger } from 'pino';
 import type { GpuSimConfig } from './config.js';
+import type { Holds } from './holds.js';
 import type { ModelSpec } from './model-spec.js';
 import { canonicalModelName } from '@switchyard/protocol';
 import type { Scheduler } from './scheduler.js';
@@ -14,6 +15,8 @@ export interface SimContext {
   logger: Logger;
   /** Aborted when the server shuts down: running generations end with an error line. */
   shutdown: AbortSignal;
+  /** Tests' holds on generations (none unless a test placed one). */
+  holds: Holds;
 }
 
 /** Finds a model by name, adding `:latest` when the tag is missing, as Ollama does. */

@@ -252,9 +252,12 @@ describe('cancellation', () => {
   });
 
   it('drops a queued request whose client gives up', async () => {
-    const sim = await startSim({ time_scale: 1, tokens_per_s: 20, num_parallel: 1, response_tokens_min: 1_000, response_tokens_max: 1_000 });
+    const sim = await startSim({ num_parallel: 1 });
+    // The first request keeps the only slot until its client leaves: the second must queue.
+    const hold = sim.hold({ prompt: /^a$/, afterTokens: 1 });
     const first = new AbortController();
     const running = await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'a' }, { signal: first.signal });
+    await hold.reached();
     const second = new AbortController();
     const queued = post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'b' }, { signal: second.signal }).catch((error: Error) => error);
     await waitFor(async () => (await stats(sim)).queued_requests === 1, 'the second request to queue');

@@ -206,6 +206,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
         timeScale: ctx.config.time_scale,
         signal,
         counters: ctx.counters,
+        pause: ctx.holds.catch(promptText),
         onToken: (token) => {
           generated.push(token);
           if (out) {
