@@ -54,6 +54,8 @@ describe('admission: keys, tenants, limits and every refusal', () => {
   const setLimits = (limits: Record<string, number | null>) => call(stack, '/admin/limits', { method: 'PUT', who: 'admin', body: limits });
   const cancel = (id: string, who: Who) => call(stack, `/v1/jobs/${id}`, { method: 'DELETE', who });
   async function holdSlot(): Promise<string> {
+    // Held on the simulator until cancelled: the slot stays taken however slow the machine.
+    stack.hold({ prompt: 'hold the slot', afterTokens: 1 });
     const blocker = await accepted(stack, BLOCKER, 'd');
     await waitFor(stack, blocker.id, 'running', 'd');
     return blocker.id;

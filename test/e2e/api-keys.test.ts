@@ -140,6 +140,8 @@ describe('tenant keys managed at run time (/admin/keys), across two API replicas
     expect((await admin('GET', '/admin/limits')).json.overrides).toMatchObject({ 'tenant_in_flight:no-room': 0 });
 
     const one = await admin('POST', '/admin/keys', { tenant: 'one-slot', limits: { in_flight: 1, model_in_flight: 5 } });
+    // Held on the simulator: the job stays in flight until the test cancels it.
+    stack.hold({ prompt: 'long', afterTokens: 1 });
     const long = await call(stack.apiUrl, 'POST', '/v1/jobs', { key: one.json.key, body: { model: MODEL, prompt: 'long', options: { num_predict: 20_000 }, detach: true } });
     expect(long.status, JSON.stringify(long.json)).toBe(202);
     const second = await submit(stack.apiUrl, one.json.key);

@@ -35,9 +35,11 @@ describe('operating the stack', () => {
   });
 
   it('sends SSE heartbeat comments while a job is quiet', async () => {
-    // A running job: its stream stays open for several 50 ms heartbeat periods (400
-    // tokens of the 8B model, plus its load), and the comments arrive between events.
+    // A running job whose stream stays open for several 50 ms heartbeat periods; the
+    // comments arrive between events.
     const controller = new AbortController();
+    // Held after its first token, so the stream is open for as many heartbeat periods as it takes.
+    stack.hold({ prompt: 'slow', afterTokens: 1 });
     const slow = await submit(stack, { model: 'llama3.1:8b', prompt: 'slow', options: { num_predict: 400 } });
     const response = await fetch(`${stack.apiUrl}${slow.links.events}`, { signal: controller.signal });
     const reader = response.body!.getReader();
