@@ -1,10 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentHeartbeat, ModelInfoRecord, RedisKeys } from '@switchyard/protocol';
-import { CachedRead, type FleetRegistry } from '@switchyard/redis';
-
-// Deletes the lease only if this agent still holds it (it may have expired and been taken).
-const RELEASE_LEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+import { CachedRead, defineScripts, type FleetRegistry } from '@switchyard/redis';
 
 /** The derived view of the fleet, cached as one read. */
 interface FleetView {
@@ -98,6 +95,7 @@ export class FleetState {
   }
 
   async releaseWarmLease(model: string): Promise<void> {
-    await this.redis.eval(RELEASE_LEASE_LUA, 1, this.keys.warmLease(model), this.selfId);
+    // Only if this agent still holds it: it may have expired and been taken (lua/delete-if-equal-1.lua).
+    await defineScripts(this.redis).sy_delete_if_equal_v1(this.keys.warmLease(model), this.selfId);
   }
 }

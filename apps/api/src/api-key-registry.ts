@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ApiKeyKeys } from '@switchyard/protocol';
+import { defineScripts } from '@switchyard/redis';
 import { z } from 'zod';
 
 /**
@@ -81,24 +82,12 @@ export async function readRegistry(redis: Redis, keys: ApiKeyKeys): Promise<Regi
 }
 
 /**
- * Sets (or, with an empty record, deletes) one record if the registry is still at the
- * version the caller decided on, and bumps the version; returns the new version, or nil
- * when another change came first. Decisions that look at several records (the last admin
- * key) then hold for the state they were made on.
+ * Writes `record` under `id` (or deletes `id` when `record` is null) if nothing changed since
+ * `version`, and bumps the version (lua/write-api-key-if-unchanged-2.lua); returns the new
+ * version, or undefined when another change came first. Decisions that look at several
+ * records (the last admin key) then hold for the state they were made on.
  */
-const WRITE_IF_UNCHANGED_LUA = `
-local current = redis.call('GET', KEYS[2]) or ''
-if current ~= ARGV[1] then return false end
-if ARGV[3] == '' then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-else
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-end
-return tostring(redis.call('INCR', KEYS[2]))
-`;
-
-/** Writes `record` under `id` (or deletes `id` when `record` is null) if nothing changed since `version`. */
 export async function writeIfUnchanged(redis: Redis, keys: ApiKeyKeys, version: string, id: string, record: ApiKeyRecord | null): Promise<string | undefined> {
-  const result = (await redis.eval(WRITE_IF_UNCHANGED_LUA, 2, keys.records, keys.version, version, id, record ? JSON.stringify(record) : '')) as string | null;
+  const result = await defineScripts(redis).sy_write_api_key_if_unchanged_v1(keys.records, keys.version, version, id, record ? JSON.stringify(record) : '');
   return result ?? undefined;
 }

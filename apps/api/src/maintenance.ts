@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '@switchyard/protocol';
-import type { AdmissionLedger, EventLog, QueueRegistry } from '@switchyard/redis';
+import { defineScripts, type AdmissionLedger, type EventLog, type QueueRegistry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
 import type { FleetView } from './fleet-view.js';
@@ -12,17 +12,6 @@ import type { ApiMetrics } from './metrics.js';
 /** A reservation this young may belong to a submit still writing its job: reconciliation leaves it alone. */
 const SETTLE_MS = 10_000;
 const BATCH = 500;
-
-/** Takes or renews the lock if it is free or ours; one round trip. */
-const HOLD_LOCK_LUA = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-`;
-const DROP_LOCK_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 export interface MaintenanceDeps {
   redis: Redis;
@@ -58,12 +47,8 @@ export class Maintenance {
   private readonly lastUpdate = new Map<string, { at: number; position: number; eta?: number }>();
 
   constructor(private readonly deps: MaintenanceDeps) {
-    for (const [name, lua] of [
-      ['switchyardHoldLock', HOLD_LOCK_LUA],
-      ['switchyardDropLock', DROP_LOCK_LUA],
-    ] as const) {
-      if (!(name in deps.redis)) deps.redis.defineCommand(name, { numberOfKeys: 1, lua });
-    }
+    // The lock's scripts: lua/hold-lock-1.lua takes or renews it, lua/delete-if-equal-1.lua drops it if still ours.
+    defineScripts(deps.redis);
   }
 
   start(): void {
@@ -76,7 +61,7 @@ export class Maintenance {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.running?.catch(() => undefined);
-    await (this.deps.redis as unknown as LockCommands).switchyardDropLock(this.lockKey, this.id).catch(() => undefined);
+    await this.deps.redis.sy_delete_if_equal_v1(this.lockKey, this.id).catch(() => undefined);
   }
 
   private get lockKey(): string {
@@ -88,7 +73,7 @@ export class Maintenance {
     const ttl = Math.max(2_000, this.deps.config.maintenanceIntervalMs * 4);
     let held = false;
     try {
-      held = (await (this.deps.redis as unknown as LockCommands).switchyardHoldLock(this.lockKey, this.id, String(ttl))) === 1;
+      held = (await this.deps.redis.sy_hold_lock_v1(this.lockKey, this.id, String(ttl))) === 1;
     } catch {
       return; // Redis away: nothing to do until it is back.
     }
@@ -289,9 +274,4 @@ export class Maintenance {
       logger.warn({ drift }, 'admission counters had drifted from the reservations; rebuilt');
     }
   }
-}
-
-interface LockCommands {
-  switchyardHoldLock(key: string, id: string, ttlMs: string): Promise<number>;
-  switchyardDropLock(key: string, id: string): Promise<number>;
 }

@@ -1,56 +1,8 @@
 import type { Redis } from 'ioredis';
 import { StreamEvent, type RedisKeys, type StreamEventBody, isTerminalEvent } from '@switchyard/protocol';
 import { AdmissionLedger } from './admission-ledger.js';
-
-/**
- * Writes a job's events to its live channel and its replay log in one round trip.
- *
- * The Lua script assigns `seq` (INCR), appends to the stream with the explicit entry id
- * `0-<seq>` (so a reader resumes with an exclusive XRANGE from `Last-Event-ID`), and
- * publishes the same payload. Assigning `seq` in Redis rather than in the agent keeps it
- * strictly increasing when a job is retried on another agent.
- *
- * With `onlyIfEmpty` the event is written only if the job has no event yet: the API's
- * `queued` event must never land after an agent's `started`. With `onlyIfLastIsQueued` it
- * is written only while the newest event is a `queued` one (the API's position updates).
- *
- * The log also settles the job's admission reservation (see `AdmissionLedger`): a
- * `started` event moves it from queued to running, a terminal event releases it. The
- * ledger call goes out right behind the append on the same connection, so whoever writes
- * a job's events (an agent, the API) keeps the admission counts right without knowing it.
- */
-const APPEND_EVENT_LUA = `
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[5] == '2' then
-  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last == 0 or not string.find(last[1][2][2], '^{"seq":%d+,"type":"queued"') then return 0 end
-end
-local seq = redis.call('INCR', KEYS[1])
-local payload = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. seq, 'e', payload)
-redis.call('PUBLISH', ARGV[1], payload)
--- The live TTL is set by the first event and replaced by the shorter one at the end;
--- refreshing it on every token cost two commands per event for nothing (bench:throughput).
-if seq == 1 or ARGV[6] == '1' then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-end
-return seq
-`;
-
-/** The script registered on the connection with `defineCommand`. */
-interface AppendEventCommand {
-  switchyardAppendEvent(
-    seqKey: string,
-    streamKey: string,
-    channel: string,
-    body: string,
-    maxLen: number,
-    ttlSeconds: number,
-    mode: '0' | '1' | '2',
-    terminal: '0' | '1',
-  ): Promise<number>;
-}
+import { ENVELOPE_HEADER } from './event-envelope.js';
+import { defineScripts } from './scripts.js';
 
 export interface EventLogOptions {
   /** Upper bound on events kept per job; a long generation is coalesced well below it. */
@@ -61,6 +13,23 @@ export interface EventLogOptions {
   finishedTtlSeconds?: number;
 }
 
+/**
+ * Writes a job's events to its live channel and its replay log in one round trip.
+ *
+ * The script (lua/append-event-2.lua) assigns `seq` (INCR), appends to the stream with the
+ * explicit entry id `0-<seq>` (so a reader resumes with an exclusive XRANGE from
+ * `Last-Event-ID`), and publishes the same payload. Assigning `seq` in Redis rather than in
+ * the agent keeps it strictly increasing when a job is retried on another agent.
+ *
+ * With `onlyIfEmpty` the event is written only if the job has no event yet: the API's
+ * `queued` event must never land after an agent's `started`. With `onlyIfLastIsQueued` it
+ * is written only while the newest event is a `queued` one (the API's position updates).
+ *
+ * The log also settles the job's admission reservation (see `AdmissionLedger`): a
+ * `started` event moves it from queued to running, a terminal event releases it. The
+ * ledger call goes out right behind the append on the same connection, so whoever writes
+ * a job's events (an agent, the API) keeps the admission counts right without knowing it.
+ */
 export class EventLog {
   private readonly maxEvents: number;
   private readonly liveTtlSeconds: number;
@@ -75,9 +44,7 @@ export class EventLog {
     this.maxEvents = options.maxEvents ?? 100_000;
     this.liveTtlSeconds = options.liveTtlSeconds ?? 24 * 3600;
     this.finishedTtlSeconds = options.finishedTtlSeconds ?? 3600;
-    if (!('switchyardAppendEvent' in redis)) {
-      redis.defineCommand('switchyardAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT_LUA });
-    }
+    defineScripts(redis);
     this.ledger = new AdmissionLedger(redis, keys);
   }
 
@@ -85,7 +52,7 @@ export class EventLog {
   async append(jobId: string, event: StreamEventBody, options: { onlyIfEmpty?: boolean; onlyIfLastIsQueued?: boolean } = {}): Promise<number> {
     const terminal = isTerminalEvent(event);
     const ttl = terminal ? this.finishedTtlSeconds : this.liveTtlSeconds;
-    const written = (this.redis as unknown as AppendEventCommand).switchyardAppendEvent(
+    const written = this.redis.sy_append_event_v1(
       this.keys.jobSeq(jobId),
       this.keys.jobEvents(jobId),
       this.keys.jobChannel(jobId),
@@ -147,10 +114,6 @@ export interface RawEvent {
   payload: string;
 }
 
-// The append script writes every payload as `{"seq":N,` + the producer's JSON, and every
-// producer serialises `type` first, so the header is a fixed prefix.
-const RAW_HEADER = /^\{"seq":(\d+),"type":"([a-z_]+)"/;
-
 /**
  * Reads `seq` and `type` off a payload without parsing it. Relaying 100k tokens/s, a full
  * JSON.parse + schema check per event per client was the API's largest cost (bench:relay);
@@ -158,7 +121,7 @@ const RAW_HEADER = /^\{"seq":(\d+),"type":"([a-z_]+)"/;
  */
 export function rawEvent(payload: string | undefined): RawEvent | undefined {
   if (payload === undefined) return undefined;
-  const match = RAW_HEADER.exec(payload);
+  const match = ENVELOPE_HEADER.exec(payload);
   return match ? { seq: Number(match[1]), type: match[2]!, payload } : undefined;
 }
 

@@ -19,3 +19,4 @@ export {
   type ReleaseKind,
 } from './admission-ledger.js';
 export { CachedRead } from './cached-read.js';
+export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { JobRequest, RedisKeys } from '@switchyard/protocol';
+import { defineScripts } from './scripts.js';
 
 export interface JobIndexEntry {
   model: string;
@@ -16,36 +17,20 @@ export interface JobIndexEntry {
  * needs this to find a job's queue. Written together with the enqueue; expires with the
  * job's retention.
  */
-const PUT_LUA = `redis.call('HSET', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1]) return 1`;
-
-/** Sets fields of an entry that still exists: one whose TTL ran out is not recreated without one. */
-const MARK_LUA = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end redis.call('HSET', KEYS[1], unpack(ARGV)) return 1`;
-
-interface IndexCommands {
-  switchyardPutJobIndex(key: string, ttlSeconds: string, ...fields: string[]): Promise<number>;
-  switchyardMarkJobIndex(key: string, ...fields: string[]): Promise<number>;
-}
-
 export class JobIndex {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds = 7 * 24 * 3600,
   ) {
-    if (!('switchyardPutJobIndex' in redis)) {
-      redis.defineCommand('switchyardPutJobIndex', { numberOfKeys: 1, lua: PUT_LUA });
-    }
-    if (!('switchyardMarkJobIndex' in redis)) {
-      redis.defineCommand('switchyardMarkJobIndex', { numberOfKeys: 1, lua: MARK_LUA });
-    }
+    defineScripts(redis);
   }
 
   async put(jobId: string, entry: JobIndexEntry): Promise<void> {
     const fields: string[] = ['model', entry.model, 'tenant', entry.tenant, 'created_at', String(entry.created_at)];
     if (entry.queue !== undefined) fields.push('queue', entry.queue);
-    // One script call instead of MULTI/HSET/EXPIRE/EXEC: the same atomicity, a quarter of
-    // the commands on the submit path (bench:throughput, commands sent per job).
-    await (this.redis as unknown as IndexCommands).switchyardPutJobIndex(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
+    // One script call instead of MULTI/HSET/EXPIRE/EXEC (see lua/put-job-index-1.lua).
+    await this.redis.sy_put_job_index_v1(this.keys.job(jobId), String(this.ttlSeconds), ...fields);
   }
 
   async get(jobId: string): Promise<JobIndexEntry | undefined> {
@@ -87,7 +72,7 @@ export class JobIndex {
 
   private async markRemoved(jobId: string, status: 'cancelled' | 'expired', request: JobRequest | undefined): Promise<void> {
     const fields = request === undefined ? ['status', status] : ['status', status, 'request', JSON.stringify(request)];
-    await (this.redis as unknown as IndexCommands).switchyardMarkJobIndex(this.keys.job(jobId), ...fields);
+    await this.redis.sy_mark_job_index_v1(this.keys.job(jobId), ...fields);
   }
 
   async delete(jobId: string): Promise<void> {

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ClientContext, Redis, RedisKey, Result } from 'ioredis';
+import { luaEventEnvelope } from './event-envelope.js';
+
+/**
+ * The one loader of Switchyard's Lua scripts (BullMQ's own are BullMQ's business).
+ *
+ * Each script is a file `lua/<name>-<numKeys>.lua` (`-n` when the caller gives the count)
+ * opening with a header that says what it does, each KEYS[i], its ARGV and what it returns
+ * (`scripts.test.ts` checks it). A line `--@include "<name>"` inlines `lua/includes/<name>.lua`
+ * once per script; `--@include "ts:<name>"` inlines constants generated from TypeScript
+ * (see GENERATED), so layouts and names shared with TypeScript are written once.
+ *
+ * The files are read from the package root, next to `src/` and `dist/` alike, so the same
+ * URL works from the sources (vitest, the `@switchyard/source` condition) and from the build.
+ *
+ * Command names carry a version (`sy_append_event_v1`). Redis itself runs scripts by SHA, but
+ * ioredis binds a name to one script per connection: two versions of this package sharing a
+ * connection would otherwise call each other's script under one name. A changed script takes
+ * the next version; `scripts.test.ts` pins each version's source hash so a change without one
+ * fails.
+ */
+
+/** Each command: the file it runs. Keyed by the names declared on `RedisCommander` below. */
+const COMMAND_FILES = {
+  sy_append_event_v1: 'append-event-2.lua',
+  sy_put_job_index_v1: 'put-job-index-1.lua',
+  sy_mark_job_index_v1: 'mark-job-index-1.lua',
+  sy_hold_lock_v1: 'hold-lock-1.lua',
+  sy_delete_if_equal_v1: 'delete-if-equal-1.lua',
+  sy_write_api_key_if_unchanged_v1: 'write-api-key-if-unchanged-2.lua',
+} as const satisfies Record<keyof SwitchyardCommands<{ type: 'default' }>, string>;
+
+export type ScriptCommandName = keyof typeof COMMAND_FILES;
+
+/** Includes built from TypeScript values: the only place they are spelled is the TypeScript they come from. */
+const GENERATED: Record<string, () => string> = {
+  'ts:event-envelope': () => `local ENVELOPE = ${luaLiteral(luaEventEnvelope())}\n`,
+};
+
+const LUA_DIR = new URL('../lua/', import.meta.url);
+const FILE_NAME = /^([a-z][a-z0-9-]*)-(\d+|n)\.lua$/;
+const INCLUDE = /^--@include "([a-z0-9:-]+)"\s*$/;
+
+export interface ScriptDefinition {
+  name: ScriptCommandName;
+  file: string;
+  /** KEYS count from the file name; undefined for `-n` scripts, whose caller passes it first. */
+  numberOfKeys: number | undefined;
+  /** The source as sent to Redis, includes inlined. */
+  lua: string;
+}
+
+let loaded: ScriptDefinition[] | undefined;
+
+/** Every command with its resolved source (read once per process). */
+export function scriptDefinitions(): readonly ScriptDefinition[] {
+  loaded ??= Object.entries(COMMAND_FILES).map(([name, file]) => {
+    const match = FILE_NAME.exec(file);
+    if (!match) throw new Error(`Lua script file name ${file} is not <name>-<numKeys>.lua`);
+    return {
+      name: name as ScriptCommandName,
+      file,
+      numberOfKeys: match[2] === 'n' ? undefined : Number(match[2]),
+      lua: resolveIncludes(readLua(file), file, new Set(), []),
+    };
+  });
+  return loaded;
+}
+
+const defined = new WeakSet<object>();
+
+/**
+ * Defines every command on this connection, once (later calls are free). Returns the same
+ * connection, so a caller that only has a connection can write `defineScripts(redis).sy_…()`.
+ */
+export function defineScripts<T extends Pick<Redis, 'defineCommand'>>(redis: T): T {
+  if (defined.has(redis)) return redis;
+  for (const script of scriptDefinitions()) {
+    redis.defineCommand(script.name, { lua: script.lua, ...(script.numberOfKeys !== undefined && { numberOfKeys: script.numberOfKeys }) });
+  }
+  defined.add(redis);
+  return redis;
+}
+
+function readLua(relative: string): string {
+  return readFileSync(new URL(relative, LUA_DIR), 'utf8');
+}
+
+function resolveIncludes(source: string, from: string, done: Set<string>, stack: string[]): string {
+  const out: string[] = [];
+  for (const line of source.split('\n')) {
+    if (!line.includes('--@include')) {
+      out.push(line);
+      continue;
+    }
+    const name = INCLUDE.exec(line)?.[1];
+    if (!name) throw new Error(`${from}: malformed include line: ${line.trim()}`);
+    if (stack.includes(name)) throw new Error(`${from}: include cycle ${[...stack, name].join(' -> ')}`);
+    // Once per script: helpers are `local`, and a second copy would shadow the first for nothing.
+    if (done.has(name)) continue;
+    done.add(name);
+    const generated = GENERATED[name];
+    const text = generated ? generated() : readLua(`includes/${name}.lua`);
+    out.push(resolveIncludes(text, `includes/${name}.lua`, done, [...stack, name]).replace(/\n$/, ''));
+  }
+  return out.join('\n');
+}
+
+/** A Lua literal of plain data: strings, finite numbers, booleans, arrays and objects of them. */
+export function luaLiteral(value: unknown): string {
+  if (typeof value === 'string') {
+    if (!/^[\x20-\x7e]*$/.test(value)) throw new Error(`only printable ASCII goes into generated Lua: ${JSON.stringify(value)}`);
+    return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
+    return String(value);
+  }
+  if (typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `{ ${value.map(luaLiteral).join(', ')} }`;
+  if (value !== null && typeof value === 'object') {
+    const fields = Object.entries(value).map(([key, item]) => {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : `[${luaLiteral(key)}]`;
+      return `${name} = ${luaLiteral(item)}`;
+    });
+    return `{ ${fields.join(', ')} }`;
+  }
+  throw new Error(`no Lua literal for ${String(value)}`);
+}
+
+/** SHA-1 of a script's source after its header: what a version pins (header wording is free to change). */
+export function scriptBodyHash(lua: string): string {
+  return createHash('sha1').update(lua.replace(/^--\[\[[\s\S]*?\]\]\n/, '')).digest('hex');
+}
+
+/**
+ * The commands as ioredis sees them once `defineScripts` ran on a connection. Fixed-key
+ * scripts take their KEYS then their ARGV; `-n` scripts take the KEYS count first.
+ */
+interface SwitchyardCommands<Context extends ClientContext> {
+  sy_append_event_v1(
+    seq: RedisKey,
+    events: RedisKey,
+    channel: string,
+    body: string,
+    maxLen: number,
+    ttlSeconds: number,
+    condition: '0' | '1' | '2',
+    terminal: '0' | '1',
+  ): Result<number, Context>;
+  sy_put_job_index_v1(job: RedisKey, ttlSeconds: string, ...fieldsAndValues: string[]): Result<1, Context>;
+  sy_mark_job_index_v1(job: RedisKey, ...fieldsAndValues: string[]): Result<0 | 1, Context>;
+  sy_hold_lock_v1(lock: RedisKey, holder: string, ttlMs: string): Result<0 | 1, Context>;
+  sy_delete_if_equal_v1(key: RedisKey, value: string): Result<0 | 1, Context>;
+  sy_write_api_key_if_unchanged_v1(records: RedisKey, version: RedisKey, expectedVersion: string, id: string, record: string): Result<string | null, Context>;
+}
+
+declare module 'ioredis' {
+  // Declared here so that every connection type-checks these calls (pipelines included);
+  // at run time they exist once defineScripts ran on the connection.
+  interface RedisCommander<Context> extends SwitchyardCommands<Context> {}
+}
