@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ApiErrorCode, splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
-import type { AdmissionLedger, AdmissionTuning, AdmitResult, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
+import type { AdmissionLedger, AdmissionTuning, AdmitResult, EstimateRequest, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
 import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { ApiError } from './errors.js';
@@ -30,14 +30,6 @@ export interface Reservation {
   /** Queue key the job goes to. */
   queueKey: string;
   result: Extract<AdmitResult, { kind: 'admitted' } | { kind: 'duplicate' }>;
-}
-
-/** Estimated wait (ms) before a job at `position` starts, as the admission script computes it; undefined without a drain rate. */
-export function estimateWaitMs(input: { position: number; capacity: number; running: number; drainPerS: number; loadMs: number }): number | undefined {
-  const free = Math.max(0, input.capacity - input.running);
-  if (input.position < free) return input.loadMs;
-  if (input.drainPerS <= 0) return undefined;
-  return input.loadMs + ((input.position - free + 1) * 1000) / input.drainPerS;
 }
 
 const REFUSAL_TEXT: Record<RefusalCode, (r: { model: string; tenant: string; depth: number; limit: number; current: number }) => string> = {
@@ -163,21 +155,26 @@ export class Admission {
     return DEFAULT_LOAD_OVERHEAD_MS + (size / DEFAULT_LOAD_BYTES_PER_S) * 1000;
   }
 
-  /** Stats of the ledger with the estimate inputs the fleet gives. */
-  async modelStats(queueKeys: string[]): Promise<Map<string, ModelLedgerStats>> {
-    return this.deps.ledger.stats(queueKeys, this.tuning.drainWindowMs, RATE_SAMPLES);
+  /**
+   * Stats of the ledger. With `positions` (queue key → queue positions), also the estimated
+   * wait of each: the ledger script computes it by admission's own rule (lua/includes/
+   * wait-estimate.lua) from the capacity and load time the fleet gives here.
+   */
+  async modelStats(queueKeys: string[], positions?: ReadonlyMap<string, number[]>): Promise<Map<string, ModelLedgerStats>> {
+    let estimates: Map<string, EstimateRequest> | undefined;
+    if (positions && positions.size > 0) {
+      const agents = await this.deps.fleet.agents();
+      estimates = new Map();
+      for (const [queueKey, wanted] of positions) {
+        estimates.set(queueKey, { capacity: this.capacity(queueKey, agents), loadMs: await this.loadEstimateMs(queueKey, agents), positions: wanted });
+      }
+    }
+    return this.deps.ledger.stats(queueKeys, this.tuning.drainWindowMs, RATE_SAMPLES, Date.now(), estimates);
   }
 
-  /** Estimated seconds until a job at `position` of a model's queue starts; undefined without a drain rate. */
-  async etaSeconds(queueKey: string, position: number, stats: ModelLedgerStats | undefined): Promise<number | undefined> {
-    const agents = await this.deps.fleet.agents();
-    const ms = estimateWaitMs({
-      position,
-      capacity: this.capacity(queueKey, agents),
-      running: Math.max(0, (stats?.inFlight ?? 0) - (stats?.depth ?? 0)),
-      drainPerS: stats?.drainPerS ?? 0,
-      loadMs: await this.loadEstimateMs(queueKey, agents),
-    });
+  /** Estimated seconds until a job at `position` starts, from stats that were asked for it; undefined without a drain rate. */
+  etaSeconds(stats: ModelLedgerStats | undefined, position: number): number | undefined {
+    const ms = stats?.waitMs?.get(position);
     return ms === undefined ? undefined : Math.round(ms / 100) / 10;
   }
 

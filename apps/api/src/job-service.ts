@@ -13,7 +13,7 @@ import {
   type JobStatus,
   type RedisKeys,
 } from '@switchyard/protocol';
-import { EventLog, JobIndex, QueueRegistry, cancelMessage, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
+import { EventLog, JobIndex, QueueRegistry, cancelMessage, statusOfFailure, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import { answerFromEvents, type Answer } from './answer.js';
 import { ApiError, quoteInput } from './errors.js';
@@ -197,8 +197,8 @@ export class JobService {
     // Where it stands: jobs ahead in the order agents take them, and the estimated start.
     const position = (await this.deps.ledger.positions([jobId])).get(jobId);
     if (position?.rank === undefined) return record;
-    const stats = (await this.deps.admission.modelStats([position.model])).get(position.model);
-    const eta = await this.deps.admission.etaSeconds(position.model, position.rank, stats);
+    const stats = (await this.deps.admission.modelStats([position.model], new Map([[position.model, [position.rank]]]))).get(position.model);
+    const eta = this.deps.admission.etaSeconds(stats, position.rank);
     return { ...record, queue_position: position.rank, ...(eta !== undefined && { queue_eta_s: eta }) };
   }
 
@@ -397,8 +397,4 @@ function completed(base: RecordBase, result: Pick<JobResult, 'text' | 'finish_re
 
 function endedInError(base: RecordBase, event: { code: string; message: string }): JobRecord {
   return { ...base, status: statusOfFailure(event.code), error: { code: event.code, message: event.message } };
-}
-
-function statusOfFailure(code: string): JobStatus {
-  return code === JobErrorCode.cancelled ? 'cancelled' : code === JobErrorCode.deadlineExceeded ? 'expired' : 'failed';
 }

@@ -188,14 +188,19 @@ export class Maintenance {
     const { admission, events, config } = this.deps;
     const due = ids.filter((id) => now - (this.lastUpdate.get(id)?.at ?? 0) >= config.queuedUpdateIntervalMs);
     if (due.length === 0) return;
-    const models = [...new Set(due.map((id) => positions.get(id)!.model))];
-    const stats = await admission.modelStats(models);
+    // Queue key → the positions to estimate: the ledger script estimates them with the stats.
+    const ranks = new Map<string, number[]>();
+    for (const id of due) {
+      const position = positions.get(id)!;
+      ranks.set(position.model, [...(ranks.get(position.model) ?? []), position.rank!]);
+    }
+    const stats = await admission.modelStats([...ranks.keys()], ranks);
     await Promise.all(
       due.map(async (id) => {
         const position = positions.get(id)!;
         const rank = position.rank!;
         const modelStats = stats.get(position.model);
-        const eta = await admission.etaSeconds(position.model, rank, modelStats);
+        const eta = admission.etaSeconds(modelStats, rank);
         const last = this.lastUpdate.get(id);
         const changed = !last || last.position !== rank || (eta !== undefined && (last.eta === undefined || Math.abs(last.eta - eta) >= 1));
         if (!changed) return;
@@ -229,15 +234,12 @@ export class Maintenance {
   }
 
   private async drainSamples(): Promise<void> {
-    const { redis, ledger, metrics } = this.deps;
-    const [[, raw]] = (await redis.multi().lrange(ledger.keys.waitSamples, 0, 999).ltrim(ledger.keys.waitSamples, 1000, -1).exec()) as [[Error | null, string[]]];
-    for (const sample of raw ?? []) {
-      const [model, estimated, actual] = sample.split('|');
-      if (!model || actual === undefined) continue;
-      const actualS = Number(actual) / 1000;
+    const { ledger, metrics } = this.deps;
+    // Written by lua/start-reservation-4.lua in the layout of ledger-layout.ts, which reads them back.
+    for (const { model, estimatedMs, actualMs } of await ledger.takeWaitSamples(1000)) {
+      const actualS = actualMs / 1000;
       metrics.queueWait.observe({ model }, actualS);
-      const estimatedMs = Number(estimated);
-      if (estimated !== '' && estimatedMs >= 0) {
+      if (estimatedMs !== undefined) {
         metrics.queueWaitEstimated.observe({ model }, estimatedMs / 1000);
         metrics.queueWaitEstimateError.observe({ model }, actualS - estimatedMs / 1000);
       }

@@ -61,9 +61,10 @@ export interface ApiKeyKeys {
 /**
  * Keys of the admission ledger (`packages/redis/src/admission-ledger.ts`). Every one shares
  * the hash tag `{adm}`, so one Lua script can check every limit and reserve in one slot
- * under Redis Cluster. The scripts derive the per-model and per-tenant names from `base`
- * exactly as the functions here do; `model` is a queue key (a model name, or
- * `<model>@<digest>` for a pinned queue).
+ * under Redis Cluster. The ledger names every key its scripts touch from these functions
+ * and passes them in KEYS; only where a stored reservation names the model or tenant does a
+ * script get the prefix (`waiting('')`, `drain('m:')`, …) and append the name itself.
+ * `model` is a queue key (a model name, or `<model>@<digest>` for a pinned queue).
  */
 export interface AdmissionKeys {
   /** `<prefix>:{adm}:` — every key below starts with it. */

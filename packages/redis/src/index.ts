@@ -15,8 +15,11 @@ export {
   type AdmitResult,
   type JobPosition,
   type ModelLedgerStats,
+  type EstimateRequest,
   type RefusalCode,
   type ReleaseKind,
+  type WaitSample,
 } from './admission-ledger.js';
+export { LIMIT_NAMES, REFUSAL_CODES, limitField, statusOfFailure, type LimitName } from './ledger-layout.js';
 export { CachedRead } from './cached-read.js';
 export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';

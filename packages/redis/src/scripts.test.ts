@@ -13,6 +13,13 @@ const LUA_DIR = new URL('../lua/', import.meta.url);
  * and its hash here: two deployed versions then never run each other's script under one name.
  */
 const PINNED: Record<ScriptCommandName, string> = {
+  sy_admit_v1: 'eba5c0afe7b4831ffc4f192b7d01b0cb0f087d38',
+  sy_start_reservation_v1: 'a2dd1632d0bde926e09e13ed6cd369a79e4cd76c',
+  sy_release_reservation_v1: '3bf58d8786a0158a9c56737ee1eb881fdda2aed2',
+  sy_recompute_inflight_v1: '784d8364185a67eb899826015f7b015b64d2be4a',
+  sy_ledger_stats_v1: '19b0c6efc968071e64192eb59cba2473cd0ad41f',
+  sy_reservation_positions_v1: '1c6897f7427a3d2f34aee96fe8bf484ecc22247b',
+  sy_watch_stream_v1: '35573a21f5fd1dcc4f0ce85c00ca6954f94d296a',
   sy_append_event_v1: '346860d925c9ff3113e8f8e001477e66851ecb6b',
   sy_put_job_index_v1: '67a882c6a1680e80be48aba5a6dde25aacd0bf49',
   sy_mark_job_index_v1: '1e6b37db6bf61686adbd4a92f3ef6f32cf43c1d8',
@@ -52,9 +59,17 @@ function parseHeader(source: string): Header | undefined {
 describe('Lua scripts: files, headers and the loader', () => {
   const definitions = scriptDefinitions();
 
-  it('loads every .lua file in lua/ as exactly one command', () => {
+  it('loads every .lua file in lua/ as exactly one command, and uses every include', () => {
     const files = readdirSync(LUA_DIR).filter((name) => name.endsWith('.lua'));
     expect(definitions.map((d) => d.file).sort()).toEqual(files.sort());
+    const includes = readdirSync(new URL('includes/', LUA_DIR)).filter((name) => name.endsWith('.lua'));
+    const used = new Set(
+      [...files.map((file) => readFileSync(new URL(file, LUA_DIR), 'utf8')), ...includes.map((file) => readFileSync(new URL(`includes/${file}`, LUA_DIR), 'utf8'))].flatMap(
+        (source) => [...source.matchAll(/^--@include "([a-z0-9-]+)"$/gm)].map((m) => `${m[1]}.lua`),
+      ),
+    );
+    expect(includes.filter((file) => !used.has(file))).toEqual([]);
+    for (const file of includes) expect(readFileSync(new URL(`includes/${file}`, LUA_DIR), 'utf8'), file).toMatch(/^-- \S/);
   });
 
   it.each(definitions.map((d) => [d.file, d] as const))('%s has a header whose KEYS match its file name, its body and defineCommand', (file, definition) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ClientContext, Redis, RedisKey, Result } from 'ioredis';
+import { luaLedgerLayout, type RefusalCode } from './ledger-layout.js';
 import { luaEventEnvelope } from './event-envelope.js';
 
 /**
@@ -15,7 +16,7 @@ import { luaEventEnvelope } from './event-envelope.js';
  * The files are read from the package root, next to `src/` and `dist/` alike, so the same
  * URL works from the sources (vitest, the `@switchyard/source` condition) and from the build.
  *
- * Command names carry a version (`sy_append_event_v1`). Redis itself runs scripts by SHA, but
+ * Command names carry a version (`sy_admit_v1`). Redis itself runs scripts by SHA, but
  * ioredis binds a name to one script per connection: two versions of this package sharing a
  * connection would otherwise call each other's script under one name. A changed script takes
  * the next version; `scripts.test.ts` pins each version's source hash so a change without one
@@ -24,6 +25,13 @@ import { luaEventEnvelope } from './event-envelope.js';
 
 /** Each command: the file it runs. Keyed by the names declared on `RedisCommander` below. */
 const COMMAND_FILES = {
+  sy_admit_v1: 'admit-13.lua',
+  sy_start_reservation_v1: 'start-reservation-4.lua',
+  sy_release_reservation_v1: 'release-reservation-6.lua',
+  sy_recompute_inflight_v1: 'recompute-inflight-n.lua',
+  sy_ledger_stats_v1: 'ledger-stats-n.lua',
+  sy_reservation_positions_v1: 'reservation-positions-1.lua',
+  sy_watch_stream_v1: 'watch-stream-2.lua',
   sy_append_event_v1: 'append-event-2.lua',
   sy_put_job_index_v1: 'put-job-index-1.lua',
   sy_mark_job_index_v1: 'mark-job-index-1.lua',
@@ -36,6 +44,7 @@ export type ScriptCommandName = keyof typeof COMMAND_FILES;
 
 /** Includes built from TypeScript values: the only place they are spelled is the TypeScript they come from. */
 const GENERATED: Record<string, () => string> = {
+  'ts:ledger-layout': () => `local LAYOUT = ${luaLiteral(luaLedgerLayout())}\n`,
   'ts:event-envelope': () => `local ENVELOPE = ${luaLiteral(luaEventEnvelope())}\n`,
 };
 
@@ -135,11 +144,51 @@ export function scriptBodyHash(lua: string): string {
   return createHash('sha1').update(lua.replace(/^--\[\[[\s\S]*?\]\]\n/, '')).digest('hex');
 }
 
+/** Replies, as the headers document them. */
+export type AdmitReply =
+  | ['dup', string]
+  | ['refused', RefusalCode, string, string, string, string]
+  | ['ok', string, string, string, string];
+export type LedgerStatsRow = [depth: number, oldest: string, inFlight: string, drainX1000: string, estimates?: string[]];
+export type PositionRow = [''] | [state: string, model: string, tenant: string, detach: string, rank: number];
+
 /**
  * The commands as ioredis sees them once `defineScripts` ran on a connection. Fixed-key
  * scripts take their KEYS then their ARGV; `-n` scripts take the KEYS count first.
  */
 interface SwitchyardCommands<Context extends ClientContext> {
+  sy_admit_v1(
+    jobs: RedisKey,
+    inflight: RedisKey,
+    limits: RedisKey,
+    retrySlots: RedisKey,
+    waiting: RedisKey,
+    since: RedisKey,
+    drainModel: RedisKey,
+    drainTenant: RedisKey,
+    drainGlobal: RedisKey,
+    lastStarts: RedisKey,
+    priorityEpochs: RedisKey,
+    deadlines: RedisKey,
+    idempotency: RedisKey,
+    options: string,
+  ): Result<AdmitReply, Context>;
+  sy_start_reservation_v1(jobs: RedisKey, deadlines: RedisKey, waitSamples: RedisKey, loadMs: RedisKey, options: string): Result<0 | 1, Context>;
+  sy_release_reservation_v1(
+    jobs: RedisKey,
+    deadlines: RedisKey,
+    watched: RedisKey,
+    inflight: RedisKey,
+    outcomes: RedisKey,
+    drainGlobal: RedisKey,
+    options: string,
+  ): Result<0 | 1, Context>;
+  /** `numKeys` = 2 + 2 per model: jobs, inflight, then waiting and since of each model. No ARGV. */
+  sy_recompute_inflight_v1(numKeys: number, ...keys: RedisKey[]): Result<number, Context>;
+  /** `numKeys` = 1 + 3 per model: inflight, then waiting, since and drain of each model; then the options JSON. */
+  sy_ledger_stats_v1(numKeys: number, ...keysThenOptions: RedisKey[]): Result<LedgerStatsRow[], Context>;
+  sy_reservation_positions_v1(jobs: RedisKey, waitPrefix: string, ...jobIds: string[]): Result<PositionRow[], Context>;
+  sy_watch_stream_v1(jobs: RedisKey, watched: RedisKey, jobId: string, now: string): Result<0 | 1, Context>;
   sy_append_event_v1(
     seq: RedisKey,
     events: RedisKey,
