@@ -1,0 +1,220 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { redisKeys, type RedisKeys, type StreamEvent, type StreamEventBody } from '@switchyard/protocol';
+import { EventLog, SharedSubscriber, closeRedis, createRedis, type RawEvent } from '@switchyard/redis';
+import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { JobEventFeed, type FeedOptions } from './job-event-feed.js';
+
+const silent = pino({ level: 'silent' });
+const token = (text: string): StreamEventBody => ({ type: 'token', text });
+const DONE: StreamEventBody = {
+  type: 'done',
+  finish_reason: 'stop',
+  usage: { prompt_tokens: 1, completion_tokens: 3 },
+  timings: { queued_ms: 0, load_ms: 0, ttft_ms: 1, total_ms: 2 },
+};
+
+/** What a feed delivered, and a promise of how it ended. */
+function recorder() {
+  const raw: RawEvent[] = [];
+  const parsed: StreamEvent[] = [];
+  let resolveEnd!: (reason: 'terminal' | 'closed' | 'error') => void;
+  const ended = new Promise<'terminal' | 'closed' | 'error'>((resolve) => (resolveEnd = resolve));
+  const options = (jobId: string, afterSeq = 0): FeedOptions => ({
+    jobId,
+    afterSeq,
+    onRaw: (event) => raw.push(event),
+    onEvent: (event) => parsed.push(event),
+    onEnd: (reason) => resolveEnd(reason),
+  });
+  return { raw, parsed, ended, options, seqs: () => raw.map((event) => event.seq) };
+}
+
+describe('JobEventFeed on a real Redis', () => {
+  let redis: Redis;
+  let subscriberConnection: Redis;
+  let keys: RedisKeys;
+  let log: EventLog;
+  let subscriber: SharedSubscriber;
+  let feed: JobEventFeed;
+  /**
+   * Writes to the same log and seq counter but publishes on a channel nobody hears: the
+   * messages a subscriber misses while it reconnects, as the feed would meet them.
+   */
+  let unheard: EventLog;
+  let jobCounter = 0;
+  const newJob = () => `job${++jobCounter}`;
+  /** Resolves once a message containing `text` reached this process's subscriber (the feed's too). */
+  const heard = async (jobId: string, text: string) => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const off = await subscriber.subscribe(keys.jobChannel(jobId), (message) => message.includes(text) && resolve());
+    return { heard: promise, off };
+  };
+
+  beforeAll(() => {
+    redis = createRedis(testRedis(), 'worker');
+    subscriberConnection = createRedis(testRedis(), 'worker');
+    keys = redisKeys(uniquePrefix('feed'));
+    log = new EventLog(redis, keys);
+    unheard = new EventLog(redis, { ...keys, jobChannel: (jobId) => `${keys.jobChannel(jobId)}:unheard` });
+  });
+  // One per test (channels are per job, so they do not meet on the shared connection): a
+  // subscription a failed test leaves behind does not fail the next one's count.
+  beforeEach(() => {
+    subscriber = new SharedSubscriber(subscriberConnection);
+    feed = new JobEventFeed(subscriber, log, keys, silent);
+  });
+  afterAll(async () => {
+    await closeRedis(subscriberConnection);
+    await closeRedis(redis);
+  });
+
+  it('replays the log, then tails live events in order, and ends (unsubscribed) at the terminal event', async () => {
+    const jobId = newJob();
+    await log.append(jobId, { type: 'queued', position: 0, depth: 1 });
+    await log.append(jobId, { type: 'started', agent: 'a1', cold: false, load_ms: 0 });
+    const seen = recorder();
+    const open = await feed.open(seen.options(jobId));
+    // Nothing before start(): the caller sends its headers first.
+    expect(seen.raw).toEqual([]);
+    open.start();
+    expect(seen.seqs()).toEqual([1, 2]);
+
+    await log.append(jobId, token('Hel'));
+    await log.append(jobId, token('lo'));
+    await log.append(jobId, DONE);
+    expect(await seen.ended).toBe('terminal');
+    expect(seen.seqs()).toEqual([1, 2, 3, 4, 5]);
+    expect(seen.parsed.map((event) => event.type)).toEqual(['queued', 'started', 'token', 'token', 'done']);
+    expect(seen.parsed[2]).toEqual({ seq: 3, type: 'token', text: 'Hel' });
+    // The raw payload is the stored JSON, as forwarded by the native SSE stream.
+    expect(JSON.parse(seen.raw[3]!.payload)).toEqual({ seq: 4, type: 'token', text: 'lo' });
+    await expect.poll(() => subscriber.channelCount).toBe(0);
+  });
+
+  it('resumes after a Last-Event-ID: only the events after it, each once', async () => {
+    const jobId = newJob();
+    for (const text of ['a', 'b', 'c', 'd']) await log.append(jobId, token(text));
+    const seen = recorder();
+    const open = await feed.open(seen.options(jobId, 2));
+    open.start();
+    expect(seen.seqs()).toEqual([3, 4]);
+    await log.append(jobId, token('e'));
+    await log.append(jobId, DONE);
+    expect(await seen.ended).toBe('terminal');
+    expect(seen.seqs()).toEqual([3, 4, 5, 6]);
+  });
+
+  it('buffers live events that arrive between open() and start(), and drops the ones the replay already had', async () => {
+    const jobId = newJob();
+    await log.append(jobId, token('a'));
+    // An event written after the subscription and before the log read is both replayed and
+    // heard live: the read waits until the live copy has reached the subscriber.
+    const b = await heard(jobId, '"text":"b"');
+    const racing = Object.create(log) as EventLog;
+    let raced = false;
+    racing.readRawAfter = async (id, after, count) => {
+      if (!raced) {
+        raced = true;
+        await log.append(jobId, token('b'));
+        await b.heard;
+      }
+      return log.readRawAfter(id, after, count);
+    };
+    const seen = recorder();
+    const open = await new JobEventFeed(subscriber, racing, keys, silent).open(seen.options(jobId));
+    // Published while the feed is open but not started: held back, not lost. One connection
+    // delivers in order, so once `d` is heard `c` was too.
+    const d = await heard(jobId, '"text":"d"');
+    await log.append(jobId, token('c'));
+    await log.append(jobId, token('d'));
+    await d.heard;
+    await Promise.all([b.off(), d.off()]);
+    open.start();
+    expect(seen.seqs()).toEqual([1, 2, 3, 4]);
+    await log.append(jobId, DONE);
+    expect(await seen.ended).toBe('terminal');
+    expect(seen.seqs()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('fills a gap from the log when a live event skips ahead (messages lost while the subscriber reconnected)', async () => {
+    const jobId = newJob();
+    await log.append(jobId, token('a'));
+    const seen = recorder();
+    const open = await feed.open(seen.options(jobId));
+    open.start();
+    expect(seen.seqs()).toEqual([1]);
+    // seq 2 and 3 reach the log but never the channel.
+    await unheard.append(jobId, token('b'));
+    await unheard.append(jobId, token('c'));
+    await log.append(jobId, token('d'));
+    await log.append(jobId, token('e'));
+    await log.append(jobId, DONE);
+    expect(await seen.ended).toBe('terminal');
+    expect(seen.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seen.parsed.flatMap((event) => (event.type === 'token' ? [event.text] : []))).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('ends with "error" when a gap cannot be read, so the client resumes', async () => {
+    const jobId = newJob();
+    const failing = Object.create(log) as EventLog;
+    let reads = 0;
+    failing.readRawAfter = async (id, after, count) => {
+      // The first read is the replay; the second, the gap fill.
+      if (++reads > 1) throw new Error('Redis went away');
+      return log.readRawAfter(id, after, count);
+    };
+    await log.append(jobId, token('a'));
+    const seen = recorder();
+    const open = await new JobEventFeed(subscriber, failing, keys, silent).open(seen.options(jobId));
+    open.start();
+    await unheard.append(jobId, token('b'));
+    await log.append(jobId, token('c'));
+    expect(await seen.ended).toBe('error');
+    expect(seen.seqs()).toEqual([1]);
+    await expect.poll(() => subscriber.channelCount).toBe(0);
+  });
+
+  it('answers undefined (and holds no subscription) when there is nothing more to deliver', async () => {
+    const finished = newJob();
+    await log.append(finished, token('a'));
+    await log.append(finished, DONE);
+    // Resuming after the terminal event.
+    expect(await feed.open(recorder().options(finished, 2), async () => false)).toBeUndefined();
+    // An empty log whose job has ended (its log expired).
+    const gone = newJob();
+    expect(await feed.open(recorder().options(gone), async () => true)).toBeUndefined();
+    expect(subscriber.channelCount).toBe(0);
+
+    // An empty log of a job that has not ended: its first event is on its way.
+    const fresh = newJob();
+    const seen = recorder();
+    const open = await feed.open(seen.options(fresh), async () => false);
+    expect(open).toBeDefined();
+    open!.start();
+    await log.append(fresh, { type: 'queued', position: 0, depth: 1 });
+    await expect.poll(() => seen.seqs()).toEqual([1]);
+    open!.close();
+  });
+
+  it('stops delivering on close(), once, and drops the subscription', async () => {
+    const jobId = newJob();
+    const seen = recorder();
+    const ends: string[] = [];
+    const open = await feed.open({ ...seen.options(jobId), onEnd: (reason) => ends.push(reason) });
+    open.start();
+    await log.append(jobId, token('a'));
+    await expect.poll(() => seen.seqs()).toEqual([1]);
+    open.close();
+    open.close();
+    expect(ends).toEqual(['closed']);
+    await expect.poll(() => subscriber.channelCount).toBe(0);
+    // A later event reaches the log but not this consumer.
+    await log.append(jobId, token('b'));
+    expect((await log.readRawAfter(jobId, 0)).length).toBe(2);
+    expect(seen.seqs()).toEqual([1]);
+    expect(ends).toEqual(['closed']);
+  });
+});
