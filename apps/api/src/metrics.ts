@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StreamEvent } from '@switchyard/protocol';
 import { CachedRead } from '@switchyard/redis';
 
 /** LLM work is slow: time to first token spans tens of ms (warm) to minutes (cold 70B load). */
@@ -21,32 +22,21 @@ export interface ApiMetrics {
   jobsSubmitted: Counter<'model' | 'priority'>;
   jobsRefused: Counter<'model' | 'reason'>;
   jobsCancelled: Counter<'model' | 'state' | 'cause'>;
-  jobsFinished: Counter<'model' | 'outcome'>;
-  jobsExpired: Counter<'model'>;
   queueWait: Histogram<'model'>;
   queueWaitEstimated: Histogram<'model'>;
   queueWaitEstimateError: Histogram<'model'>;
-  queueOldestWait: Gauge<'model'>;
-  queueDrainRate: Gauge<'model'>;
   admissionRepairs: Counter<'action'>;
   ttft: Histogram<'model' | 'cold'>;
   sseStreams: Gauge;
-  queueDepth: Gauge<'model' | 'state'>;
 }
 
 /**
- * The API's metrics on a registry it is handed (never the global one). Queue depth is
- * filled at scrape time by `collectQueueDepth`, so scrapes cost Redis reads, not the hot path.
+ * The API's metrics that its services record as things happen, on a registry it is handed
+ * (never the global one). The queue gauges, read from Redis at scrape time, are registered by
+ * `registerQueueMetrics` once the services they read exist.
  */
-export function createApiMetrics(
-  registry: Registry,
-  collectQueueDepth: () => Promise<Array<{ model: string; state: string; count: number }>>,
-  collectLedger: () => Promise<LedgerSnapshot> = async () => ({ models: [], outcomes: [] }),
-): ApiMetrics {
+export function createApiMetrics(registry: Registry): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'switchyard_api_' });
-  // One ledger read serves every gauge of a scrape.
-  const ledgerRead = new CachedRead(collectLedger, 100);
-  const ledger = () => ledgerRead.get();
   return {
     registry,
     httpRequests: new Counter({
@@ -73,26 +63,6 @@ export function createApiMetrics(
       labelNames: ['model', 'state', 'cause'],
       registers: [registry],
     }),
-    jobsFinished: new Counter({
-      name: 'switchyard_jobs_finished_total',
-      help: 'Jobs that left the admission ledger, fleet-wide (same value on every replica), by outcome',
-      labelNames: ['model', 'outcome'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const row of (await ledger()).outcomes) this.inc({ model: row.model, outcome: row.outcome }, row.count);
-      },
-    }),
-    jobsExpired: new Counter({
-      name: 'switchyard_jobs_expired_total',
-      help: 'Jobs whose deadline passed before they started (in the queue or at claim), fleet-wide (same value on every replica)',
-      labelNames: ['model'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const row of (await ledger()).outcomes) if (row.outcome === 'expired') this.inc({ model: row.model }, row.count);
-      },
-    }),
     queueWait: new Histogram({
       name: 'switchyard_queue_wait_seconds',
       help: 'Submission to start (claimed by an agent or first token, whichever is seen first), observed by the replica running maintenance',
@@ -114,26 +84,6 @@ export function createApiMetrics(
       buckets: WAIT_ERROR_BUCKETS_SECONDS,
       registers: [registry],
     }),
-    queueOldestWait: new Gauge({
-      name: 'switchyard_queue_oldest_wait_seconds',
-      help: 'Age of the longest-waiting job per model queue (0 when none waits)',
-      labelNames: ['model'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const row of (await ledger()).models) this.set({ model: row.model }, row.oldestWaitS);
-      },
-    }),
-    queueDrainRate: new Gauge({
-      name: 'switchyard_queue_drain_per_second',
-      help: 'Measured completions per second per model over the drain window (what Retry-After and ETAs come from)',
-      labelNames: ['model'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const row of (await ledger()).models) this.set({ model: row.model }, row.drainPerS);
-      },
-    }),
     admissionRepairs: new Counter({
       name: 'switchyard_admission_repairs_total',
       help: 'Corrections reconciliation made to admission counts (released: a job ended without a terminal event; started: seen active; drift: counters rebuilt)',
@@ -152,15 +102,96 @@ export function createApiMetrics(
       help: 'SSE streams open on this API process',
       registers: [registry],
     }),
-    queueDepth: new Gauge({
-      name: 'switchyard_queue_depth',
-      help: 'Jobs per model queue and state (waiting includes prioritized)',
-      labelNames: ['model', 'state'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const { model, state, count } of await collectQueueDepth()) this.set({ model, state }, count);
-      },
-    }),
+  };
+}
+
+export interface QueueMetricSources {
+  /** Jobs waiting (incl. prioritized and delayed) and running per model queue. */
+  queueCounts(): Promise<Map<string, { waiting: number; active: number }>>;
+  /** The admission ledger's fleet-wide figures. */
+  ledger(): Promise<LedgerSnapshot>;
+}
+
+/**
+ * Gauges and fleet-wide counters filled at scrape time from Redis (queue depth, oldest wait,
+ * drain rate, outcomes), so scrapes cost Redis reads, not the hot path. One ledger read
+ * serves every gauge of a scrape.
+ */
+export function registerQueueMetrics(registry: Registry, sources: QueueMetricSources): void {
+  const ledgerRead = new CachedRead(() => sources.ledger(), 100);
+  const ledger = () => ledgerRead.get();
+  const collectQueueDepth = async () => {
+    const rows: Array<{ model: string; state: string; count: number }> = [];
+    for (const [model, counts] of await sources.queueCounts()) {
+      rows.push({ model, state: 'waiting', count: counts.waiting });
+      rows.push({ model, state: 'active', count: counts.active });
+    }
+    return rows;
+  };
+  new Counter({
+    name: 'switchyard_jobs_finished_total',
+    help: 'Jobs that left the admission ledger, fleet-wide (same value on every replica), by outcome',
+    labelNames: ['model', 'outcome'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await ledger()).outcomes) this.inc({ model: row.model, outcome: row.outcome }, row.count);
+    },
+  });
+  new Counter({
+    name: 'switchyard_jobs_expired_total',
+    help: 'Jobs whose deadline passed before they started (in the queue or at claim), fleet-wide (same value on every replica)',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await ledger()).outcomes) if (row.outcome === 'expired') this.inc({ model: row.model }, row.count);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_queue_oldest_wait_seconds',
+    help: 'Age of the longest-waiting job per model queue (0 when none waits)',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await ledger()).models) this.set({ model: row.model }, row.oldestWaitS);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_queue_drain_per_second',
+    help: 'Measured completions per second per model over the drain window (what Retry-After and ETAs come from)',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await ledger()).models) this.set({ model: row.model }, row.drainPerS);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_queue_depth',
+    help: 'Jobs per model queue and state (waiting includes prioritized)',
+    labelNames: ['model', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { model, state, count } of await collectQueueDepth()) this.set({ model, state }, count);
+    },
+  });
+}
+
+const OBSERVED_JOBS_CAP = 10_000;
+
+/**
+ * Time to first token of every job whose `done` event this process relays, counted once per
+ * job however many clients watch it (the ids remembered are capped).
+ */
+export function ttftObserver(metrics: ApiMetrics): (jobId: string, model: string, event: StreamEvent) => void {
+  const observed = new Set<string>();
+  return (jobId, model, event) => {
+    if (event.type !== 'done' || observed.has(jobId)) return;
+    observed.add(jobId);
+    if (observed.size > OBSERVED_JOBS_CAP) observed.delete(observed.values().next().value!);
+    metrics.ttft.observe({ model, cold: String(event.timings.load_ms > 0) }, event.timings.ttft_ms / 1000);
   };
 }
