@@ -1,0 +1,313 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import {
+  JobRequest,
+  modelToQueueName,
+  redisKeys,
+  type AgentHeartbeat,
+  type JobData,
+  type JobRequestInput,
+  type JobResult,
+  type RedisKeys,
+} from '@switchyard/protocol';
+import {
+  AdmissionLedger,
+  CancelMessage,
+  EventLog,
+  FleetRegistry,
+  JobIndex,
+  ManualWorker,
+  QueueRegistry,
+  closeRedis,
+  createRedis,
+} from '@switchyard/redis';
+import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { Admission } from './admission.js';
+import { ApiKeyStore } from './auth.js';
+import { parseConfig } from './config.js';
+import { ApiError } from './errors.js';
+import { FleetView } from './fleet-view.js';
+import { JobService } from './job-service.js';
+import { createApiMetrics } from './metrics.js';
+
+const MODEL = 'tiny:1b';
+const silent = pino({ level: 'silent' });
+
+/** One ready agent that lists `MODEL`: what admission needs to place a job. */
+function agentHeartbeat(id: string): AgentHeartbeat {
+  return {
+    id,
+    version: 'test',
+    state: 'ready',
+    backend: { kind: 'ollama', url: 'http://127.0.0.1:1' },
+    gpus: [{ index: 0, name: 'gpu', vram_total_bytes: 24e9, vram_used_bytes: 0 }],
+    slots: 2,
+    in_flight: 0,
+    models_loaded: [],
+    models_available: [{ name: MODEL, digest: 'sha256:0123456789abcdef', size_bytes: 1e9, fits: true }],
+    vram: { total_bytes: 24e9, used_bytes: 0, free_bytes: 24e9 },
+    started_at: Date.now(),
+    updated_at: Date.now(),
+  };
+}
+
+const request = (input: Partial<JobRequestInput> = {}): JobRequest => JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
+
+/** Rejects with the ApiError `run` throws, for its code. */
+async function refusal(run: Promise<unknown>): Promise<ApiError> {
+  const error = await run.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
+
+describe('JobService on a real Redis', () => {
+  let redis: Redis;
+  const closers: Array<() => Promise<unknown>> = [];
+
+  beforeAll(() => {
+    redis = createRedis(testRedis(), 'worker');
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+  afterAll(async () => {
+    await closeRedis(redis);
+  });
+
+  /** The services of one API process under a fresh prefix, with one agent in the fleet. */
+  async function setup(limits: { queueDepthLimit?: number } = {}) {
+    const keys: RedisKeys = redisKeys(uniquePrefix('jobsvc'));
+    const config = parseConfig({ redisUrl: testRedis(), ...limits });
+    const queues = new QueueRegistry(redis, keys);
+    closers.push(() => queues.close());
+    const events = new EventLog(redis, keys);
+    const ledger = new AdmissionLedger(redis, keys);
+    const fleet = new FleetView(new FleetRegistry(redis, keys), config.fleetCacheMs);
+    await new FleetRegistry(redis, keys).publish(agentHeartbeat('agent-1'), 60_000);
+    const metrics = createApiMetrics(new Registry(), async () => []);
+    const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger: silent });
+    const jobIndex = new JobIndex(redis, keys, config.jobRetentionSeconds);
+    const jobs = new JobService({ redis, keys, queues, events, jobIndex, admission, ledger, metrics, logger: silent, jobRetentionSeconds: config.jobRetentionSeconds });
+    return { keys, queues, events, ledger, jobIndex, jobs, metrics };
+  }
+
+  /** An agent's claim of the next job of `MODEL`: the job turns active, locked by the returned token. */
+  async function claim(keys: RedisKeys): Promise<{ job: Job<JobData, JobResult>; token: string }> {
+    const worker = new ManualWorker<JobData, JobResult>(modelToQueueName(MODEL), async () => ({}) as JobResult, { connection: redis, prefix: keys.bullPrefix });
+    worker.on('error', () => undefined);
+    closers.push(() => worker.close(true));
+    const token = `agent-1:${Math.random()}`;
+    const job = await worker.claim(token);
+    if (!job) throw new Error('nothing to claim');
+    return { job, token };
+  }
+
+  /** Waits for the `queued` event submit sends without awaiting it. */
+  async function queuedEventOf(events: EventLog, jobId: string) {
+    await expect.poll(async () => (await events.last(jobId))?.type).toBe('queued');
+    return events.last(jobId);
+  }
+
+  it('submits: admits, enqueues, logs `queued`, announces the work; get answers queued with the position', async () => {
+    const { keys, queues, events, jobs } = await setup();
+    const announcements: string[] = [];
+    const listener = createRedis(testRedis(), 'worker');
+    closers.push(() => closeRedis(listener));
+    listener.on('message', (_channel: string, message: string) => announcements.push(message));
+    await listener.subscribe(keys.workChannel);
+
+    const first = await jobs.submit(request({ metadata: { run: '1' } }), 'acme');
+    expect(first).toMatchObject({ created: true, accepted: { model: MODEL, status: 'queued', queue: { position: 0, depth: 1 } } });
+    const second = await jobs.submit(request(), 'acme');
+    expect(second.accepted.queue).toMatchObject({ position: 1, depth: 2 });
+
+    const job = await queues.get(MODEL).getJob(first.accepted.id);
+    expect(job?.data).toMatchObject({ id: first.accepted.id, model: MODEL, tenant: 'acme', request: { prompt: 'hi', metadata: { run: '1' } } });
+    expect(await job?.getState()).toMatch(/^(waiting|prioritized)$/);
+    expect(await queuedEventOf(events, first.accepted.id)).toMatchObject({ seq: 1, type: 'queued', position: 0, depth: 1 });
+    await expect.poll(() => announcements).toEqual([MODEL, MODEL]);
+
+    expect(await jobs.get(first.accepted.id, 'acme')).toMatchObject({ id: first.accepted.id, model: MODEL, status: 'queued', queue_position: 0 });
+    expect(await jobs.get(second.accepted.id, 'acme')).toMatchObject({ status: 'queued', queue_position: 1 });
+  });
+
+  it('does not show a job to another tenant, nor accept a malformed id', async () => {
+    const { jobs } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    expect((await refusal(jobs.get(accepted.id, 'other'))).code).toBe('job_not_found');
+    expect((await refusal(jobs.cancel(accepted.id, 'other', 0, async () => false))).code).toBe('job_not_found');
+    expect((await refusal(jobs.get('no:such:id', 'acme'))).code).toBe('job_not_found');
+    expect((await refusal(jobs.get('unknownjob', 'acme'))).code).toBe('job_not_found');
+  });
+
+  it('answers a repeated idempotency key with the first job (per tenant), before any limit applies, also when two race', async () => {
+    const { queues, jobs, ledger } = await setup();
+    const first = await jobs.submit(request({ idempotency_key: 'k1' }), 'acme');
+    const again = await jobs.submit(request({ idempotency_key: 'k1' }), 'acme');
+    expect(again).toMatchObject({ created: false, accepted: { id: first.accepted.id, status: 'queued' } });
+    // The same key of another tenant is another job.
+    const theirs = await jobs.submit(request({ idempotency_key: 'k1' }), 'other');
+    expect(theirs.created).toBe(true);
+    expect(theirs.accepted.id).not.toBe(first.accepted.id);
+    expect(await queues.get(MODEL).count()).toBe(2);
+    // One reservation each: the repeat reserved nothing.
+    expect((await ledger.reservations()).size).toBe(2);
+
+    // Two submits of a new key at once: the second finds the first's reservation and answers its job.
+    const [a, b] = await Promise.all([jobs.submit(request({ idempotency_key: 'k2' }), 'acme'), jobs.submit(request({ idempotency_key: 'k2' }), 'acme')]);
+    expect(a.accepted.id).toBe(b.accepted.id);
+    expect([a.created, b.created].sort()).toEqual([false, true]);
+    expect(await queues.get(MODEL).count()).toBe(3);
+  });
+
+  it('answers a repeated idempotency key even when the queue is full', async () => {
+    const { jobs } = await setup({ queueDepthLimit: 1 });
+    const first = await jobs.submit(request({ idempotency_key: 'k' }), 'acme');
+    expect((await refusal(jobs.submit(request(), 'acme'))).code).toBe('queue_full');
+    expect(await jobs.submit(request({ idempotency_key: 'k' }), 'acme')).toMatchObject({ created: false, accepted: { id: first.accepted.id } });
+  });
+
+  it('cancels a queued job at once: removed from its queue, `error cancelled` logged, reservation released, status kept', async () => {
+    const { keys, queues, events, ledger, jobIndex, jobs } = await setup();
+    const { accepted } = await jobs.submit(request({ prompt: 'keep me' }), 'acme');
+    await queuedEventOf(events, accepted.id);
+    const published: string[] = [];
+    const listener = createRedis(testRedis(), 'worker');
+    closers.push(() => closeRedis(listener));
+    listener.on('message', (_channel: string, message: string) => published.push(message));
+    await listener.subscribe(keys.cancelChannel);
+
+    const waitForEnd = async () => {
+      throw new Error('a queued job needs no agent to confirm');
+    };
+    const { record, settled } = await jobs.cancel(accepted.id, 'acme', 1_000, waitForEnd);
+    expect(settled).toBe(true);
+    expect(record).toMatchObject({ id: accepted.id, status: 'cancelled' });
+    expect(await queues.get(MODEL).getJob(accepted.id)).toBeUndefined();
+    expect(await events.last(accepted.id)).toMatchObject({ type: 'error', code: 'cancelled', message: 'cancelled by client while queued' });
+    expect(await ledger.positions([accepted.id])).toEqual(new Map());
+    // The request stays for an operator's resubmit; no agent was told anything.
+    expect(await jobIndex.removedRequest(accepted.id)).toMatchObject({ prompt: 'keep me' });
+    expect(published).toEqual([]);
+
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'cancelled', error: { code: 'cancelled' } });
+    expect((await refusal(jobs.cancel(accepted.id, 'acme', 0, waitForEnd))).code).toBe('job_finished');
+    expect(await jobs.cancelAbandoned(accepted.id, 'disconnect')).toBe(false);
+  });
+
+  it('reads a claimed job as loading, then running once `started` is logged, then completed from its log and from BullMQ', async () => {
+    const { keys, events, jobs } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    await queuedEventOf(events, accepted.id);
+    const { job, token } = await claim(keys);
+    expect(job.id).toBe(accepted.id);
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'loading' });
+
+    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: true, load_ms: 40 });
+    await events.append(accepted.id, { type: 'token', text: 'Hel' });
+    await events.append(accepted.id, { type: 'token', text: 'lo' });
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'running', agent: 'agent-1' });
+
+    const usage = { prompt_tokens: 2, completion_tokens: 2 };
+    const timings = { queued_ms: 1, load_ms: 40, ttft_ms: 50, total_ms: 60 };
+    await events.append(accepted.id, { type: 'done', finish_reason: 'stop', usage, timings });
+    // Still active in BullMQ: the answer comes from the log, as the stream told it.
+    expect(await job.getState()).toBe('active');
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'completed', result: { text: 'Hello', finish_reason: 'stop' }, usage, agent: 'agent-1' });
+
+    await job.moveToCompleted({ text: 'Hello', finish_reason: 'stop', usage, timings, agent: 'agent-1' }, token, false);
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'completed', result: { text: 'Hello' }, timings });
+    expect((await refusal(jobs.cancel(accepted.id, 'acme', 0, async () => false))).code).toBe('job_finished');
+  });
+
+  it('reads a job BullMQ failed as failed, with the code the agent wrote', async () => {
+    const { keys, jobs } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    const { job, token } = await claim(keys);
+    // attempts: 2 would retry an ordinary failure; the agent's failures are unrecoverable.
+    await job.moveToFailed(new UnrecoverableError('backend_error: the backend fell over'), token, false);
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'failed', error: { code: 'backend_error', message: 'the backend fell over' } });
+  });
+
+  it('cancels a running job through the agent that runs it, and reports whether it confirmed in time', async () => {
+    const { keys, events, jobs, queues } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    await queuedEventOf(events, accepted.id);
+    await claim(keys);
+    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
+
+    // The agent: hears the cancellation and ends the job with `error cancelled`.
+    const agent = createRedis(testRedis(), 'worker');
+    closers.push(() => closeRedis(agent));
+    const heard: CancelMessage[] = [];
+    let confirm!: () => void;
+    const confirmed = new Promise<void>((resolve) => (confirm = resolve));
+    agent.on('message', (_channel: string, message: string) => {
+      const parsed = CancelMessage.parse(JSON.parse(message));
+      heard.push(parsed);
+      void events.append(parsed.job_id, { type: 'error', code: 'cancelled', message: parsed.reason }).then(() => confirm());
+    });
+    await agent.subscribe(keys.cancelChannel);
+
+    const waited: number[] = [];
+    const { record, settled } = await jobs.cancel(accepted.id, 'acme', 1_500, async (jobId, ms) => {
+      expect(jobId).toBe(accepted.id);
+      waited.push(ms);
+      await confirmed;
+      return true;
+    });
+    expect(heard).toEqual([{ job_id: accepted.id, model: MODEL, reason: 'cancelled by client' }]);
+    expect(waited).toEqual([1_500]);
+    expect(settled).toBe(true);
+    expect(record).toMatchObject({ status: 'cancelled', error: { code: 'cancelled', message: 'cancelled by client' } });
+    // The job itself is still the agent's to settle in BullMQ.
+    expect(await queues.get(MODEL).getJobState(accepted.id)).toBe('active');
+  });
+
+  it('answers a running cancellation the agent did not confirm in time as unsettled, the job still running', async () => {
+    const { keys, events, jobs } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    await claim(keys);
+    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
+    const { record, settled } = await jobs.cancel(accepted.id, 'acme', 0, async () => false);
+    expect(settled).toBe(false);
+    expect(record).toMatchObject({ status: 'running', agent: 'agent-1' });
+  });
+
+  it('expires a queued job past its deadline, but not one an agent holds', async () => {
+    const { keys, queues, events, jobIndex, jobs } = await setup();
+    const late = await jobs.submit(request({ deadline_ms: 60_000, prompt: 'late' }), 'acme');
+    await queuedEventOf(events, late.accepted.id);
+    const held = await jobs.submit(request({ deadline_ms: 60_000 }), 'acme');
+    await queuedEventOf(events, held.accepted.id);
+    // The agent takes the first in line; expire the other one first.
+    const { job } = await claim(keys);
+    const [running, queued] = job.id === late.accepted.id ? [late, held] : [held, late];
+
+    expect(await jobs.expire(running.accepted.id, MODEL, Date.now() - 10)).toEqual({ expired: false, state: 'active' });
+    expect(await jobs.expire(queued.accepted.id, MODEL, Date.now() - 10)).toEqual({ expired: true });
+    expect(await queues.get(MODEL).getJob(queued.accepted.id)).toBeUndefined();
+    expect(await events.last(queued.accepted.id)).toMatchObject({ type: 'error', code: 'deadline_exceeded', message: expect.stringMatching(/while the job was queued; it never reached a GPU$/) });
+    expect(await jobIndex.get(queued.accepted.id)).toMatchObject({ status: 'expired' });
+    expect(await jobs.get(queued.accepted.id, 'acme')).toMatchObject({ status: 'expired', error: { code: 'deadline_exceeded' } });
+    // Gone already: nothing to expire.
+    expect(await jobs.expire(queued.accepted.id, MODEL, Date.now())).toEqual({ expired: false, state: 'unknown' });
+  });
+
+  it('cancels an abandoned job without a tenant and counts the cause', async () => {
+    const { events, jobs, metrics } = await setup();
+    const { accepted } = await jobs.submit(request(), 'acme');
+    await queuedEventOf(events, accepted.id);
+    expect(await jobs.cancelAbandoned(accepted.id, 'disconnect')).toBe(true);
+    expect(await events.last(accepted.id)).toMatchObject({ type: 'error', code: 'cancelled', message: 'cancelled: the client went away while queued' });
+    const counted = await metrics.jobsCancelled.get();
+    expect(counted.values).toEqual([{ labels: { model: MODEL, state: 'queued', cause: 'disconnect' }, value: 1 }]);
+    expect(await jobs.cancelAbandoned('neverexisted', 'disconnect')).toBe(false);
+  });
+});
