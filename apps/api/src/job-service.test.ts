@@ -90,7 +90,7 @@ describe('JobService on a real Redis', () => {
     const ledger = new AdmissionLedger(redis, keys);
     const fleet = new FleetView(new FleetRegistry(redis, keys), config.fleetCacheMs);
     await new FleetRegistry(redis, keys).publish(agentHeartbeat('agent-1'), 60_000);
-    const metrics = createApiMetrics(new Registry(), async () => []);
+    const metrics = createApiMetrics(new Registry());
     const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger: silent });
     const jobIndex = new JobIndex(redis, keys, config.jobRetentionSeconds);
     const jobs = new JobService({ redis, keys, queues, events, jobIndex, admission, ledger, metrics, logger: silent, jobRetentionSeconds: config.jobRetentionSeconds });
