@@ -5,17 +5,20 @@ import { TENANT_NAME } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, invalidRequest, quoteInput } from '../errors.js';
 import { access } from '../access.js';
+import { LIMIT_NAMES, type LimitName } from '@switchyard/redis';
 
-/** Limit names in the Redis hash, with their optional `:<model>` or `:<tenant>` scope. */
-const LIMIT_FIELD = /^(queue_depth(:.+)?|tenant_in_flight(:.+)?|tenant_model_in_flight(:.+)?|global_in_flight)$/;
-
+/**
+ * A limit field of the Redis hash: a limit name (the ledger's own, LIMIT_NAMES), scoped by
+ * `:<model>` for queue depth or `:<tenant>` for the tenant limits; the global one unscoped.
+ */
 function validField(field: string): boolean {
-  if (!LIMIT_FIELD.test(field)) return false;
   const colon = field.indexOf(':');
+  const name = colon === -1 ? field : field.slice(0, colon);
+  if (!Object.values(LIMIT_NAMES).includes(name as LimitName)) return false;
   if (colon === -1) return true;
-  const name = field.slice(0, colon);
   const scope = field.slice(colon + 1);
-  return name === 'queue_depth' ? MODEL_NAME_PATTERN.test(scope.split('@')[0]!) : TENANT_NAME.test(scope);
+  if (name === LIMIT_NAMES.globalInFlight) return false;
+  return name === LIMIT_NAMES.queueDepth ? MODEL_NAME_PATTERN.test(scope.split('@')[0]!) : TENANT_NAME.test(scope);
 }
 
 const LimitsPatch = z.record(z.string(), z.union([z.number().int().nonnegative(), z.null()]));
