@@ -25,6 +25,11 @@ export interface MaintenanceDeps {
   metrics: ApiMetrics;
   config: ApiConfig;
   logger: Logger;
+  /**
+   * The clock a round's decisions are made by (deadlines, the disconnect grace, the update
+   * interval, reconciliation's settle time); Date.now unless a test drives time itself.
+   */
+  now?: () => number;
 }
 
 /**
@@ -78,7 +83,7 @@ export class Maintenance {
       return; // Redis away: nothing to do until it is back.
     }
     if (!held) return;
-    const now = Date.now();
+    const now = (this.deps.now ?? Date.now)();
     const steps: Array<[string, Promise<unknown>]> = [
       ['expire', this.expireDue(now)],
       ['streams', this.streams(now)],
