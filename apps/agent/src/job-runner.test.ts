@@ -1,0 +1,376 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { Queue, UnrecoverableError, type Job } from 'bullmq';
+import { pino } from 'pino';
+import {
+  BackendError,
+  type Backend,
+  type BackendLoadedModel,
+  type BackendModel,
+  type BackendModelInfo,
+  type GenerateChunk,
+  type GenerateRequest,
+} from '@switchyard/backends';
+import { JobRequest, modelToQueueName, parseJobFailure, redisKeys, type JobRequestInput, type JobResult, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
+import { EventLog, ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
+import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { createJobProcessor, type JobRunnerDeps } from './job-runner.js';
+import { ModelInventory } from './model-inventory.js';
+
+const MODEL = 'tiny:1b';
+/** How the backend spells it: the agent must send this, not the canonical name. */
+const BACKEND_NAME = 'tiny:1b';
+const silent = pino({ level: 'silent' });
+
+type Script = (request: GenerateRequest, signal: AbortSignal | undefined) => AsyncIterable<GenerateChunk>;
+
+const done = (overrides: Partial<Extract<GenerateChunk, { type: 'done' }>> = {}): GenerateChunk => ({
+  type: 'done',
+  done_reason: 'stop',
+  prompt_tokens: 3,
+  completion_tokens: 2,
+  total_ms: 20,
+  load_ms: 5,
+  prompt_eval_ms: 4,
+  eval_ms: 10,
+  ...overrides,
+});
+
+function abortError(): Error {
+  return Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
+}
+
+/** Resolves when `signal` fires. */
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/**
+ * The agent's Backend, in process: one model on disk (resident when `resident`), and a
+ * generation per job as the test scripts it.
+ */
+class ScriptedBackend implements Backend {
+  readonly kind = 'ollama' as const;
+  readonly url = 'http://fake-backend';
+  readonly requests: GenerateRequest[] = [];
+  resident = true;
+  show_: Record<string, unknown> = {};
+  script: Script = async function* () {
+    yield done();
+  };
+
+  private readonly model: BackendModel = { name: BACKEND_NAME, digest: 'sha256:0123456789abcdef', size_bytes: 5e9 };
+
+  async version(): Promise<string> {
+    return 'fake';
+  }
+  async listModels(): Promise<BackendModel[]> {
+    return [this.model];
+  }
+  async listLoaded(): Promise<BackendLoadedModel[]> {
+    return this.resident ? [{ ...this.model, vram_bytes: 6e9 }] : [];
+  }
+  async show(): Promise<BackendModelInfo> {
+    return { raw: this.show_ };
+  }
+  generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateChunk> {
+    this.requests.push(request);
+    return this.script(request, signal);
+  }
+  async load(): Promise<void> {}
+  async unload(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backend', () => {
+  let redis: Redis;
+  let keys: RedisKeys;
+  let queue: Queue;
+  let events: EventLog;
+  let backend: ScriptedBackend;
+  let inventory: ModelInventory;
+  const cancelled = new Set<string>();
+  let jobCounter = 0;
+
+  beforeAll(() => {
+    redis = createRedis(testRedis(), 'worker');
+    keys = redisKeys(uniquePrefix('runner'));
+    queue = new Queue(modelToQueueName(MODEL), { connection: redis, prefix: keys.bullPrefix });
+    events = new EventLog(redis, keys);
+  });
+  afterAll(async () => {
+    await queue.close();
+    await closeRedis(redis);
+  });
+  beforeEach(async () => {
+    backend = new ScriptedBackend();
+    inventory = new ModelInventory(backend, silent, { numCtx: 4096, parallel: 1 });
+    cancelled.clear();
+  });
+
+  function processor(overrides: Partial<JobRunnerDeps> = {}) {
+    return createJobProcessor({
+      agentId: 'agent-1',
+      backend,
+      events,
+      inventory,
+      logger: silent,
+      vramTotalBytes: 24e9,
+      tokenCoalesceMs: 0,
+      keepAlive: -1,
+      wasCancelled: (jobId) => cancelled.has(jobId),
+      ...overrides,
+    });
+  }
+
+  /** A job as the API enqueues it; `data` overrides what the API would write. */
+  async function enqueue(input: Partial<JobRequestInput> = {}, data: Record<string, unknown> = {}): Promise<Job<unknown, JobResult>> {
+    const id = `job${++jobCounter}`;
+    const request = JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
+    return (await queue.add('generate', { id, model: MODEL, tenant: 'acme', request, submitted_at: Date.now(), ...data }, { jobId: id })) as Job<unknown, JobResult>;
+  }
+
+  const logOf = (job: Job<unknown, JobResult>): Promise<StreamEvent[]> => events.readAfter(job.id!, 0);
+  const typesOf = async (job: Job<unknown, JobResult>) => (await logOf(job)).map((event) => event.type);
+
+  /** The failure code and message a rejected run carries to BullMQ. */
+  async function failureOf(run: Promise<unknown>): Promise<{ code: string; message: string }> {
+    const error = await run.then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    // Unrecoverable: BullMQ must not retry a job the agent has ended.
+    expect(error).toBeInstanceOf(UnrecoverableError);
+    return parseJobFailure((error as Error).message);
+  }
+
+  it('streams started, tokens and done for a warm model, and returns the result with its timings', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'Hel' };
+      yield { type: 'token', text: 'lo' };
+      yield done();
+    };
+    // Submitted after the model became resident: warm.
+    const job = await enqueue({ system: 'be brief', options: { temperature: 0 } }, { submitted_at: inventory.get(MODEL)!.loaded!.loadedAt + 1 });
+    const result = await processor()(job, undefined, new AbortController().signal);
+
+    expect(backend.requests).toEqual([{ model: BACKEND_NAME, keep_alive: -1, prompt: 'hi', system: 'be brief', options: { temperature: 0 } }]);
+    expect(result).toMatchObject({ text: 'Hello', finish_reason: 'stop', usage: { prompt_tokens: 3, completion_tokens: 2 }, agent: 'agent-1' });
+    expect(result.timings.load_ms).toBe(5);
+    expect(result.timings.ttft_ms).toBeLessThanOrEqual(result.timings.total_ms);
+    const log = await logOf(job);
+    expect(log.map((event) => event.type)).toEqual(['started', 'token', 'token', 'done']);
+    expect(log[0]).toMatchObject({ seq: 1, agent: 'agent-1', cold: false, load_ms: 0 });
+    expect(log[3]).toMatchObject({ finish_reason: 'stop', usage: result.usage, timings: result.timings });
+    // The job's slot is given back, and its duration measured.
+    expect(inventory.get(MODEL)).toMatchObject({ inFlight: 0, serviceMs: expect.any(Number) });
+  });
+
+  it('sends a chat as messages, and reports a length stop', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'x' };
+      yield done({ done_reason: 'length' });
+    };
+    const job = await enqueue({ prompt: undefined, messages: [{ role: 'user', content: 'hello' }] });
+    const result = await processor()(job, undefined);
+    expect(backend.requests[0]).toEqual({ model: BACKEND_NAME, keep_alive: -1, messages: [{ role: 'user', content: 'hello' }] });
+    expect(result.finish_reason).toBe('length');
+  });
+
+  it('counts a job that waited for this node to load its model as cold, with the load it sat through', async () => {
+    backend.resident = false;
+    await inventory.refresh();
+    const submittedAt = Date.now() - 2_000;
+    // The agent loaded the model (700 ms) after the job was submitted.
+    inventory.markLoaded(MODEL, undefined, 700);
+    backend.script = async function* () {
+      yield { type: 'token', text: 'a' };
+      yield done({ load_ms: 0 });
+    };
+    const job = await enqueue({}, { submitted_at: submittedAt });
+    const result = await processor()(job, undefined);
+    expect((await logOf(job))[0]).toMatchObject({ type: 'started', cold: true, load_ms: 700 });
+    expect(result.timings.load_ms).toBe(700);
+    // Load time is not queue time too.
+    expect(result.timings.queued_ms).toBeLessThanOrEqual(result.timings.ttft_ms - 700);
+  });
+
+  it('coalesces tokens after the first and flushes them before done; says started even when no token came', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'a' };
+      yield { type: 'token', text: 'b' };
+      yield { type: 'token', text: 'c' };
+      yield done();
+    };
+    const job = await enqueue();
+    await processor({ tokenCoalesceMs: 60_000 })(job, undefined);
+    expect((await logOf(job)).flatMap((event) => (event.type === 'token' ? [event.text] : []))).toEqual(['a', 'bc']);
+
+    backend.script = async function* () {
+      yield done({ completion_tokens: 0 });
+    };
+    const empty = await enqueue();
+    const result = await processor()(empty, undefined);
+    expect(result.text).toBe('');
+    expect(await typesOf(empty)).toEqual(['started', 'done']);
+  });
+
+  it('fails a backend error mid-stream with backend_error, dropping tokens not yet sent', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'a' };
+      yield { type: 'token', text: 'b' };
+      throw new BackendError('the runner crashed');
+    };
+    const job = await enqueue();
+    expect(await failureOf(processor({ tokenCoalesceMs: 60_000 })(job, undefined))).toEqual({ code: 'backend_error', message: 'the runner crashed' });
+    const log = await logOf(job);
+    expect(log.map((event) => (event.type === 'token' ? event.text : event.type))).toEqual(['started', 'a', 'error']);
+    expect(log[2]).toMatchObject({ code: 'backend_error', message: 'the runner crashed' });
+    expect(inventory.get(MODEL)?.inFlight).toBe(0);
+  });
+
+  it('fails a model the backend no longer has with model_not_found, and a stream without a final line with backend_error', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      throw new BackendError('model "tiny:1b" not found', 404, 'model_not_found');
+    };
+    const missing = await enqueue();
+    expect((await failureOf(processor()(missing, undefined))).code).toBe('model_not_found');
+    expect(await typesOf(missing)).toEqual(['error']);
+
+    backend.script = async function* () {
+      yield { type: 'token', text: 'a' };
+    };
+    const cut = await enqueue();
+    expect(await failureOf(processor()(cut, undefined))).toEqual({ code: 'backend_error', message: 'backend closed the stream without a final line' });
+  });
+
+  it('cancels a running job when its signal fires: the backend request is aborted, the job ends cancelled', async () => {
+    await inventory.refresh();
+    let requestSignal: AbortSignal | undefined;
+    backend.script = async function* (_request, signal) {
+      requestSignal = signal;
+      yield { type: 'token', text: 'a' };
+      await aborted(signal);
+      throw abortError();
+    };
+    const job = await enqueue();
+    const controller = new AbortController();
+    const run = processor()(job, undefined, controller.signal);
+    await expect.poll(() => typesOf(job)).toEqual(['started', 'token']);
+    controller.abort('cancelled by client');
+    expect(await failureOf(run)).toEqual({ code: 'cancelled', message: 'cancelled by client' });
+    expect(requestSignal?.aborted).toBe(true);
+    expect((await logOf(job)).at(-1)).toMatchObject({ type: 'error', code: 'cancelled', message: 'cancelled by client' });
+  });
+
+  it('counts a stream that ends quietly after a cancellation as cancelled, not as a backend failure', async () => {
+    await inventory.refresh();
+    backend.script = async function* (_request, signal) {
+      yield { type: 'token', text: 'a' };
+      await aborted(signal);
+    };
+    const job = await enqueue();
+    const controller = new AbortController();
+    const run = processor()(job, undefined, controller.signal);
+    await expect.poll(() => typesOf(job)).toEqual(['started', 'token']);
+    controller.abort('cancelled: the client went away');
+    expect((await failureOf(run)).code).toBe('cancelled');
+  });
+
+  it('refuses before calling the backend: a cancellation heard earlier, a passed deadline, invalid data, a model gone, a context too large', async () => {
+    await inventory.refresh();
+    const run = processor();
+
+    const heard = await enqueue();
+    cancelled.add(heard.id!);
+    expect(await failureOf(run(heard, undefined))).toEqual({ code: 'cancelled', message: 'cancelled before it started' });
+
+    const late = await enqueue({}, { deadline_at: Date.now() - 1_000 });
+    expect(await failureOf(run(late, undefined))).toMatchObject({ code: 'deadline_exceeded', message: expect.stringMatching(/before an agent could start the job$/) });
+
+    const invalid = await enqueue({}, { model: 'NOT A MODEL' });
+    expect(await failureOf(run(invalid, undefined))).toMatchObject({ code: 'invalid_job', message: expect.stringMatching(/^job data is invalid: model: /) });
+
+    const unknown = await enqueue({}, { model: 'other:7b' });
+    expect(await failureOf(run(unknown, undefined))).toEqual({ code: 'model_not_found', message: 'agent agent-1 no longer has model other:7b' });
+
+    expect(backend.requests).toEqual([]);
+    for (const job of [heard, late, invalid, unknown]) expect(await typesOf(job)).toEqual(['error']);
+
+    // With the architecture known, a job's own num_ctx is judged against the node's VRAM.
+    backend.show_ = {
+      model_info: {
+        'general.architecture': 'llama',
+        'llama.context_length': 131_072,
+        'llama.block_count': 32,
+        'llama.attention.head_count': 32,
+        'llama.attention.head_count_kv': 8,
+        'llama.embedding_length': 4096,
+      },
+    };
+    inventory = new ModelInventory(backend, silent, { numCtx: 4096, parallel: 1 });
+    await inventory.refresh();
+    const huge = await enqueue({ options: { num_ctx: 131_072 } });
+    expect(await failureOf(processor()(huge, undefined))).toMatchObject({ code: 'model_too_large', message: expect.stringMatching(/^model tiny:1b with num_ctx 131072 needs [\d.]+ GB of VRAM; agent agent-1 has 24\.0 GB$/) });
+    expect(backend.requests).toEqual([]);
+    await processor()(await enqueue({ options: { num_ctx: 8192 } }), undefined);
+    expect(backend.requests).toHaveLength(1);
+  });
+
+  it('runs under a BullMQ worker: completes the job with its result, and a worker.cancelJob ends the next one failed, not retried', async () => {
+    await inventory.refresh();
+    backend.script = async function* (_request, signal) {
+      yield { type: 'token', text: 'a' };
+      if (backend.requests.length === 1) {
+        yield done();
+        return;
+      }
+      await aborted(signal);
+      throw abortError();
+    };
+    // A queue of its own: the other tests leave their jobs waiting in theirs.
+    const prefix = `${keys.bullPrefix}-worker`;
+    const queue = new Queue(modelToQueueName(MODEL), { connection: redis, prefix });
+    const worker = new ManualWorker<unknown, JobResult>(modelToQueueName(MODEL), processor(), { connection: redis, prefix });
+    worker.on('error', () => undefined);
+    try {
+      // What the API enqueues: two attempts, so only an unrecoverable failure stays failed.
+      const add = async (id: string) => {
+        const request = JobRequest.parse({ model: MODEL, prompt: 'hi' });
+        await queue.add('generate', { id, model: MODEL, tenant: 'acme', request, submitted_at: Date.now() }, { jobId: id, attempts: 2 });
+      };
+      await add('viaworker1');
+      const first = (await worker.claim('t1'))!;
+      await worker.process(first, 't1');
+      expect(await queue.getJobState('viaworker1')).toBe('completed');
+      expect((await queue.getJob('viaworker1'))?.returnvalue).toMatchObject({ text: 'a', agent: 'agent-1' });
+
+      await add('viaworker2');
+      const second = (await worker.claim('t2'))!;
+      const running = worker.process(second, 't2');
+      await expect.poll(async () => (await events.last('viaworker2'))?.type).toBe('token');
+      expect(worker.cancelJob('viaworker2', 'cancelled by client')).toBe(true);
+      await running;
+      expect(await queue.getJobState('viaworker2')).toBe('failed');
+      expect((await queue.getJob('viaworker2'))?.failedReason).toBe('cancelled: cancelled by client');
+    } finally {
+      await worker.close(true);
+      await queue.close();
+    }
+  });
+
+  it('says `restarted` first when the job runs again after its agent was lost', async () => {
+    await inventory.refresh();
+    const job = await enqueue();
+    job.attemptsStarted = 2;
+    await processor()(job, undefined);
+    const log = await logOf(job);
+    expect(log.map((event) => event.type)).toEqual(['restarted', 'started', 'done']);
+    expect(log[0]).toMatchObject({ reason: 'agent_lost', attempt: 2 });
+  });
+});
