@@ -11,81 +11,81 @@ import {
 } from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
-  host: z.string().default('0.0.0.0'),
+  host: z.string().default('0.0.0.0').describe('Listen address.'),
   /** 0 picks a free port (tests). */
-  port: EnvNumber.int().min(0).max(65535).default(8080),
-  redisUrl: z.string().url(),
-  redisPrefix: RedisPrefix.default('sy'),
+  port: EnvNumber.int().min(0).max(65535).default(8080).describe('Listen port; 0 picks a free one.'),
+  redisUrl: z.string().url().describe('Redis holding queues and events (`maxmemory-policy noeviction`).'),
+  redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment.'),
   /** Largest accepted request body. */
-  bodyLimitBytes: EnvPositiveInt.default(4 * 1024 * 1024),
+  bodyLimitBytes: EnvPositiveInt.default(4 * 1024 * 1024).describe('Largest request body (413 above).'),
   /** SSE comment heartbeat, so proxies and clients see a live connection. */
-  sseHeartbeatMs: EnvPositiveInt.default(15_000),
+  sseHeartbeatMs: EnvPositiveInt.default(15_000).describe('SSE keep-alive comment interval.'),
   /** How long a fleet view (agent heartbeats) is reused before it is read again. */
-  fleetCacheMs: EnvPositiveInt.default(500),
+  fleetCacheMs: EnvPositiveInt.default(500).describe('How long admission reuses the fleet view read from heartbeats.'),
   /** How long a finished job stays readable through GET /v1/jobs/:id. */
-  jobRetentionSeconds: EnvPositiveInt.default(24 * 3600),
+  jobRetentionSeconds: EnvPositiveInt.default(24 * 3600).describe('How long finished jobs stay readable.'),
   /** Window in which the same idempotency_key returns the existing job. */
-  idempotencyWindowSeconds: EnvPositiveInt.default(24 * 3600),
+  idempotencyWindowSeconds: EnvPositiveInt.default(24 * 3600).describe('Window of `idempotency_key`.'),
   /** How long DELETE waits for a running job to confirm its cancellation before answering 202. */
-  cancelWaitMs: EnvNonNegativeInt.default(2_000),
+  cancelWaitMs: EnvNonNegativeInt.default(2_000).describe('How long `DELETE` waits for a running job to confirm.'),
   /** Public base URL used in `links`; defaults to a relative path. */
-  publicBaseUrl: z.string().url().optional(),
-  logLevel: LogLevel.default('info'),
+  publicBaseUrl: z.string().url().optional().describe('Base for `links` in answers.'),
+  logLevel: LogLevel.default('info').describe('pino level.'),
 
   // Tenants and keys. With none configured the API runs open (every caller is `default`).
   /** `tenant:key` pairs, comma-separated. */
-  apiKeys: z.string().optional(),
+  apiKeys: z.string().optional().describe('`tenant:key` pairs, comma-separated.'),
   /** JSON file of keys (plain or sha256) and per-tenant limits; see README. */
-  apiKeysFile: z.string().optional(),
+  apiKeysFile: z.string().optional().describe('JSON file of keys (plain or `sha256`) and per-tenant limits.'),
   /** Keys that unlock fleet endpoints, /metrics and Bull Board (tenant `admin`), comma-separated. */
-  adminApiKeys: z.string().optional(),
+  adminApiKeys: z.string().optional().describe('Admin keys, comma-separated.'),
 
   /** Deepest nesting of a JSON body (objects and arrays); deeper is a 400 naming where. */
-  maxJsonDepth: EnvPositiveInt.max(1_000).default(64),
+  maxJsonDepth: EnvPositiveInt.max(1_000).default(64).describe('Deepest nesting of a JSON body; deeper is a `400` naming where.'),
   /** How long an admin browser session (Bull Board cookie) lasts. */
-  adminSessionTtlSeconds: EnvPositiveInt.default(8 * 3600),
+  adminSessionTtlSeconds: EnvPositiveInt.default(8 * 3600).describe('Lifetime of an admin browser session (Bull Board cookie).'),
   /**
    * Proxies whose X-Forwarded-For/-Proto are believed (Fastify trustProxy: comma-separated
    * addresses or CIDRs). Unset: the connection itself is the truth.
    */
-  trustedProxies: z.string().optional(),
+  trustedProxies: z.string().optional().describe('Proxies whose `X-Forwarded-For`/`-Proto` are believed (addresses or CIDRs, comma-separated).'),
   /** Origins allowed to call the API from a browser (CORS), comma-separated, or `*`. Unset: CORS off. */
-  corsOrigins: z.string().optional(),
+  corsOrigins: z.string().optional().describe('Browser origins allowed to call the API, comma-separated, or `*` (never with credentials).'),
 
   // Admission limits: defaults; per-model and per-tenant values (and these defaults) can be
   // changed at run time in Redis (`PUT /admin/limits`).
   /** Jobs waiting (admitted, not started) per model queue. */
-  queueDepthLimit: EnvNonNegativeInt.default(1_000),
+  queueDepthLimit: EnvNonNegativeInt.default(1_000).describe('Jobs waiting per model queue (default; per model at run time).'),
   /** Jobs in flight (queued + running) per tenant. */
-  tenantInFlightLimit: EnvNonNegativeInt.default(500),
+  tenantInFlightLimit: EnvNonNegativeInt.default(500).describe('Queued + running jobs per tenant.'),
   /** Jobs in flight per tenant on any one model. */
-  tenantModelInFlightLimit: EnvNonNegativeInt.default(500),
+  tenantModelInFlightLimit: EnvNonNegativeInt.default(500).describe('Queued + running jobs per tenant on one model.'),
   /** Jobs in flight fleet-wide. */
-  globalInFlightLimit: EnvNonNegativeInt.default(10_000),
+  globalInFlightLimit: EnvNonNegativeInt.default(10_000).describe('Queued + running jobs fleet-wide.'),
 
   // Estimates, priorities, fairness.
   /** Sliding window of the measured drain rate (completions per second). */
-  drainWindowSeconds: EnvPositiveInt.default(60),
+  drainWindowSeconds: EnvPositiveInt.default(60).describe('Sliding window of the measured drain rate.'),
   /** Batch jobs rank as if they had arrived this much later than interactive ones (aging bound). */
-  batchPriorityOffsetSeconds: EnvNonNegativeNumber.default(120),
+  batchPriorityOffsetSeconds: EnvNonNegativeNumber.default(120).describe('Batch jobs rank as if they arrived this much later (aging bound).'),
   /** Each job a tenant already has in flight on a model ranks its next one this much later (fair share). */
-  fairShareStepSeconds: EnvNonNegativeNumber.default(2),
+  fairShareStepSeconds: EnvNonNegativeNumber.default(2).describe('Virtual-time step per job a tenant has in flight on the model.'),
   /** Longest Retry-After handed out. */
-  retryAfterMaxSeconds: EnvPositiveInt.default(600),
+  retryAfterMaxSeconds: EnvPositiveInt.default(600).describe('Longest Retry-After.'),
   /** Retry-After when a model has no measured drain rate yet. */
-  retryAfterFallbackSeconds: EnvPositiveInt.default(5),
+  retryAfterFallbackSeconds: EnvPositiveInt.default(5).describe('Retry-After while nothing has been measured.'),
   /** A model an agent listed within this long is "capacity that may return" (503), not unknown (404). */
-  capacityMemorySeconds: EnvPositiveInt.default(600),
+  capacityMemorySeconds: EnvPositiveInt.default(600).describe('A model an agent listed this recently answers `503 no_capacity` when its agents are gone, not `404`.'),
 
   // Cancellation and background work.
   /** A job whose native streams all closed and none came back within this long is cancelled. */
-  disconnectGraceMs: EnvNonNegativeInt.default(15_000),
+  disconnectGraceMs: EnvNonNegativeInt.default(15_000).describe('Cancel a job this long after its last native stream closed.'),
   /** Least interval between `queued` position updates of one job. */
-  queuedUpdateIntervalMs: EnvPositiveInt.default(1_000),
+  queuedUpdateIntervalMs: EnvPositiveInt.default(1_000).describe('Least interval between `queued` updates of one job.'),
   /** Period of the maintenance loop (expiry, disconnect grace, position updates) on the replica holding its lock. */
-  maintenanceIntervalMs: EnvPositiveInt.default(250),
+  maintenanceIntervalMs: EnvPositiveInt.default(250).describe('Period of expiry, disconnect grace and position updates (on the replica holding the maintenance lock).'),
   /** Period of the admission-count reconciliation against BullMQ. */
-  reconcileIntervalMs: EnvPositiveInt.default(5_000),
+  reconcileIntervalMs: EnvPositiveInt.default(5_000).describe('Period of the admission-count reconciliation against BullMQ.'),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;

@@ -31,45 +31,45 @@ const KeepAliveSetting = z.union([z.string(), z.number()]).superRefine((value, c
 export const GpuSimConfig = z
   .strictObject({
     /** Interface to bind; Ollama's default is loopback only. */
-    host: z.string().min(1).default('127.0.0.1'),
+    host: z.string().min(1).default('127.0.0.1').describe('Interface to bind; Ollama\'s default is loopback only.'),
     /** 0 picks a free port. */
-    port: numeric(z.number().int().min(0).max(65_535)).default(11_434),
-    gpu_name: z.string().min(1).default('Simulated GPU 24 GiB'),
+    port: numeric(z.number().int().min(0).max(65_535)).default(11_434).describe('Listen port (0 = any free one).'),
+    gpu_name: z.string().min(1).default('Simulated GPU 24 GiB').describe('Name of the simulated GPU.'),
     /** VRAM budget of the simulated GPU; loaded models never exceed it. */
-    vram_bytes: ByteSize.pipe(z.number().int().positive()).default(24 * 2 ** 30),
+    vram_bytes: ByteSize.pipe(z.number().int().positive()).default(24 * 2 ** 30).describe('VRAM budget; models never exceed it.'),
     /** Fixed VRAM each loaded model takes besides weights and KV cache (CUDA context, graph). */
-    vram_overhead_bytes: ByteSize.pipe(z.number().int().nonnegative()).default(512 * 2 ** 20),
+    vram_overhead_bytes: ByteSize.pipe(z.number().int().nonnegative()).default(512 * 2 ** 20).describe('Fixed VRAM each loaded model takes besides weights and KV cache (CUDA context, graph).'),
     /** Multiplies every simulated delay (load, prompt eval, tokens): 0 = as fast as possible, 0.01 = 100× faster. */
-    time_scale: numeric(z.number().nonnegative()).default(1),
+    time_scale: numeric(z.number().nonnegative()).default(1).describe('Multiplies every simulated delay (0 = instant).'),
     /** Generation speed for models without their own. */
-    tokens_per_s: numeric(z.number().positive()).default(50),
+    tokens_per_s: numeric(z.number().positive()).default(50).describe('Generation speed for models without their own.'),
     /** Prompt processing speed for models without their own. */
-    prompt_tokens_per_s: numeric(z.number().positive()).default(2_000),
+    prompt_tokens_per_s: numeric(z.number().positive()).default(2_000).describe('Prompt processing speed for models without their own.'),
     /** Disk → VRAM throughput of a model load. */
-    load_bytes_per_s: ByteSize.pipe(z.number().positive()).default(2e9),
+    load_bytes_per_s: ByteSize.pipe(z.number().positive()).default(2e9).describe('Disk → VRAM throughput of a model load.'),
     /** Fixed cost of every load (starting the runner), before the weights stream in. */
-    load_overhead_ms: numeric(z.number().nonnegative()).default(300),
+    load_overhead_ms: numeric(z.number().nonnegative()).default(300).describe('Fixed cost of every load (starting the runner), before the weights stream in.'),
     /** Requests one loaded model serves at once (Ollama's OLLAMA_NUM_PARALLEL; 4 here). */
-    num_parallel: numeric(z.number().int().positive()).default(4),
+    num_parallel: numeric(z.number().int().positive()).default(4).describe('Parallel requests per loaded model.'),
     /** Requests waiting for a slot or a load before new ones get 503 (OLLAMA_MAX_QUEUE). */
-    max_queue: numeric(z.number().int().positive()).default(512),
+    max_queue: numeric(z.number().int().positive()).default(512).describe('Waiting requests before `503 server busy`.'),
     /** Models resident at once, 0 = only VRAM limits it (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). */
-    max_loaded_models: numeric(z.number().int().nonnegative()).default(3),
+    max_loaded_models: numeric(z.number().int().nonnegative()).default(3).describe('Models resident at once, 0 = only VRAM limits it (Ollama: 3 per GPU).'),
     /** keep_alive for requests that send none (OLLAMA_KEEP_ALIVE). */
-    keep_alive: KeepAliveSetting.default('5m'),
+    keep_alive: KeepAliveSetting.default('5m').describe('Default keep_alive.'),
     /** Context size a model is loaded with when the request's options carry no num_ctx. */
-    num_ctx: numeric(z.number().int().positive()).default(4_096),
+    num_ctx: numeric(z.number().int().positive()).default(4_096).describe('Context size a model is loaded with when the request\'s options carry no num_ctx.'),
     /** Natural answer length range: the seeded generator stops ("stop") somewhere in it. */
-    response_tokens_min: numeric(z.number().int().positive()).default(16),
-    response_tokens_max: numeric(z.number().int().positive()).default(64),
+    response_tokens_min: numeric(z.number().int().positive()).default(16).describe('Shortest natural answer, in tokens (the seeded generator stops somewhere between this and `response_tokens_max`).'),
+    response_tokens_max: numeric(z.number().int().positive()).default(64).describe('Longest natural answer, in tokens.'),
     /** Seed for requests without options.seed; "random" makes those answers vary like a real model. */
-    default_seed: z.union([numeric(z.number().int()), z.literal('random')]).default(0),
+    default_seed: z.union([numeric(z.number().int()), z.literal('random')]).default(0).describe('Seed for requests without `options.seed`; `"random"` makes those answers vary like a real model.'),
     /** What `/api/version` answers. */
-    version: z.string().min(1).default('0.12.6'),
+    version: z.string().min(1).default('0.12.6').describe('What `/api/version` answers.'),
     /** Largest accepted request body (images in chat requests can be large). */
-    body_limit_bytes: ByteSize.pipe(z.number().int().positive()).default(64 * 2 ** 20),
-    log_level: LogLevel.default('info'),
-    models: z.array(ModelSpec).min(1).prefault([...SAMPLE_CATALOG]),
+    body_limit_bytes: ByteSize.pipe(z.number().int().positive()).default(64 * 2 ** 20).describe('Largest accepted request body (images in chat requests can be large).'),
+    log_level: LogLevel.default('info').describe('pino level.'),
+    models: z.array(ModelSpec).min(1).prefault([...SAMPLE_CATALOG]).describe('The model catalog (JSON file only).'),
   })
   .superRefine((config, ctx) => {
     if (config.response_tokens_min > config.response_tokens_max) {

@@ -1,5 +1,5 @@
 export { createGpuSim, type GpuSim, type GpuSimOptions } from './gpu-sim.js';
-export { ConfigError, GpuSimConfig, loadConfig, parseConfig, type GpuSimConfigInput } from './config.js';
+export { ConfigError, GpuSimConfig, USAGE, loadConfig, parseConfig, type GpuSimConfigInput } from './config.js';
 export { ModelSpec, type ModelSpecInput } from './model-spec.js';
 export { SAMPLE_CATALOG } from './sample-catalog.js';
 export { estimateVramBytes, kvCacheBytesPerToken } from './vram-estimate.js';
