@@ -14,7 +14,7 @@ import {
   type GenerateRequest,
 } from '../backend.js';
 import { NdjsonParseError, parseNdjson } from '../ndjson.js';
-import { errorMessageOf, readStreamLine, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-wire.js';
+import { errorMessageOf, readStreamLine, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-answers.js';
 
 export interface OllamaTimeouts {
   /** TCP (and TLS) connect. Only used by the pool this class creates, not an injected dispatcher. */
