@@ -1,0 +1,297 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
+import { pino } from 'pino';
+import { modelToQueueName, pinnedQueueModel, redisKeys, type JobResult, type RedisKeys } from '@switchyard/protocol';
+import { ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
+import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { PullScheduler } from './pull-scheduler.js';
+
+const A = 'alpha:1b';
+const B = 'beta:1b';
+const A_PINNED = pinnedQueueModel(A, 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
+const silent = pino({ level: 'silent' });
+
+type ModelWorker = ManualWorker<unknown, JobResult>;
+
+describe('PullScheduler on a real Redis with real BullMQ workers', () => {
+  let redis: Redis;
+  const closers: Array<() => Promise<unknown>> = [];
+  /** Run first after each test: lets every held job end, so draining schedulers and closing workers cannot hang. */
+  const unblockers: Array<() => void> = [];
+
+  beforeAll(() => {
+    redis = createRedis(testRedis(), 'worker');
+  });
+  afterEach(async () => {
+    for (const unblock of unblockers.splice(0)) unblock();
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+  afterAll(async () => {
+    await closeRedis(redis);
+  });
+
+  /**
+   * Queues and workers under a fresh prefix, and a processor that holds every job until the
+   * test lets it finish (`finish`), recording the order jobs started in.
+   */
+  function setup(queueKeys: string[]) {
+    const keys: RedisKeys = redisKeys(uniquePrefix('pull'));
+    const started: string[] = [];
+    const gates = new Map<string, () => void>();
+    let holding = true;
+    const processor = async (job: { id?: string }) => {
+      started.push(job.id!);
+      if (holding) await new Promise<void>((resolve) => gates.set(job.id!, resolve));
+      return {} as JobResult;
+    };
+    const workers = new Map<string, ModelWorker>();
+    const queues = new Map<string, Queue>();
+    for (const key of queueKeys) {
+      const worker = new ManualWorker<unknown, JobResult>(modelToQueueName(key), processor, { connection: redis, prefix: keys.bullPrefix });
+      worker.on('error', () => undefined);
+      workers.set(key, worker);
+      const queue = new Queue(modelToQueueName(key), { connection: redis, prefix: keys.bullPrefix });
+      queues.set(key, queue);
+      closers.push(async () => {
+        await worker.close(true);
+        await queue.close();
+      });
+    }
+    let counter = 0;
+    const add = async (key: string, count = 1) => {
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const id = `${key.replace(/[^A-Za-z0-9]/g, '_')}-${++counter}`;
+        await queues.get(key)!.add('generate', {}, { jobId: id });
+        ids.push(id);
+      }
+      return ids;
+    };
+    const finish = (jobId: string) => {
+      const open = gates.get(jobId);
+      if (!open) throw new Error(`${jobId} is not held`);
+      gates.delete(jobId);
+      open();
+    };
+    const waiting = (key: string) => queues.get(key)!.getWaitingCount();
+    const completed = (key: string) => queues.get(key)!.getCompletedCount();
+    const release = () => {
+      holding = false;
+      for (const id of [...gates.keys()]) finish(id);
+    };
+    unblockers.push(release);
+    return { keys, workers, queues, started, add, finish, waiting, completed, release };
+  }
+
+  function scheduler(workers: Map<string, ModelWorker>, options: { slots: number; canClaim?: (queueKey: string, runningOfModel: number) => boolean }) {
+    const created = new PullScheduler({ agentId: 'agent-1', slots: options.slots, workers, logger: silent, canClaim: options.canClaim ?? (() => true) });
+    closers.push(() => created.drain());
+    return created;
+  }
+
+  it('claims only while a slot is free; every other job stays in Redis until one frees', async () => {
+    const { workers, started, add, finish, waiting, completed, release } = setup([A]);
+    const ids = await add(A, 4);
+    const pull = scheduler(workers, { slots: 2 });
+    pull.wake();
+    await expect.poll(() => started.length).toBe(2);
+    expect(pull.activeJobs).toBe(2);
+    expect(pull.runningOf(A)).toBe(2);
+    expect(await waiting(A)).toBe(2);
+
+    // A finished job wakes the scheduler itself.
+    finish(started[0]!);
+    await expect.poll(() => started.length).toBe(3);
+    expect(pull.activeJobs).toBe(2);
+    expect(await waiting(A)).toBe(1);
+
+    release();
+    await expect.poll(() => completed(A)).toBe(4);
+    expect(started.sort()).toEqual([...ids].sort());
+    expect(pull.activeJobs).toBe(0);
+    expect(pull.runningOf(A)).toBe(0);
+  });
+
+  it('claims nothing for a queue canClaim refuses, and takes it once woken after the model turns warm', async () => {
+    const { workers, started, add, waiting } = setup([A]);
+    await add(A);
+    let warm = false;
+    const asked: Array<[string, number]> = [];
+    const pull = scheduler(workers, {
+      slots: 2,
+      canClaim: (key, running) => {
+        asked.push([key, running]);
+        return warm;
+      },
+    });
+    pull.wake();
+    pull.wake(A);
+    await expect.poll(() => asked.length).toBeGreaterThanOrEqual(2);
+    expect(started).toEqual([]);
+    expect(await waiting(A)).toBe(1);
+
+    warm = true;
+    pull.wake(A);
+    await expect.poll(() => started.length).toBe(1);
+    expect(asked.at(-1)).toEqual([A, 0]);
+  });
+
+  it('counts a model’s running jobs from the claim, over its plain and pinned queues, so two quick claims cannot both take its last backend slot', async () => {
+    const { workers, started, add, finish } = setup([A, A_PINNED]);
+    await add(A, 2);
+    await add(A_PINNED, 2);
+    const asked: Array<[string, number]> = [];
+    // One backend slot per model (OLLAMA_NUM_PARALLEL=1), four agent slots.
+    const pull = scheduler(workers, {
+      slots: 4,
+      canClaim: (key, running) => {
+        asked.push([key, running]);
+        return running < 1;
+      },
+    });
+    // A burst of announcements and a round, all before any claim has answered.
+    pull.wake(A);
+    pull.wake(A);
+    pull.wake(A_PINNED);
+    pull.wake();
+    await expect.poll(() => started.length).toBe(1);
+    expect(pull.runningOf(A)).toBe(1);
+    // Every later ask saw the first claim counted, though it had not answered yet.
+    expect(asked.slice(1).every(([, running]) => running === 1)).toBe(true);
+
+    finish(started[0]!);
+    await expect.poll(() => started.length).toBe(2);
+    expect(pull.runningOf(A)).toBe(1);
+  });
+
+  it('sends an announced job’s claim at once, concurrently with others; a round claims one at a time', async () => {
+    const { workers, add, started } = setup([A]);
+    await add(A, 6);
+    let inFlight = 0;
+    let most = 0;
+    const worker = workers.get(A)!;
+    const claim = worker.claim.bind(worker);
+    worker.claim = async (token) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await claim(token);
+      } finally {
+        inFlight--;
+      }
+    };
+    const pull = scheduler(workers, { slots: 6 });
+    pull.wake(A);
+    pull.wake(A);
+    pull.wake(A);
+    await expect.poll(() => started.length).toBe(3);
+    expect(most).toBe(3);
+
+    most = 0;
+    pull.wake();
+    await expect.poll(() => started.length).toBe(6);
+    expect(most).toBe(1);
+  });
+
+  it('holds a slot for each claim in flight: a burst of announcements claims no more than the free slots', async () => {
+    const { workers, add, started, waiting } = setup([A]);
+    await add(A, 5);
+    let sent = 0;
+    const worker = workers.get(A)!;
+    const claim = worker.claim.bind(worker);
+    worker.claim = async (token) => {
+      sent++;
+      return claim(token);
+    };
+    const pull = scheduler(workers, { slots: 2 });
+    for (let i = 0; i < 5; i++) pull.wake(A);
+    await expect.poll(() => started.length).toBe(2);
+    expect(sent).toBe(2);
+    expect(pull.activeJobs).toBe(2);
+    expect(await waiting(A)).toBe(3);
+  });
+
+  it('takes queues round-robin, so one model’s backlog does not starve another’s', async () => {
+    const { workers, add, started, completed, release } = setup([A, B]);
+    release();
+    await add(A, 3);
+    await add(B, 3);
+    const pull = scheduler(workers, { slots: 1 });
+    pull.wake();
+    await expect.poll(async () => (await completed(A)) + (await completed(B))).toBe(6);
+    const models = started.map((id) => (id.startsWith('alpha') ? 'A' : 'B'));
+    expect(models).toEqual(['A', 'B', 'A', 'B', 'A', 'B']);
+  });
+
+  it('finds work nobody announced on its sweep', async () => {
+    const { workers, add, started } = setup([A]);
+    const pull = scheduler(workers, { slots: 1 });
+    pull.wake();
+    // A retried or stalled job comes back without an announcement.
+    const [id] = await add(A);
+    pull.startSweep(10);
+    await expect.poll(() => started).toEqual([id]);
+  });
+
+  it('gives back the slot of a claim that failed, and claims again once Redis answers', async () => {
+    const { workers, add, started } = setup([A]);
+    await add(A);
+    const worker = workers.get(A)!;
+    const claim = worker.claim.bind(worker);
+    let failures = 0;
+    worker.claim = async () => {
+      failures++;
+      throw new Error('Connection is closed.');
+    };
+    const pull = scheduler(workers, { slots: 1 });
+    pull.wake();
+    await expect.poll(() => failures).toBe(1);
+    expect(pull.activeJobs).toBe(0);
+    expect(pull.runningOf(A)).toBe(0);
+
+    worker.claim = claim;
+    pull.wake();
+    await expect.poll(() => started.length).toBe(1);
+  });
+
+  it('drain: stops claiming and resolves once the running jobs have settled, leaving the rest in Redis', async () => {
+    const { workers, add, started, finish, waiting, completed } = setup([A]);
+    await add(A);
+    const pull = scheduler(workers, { slots: 1 });
+    pull.wake();
+    await expect.poll(() => started.length).toBe(1);
+    let drained = false;
+    const draining = pull.drain().then(() => (drained = true));
+    await add(A);
+    pull.wake(A);
+    pull.wake();
+    expect(drained).toBe(false);
+
+    finish(started[0]!);
+    await draining;
+    expect(await completed(A)).toBe(1);
+    expect(started.length).toBe(1);
+    expect(await waiting(A)).toBe(1);
+  });
+
+  it('release: hands every running job back to the head of its queue, unlocked, without waiting for it', async () => {
+    const { keys, workers, add, started, queues } = setup([A, B]);
+    const [a] = await add(A);
+    const [b] = await add(B);
+    const pull = scheduler(workers, { slots: 2 });
+    pull.wake();
+    await expect.poll(() => started.length).toBe(2);
+
+    const released = await pull.release();
+    expect(released.sort()).toEqual([A, B]);
+    expect(await queues.get(A)!.getJobState(a!)).toBe('waiting');
+    expect(await queues.get(B)!.getJobState(b!)).toBe('waiting');
+    // Unlocked: another agent may claim it at once, not after the lock expires.
+    expect(await redis.exists(`${keys.bullPrefix}:${modelToQueueName(A)}:${a}:lock`)).toBe(0);
+    // Stopped: it claims nothing more.
+    pull.wake();
+    pull.wake(A);
+    await add(A);
+    expect(started.length).toBe(2);
+  });
+});
