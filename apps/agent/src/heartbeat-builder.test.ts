@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import type { GpuInfo } from '@switchyard/protocol';
+import { HeartbeatBuilder, type HeartbeatBuilderOptions } from './heartbeat-builder.js';
+import type { ModelState } from './model-inventory.js';
+
+const GB = 1e9;
+const gpus: GpuInfo[] = [
+  { index: 0, name: 'configured-gpu', vram_total_bytes: 24 * GB, vram_used_bytes: 0 },
+  { index: 1, name: 'configured-gpu', vram_total_bytes: 24 * GB, vram_used_bytes: 0 },
+];
+const model = (name: string, over: Partial<ModelState> = {}): ModelState => ({
+  name,
+  backendName: name,
+  digest: `${name}-digest`,
+  sizeBytes: 4 * GB,
+  estimateBytes: 5 * GB,
+  inFlight: 0,
+  lastUsedAt: 100,
+  ...over,
+});
+
+/** A builder over fixed parts; `over` replaces any of them. */
+function builder(over: Partial<HeartbeatBuilderOptions> = {}) {
+  let now = 1_000;
+  const options: HeartbeatBuilderOptions = {
+    agentId: 'agent-1',
+    version: '9.9.9',
+    backend: { kind: 'ollama', url: 'http://backend' },
+    gpus,
+    gpuSource: 'config',
+    vramTotalBytes: 48 * GB,
+    slots: 4,
+    pinned: ['warm'],
+    inventory: {
+      all: () => [model('warm', { loaded: { vramBytes: 6 * GB, loadedAt: 50, measured: true }, inFlight: 1, serviceMs: 812.4 }), model('cold')],
+      backendReachable: true,
+    },
+    placement: {
+      loadingModel: 'cold',
+      usedBytes: () => 10 * GB,
+      needBytes: (state) => (state.name === 'warm' ? { bytes: 6 * GB, source: 'measured' } : { bytes: 60 * GB, source: 'estimate' }),
+    },
+    jobs: { activeJobs: 3, runningOf: (name) => (name === 'warm' ? 2 : 0) },
+    clock: () => now,
+    ...over,
+  };
+  return { heartbeat: new HeartbeatBuilder(options), advance: (ms: number) => (now += ms) };
+}
+
+describe('the heartbeat an agent publishes', () => {
+  it('says what runs, what is loaded and loading, and what could load and whether it fits', () => {
+    const { heartbeat, advance } = builder();
+    advance(500);
+    expect(heartbeat.build()).toEqual({
+      id: 'agent-1',
+      version: '9.9.9',
+      state: 'ready',
+      backend: { kind: 'ollama', url: 'http://backend' },
+      gpus: [
+        { ...gpus[0], vram_used_bytes: 10 * GB },
+        { ...gpus[1], vram_used_bytes: 0 },
+      ],
+      slots: 4,
+      in_flight: 3,
+      vram: { total_bytes: 48 * GB, used_bytes: 10 * GB, free_bytes: 38 * GB },
+      models_loaded: [
+        // The scheduler's count is ahead of the inventory's: it counts from the claim.
+        { name: 'warm', digest: 'warm-digest', vram_bytes: 6 * GB, in_flight: 2, last_used_at: 100, loaded_at: 50, pinned: true, service_ms: 812 },
+      ],
+      models_loading: ['cold'],
+      models_available: [
+        { name: 'warm', digest: 'warm-digest', size_bytes: 4 * GB, vram_need_bytes: 6 * GB, vram_need_source: 'measured', vram_estimate_bytes: 5 * GB, fits: true },
+        { name: 'cold', digest: 'cold-digest', size_bytes: 4 * GB, vram_need_bytes: 60 * GB, vram_need_source: 'estimate', vram_estimate_bytes: 5 * GB, fits: false },
+      ],
+      started_at: 1_000,
+      updated_at: 1_500,
+    });
+  });
+
+  it('keeps nvidia-smi figures as read', () => {
+    const measured = gpus.map((gpu) => ({ ...gpu, vram_used_bytes: 7 * GB }));
+    const { heartbeat } = builder({ gpus: measured, gpuSource: 'nvidia-smi' });
+    expect(heartbeat.build().gpus).toEqual(measured);
+  });
+
+  it('lists nothing as available while the backend does not answer, and never a negative free figure', () => {
+    const { heartbeat } = builder({
+      inventory: { all: () => [model('cold')], backendReachable: false },
+      placement: { loadingModel: undefined, usedBytes: () => 50 * GB, needBytes: () => ({ bytes: GB, source: 'estimate' }) },
+    });
+    const beat = heartbeat.build();
+    expect(beat.models_available).toEqual([]);
+    expect(beat.models_loading).toEqual([]);
+    expect(beat.vram?.free_bytes).toBe(0);
+  });
+
+  it('says draining once told, the in-flight count staying live', () => {
+    let active = 1;
+    const { heartbeat } = builder({ jobs: { get activeJobs() { return active; }, runningOf: () => 0 } });
+    heartbeat.draining();
+    active = 0;
+    expect(heartbeat.build()).toMatchObject({ state: 'draining', in_flight: 0 });
+  });
+});

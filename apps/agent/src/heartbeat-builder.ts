@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { AgentHeartbeat, GpuInfo } from '@switchyard/protocol';
+import type { FleetRegistry } from '@switchyard/redis';
+import type { ModelInventory, ModelState } from './model-inventory.js';
+import type { PlacementView } from './placement-view.js';
+import type { PullScheduler } from './pull-scheduler.js';
+
+export interface HeartbeatBuilderOptions {
+  agentId: string;
+  version: string;
+  backend: { kind: AgentHeartbeat['backend']['kind']; url: string };
+  gpus: GpuInfo[];
+  /** Where the GPUs came from: configured ones have no live used figure of their own. */
+  gpuSource: 'nvidia-smi' | 'config';
+  /** Total VRAM of the node (all GPUs). */
+  vramTotalBytes: number;
+  slots: number;
+  pinned: readonly string[];
+  inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
+  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'>;
+  jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'>;
+  clock?: () => number;
+}
+
+/** Builds the heartbeat this agent publishes: what it is, what runs, what is loaded and what it could load. */
+export class HeartbeatBuilder {
+  private state: AgentHeartbeat['state'] = 'ready';
+  private readonly startedAt: number;
+  private readonly clock: () => number;
+
+  constructor(private readonly options: HeartbeatBuilderOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.startedAt = this.clock();
+  }
+
+  /** From now on the heartbeat says `draining`: placement elsewhere stops counting on this agent. */
+  draining(): void {
+    this.state = 'draining';
+  }
+
+  build(): AgentHeartbeat {
+    const { agentId, version, backend, slots, vramTotalBytes, inventory, placement, jobs } = this.options;
+    const usedBytes = placement.usedBytes();
+    const models = inventory.all();
+    return {
+      id: agentId,
+      version,
+      state: this.state,
+      backend: { kind: backend.kind, url: backend.url },
+      gpus: this.gpuView(usedBytes),
+      slots,
+      in_flight: jobs.activeJobs,
+      vram: { total_bytes: vramTotalBytes, used_bytes: usedBytes, free_bytes: Math.max(0, vramTotalBytes - usedBytes) },
+      models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
+      models_loading: placement.loadingModel ? [placement.loadingModel] : [],
+      models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
+      started_at: this.startedAt,
+      updated_at: this.clock(),
+    };
+  }
+
+  /** nvidia-smi's figures as read; configured GPUs show this agent's own account, all on the first. */
+  private gpuView(usedBytes: number): GpuInfo[] {
+    const { gpus, gpuSource } = this.options;
+    return gpuSource === 'config' ? gpus.map((gpu, index) => ({ ...gpu, vram_used_bytes: index === 0 ? usedBytes : 0 })) : gpus;
+  }
+
+  private loaded(model: ModelState): AgentHeartbeat['models_loaded'][number] {
+    return {
+      name: model.name,
+      digest: model.digest,
+      vram_bytes: model.loaded!.vramBytes,
+      in_flight: Math.max(model.inFlight, this.options.jobs.runningOf(model.name)),
+      last_used_at: model.lastUsedAt,
+      loaded_at: model.loaded!.loadedAt,
+      pinned: this.options.pinned.includes(model.name),
+      ...(model.serviceMs !== undefined && { service_ms: Math.round(model.serviceMs) }),
+    };
+  }
+
+  private available(model: ModelState): AgentHeartbeat['models_available'][number] {
+    const need = this.options.placement.needBytes(model);
+    return {
+      name: model.name,
+      digest: model.digest,
+      size_bytes: model.sizeBytes,
+      vram_need_bytes: need.bytes,
+      vram_need_source: need.source,
+      vram_estimate_bytes: model.estimateBytes,
+      fits: need.bytes <= this.options.vramTotalBytes,
+      ...(model.vramProfile && { vram_profile: model.vramProfile }),
+    };
+  }
+}
+
+/** Publishes the built heartbeat now and every interval, until stopped. */
+export class HeartbeatPublisher {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly options: { registry: Pick<FleetRegistry, 'publish'>; builder: HeartbeatBuilder; ttlMs: number; logger: Logger },
+  ) {}
+
+  publish(): Promise<void> {
+    return this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);
+  }
+
+  /** Publishes once (a failure is logged, start-up goes on), then every `intervalMs`. */
+  async start(intervalMs: number): Promise<void> {
+    const { logger } = this.options;
+    await this.publish().catch((error) => logger.warn({ err: error }, 'heartbeat failed'));
+    this.timer = setInterval(() => void this.publish().catch((error) => logger.warn({ err: error }, 'heartbeat failed')), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,67 @@
+import { splitQueueModel } from '@switchyard/protocol';
+import type { ModelInventory, ModelState } from './model-inventory.js';
+
+/** What the pull scheduler and the heartbeat read of the lifecycle manager's placement. */
+export interface PlacementView {
+  /** The model being loaded here now, if any. */
+  readonly loadingModel: string | undefined;
+  /** True while `model` is about to be evicted here: none of its jobs may be claimed. */
+  isDraining(model: string): boolean;
+  /** VRAM in use here, counting the reservation of a load under way. */
+  usedBytes(): number;
+  /** VRAM need of a model here: measured anywhere in the fleet, else estimated. */
+  needBytes(model: ModelState): { bytes: number; source: 'measured' | 'estimate' };
+}
+
+/**
+ * Placement and claiming need each other: the lifecycle manager asks the scheduler what runs
+ * and wakes it when a model is warm, and publishes heartbeats; the scheduler and the heartbeat
+ * ask the lifecycle manager what it is loading or evicting. So those two are built first
+ * and read placement through this relay, which the lifecycle manager is attached to once,
+ * as soon as it exists (before anything starts). A read before that is a wiring mistake.
+ */
+export class PlacementRelay implements PlacementView {
+  private target: PlacementView | undefined;
+
+  attach(target: PlacementView): void {
+    if (this.target) throw new Error('placement is already attached');
+    this.target = target;
+  }
+
+  get loadingModel(): string | undefined {
+    return this.attached().loadingModel;
+  }
+
+  isDraining(model: string): boolean {
+    return this.attached().isDraining(model);
+  }
+
+  usedBytes(): number {
+    return this.attached().usedBytes();
+  }
+
+  needBytes(model: ModelState): { bytes: number; source: 'measured' | 'estimate' } {
+    return this.attached().needBytes(model);
+  }
+
+  private attached(): PlacementView {
+    if (!this.target) throw new Error('placement read before the lifecycle manager was attached');
+    return this.target;
+  }
+}
+
+/**
+ * The pull scheduler's `canClaim`: a job of a queue may start here only while its model is
+ * warm here, neither being loaded nor about to be evicted, and has a backend slot free.
+ */
+export function claimRule(options: {
+  inventory: Pick<ModelInventory, 'isLoaded'>;
+  placement: Pick<PlacementView, 'loadingModel' | 'isDraining'>;
+  parallelPerCopy: number;
+}): (queueKey: string, runningOfModel: number) => boolean {
+  const { inventory, placement, parallelPerCopy } = options;
+  return (queueKey, runningOfModel) => {
+    const model = splitQueueModel(queueKey).model;
+    return inventory.isLoaded(model) && placement.loadingModel !== model && !placement.isDraining(model) && runningOfModel < parallelPerCopy;
+  };
+}
