@@ -55,6 +55,12 @@ export interface LifecycleOptions {
    * one put back) is noticed.
    */
   fullScanMs: number;
+  /**
+   * The clock decisions are made by (idleness, residency, drain timeout, unfit cooldown, how
+   * long jobs have waited); Date.now unless a test drives time itself. A load's duration is
+   * measured on the real clock: it is the throughput of a real load.
+   */
+  now?: () => number;
 }
 
 /** Extra time a warm lease lives beyond three expected loads (a slow disk, a busy node). */
@@ -84,8 +90,10 @@ export class LifecycleManager {
   /** Which cold models' queues the next round reads. */
   private readonly announcements: WorkAnnouncements;
   private stopped = false;
+  private readonly now: () => number;
 
   constructor(private readonly options: LifecycleOptions) {
+    this.now = options.now ?? Date.now;
     this.loadBytesPerS = options.initialLoadBytesPerS;
     this.announcements = new WorkAnnouncements(options.fullScanMs);
   }
@@ -199,7 +207,7 @@ export class LifecycleManager {
   }
 
   private async unloadIdle(): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     for (const model of this.options.inventory.all()) {
       if (!model.loaded || model.name === this.loading?.model) continue;
       const keeperElsewhere = this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId);
@@ -221,7 +229,7 @@ export class LifecycleManager {
 
   private async warmNext(): Promise<void> {
     const { inventory, fleet, tuning } = this.options;
-    const now = Date.now();
+    const now = this.now();
     const cold = inventory.all().filter((model) => !model.loaded && (this.unfitUntil.get(model.name) ?? 0) <= now);
     const fitting = cold.filter((model) => this.needBytes(model).bytes <= this.options.vramTotalBytes);
     if (fitting.length === 0) return;
@@ -405,7 +413,7 @@ export class LifecycleManager {
       return victim?.loaded && (victim.inFlight > 0 || this.options.runningOf(name) > 0);
     });
     if (busy.length > 0) {
-      if (Date.now() - drain.since > this.options.drainTimeoutMs) {
+      if (this.now() - drain.since > this.options.drainTimeoutMs) {
         logger.warn({ model: drain.model.name, still_busy: busy }, 'drain timed out; giving up');
         await this.abandonDrain(drain.model.name);
       }
@@ -414,7 +422,7 @@ export class LifecycleManager {
     const need = this.needBytes(drain.model).bytes;
     const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
     const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
-    const now = Date.now();
+    const now = this.now();
     // The victims chosen at the start may still be younger than the minimum residency.
     const evictable = (resident: ResidentModel) =>
       isEvictable(resident, now, this.options.tuning) || (this.closedForClaims.has(resident.name) && !resident.pinned && resident.inFlight === 0);
@@ -461,7 +469,7 @@ export class LifecycleManager {
       log.warn({ err: error }, 'could not warm model');
       this.refilled.delete(model.name);
       if (error instanceof BackendError && error.outOfMemory) {
-        this.unfitUntil.set(model.name, Date.now() + this.options.unfitCooldownMs);
+        this.unfitUntil.set(model.name, this.now() + this.options.unfitCooldownMs);
       }
     } finally {
       this.loading = undefined;
