@@ -45,12 +45,12 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     const log = deps.logger.child({ jobId });
     let writes: Promise<unknown> = Promise.resolve();
     // Appends go out in call order on one connection; keep the chain so the job is not
-    // marked completed before its last event is in Redis.
-    const emit = (event: StreamEventBody) => {
+    // marked completed before its last event is in Redis. A failed write is logged here;
+    // callers wait on `writes`, not on one write, so emit hands back no promise to drop.
+    const emit = (event: StreamEventBody): void => {
       const write = deps.events.append(jobId, event);
       writes = writes.then(() => write);
       write.catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
-      return write;
     };
     const fail = async (code: string, message: string): Promise<never> => {
       emit({ type: 'error', code, message });
