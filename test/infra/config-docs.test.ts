@@ -58,9 +58,7 @@ describe('the configuration docs generator', () => {
 
   it('refuses a field without a .describe() text', () => {
     const source = fakeApp();
-    expect(() => describeConfig({ ...source, shape: { ...source.shape, bar: { safeParse: source.shape.foo!.safeParse } } })).toThrow(
-      'field bar has no .describe() text',
-    );
+    expect(() => describeConfig({ ...source, shape: { ...source.shape, bar: { safeParse: source.shape.foo!.safeParse } } })).toThrow('field bar has no .describe() text');
   });
 
   it('refuses a variable the loader reads that sets no field, unless it is described', () => {
