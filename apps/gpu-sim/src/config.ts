@@ -9,8 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { KeepAliveError, parseKeepAlive } from './keep-alive.js';
-import { ByteSize, LogLevel } from '@switchyard/protocol';
+import { ByteSize, DurationError, LogLevel, parseKeepAlive } from '@switchyard/protocol';
 import { ModelSpec } from './model-spec.js';
 import { SAMPLE_CATALOG } from './sample-catalog.js';
 
@@ -23,7 +22,7 @@ const KeepAliveSetting = z.union([z.string(), z.number()]).superRefine((value, c
   try {
     parseKeepAlive(value);
   } catch (error) {
-    if (!(error instanceof KeepAliveError)) throw error;
+    if (!(error instanceof DurationError)) throw error;
     ctx.addIssue({ code: 'custom', message: error.message });
   }
 });

@@ -3,6 +3,6 @@ export { ConfigError, GpuSimConfig, USAGE, loadConfig, parseConfig, type GpuSimC
 export { ModelSpec, type ModelSpecInput } from './model-spec.js';
 export { SAMPLE_CATALOG } from './sample-catalog.js';
 export { estimateVramBytes, kvCacheBytesPerToken } from './vram-estimate.js';
-export { parseKeepAlive } from './keep-alive.js';
+export { parseKeepAlive } from '@switchyard/protocol';
 export type { Hold, HoldOptions } from './holds.js';
 export type { SimStats, LoadedModelStats } from './sim-stats.js';

@@ -19,8 +19,7 @@
  *   never. A request with another num_ctx reloads the model once it is idle, as Ollama does.
  */
 import type { Logger } from 'pino';
-import { formatGiB } from '@switchyard/protocol';
-import { GO_MAX_DURATION_MS } from './keep-alive.js';
+import { formatGiB, GO_MAX_DURATION_MS } from '@switchyard/protocol';
 import { setLongTimeout, type LongTimeout } from './long-timeout.js';
 import type { ModelSpec } from './model-spec.js';
 import type { SimCounters } from './sim-counters.js';

@@ -3,7 +3,7 @@
  * `GpuSim.stats()`. Not part of Ollama's API: tests and fleet simulations read it to see
  * what the GPU is doing without guessing from timings.
  */
-import { timestamp } from './ollama-wire.js';
+import { ollamaTimestamp } from '@switchyard/protocol';
 import type { SimContext } from './sim-context.js';
 
 export interface LoadedModelStats {
@@ -67,7 +67,7 @@ export function simStats(ctx: SimContext): SimStats {
       num_ctx: runner.numCtx,
       in_flight: runner.inFlight,
       // A runner that is still loading has no expiry yet.
-      expires_at: Number.isFinite(runner.expiresAt) ? timestamp(runner.expiresAt) : null,
+      expires_at: Number.isFinite(runner.expiresAt) ? ollamaTimestamp(runner.expiresAt) : null,
       keep_alive_ms: Number.isFinite(runner.keepAliveMs) ? runner.keepAliveMs : null,
     })),
     vram_used_bytes: scheduler.vramUsedBytes,

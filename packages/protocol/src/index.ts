@@ -10,3 +10,5 @@ export * from './byte-size.js';
 export * from './model-info.js';
 export * from './vram-need.js';
 export * from './env-config.js';
+export * from './go-duration.js';
+export * from './ollama-wire.js';

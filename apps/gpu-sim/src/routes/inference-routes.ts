@@ -16,15 +16,26 @@
  * as the client observes them.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  DurationError,
+  isOllamaLoadOnlyChat,
+  isOllamaLoadOnlyGenerate,
+  OllamaChatRequest,
+  ollamaContent,
+  OllamaGenerateRequest,
+  ollamaLifecycleLine,
+  ollamaTimestamp,
+  parseKeepAlive,
+  type OllamaOptions,
+  type OllamaStreamLine,
+} from '@switchyard/protocol';
 import { elapsedNs, monotonicNs, runGeneration } from '../generation.js';
-import { KeepAliveError, parseKeepAlive } from '../keep-alive.js';
 import type { ModelSpec } from '../model-spec.js';
 import { NdjsonResponse } from '../ndjson-response.js';
-import { ChatRequest, GenerateRequest, readJsonBody, validateBody, type RequestOptions } from '../request-body.js';
+import { readJsonBody, validateBody } from '../request-body.js';
 import type { Lease } from '../scheduler.js';
 import { findModel, type SimContext } from '../sim-context.js';
 import { SimError, isAbortError } from '../sim-error.js';
-import { timestamp } from '../ollama-wire.js';
 import { planResponse, promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
 
 type Kind = 'generate' | 'chat';
@@ -42,14 +53,14 @@ interface InferenceRequest {
   priorContext: number[];
   /** Whether the final generate line carries `context` (not in raw mode). */
   returnContext: boolean;
-  options: RequestOptions;
+  options: OllamaOptions | null | undefined;
 }
 
 function readKeepAlive(value: string | number | null | undefined, fallback: string | number): number {
   try {
     return parseKeepAlive(value ?? fallback);
   } catch (error) {
-    if (error instanceof KeepAliveError) throw new SimError('bad_request', error.message);
+    if (error instanceof DurationError) throw new SimError('bad_request', error.message);
     throw error;
   }
 }
@@ -61,16 +72,15 @@ function resolveModel(ctx: SimContext, name: string): ModelSpec {
 }
 
 function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
-  const request = validateBody(GenerateRequest, body);
+  const request = validateBody(OllamaGenerateRequest, body);
   const model = resolveModel(ctx, request.model);
-  const prompt = request.prompt ?? '';
   return {
     kind: 'generate',
     modelName: request.model,
     model,
     stream: request.stream ?? true,
     keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
-    promptText: prompt === '' ? undefined : [request.system, prompt, request.suffix].filter((part) => part).join('\n'),
+    promptText: isOllamaLoadOnlyGenerate(request) ? undefined : [request.system, request.prompt, request.suffix].filter((part) => part).join('\n'),
     priorContext: request.context ?? [],
     returnContext: request.raw !== true,
     options: request.options,
@@ -78,7 +88,7 @@ function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
 }
 
 function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
-  const request = validateBody(ChatRequest, body);
+  const request = validateBody(OllamaChatRequest, body);
   const model = resolveModel(ctx, request.model);
   const messages = request.messages ?? [];
   return {
@@ -87,20 +97,11 @@ function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
     model,
     stream: request.stream ?? true,
     keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
-    promptText: messages.length === 0 ? undefined : messages.map((m) => `${m.role}: ${m.content ?? ''}`).join('\n'),
+    promptText: isOllamaLoadOnlyChat(request) ? undefined : messages.map((m) => `${m.role}: ${m.content ?? ''}`).join('\n'),
     priorContext: [],
     returnContext: false,
     options: request.options,
   };
-}
-
-/** The simulated answer's text part of a line, in the endpoint's shape. */
-function content(kind: Kind, text: string) {
-  return kind === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };
-}
-
-function loadOnlyBody(req: InferenceRequest, reason: 'load' | 'unload') {
-  return { model: req.modelName, created_at: timestamp(), ...content(req.kind, ''), done: true, done_reason: reason };
 }
 
 function numCtxFor(ctx: SimContext, req: InferenceRequest): number {
@@ -140,7 +141,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
   if (req.promptText === undefined && req.keepAliveMs === 0) {
     // Ollama unloads (now, or when the model's running requests finish) without loading it first.
     ctx.scheduler.expire(req.model.name);
-    return reply.send(loadOnlyBody(req, 'unload'));
+    return reply.send(ollamaLifecycleLine(req.kind, req.modelName, 'unload'));
   }
 
   let lease: Lease;
@@ -163,7 +164,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     throw error;
   }
 
-  if (req.promptText === undefined) return reply.send(loadOnlyBody(req, 'load'));
+  if (req.promptText === undefined) return reply.send(ollamaLifecycleLine(req.kind, req.modelName, 'load'));
 
   try {
     const loadNs = elapsedNs(arrived);
@@ -180,10 +181,10 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     const out = req.stream ? new NdjsonResponse(reply.raw) : undefined;
     if (out) reply.hijack();
 
-    const finish = (result: Awaited<ReturnType<typeof runGeneration>>) => ({
+    const finish = (result: Awaited<ReturnType<typeof runGeneration>>): OllamaStreamLine => ({
       model: req.modelName,
-      created_at: timestamp(),
-      ...content(req.kind, out ? '' : generated.map((token) => token.text).join('')),
+      created_at: ollamaTimestamp(),
+      ...ollamaContent(req.kind, out ? '' : generated.map((token) => token.text).join('')),
       done: true,
       done_reason: result.doneReason,
       ...(req.kind === 'generate' && req.returnContext
@@ -210,7 +211,8 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
         onToken: (token) => {
           generated.push(token);
           if (out) {
-            return out.send({ model: req.modelName, created_at: timestamp(), ...content(req.kind, token.text), done: false });
+            const line: OllamaStreamLine = { model: req.modelName, created_at: ollamaTimestamp(), ...ollamaContent(req.kind, token.text), done: false };
+            return out.send(line);
           }
         },
       });

@@ -1,9 +1,10 @@
 /** `/api/tags`, `/api/ps`, `/api/show`: what is on the simulated disk and in its VRAM. */
 import type { FastifyInstance } from 'fastify';
-import { ShowRequest, readJsonBody, validateBody } from '../request-body.js';
+import { OllamaShowRequest } from '@switchyard/protocol';
+import { readJsonBody, validateBody } from '../request-body.js';
 import { findModel, type SimContext } from '../sim-context.js';
 import { SimError } from '../sim-error.js';
-import { psEntry, showBody, tagsEntry } from '../ollama-wire.js';
+import { psEntry, showBody, tagsEntry } from '../model-answers.js';
 
 export function registerModelRoutes(app: FastifyInstance, ctx: SimContext): void {
   app.get('/api/tags', async () => ({ models: [...ctx.catalog.values()].map(tagsEntry) }));
@@ -17,7 +18,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: SimContext): void
   }));
 
   app.post('/api/show', async (request) => {
-    const body = validateBody(ShowRequest, readJsonBody(request.body));
+    const body = validateBody(OllamaShowRequest, readJsonBody(request.body));
     const name = body.model || body.name;
     if (!name) throw new SimError('bad_request', 'model is required');
     const model = findModel(ctx.catalog, name);

@@ -1,16 +1,23 @@
 /**
  * Ollama's JSON answers → the Backend vocabulary. Pure functions, no I/O.
  *
- * Ollama is a trust boundary: its answers are checked field by field rather than cast,
- * and Go's `omitempty` means any zero-valued number or empty string may be missing.
+ * Ollama is a trust boundary: its answers are checked rather than cast. The shapes, and how
+ * leniently the client reads them, are the shared Ollama wire module's (the `OllamaClient*`
+ * variants in @switchyard/protocol): what it checks is what the client relies on, and any
+ * other field that is missing (Go's `omitempty` drops zero values) or mistyped reads as
+ * absent. This file turns the result into the Backend's units and defaults.
  */
+import {
+  OllamaClientErrorBody,
+  OllamaClientModel,
+  OllamaClientModelList,
+  OllamaClientNumber,
+  OllamaClientShowResponse,
+  OllamaClientStreamLine,
+  OllamaClientString,
+  OllamaVersionResponse,
+} from '@switchyard/protocol';
 import { BackendError, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk } from '../backend.js';
-
-type JsonObject = Record<string, unknown>;
-
-export function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function malformed(what: string, value: unknown): BackendError {
   const shown = JSON.stringify(value) ?? String(value);
@@ -21,50 +28,39 @@ function malformed(what: string, value: unknown): BackendError {
   );
 }
 
-function optionalNumber(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-
-function optionalString(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
 const NS_PER_MS = 1_000_000;
 
-function nsToMs(value: unknown): number {
-  return (optionalNumber(value) ?? 0) / NS_PER_MS;
+function nsToMs(value: number | undefined): number {
+  return (value ?? 0) / NS_PER_MS;
 }
 
 /** `/api/version` → `"0.5.7"`. */
 export function toVersion(body: unknown): string {
-  if (isObject(body) && typeof body.version === 'string') return body.version;
+  const parsed = OllamaVersionResponse.safeParse(body);
+  if (parsed.success) return parsed.data.version;
   throw malformed('/api/version', body);
 }
 
-function modelsArray(body: unknown, what: string): unknown[] {
-  // A nil Go slice encodes as `null`; treat it, or a missing field, as no models.
-  if (isObject(body) && (body.models === undefined || body.models === null)) return [];
-  if (isObject(body) && Array.isArray(body.models)) return body.models;
-  throw malformed(what, body);
+/** The entries of `/api/tags` or `/api/ps`; a bad entry is reported as itself, not as the whole list. */
+function modelEntries(body: unknown, what: string): OllamaClientModel[] {
+  const list = OllamaClientModelList.safeParse(body);
+  if (!list.success) throw malformed(what, body);
+  return (list.data.models ?? []).map((entry) => {
+    const parsed = OllamaClientModel.safeParse(entry);
+    if (!parsed.success) throw malformed(what, entry);
+    return parsed.data;
+  });
 }
 
-function toModel(entry: unknown, what: string): BackendModel {
-  if (!isObject(entry)) throw malformed(what, entry);
-  // `/api/ps` has always carried `model`; `name` is the older field; accept either.
-  const name = optionalString(entry.name) || optionalString(entry.model);
-  if (!name) throw malformed(what, entry);
-  const model: BackendModel = {
-    name,
-    digest: optionalString(entry.digest) ?? '',
-    size_bytes: optionalNumber(entry.size) ?? 0,
-  };
-  if (isObject(entry.details)) model.details = entry.details;
+function toModel(entry: OllamaClientModel): BackendModel {
+  const model: BackendModel = { name: entry.name, digest: entry.digest ?? '', size_bytes: entry.size ?? 0 };
+  if (entry.details !== undefined) model.details = entry.details;
   return model;
 }
 
 /** `/api/tags` → models on disk. */
 export function toModels(body: unknown): BackendModel[] {
-  return modelsArray(body, '/api/tags').map((entry) => toModel(entry, '/api/tags'));
+  return modelEntries(body, '/api/tags').map(toModel);
 }
 
 /**
@@ -80,29 +76,28 @@ export function parseOllamaTime(value: unknown): number | undefined {
 
 /** `/api/ps` → models resident in memory. */
 export function toLoadedModels(body: unknown): BackendLoadedModel[] {
-  return modelsArray(body, '/api/ps').map((entry) => {
-    const base = toModel(entry, '/api/ps');
-    const record = entry as JsonObject;
-    const loaded: BackendLoadedModel = { ...base, vram_bytes: optionalNumber(record.size_vram) ?? 0 };
-    const expiresAt = parseOllamaTime(record.expires_at);
+  return modelEntries(body, '/api/ps').map((entry) => {
+    const loaded: BackendLoadedModel = { ...toModel(entry), vram_bytes: entry.size_vram ?? 0 };
+    const expiresAt = parseOllamaTime(entry.expires_at);
     if (expiresAt !== undefined) loaded.expires_at = expiresAt;
-    const contextLength = optionalNumber(record.context_length);
-    if (contextLength !== undefined) loaded.context_length = contextLength;
+    if (entry.context_length !== undefined) loaded.context_length = entry.context_length;
     return loaded;
   });
 }
 
 /** `/api/show` → the few architecture numbers the scheduler needs, plus the raw answer. */
 export function toModelInfo(body: unknown): BackendModelInfo {
-  if (!isObject(body)) throw malformed('/api/show', body);
-  const info: BackendModelInfo = { raw: body };
-  const modelInfo = isObject(body.model_info) ? body.model_info : {};
-  const architecture = optionalString(modelInfo['general.architecture']);
+  const parsed = OllamaClientShowResponse.safeParse(body);
+  if (!parsed.success) throw malformed('/api/show', body);
+  // `raw` is the answer as sent (the schema checked it is an object), not zod's copy of it.
+  const info: BackendModelInfo = { raw: body as Record<string, unknown> };
+  const modelInfo = parsed.data.model_info ?? {};
+  const architecture = OllamaClientString.parse(modelInfo['general.architecture']);
   if (architecture) info.architecture = architecture;
-  const parameterCount = optionalNumber(modelInfo['general.parameter_count']);
+  const parameterCount = OllamaClientNumber.parse(modelInfo['general.parameter_count']);
   if (parameterCount !== undefined) info.parameter_count = parameterCount;
   if (architecture) {
-    const contextLength = optionalNumber(modelInfo[`${architecture}.context_length`]);
+    const contextLength = OllamaClientNumber.parse(modelInfo[`${architecture}.context_length`]);
     if (contextLength !== undefined) info.context_length = contextLength;
   }
   return info;
@@ -116,12 +111,15 @@ export type StreamLine =
   | { kind: 'empty' };
 
 /** Reads one NDJSON line of a chat or generate stream. */
-export function readStreamLine(line: unknown): StreamLine {
-  if (!isObject(line)) throw malformed('a stream line', line);
+export function readStreamLine(value: unknown): StreamLine {
+  const parsed = OllamaClientStreamLine.safeParse(value);
+  if (!parsed.success) throw malformed('a stream line', value);
+  const line = parsed.data;
   if (line.error !== undefined && line.error !== null) {
     return { kind: 'error', message: typeof line.error === 'string' ? line.error : JSON.stringify(line.error) };
   }
-  const text = isObject(line.message) ? optionalString(line.message.content) : optionalString(line.response);
+  // A chat line's text is its message's, even when it also has a `response`.
+  const text = line.message !== undefined ? line.message.content : line.response;
   if (line.done === true) {
     // The final line may still carry text (non-streamed answers, and some servers' last token).
     return { kind: 'done', chunk: toDoneChunk(line), ...(text ? { text } : {}) };
@@ -129,13 +127,13 @@ export function readStreamLine(line: unknown): StreamLine {
   return text ? { kind: 'token', text } : { kind: 'empty' };
 }
 
-function toDoneChunk(line: JsonObject): Extract<GenerateChunk, { type: 'done' }> {
+function toDoneChunk(line: OllamaClientStreamLine): Extract<GenerateChunk, { type: 'done' }> {
   return {
     type: 'done',
     // Ollama before 0.1.3x sent no done_reason; a finished answer then meant a normal stop.
-    done_reason: optionalString(line.done_reason) || 'stop',
-    prompt_tokens: optionalNumber(line.prompt_eval_count) ?? 0,
-    completion_tokens: optionalNumber(line.eval_count) ?? 0,
+    done_reason: line.done_reason || 'stop',
+    prompt_tokens: line.prompt_eval_count ?? 0,
+    completion_tokens: line.eval_count ?? 0,
     total_ms: nsToMs(line.total_duration),
     load_ms: nsToMs(line.load_duration),
     prompt_eval_ms: nsToMs(line.prompt_eval_duration),
@@ -143,11 +141,9 @@ function toDoneChunk(line: JsonObject): Extract<GenerateChunk, { type: 'done' }>
   };
 }
 
-/** The `{"error": "..."}` message of an error body, if it is one. */
+/** The message of an error body (`{"error": "..."}`, or OpenAI's shape from a proxy), if it is one. */
 export function errorMessageOf(body: unknown): string | undefined {
-  if (!isObject(body)) return undefined;
-  if (typeof body.error === 'string') return body.error;
-  // OpenAI-style `{error: {message}}`, in case a proxy or an OpenAI-compatible shim answers.
-  if (isObject(body.error) && typeof body.error.message === 'string') return body.error.message;
-  return undefined;
+  const parsed = OllamaClientErrorBody.safeParse(body);
+  if (!parsed.success) return undefined;
+  return typeof parsed.data.error === 'string' ? parsed.data.error : parsed.data.error.message;
 }

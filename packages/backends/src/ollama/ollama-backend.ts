@@ -3,6 +3,7 @@
  * line by line, every failure turned into a BackendError with a stable code.
  */
 import { Pool, request, type Dispatcher } from 'undici';
+import type { OllamaChatRequest, OllamaGenerateRequest, OllamaLoadRequest, OllamaUnloadRequest } from '@switchyard/protocol';
 import { abortError } from '../abort.js';
 import {
   BackendError,
@@ -168,15 +169,15 @@ export class OllamaBackend implements Backend {
   }
 
   /** Load and unload are generate calls without a prompt: Ollama answers `done_reason` load/unload. */
-  async #lifecycle(payload: Record<string, unknown>, signal: AbortSignal | undefined): Promise<void> {
+  async #lifecycle(payload: OllamaLoadRequest | OllamaUnloadRequest, signal: AbortSignal | undefined): Promise<void> {
     const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
     const message = errorMessageOf(answer);
     if (message !== undefined) throw ollamaError(message, undefined, 'backend_error');
   }
 
-  #generateBody(req: GenerateRequest): Record<string, unknown> {
+  #generateBody(req: GenerateRequest): OllamaChatRequest | OllamaGenerateRequest {
     const keepAlive = req.keep_alive ?? this.#keepAlive;
-    const common: Record<string, unknown> = { model: req.model, stream: true };
+    const common: Pick<OllamaChatRequest & OllamaGenerateRequest, 'model' | 'stream' | 'options' | 'format' | 'keep_alive'> = { model: req.model, stream: true };
     if (req.options !== undefined) common.options = req.options;
     if (req.format !== undefined) common.format = req.format;
     if (keepAlive !== undefined) common.keep_alive = keepAlive;

@@ -1,12 +1,23 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiErrorCode, canonicalModelName, ErrorCode, JobErrorCode } from '@switchyard/protocol';
+import {
+  ApiErrorCode,
+  canonicalModelName,
+  ErrorCode,
+  isOllamaLoadOnlyChat,
+  JobErrorCode,
+  KEEP_ALIVE_AS_SENT,
+  OllamaCompatChatRequest,
+  OllamaCompatGenerateRequest,
+  ollamaLifecycleLine,
+  parseKeepAlive,
+  type OllamaEndpoint,
+} from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { restartedAfterOutput } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
 import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
-import { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
-import { chatToJobRequest, generateToJobRequest, isLoadOnlyChat, isLoadOnlyGenerate } from './to-job-request.js';
-import { finalLine, lifecycleLine, ndjson, partLine, type OllamaEndpoint } from './wire.js';
+import { chatToJobRequest, generateToJobRequest, isLoadOnlyGenerate } from './to-job-request.js';
+import { finalLine, ndjson, partLine } from './wire.js';
 import { access } from '../../access.js';
 
 /** `POST /api/chat` and `POST /api/generate` (registered under the `/api` prefix): NDJSON streaming by default, one object with `stream: false`. */
@@ -26,14 +37,14 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
   let stream: boolean;
   let lifecycle: 'load' | 'unload' | undefined;
   if (endpoint === 'chat') {
-    const parsed = OllamaChatRequest.safeParse(request.body);
+    const parsed = OllamaCompatChatRequest.safeParse(request.body);
     if (!parsed.success) throw fromZodError(parsed.error);
     model = parsed.data.model;
     stream = parsed.data.stream !== false;
-    if (isLoadOnlyChat(parsed.data)) lifecycle = isUnload(parsed.data.keep_alive) ? 'unload' : 'load';
+    if (isOllamaLoadOnlyChat(parsed.data)) lifecycle = isUnload(parsed.data.keep_alive) ? 'unload' : 'load';
     else job = chatToJobRequest(parsed.data);
   } else {
-    const parsed = OllamaGenerateRequest.safeParse(request.body);
+    const parsed = OllamaCompatGenerateRequest.safeParse(request.body);
     if (!parsed.success) throw fromZodError(parsed.error);
     model = parsed.data.model;
     stream = parsed.data.stream !== false;
@@ -46,7 +57,7 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
     // evict by policy), so these only confirm the model exists and never unload a model
     // other clients are using.
     if (!(await ctx.fleet.servableModels()).has(canonicalModelName(model))) throw modelNotFound(model);
-    return lifecycleLine(endpoint, model, lifecycle ?? 'load');
+    return ollamaLifecycleLine(endpoint, model, lifecycle ?? 'load');
   }
 
   let session: JobSession;
@@ -73,8 +84,12 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
   return finalLine(endpoint, model, collected.text, collected.done);
 }
 
+/**
+ * keep_alive 0, in any spelling ("0", "0s", "0h0m", -0), asks for an unload. The value has
+ * passed OllamaCompatKeepAlive, so it parses with the same reading.
+ */
 function isUnload(keepAlive: string | number | null | undefined): boolean {
-  return keepAlive === 0 || (typeof keepAlive === 'string' && /^[-+]?0+(\.0*)?([a-zµμ]+)?$/.test(keepAlive));
+  return keepAlive != null && parseKeepAlive(keepAlive, KEEP_ALIVE_AS_SENT) === 0;
 }
 
 /**

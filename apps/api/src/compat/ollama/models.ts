@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiErrorCode, canonicalModelName, type AgentHeartbeat, type ModelInfoRecord } from '@switchyard/protocol';
+import { ApiErrorCode, canonicalModelName, OllamaCompatShowRequest, type AgentHeartbeat, type ModelInfoRecord } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { CompatError, fromZodError } from '../compat-error.js';
 import { modifiedAtMs, readModelInfos } from '../model-info.js';
-import { OllamaShowRequest } from './request-schemas.js';
 import { access } from '../../access.js';
 import { truncateInput } from '../../errors.js';
 
@@ -113,7 +112,7 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
   /** Answered from the `/api/show` body an agent that has the model shared through Redis. */
   scope.post('/show', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
-    const parsed = OllamaShowRequest.safeParse(request.body ?? {});
+    const parsed = OllamaCompatShowRequest.safeParse(request.body ?? {});
     if (!parsed.success) throw fromZodError(parsed.error);
     const requested = parsed.data.model ?? parsed.data.name;
     if (!requested) throw new CompatError(400, ApiErrorCode.invalidRequest, 'model is required');

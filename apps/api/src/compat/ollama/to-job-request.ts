@@ -1,8 +1,7 @@
-import type { JobRequest, JobRequestInput } from '@switchyard/protocol';
+import type { JobRequest, JobRequestInput, OllamaCompatChatRequest, OllamaCompatGenerateRequest } from '@switchyard/protocol';
 import { validJobRequest } from '../compat-error.js';
-import type { OllamaChatRequest, OllamaGenerateRequest } from './request-schemas.js';
 
-type Common = Pick<OllamaChatRequest, 'model' | 'format' | 'options' | 'keep_alive' | 'priority' | 'deadline_ms'>;
+type Common = Pick<OllamaCompatChatRequest, 'model' | 'format' | 'options' | 'keep_alive' | 'priority' | 'deadline_ms'>;
 
 function common(body: Common): Partial<JobRequestInput> {
   return {
@@ -17,16 +16,17 @@ function common(body: Common): Partial<JobRequestInput> {
   };
 }
 
-/** True for Ollama's "load the model, generate nothing" request (`messages: []` / empty prompt). */
-export function isLoadOnlyChat(body: OllamaChatRequest): boolean {
-  return body.messages == null || body.messages.length === 0;
-}
-
-export function isLoadOnlyGenerate(body: OllamaGenerateRequest): boolean {
+/**
+ * A generate that loads the model and generates nothing. Stricter than Ollama's rule
+ * (isOllamaLoadOnlyGenerate: no prompt): images without a prompt are a question here, since
+ * they become a one-message chat job (generateToJobRequest) rather than being dropped.
+ * (A load-only chat is Ollama's rule, isOllamaLoadOnlyChat.)
+ */
+export function isLoadOnlyGenerate(body: OllamaCompatGenerateRequest): boolean {
   return (body.prompt == null || body.prompt === '') && (body.images == null || body.images.length === 0);
 }
 
-export function chatToJobRequest(body: OllamaChatRequest): JobRequest {
+export function chatToJobRequest(body: OllamaCompatChatRequest): JobRequest {
   return validJobRequest({
     ...common(body),
     model: body.model,
@@ -42,7 +42,7 @@ export function chatToJobRequest(body: OllamaChatRequest): JobRequest {
  * A generate request. With images it becomes a one-message chat, since jobs carry images
  * only on messages (Ollama itself turns such a request into a templated chat turn).
  */
-export function generateToJobRequest(body: OllamaGenerateRequest): JobRequest {
+export function generateToJobRequest(body: OllamaCompatGenerateRequest): JobRequest {
   const images = body.images ?? [];
   return validJobRequest({
     ...common(body),

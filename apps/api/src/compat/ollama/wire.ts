@@ -1,23 +1,19 @@
-import type { StreamEvent } from '@switchyard/protocol';
+import { ollamaContent, ollamaTimestamp, type OllamaEndpoint, type OllamaFinalMetrics, type OllamaStreamLine, type StreamEvent } from '@switchyard/protocol';
 
 /**
- * Ollama's NDJSON lines built from Switchyard job events. Durations are nanoseconds, derived
- * from the `done` event's timings (ms since submission): the queue wait counts into
- * `total_duration`, as time waiting for Ollama's scheduler does in Ollama.
+ * Ollama's NDJSON lines built from Switchyard job events; the line shapes are the shared wire
+ * module's (@switchyard/protocol ollama-wire.ts). Durations are nanoseconds, derived from the
+ * `done` event's timings (ms since submission): the queue wait counts into `total_duration`,
+ * as time waiting for Ollama's scheduler does in Ollama.
  */
 
-export type OllamaEndpoint = 'chat' | 'generate';
 type DoneEvent = Extract<StreamEvent, { type: 'done' }>;
 
 const NS_PER_MS = 1_000_000;
 const ns = (ms: number) => Math.max(0, Math.round(ms * NS_PER_MS));
 
-export function timestamp(): string {
-  return new Date().toISOString();
-}
-
 /** The count and duration fields of a final line. */
-export function finalMetrics(done: DoneEvent) {
+export function finalMetrics(done: DoneEvent): OllamaFinalMetrics {
   const { queued_ms, load_ms, ttft_ms, total_ms } = done.timings;
   return {
     done_reason: done.finish_reason === 'length' ? 'length' : 'stop',
@@ -32,18 +28,12 @@ export function finalMetrics(done: DoneEvent) {
 }
 
 /** A line (streaming) or the whole answer (`stream: false`) with `text` as its content. */
-export function partLine(endpoint: OllamaEndpoint, model: string, text: string) {
-  const content = endpoint === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };
-  return { model, created_at: timestamp(), ...content, done: false };
+export function partLine(endpoint: OllamaEndpoint, model: string, text: string): OllamaStreamLine {
+  return { model, created_at: ollamaTimestamp(), ...ollamaContent(endpoint, text), done: false };
 }
 
-export function finalLine(endpoint: OllamaEndpoint, model: string, text: string, done: DoneEvent) {
+export function finalLine(endpoint: OllamaEndpoint, model: string, text: string, done: DoneEvent): OllamaStreamLine {
   return { ...partLine(endpoint, model, text), done: true, ...finalMetrics(done) };
-}
-
-/** The answer to a load-only or unload request (`messages: []` / empty prompt). */
-export function lifecycleLine(endpoint: OllamaEndpoint, model: string, reason: 'load' | 'unload') {
-  return { ...partLine(endpoint, model, ''), done: true, done_reason: reason };
 }
 
 export function ndjson(value: unknown): string {
