@@ -95,7 +95,7 @@ export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 
 /**
- * The environment variable behind each field (see README); errors name the variable. Where
+ * The environment variable behind each field (docs/configuration.md lists them); errors name the variable. Where
  * two names are listed the first one set wins (OLLAMA_URL is what Ollama users say).
  */
 const ENV_NAMES: EnvNames<keyof AgentConfig> = {
@@ -139,7 +139,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
 /** Fields given as comma lists in the environment. */
 const LIST_FIELDS = new Set<keyof AgentConfig>(['gpuVramBytes', 'pinnedModels']);
 
-/** Reads the agent's configuration from environment variables (see README for the table). */
+/** Reads the agent's configuration from environment variables (docs/configuration.md has the table). */
 export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
   const { values, nameOf } = readEnv(env, ENV_NAMES, LIST_FIELDS);
   return parseConfig({ redisUrl: 'redis://127.0.0.1:6379', ...values }, nameOf);

@@ -35,7 +35,7 @@ export const ApiConfig = z.object({
   // Tenants and keys. With none configured the API runs open (every caller is `default`).
   /** `tenant:key` pairs, comma-separated. */
   apiKeys: z.string().optional().describe('`tenant:key` pairs, comma-separated.'),
-  /** JSON file of keys (plain or sha256) and per-tenant limits; see README. */
+  /** JSON file of keys (plain or sha256) and per-tenant limits; see docs/security.md. */
   apiKeysFile: z.string().optional().describe('JSON file of keys (plain or `sha256`) and per-tenant limits.'),
   /** Keys that unlock fleet endpoints, /metrics and Bull Board (tenant `admin`), comma-separated. */
   adminApiKeys: z.string().optional().describe('Admin keys, comma-separated.'),
