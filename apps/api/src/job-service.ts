@@ -213,7 +213,13 @@ export class JobService {
     }
     const state = await job.getState();
     if (state === 'completed' && job.returnvalue) return completed(base, job.returnvalue);
-    if (state === 'failed') return endedInError(base, parseJobFailure(job.failedReason));
+    if (state === 'failed') {
+      // The job's terminal event is what its stream told the client; BullMQ's failedReason
+      // can disagree with it (a cancellation heard while the backend request was failing is
+      // logged `cancelled` but may reach BullMQ as the backend's error). One answer: the log's.
+      const last = await this.deps.events.last(jobId);
+      return endedInError(base, last?.type === 'error' ? last : parseJobFailure(job.failedReason));
+    }
     if (state === 'active') {
       // The agent writes a job's terminal event before it moves the job to completed or
       // failed, so an active job whose log already ends is over (a client that read `done`
