@@ -20,6 +20,7 @@
 import type { ExchangeResult, RawResponse } from './http.js';
 import { header } from './http.js';
 import { fill, isAdminPath, isPublicPath, type FuzzCase, type Placeholders } from './cases.js';
+import { API_ERROR_STATUS } from '@switchyard/protocol';
 
 export type Wire = 'native' | 'openai' | 'ollama';
 
@@ -31,28 +32,8 @@ export interface Violation {
   group?: string;
 }
 
-/** The native error codes and the status each one has (apps/api/src/errors.ts, the documented mapping). */
-const NATIVE_STATUS: Record<string, number> = {
-  invalid_request: 400,
-  invalid_json: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  body_too_large: 413,
-  unsupported_media_type: 415,
-  not_found: 404,
-  job_not_found: 404,
-  model_not_found: 404,
-  model_too_large: 422,
-  job_finished: 409,
-  queue_full: 429,
-  tenant_limit: 429,
-  tenant_model_limit: 429,
-  global_limit: 429,
-  deadline_unreachable: 429,
-  no_capacity: 503,
-  redis_unavailable: 503,
-  internal_error: 500,
-};
+/** The native error codes and the status each one has: the API's own table (packages/protocol). */
+const NATIVE_STATUS: Readonly<Record<string, number>> = API_ERROR_STATUS;
 
 /** OpenAI's error `type` per status (compat/openai/wire.ts `openAiErrorType`, as OpenAI documents it). */
 function openAiTypeFor(status: number): string | undefined {

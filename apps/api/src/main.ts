@@ -10,25 +10,10 @@
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
 import { createApi } from './server.js';
+import { listenProblem } from '@switchyard/protocol';
 
 /** A stop that waits longer than this (a stuck connection) exits anyway. */
 const STOP_DEADLINE_MS = 10_000;
-
-/** One line for an address the API cannot listen on, naming the variable to change; undefined for other failures. */
-function listenProblem(error: unknown, host: string, port: number): string | undefined {
-  switch ((error as NodeJS.ErrnoException | null)?.code) {
-    case 'EADDRINUSE':
-      return `port ${port} is already in use: set PORT to a free port (or stop what listens there)`;
-    case 'EACCES':
-      return `port ${port} needs privileges this process lacks: set PORT to a port above 1023`;
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `HOST ${host} is not an address of this machine: set HOST to one of its addresses (0.0.0.0 listens on all)`;
-    default:
-      return undefined;
-  }
-}
 
 const config = (() => {
   try {
@@ -51,7 +36,7 @@ let url;
 try {
   url = await api.listen();
 } catch (error) {
-  const problem = listenProblem(error, config.host, config.port);
+  const problem = listenProblem((error as NodeJS.ErrnoException | null)?.code, config.host, config.port);
   if (problem === undefined) throw error;
   // A setting to change, not a crash: one line instead of the stack of net.Server.listen.
   process.stderr.write(`${problem}\n`);

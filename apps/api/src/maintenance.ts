@@ -156,7 +156,7 @@ export class Maintenance {
       lastSeen.set(watched[i]!, Number(watched[i + 1]));
     }
     // Subscribers of each job's channel on every replica sharing this Redis.
-    const reply = (await redis.call('PUBSUB', 'NUMSUB', ...ids.map((id) => keys.jobChannel(id)))) as Array<string | number>;
+    const reply = (await redis.pubsub('NUMSUB', ...ids.map((id) => keys.jobChannel(id)))) as Array<string | number>;
     const listened = new Set<string>();
     ids.forEach((id, index) => {
       if (Number(reply[index * 2 + 1]) > 0) listened.add(id);

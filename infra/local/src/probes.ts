@@ -5,6 +5,7 @@
  */
 import { createServer, connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
+import { listenProblem } from '@switchyard/protocol';
 
 /** A first-run mistake: `line` says what to change; the launcher exits with `exitCode`. */
 export class StartFailure extends Error {
@@ -13,22 +14,6 @@ export class StartFailure extends Error {
     readonly exitCode = 2,
   ) {
     super(line);
-  }
-}
-
-/** Same words as the API's (apps/api/src/main.ts), which says it when it loses a race for the port. */
-export function listenProblem(code: string | undefined, host: string, port: number): string | undefined {
-  switch (code) {
-    case 'EADDRINUSE':
-      return `port ${port} is already in use: set PORT to a free port (or stop what listens there)`;
-    case 'EACCES':
-      return `port ${port} needs privileges this process lacks: set PORT to a port above 1023`;
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `HOST ${host} is not an address of this machine: set HOST to one of its addresses (0.0.0.0 listens on all)`;
-    default:
-      return undefined;
   }
 }
 

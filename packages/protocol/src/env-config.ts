@@ -80,3 +80,23 @@ export function parseEnvConfig<Schema extends z.ZodType>(
   });
   throw new Error(`invalid ${app} configuration: ${problems.join('; ')}`);
 }
+
+/**
+ * One line for an address a server cannot listen on, naming the variable to change
+ * (`PORT`, `HOST`); undefined for other errors. Said by the API when it loses a race for
+ * its port and by the launcher that checks the port before starting it.
+ */
+export function listenProblem(code: string | undefined, host: string, port: number): string | undefined {
+  switch (code) {
+    case 'EADDRINUSE':
+      return `port ${port} is already in use: set PORT to a free port (or stop what listens there)`;
+    case 'EACCES':
+      return `port ${port} needs privileges this process lacks: set PORT to a port above 1023`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `HOST ${host} is not an address of this machine: set HOST to one of its addresses (0.0.0.0 listens on all)`;
+    default:
+      return undefined;
+  }
+}
