@@ -1,58 +1,27 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import {
   JobRequest,
   modelToQueueName,
-  redisKeys,
-  type AgentHeartbeat,
   type JobData,
   type JobRequestInput,
   type JobResult,
   type RedisKeys,
 } from '@switchyard/protocol';
 import {
-  AdmissionLedger,
   CancelMessage,
   EventLog,
-  FleetRegistry,
-  JobIndex,
   ManualWorker,
-  QueueRegistry,
   closeRedis,
   createRedis,
 } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
-import { Admission } from './admission.js';
-import { ApiKeyStore } from './auth.js';
 import { parseConfig } from './config.js';
 import { ApiError } from './errors.js';
-import { FleetView } from './fleet-view.js';
-import { JobService } from './job-service.js';
-import { createApiMetrics } from './metrics.js';
+import { apiServices } from './testing/services.js';
 
 const MODEL = 'tiny:1b';
-const silent = pino({ level: 'silent' });
-
-/** One ready agent that lists `MODEL`: what admission needs to place a job. */
-function agentHeartbeat(id: string): AgentHeartbeat {
-  return {
-    id,
-    version: 'test',
-    state: 'ready',
-    backend: { kind: 'ollama', url: 'http://127.0.0.1:1' },
-    gpus: [{ index: 0, name: 'gpu', vram_total_bytes: 24e9, vram_used_bytes: 0 }],
-    slots: 2,
-    in_flight: 0,
-    models_loaded: [],
-    models_available: [{ name: MODEL, digest: 'sha256:0123456789abcdef', size_bytes: 1e9, fits: true }],
-    vram: { total_bytes: 24e9, used_bytes: 0, free_bytes: 24e9 },
-    started_at: Date.now(),
-    updated_at: Date.now(),
-  };
-}
 
 const request = (input: Partial<JobRequestInput> = {}): JobRequest => JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
 
@@ -82,18 +51,9 @@ describe('JobService on a real Redis', () => {
 
   /** The services of one API process under a fresh prefix, with one agent in the fleet. */
   async function setup(limits: { queueDepthLimit?: number } = {}) {
-    const keys: RedisKeys = redisKeys(uniquePrefix('jobsvc'));
-    const config = parseConfig({ redisUrl: testRedis(), ...limits });
-    const queues = new QueueRegistry(redis, keys);
-    closers.push(() => queues.close());
-    const events = new EventLog(redis, keys);
-    const ledger = new AdmissionLedger(redis, keys);
-    const fleet = new FleetView(new FleetRegistry(redis, keys), config.fleetCacheMs);
-    await new FleetRegistry(redis, keys).publish(agentHeartbeat('agent-1'), 60_000);
-    const metrics = createApiMetrics(new Registry());
-    const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger: silent });
-    const jobIndex = new JobIndex(redis, keys, config.jobRetentionSeconds);
-    const jobs = new JobService({ redis, keys, queues, events, jobIndex, admission, ledger, metrics, logger: silent, jobRetentionSeconds: config.jobRetentionSeconds });
+    const services = await apiServices(redis, uniquePrefix('jobsvc'), parseConfig({ redisUrl: testRedis(), ...limits }), MODEL);
+    closers.push(() => services.queues.close());
+    const { keys, queues, events, ledger, jobIndex, jobs, metrics } = services;
     return { keys, queues, events, ledger, jobIndex, jobs, metrics };
   }
 

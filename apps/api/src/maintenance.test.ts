@@ -1,17 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { JobRequest, modelToQueueName, redisKeys, type AgentHeartbeat, type JobData, type JobRequestInput, type JobResult, type RedisKeys } from '@switchyard/protocol';
-import { AdmissionLedger, EventLog, FleetRegistry, JobIndex, ManualWorker, QueueRegistry, closeRedis, createRedis } from '@switchyard/redis';
+import { JobRequest, modelToQueueName, type JobData, type JobRequestInput, type JobResult } from '@switchyard/protocol';
+import { ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
-import { Admission } from './admission.js';
-import { ApiKeyStore } from './auth.js';
 import { parseConfig } from './config.js';
-import { FleetView } from './fleet-view.js';
-import { JobService } from './job-service.js';
 import { Maintenance } from './maintenance.js';
-import { createApiMetrics } from './metrics.js';
+import { apiServices } from './testing/services.js';
 
 const MODEL = 'tiny:1b';
 const GRACE_MS = 15_000;
@@ -19,23 +14,6 @@ const UPDATE_INTERVAL_MS = 1_000;
 /** Maintenance's settle time for a reservation whose submit may still be writing it. */
 const SETTLE_MS = 10_000;
 const silent = pino({ level: 'silent' });
-
-function agentHeartbeat(): AgentHeartbeat {
-  return {
-    id: 'agent-1',
-    version: 'test',
-    state: 'ready',
-    backend: { kind: 'ollama', url: 'http://127.0.0.1:1' },
-    gpus: [{ index: 0, name: 'gpu', vram_total_bytes: 24e9, vram_used_bytes: 0 }],
-    slots: 2,
-    in_flight: 0,
-    models_loaded: [],
-    models_available: [{ name: MODEL, digest: 'sha256:0123456789abcdef', size_bytes: 1e9, fits: true }],
-    vram: { total_bytes: 24e9, used_bytes: 0, free_bytes: 24e9 },
-    started_at: Date.now(),
-    updated_at: Date.now(),
-  };
-}
 
 const request = (input: Partial<JobRequestInput> = {}): JobRequest => JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
 
@@ -58,28 +36,10 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
    * `replica()` for a Maintenance (one per API replica) whose clock is `clock.now`.
    */
   async function setup() {
-    const keys: RedisKeys = redisKeys(uniquePrefix('maint'));
     const config = parseConfig({ redisUrl: testRedis(), disconnectGraceMs: GRACE_MS, queuedUpdateIntervalMs: UPDATE_INTERVAL_MS });
-    const queues = new QueueRegistry(redis, keys);
+    const services = await apiServices(redis, uniquePrefix('maint'), config, MODEL);
+    const { keys, queues, events, ledger, fleet, metrics, admission, jobs } = services;
     closers.push(() => queues.close());
-    const events = new EventLog(redis, keys);
-    const ledger = new AdmissionLedger(redis, keys);
-    const fleet = new FleetView(new FleetRegistry(redis, keys), config.fleetCacheMs);
-    await new FleetRegistry(redis, keys).publish(agentHeartbeat(), 60_000);
-    const metrics = createApiMetrics(new Registry());
-    const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger: silent });
-    const jobs = new JobService({
-      redis,
-      keys,
-      queues,
-      events,
-      jobIndex: new JobIndex(redis, keys, config.jobRetentionSeconds),
-      admission,
-      ledger,
-      metrics,
-      logger: silent,
-      jobRetentionSeconds: config.jobRetentionSeconds,
-    });
     const clock = { now: Date.now() };
     const replica = () => {
       const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, events, queues, fleet, metrics, config, logger: silent, now: () => clock.now });
