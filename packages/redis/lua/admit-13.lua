@@ -10,6 +10,12 @@
   `1/rate` seconds after the previous one, so refused clients come back about as fast as the
   queue drains rather than all at once.
 
+  The limits are read with one HMGET (each limit's field for this model or tenant and its
+  fleet-wide default) and the four in-flight counters with another, which also gives their
+  new values: one HSET writes them (HINCRBY, as before, only if a stored count is not a plain
+  integer, so a corrupt counter still fails the same way). A scope that had nothing in
+  flight gets its drain set's TTL removed (the rule is in includes/drain-sets.lua).
+
   KEYS[1]   jobs                  hash: job id -> reservation
   KEYS[2]   inflight              hash: scope -> jobs in flight
   KEYS[3]   limits                hash: limit field -> value
@@ -42,6 +48,7 @@
 --@include "wait-estimate"
 --@include "reservation"
 --@include "scopes"
+--@include "drain-sets"
 
 local o = cjson.decode(ARGV[1])
 local jobs, inflight, limits, slots = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -59,15 +66,22 @@ if o.idem and not o.overwrite then
   if existing then return {'dup', existing} end
 end
 
-local function count(field) return tonumber(redis.call('HGET', inflight, field) or '0') or 0 end
+-- Every limit field admission may need, in one read; absent fields are skipped.
+local limitFields, limitValues = {}, {}
+for _, l in ipairs({ o.limits.depth, o.limits.tenant, o.limits.tenantModel, o.limits.global }) do
+  if l.field then limitFields[#limitFields + 1] = l.field end
+  limitFields[#limitFields + 1] = l.default
+end
+local readLimits = redis.call('HMGET', limits, unpack(limitFields))
+for i, field in ipairs(limitFields) do limitValues[field] = readLimits[i] end
 -- This model's or tenant's value in Redis, else the keys file's, else the fleet-wide value
 -- in Redis, else the configured one.
 local function limit(l)
-  local v = l.field and tonumber(redis.call('HGET', limits, l.field) or '')
+  local v = l.field and tonumber(limitValues[l.field] or '')
   if v then return v end
   v = tonumber(l.file)
   if v then return v end
-  v = tonumber(redis.call('HGET', limits, l.default) or '')
+  v = tonumber(limitValues[l.default] or '')
   if v then return v end
   return tonumber(l.env)
 end
@@ -88,8 +102,14 @@ local function refuse(code, retry, depth, lim, current)
 end
 
 local mScope, tScope, tmScope = scope_model(model), scope_tenant(tenant), scope_tenant_model(tenant, model)
+-- The in-flight counters, in the order they are counted up below.
+local scopes = { S.global, tScope, tmScope, mScope }
+local stored = redis.call('HMGET', inflight, unpack(scopes))
+local counts = {}
+for i = 1, #scopes do counts[i] = tonumber(stored[i] or '0') or 0 end
+local g, tIn, tmIn, mIn = counts[1], counts[2], counts[3], counts[4]
 local depth = redis.call('ZCARD', waitKey)
-local running = count(mScope) - depth
+local running = mIn - depth
 if running < 0 then running = 0 end
 local free = capacity - running
 if free < 0 then free = 0 end
@@ -102,9 +122,7 @@ if depth >= depthLimit then
   return refuse(LAYOUT.refusal.queue_full, spread(mScope, need + load, rModel), depth, depthLimit, depth)
 end
 
-local tIn = count(tScope)
 local tLimit = limit(o.limits.tenant)
-local tmIn = count(tmScope)
 local tmLimit = limit(o.limits.tenantModel)
 if tIn >= tLimit or tmIn >= tmLimit then
   local rTenant = rate(drainTenant, now, window, k)
@@ -120,7 +138,6 @@ if tIn >= tLimit or tmIn >= tmLimit then
   return refuse(code, spread(scope, need, rTenant), depth, lim, current)
 end
 
-local g = count(S.global)
 local gLimit = limit(o.limits.global)
 if g >= gLimit then
   local rGlobal = rate(drainGlobal, now, window, k)
@@ -172,9 +189,23 @@ redis.call('HSET', lastKey, lastField, tostring(score))
 redis.call('ZADD', waitKey, score, id)
 redis.call('ZADD', sinceKey, now, id)
 if deadline then redis.call('ZADD', deadlines, now + deadline, id) end
-redis.call('HINCRBY', inflight, S.global, 1)
-redis.call('HINCRBY', inflight, tScope, 1)
-redis.call('HINCRBY', inflight, tmScope, 1)
-redis.call('HINCRBY', inflight, mScope, 1)
+-- The counts just read, one up, in one HSET. A stored count HINCRBY would not take as is (not
+-- a plain integer, or beyond a double's exact range) takes the four HINCRBYs instead, so it
+-- fails the way it always did.
+local function plain_count(v) return v == '0' or (#v <= 15 and string.match(v, '^-?[1-9]%d*$') ~= nil) end
+local plain, counted = true, {}
+for i, field in ipairs(scopes) do
+  if stored[i] and not plain_count(stored[i]) then plain = false end
+  counted[#counted + 1] = field
+  counted[#counted + 1] = string.format('%d', counts[i] + 1)
+end
+if plain then
+  redis.call('HSET', inflight, unpack(counted))
+else
+  for _, field in ipairs(scopes) do redis.call('HINCRBY', inflight, field, 1) end
+end
+if g <= 0 then drain_busy(drainGlobal) end
+if tIn <= 0 then drain_busy(drainTenant) end
+if mIn <= 0 then drain_busy(drainModel) end
 if o.idem then redis.call('SET', idemKey, id, 'EX', o.idemTtl) end
 return {'ok', tostring(priority), tostring(position), tostring(depth + 1), tostring(math.floor(est))}

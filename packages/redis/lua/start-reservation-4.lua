@@ -4,6 +4,10 @@
   a cold start's load time to the model's load estimate (moving average). Nothing happens to
   a job without a queued reservation, so a repeated `started` changes nothing.
 
+  Only a reservation with a deadline is in the deadline set (admission adds only those), so
+  only such a job is removed from it; the samples list is trimmed only once RPUSH's reply says
+  it grew past 10,000.
+
   KEYS[1]   jobs                  hash: job id -> reservation
   KEYS[2]   deadlines             zset: queued job -> deadline
   KEYS[3]   wait samples          list: LAYOUT.waitSample fields, newest last, 10,000 kept
@@ -33,14 +37,13 @@ local model = f[R.model]
 redis.call('HSET', jobs, id, table.concat(f, LAYOUT.sep))
 redis.call('ZREM', o.waitPrefix .. model, id)
 redis.call('ZREM', o.sincePrefix .. model, id)
-redis.call('ZREM', deadlines, id)
+if f[R.deadline] ~= '' then redis.call('ZREM', deadlines, id) end
 if o.sample then
   local sample = {}
   sample[LAYOUT.waitSample.model] = model
   sample[LAYOUT.waitSample.estimated] = f[R.est]
   sample[LAYOUT.waitSample.actual] = tostring(now - tonumber(f[R.submitted]))
-  redis.call('RPUSH', samples, table.concat(sample, LAYOUT.sep))
-  redis.call('LTRIM', samples, -10000, -1)
+  if redis.call('RPUSH', samples, table.concat(sample, LAYOUT.sep)) > 10000 then redis.call('LTRIM', samples, -10000, -1) end
 end
 local l = tonumber(o.load)
 if o.cold and l and l > 0 then

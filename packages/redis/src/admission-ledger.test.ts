@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
-import { AdmissionLedger, type AdmitRequest } from './admission-ledger.js';
+import { AdmissionLedger, type AdmitRequest, type ReleaseKind } from './admission-ledger.js';
 import { closeRedis, createRedis } from './connection.js';
 import { EventLog } from './event-log.js';
 
@@ -179,6 +179,121 @@ describe('AdmissionLedger on a real Redis', () => {
     expect(once.kind).toBe('admitted');
     expect(await ledger.admit(request({ jobId: 'idem-2', idempotencyKey: 'k' }))).toEqual({ kind: 'duplicate', jobId: 'idem-1' });
     expect((await ledger.admit(request({ jobId: 'idem-3', idempotencyKey: 'k', tenant: 'other' }))).kind).toBe('admitted');
+  });
+
+  it('takes a running job out of every set at release, and a queued one too', async () => {
+    const keys = redisKeys(uniquePrefix('ledger'));
+    const a = keys.admission;
+    const ledger = new AdmissionLedger(redis, keys);
+    const now = Date.now();
+    const members = async (id: string) => ({
+      waiting: await redis.zscore(a.waiting('m:1'), id),
+      since: await redis.zscore(a.since('m:1'), id),
+      deadlines: await redis.zscore(a.deadlines, id),
+      watched: await redis.zscore(a.watched, id),
+      reservation: await redis.hget(a.jobs, id),
+    });
+    const gone = { waiting: null, since: null, deadlines: null, watched: null, reservation: null };
+    for (const id of ['ran', 'queued']) {
+      await ledger.admit(request({ jobId: id, now, deadlineMs: 60_000 }));
+      await ledger.watch(id, now);
+    }
+    expect(await members('ran')).toMatchObject({ waiting: expect.any(String), since: expect.any(String), deadlines: String(now + 60_000), watched: String(now) });
+    expect(await ledger.started('ran', { now: now + 10 })).toBe(true);
+    // Started: out of the queue's sets, still watched and reserved.
+    expect(await members('ran')).toMatchObject({ waiting: null, since: null, deadlines: null, watched: String(now) });
+    expect(await ledger.release('ran', 'done', '', now + 20)).toBe(true);
+    expect(await ledger.release('queued', 'error', 'cancelled', now + 30)).toBe(true);
+    expect(await members('ran')).toEqual(gone);
+    expect(await members('queued')).toEqual(gone);
+    expect(await ledger.inFlight()).toEqual({});
+    // Only the job that ran is a completion.
+    for (const scope of ['m:m:1', 't:a', 'g'] as const) expect(await redis.zrange(a.drain(scope), '0', '-1')).toEqual(['ran']);
+  });
+
+  it('keeps the drain sets bounded and expiring without trimming at every completion', async () => {
+    const keys = redisKeys(uniquePrefix('ledger'));
+    const a = keys.admission;
+    const ledger = new AdmissionLedger(redis, keys);
+    const sets = [a.drain('m:m:1'), a.drain('t:a'), a.drain('g')] as const;
+    const now = Date.now() - 3_600_000;
+    // One job stays queued throughout: every scope has work in flight, so no set has a TTL.
+    await ledger.admit(request({ jobId: 'keeper', now }));
+    // A completion older than an hour goes at the next trim.
+    await ledger.admit(request({ jobId: 'old', now: now - 2 * 3_600_000 }));
+    await ledger.started('old', { now: now - 2 * 3_600_000 });
+    await ledger.release('old', 'done', '', now - 2 * 3_600_000);
+    // Every outcome that adds a completion, so that each of the model's four counters takes its turn.
+    const endings: Array<[ReleaseKind, string]> = [['done', ''], ['error', 'backend_error'], ['error', 'cancelled'], ['error', 'deadline_exceeded']];
+    const total = 2_300;
+    let largest = [0, 0, 0];
+    for (let i = 0; i < total; i++) {
+      const at = now + i;
+      await ledger.admit(request({ jobId: `c${i}`, now: at }));
+      await ledger.started(`c${i}`, { now: at, sample: false });
+      const [kind, code] = endings[i % endings.length]!;
+      await ledger.release(`c${i}`, kind, code, at);
+      const sizes = (await redis.multi().zcard(sets[0]).zcard(sets[1]).zcard(sets[2]).exec())!.map(([, n]) => n as number);
+      largest = largest.map((n, j) => Math.max(n, sizes[j]!));
+    }
+    // The model's set: at most 2000 plus 31 per outcome counter that adds completions; the
+    // tenant's and the fleet's (trimmed by rank at every write): 2000.
+    expect(largest[0]).toBeGreaterThan(2_000);
+    expect(largest[0]).toBeLessThanOrEqual(2_000 + 4 * 31);
+    expect(largest.slice(1)).toEqual([2_000, 2_000]);
+    for (const key of sets) {
+      expect(await redis.zscore(key, 'old'), key).toBeNull();
+      // Whatever a rate read sees: the newest completions.
+      expect(await redis.zrevrange(key, 0, 19), key).toEqual(Array.from({ length: 20 }, (_, i) => `c${total - 1 - i}`));
+      expect(await redis.pttl(key), key).toBe(-1);
+    }
+    // The scopes go idle: the sets expire an hour later.
+    await ledger.release('keeper', 'error', 'cancelled', now + total);
+    for (const key of sets) {
+      const ttl = await redis.pttl(key);
+      expect(ttl, key).toBeGreaterThan(3_590_000);
+      expect(ttl, key).toBeLessThanOrEqual(3_600_000);
+    }
+    // New work: no TTL while it is in flight.
+    await ledger.admit(request({ jobId: 'again', now: now + total }));
+    for (const key of sets) expect(await redis.pttl(key), key).toBe(-1);
+  });
+
+  it('repairs a drain set that carries a TTL while its scope is busy at the next trim', async () => {
+    const keys = redisKeys(uniquePrefix('ledger'));
+    const a = keys.admission;
+    const ledger = new AdmissionLedger(redis, keys);
+    const now = Date.now();
+    await ledger.admit(request({ jobId: 'keeper', now }));
+    // As a version that set the TTL at every write would have left it.
+    await redis.zadd(a.drain('g'), now, 'earlier');
+    await redis.pexpire(a.drain('g'), 3_600_000);
+    for (let i = 0; i < 32; i++) {
+      await ledger.admit(request({ jobId: `r${i}`, now }));
+      await ledger.started(`r${i}`, { now, sample: false });
+      await ledger.release(`r${i}`, 'done', '', now + i);
+    }
+    expect(await redis.pttl(a.drain('g'))).toBe(-1);
+  });
+
+  it('reads every limit field with the documented precedence, and fails on a corrupt counter as before', async () => {
+    const keys = redisKeys(uniquePrefix('ledger'));
+    const ledger = new AdmissionLedger(redis, keys);
+    const a = keys.admission;
+    await redis.hset(a.limits, 'global_in_flight', '1');
+    expect((await ledger.admit(request())).kind).toBe('admitted');
+    expect(await ledger.admit(request({ tenant: 'b' }))).toMatchObject({ kind: 'refused', code: 'global_limit', limit: 1, current: 1 });
+    await redis.hdel(a.limits, 'global_in_flight');
+    // tenant_model_in_flight: the tenant's Redis value over the keys file's, the file's over the fleet's.
+    await redis.hset(a.limits, 'tenant_model_in_flight', '1');
+    expect((await ledger.admit(request({ limits: { ...LIMITS, tenantModelInFlightOverride: 2 } }))).kind).toBe('admitted');
+    await redis.hset(a.limits, 'tenant_model_in_flight:a', '5');
+    expect((await ledger.admit(request({ limits: { ...LIMITS, tenantModelInFlightOverride: 2 } }))).kind).toBe('admitted');
+    expect(await ledger.admit(request({ model: 'm:2', limits: { ...LIMITS, tenantModelInFlight: 1 } }))).toMatchObject({ kind: 'admitted' });
+    expect(await ledger.inFlight()).toEqual({ g: 4, 't:a': 4, 'tm:a|m:1': 3, 'tm:a|m:2': 1, 'm:m:1': 3, 'm:m:2': 1 });
+
+    await redis.hset(a.inflight, 't:a', 'x');
+    await expect(ledger.admit(request())).rejects.toThrow(/not an integer/);
   });
 
   it('rebuilds drifted counters from the reservations', async () => {

@@ -179,7 +179,7 @@ export class AdmissionLedger {
       overwrite: request.overwriteIdempotency === true,
       idemTtl: request.idempotencyTtlS,
     };
-    const reply = await this.redis.sy_admit_v1(
+    const reply = await this.redis.sy_admit_v2(
       a.jobs,
       a.inflight,
       a.limits,
@@ -220,7 +220,7 @@ export class AdmissionLedger {
   /** Queued → running (the agent's `started`, or reconciliation seeing the job active). */
   async started(jobId: string, options: { cold?: boolean; loadMs?: number; sample?: boolean; now?: number } = {}): Promise<boolean> {
     const a = this.keys;
-    const moved = await this.redis.sy_start_reservation_v1(
+    const moved = await this.redis.sy_start_reservation_v2(
       a.jobs,
       a.deadlines,
       a.waitSamples,
@@ -241,7 +241,7 @@ export class AdmissionLedger {
   /** Ends a reservation; false when there was none (already released, or never admitted). */
   async release(jobId: string, kind: ReleaseKind, code = '', now = Date.now()): Promise<boolean> {
     const a = this.keys;
-    const released = await this.redis.sy_release_reservation_v1(
+    const released = await this.redis.sy_release_reservation_v2(
       a.jobs,
       a.deadlines,
       a.watched,

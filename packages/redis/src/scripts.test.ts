@@ -13,9 +13,9 @@ const LUA_DIR = new URL('../lua/', import.meta.url);
  * and its hash here: two deployed versions then never run each other's script under one name.
  */
 const PINNED: Record<ScriptCommandName, string> = {
-  sy_admit_v1: 'eba5c0afe7b4831ffc4f192b7d01b0cb0f087d38',
-  sy_start_reservation_v1: 'a2dd1632d0bde926e09e13ed6cd369a79e4cd76c',
-  sy_release_reservation_v1: '3bf58d8786a0158a9c56737ee1eb881fdda2aed2',
+  sy_admit_v2: '53648ccdfc98094f2aadf470e4c0cc72bb0d55a8',
+  sy_start_reservation_v2: '158285fd5526de0be97ea33002c86ce35a869076',
+  sy_release_reservation_v2: 'dd1fe9ec1b9df9c1f6f30965995ce49e762c4933',
   sy_recompute_inflight_v1: '784d8364185a67eb899826015f7b015b64d2be4a',
   sy_ledger_stats_v1: '19b0c6efc968071e64192eb59cba2473cd0ad41f',
   sy_reservation_positions_v1: '1c6897f7427a3d2f34aee96fe8bf484ecc22247b',

@@ -25,9 +25,9 @@ import { luaEventEnvelope } from './event-envelope.js';
 
 /** Each command: the file it runs. Keyed by the names declared on `RedisCommander` below. */
 const COMMAND_FILES = {
-  sy_admit_v1: 'admit-13.lua',
-  sy_start_reservation_v1: 'start-reservation-4.lua',
-  sy_release_reservation_v1: 'release-reservation-6.lua',
+  sy_admit_v2: 'admit-13.lua',
+  sy_start_reservation_v2: 'start-reservation-4.lua',
+  sy_release_reservation_v2: 'release-reservation-6.lua',
   sy_recompute_inflight_v1: 'recompute-inflight-n.lua',
   sy_ledger_stats_v1: 'ledger-stats-n.lua',
   sy_reservation_positions_v1: 'reservation-positions-1.lua',
@@ -157,7 +157,7 @@ export type PositionRow = [''] | [state: string, model: string, tenant: string, 
  * scripts take their KEYS then their ARGV; `-n` scripts take the KEYS count first.
  */
 interface SwitchyardCommands<Context extends ClientContext> {
-  sy_admit_v1(
+  sy_admit_v2(
     jobs: RedisKey,
     inflight: RedisKey,
     limits: RedisKey,
@@ -173,8 +173,8 @@ interface SwitchyardCommands<Context extends ClientContext> {
     idempotency: RedisKey,
     options: string,
   ): Result<AdmitReply, Context>;
-  sy_start_reservation_v1(jobs: RedisKey, deadlines: RedisKey, waitSamples: RedisKey, loadMs: RedisKey, options: string): Result<0 | 1, Context>;
-  sy_release_reservation_v1(
+  sy_start_reservation_v2(jobs: RedisKey, deadlines: RedisKey, waitSamples: RedisKey, loadMs: RedisKey, options: string): Result<0 | 1, Context>;
+  sy_release_reservation_v2(
     jobs: RedisKey,
     deadlines: RedisKey,
     watched: RedisKey,
