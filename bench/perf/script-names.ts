@@ -33,9 +33,12 @@ export async function scriptNames(appsRoot: string): Promise<Map<string, string>
   try {
     const module = (await import(pathToFileURL(join(appsRoot, 'packages', 'redis', 'dist', 'index.js')).href)) as Record<string, unknown>;
     const keys = redisKeys('names');
+    // The loader defines every script; builds before it had one defined them in these classes.
+    const defineScripts = module.defineScripts as ((redis: Redis) => unknown) | undefined;
+    if (typeof defineScripts === 'function') defineScripts(redis);
     for (const name of ['EventLog', 'JobIndex', 'AdmissionLedger']) {
       const Class = module[name] as (new (redis: Redis, keys: ReturnType<typeof redisKeys>) => unknown) | undefined;
-      if (typeof Class === 'function') new Class(redis, keys);
+      if (typeof Class === 'function' && typeof defineScripts !== 'function') new Class(redis, keys);
     }
     const defined = (redis as unknown as { scriptsSet?: Record<string, { sha?: string }> }).scriptsSet ?? {};
     for (const [name, script] of Object.entries(defined)) if (script.sha) names.set(script.sha, name);

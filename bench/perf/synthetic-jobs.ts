@@ -1,22 +1,25 @@
 import type { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
-import { EventLog, JobIndex } from '@switchyard/redis';
+import { ScriptedJobs, type Attempt } from '@switchyard/redis';
+
+/** The attempt that "holds" every synthetic job: the producer streams as it. */
+export const SYNTHETIC_ATTEMPT: Attempt = { token: 'bench-producer', number: 1 };
 
 /**
- * Jobs that exist for the API (index entry and a `queued` event) but that no agent runs:
- * a producer process writes their token events instead, so a benchmark measures the
- * API's relay alone.
+ * Jobs that exist for the API (record, `queued` and `started` events, through the job's
+ * transitions) but that no agent runs: a producer process streams their tokens as
+ * {@link SYNTHETIC_ATTEMPT} instead, so a benchmark measures the API's relay alone.
  */
 export async function createSyntheticJobs(redis: Redis, prefix: string, count: number, model = 'bench-model:latest'): Promise<string[]> {
   const keys = redisKeys(prefix);
-  const index = new JobIndex(redis, keys);
-  const log = new EventLog(redis, keys);
+  const jobs = new ScriptedJobs(redis, keys);
   const ids = Array.from({ length: count }, (_, i) => `relay${i.toString(36).padStart(6, '0')}`);
   for (let i = 0; i < ids.length; i += 500) {
     await Promise.all(
       ids.slice(i, i + 500).map(async (id) => {
-        await index.put(id, { model, tenant: 'default', created_at: Date.now() });
-        await log.append(id, { type: 'queued', position: 0, depth: 0 });
+        await jobs.create(id, { model }, { type: 'queued', position: 0, depth: 0 });
+        await jobs.lifecycle.claim(id, 'bench-producer', SYNTHETIC_ATTEMPT, 'agent_lost');
+        await jobs.lifecycle.start(id, SYNTHETIC_ATTEMPT, { type: 'started', agent: 'bench-producer', cold: false, load_ms: 0 });
       }),
     );
   }

@@ -1,12 +1,13 @@
 /**
  * Child process of the relay and connection benchmarks: writes token events for a set of
- * jobs through the same EventLog an agent uses, at a fixed rate, each token stamped with
+ * jobs through the same transition an agent uses (`JobLifecycle.stream`), at a fixed rate, each token stamped with
  * its send time (ms since the epoch, sub-millisecond) so the reader can measure delivery
  * delay. Arguments arrive as the first IPC message (10k job ids do not fit in argv).
  */
 import { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
-import { EventLog } from '@switchyard/redis';
+import { AdmissionLedger, JobLifecycle } from '@switchyard/redis';
+import { SYNTHETIC_ATTEMPT } from './synthetic-jobs.js';
 
 interface ProducerArgs {
   redisUrl: string;
@@ -21,7 +22,8 @@ interface ProducerArgs {
 
 const args = await new Promise<ProducerArgs>((resolve) => process.once('message', (message) => resolve(message as ProducerArgs)));
 const redis = new Redis(args.redisUrl, { enableAutoPipelining: true });
-const log = new EventLog(redis, redisKeys(args.prefix));
+const keys = redisKeys(args.prefix);
+const lifecycle = new JobLifecycle(redis, keys, new AdmissionLedger(redis, keys));
 const now = () => performance.timeOrigin + performance.now();
 const intervalMs = 1000 / args.eventsPerS;
 const started = now();
@@ -35,11 +37,11 @@ const words = Array.from({ length: args.tokensPerEvent - 1 }, () => ' w').join('
 async function loop(): Promise<void> {
   while (now() - started < args.durationMs) {
     const t = now();
-    const batch: Promise<number>[] = [];
+    const batch: Promise<unknown>[] = [];
     for (let i = 0; i < args.jobIds.length; i++) {
       if (nextAt[i]! > t) continue;
       nextAt[i]! += intervalMs;
-      batch.push(log.append(args.jobIds[i]!, { type: 'token', text: `${now().toFixed(3)}${words}` }));
+      batch.push(lifecycle.stream(args.jobIds[i]!, SYNTHETIC_ATTEMPT, { type: 'token', text: `${now().toFixed(3)}${words}` }));
       sent++;
     }
     if (batch.length > 0) await Promise.all(batch);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ollama, type ChatResponse, type GenerateResponse } from 'ollama';
 import { Redis } from 'ioredis';
 import { redisKeys, type ModelInfoRecord } from '@switchyard/protocol';
-import { EventLog } from '@switchyard/redis';
+import { ScriptedJobs } from '@switchyard/redis';
 import { jobStatus } from '../support/client.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -214,7 +214,7 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
 
   it('ends a stream with an error line and cancels the job when it restarts after text was sent', async () => {
     const redis = new Redis(stack.redisUrl);
-    const events = new EventLog(redis, redisKeys(stack.prefix));
+    const events = new ScriptedJobs(redis, redisKeys(stack.prefix));
     try {
       stack.hold({ prompt: 'restart me', afterTokens: 1 });
       const stream = await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'restart me' }], stream: true, options: { num_predict: 5_000 } });

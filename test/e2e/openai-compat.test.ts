@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { Ollama } from 'ollama';
 import { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
-import { EventLog } from '@switchyard/redis';
+import { ScriptedJobs } from '@switchyard/redis';
 import { jobStatus, submitJob } from '../support/client.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -215,10 +215,10 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
 
   describe('restarted jobs (an agent lost mid-job; injected into the job log as an agent would write it)', () => {
     let redis: Redis;
-    let events: EventLog;
+    let events: ScriptedJobs;
     beforeAll(() => {
       redis = new Redis(stack.redisUrl);
-      events = new EventLog(redis, redisKeys(stack.prefix));
+      events = new ScriptedJobs(redis, redisKeys(stack.prefix));
     });
     afterAll(() => redis?.disconnect());
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '@switchyard/protocol';
-import { EventLog } from '@switchyard/redis';
+import { ScriptedJobs } from '@switchyard/redis';
 import { jobStatus, submitJob as submit } from '../support/client.js';
 import { readSse, textOf } from '../support/sse.js';
 import { startStack, type Stack } from '../support/stack.js';
@@ -115,7 +115,7 @@ describe('streams that outlive a connection, and cancellation', () => {
   });
 });
 
-describe('a job that ended in its log but not yet in its queue', () => {
+describe('a job whose stream ended while its agent still runs it (the record and the stream are one write)', () => {
   let slowStack: Stack;
   beforeAll(async () => {
     // Each job is held before its first token (slowStack.hold), so it is active on the agent
@@ -125,33 +125,34 @@ describe('a job that ended in its log but not yet in its queue', () => {
   });
   afterAll(() => slowStack?.close());
 
-  it('reports a job whose log ended in an error as ended, even before the agent has moved it out of active', async () => {
-    // The agent writes the terminal event first and moves the BullMQ job afterwards; a GET
-    // (or a DELETE's answer) in between must agree with what the job's stream already said.
-    // The test writes that event itself while the agent's generation is held.
+  it('reports a job whose stream ended in an error as ended, while BullMQ still has it active; the agent then stops', async () => {
+    // The terminal event and the record's status are one script, so a GET in between the
+    // event and BullMQ's move agrees with the stream. The test writes that event itself (as
+    // the agent's attempt) while the agent's generation is held; when it resumes, its next
+    // write is refused and it aborts the backend request.
     const redis = new Redis(slowStack.redisUrl);
     try {
       const hold = slowStack.hold({ prompt: 'stay running' });
       const job = await submit(slowStack, { model: MODEL, prompt: 'stay running', options: { num_predict: 2000 } });
       await hold.reached();
-      await new EventLog(redis, redisKeys(slowStack.prefix)).append(job.id, { type: 'error', code: 'cancelled', message: 'cancelled by client' });
+      await new ScriptedJobs(redis, redisKeys(slowStack.prefix)).append(job.id, { type: 'error', code: 'cancelled', message: 'cancelled by client' });
       const record = await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`).then((r) => r.json() as Promise<any>);
       expect(record).toMatchObject({ status: 'cancelled', error: { code: 'cancelled' } });
-      await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
+      hold.release();
       await expect.poll(async () => (await simStats(slowStack)).active_requests, { timeout: 5_000 }).toBe(0);
     } finally {
       redis.disconnect();
     }
   });
 
-  it('reports a job whose log ended with done as completed, with the answer its stream carried', async () => {
+  it('reports a job whose stream ended with done as completed, with the answer its stream carried', async () => {
     const redis = new Redis(slowStack.redisUrl);
     try {
       const hold = slowStack.hold({ prompt: 'stay running' });
       const job = await submit(slowStack, { model: MODEL, prompt: 'stay running', options: { num_predict: 2000 } });
       await hold.reached();
-      const log = new EventLog(redis, redisKeys(slowStack.prefix));
-      // As if the agent had streamed a restart, then an answer, and not yet stored the result.
+      const log = new ScriptedJobs(redis, redisKeys(slowStack.prefix));
+      // As if the agent had streamed a restart, then an answer (the done carries the result).
       await log.append(job.id, { type: 'token', text: 'void ' });
       await log.append(job.id, { type: 'restarted', reason: 'agent_lost', attempt: 2 });
       await log.append(job.id, { type: 'started', agent: 'agent-x', cold: false, load_ms: 0 });
@@ -167,7 +168,7 @@ describe('a job that ended in its log but not yet in its queue', () => {
         timings,
         agent: 'agent-x',
       });
-      await fetch(`${slowStack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
+      hold.release();
       await expect.poll(async () => (await simStats(slowStack)).active_requests, { timeout: 5_000 }).toBe(0);
     } finally {
       redis.disconnect();

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
 import { redisKeys, canonicalModelName, type AgentHeartbeat } from '@switchyard/protocol';
-import { EventLog, FleetRegistry, QueueRegistry, createRedis } from '@switchyard/redis';
+import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, createRedis } from '@switchyard/redis';
 import { firstInventoryRead } from './backend-warnings.js';
 import type { AgentConfig } from './config.js';
 import { ControlListener } from './control-listener.js';
@@ -60,7 +60,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
   const reportRedis = reportRedisTrouble({ redisUrl: config.redisUrl, logger, commands: redis, subscriber });
 
-  const events = new EventLog(redis, keys);
+  // A job's transitions as an agent takes them (claim, start, stream, finish); see packages/redis/src/job/lifecycle.ts.
+  const jobLifecycle = new JobLifecycle(redis, keys, new AdmissionLedger(redis, keys));
   const registry = new FleetRegistry(redis, keys);
   const fleet = new FleetState(redis, keys, registry, config.agentId, logger);
   const queues = new QueueRegistry(redis, keys);
@@ -74,7 +75,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const processor = createJobProcessor({
     agentId: config.agentId,
     backend,
-    events,
+    lifecycle: jobLifecycle,
     inventory,
     logger,
     vramTotalBytes,
@@ -91,6 +92,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     workers: workers.workers,
     logger,
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel }),
+    requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
   const heartbeat = new HeartbeatBuilder({ agentId: config.agentId, version: AGENT_VERSION, backend, gpus, gpuSource: source, vramTotalBytes, slots: config.slots, pinned, inventory, placement, jobs: scheduler });
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });

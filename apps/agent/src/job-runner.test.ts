@@ -12,7 +12,7 @@ import {
   type GenerateRequest,
 } from '@switchyard/backends';
 import { JobRequest, modelToQueueName, parseJobFailure, redisKeys, type JobRequestInput, type JobResult, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
-import { EventLog, ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
+import { AdmissionLedger, EventLog, JobLifecycle, ManualWorker, closeRedis, createRedis, type ModelQueue } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { createJobProcessor, type JobRunnerDeps } from './job-runner.js';
 import { ModelInventory } from './model-inventory.js';
@@ -87,6 +87,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
   let keys: RedisKeys;
   let queue: Queue;
   let events: EventLog;
+  let lifecycle: JobLifecycle;
   let backend: ScriptedBackend;
   let inventory: ModelInventory;
   const cancelled = new Set<string>();
@@ -97,6 +98,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     keys = redisKeys(uniquePrefix('runner'));
     queue = new Queue(modelToQueueName(MODEL), { connection: redis, prefix: keys.bullPrefix });
     events = new EventLog(redis, keys);
+    lifecycle = new JobLifecycle(redis, keys, new AdmissionLedger(redis, keys));
   });
   afterAll(async () => {
     await queue.close();
@@ -112,7 +114,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     return createJobProcessor({
       agentId: 'agent-1',
       backend,
-      events,
+      lifecycle,
       inventory,
       logger: silent,
       vramTotalBytes: 24e9,
@@ -123,14 +125,17 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     });
   }
 
-  /** A job as the API enqueues it; `data` overrides what the API would write. */
-  async function enqueue(input: Partial<JobRequestInput> = {}, data: Record<string, unknown> = {}): Promise<Job<unknown, JobResult>> {
+  /** A job as the API enqueues it (record, `queued` event, BullMQ job); `data` overrides what the API would write. */
+  async function enqueue(input: Partial<JobRequestInput> = {}, data: Record<string, unknown> = {}, target: Queue = queue): Promise<Job<unknown, JobResult>> {
     const id = `job${++jobCounter}`;
     const request = JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
-    return (await queue.add('generate', { id, model: MODEL, tenant: 'acme', request, submitted_at: Date.now(), ...data }, { jobId: id })) as Job<unknown, JobResult>;
+    const jobData = { id, model: MODEL, tenant: 'acme', request, submitted_at: Date.now(), ...data } as never;
+    await lifecycle.enqueue({ queue: target as unknown as ModelQueue, data: jobData, priority: 1, queueKey: MODEL, queued: { type: 'queued', position: 0, depth: 1 } });
+    return (await target.getJob(id)) as Job<unknown, JobResult>;
   }
 
-  const logOf = (job: Job<unknown, JobResult>): Promise<StreamEvent[]> => events.readAfter(job.id!, 0);
+  /** The job's events after the API's `queued` (seq 1): what the agent wrote. */
+  const logOf = (job: Job<unknown, JobResult>): Promise<StreamEvent[]> => events.readAfter(job.id!, 1);
   const typesOf = async (job: Job<unknown, JobResult>) => (await logOf(job)).map((event) => event.type);
 
   /** The failure code and message a rejected run carries to BullMQ. */
@@ -161,7 +166,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(result.timings.ttft_ms).toBeLessThanOrEqual(result.timings.total_ms);
     const log = await logOf(job);
     expect(log.map((event) => event.type)).toEqual(['started', 'token', 'token', 'done']);
-    expect(log[0]).toMatchObject({ seq: 1, agent: 'agent-1', cold: false, load_ms: 0 });
+    expect(log[0]).toMatchObject({ seq: 2, agent: 'agent-1', cold: false, load_ms: 0 });
     expect(log[3]).toMatchObject({ finish_reason: 'stop', usage: result.usage, timings: result.timings });
     // The job's slot is given back, and its duration measured.
     expect(inventory.get(MODEL)).toMatchObject({ inFlight: 0, serviceMs: expect.any(Number) });
@@ -340,24 +345,22 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     worker.on('error', () => undefined);
     try {
       // What the API enqueues: two attempts, so only an unrecoverable failure stays failed.
-      const add = async (id: string) => {
-        const request = JobRequest.parse({ model: MODEL, prompt: 'hi' });
-        await queue.add('generate', { id, model: MODEL, tenant: 'acme', request, submitted_at: Date.now() }, { jobId: id, attempts: 2 });
-      };
-      await add('viaworker1');
+      const firstJob = await enqueue({}, {}, queue);
       const first = (await worker.claim('t1'))!;
       await worker.process(first, 't1');
-      expect(await queue.getJobState('viaworker1')).toBe('completed');
-      expect((await queue.getJob('viaworker1'))?.returnvalue).toMatchObject({ text: 'a', agent: 'agent-1' });
+      expect(await queue.getJobState(firstJob.id!)).toBe('completed');
+      expect((await queue.getJob(firstJob.id!))?.returnvalue).toMatchObject({ text: 'a', agent: 'agent-1' });
+      expect(await redis.hmget(keys.job(firstJob.id!), 'status', 'attempt')).toEqual(['completed', 't1']);
 
-      await add('viaworker2');
+      const secondJob = await enqueue({}, {}, queue);
       const second = (await worker.claim('t2'))!;
       const running = worker.process(second, 't2');
-      await expect.poll(async () => (await events.last('viaworker2'))?.type).toBe('token');
-      expect(worker.cancelJob('viaworker2', 'cancelled by client')).toBe(true);
+      await expect.poll(async () => (await events.last(secondJob.id!))?.type).toBe('token');
+      expect(worker.cancelJob(secondJob.id!, 'cancelled by client')).toBe(true);
       await running;
-      expect(await queue.getJobState('viaworker2')).toBe('failed');
-      expect((await queue.getJob('viaworker2'))?.failedReason).toBe('cancelled: cancelled by client');
+      expect(await queue.getJobState(secondJob.id!)).toBe('failed');
+      expect((await queue.getJob(secondJob.id!))?.failedReason).toBe('cancelled: cancelled by client');
+      expect(await redis.hget(keys.job(secondJob.id!), 'status')).toBe('cancelled');
     } finally {
       await worker.close(true);
       await queue.close();
@@ -372,5 +375,45 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     const log = await logOf(job);
     expect(log.map((event) => event.type)).toEqual(['restarted', 'started', 'done']);
     expect(log[0]).toMatchObject({ reason: 'agent_lost', attempt: 2 });
+  });
+
+  it('drops a job that ended before its claim (a cancel won the race) without calling the backend or writing', async () => {
+    await inventory.refresh();
+    const job = await enqueue();
+    await lifecycle.dequeue(job.id!, { type: 'error', code: 'cancelled', message: 'cancelled by client while queued' }, undefined);
+    expect((await failureOf(processor()(job, undefined))).code).toBe('cancelled');
+    expect(backend.requests).toEqual([]);
+    expect(await typesOf(job)).toEqual(['error']);
+  });
+
+  it('fences an attempt that lost the job: its writes are refused, its backend request aborted, the job ends once', async () => {
+    await inventory.refresh();
+    let requestSignal: AbortSignal | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    backend.script = async function* (_request, signal) {
+      requestSignal = signal;
+      yield { type: 'token', text: 'a' };
+      await gate;
+      yield { type: 'token', text: 'stale' };
+      await aborted(signal);
+      throw abortError();
+    };
+    const job = await enqueue({}, {}, queue);
+    const run = processor()(job, 'attempt-1');
+    await expect.poll(() => typesOf(job)).toEqual(['started', 'token']);
+    // The job moved on: a second attempt claimed it (as after a lapsed heartbeat) and finished it.
+    const second = { token: 'attempt-2', number: 2 };
+    expect((await lifecycle.claim(job.id!, 'agent-2', second, 'agent_lost')).taken).toBe(true);
+    const timings = { queued_ms: 0, load_ms: 0, ttft_ms: 1, total_ms: 2 };
+    await lifecycle.finish(job.id!, second, { type: 'done', finish_reason: 'stop', usage: { prompt_tokens: 1, completion_tokens: 1 }, timings });
+    release();
+    await run.then(
+      () => undefined,
+      () => undefined,
+    );
+    expect(requestSignal?.aborted).toBe(true);
+    expect(await typesOf(job)).toEqual(['started', 'token', 'restarted', 'done']);
+    expect(await redis.hget(keys.job(job.id!), 'status')).toBe('completed');
   });
 });

@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { BackendError, type Backend, type GenerateRequest } from '@switchyard/backends';
-import type { EventLog } from '@switchyard/redis';
+import type { Attempt, JobLifecycle, TransitionOutcome } from '@switchyard/redis';
 import {
   JobData,
   JobErrorCode,
@@ -18,7 +18,7 @@ import type { ModelInventory } from './model-inventory.js';
 export interface JobRunnerDeps {
   agentId: string;
   backend: Backend;
-  events: EventLog;
+  lifecycle: JobLifecycle;
   inventory: ModelInventory;
   logger: Logger;
   /** Total VRAM of the node (all GPUs), against which a job's own context is judged. */
@@ -35,26 +35,41 @@ function jobFailure(code: string, message: string): UnrecoverableError {
 }
 
 /**
- * Runs one dequeued job against the backend and streams its events. This is the BullMQ
- * processor: it declares `signal` so BullMQ hands it an AbortSignal that
- * `worker.cancelJob` fires when a cancellation reaches this agent.
+ * Runs one dequeued job against the backend and streams its events, through the job's
+ * transitions (`JobLifecycle`: claim, start, stream, finish). This is the BullMQ processor:
+ * it declares `signal` so BullMQ hands it an AbortSignal that `worker.cancelJob` fires when
+ * a cancellation reaches this agent; its lock token names the attempt, so a write from an
+ * attempt that lost the job is refused and the backend request is aborted.
  */
 export function createJobProcessor(deps: JobRunnerDeps) {
-  return async function processJob(job: Job<unknown, JobResult>, _token: string | undefined, signal?: AbortSignal): Promise<JobResult> {
+  return async function processJob(job: Job<unknown, JobResult>, token: string | undefined, signal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id!;
     const log = deps.logger.child({ jobId });
+    const attempt: Attempt = { token: token ?? `${deps.agentId}:${job.attemptsStarted}`, number: job.attemptsStarted };
+    // Aborted when a write is refused: another attempt holds the job, or it ended.
+    const lost = new AbortController();
+    const aborts = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+    const refused = (outcome: TransitionOutcome, type: string) => {
+      if (outcome.taken || lost.signal.aborted) return;
+      log.warn({ why: outcome.why, status: outcome.status, type }, 'job write refused: this attempt no longer holds the job; backend request aborted');
+      lost.abort(new Error(`this attempt no longer holds the job (${outcome.why})`));
+    };
     let writes: Promise<unknown> = Promise.resolve();
-    // Appends go out in call order on one connection; keep the chain so the job is not
+    // Writes go out in call order on one connection; keep the chain so the job is not
     // marked completed before its last event is in Redis. A failed write is logged here;
     // callers wait on `writes`, not on one write, so emit hands back no promise to drop.
-    const emit = (event: StreamEventBody): void => {
-      const write = deps.events.append(jobId, event);
+    const emit = (event: Extract<StreamEventBody, { type: 'started' | 'token' }>): void => {
+      const write = event.type === 'started' ? deps.lifecycle.start(jobId, attempt, event, adopted) : deps.lifecycle.stream(jobId, attempt, event);
       writes = writes.then(() => write);
-      write.catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
+      write.then((outcome) => refused(outcome, event.type)).catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
+    };
+    const finish = async (event: Extract<StreamEventBody, { type: 'done' | 'error' }>, result?: JobResult): Promise<void> => {
+      await writes.catch(() => undefined);
+      const outcome = await deps.lifecycle.finish(jobId, attempt, event, result);
+      refused(outcome, event.type);
     };
     const fail = async (code: string, message: string): Promise<never> => {
-      emit({ type: 'error', code, message });
-      await writes.catch(() => undefined);
+      await finish({ type: 'error', code, message }).catch((error) => log.error({ err: error }, 'could not write the terminal event'));
       throw jobFailure(code, message);
     };
 
@@ -63,6 +78,15 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       log.info('job cancelled; backend request aborted');
       return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
     };
+
+    // The claim: refused when the job ended before this agent got to it (a cancel raced the
+    // claim, or maintenance gave up on it); BullMQ then drops it, and nothing is written.
+    const claimed = await deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data);
+    if (!claimed.taken) {
+      log.info({ why: claimed.why, status: claimed.status }, 'job not run: it ended before this agent claimed it');
+      throw jobFailure(JobErrorCode.cancelled, `job not run: it ended (${claimed.status ?? claimed.why}) before agent ${deps.agentId} claimed it`);
+    }
+    const adopted = claimed.adopted === true;
 
     const parsed = JobData.safeParse(job.data);
     if (!parsed.success) {
@@ -87,10 +111,6 @@ export function createJobProcessor(deps: JobRunnerDeps) {
         `model ${data.model} with num_ctx ${data.request.options?.num_ctx} needs ${formatGB(contextBytes)} GB of VRAM; agent ${deps.agentId} has ${formatGB(deps.vramTotalBytes)} GB`,
       );
     }
-    if (job.attemptsStarted > 1) {
-      emit({ type: 'restarted', reason: JobErrorCode.agentLost, attempt: job.attemptsStarted });
-    }
-
     const request: GenerateRequest = {
       model: backendModel,
       keep_alive: deps.keepAlive,
@@ -114,7 +134,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     let firstTokenAt: number | undefined;
     const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
     try {
-      for await (const chunk of deps.backend.generate(request, signal)) {
+      for await (const chunk of deps.backend.generate(request, aborts)) {
         if (chunk.type === 'token') {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
@@ -144,8 +164,8 @@ export function createJobProcessor(deps: JobRunnerDeps) {
         if (firstTokenAt === undefined) {
           emit({ type: 'started', agent: deps.agentId, cold, load_ms: result.timings.load_ms });
         }
-        emit({ type: 'done', finish_reason: result.finish_reason, usage: result.usage, timings: result.timings });
-        await writes;
+        await finish({ type: 'done', finish_reason: result.finish_reason, usage: result.usage, timings: result.timings }, result);
+        if (lost.signal.aborted) throw lost.signal.reason as Error;
         return result;
       }
       // An abort can also end the stream quietly, as if the backend had closed it.
@@ -154,6 +174,8 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       coalescer.discard();
+      // Another attempt holds the job: nothing more is written; BullMQ's lock is not ours either.
+      if (lost.signal.aborted) throw lost.signal.reason as Error;
       // Whatever broke after a cancellation was heard (an abort, or the backend closing the
       // stream it was aborting), the job ended because the client asked it to.
       if (cancelHeard() || (error as Error).name === 'AbortError') return cancelled();

@@ -42,6 +42,8 @@ export class PullScheduler {
        * job body starts, so two quick claims cannot both take the last backend slot).
        */
       canClaim: (queueKey: string, runningOfModel: number) => boolean;
+      /** Records a handed-back job as queued again (`JobLifecycle.requeue`). */
+      requeue?: (jobId: string, attempt: { token: string; number: number }) => Promise<unknown>;
       logger: Logger;
     },
   ) {}
@@ -168,6 +170,9 @@ export class PullScheduler {
         try {
           await job.moveToWait(token);
           released.push(key);
+          await this.options.requeue?.(job.id!, { token, number: job.attemptsStarted }).catch((error: unknown) => {
+            this.options.logger.warn({ err: error, jobId: job.id }, 'handed the job back, but could not record it as queued; its next claim does');
+          });
         } catch (error) {
           this.options.logger.warn({ err: error, jobId: job.id }, 'could not hand the job back; it returns when its lock expires');
         }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { redisKeys, type RedisKeys, type StreamEvent, type StreamEventBody } from '@switchyard/protocol';
-import { EventLog, SharedSubscriber, closeRedis, createRedis, type RawEvent } from '@switchyard/redis';
+import { EventLog, ScriptedJobs, SharedSubscriber, closeRedis, createRedis, type RawEvent } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { JobEventFeed, type FeedOptions } from './job-event-feed.js';
 
@@ -42,7 +42,8 @@ describe('JobEventFeed on a real Redis', () => {
    * Writes to the same log and seq counter but publishes on a channel nobody hears: the
    * messages a subscriber misses while it reconnects, as the feed would meet them.
    */
-  let unheard: EventLog;
+  let unheard: ScriptedJobs;
+  let writer: ScriptedJobs;
   let jobCounter = 0;
   const newJob = () => `job${++jobCounter}`;
   /** Resolves once a message containing `text` reached this process's subscriber (the feed's too). */
@@ -58,7 +59,9 @@ describe('JobEventFeed on a real Redis', () => {
     subscriberConnection = createRedis(testRedis(), 'worker');
     keys = redisKeys(uniquePrefix('feed'));
     log = new EventLog(redis, keys);
-    unheard = new EventLog(redis, { ...keys, jobChannel: (jobId) => `${keys.jobChannel(jobId)}:unheard` });
+    writer = new ScriptedJobs(redis, keys);
+    // Writes whose live events nobody hears (a lost publish): the log has them, the channel does not.
+    unheard = new ScriptedJobs(redis, { ...keys, jobChannel: (jobId) => `${keys.jobChannel(jobId)}:unheard` });
   });
   // One per test (channels are per job, so they do not meet on the shared connection): a
   // subscription a failed test leaves behind does not fail the next one's count.
@@ -73,8 +76,8 @@ describe('JobEventFeed on a real Redis', () => {
 
   it('replays the log, then tails live events in order, and ends (unsubscribed) at the terminal event', async () => {
     const jobId = newJob();
-    await log.append(jobId, { type: 'queued', position: 0, depth: 1 });
-    await log.append(jobId, { type: 'started', agent: 'a1', cold: false, load_ms: 0 });
+    await writer.append(jobId, { type: 'queued', position: 0, depth: 1 });
+    await writer.append(jobId, { type: 'started', agent: 'a1', cold: false, load_ms: 0 });
     const seen = recorder();
     const open = await feed.open(seen.options(jobId));
     // Nothing before start(): the caller sends its headers first.
@@ -82,9 +85,9 @@ describe('JobEventFeed on a real Redis', () => {
     open.start();
     expect(seen.seqs()).toEqual([1, 2]);
 
-    await log.append(jobId, token('Hel'));
-    await log.append(jobId, token('lo'));
-    await log.append(jobId, DONE);
+    await writer.append(jobId, token('Hel'));
+    await writer.append(jobId, token('lo'));
+    await writer.append(jobId, DONE);
     expect(await seen.ended).toBe('terminal');
     expect(seen.seqs()).toEqual([1, 2, 3, 4, 5]);
     expect(seen.parsed.map((event) => event.type)).toEqual(['queued', 'started', 'token', 'token', 'done']);
@@ -96,20 +99,20 @@ describe('JobEventFeed on a real Redis', () => {
 
   it('resumes after a Last-Event-ID: only the events after it, each once', async () => {
     const jobId = newJob();
-    for (const text of ['a', 'b', 'c', 'd']) await log.append(jobId, token(text));
+    for (const text of ['a', 'b', 'c', 'd']) await writer.append(jobId, token(text));
     const seen = recorder();
     const open = await feed.open(seen.options(jobId, 2));
     open.start();
     expect(seen.seqs()).toEqual([3, 4]);
-    await log.append(jobId, token('e'));
-    await log.append(jobId, DONE);
+    await writer.append(jobId, token('e'));
+    await writer.append(jobId, DONE);
     expect(await seen.ended).toBe('terminal');
     expect(seen.seqs()).toEqual([3, 4, 5, 6]);
   });
 
   it('buffers live events that arrive between open() and start(), and drops the ones the replay already had', async () => {
     const jobId = newJob();
-    await log.append(jobId, token('a'));
+    await writer.append(jobId, token('a'));
     // An event written after the subscription and before the log read is both replayed and
     // heard live: the read waits until the live copy has reached the subscriber.
     const b = await heard(jobId, '"text":"b"');
@@ -118,7 +121,7 @@ describe('JobEventFeed on a real Redis', () => {
     racing.readRawAfter = async (id, after, count) => {
       if (!raced) {
         raced = true;
-        await log.append(jobId, token('b'));
+        await writer.append(jobId, token('b'));
         await b.heard;
       }
       return log.readRawAfter(id, after, count);
@@ -128,20 +131,20 @@ describe('JobEventFeed on a real Redis', () => {
     // Published while the feed is open but not started: held back, not lost. One connection
     // delivers in order, so once `d` is heard `c` was too.
     const d = await heard(jobId, '"text":"d"');
-    await log.append(jobId, token('c'));
-    await log.append(jobId, token('d'));
+    await writer.append(jobId, token('c'));
+    await writer.append(jobId, token('d'));
     await d.heard;
     await Promise.all([b.off(), d.off()]);
     open.start();
     expect(seen.seqs()).toEqual([1, 2, 3, 4]);
-    await log.append(jobId, DONE);
+    await writer.append(jobId, DONE);
     expect(await seen.ended).toBe('terminal');
     expect(seen.seqs()).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('fills a gap from the log when a live event skips ahead (messages lost while the subscriber reconnected)', async () => {
     const jobId = newJob();
-    await log.append(jobId, token('a'));
+    await writer.append(jobId, token('a'));
     const seen = recorder();
     const open = await feed.open(seen.options(jobId));
     open.start();
@@ -149,9 +152,9 @@ describe('JobEventFeed on a real Redis', () => {
     // seq 2 and 3 reach the log but never the channel.
     await unheard.append(jobId, token('b'));
     await unheard.append(jobId, token('c'));
-    await log.append(jobId, token('d'));
-    await log.append(jobId, token('e'));
-    await log.append(jobId, DONE);
+    await writer.append(jobId, token('d'));
+    await writer.append(jobId, token('e'));
+    await writer.append(jobId, DONE);
     expect(await seen.ended).toBe('terminal');
     expect(seen.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
     expect(seen.parsed.flatMap((event) => (event.type === 'token' ? [event.text] : []))).toEqual(['a', 'b', 'c', 'd', 'e']);
@@ -166,12 +169,12 @@ describe('JobEventFeed on a real Redis', () => {
       if (++reads > 1) throw new Error('Redis went away');
       return log.readRawAfter(id, after, count);
     };
-    await log.append(jobId, token('a'));
+    await writer.append(jobId, token('a'));
     const seen = recorder();
     const open = await new JobEventFeed(subscriber, failing, keys, silent).open(seen.options(jobId));
     open.start();
     await unheard.append(jobId, token('b'));
-    await log.append(jobId, token('c'));
+    await writer.append(jobId, token('c'));
     expect(await seen.ended).toBe('error');
     expect(seen.seqs()).toEqual([1]);
     await expect.poll(() => subscriber.channelCount).toBe(0);
@@ -179,8 +182,8 @@ describe('JobEventFeed on a real Redis', () => {
 
   it('answers undefined (and holds no subscription) when there is nothing more to deliver', async () => {
     const finished = newJob();
-    await log.append(finished, token('a'));
-    await log.append(finished, DONE);
+    await writer.append(finished, token('a'));
+    await writer.append(finished, DONE);
     // Resuming after the terminal event.
     expect(await feed.open(recorder().options(finished, 2), async () => false)).toBeUndefined();
     // An empty log whose job has ended (its log expired).
@@ -194,7 +197,7 @@ describe('JobEventFeed on a real Redis', () => {
     const open = await feed.open(seen.options(fresh), async () => false);
     expect(open).toBeDefined();
     open!.start();
-    await log.append(fresh, { type: 'queued', position: 0, depth: 1 });
+    await writer.append(fresh, { type: 'queued', position: 0, depth: 1 });
     await expect.poll(() => seen.seqs()).toEqual([1]);
     open!.close();
   });
@@ -205,14 +208,14 @@ describe('JobEventFeed on a real Redis', () => {
     const ends: string[] = [];
     const open = await feed.open({ ...seen.options(jobId), onEnd: (reason) => ends.push(reason) });
     open.start();
-    await log.append(jobId, token('a'));
+    await writer.append(jobId, token('a'));
     await expect.poll(() => seen.seqs()).toEqual([1]);
     open.close();
     open.close();
     expect(ends).toEqual(['closed']);
     await expect.poll(() => subscriber.channelCount).toBe(0);
     // A later event reaches the log but not this consumer.
-    await log.append(jobId, token('b'));
+    await writer.append(jobId, token('b'));
     expect((await log.readRawAfter(jobId, 0)).length).toBe(2);
     expect(seen.seqs()).toEqual([1]);
     expect(ends).toEqual(['closed']);

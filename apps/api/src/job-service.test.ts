@@ -13,6 +13,7 @@ import {
   CancelMessage,
   EventLog,
   ManualWorker,
+  ScriptedJobs,
   closeRedis,
   createRedis,
 } from '@switchyard/redis';
@@ -53,11 +54,13 @@ describe('JobService on a real Redis', () => {
   async function setup(limits: { queueDepthLimit?: number } = {}) {
     const services = await apiServices(redis, uniquePrefix('jobsvc'), parseConfig({ redisUrl: testRedis(), ...limits }), MODEL);
     closers.push(() => services.queues.close());
-    const { keys, queues, events, ledger, jobIndex, jobs, metrics } = services;
-    return { keys, queues, events, ledger, jobIndex, jobs, metrics };
+    const { keys, queues, events, ledger, records, jobs, metrics } = services;
+    // Writes into a job's log as its agent would (see ScriptedJobs).
+    const agentWrites = new ScriptedJobs(redis, keys);
+    return { keys, queues, events, agentWrites, ledger, records, jobs, metrics };
   }
 
-  /** An agent's claim of the next job of `MODEL`: the job turns active, locked by the returned token. */
+  /** An agent's claim of the next job of `MODEL`: the job turns active, locked by the returned token, and its record says `loading`. */
   async function claim(keys: RedisKeys): Promise<{ job: Job<JobData, JobResult>; token: string }> {
     const worker = new ManualWorker<JobData, JobResult>(modelToQueueName(MODEL), async () => ({}) as JobResult, { connection: redis, prefix: keys.bullPrefix });
     worker.on('error', () => undefined);
@@ -65,6 +68,7 @@ describe('JobService on a real Redis', () => {
     const token = `agent-1:${Math.random()}`;
     const job = await worker.claim(token);
     if (!job) throw new Error('nothing to claim');
+    await new ScriptedJobs(redis, keys).lifecycle.claim(job.id!, 'agent-1', { token, number: 1 }, 'agent_lost');
     return { job, token };
   }
 
@@ -134,7 +138,7 @@ describe('JobService on a real Redis', () => {
   });
 
   it('cancels a queued job at once: removed from its queue, `error cancelled` logged, reservation released, status kept', async () => {
-    const { keys, queues, events, ledger, jobIndex, jobs } = await setup();
+    const { keys, queues, events, ledger, records, jobs } = await setup();
     const { accepted } = await jobs.submit(request({ prompt: 'keep me' }), 'acme');
     await queuedEventOf(events, accepted.id);
     const published: string[] = [];
@@ -153,7 +157,7 @@ describe('JobService on a real Redis', () => {
     expect(await events.last(accepted.id)).toMatchObject({ type: 'error', code: 'cancelled', message: 'cancelled by client while queued' });
     expect(await ledger.positions([accepted.id])).toEqual(new Map());
     // The request stays for an operator's resubmit; no agent was told anything.
-    expect(await jobIndex.removedRequest(accepted.id)).toMatchObject({ prompt: 'keep me' });
+    expect(await records.removedRequest(accepted.id)).toMatchObject({ prompt: 'keep me' });
     expect(published).toEqual([]);
 
     expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'cancelled', error: { code: 'cancelled' } });
@@ -161,23 +165,23 @@ describe('JobService on a real Redis', () => {
     expect(await jobs.cancelAbandoned(accepted.id, 'disconnect')).toBe(false);
   });
 
-  it('reads a claimed job as loading, then running once `started` is logged, then completed from its log and from BullMQ', async () => {
-    const { keys, events, jobs } = await setup();
+  it('reads a claimed job as loading, then running once `started` is logged, then completed as its `done` is: one record, whatever BullMQ says', async () => {
+    const { keys, events, jobs, agentWrites } = await setup();
     const { accepted } = await jobs.submit(request(), 'acme');
     await queuedEventOf(events, accepted.id);
     const { job, token } = await claim(keys);
     expect(job.id).toBe(accepted.id);
     expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'loading' });
 
-    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: true, load_ms: 40 });
-    await events.append(accepted.id, { type: 'token', text: 'Hel' });
-    await events.append(accepted.id, { type: 'token', text: 'lo' });
+    await agentWrites.append(accepted.id, { type: 'started', agent: 'agent-1', cold: true, load_ms: 40 });
+    await agentWrites.append(accepted.id, { type: 'token', text: 'Hel' });
+    await agentWrites.append(accepted.id, { type: 'token', text: 'lo' });
     expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'running', agent: 'agent-1' });
 
     const usage = { prompt_tokens: 2, completion_tokens: 2 };
     const timings = { queued_ms: 1, load_ms: 40, ttft_ms: 50, total_ms: 60 };
-    await events.append(accepted.id, { type: 'done', finish_reason: 'stop', usage, timings });
-    // Still active in BullMQ: the answer comes from the log, as the stream told it.
+    await agentWrites.append(accepted.id, { type: 'done', finish_reason: 'stop', usage, timings });
+    // Still active in BullMQ: the record already says what the stream told.
     expect(await job.getState()).toBe('active');
     expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'completed', result: { text: 'Hello', finish_reason: 'stop' }, usage, agent: 'agent-1' });
 
@@ -186,21 +190,22 @@ describe('JobService on a real Redis', () => {
     expect((await refusal(jobs.cancel(accepted.id, 'acme', 0, async () => false))).code).toBe('job_finished');
   });
 
-  it('reads a job BullMQ failed as failed, with the code the agent wrote', async () => {
-    const { keys, jobs } = await setup();
+  it('reads a failed job as failed with the code its agent wrote, not the reason BullMQ was given after it', async () => {
+    const { keys, events, jobs, agentWrites } = await setup();
     const { accepted } = await jobs.submit(request(), 'acme');
     const { job, token } = await claim(keys);
-    // attempts: 2 would retry an ordinary failure; the agent's failures are unrecoverable.
+    await agentWrites.append(accepted.id, { type: 'error', code: 'cancelled', message: 'cancelled by client' });
+    // The backend's error reaching BullMQ after the cancellation (what an outside check saw answered once).
     await job.moveToFailed(new UnrecoverableError('backend_error: the backend fell over'), token, false);
-    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'failed', error: { code: 'backend_error', message: 'the backend fell over' } });
+    expect(await jobs.get(accepted.id, 'acme')).toMatchObject({ status: 'cancelled', error: { code: 'cancelled', message: 'cancelled by client' } });
   });
 
   it('cancels a running job through the agent that runs it, and reports whether it confirmed in time', async () => {
-    const { keys, events, jobs, queues } = await setup();
+    const { keys, events, jobs, queues, agentWrites } = await setup();
     const { accepted } = await jobs.submit(request(), 'acme');
     await queuedEventOf(events, accepted.id);
     await claim(keys);
-    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
+    await agentWrites.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
 
     // The agent: hears the cancellation and ends the job with `error cancelled`.
     const agent = createRedis(testRedis(), 'worker');
@@ -211,7 +216,7 @@ describe('JobService on a real Redis', () => {
     agent.on('message', (_channel: string, message: string) => {
       const parsed = CancelMessage.parse(JSON.parse(message));
       heard.push(parsed);
-      void events.append(parsed.job_id, { type: 'error', code: 'cancelled', message: parsed.reason }).then(() => confirm());
+      void agentWrites.append(parsed.job_id, { type: 'error', code: 'cancelled', message: parsed.reason }).then(() => confirm());
     });
     await agent.subscribe(keys.cancelChannel);
 
@@ -231,17 +236,17 @@ describe('JobService on a real Redis', () => {
   });
 
   it('answers a running cancellation the agent did not confirm in time as unsettled, the job still running', async () => {
-    const { keys, events, jobs } = await setup();
+    const { keys, events, jobs, agentWrites } = await setup();
     const { accepted } = await jobs.submit(request(), 'acme');
     await claim(keys);
-    await events.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
+    await agentWrites.append(accepted.id, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
     const { record, settled } = await jobs.cancel(accepted.id, 'acme', 0, async () => false);
     expect(settled).toBe(false);
     expect(record).toMatchObject({ status: 'running', agent: 'agent-1' });
   });
 
   it('expires a queued job past its deadline, but not one an agent holds', async () => {
-    const { keys, queues, events, jobIndex, jobs } = await setup();
+    const { keys, queues, events, records, jobs } = await setup();
     const late = await jobs.submit(request({ deadline_ms: 60_000, prompt: 'late' }), 'acme');
     await queuedEventOf(events, late.accepted.id);
     const held = await jobs.submit(request({ deadline_ms: 60_000 }), 'acme');
@@ -254,7 +259,7 @@ describe('JobService on a real Redis', () => {
     expect(await jobs.expire(queued.accepted.id, MODEL, Date.now() - 10)).toEqual({ expired: true });
     expect(await queues.get(MODEL).getJob(queued.accepted.id)).toBeUndefined();
     expect(await events.last(queued.accepted.id)).toMatchObject({ type: 'error', code: 'deadline_exceeded', message: expect.stringMatching(/while the job was queued; it never reached a GPU$/) });
-    expect(await jobIndex.get(queued.accepted.id)).toMatchObject({ status: 'expired' });
+    expect(await records.get(queued.accepted.id)).toMatchObject({ status: 'expired' });
     expect(await jobs.get(queued.accepted.id, 'acme')).toMatchObject({ status: 'expired', error: { code: 'deadline_exceeded' } });
     // Gone already: nothing to expire.
     expect(await jobs.expire(queued.accepted.id, MODEL, Date.now())).toEqual({ expired: false, state: 'unknown' });

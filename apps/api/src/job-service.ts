@@ -1,21 +1,10 @@
 import { customAlphabet } from 'nanoid';
 import type { Redis } from 'ioredis';
-import type { Job, JobState } from 'bullmq';
+import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
-import {
-  JobErrorCode,
-  JobRequest,
-  canonicalModelName,
-  parseJobFailure,
-  type JobData,
-  type JobRecord,
-  type JobResult,
-  type JobStatus,
-  type RedisKeys,
-} from '@switchyard/protocol';
-import { EventLog, JobIndex, QueueRegistry, cancelMessage, statusOfFailure, type AdmissionLedger, type JobIndexEntry } from '@switchyard/redis';
+import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
+import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
-import { answerFromEvents, type Answer } from './answer.js';
 import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
@@ -39,13 +28,12 @@ export interface JobServiceDeps {
   redis: Redis;
   keys: RedisKeys;
   queues: QueueRegistry;
-  events: EventLog;
-  jobIndex: JobIndex;
+  lifecycle: JobLifecycle;
+  records: JobRecords;
   admission: Admission;
   ledger: AdmissionLedger;
   metrics: ApiMetrics;
   logger: Logger;
-  jobRetentionSeconds: number;
 }
 
 /** Submit, read and cancel jobs: the API's view of the queues. */
@@ -99,45 +87,15 @@ export class JobService {
       submitted_at: now,
       ...(request.deadline_ms !== undefined && { deadline_at: now + request.deadline_ms }),
     };
-    const queue = deps.queues.get(queueKey);
-    const retention = deps.jobRetentionSeconds;
-    // The index and the job are written concurrently on the same connection (one round
-    // trip); if the add fails the index entry and the reservation go, so nothing is half-created.
-    const [indexed, added] = await Promise.allSettled([
-      deps.jobIndex.put(id, {
-        model,
-        tenant,
-        created_at: now,
-        ...(queueKey !== model && { queue: queueKey }),
-      }),
-      queue.add('generate', data, {
-        jobId: id,
-        // Agents take the lowest priority number first; the admission script derived it from
-        // the job's virtual start time (arrival + batch offset + fair-share steps).
-        priority: reserved.priority,
-        attempts: 2,
-        backoff: { type: 'fixed', delay: 1_000 },
-        removeOnComplete: { age: retention, count: 100_000 },
-        removeOnFail: { age: retention, count: 100_000 },
-      }),
-    ]);
-    if (added.status === 'rejected' || indexed.status === 'rejected') {
-      await Promise.allSettled([deps.jobIndex.delete(id), queue.remove(id), deps.ledger.release(id, 'aborted')]);
-      throw added.status === 'rejected' ? added.reason : (indexed as PromiseRejectedResult).reason;
-    }
     const queueInfo = {
       position: reserved.position,
       depth: reserved.depth,
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
-    // The `queued` event, then the announcement that wakes the agents, both sent without
-    // waiting (the 202 does not need them: a stream opened meanwhile subscribes before it
-    // reads the log). Same connection, so Redis runs them in this order and an agent that
-    // was woken finds `queued` already logged; `onlyIfEmpty` keeps it from ever landing
-    // after an agent's `started` (an agent's periodic sweep can still win that race).
-    deps.events
-      .append(id, { type: 'queued', ...queueInfo }, { onlyIfEmpty: true })
-      .catch((error) => deps.logger.warn({ err: error, jobId: id }, 'could not write the queued event'));
+    // The record with its `queued` event and BullMQ's add, in one round trip; undone
+    // entirely (reservation included) if either fails.
+    await deps.lifecycle.enqueue({ queue: deps.queues.get(queueKey), data, priority: reserved.priority, queueKey, queued: { type: 'queued', ...queueInfo } });
+    // Wakes the agents; sent without waiting (the 202 does not need it).
     deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
@@ -172,27 +130,24 @@ export class JobService {
     };
   }
 
-  /** Job id → index entry, or a 404 (also for another tenant's job: no existence leak). */
-  async locate(jobId: string, tenant: string): Promise<JobIndexEntry> {
+  /** Job id → its record, or a 404 (also for another tenant's job: no existence leak). */
+  async locate(jobId: string, tenant: string): Promise<StoredJob> {
     if (!JOB_ID_PATTERN.test(jobId)) throw new ApiError('job_not_found', `no job with id ${quoteInput(jobId)}`);
-    const entry = await this.deps.jobIndex.get(jobId);
+    const entry = await this.deps.records.get(jobId);
     if (!entry || entry.tenant !== tenant) throw new ApiError('job_not_found', `no job with id ${quoteInput(jobId)}`);
     return entry;
   }
 
-  /** Job id → index entry of any tenant (the operator verbs), or a 404. */
-  private async locateAny(jobId: string): Promise<JobIndexEntry> {
+  /** Job id → the record of any tenant's job (the operator verbs), or a 404. */
+  private async locateAny(jobId: string): Promise<StoredJob> {
     const valid = JOB_ID_PATTERN.test(jobId);
-    const entry = valid ? await this.deps.jobIndex.get(jobId) : undefined;
+    const entry = valid ? await this.deps.records.get(jobId) : undefined;
     if (!entry) throw new ApiError('job_not_found', valid ? `no job with id ${JSON.stringify(jobId)}` : 'no job with that id (a job id is 1 to 64 of A-Z a-z 0-9 _ -)');
     return entry;
   }
 
   async get(jobId: string, tenant: string): Promise<JobRecord> {
-    const entry = await this.locate(jobId, tenant);
-    const queue = this.deps.queues.get(entry.queue ?? entry.model);
-    const job = await queue.getJob(jobId);
-    const record = await this.record(jobId, entry, job);
+    const record = recordOf(jobId, await this.locate(jobId, tenant));
     if (record.status !== 'queued') return record;
     // Where it stands: jobs ahead in the order agents take them, and the estimated start.
     const position = (await this.deps.ledger.positions([jobId])).get(jobId);
@@ -200,42 +155,6 @@ export class JobService {
     const stats = (await this.deps.admission.modelStats([position.model], new Map([[position.model, [position.rank]]]))).get(position.model);
     const eta = this.deps.admission.etaSeconds(stats, position.rank);
     return { ...record, queue_position: position.rank, ...(eta !== undefined && { queue_eta_s: eta }) };
-  }
-
-  private async record(jobId: string, entry: JobIndexEntry, job: Job<JobData, JobResult> | undefined): Promise<JobRecord> {
-    const base = { id: jobId, model: entry.model, created_at: new Date(entry.created_at).toISOString() };
-    if (!job) {
-      // Removed from the queue: either cancelled while waiting, or past retention.
-      const last = await this.deps.events.last(jobId);
-      if (last?.type === 'error') return endedInError(base, last);
-      if (entry.status !== undefined) return { ...base, status: entry.status };
-      throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
-    }
-    const state = await job.getState();
-    if (state === 'completed' && job.returnvalue) return completed(base, job.returnvalue);
-    if (state === 'failed') {
-      // The job's terminal event is what its stream told the client; BullMQ's failedReason
-      // can disagree with it (a cancellation heard while the backend request was failing is
-      // logged `cancelled` but may reach BullMQ as the backend's error). One answer: the log's.
-      const last = await this.deps.events.last(jobId);
-      return endedInError(base, last?.type === 'error' ? last : parseJobFailure(job.failedReason));
-    }
-    if (state === 'active') {
-      // The agent writes a job's terminal event before it moves the job to completed or
-      // failed, so an active job whose log already ends is over (a client that read `done`
-      // on its stream and asks at once, or a cancellation confirmed a moment ago): report it
-      // as its stream did, the answer read from the log. Otherwise it is running once the
-      // agent wrote `started` (within the first few events: after `queued`, and after
-      // `restarted` on a retry); until then the model is loading.
-      // One flight for the common case; the whole log is read only in the moment after `done`.
-      const [last, early] = await Promise.all([this.deps.events.last(jobId), this.deps.events.readAfter(jobId, 0, 4)]);
-      if (last?.type === 'error') return endedInError(base, last);
-      const answer = last?.type === 'done' ? answerFromEvents(await this.deps.events.readAfter(jobId, 0)) : undefined;
-      if (answer) return completed(base, { ...answer.done, text: answer.text, ...(answer.agent !== undefined && { agent: answer.agent }) });
-      const started = early.findLast((event) => event.type === 'started');
-      return started?.type === 'started' ? { ...base, status: 'running', agent: started.agent } : { ...base, status: 'loading' };
-    }
-    return { ...base, status: 'queued' };
   }
 
   /**
@@ -276,7 +195,7 @@ export class JobService {
   async resubmit(jobId: string): Promise<SubmitOutcome & { tenant: string }> {
     const entry = await this.locateAny(jobId);
     const job = await this.deps.queues.get(entry.queue ?? entry.model).getJob(jobId);
-    const stored: unknown = job ? job.data?.request : await this.deps.jobIndex.removedRequest(jobId);
+    const stored: unknown = job ? job.data?.request : await this.deps.records.removedRequest(jobId);
     const parsed = stored === undefined ? undefined : JobRequest.safeParse(stored);
     if (!parsed?.success) {
       throw new ApiError(
@@ -292,7 +211,7 @@ export class JobService {
 
   /** Cancels on the system's behalf (disconnect grace): no tenant check, no waiting; false when already over. */
   async cancelAbandoned(jobId: string, cause: CancelCause): Promise<boolean> {
-    const entry = await this.deps.jobIndex.get(jobId);
+    const entry = await this.deps.records.get(jobId);
     if (!entry) return false;
     try {
       await this.cancelEntry(jobId, entry, 0, async () => false, cause);
@@ -305,37 +224,23 @@ export class JobService {
 
   private async cancelEntry(
     jobId: string,
-    entry: JobIndexEntry,
+    entry: StoredJob,
     waitMs: number,
     waitForEnd: (jobId: string, ms: number) => Promise<boolean>,
     cause: CancelCause,
   ): Promise<{ record: JobRecord; settled: boolean }> {
-    const queue = this.deps.queues.get(entry.queue ?? entry.model);
-    const job = await queue.getJob(jobId);
-    if (!job) {
-      const record = await this.record(jobId, entry, undefined);
-      throw new ApiError('job_finished', `job ${jobId} already ended (${record.status})`);
-    }
-    const state = await job.getState();
-    if (state === 'completed' || state === 'failed') {
-      const record = await this.record(jobId, entry, job);
-      throw new ApiError('job_finished', `job ${jobId} already ended (${record.status}); nothing to cancel`);
-    }
+    const before = recordOf(jobId, entry);
+    if (isTerminalStatus(before.status)) throw new ApiError('job_finished', `job ${jobId} already ended (${before.status}); nothing to cancel`);
     const why = cause === 'client' ? 'cancelled by client' : cause === 'operator' ? 'cancelled by an operator' : 'cancelled: the client went away';
-    if (state !== 'active') {
-      // remove() refuses a locked job, so a job an agent claimed meanwhile falls through
-      // to the running path below.
-      const removed = await job.remove().then(
-        () => true,
-        () => false,
-      );
-      if (removed) {
-        // BullMQ's copy of the request went with the job; the index keeps it for a resubmit.
-        await this.deps.jobIndex.markCancelled(jobId, job.data?.request);
-        // The error event also releases the job's admission reservation.
-        await this.deps.events.append(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` });
+    const queue = this.deps.queues.get(entry.queue ?? entry.model);
+    if (before.status === 'queued') {
+      // Read before the removal takes it: the record keeps the request for a resubmit.
+      const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
+      // remove() refuses a job an agent locked meanwhile, which falls through to the running path below.
+      if ((await queue.remove(jobId)) === 1) {
+        const ended = await this.deps.lifecycle.dequeue(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` }, request);
         this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued', cause });
-        return { record: { id: jobId, model: entry.model, created_at: new Date(entry.created_at).toISOString(), status: 'cancelled' }, settled: true };
+        return { record: await this.current(jobId, ended.taken ? undefined : entry), settled: true };
       }
     }
     this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'running', cause });
@@ -344,8 +249,14 @@ export class JobService {
     const ended = waitForEnd(jobId, waitMs);
     await this.deps.redis.publish(this.deps.keys.cancelChannel, cancelMessage({ job_id: jobId, model: entry.model, reason: why }));
     const settled = await ended;
-    const fresh = await queue.getJob(jobId);
-    return { record: await this.record(jobId, entry, fresh), settled };
+    return { record: await this.current(jobId, entry), settled };
+  }
+
+  /** The job's record as it stands now (the one given when it is gone meanwhile). */
+  private async current(jobId: string, fallback?: StoredJob): Promise<JobRecord> {
+    const entry = (await this.deps.records.get(jobId)) ?? fallback;
+    if (!entry) throw new ApiError('job_not_found', `job ${jobId} is past its retention`);
+    return recordOf(jobId, entry);
   }
 
   /**
@@ -358,16 +269,19 @@ export class JobService {
     const queue = this.deps.queues.get(queueKey);
     const state = await queue.getJobState(jobId);
     if (state === 'active' || state === 'completed' || state === 'failed' || state === 'unknown') return { expired: false, state };
-    // Read before the removal takes it: the index keeps the request for a resubmit.
+    // Read before the removal takes it: the record keeps the request for a resubmit.
     const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
     // remove() refuses a job an agent locked meanwhile.
     if ((await queue.remove(jobId)) !== 1) return { expired: false, state: 'active' };
-    await this.deps.jobIndex.markExpired(jobId, request).catch(() => undefined);
-    await this.deps.events.append(jobId, {
-      type: 'error',
-      code: JobErrorCode.deadlineExceeded,
-      message: `deadline passed ${Math.max(0, Date.now() - deadlineAt)} ms ago while the job was queued; it never reached a GPU`,
-    });
+    await this.deps.lifecycle.dequeue(
+      jobId,
+      {
+        type: 'error',
+        code: JobErrorCode.deadlineExceeded,
+        message: `deadline passed ${Math.max(0, Date.now() - deadlineAt)} ms ago while the job was queued; it never reached a GPU`,
+      },
+      request,
+    );
     return { expired: true };
   }
 
@@ -388,19 +302,29 @@ export class JobService {
   }
 }
 
-type RecordBase = Pick<JobRecord, 'id' | 'model' | 'created_at'>;
-
-function completed(base: RecordBase, result: Pick<JobResult, 'text' | 'finish_reason' | 'usage' | 'timings'> & Pick<Answer, 'agent'>): JobRecord {
+/**
+ * A job's record as the API answers it, from the stored one: its state is the record's,
+ * which the job's transitions write together with the events its stream shows.
+ */
+function recordOf(jobId: string, stored: StoredJob): JobRecord {
+  const base = { id: jobId, model: stored.model, created_at: new Date(stored.created_at).toISOString() };
+  // A status this version does not know (a newer writer's) reads as the job still waiting.
+  const status = stored.status ?? 'queued';
+  if (status === 'completed' && stored.result) {
+    const { result } = stored;
+    return {
+      ...base,
+      status,
+      result: { text: result.text, finish_reason: result.finish_reason },
+      usage: result.usage,
+      timings: result.timings,
+      agent: result.agent,
+    };
+  }
   return {
     ...base,
-    status: 'completed',
-    result: { text: result.text, finish_reason: result.finish_reason },
-    usage: result.usage,
-    timings: result.timings,
-    ...(result.agent !== undefined && { agent: result.agent }),
+    status,
+    ...(stored.agent !== undefined && (status === 'loading' || status === 'running') && { agent: stored.agent }),
+    ...(stored.error && { error: stored.error }),
   };
-}
-
-function endedInError(base: RecordBase, event: { code: string; message: string }): JobRecord {
-  return { ...base, status: statusOfFailure(event.code), error: { code: event.code, message: event.message } };
 }

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { JobRequest, modelToQueueName, type JobData, type JobRequestInput, type JobResult } from '@switchyard/protocol';
-import { ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
+import { ManualWorker, ScriptedJobs, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { parseConfig } from './config.js';
 import { Maintenance } from './maintenance.js';
@@ -38,11 +38,11 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
   async function setup() {
     const config = parseConfig({ redisUrl: testRedis(), disconnectGraceMs: GRACE_MS, queuedUpdateIntervalMs: UPDATE_INTERVAL_MS });
     const services = await apiServices(redis, uniquePrefix('maint'), config, MODEL);
-    const { keys, queues, events, ledger, fleet, metrics, admission, jobs } = services;
+    const { keys, queues, events, ledger, fleet, metrics, admission, jobs, lifecycle } = services;
     closers.push(() => queues.close());
     const clock = { now: Date.now() };
     const replica = () => {
-      const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, events, queues, fleet, metrics, config, logger: silent, now: () => clock.now });
+      const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, lifecycle, queues, fleet, metrics, config, logger: silent, now: () => clock.now });
       closers.push(() => maintenance.stop());
       return maintenance;
     };
@@ -59,6 +59,7 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
       closers.push(() => worker.close(true));
       const job = await worker.claim('agent-1:token');
       if (!job) throw new Error('nothing to claim');
+      await lifecycle.claim(job.id!, 'agent-1', { token: 'agent-1:token', number: 1 }, 'agent_lost');
       return job;
     };
     /** Someone streams the job's events (on any replica): a subscriber on its channel. */
@@ -173,7 +174,7 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
   });
 
   it('sends a streamed job position updates at most once per interval, only when its position changed, never after `started`', async () => {
-    const { clock, replica, submit, ledger, listen, events, jobs } = await setup();
+    const { keys, clock, replica, submit, ledger, listen, events, jobs } = await setup();
     const maintenance = replica();
     const ahead = await submit();
     const jobId = await submit();
@@ -204,7 +205,7 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
     expect((await queuedEvents()).length).toBe(3);
 
     // Started: the position of a running job means nothing.
-    await events.append(jobId, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
+    await new ScriptedJobs(redis, keys).append(jobId, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
     await submit();
     clock.now = t0 + 10 * UPDATE_INTERVAL_MS;
     await maintenance.tick();

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisKeys } from '@switchyard/protocol';
-import { defineScripts, type AdmissionLedger, type EventLog, type QueueRegistry } from '@switchyard/redis';
+import { JobErrorCode, type RedisKeys } from '@switchyard/protocol';
+import { defineScripts, type AdmissionLedger, type JobLifecycle, type QueueRegistry } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
 import type { FleetView } from './fleet-view.js';
@@ -19,7 +19,7 @@ export interface MaintenanceDeps {
   ledger: AdmissionLedger;
   admission: Admission;
   jobs: JobService;
-  events: EventLog;
+  lifecycle: JobLifecycle;
   queues: QueueRegistry;
   fleet: FleetView;
   metrics: ApiMetrics;
@@ -190,7 +190,7 @@ export class Maintenance {
   }
 
   private async sendPositions(now: number, ids: string[], positions: Awaited<ReturnType<AdmissionLedger['positions']>>): Promise<void> {
-    const { admission, events, config } = this.deps;
+    const { admission, lifecycle, config } = this.deps;
     const due = ids.filter((id) => now - (this.lastUpdate.get(id)?.at ?? 0) >= config.queuedUpdateIntervalMs);
     if (due.length === 0) return;
     // Queue key → the positions to estimate: the ledger script estimates them with the stats.
@@ -210,12 +210,8 @@ export class Maintenance {
         const changed = !last || last.position !== rank || (eta !== undefined && (last.eta === undefined || Math.abs(last.eta - eta) >= 1));
         if (!changed) return;
         this.lastUpdate.set(id, { at: now, position: rank, ...(eta !== undefined && { eta }) });
-        // Only while the newest event is `queued`: never after the agent's `started`.
-        await events.append(
-          id,
-          { type: 'queued', position: rank, depth: modelStats?.depth ?? rank + 1, ...(eta !== undefined && { eta_s: eta }) },
-          { onlyIfLastIsQueued: true },
-        );
+        // Refused once the job left its queue: never after an agent's claim.
+        await lifecycle.position(id, { type: 'queued', position: rank, depth: modelStats?.depth ?? rank + 1, ...(eta !== undefined && { eta_s: eta }) });
       }),
     );
   }
@@ -252,12 +248,14 @@ export class Maintenance {
   }
 
   /**
-   * Admission counts against BullMQ: a reservation whose job is finished or gone (an agent
-   * died twice and BullMQ failed the job without a terminal event; an API died between
-   * reserve and enqueue) is released; then the counters are rebuilt from the reservations.
+   * Admission counts against BullMQ: a reservation whose job is finished or gone is released
+   * — a job BullMQ gave up on without a terminal event (its agents died past the attempt
+   * budget) is ended first (`abandon`: its clients read `agent_lost`, its record says
+   * failed), an API that died between reserve and enqueue left no record. Then the counters
+   * are rebuilt from the reservations.
    */
   private async reconcile(now: number): Promise<void> {
-    const { ledger, queues, metrics, logger } = this.deps;
+    const { ledger, lifecycle, queues, metrics, logger } = this.deps;
     const reservations = await ledger.reservations();
     const models = new Set<string>(queues.opened().keys());
     await Promise.all(
@@ -266,7 +264,16 @@ export class Maintenance {
         if (now - reservation.submittedAt < SETTLE_MS) return;
         const state = await queues.get(reservation.model).getJobState(jobId);
         if (state === 'completed' || state === 'failed' || state === 'unknown') {
-          if (await ledger.release(jobId, 'reconciled')) {
+          // Ends the job if nothing did (and releases with it); a job that ended lost only its ledger write.
+          const ended = await lifecycle.abandon(jobId, {
+            type: 'error',
+            code: JobErrorCode.agentLost,
+            message: 'the job was lost: the agents running it stopped answering and its attempts ran out',
+          });
+          if (ended.taken) {
+            metrics.admissionRepairs.inc({ action: 'released' });
+            logger.warn({ jobId, state }, 'ended a job that BullMQ gave up on without a terminal event');
+          } else if (await ledger.release(jobId, 'reconciled')) {
             metrics.admissionRepairs.inc({ action: 'released' });
             logger.info({ jobId, state }, 'released the admission count of a job that ended without a terminal event');
           }

@@ -3,7 +3,18 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ApiErrorCode, redisKeys } from '@switchyard/protocol';
-import { AdmissionLedger, EventLog, FleetRegistry, JobIndex, QueueRegistry, SharedSubscriber, closeRedis, createRedis, waitUntilReady } from '@switchyard/redis';
+import {
+  AdmissionLedger,
+  EventLog,
+  FleetRegistry,
+  JobLifecycle,
+  JobRecords,
+  QueueRegistry,
+  SharedSubscriber,
+  closeRedis,
+  createRedis,
+  waitUntilReady,
+} from '@switchyard/redis';
 import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
 import { Admission } from './admission.js';
 import { AdminSessions } from './admin-sessions.js';
@@ -75,21 +86,21 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const registry = new Registry();
   const metrics = createApiMetrics(registry);
   const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
+  const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
   const jobs = new JobService({
     redis,
     keys,
     queues,
-    events,
-    jobIndex: new JobIndex(redis, keys, config.jobRetentionSeconds),
+    lifecycle,
+    records: new JobRecords(redis, keys),
     admission,
     ledger,
     metrics,
     logger,
-    jobRetentionSeconds: config.jobRetentionSeconds,
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
   registerFleetMetrics(registry, fleet);
-  const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, events, queues, fleet, metrics, config, logger: logger.child({ component: 'maintenance' }) });
+  const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, lifecycle, queues, fleet, metrics, config, logger: logger.child({ component: 'maintenance' }) });
   const feed = new JobEventFeed(subscriber, events, keys, logger);
   const context: ApiContext = {
     config,

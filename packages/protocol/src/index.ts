@@ -1,6 +1,7 @@
 export * from './model-name.js';
 export * from './keys.js';
 export * from './job.js';
+export * from './job-status.js';
 export * from './events.js';
 export * from './heartbeat.js';
 export * from './error-codes.js';

@@ -2,20 +2,18 @@
  * Every Redis key and pub/sub channel Switchyard uses, in one place.
  *
  * `prefix` isolates deployments (and tests) sharing one Redis. Per-job keys carry the
- * job id as a hash tag so that a job's event log, sequence counter and record share a
- * slot under Redis Cluster; nothing does multi-key work across jobs or models.
+ * job id as a hash tag so that a job's record and event log share a slot under Redis
+ * Cluster (one script writes both in every transition); nothing does multi-key work across jobs or models.
  */
 import type { ModelInfoRecord } from './model-info.js';
 
 export interface RedisKeys {
   /** Prefix handed to BullMQ; queue keys become `<prefix>:{model}:...`. */
   readonly bullPrefix: string;
-  /** Hash: the job's routing record (model, tenant, created_at, terminal status override). */
+  /** Hash: the job's record (model, tenant, created_at, queue, status, attempt, agent, result or error); see `packages/redis/src/job/`. */
   job(jobId: string): string;
-  /** Stream: the job's replay log of stream events, entry id `0-<seq>`. */
+  /** Stream: the job's replay log of stream events, entry id `0-<seq>` (the stream assigns seq). */
   jobEvents(jobId: string): string;
-  /** String counter: last `seq` assigned to the job's events. */
-  jobSeq(jobId: string): string;
   /** Pub/sub channel carrying the job's live events. */
   jobChannel(jobId: string): string;
   /** Pub/sub channel on which every agent hears cancellation requests. */
@@ -135,7 +133,6 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     bullPrefix: `${prefix}:q`,
     job: (jobId) => `${prefix}:job:{${jobId}}`,
     jobEvents: (jobId) => `${prefix}:job:{${jobId}}:events`,
-    jobSeq: (jobId) => `${prefix}:job:{${jobId}}:seq`,
     jobChannel: (jobId) => `${prefix}:ch:job:${jobId}`,
     cancelChannel: `${prefix}:ch:cancel`,
     workChannel: `${prefix}:ch:work`,

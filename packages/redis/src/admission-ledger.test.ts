@@ -4,7 +4,7 @@ import { redisKeys } from '@switchyard/protocol';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { AdmissionLedger, type AdmitRequest, type ReleaseKind } from './admission-ledger.js';
 import { closeRedis, createRedis } from './connection.js';
-import { EventLog } from './event-log.js';
+import { ScriptedJobs } from './job/scripted-job.js';
 
 const LIMITS = { queueDepth: 100, tenantInFlight: 100, tenantModelInFlight: 100, globalInFlight: 1000 };
 const TUNING = {
@@ -47,10 +47,11 @@ describe('AdmissionLedger on a real Redis', () => {
     await Promise.all(connections.map(closeRedis));
   });
 
-  it('reserves, counts in flight, and releases through the event log', async () => {
+  it('reserves, counts in flight, and releases through the job transitions', async () => {
     const keys = redisKeys(uniquePrefix('ledger'));
     const ledger = new AdmissionLedger(redis, keys);
-    const log = new EventLog(redis, keys);
+    // The job's writers (its agent, the API's cancel), through the transitions that settle the ledger.
+    const log = new ScriptedJobs(redis, keys);
     const first = await ledger.admit(request({ jobId: 'j1' }));
     expect(first).toMatchObject({ kind: 'admitted', position: 0, depth: 1 });
     await ledger.admit(request({ jobId: 'j2', tenant: 'b' }));

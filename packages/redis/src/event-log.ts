@@ -1,77 +1,17 @@
 import type { Redis } from 'ioredis';
-import { StreamEvent, type RedisKeys, type StreamEventBody, isTerminalEvent } from '@switchyard/protocol';
-import { AdmissionLedger } from './admission-ledger.js';
-import { ENVELOPE_HEADER } from './event-envelope.js';
-import { defineScripts } from './scripts.js';
-
-export interface EventLogOptions {
-  /** Upper bound on events kept per job; a long generation is coalesced well below it. */
-  maxEvents?: number;
-  /** How long an unfinished job's log lives (set by its first event). */
-  liveTtlSeconds?: number;
-  /** How long a finished job's log stays readable for late reconnects. */
-  finishedTtlSeconds?: number;
-}
+import { StreamEvent, type RedisKeys } from '@switchyard/protocol';
+import { ENVELOPE_HEADER, envelope } from './event-envelope.js';
 
 /**
- * Writes a job's events to its live channel and its replay log in one round trip.
- *
- * The script (lua/append-event-2.lua) assigns `seq` (INCR), appends to the stream with the
- * explicit entry id `0-<seq>` (so a reader resumes with an exclusive XRANGE from
- * `Last-Event-ID`), and publishes the same payload. Assigning `seq` in Redis rather than in
- * the agent keeps it strictly increasing when a job is retried on another agent.
- *
- * With `onlyIfEmpty` the event is written only if the job has no event yet: the API's
- * `queued` event must never land after an agent's `started`. With `onlyIfLastIsQueued` it
- * is written only while the newest event is a `queued` one (the API's position updates).
- *
- * The log also settles the job's admission reservation (see `AdmissionLedger`): a
- * `started` event moves it from queued to running, a terminal event releases it. The
- * ledger call goes out right behind the append on the same connection, so whoever writes
- * a job's events (an agent, the API) keeps the admission counts right without knowing it.
+ * Reads a job's events: its replay log (a stream, entry id `0-<seq>`) as the relay and the
+ * job records need it. Events are written only by the job's transitions (`JobLifecycle`),
+ * which append to the log and publish on the job's live channel in the same script.
  */
 export class EventLog {
-  private readonly maxEvents: number;
-  private readonly liveTtlSeconds: number;
-  private readonly finishedTtlSeconds: number;
-  private readonly ledger: AdmissionLedger;
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    options: EventLogOptions = {},
-  ) {
-    this.maxEvents = options.maxEvents ?? 100_000;
-    this.liveTtlSeconds = options.liveTtlSeconds ?? 24 * 3600;
-    this.finishedTtlSeconds = options.finishedTtlSeconds ?? 3600;
-    defineScripts(redis);
-    this.ledger = new AdmissionLedger(redis, keys);
-  }
-
-  /** Appends one event; resolves with its `seq` (0 when a condition kept it out). */
-  async append(jobId: string, event: StreamEventBody, options: { onlyIfEmpty?: boolean; onlyIfLastIsQueued?: boolean } = {}): Promise<number> {
-    const terminal = isTerminalEvent(event);
-    const ttl = terminal ? this.finishedTtlSeconds : this.liveTtlSeconds;
-    const written = this.redis.sy_append_event_v1(
-      this.keys.jobSeq(jobId),
-      this.keys.jobEvents(jobId),
-      this.keys.jobChannel(jobId),
-      JSON.stringify(event),
-      this.maxEvents,
-      ttl,
-      options.onlyIfEmpty ? '1' : options.onlyIfLastIsQueued ? '2' : '0',
-      terminal ? '1' : '0',
-    );
-    // A failed ledger update is not the event's failure: the API's reconciliation repairs it.
-    let settled: Promise<unknown> | undefined;
-    if (event.type === 'started') {
-      settled = this.ledger.started(jobId, { cold: event.cold, loadMs: event.load_ms }).catch(() => undefined);
-    } else if (event.type === 'done' || event.type === 'error') {
-      settled = this.ledger.release(jobId, event.type, event.type === 'error' ? event.code : '').catch(() => undefined);
-    }
-    const [seq] = await Promise.all([written, settled]);
-    return seq;
-  }
+  ) {}
 
   /**
    * Events with `seq > afterSeq` as written, without parsing their JSON: the relay forwards
@@ -82,8 +22,8 @@ export class EventLog {
     const key = this.keys.jobEvents(jobId);
     const entries = count === undefined ? await this.redis.xrange(key, start, '+') : await this.redis.xrange(key, start, '+', 'COUNT', count);
     const events: RawEvent[] = [];
-    for (const [, fields] of entries) {
-      const raw = rawEvent(fields[1]);
+    for (const [id, fields] of entries) {
+      const raw = storedEvent(id, fields);
       if (raw) events.push(raw);
     }
     return events;
@@ -101,9 +41,8 @@ export class EventLog {
 
   /** The last event written, if any. */
   async last(jobId: string): Promise<StreamEvent | undefined> {
-    const entries = await this.redis.xrevrange(this.keys.jobEvents(jobId), '+', '-', 'COUNT', 1);
-    const fields = entries[0]?.[1];
-    return fields ? parseEventPayload(fields[1]) : undefined;
+    const [entry] = await this.redis.xrevrange(this.keys.jobEvents(jobId), '+', '-', 'COUNT', 1);
+    return entry ? parseEventPayload(storedEvent(entry[0], entry[1])?.payload) : undefined;
   }
 }
 
@@ -114,10 +53,18 @@ export interface RawEvent {
   payload: string;
 }
 
+/** A stream entry as the payload the live channel carried: its id `0-<seq>` gives the seq. */
+function storedEvent(id: string, fields: string[]): RawEvent | undefined {
+  const body = fields[1];
+  const seq = Number(id.slice(2));
+  if (body === undefined || !id.startsWith('0-') || !Number.isSafeInteger(seq) || seq < 1 || !body.startsWith('{')) return undefined;
+  return rawEvent(envelope(seq, body));
+}
+
 /**
  * Reads `seq` and `type` off a payload without parsing it. Relaying 100k tokens/s, a full
  * JSON.parse + schema check per event per client was the API's largest cost (bench:relay);
- * payloads come only from EventLog.append, whose input is typed.
+ * payloads come only from the job transitions, whose input is typed.
  */
 export function rawEvent(payload: string | undefined): RawEvent | undefined {
   if (payload === undefined) return undefined;

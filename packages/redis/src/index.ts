@@ -1,11 +1,11 @@
 export { createRedis, waitUntilReady, closeRedis, type ConnectionRole } from './connection.js';
 export { ErrorThrottle, describeRedisError, isRedisUnreachable, redactRedisUrl, repeatsOf } from './connection-errors.js';
-export { EventLog, parseEventPayload, rawEvent, type RawEvent, type EventLogOptions } from './event-log.js';
+export { EventLog, parseEventPayload, rawEvent, type RawEvent } from './event-log.js';
 export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
 export { QueueRegistry, type ModelQueue } from './queue-registry.js';
 export { FleetRegistry } from './fleet.js';
 export { ManualWorker } from './manual-worker.js';
-export { JobIndex, type JobIndexEntry } from './job-index.js';
+export { JobLifecycle, JobRecords, ScriptedJobs, type Attempt, type EnqueueRequest, type JobLifecycleOptions, type StoredJob, type TransitionOutcome } from './job/index.js';
 export { cancelMessage, CancelMessage } from './control-messages.js';
 export {
   AdmissionLedger,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ClientContext, Redis, RedisKey, Result } from 'ioredis';
 import { luaLedgerLayout, type RefusalCode } from './ledger-layout.js';
+import { luaJobLifecycle } from '@switchyard/protocol';
 import { luaEventEnvelope } from './event-envelope.js';
 
 /**
@@ -32,9 +33,10 @@ const COMMAND_FILES = {
   sy_ledger_stats_v1: 'ledger-stats-n.lua',
   sy_reservation_positions_v1: 'reservation-positions-1.lua',
   sy_watch_stream_v1: 'watch-stream-2.lua',
-  sy_append_event_v1: 'append-event-2.lua',
-  sy_put_job_index_v1: 'put-job-index-1.lua',
-  sy_mark_job_index_v1: 'mark-job-index-1.lua',
+  sy_job_submit_v1: 'job-submit-2.lua',
+  sy_job_claim_v1: 'job-claim-2.lua',
+  sy_job_event_v1: 'job-event-2.lua',
+  sy_job_finish_v1: 'job-finish-2.lua',
   sy_hold_lock_v1: 'hold-lock-1.lua',
   sy_delete_if_equal_v1: 'delete-if-equal-1.lua',
   sy_write_api_key_if_unchanged_v1: 'write-api-key-if-unchanged-2.lua',
@@ -46,6 +48,7 @@ export type ScriptCommandName = keyof typeof COMMAND_FILES;
 const GENERATED: Record<string, () => string> = {
   'ts:ledger-layout': () => `local LAYOUT = ${luaLiteral(luaLedgerLayout())}\n`,
   'ts:event-envelope': () => `local ENVELOPE = ${luaLiteral(luaEventEnvelope())}\n`,
+  'ts:job-lifecycle': () => `local LIFECYCLE = ${luaLiteral(luaJobLifecycle())}\n`,
 };
 
 const LUA_DIR = new URL('../lua/', import.meta.url);
@@ -150,6 +153,8 @@ export type AdmitReply =
   | ['refused', RefusalCode, string, string, string, string]
   | ['ok', string, string, string, string];
 export type LedgerStatsRow = [depth: number, oldest: string, inFlight: string, drainX1000: string, estimates?: string[]];
+/** A job transition's reply: `[seq, status]` when taken (seq 1 for a claim without an event; a claim that created the record adds 'adopted'), `[0, why, status]` when refused. */
+export type JobTransitionReply = [seq: number, status: string, adopted?: 'adopted'] | [0, why: 'missing' | 'state' | 'fenced', status: string];
 export type PositionRow = [''] | [state: string, model: string, tenant: string, detach: string, rank: number];
 
 /**
@@ -189,18 +194,10 @@ interface SwitchyardCommands<Context extends ClientContext> {
   sy_ledger_stats_v1(numKeys: number, ...keysThenOptions: RedisKey[]): Result<LedgerStatsRow[], Context>;
   sy_reservation_positions_v1(jobs: RedisKey, waitPrefix: string, ...jobIds: string[]): Result<PositionRow[], Context>;
   sy_watch_stream_v1(jobs: RedisKey, watched: RedisKey, jobId: string, now: string): Result<0 | 1, Context>;
-  sy_append_event_v1(
-    seq: RedisKey,
-    events: RedisKey,
-    channel: string,
-    body: string,
-    maxLen: number,
-    ttlSeconds: number,
-    condition: '0' | '1' | '2',
-    terminal: '0' | '1',
-  ): Result<number, Context>;
-  sy_put_job_index_v1(job: RedisKey, ttlSeconds: string, ...fieldsAndValues: string[]): Result<1, Context>;
-  sy_mark_job_index_v1(job: RedisKey, ...fieldsAndValues: string[]): Result<0 | 1, Context>;
+  sy_job_submit_v1(record: RedisKey, events: RedisKey, options: string, queuedEvent: string): Result<JobTransitionReply, Context>;
+  sy_job_claim_v1(record: RedisKey, events: RedisKey, options: string, restartedEvent: string): Result<JobTransitionReply, Context>;
+  sy_job_event_v1(record: RedisKey, events: RedisKey, options: string, event: string): Result<JobTransitionReply, Context>;
+  sy_job_finish_v1(record: RedisKey, events: RedisKey, options: string, event: string): Result<JobTransitionReply, Context>;
   sy_hold_lock_v1(lock: RedisKey, holder: string, ttlMs: string): Result<0 | 1, Context>;
   sy_delete_if_equal_v1(key: RedisKey, value: string): Result<0 | 1, Context>;
   sy_write_api_key_if_unchanged_v1(records: RedisKey, version: RedisKey, expectedVersion: string, id: string, record: string): Result<string | null, Context>;

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { redisKeys, type AgentHeartbeat } from '@switchyard/protocol';
-import { AdmissionLedger, EventLog, FleetRegistry, JobIndex, QueueRegistry } from '@switchyard/redis';
+import { AdmissionLedger, EventLog, FleetRegistry, JobLifecycle, JobRecords, QueueRegistry } from '@switchyard/redis';
 import { Admission } from '../admission.js';
 import { ApiKeyStore } from '../auth.js';
 import type { ApiConfig } from '../config.js';
@@ -44,7 +44,8 @@ export async function apiServices(redis: Redis, prefix: string, config: ApiConfi
   await new FleetRegistry(redis, keys).publish(readyAgent('agent-1', model), 60_000);
   const metrics = createApiMetrics(new Registry());
   const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger });
-  const jobIndex = new JobIndex(redis, keys, config.jobRetentionSeconds);
-  const jobs = new JobService({ redis, keys, queues, events, jobIndex, admission, ledger, metrics, logger, jobRetentionSeconds: config.jobRetentionSeconds });
-  return { keys, config, queues, events, ledger, fleet, metrics, admission, jobIndex, jobs, logger };
+  const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
+  const records = new JobRecords(redis, keys);
+  const jobs = new JobService({ redis, keys, queues, lifecycle, records, admission, ledger, metrics, logger });
+  return { keys, config, queues, events, ledger, fleet, metrics, admission, lifecycle, records, jobs, logger };
 }
