@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { StreamEvent } from '@switchyard/protocol';
+import { isTerminalEvent, type StreamEvent } from '@switchyard/protocol';
 import { parseEventPayload, type RawEvent } from '@switchyard/redis';
 import type { JobEventFeed } from './job-event-feed.js';
 
@@ -13,7 +13,8 @@ export interface RelayOptions {
   onEvent?: (event: StreamEvent) => void;
 }
 
-export type RelayStart = { kind: 'stream'; done: Promise<void> } | { kind: 'nothing-more' };
+/** `done` resolves when the response ended: true when it carried the job's terminal event, false when the client went away first. */
+export type RelayStart = { kind: 'stream'; done: Promise<boolean> } | { kind: 'nothing-more' };
 
 /**
  * Formats one event on the SSE wire: `id` is the seq, `event` the type, `data` the JSON as
@@ -32,8 +33,9 @@ export class EventRelay {
   constructor(private readonly feed: JobEventFeed) {}
 
   async start(response: ServerResponse, options: RelayOptions): Promise<RelayStart> {
-    let resolveDone!: () => void;
-    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    let resolveDone!: (ended: boolean) => void;
+    const done = new Promise<boolean>((resolve) => (resolveDone = resolve));
+    let ended = false;
     let heartbeat: NodeJS.Timeout | undefined;
     const onClose = () => feed?.close();
 
@@ -47,13 +49,14 @@ export class EventRelay {
             const parsed = parseEventPayload(event.payload);
             if (parsed) options.onEvent(parsed);
           }
+          if (isTerminalEvent(event)) ended = true;
           response.write(formatSseEvent(event));
         },
         onEnd: () => {
           if (heartbeat) clearInterval(heartbeat);
           response.off('close', onClose);
           if (!response.writableEnded) response.end();
-          resolveDone();
+          resolveDone(ended);
         },
       },
       options.jobEnded,

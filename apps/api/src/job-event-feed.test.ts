@@ -191,13 +191,14 @@ describe('JobEventFeed on a real Redis', () => {
     expect(await feed.open(recorder().options(gone), async () => true)).toBeUndefined();
     expect(subscriber.channelCount).toBe(0);
 
-    // An empty log of a job that has not ended: its first event is on its way.
+    // An empty log of a job that has not ended (one adopted at its claim, whose first event is
+    // its agent's `started`): its first event is on its way.
     const fresh = newJob();
     const seen = recorder();
     const open = await feed.open(seen.options(fresh), async () => false);
     expect(open).toBeDefined();
     open!.start();
-    await writer.append(fresh, { type: 'queued', position: 0, depth: 1 });
+    await writer.append(fresh, { type: 'started', agent: 'a1', cold: false, load_ms: 0 });
     await expect.poll(() => seen.seqs()).toEqual([1]);
     open!.close();
   });

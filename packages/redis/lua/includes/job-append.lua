@@ -1,12 +1,12 @@
--- Appends one event to a job's stream and publishes it live; returns its seq.
+-- Appends one event to a job's stream and publishes it live (unless `quiet`); returns its seq.
 -- The stream assigns seq: entry ids are `0-<seq>` and `XADD … 0-*` takes the next one (Redis
 -- keeps a stream's last id through trimming), so seq keeps increasing when a job is retried
 -- on another agent, with no counter key to write and expire. The entry stores the producer's
 -- JSON as given; the published payload, and what EventLog reads back, open with `seq`
 -- (ENVELOPE, from src/event-envelope.ts).
-local function append_event(events, channel, body, maxLen)
+local function append_event(events, channel, body, maxLen, quiet)
   local id = redis.call('XADD', events, 'MAXLEN', '~', maxLen, '0-*', 'e', body)
   local seq = tonumber(string.sub(id, 3))
-  redis.call('PUBLISH', channel, ENVELOPE.open .. seq .. ',' .. string.sub(body, 2))
+  if not quiet then redis.call('PUBLISH', channel, ENVELOPE.open .. seq .. ',' .. string.sub(body, 2)) end
   return seq
 end

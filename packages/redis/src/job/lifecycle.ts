@@ -132,7 +132,7 @@ export class JobLifecycle {
       this.redis.sy_job_submit_v1(
         this.keys.job(id),
         this.keys.jobEvents(id),
-        JSON.stringify({ fields, recordTtl: this.recordTtlSeconds, eventsTtl: this.liveTtlSeconds, channel: this.keys.jobChannel(id), max: this.maxEvents }),
+        JSON.stringify({ fields, recordTtl: this.recordTtlSeconds, eventsTtl: this.liveTtlSeconds, max: this.maxEvents }),
         JSON.stringify(request.queued),
       ),
       queue.add('generate', data, this.bullOptions(id, request.priority)),

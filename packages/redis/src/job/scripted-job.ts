@@ -40,7 +40,6 @@ export class ScriptedJobs {
         fields: { model: fields.model, tenant: fields.tenant ?? 'default', created_at: String(Date.now()) },
         recordTtl: 3600,
         eventsTtl: 3600,
-        channel: this.keys.jobChannel(jobId),
         max: 100_000,
       }),
       JSON.stringify(queued),
