@@ -2,16 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { BackendError, type Backend, type GenerateRequest } from '@switchyard/backends';
 import type { Attempt, JobLifecycle, TransitionOutcome } from '@switchyard/redis';
-import {
-  JobData,
-  JobErrorCode,
-  formatGB,
-  formatJobFailure,
-  jobContextVramBytes,
-  type FinishReason,
-  type JobResult,
-  type StreamEventBody,
-} from '@switchyard/protocol';
+import { JobData, JobErrorCode, formatGB, formatJobFailure, jobContextVramBytes, type FinishReason, type JobResult, type StreamEventBody } from '@switchyard/protocol';
 import { TokenCoalescer } from './token-coalescer.js';
 import type { ModelInventory } from './model-inventory.js';
 
@@ -65,7 +56,8 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     };
     const finish = async (event: Extract<StreamEventBody, { type: 'done' | 'error' }>, result?: JobResult): Promise<void> => {
       await writes.catch(() => undefined);
-      const outcome = await deps.lifecycle.finish(jobId, attempt, event, result);
+      // The ledger's release is not waited for: BullMQ's moveToFinished can go out with it.
+      const outcome = await deps.lifecycle.finish(jobId, attempt, event, result, { waitForLedger: false });
       refused(outcome, event.type);
     };
     const fail = async (code: string, message: string): Promise<never> => {

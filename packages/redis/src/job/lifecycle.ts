@@ -198,10 +198,10 @@ export class JobLifecycle {
 
   /**
    * `finish`: the agent's terminal event (`done` with the job's result, or `error`), and the
-   * end of its admission reservation.
+   * end of its admission reservation (resolved with it unless `waitForLedger: false`).
    */
-  async finish(jobId: string, attempt: Attempt, event: TerminalEvent, result?: JobResult): Promise<TransitionOutcome> {
-    return this.end(jobId, 'finish', event, { attempt: attempt.token, ...(result && { result: JSON.stringify(result) }) });
+  async finish(jobId: string, attempt: Attempt, event: TerminalEvent, result?: JobResult, options: { waitForLedger?: boolean } = {}): Promise<TransitionOutcome> {
+    return this.end(jobId, 'finish', event, { attempt: attempt.token, ...(result && { result: JSON.stringify(result) }) }, options.waitForLedger !== false);
   }
 
   /**
@@ -239,6 +239,7 @@ export class JobLifecycle {
     transition: Extract<JobTransition, 'finish' | 'dequeue' | 'abandon'>,
     event: TerminalEvent,
     { attempt, ...set }: { attempt?: string; result?: string; request?: string },
+    waitForLedger = true,
   ): Promise<TransitionOutcome> {
     const status = statusOfEnd(event);
     const fields = event.type === 'error' ? { ...set, error: JSON.stringify({ code: event.code, message: event.message }) } : set;
@@ -260,7 +261,9 @@ export class JobLifecycle {
     // keeps its reservation. A failed ledger write is repaired by the API's reconciliation.
     if (reply[0] !== 0) {
       const release = transition === 'abandon' ? this.ledger.release(jobId, 'reconciled') : this.ledger.release(jobId, event.type, event.type === 'error' ? event.code : '');
-      await release.catch(() => false);
+      // An agent need not wait for it: BullMQ's move of the job can go out meanwhile.
+      if (waitForLedger) await release.catch(() => false);
+      else release.catch(() => false);
     }
     return outcomeOf(reply);
   }
