@@ -19,7 +19,10 @@ export function round(value: number, digits = 3): number {
 
 /** Nearest-rank percentile of values in any order. */
 export function percentile(values: readonly number[], p: number): number {
-  return percentileSorted([...values].sort((a, b) => a - b), p);
+  return percentileSorted(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 }
 
 export type Random = () => number;

@@ -23,10 +23,7 @@ export interface AgentHostStart {
 }
 
 export type AgentHostCommand = ({ type: 'start' } & AgentHostStart) | { type: 'stop' };
-export type AgentHostMessage =
-  | { type: 'ready'; config: Record<string, unknown>; scaling: ScaledField[] }
-  | { type: 'failed'; message: string }
-  | { type: 'stopped' };
+export type AgentHostMessage = { type: 'ready'; config: Record<string, unknown>; scaling: ScaledField[] } | { type: 'failed'; message: string } | { type: 'stopped' };
 
 function send(message: AgentHostMessage): void {
   process.send?.(message);

@@ -11,11 +11,7 @@
  * agent's defaults as they change. A config field measured in time that is not listed here
  * is reported as `unscaled` in the results.
  */
-export type ScalingRule =
-  | { kind: 'duration' }
-  | { kind: 'period'; floorMs: number }
-  | { kind: 'throughput' }
-  | { kind: 'keep'; why: string };
+export type ScalingRule = { kind: 'duration' } | { kind: 'period'; floorMs: number } | { kind: 'throughput' } | { kind: 'keep'; why: string };
 
 export const AGENT_SCALING: Readonly<Record<string, ScalingRule>> = {
   idleUnloadMs: { kind: 'duration' },
@@ -70,7 +66,11 @@ export function scaleValue(value: number, rule: ScalingRule, timeScale: number):
  * Scaled overrides for every numeric field of `defaults` named in `rules`, plus a report of
  * each time-like field (ends in Ms / PerSecond / Seconds) and what happened to it.
  */
-export function scaleConfig(defaults: Record<string, unknown>, rules: Readonly<Record<string, ScalingRule>>, timeScale: number): { overrides: Record<string, number>; report: ScaledField[] } {
+export function scaleConfig(
+  defaults: Record<string, unknown>,
+  rules: Readonly<Record<string, ScalingRule>>,
+  timeScale: number,
+): { overrides: Record<string, number>; report: ScaledField[] } {
   const overrides: Record<string, number> = {};
   const report: ScaledField[] = [];
   for (const [field, value] of Object.entries(defaults)) {

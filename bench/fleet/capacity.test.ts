@@ -93,7 +93,14 @@ describe('pooled cache references', () => {
   it('knowing the future, evicts the model asked for furthest ahead; LRU the one asked for longest ago', () => {
     // Room for two. When c comes, a is asked for again before b, so b goes; when b comes
     // back, c is never asked for again, so c goes and a stays warm for its last request.
-    const trace = traceAt([[0, 'a'], [100, 'b'], [200, 'c'], [300, 'a'], [400, 'b'], [500, 'a']]);
+    const trace = traceAt([
+      [0, 'a'],
+      [100, 'b'],
+      [200, 'c'],
+      [300, 'a'],
+      [400, 'b'],
+      [500, 'a'],
+    ]);
     expect(pooledCache(trace, [node('n', 48)], need, () => 1, 'furthest_next_use')).toEqual({ warm_share: round(2 / 6, 4), loads: 4 });
     // LRU evicts a for c, b for a, c for b: only the last request is warm.
     expect(pooledCache(trace, [node('n', 48)], need, () => 1, 'least_recently_used')).toEqual({ warm_share: round(1 / 6, 4), loads: 5 });
@@ -102,14 +109,25 @@ describe('pooled cache references', () => {
   it('LRU refreshes a model on every request, not only when it loads', () => {
     // a is asked for again before c comes, so b is the least recently used and goes
     // (first-in-first-out would evict a and miss its last request).
-    const trace = traceAt([[0, 'a'], [100, 'b'], [200, 'a'], [300, 'c'], [400, 'a']]);
+    const trace = traceAt([
+      [0, 'a'],
+      [100, 'b'],
+      [200, 'a'],
+      [300, 'c'],
+      [400, 'a'],
+    ]);
     expect(pooledCache(trace, [node('n', 48)], need, () => 1, 'least_recently_used')).toEqual({ warm_share: round(2 / 5, 4), loads: 3 });
   });
 
   it('evicts as many models as a big one needs, and never loads a model no single node can hold', () => {
     const sizes = new Map([...need, ['big', 40 * GB]]);
     // Requests listed out of time order: the cache replays them by time.
-    const trace = traceAt([[200, 'a'], [0, 'a'], [100, 'big'], [1, 'b']]);
+    const trace = traceAt([
+      [200, 'a'],
+      [0, 'a'],
+      [100, 'big'],
+      [1, 'b'],
+    ]);
     // a and b (20 GB each) both go for big on one 48 GB node; a is cold again after.
     expect(pooledCache(trace, [node('n', 48)], sizes, () => 1, 'furthest_next_use')).toEqual({ warm_share: 0, loads: 4 });
     // Two 24 GB nodes pool 48 GB, but no node holds 40 GB: big is never loaded, a stays.
@@ -118,7 +136,13 @@ describe('pooled cache references', () => {
 
   it('pools the nodes, counts requests during a load as cold, and lets warm-up fill the cache unmeasured', () => {
     // Two 24 GB nodes pooled hold a and b together, so b does not push a out.
-    const trace = traceAt([[0, 'a', true], [10, 'b'], [10.5, 'b'], [12, 'b'], [13, 'a']]);
+    const trace = traceAt([
+      [0, 'a', true],
+      [10, 'b'],
+      [10.5, 'b'],
+      [12, 'b'],
+      [13, 'a'],
+    ]);
     // a was loaded in the warm-up; b's load takes 2 s, so the request at 10.5 is cold too.
     expect(pooledCache(trace, [node('x', 24), node('y', 24)], need, () => 2, 'furthest_next_use')).toEqual({ warm_share: 0.5, loads: 1 });
   });

@@ -38,7 +38,9 @@ nodes and writes bench/results/fleet.json.
 
 Options (trace seconds are simulated "real" seconds; wall time = trace time × time-scale):
   --policies <list>       comma list of ${POLICY_NAMES.join(', ')} (default: all)
-  --fleet <name>          ${Object.entries(FLEETS).map(([name, nodes]) => `${name} (${nodes.map((node) => node.vram_bytes / 1e9).join('+')} GB)`).join(' or ')};
+  --fleet <name>          ${Object.entries(FLEETS)
+    .map(([name, nodes]) => `${name} (${nodes.map((node) => node.vram_bytes / 1e9).join('+')} GB)`)
+    .join(' or ')};
                           default: default; results go to fleet-<name>.json unless it is default
   --seed <n>              trace seed (default ${DEFAULT_TRACE_PARAMS.seed})
   --time-scale <x>        gpu-sim time_scale (default ${DEFAULT_SIM_SETTINGS.time_scale})
@@ -205,7 +207,9 @@ async function runPolicy(
       ];
       writeFileSync(join(options.dumpRecords, `${name}.jsonl`), `${lines.join('\n')}\n`);
     }
-    say(`  done in ${metrics.details.wall_seconds} s wall: ${metrics.completed} completed, ${metrics.failed} failed, warm ${metrics.warm_share === null ? 'n/a' : (metrics.warm_share * 100).toFixed(1) + ' %'}, ${metrics.loads} loads`);
+    say(
+      `  done in ${metrics.details.wall_seconds} s wall: ${metrics.completed} completed, ${metrics.failed} failed, warm ${metrics.warm_share === null ? 'n/a' : (metrics.warm_share * 100).toFixed(1) + ' %'}, ${metrics.loads} loads`,
+    );
     if (metrics.details.timeline_check !== 'ok') say(`  WARNING: ${metrics.details.timeline_check}`);
     return { metrics, describe: policy.describe(), records: result.records };
   } finally {
@@ -222,12 +226,18 @@ async function main(): Promise<void> {
   // The code under test is what was built just before this run: read its version now, not
   // after minutes in which someone may commit.
   const commit = git(['rev-parse', '--short', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--', ...CODE_UNDER_TEST])?.split('\n').filter(Boolean).map((line) => line.trim()) ?? [];
+  const dirty =
+    git(['status', '--porcelain', '--', ...CODE_UNDER_TEST])
+      ?.split('\n')
+      .filter(Boolean)
+      .map((line) => line.trim()) ?? [];
   const trace = generateTrace(options.trace);
   const { settings } = options;
   const oneLoadS = medianLoadSeconds(FLEET_CATALOG, settings.load_bytes_per_s, settings.load_overhead_ms);
   const measured = trace.requests.filter((request) => !request.warmup).length;
-  say(`Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`);
+  say(
+    `Switchyard fleet benchmark — seed ${trace.params.seed}, ${trace.requests.length} requests (${measured} measured, ${trace.bursts.length} bursts), ${options.nodes.length} nodes (${options.fleetName} fleet), time_scale ${settings.time_scale}`,
+  );
   const needBytes = new Map(FLEET_CATALOG.map((model) => [model.name, vramNeedBytes(model, settings.num_ctx, settings.num_parallel, settings.vram_overhead_bytes)]));
   const capacity = capacityReference(trace, options.nodes, needBytes, loadSecondsByName(FLEET_CATALOG, settings.load_bytes_per_s, settings.load_overhead_ms));
   say(
@@ -281,23 +291,34 @@ async function main(): Promise<void> {
     targets: targets.map((target) => ({ ...target })),
     definitions: {
       warm_share: 'completed requests during whose wait (submission → holding a backend slot) no load of their model ran on the node that served them',
-      loads: 'model loads that started after the warm-up, from the sims\' load timeline (cross-checked against /sim/stats loads_total)',
+      loads: "model loads that started after the warm-up, from the sims' load timeline (cross-checked against /sim/stats loads_total)",
       load_gpu_seconds: 'sum over those loads of size / load throughput + runner start, in real (unscaled) GPU seconds',
       oom: 'refusals for lack of VRAM ("model requires more system memory") met by measured requests; details.oom_including_warmup counts the warm-up too',
-      queue_wait: 'submission → holding a backend slot, minus the time the request\'s own model was loading on its node; trace seconds',
+      queue_wait: "submission → holding a backend slot, minus the time the request's own model was loading on its node; trace seconds",
       ttft: 'submission → first token at the client; trace seconds',
       percentiles: 'nearest rank over completed requests plus requests the bench gave up on (with the wait they had when dropped, a lower bound)',
       one_model_load_s: 'median nominal load time over the catalog (the bar for the p99 queue wait target)',
-      queue_wait_over_own_load_p99: 'p99 over requests of queue wait / nominal load time of the request\'s own model (the p99 target read per request)',
-      slot_reference: 'queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: the Switchyard run\'s arrivals and measured service times (first slot → finished) through those slots; what slots alone cost to any placement that holds one copy of a model when its burst starts',
-      capacity_static_warm_share: 'share of measured requests whose model fits in a greedy static placement of its phase (models by requests per GB, best-fit onto the nodes); not optimal',
-      capacity_static_warm_share_bound: 'share no static placement of a phase can exceed: the same order filling the fleet\'s total VRAM as one GPU, the overflowing model taken fractionally; a reference rather than a strict bound for a dynamic policy',
-      capacity_clairvoyant: 'the fleet\'s VRAM pooled as one GPU and run as a cache that knows every future request: load on a miss, evict the models asked for furthest in the future (Belady), loads take their time; what foresight buys, not a bound',
+      queue_wait_over_own_load_p99: "p99 over requests of queue wait / nominal load time of the request's own model (the p99 target read per request)",
+      slot_reference:
+        "queue waits if every model were warm all the time on one copy with num_parallel slots and nothing ever loaded: the Switchyard run's arrivals and measured service times (first slot → finished) through those slots; what slots alone cost to any placement that holds one copy of a model when its burst starts",
+      capacity_static_warm_share:
+        'share of measured requests whose model fits in a greedy static placement of its phase (models by requests per GB, best-fit onto the nodes); not optimal',
+      capacity_static_warm_share_bound:
+        "share no static placement of a phase can exceed: the same order filling the fleet's total VRAM as one GPU, the overflowing model taken fractionally; a reference rather than a strict bound for a dynamic policy",
+      capacity_clairvoyant:
+        "the fleet's VRAM pooled as one GPU and run as a cache that knows every future request: load on a miss, evict the models asked for furthest in the future (Belady), loads take their time; what foresight buys, not a bound",
       capacity_pooled_lru: 'the same pooled cache evicting the model asked for least recently: the textbook online cache, with no fragmentation across nodes',
     },
     machine: machine(),
     code: { commit, uncommitted_changes: dirty },
-    command: `pnpm bench:fleet${process.argv.length > 2 ? ` -- ${process.argv.slice(2).filter((arg) => arg !== '--').join(' ')}` : ''}`,
+    command: `pnpm bench:fleet${
+      process.argv.length > 2
+        ? ` -- ${process.argv
+            .slice(2)
+            .filter((arg) => arg !== '--')
+            .join(' ')}`
+        : ''
+    }`,
     wall_seconds: Number(((Date.now() - started) / 1_000).toFixed(1)),
     date: new Date().toISOString(),
   };

@@ -114,7 +114,7 @@ describe('fleet metrics', () => {
     expect(metrics.queue_wait_p99_s).toBeCloseTo(90, 3);
   });
 
-  it('flags a timeline that disagrees with the sims\' own load counters', () => {
+  it("flags a timeline that disagrees with the sims' own load counters", () => {
     const metrics = computeMetrics({
       replay: { records: [], startedAt: T0, warmupEndAt: T0, lastSubmitAt: T0, endedAt: T0 },
       events: [],

@@ -47,20 +47,18 @@ export async function replay(trace: Trace, policy: Policy, options: ReplayOption
     const timer = setTimeout(() => controller.abort(new Error('request timed out')), options.requestTimeoutMs);
     const run = policy
       .submit(request, controller.signal)
-      .catch(
-        (error: unknown): RequestRecord => ({
-          id: request.id,
-          model: request.model,
-          warmup: request.warmup,
-          burst: request.burst !== null,
-          submitted: due,
-          finished: Date.now(),
-          outcome: 'failed',
-          failure: `bench error: ${(error as Error).message}`,
-          oom: 0,
-          tokens: 0,
-        }),
-      )
+      .catch((error: unknown): RequestRecord => ({
+        id: request.id,
+        model: request.model,
+        warmup: request.warmup,
+        burst: request.burst !== null,
+        submitted: due,
+        finished: Date.now(),
+        outcome: 'failed',
+        failure: `bench error: ${(error as Error).message}`,
+        oom: 0,
+        tokens: 0,
+      }))
       .then((record) => {
         clearTimeout(timer);
         controllers.delete(controller);

@@ -30,10 +30,7 @@ export interface SimEvent {
 
 export type HostCommand = { type: 'start'; nodes: Array<{ name: string; config: GpuSimConfigInput }> } | { type: 'stop' };
 export type HostMessage =
-  | { type: 'ready'; nodes: Array<{ name: string; url: string }> }
-  | { type: 'event'; event: SimEvent }
-  | { type: 'failed'; message: string }
-  | { type: 'stopped' };
+  { type: 'ready'; nodes: Array<{ name: string; url: string }> } | { type: 'event'; event: SimEvent } | { type: 'failed'; message: string } | { type: 'stopped' };
 
 const WATCHED: Readonly<Record<string, SimEventKind>> = {
   'loading model': 'load_start',

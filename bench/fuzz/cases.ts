@@ -88,9 +88,33 @@ export const CREDENTIALS: Record<string, Credential> = Object.fromEntries(
       { name: 'lowerBearerAdmin', headers: [['Authorization', 'bearer {{KEY_ADMIN}}']], tenant: 'maybe', admin: 'maybe' },
       { name: 'queryAdmin', headers: [], query: 'key={{KEY_ADMIN}}', tenant: 'maybe', admin: 'maybe' },
       { name: 'cookieAdmin', headers: [['Cookie', 'switchyard_key={{KEY_ADMIN}}']], tenant: 'maybe', admin: 'maybe' },
-      { name: 'dupAuthBadFirst', headers: [['Authorization', 'Bearer fuzz-not-a-key-000000'], ['Authorization', 'Bearer {{KEY_ADMIN}}']], tenant: 'maybe', admin: 'maybe' },
-      { name: 'dupAuthTenantFirst', headers: [['Authorization', 'Bearer {{KEY_A}}'], ['Authorization', 'Bearer {{KEY_ADMIN}}']], tenant: 'maybe', admin: 'maybe' },
-      { name: 'dupXApiKeyA', headers: [['X-API-Key', '{{KEY_A}}'], ['X-API-Key', '{{KEY_A}}']], tenant: 'maybe', admin: 'no' },
+      {
+        name: 'dupAuthBadFirst',
+        headers: [
+          ['Authorization', 'Bearer fuzz-not-a-key-000000'],
+          ['Authorization', 'Bearer {{KEY_ADMIN}}'],
+        ],
+        tenant: 'maybe',
+        admin: 'maybe',
+      },
+      {
+        name: 'dupAuthTenantFirst',
+        headers: [
+          ['Authorization', 'Bearer {{KEY_A}}'],
+          ['Authorization', 'Bearer {{KEY_ADMIN}}'],
+        ],
+        tenant: 'maybe',
+        admin: 'maybe',
+      },
+      {
+        name: 'dupXApiKeyA',
+        headers: [
+          ['X-API-Key', '{{KEY_A}}'],
+          ['X-API-Key', '{{KEY_A}}'],
+        ],
+        tenant: 'maybe',
+        admin: 'no',
+      },
       { name: 'badKey', headers: [['Authorization', 'Bearer fuzz-not-a-key-000000']], tenant: 'none', admin: 'no' },
       { name: 'adminSuffix', headers: [['Authorization', 'Bearer {{KEY_ADMIN}}x']], tenant: 'none', admin: 'no' },
       { name: 'adminPrefix', headers: [['Authorization', 'Bearer x{{KEY_ADMIN}}']], tenant: 'none', admin: 'no' },
@@ -105,7 +129,15 @@ export const CREDENTIALS: Record<string, Credential> = Object.fromEntries(
       { name: 'proxyAuthAdmin', headers: [['Proxy-Authorization', 'Bearer {{KEY_ADMIN}}']], tenant: 'none', admin: 'no' },
       { name: 'otherHeaderAdmin', headers: [['X-Admin-Key', '{{KEY_ADMIN}}']], tenant: 'none', admin: 'no' },
       { name: 'cookieBadEncoding', headers: [['Cookie', 'switchyard_key=%ZZ%']], tenant: 'none', admin: 'no' },
-      { name: 'bearerB_cookieA', headers: [['Authorization', 'Bearer {{KEY_B}}'], ['Cookie', 'switchyard_key={{KEY_A}}']], tenant: 'maybe', admin: 'no' },
+      {
+        name: 'bearerB_cookieA',
+        headers: [
+          ['Authorization', 'Bearer {{KEY_B}}'],
+          ['Cookie', 'switchyard_key={{KEY_A}}'],
+        ],
+        tenant: 'maybe',
+        admin: 'no',
+      },
     ] satisfies Credential[]
   ).map((credential) => [credential.name, credential]),
 );
@@ -136,10 +168,7 @@ export interface Piece {
  *   prototype keys — anything JSON.stringify would not write).
  */
 export type BodySpec =
-  | { type: 'json'; value: Json }
-  | { type: 'text'; text: string }
-  | { type: 'hex'; hex: string }
-  | { type: 'template'; value: Json; subs: Record<string, Piece[]> };
+  { type: 'json'; value: Json } | { type: 'text'; text: string } | { type: 'hex'; hex: string } | { type: 'template'; value: Json; subs: Record<string, Piece[]> };
 
 export interface HttpRequestSpec {
   kind: 'http';
@@ -352,12 +381,7 @@ const OPENAI_COMPLETIONS: Endpoint = {
   path: '/v1/completions',
   credential: 'bearerA',
   bases: { completion: { model: MODEL, prompt: 'fuzz', max_tokens: 1 } },
-  fields: [
-    ...OPENAI_SAMPLING('completion'),
-    f('completion', ['prompt'], S, A),
-    f('completion', ['suffix'], S, NUL),
-    f('completion', ['best_of'], I, NUL),
-  ],
+  fields: [...OPENAI_SAMPLING('completion'), f('completion', ['prompt'], S, A), f('completion', ['suffix'], S, NUL), f('completion', ['best_of'], I, NUL)],
 };
 
 const OLLAMA_COMMON = (base: string) => [
@@ -499,44 +523,48 @@ const wrongType = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> =>
 
 /** A non-object JSON body (array, string, number, null, boolean). */
 const wrongRoot = (): fc.Arbitrary<BodyDraft> =>
-  fc.constantFrom<Json>([], [1, 2], 'x', 42, null, true, [{ model: MODEL, prompt: 'x' }]).map((value) => ({ label: 'non-object-body', body: jsonBody(value), expect: { refuse: true } }));
+  fc
+    .constantFrom<Json>([], [1, 2], 'x', 42, null, true, [{ model: MODEL, prompt: 'x' }])
+    .map((value) => ({ label: 'non-object-body', body: jsonBody(value), expect: { refuse: true } }));
 
 /** Text that is guaranteed not to be JSON, made from the endpoint's valid body. */
 const brokenJson = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> => {
   const base = JSON.stringify(Object.values(endpoint.bases)[0]);
-  return fc
-    .oneof(
-      fc.integer({ min: 1, max: base.length - 1 }).map((cut) => base.slice(0, cut)),
-      fc.constantFrom('}', ',', 'x', ']', '"', '{', ':').map((tail) => base + tail),
-      fc.constantFrom('x', ',', ']', ':').map((head) => head + base),
-      fc.constant(base.replace('":', '"')),
-      fc.constant(base.replace(/"/g, "'")),
-      fc.constant(base.replace(/\}$/, ',}')),
-      fc.constant(base.replace('{', '{,')),
-      fc.constant(base.replace(/:"fuzz"|:1\b/, ':NaN')),
-      fc.constant(base.replace(/:"fuzz"|:1\b/, ':undefined')),
-      fc.constant(base.replace(/:"fuzz"|:1\b/, ':Infinity')),
-      fc.constant(`/* comment */${base}`),
-      fc.constant(base.replace('"fuzz"', '"fu\nzz"')),
-      fc.constant(base.replace('"fuzz"', '"fu\\xzz"')),
-      fc.constant(base.replace('"fuzz"', '"fu\\u12zz"')),
-      fc.constant(base + base),
-      fc.constant('{"a":1}{"b":2}'),
-      fc.constant('\u0000'),
-      fc.constant('{'.repeat(3) + '}'.repeat(2)),
-      fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 40 }).map((junk) => `{${junk}`),
-    )
-    .filter((text) => {
-      try {
-        JSON.parse(text);
-        return false;
-      } catch {
-        return true;
-      }
-    })
-    // An empty body is Ollama's "load the model": not broken JSON there.
-    .filter((text) => text.trim() !== '')
-    .map((text) => ({ label: 'broken-json', body: { type: 'text', text } satisfies BodySpec, expect: { refuse: true } }));
+  return (
+    fc
+      .oneof(
+        fc.integer({ min: 1, max: base.length - 1 }).map((cut) => base.slice(0, cut)),
+        fc.constantFrom('}', ',', 'x', ']', '"', '{', ':').map((tail) => base + tail),
+        fc.constantFrom('x', ',', ']', ':').map((head) => head + base),
+        fc.constant(base.replace('":', '"')),
+        fc.constant(base.replace(/"/g, "'")),
+        fc.constant(base.replace(/\}$/, ',}')),
+        fc.constant(base.replace('{', '{,')),
+        fc.constant(base.replace(/:"fuzz"|:1\b/, ':NaN')),
+        fc.constant(base.replace(/:"fuzz"|:1\b/, ':undefined')),
+        fc.constant(base.replace(/:"fuzz"|:1\b/, ':Infinity')),
+        fc.constant(`/* comment */${base}`),
+        fc.constant(base.replace('"fuzz"', '"fu\nzz"')),
+        fc.constant(base.replace('"fuzz"', '"fu\\xzz"')),
+        fc.constant(base.replace('"fuzz"', '"fu\\u12zz"')),
+        fc.constant(base + base),
+        fc.constant('{"a":1}{"b":2}'),
+        fc.constant('\u0000'),
+        fc.constant('{'.repeat(3) + '}'.repeat(2)),
+        fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 40 }).map((junk) => `{${junk}`),
+      )
+      .filter((text) => {
+        try {
+          JSON.parse(text);
+          return false;
+        } catch {
+          return true;
+        }
+      })
+      // An empty body is Ollama's "load the model": not broken JSON there.
+      .filter((text) => text.trim() !== '')
+      .map((text) => ({ label: 'broken-json', body: { type: 'text', text } satisfies BodySpec, expect: { refuse: true } }))
+  );
 };
 
 /** Paths of string fields of a base body where bytes can be spliced in. */
@@ -565,8 +593,15 @@ const BAD_BYTES: Array<{ label: string; hex: string }> = [
 const LONE_SURROGATES = ['\\ud800', '\\udfff', '\\udc00\\ud800', 'x\\ud83d', '\\ud83dx'];
 
 const badText = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> =>
-  fc.tuple(fc.constantFrom(...stringFields(endpoint)), fc.oneof(fc.constantFrom(...BAD_BYTES).map((bad) => ({ ...bad, escape: false })), fc.constantFrom(...LONE_SURROGATES).map((text) => ({ label: 'lone-surrogate', hex: text, escape: true })))).map(
-    ([field, bad]) => {
+  fc
+    .tuple(
+      fc.constantFrom(...stringFields(endpoint)),
+      fc.oneof(
+        fc.constantFrom(...BAD_BYTES).map((bad) => ({ ...bad, escape: false })),
+        fc.constantFrom(...LONE_SURROGATES).map((text) => ({ label: 'lone-surrogate', hex: text, escape: true })),
+      ),
+    )
+    .map(([field, bad]) => {
       const base = setAt(endpoint.bases[field.base]!, field.path, marker('s'));
       const inner: Piece[] = bad.escape ? [{ text: bad.hex }] : [{ text: bad.hex, hex: true }];
       // `model` is the one string field whose value must match a pattern: bad bytes in it are refused.
@@ -576,8 +611,7 @@ const badText = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> =>
         body: template(base, { s: [{ text: '"fu' }, ...inner, { text: 'zz"' }] }),
         expect: isModel ? { refuse: true } : {},
       };
-    },
-  );
+    });
 
 /** Where a deep structure is put, per endpoint, and whether the field takes objects at all. */
 const DEEP_TARGETS: Record<string, Path[]> = {
@@ -598,9 +632,10 @@ const deepNesting = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> =>
   fc
     .tuple(fc.constantFrom(...DEEP_TARGETS[endpoint.name]!), fc.constantFrom(5_000, 20_000, 100_000), fc.constantFrom('object', 'array', 'mixed'))
     .map(([path, depth, shape]) => {
-      const base = endpoint.name === 'openai-chat' && path[0] === 'response_format'
-        ? setAt(OPENAI_CHAT.bases.chat!, ['response_format'], { type: 'json_schema', json_schema: { name: 'fuzz', schema: marker('d') } })
-        : setAt(Object.values(endpoint.bases)[0]!, path, marker('d'));
+      const base =
+        endpoint.name === 'openai-chat' && path[0] === 'response_format'
+          ? setAt(OPENAI_CHAT.bases.chat!, ['response_format'], { type: 'json_schema', json_schema: { name: 'fuzz', schema: marker('d') } })
+          : setAt(Object.values(endpoint.bases)[0]!, path, marker('d'));
       const open = shape === 'object' ? '{"a":' : shape === 'array' ? '[' : '{"a":[';
       const close = shape === 'object' ? '}' : shape === 'array' ? ']' : ']}';
       return {
@@ -613,7 +648,11 @@ const deepNesting = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> =>
 /** Strings and arrays far past the limits of their field (or of the body). */
 const hugeValues = (endpoint: Endpoint): fc.Arbitrary<BodyDraft> => {
   const base = Object.values(endpoint.bases)[0]!;
-  const huge = (label: string, path: Path, pieces: Piece[], expect: Expectation): BodyDraft => ({ label, body: template(setAt(base, path, marker('h')), { h: pieces }), expect });
+  const huge = (label: string, path: Path, pieces: Piece[], expect: Expectation): BodyDraft => ({
+    label,
+    body: template(setAt(base, path, marker('h')), { h: pieces }),
+    expect,
+  });
   const str = (length: number, char = 'x'): Piece[] => [{ text: '"' }, { text: char, times: length }, { text: '"' }];
   const arr = (count: number, item: string): Piece[] => [{ text: '[' }, { text: `${item},`, times: count - 1 }, { text: item }, { text: ']' }];
   const byEndpoint: Record<string, BodyDraft[]> = {
@@ -831,9 +870,26 @@ const LONG_LENGTHS = [256, 1_024, 8_000, 16_000, 16_385, 65_536, 102_400];
 
 const paramValue: fc.Arbitrary<{ label: string; value: string }> = fc.oneof(
   { weight: 5, arbitrary: fc.constantFrom(...PARAM_VALUES).map((value) => ({ label: 'special', value })) },
-  { weight: 2, arbitrary: fc.constantFrom(...LONG_LENGTHS).chain((length) => fc.constantFrom('a', '%41', '../', '%2e').map((unit) => ({ label: `long-${length}`, value: unit.repeat(Math.ceil(length / unit.length)).slice(0, length) }))) },
-  { weight: 2, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 64 }).map((text) => ({ label: 'random-encoded', value: encodeURIComponent(text.replace(/[\uD800-\uDFFF]/g, 'x')) })) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 32 }).map((bytes) => ({ label: 'random-pct-bytes', value: [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('') })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom(...LONG_LENGTHS)
+      .chain((length) =>
+        fc.constantFrom('a', '%41', '../', '%2e').map((unit) => ({ label: `long-${length}`, value: unit.repeat(Math.ceil(length / unit.length)).slice(0, length) })),
+      ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .string({ unit: 'binary', minLength: 1, maxLength: 64 })
+      .map((text) => ({ label: 'random-encoded', value: encodeURIComponent(text.replace(/[\uD800-\uDFFF]/g, 'x')) })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 32 })
+      .map((bytes) => ({ label: 'random-pct-bytes', value: [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('') })),
+  },
   { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/).map((value) => ({ label: 'random-id', value })) },
 );
 
@@ -908,16 +964,27 @@ const queryDraft: fc.Arbitrary<QueryDraft> = fc.oneof(
     credential: 'none',
     only: QUERY_TARGETS.filter((target) => !isPublicPath(target.path)).map((target) => target.path),
   })),
-  fc.constantFrom('last_event_id[]=1', 'last_event_id[0]=1', 'last_event_id[a]=1', 'last_event_id.a=1').map((query) => ({ label: 'bracket-param', query, expect: {}, only: [EVENTS] })),
+  fc
+    .constantFrom('last_event_id[]=1', 'last_event_id[0]=1', 'last_event_id[a]=1', 'last_event_id.a=1')
+    .map((query) => ({ label: 'bracket-param', query, expect: {}, only: [EVENTS] })),
   fc.constantFrom('abc', '-1', '1.5', '1e3', '0x10', ' 1', '1 ', '%00', '99999999999999999999', '__proto__', utf8Bytes('１')).map((value) => ({
     label: 'bad-last-event-id',
     query: `last_event_id=${encodeURIComponent(value)}`,
     expect: value === ' 1' || value === '1 ' ? {} : { refuse: true, field: ['last_event_id', 'Last-Event-ID'] },
     only: [EVENTS],
   })),
-  fc.constantFrom(1_000, 8_000, 15_000, 20_000, 70_000).chain((length) =>
-    fc.constantFrom('last_event_id', 'key', 'x').map((name) => ({ label: `huge-value-${length}`, query: `${name}=${'9'.repeat(length)}`, expect: name === 'last_event_id' ? { refuse: true } : {}, expectOn: [EVENTS] })),
-  ),
+  fc
+    .constantFrom(1_000, 8_000, 15_000, 20_000, 70_000)
+    .chain((length) =>
+      fc
+        .constantFrom('last_event_id', 'key', 'x')
+        .map((name) => ({
+          label: `huge-value-${length}`,
+          query: `${name}=${'9'.repeat(length)}`,
+          expect: name === 'last_event_id' ? { refuse: true } : {},
+          expectOn: [EVENTS],
+        })),
+    ),
   fc
     .constantFrom(
       '__proto__=1',
@@ -948,8 +1015,20 @@ const queryDraft: fc.Arbitrary<QueryDraft> = fc.oneof(
       Array.from({ length: 3_000 }, () => 'x=1').join('&'),
     )
     .map((query) => ({ label: 'odd-query', query, expect: {} })),
-  fc.string({ unit: 'binary', maxLength: 48 }).map((text) => ({ label: 'random-query', query: encodeURIComponent(text.replace(/[\uD800-\uDFFF]/g, 'x')).replace(/%3D/g, '=').replace(/%26/g, '&'), expect: {} })),
-  fc.uint8Array({ minLength: 1, maxLength: 24 }).map((bytes) => ({ label: 'raw-query-bytes', query: Buffer.from(bytes).toString('latin1').replace(/[\s#\x00-\x1f\x7f]/g, '_'), expect: {} })),
+  fc.string({ unit: 'binary', maxLength: 48 }).map((text) => ({
+    label: 'random-query',
+    query: encodeURIComponent(text.replace(/[\uD800-\uDFFF]/g, 'x'))
+      .replace(/%3D/g, '=')
+      .replace(/%26/g, '&'),
+    expect: {},
+  })),
+  fc.uint8Array({ minLength: 1, maxLength: 24 }).map((bytes) => ({
+    label: 'raw-query-bytes',
+    query: Buffer.from(bytes)
+      .toString('latin1')
+      .replace(/[\s#\x00-\x1f\x7f]/g, '_'),
+    expect: {},
+  })),
 );
 
 const queryArbitrary: fc.Arbitrary<Draft> = fc
@@ -988,66 +1067,80 @@ const hd = (draft: HeaderDraft): HeaderDraft => draft;
 
 const headersArbitrary: fc.Arbitrary<Draft> = fc
   .oneof(
-    fc.constantFrom(...INVALID_LAST_EVENT_IDS).map((value) => hd({
-      label: 'last-event-id-invalid',
-      method: 'GET',
-      target: EVENTS,
-      headers: [['Last-Event-ID', value]],
-      credential: 'bearerA',
-      expect: { refuse: true, field: ['Last-Event-ID'] },
-    })),
-    fc.constantFrom('0', '1', '2', '3', '100', '', ' 2 ').map((value) => hd({ label: 'last-event-id-valid', method: 'GET', target: EVENTS, headers: [['Last-Event-ID', value]], credential: 'bearerA', expect: {} })),
-    fc.tuple(fc.constantFrom('0', '1', 'x'), fc.constantFrom('1', '2', 'y')).map(([a, b]) => hd({
-      label: 'last-event-id-duplicate',
-      method: 'GET',
-      target: EVENTS,
-      headers: [
-        ['Last-Event-ID', a],
-        ['Last-Event-ID', b],
-      ],
-      credential: 'bearerA',
-      expect: { refuse: true, field: ['Last-Event-ID'] },
-    })),
-    fc.constantFrom(...INVALID_TIMEOUTS).map((value) => hd({
-      label: 'x-timeout-ms-invalid',
-      method: 'POST',
-      target: '/v1/jobs',
-      headers: [['X-Timeout-Ms', value]],
-      body: jsonBody(VALID_BODIES['/v1/jobs']!),
-      credential: 'bearerA',
-      expect: { refuse: true, field: ['X-Timeout-Ms'] },
-    })),
-    fc.tuple(fc.constantFrom('60000', '86400000', 'x'), fc.constantFrom('70000', '')).map(([a, b]) => hd({
-      label: 'x-timeout-ms-duplicate',
-      method: 'POST',
-      target: '/v1/jobs',
-      headers: [
-        ['X-Timeout-Ms', a],
-        ['X-Timeout-Ms', b],
-      ],
-      body: jsonBody(VALID_BODIES['/v1/jobs']!),
-      credential: 'bearerA',
-      expect: { refuse: true, field: ['X-Timeout-Ms'] },
-    })),
+    fc.constantFrom(...INVALID_LAST_EVENT_IDS).map((value) =>
+      hd({
+        label: 'last-event-id-invalid',
+        method: 'GET',
+        target: EVENTS,
+        headers: [['Last-Event-ID', value]],
+        credential: 'bearerA',
+        expect: { refuse: true, field: ['Last-Event-ID'] },
+      }),
+    ),
+    fc
+      .constantFrom('0', '1', '2', '3', '100', '', ' 2 ')
+      .map((value) => hd({ label: 'last-event-id-valid', method: 'GET', target: EVENTS, headers: [['Last-Event-ID', value]], credential: 'bearerA', expect: {} })),
+    fc.tuple(fc.constantFrom('0', '1', 'x'), fc.constantFrom('1', '2', 'y')).map(([a, b]) =>
+      hd({
+        label: 'last-event-id-duplicate',
+        method: 'GET',
+        target: EVENTS,
+        headers: [
+          ['Last-Event-ID', a],
+          ['Last-Event-ID', b],
+        ],
+        credential: 'bearerA',
+        expect: { refuse: true, field: ['Last-Event-ID'] },
+      }),
+    ),
+    fc.constantFrom(...INVALID_TIMEOUTS).map((value) =>
+      hd({
+        label: 'x-timeout-ms-invalid',
+        method: 'POST',
+        target: '/v1/jobs',
+        headers: [['X-Timeout-Ms', value]],
+        body: jsonBody(VALID_BODIES['/v1/jobs']!),
+        credential: 'bearerA',
+        expect: { refuse: true, field: ['X-Timeout-Ms'] },
+      }),
+    ),
+    fc.tuple(fc.constantFrom('60000', '86400000', 'x'), fc.constantFrom('70000', '')).map(([a, b]) =>
+      hd({
+        label: 'x-timeout-ms-duplicate',
+        method: 'POST',
+        target: '/v1/jobs',
+        headers: [
+          ['X-Timeout-Ms', a],
+          ['X-Timeout-Ms', b],
+        ],
+        body: jsonBody(VALID_BODIES['/v1/jobs']!),
+        credential: 'bearerA',
+        expect: { refuse: true, field: ['X-Timeout-Ms'] },
+      }),
+    ),
     // Large valid deadlines only: a tiny one would race the job's start.
-    fc.constantFrom('60000', '86400000', ' 60000 ').map((value) => hd({
-      label: 'x-timeout-ms-valid',
-      method: 'POST',
-      target: '/v1/jobs',
-      headers: [['X-Timeout-Ms', value]],
-      body: jsonBody(VALID_BODIES['/v1/jobs']!),
-      credential: 'bearerA',
-      expect: {},
-    })),
-    fc.tuple(fc.constantFrom('/v1/chat/completions', '/api/generate', '/v1/completions'), fc.constantFrom(...INVALID_TIMEOUTS.slice(0, 6))).map(([target, value]) => hd({
-      label: 'x-timeout-ms-compat',
-      method: 'POST',
-      target,
-      headers: [['X-Timeout-Ms', value]],
-      body: jsonBody(VALID_BODIES[target]!),
-      credential: 'bearerA',
-      expect: {},
-    })),
+    fc.constantFrom('60000', '86400000', ' 60000 ').map((value) =>
+      hd({
+        label: 'x-timeout-ms-valid',
+        method: 'POST',
+        target: '/v1/jobs',
+        headers: [['X-Timeout-Ms', value]],
+        body: jsonBody(VALID_BODIES['/v1/jobs']!),
+        credential: 'bearerA',
+        expect: {},
+      }),
+    ),
+    fc.tuple(fc.constantFrom('/v1/chat/completions', '/api/generate', '/v1/completions'), fc.constantFrom(...INVALID_TIMEOUTS.slice(0, 6))).map(([target, value]) =>
+      hd({
+        label: 'x-timeout-ms-compat',
+        method: 'POST',
+        target,
+        headers: [['X-Timeout-Ms', value]],
+        body: jsonBody(VALID_BODIES[target]!),
+        credential: 'bearerA',
+        expect: {},
+      }),
+    ),
     // Every credential variant on routes of every access level.
     fc
       .tuple(
@@ -1082,45 +1175,68 @@ const headersArbitrary: fc.Arbitrary<Draft> = fc
         };
       }),
     // Huge and many headers: under Node's 16 KiB limit they are read, past it refused with 431.
-    fc.tuple(fc.constantFrom(1_000, 8_000, 15_000, 17_000, 40_000, 100_000), fc.constantFrom('X-Fuzz', 'Authorization', 'Last-Event-ID', 'Cookie', 'Content-Type')).map(([size, name]) => hd({
-      label: `huge-header-${size}`,
-      method: 'GET',
-      target: name === 'Last-Event-ID' ? EVENTS : '/v1/models',
-      headers: [[name, name === 'Authorization' ? `Bearer ${'k'.repeat(size)}` : name === 'Cookie' ? `switchyard_key=${'k'.repeat(size)}` : '1'.repeat(size)]],
-      credential: name === 'Authorization' ? 'none' : 'bearerA',
-      expect: size > 16_000 ? { status: [431] } : {},
-    })),
-    fc.constantFrom(50, 150, 400, 2_100).map((count) => hd({
-      label: `many-headers-${count}`,
-      method: 'GET',
-      target: '/v1/models',
-      headers: Array.from({ length: count }, (_, i) => [`X-Fuzz-${i}`, 'v'.repeat(20)] as [string, string]),
-      credential: 'bearerA',
-      expect: {},
-    })),
+    fc
+      .tuple(fc.constantFrom(1_000, 8_000, 15_000, 17_000, 40_000, 100_000), fc.constantFrom('X-Fuzz', 'Authorization', 'Last-Event-ID', 'Cookie', 'Content-Type'))
+      .map(([size, name]) =>
+        hd({
+          label: `huge-header-${size}`,
+          method: 'GET',
+          target: name === 'Last-Event-ID' ? EVENTS : '/v1/models',
+          headers: [[name, name === 'Authorization' ? `Bearer ${'k'.repeat(size)}` : name === 'Cookie' ? `switchyard_key=${'k'.repeat(size)}` : '1'.repeat(size)]],
+          credential: name === 'Authorization' ? 'none' : 'bearerA',
+          expect: size > 16_000 ? { status: [431] } : {},
+        }),
+      ),
+    fc.constantFrom(50, 150, 400, 2_100).map((count) =>
+      hd({
+        label: `many-headers-${count}`,
+        method: 'GET',
+        target: '/v1/models',
+        headers: Array.from({ length: count }, (_, i) => [`X-Fuzz-${i}`, 'v'.repeat(20)] as [string, string]),
+        credential: 'bearerA',
+        expect: {},
+      }),
+    ),
     // Content-Type (and framing headers) on requests that have no body.
     fc
       .tuple(
-        fc.constantFrom<[string, string]>(['GET', '/v1/models'], ['DELETE', '/v1/jobs/{{JOB_A}}'], ['DELETE', '/v1/jobs/fuzz-missing'], ['GET', '/api/tags'], ['HEAD', '/v1/jobs/{{JOB_A}}'], ['GET', EVENTS], ['GET', '/v1/models/{{MODEL}}'], ['GET', '/healthz']),
+        fc.constantFrom<[string, string]>(
+          ['GET', '/v1/models'],
+          ['DELETE', '/v1/jobs/{{JOB_A}}'],
+          ['DELETE', '/v1/jobs/fuzz-missing'],
+          ['GET', '/api/tags'],
+          ['HEAD', '/v1/jobs/{{JOB_A}}'],
+          ['GET', EVENTS],
+          ['GET', '/v1/models/{{MODEL}}'],
+          ['GET', '/healthz'],
+        ),
         fc.constantFrom<Array<[string, string]>>(
           [['Content-Type', 'application/json']],
-          [['Content-Type', 'application/json'], ['Content-Length', '0']],
+          [
+            ['Content-Type', 'application/json'],
+            ['Content-Length', '0'],
+          ],
           [['Content-Type', 'text/plain']],
           [['Content-Type', 'application/x-www-form-urlencoded']],
           [['Content-Type', '']],
           [['Content-Type', 'multipart/form-data']],
-          [['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']],
+          [
+            ['Content-Type', 'application/json'],
+            ['Transfer-Encoding', 'chunked'],
+          ],
         ),
       )
-      .map(([[method, target], headers]) => hd({
-        label: 'content-type-no-body',
-        method,
-        target,
-        headers,
-        ...(headers.some(([name]) => name === 'Transfer-Encoding') && { body: { type: 'text', text: '0\r\n\r\n' } satisfies BodySpec }),
-        credential: 'bearerA',
-        expect: {},
-      })),
+      .map(([[method, target], headers]) =>
+        hd({
+          label: 'content-type-no-body',
+          method,
+          target,
+          headers,
+          ...(headers.some(([name]) => name === 'Transfer-Encoding') && { body: { type: 'text', text: '0\r\n\r\n' } satisfies BodySpec }),
+          credential: 'bearerA',
+          expect: {},
+        }),
+      ),
     // Other headers a client or proxy may send.
     fc
       .constantFrom<Array<[string, string]>>(
@@ -1128,12 +1244,18 @@ const headersArbitrary: fc.Arbitrary<Draft> = fc
         [['Host', '']],
         [['Host', 'a b']],
         [['Host', '[::1]:99999']],
-        [['X-Forwarded-For', '127.0.0.1'], ['X-Forwarded-Host', 'evil']],
+        [
+          ['X-Forwarded-For', '127.0.0.1'],
+          ['X-Forwarded-Host', 'evil'],
+        ],
         [['X-Forwarded-Proto', 'javascript']],
         [['Accept', 'text/html']],
         [['Accept', 'text/event-stream']],
         [['Accept-Encoding', 'gzip, br']],
-        [['Connection', 'upgrade'], ['Upgrade', 'websocket']],
+        [
+          ['Connection', 'upgrade'],
+          ['Upgrade', 'websocket'],
+        ],
         [['Connection', 'keep-alive, close']],
         [['TE', 'trailers']],
         [['Range', 'bytes=0-1']],
@@ -1146,24 +1268,28 @@ const headersArbitrary: fc.Arbitrary<Draft> = fc
         [['X-Fuzz', '\u00ff\u00fe']],
       )
       .chain((headers) =>
-        fc.constantFrom<[string, string]>(['GET', '/v1/models'], ['GET', '/v1/jobs/{{JOB_A}}'], ['GET', '/healthz']).map(([method, target]) => hd({
-          label: 'other-header',
+        fc.constantFrom<[string, string]>(['GET', '/v1/models'], ['GET', '/v1/jobs/{{JOB_A}}'], ['GET', '/healthz']).map(([method, target]) =>
+          hd({
+            label: 'other-header',
+            method,
+            target,
+            headers,
+            credential: 'bearerA',
+            expect: {},
+          }),
+        ),
+      ),
+    fc.constantFrom<[string, string]>(['GET', '/v1/agents'], ['GET', '/metrics'], ['GET', '/admin/limits']).chain(([method, target]) =>
+      fc.constantFrom<Array<[string, string]>>([['X-Original-URL', '/healthz']], [['X-Rewrite-URL', '/healthz']], [['X-HTTP-Method-Override', 'GET']]).map((headers) =>
+        hd({
+          label: 'rewrite-header',
           method,
           target,
           headers,
-          credential: 'bearerA',
+          credential: 'none',
           expect: {},
-        })),
+        }),
       ),
-    fc.constantFrom<[string, string]>(['GET', '/v1/agents'], ['GET', '/metrics'], ['GET', '/admin/limits']).chain(([method, target]) =>
-      fc.constantFrom<Array<[string, string]>>([['X-Original-URL', '/healthz']], [['X-Rewrite-URL', '/healthz']], [['X-HTTP-Method-Override', 'GET']]).map((headers) => hd({
-        label: 'rewrite-header',
-        method,
-        target,
-        headers,
-        credential: 'none',
-        expect: {},
-      })),
     ),
   )
   .map((draft) => {
@@ -1175,7 +1301,11 @@ const headersArbitrary: fc.Arbitrary<Draft> = fc
         kind: 'http',
         method: draft.method,
         target: draft.target,
-        headers: [...cred.headers, ...draft.headers, ...(draft.body && !draft.headers.some(([name]) => name === 'Content-Type') ? [['Content-Type', 'application/json'] as [string, string]] : [])],
+        headers: [
+          ...cred.headers,
+          ...draft.headers,
+          ...(draft.body && !draft.headers.some(([name]) => name === 'Content-Type') ? [['Content-Type', 'application/json'] as [string, string]] : []),
+        ],
         ...(draft.body && { body: draft.body }),
         ...(hasHost && { noHost: true }),
         ...(draft.headers.some(([name]) => name === 'Transfer-Encoding' || name === 'Content-Length') && { noContentLength: true }),
@@ -1201,7 +1331,8 @@ const raw = (label: string, bytes: string, target?: string, methods = ['GET'], e
 });
 
 const get = (target: string, extra = '', version = 'HTTP/1.1') => `GET ${target} ${version}${CRLF}${HOST_LINE}${extra}Connection: close${CRLF}${CRLF}`;
-const postJob = (framing: string, body: string, extra = '') => `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}${extra}${framing}Connection: close${CRLF}${CRLF}${body}`;
+const postJob = (framing: string, body: string, extra = '') =>
+  `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}${extra}${framing}Connection: close${CRLF}${CRLF}${body}`;
 const chunk = (text: string) => `${Buffer.byteLength(text, 'latin1').toString(16)}${CRLF}${text}${CRLF}`;
 
 /** Fixed raw abuses: each is one case, in every run. */
@@ -1243,18 +1374,35 @@ export const RAW_CASES: readonly Draft[] = [
   raw('bad-header', `GET /v1/models HTTP/1.1${CRLF}${HOST_LINE}Authorization: Bearer {{KEY_A}}\u0000${CRLF}${CRLF}`, '/v1/models'),
   raw('missing-host', `GET /healthz HTTP/1.1${CRLF}${CRLF}`, '/healthz'),
   raw('missing-host', `GET /v1/models HTTP/1.1${CRLF}${AUTH_A}${CRLF}`, '/v1/models'),
-  raw('missing-host', `POST /v1/jobs HTTP/1.1${CRLF}${AUTH_A}Content-Type: application/json${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}${CRLF}${VALID_JOB}`, '/v1/jobs', ['POST']),
+  raw('missing-host', `POST /v1/jobs HTTP/1.1${CRLF}${AUTH_A}Content-Type: application/json${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}${CRLF}${VALID_JOB}`, '/v1/jobs', [
+    'POST',
+  ]),
   raw('http10', `GET /healthz HTTP/1.0${CRLF}${CRLF}`, '/healthz'),
   raw('http10', `GET /healthz HTTP/1.0${CRLF}${HOST_LINE}${CRLF}`, '/healthz', ['GET'], { status: [200] }),
   raw('http10', `GET /v1/agents HTTP/1.0${CRLF}${CRLF}`, '/v1/agents'),
   raw('duplicate-host', `GET /healthz HTTP/1.1${CRLF}${HOST_LINE}${HOST_LINE}Connection: close${CRLF}${CRLF}`, '/healthz'),
   raw('duplicate-host', `GET /healthz HTTP/1.1${CRLF}${HOST_LINE}Host: evil.example${CRLF}Connection: close${CRLF}${CRLF}`, '/healthz'),
-  raw('expect', `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: foo${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`, '/v1/jobs', ['POST']),
+  raw(
+    'expect',
+    `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: foo${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`,
+    '/v1/jobs',
+    ['POST'],
+  ),
   raw('expect', get('/healthz', `Expect: foo${CRLF}`), '/healthz'),
   raw('expect', get('/v1/agents', `Expect: 100-continue${CRLF}`), '/v1/agents'),
   raw('expect', get('/v1/models', `${AUTH_A}Expect: 100-continue${CRLF}`), '/v1/models'),
-  raw('expect', `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: 100-continue${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`, '/v1/jobs', ['POST']),
-  raw('expect', `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: 100-continue, foo${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`, '/v1/jobs', ['POST']),
+  raw(
+    'expect',
+    `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: 100-continue${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`,
+    '/v1/jobs',
+    ['POST'],
+  ),
+  raw(
+    'expect',
+    `POST /v1/jobs HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}Content-Type: application/json${CRLF}Expect: 100-continue, foo${CRLF}Content-Length: ${VALID_JOB.length}${CRLF}Connection: close${CRLF}${CRLF}${VALID_JOB}`,
+    '/v1/jobs',
+    ['POST'],
+  ),
   raw('bad-chunked', postJob(`Transfer-Encoding: chunked${CRLF}`, `zz${CRLF}abc${CRLF}0${CRLF}${CRLF}`), '/v1/jobs', ['POST'], { refuse: true }),
   raw('bad-chunked', postJob(`Transfer-Encoding: chunked${CRLF}`, `-1${CRLF}abc${CRLF}0${CRLF}${CRLF}`), '/v1/jobs', ['POST'], { refuse: true }),
   raw('bad-chunked', postJob(`Transfer-Encoding: chunked${CRLF}`, `ffffffffffffffffffff${CRLF}abc${CRLF}0${CRLF}${CRLF}`), '/v1/jobs', ['POST'], { refuse: true }),
@@ -1280,7 +1428,9 @@ export const RAW_CASES: readonly Draft[] = [
   raw('smuggling', postJob(`Content-Length: 2${CRLF}`, `{}GET /v1/agents HTTP/1.1${CRLF}${HOST_LINE}${CRLF}`), '/v1/jobs', ['POST']),
   raw('header-too-large', get('/healthz', `X-Big: ${'a'.repeat(20_000)}${CRLF}`), '/healthz', ['GET'], { status: [431] }),
   raw('header-too-large', get(`/healthz?${'q'.repeat(20_000)}`), '/healthz', ['GET'], { status: [414, 431] }),
-  raw('header-too-large', get('/v1/models', `${Array.from({ length: 400 }, (_, i) => `X-H${i}: ${'v'.repeat(50)}${CRLF}`).join('')}`), '/v1/models', ['GET'], { status: [431] }),
+  raw('header-too-large', get('/v1/models', `${Array.from({ length: 400 }, (_, i) => `X-H${i}: ${'v'.repeat(50)}${CRLF}`).join('')}`), '/v1/models', ['GET'], {
+    status: [431],
+  }),
   raw('header-too-large', get(`/v1/jobs/${'j'.repeat(100_000)}`, AUTH_A), '/v1/jobs/x', ['GET'], { status: [414, 431] }),
   raw('header-too-large', get('/api/tags', `X-Big: ${'a'.repeat(20_000)}${CRLF}`), '/api/tags', ['GET'], { status: [431] }),
   raw('header-too-large', get('/v1/chat/completions', `X-Big: ${'a'.repeat(20_000)}${CRLF}`), '/v1/chat/completions', ['GET'], { status: [431] }),
@@ -1298,13 +1448,26 @@ export const RAW_CASES: readonly Draft[] = [
   raw('pipelined', `${get('/v1/models', AUTH_A).replace('Connection: close\r\n', '')}GARBAGE${CRLF}${CRLF}`, '/v1/models', ['GET']),
   raw('pipelined', `${get('/healthz').replace('Connection: close\r\n', '')}${get('/v1/agents')}`, '/healthz', ['GET', 'GET'], {}, ['/v1/agents']),
   raw('pipelined', `${get('/healthz').replace('Connection: close\r\n', '')}${get('/%61dmin/limits')}`, '/healthz', ['GET', 'GET'], {}, ['/%61dmin/limits']),
-  raw('pipelined', `${get('/v1/models', AUTH_A).replace('Connection: close\r\n', '')}${get('/v1/jobs/{{JOB_B}}', AUTH_A)}`, '/v1/models', ['GET', 'GET'], {}, ['/v1/jobs/{{JOB_B}}']),
+  raw('pipelined', `${get('/v1/models', AUTH_A).replace('Connection: close\r\n', '')}${get('/v1/jobs/{{JOB_B}}', AUTH_A)}`, '/v1/models', ['GET', 'GET'], {}, [
+    '/v1/jobs/{{JOB_B}}',
+  ]),
   raw('fragment', get('/v1/agents#x'), '/v1/agents'),
   raw('fragment', get('/metrics#'), '/metrics'),
   raw('fragment', get('/admin/limits#frag'), '/admin/limits'),
   raw('fragment', get('/healthz#/v1/agents'), '/healthz'),
-  raw('upgrade', get('/healthz', `Upgrade: websocket${CRLF}Connection: Upgrade${CRLF}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==${CRLF}Sec-WebSocket-Version: 13${CRLF}`).replace('Connection: close\r\n', ''), '/healthz'),
-  raw('upgrade', get('/v1/agents', `Upgrade: h2c${CRLF}Connection: Upgrade, HTTP2-Settings${CRLF}HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA${CRLF}`).replace('Connection: close\r\n', ''), '/v1/agents'),
+  raw(
+    'upgrade',
+    get('/healthz', `Upgrade: websocket${CRLF}Connection: Upgrade${CRLF}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==${CRLF}Sec-WebSocket-Version: 13${CRLF}`).replace(
+      'Connection: close\r\n',
+      '',
+    ),
+    '/healthz',
+  ),
+  raw(
+    'upgrade',
+    get('/v1/agents', `Upgrade: h2c${CRLF}Connection: Upgrade, HTTP2-Settings${CRLF}HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA${CRLF}`).replace('Connection: close\r\n', ''),
+    '/v1/agents',
+  ),
 ];
 
 /**
@@ -1319,11 +1482,27 @@ export const UPLOAD_CASES: readonly Draft[] = ['/v1/jobs', '/v1/chat/completions
     const common = { kind: 'http', method: 'POST', target, noContentLength: true, keepAlive } as const;
     const trickle = (chunked: boolean) => ({ size: 64 * 1024, times: 1_600, chunked });
     return [
-      { label: `upload-413-content-length${suffix}`, request: { ...common, headers: [...headers, ['Content-Length', String(100 * 1024 * 1024)]], trickle: trickle(false) }, credential: effect(credential('bearerA')), expect: { status: [413] } },
-      { label: `upload-413-chunked${suffix}`, request: { ...common, headers: [...headers, ['Transfer-Encoding', 'chunked']], trickle: trickle(true) }, credential: effect(credential('bearerA')), expect: { status: [413] } },
+      {
+        label: `upload-413-content-length${suffix}`,
+        request: { ...common, headers: [...headers, ['Content-Length', String(100 * 1024 * 1024)]], trickle: trickle(false) },
+        credential: effect(credential('bearerA')),
+        expect: { status: [413] },
+      },
+      {
+        label: `upload-413-chunked${suffix}`,
+        request: { ...common, headers: [...headers, ['Transfer-Encoding', 'chunked']], trickle: trickle(true) },
+        credential: effect(credential('bearerA')),
+        expect: { status: [413] },
+      },
       {
         label: `upload-413-expect-continue${suffix}`,
-        request: { ...common, headers: [...headers, ['Expect', '100-continue'], ['Content-Length', String(100 * 1024 * 1024)]], waitForContinue: true, body: { type: 'text', text: '{"model":"' }, trickle: trickle(false) },
+        request: {
+          ...common,
+          headers: [...headers, ['Expect', '100-continue'], ['Content-Length', String(100 * 1024 * 1024)]],
+          waitForContinue: true,
+          body: { type: 'text', text: '{"model":"' },
+          trickle: trickle(false),
+        },
         credential: effect(credential('bearerA')),
         expect: { status: [413] },
       },
@@ -1334,15 +1513,27 @@ export const UPLOAD_CASES: readonly Draft[] = ['/v1/jobs', '/v1/chat/completions
 /** Random request lines and header blocks, beyond the fixed list. */
 const rawArbitrary: fc.Arbitrary<Draft> = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => raw('random-bytes', `${Buffer.from(bytes).toString('latin1')}${CRLF}${CRLF}`)),
-  fc.tuple(fc.stringMatching(/^[A-Z!#$%&'*+.^_`|~-]{1,12}$/), fc.constantFrom('/healthz', '/v1/agents', '/v1/models', '/api/tags', '*')).map(([method, target]) => raw('random-method', `${method} ${target} HTTP/1.1${CRLF}${HOST_LINE}Connection: close${CRLF}${CRLF}`, target, [method])),
+  fc
+    .tuple(fc.stringMatching(/^[A-Z!#$%&'*+.^_`|~-]{1,12}$/), fc.constantFrom('/healthz', '/v1/agents', '/v1/models', '/api/tags', '*'))
+    .map(([method, target]) => raw('random-method', `${method} ${target} HTTP/1.1${CRLF}${HOST_LINE}Connection: close${CRLF}${CRLF}`, target, [method])),
   fc.tuple(fc.constantFrom('/healthz', '/v1/models'), fc.uint8Array({ minLength: 1, maxLength: 40 })).map(([target, bytes]) =>
-    raw('random-header-bytes', `GET ${target} HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}X-Fuzz: ${Buffer.from(bytes).toString('latin1').replace(/[\r\n]/g, ' ')}${CRLF}Connection: close${CRLF}${CRLF}`, target),
+    raw(
+      'random-header-bytes',
+      `GET ${target} HTTP/1.1${CRLF}${HOST_LINE}${AUTH_A}X-Fuzz: ${Buffer.from(bytes)
+        .toString('latin1')
+        .replace(/[\r\n]/g, ' ')}${CRLF}Connection: close${CRLF}${CRLF}`,
+      target,
+    ),
   ),
-  fc.tuple(fc.constantFrom('/healthz', '/v1/models'), fc.stringMatching(/^HTTP\/[0-9]\.[0-9]$|^HTTP\/[0-9]+$|^http\/1\.1$|^HTTP\/1\.1[ ]?$/)).map(([target, version]) => raw('random-version', `GET ${target} ${version}${CRLF}${HOST_LINE}${AUTH_A}Connection: close${CRLF}${CRLF}`, target)),
+  fc
+    .tuple(fc.constantFrom('/healthz', '/v1/models'), fc.stringMatching(/^HTTP\/[0-9]\.[0-9]$|^HTTP\/[0-9]+$|^http\/1\.1$|^HTTP\/1\.1[ ]?$/))
+    .map(([target, version]) => raw('random-version', `GET ${target} ${version}${CRLF}${HOST_LINE}${AUTH_A}Connection: close${CRLF}${CRLF}`, target)),
   // Sizes up to the body's own: a larger one would leave the server rightly waiting for the rest.
-  fc.tuple(fc.integer({ min: 0, max: VALID_JOB.length }), fc.constantFrom('', ';a=b', ' ', '\t')).map(([size, ext]) =>
-    raw('random-chunk-size', postJob(`Transfer-Encoding: chunked${CRLF}`, `${size.toString(16)}${ext}${CRLF}${VALID_JOB}${CRLF}0${CRLF}${CRLF}`), '/v1/jobs', ['POST']),
-  ),
+  fc
+    .tuple(fc.integer({ min: 0, max: VALID_JOB.length }), fc.constantFrom('', ';a=b', ' ', '\t'))
+    .map(([size, ext]) =>
+      raw('random-chunk-size', postJob(`Transfer-Encoding: chunked${CRLF}`, `${size.toString(16)}${ext}${CRLF}${VALID_JOB}${CRLF}0${CRLF}${CRLF}`), '/v1/jobs', ['POST']),
+    ),
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1449,7 +1640,13 @@ const adminArbitrary: fc.Arbitrary<Draft> = fc
     const withBody = method === 'POST' || method === 'PUT';
     return {
       label: `spelling-${spellings.map(([name]) => name).join('+')}`,
-      request: { kind: 'http', method, target, headers: [...cred.headers, ...(withBody ? [['Content-Type', 'application/json'] as [string, string]] : [])], ...(withBody && { body: jsonBody({}) }) },
+      request: {
+        kind: 'http',
+        method,
+        target,
+        headers: [...cred.headers, ...(withBody ? [['Content-Type', 'application/json'] as [string, string]] : [])],
+        ...(withBody && { body: jsonBody({}) }),
+      },
       credential: effect(cred),
       expect: {},
     } satisfies Draft;
@@ -1457,9 +1654,19 @@ const adminArbitrary: fc.Arbitrary<Draft> = fc
 
 /** Canonical admin paths with and without the admin key: the fixture works, and the invariant is not vacuous. */
 export const ADMIN_CONTROLS: readonly Draft[] = ['/v1/agents', '/metrics', '/admin/limits', '/admin/queues/api/queues'].flatMap((target) => [
-  { label: 'control-admin-key', request: { kind: 'http', method: 'GET', target, headers: [...credential('bearerAdmin').headers] }, credential: effect(credential('bearerAdmin')), expect: { status: [200] } },
+  {
+    label: 'control-admin-key',
+    request: { kind: 'http', method: 'GET', target, headers: [...credential('bearerAdmin').headers] },
+    credential: effect(credential('bearerAdmin')),
+    expect: { status: [200] },
+  },
   { label: 'control-no-key', request: { kind: 'http', method: 'GET', target, headers: [] }, credential: effect(credential('none')), expect: { status: [401] } },
-  { label: 'control-tenant-key', request: { kind: 'http', method: 'GET', target, headers: [...credential('bearerA').headers] }, credential: effect(credential('bearerA')), expect: { status: [403] } },
+  {
+    label: 'control-tenant-key',
+    request: { kind: 'http', method: 'GET', target, headers: [...credential('bearerA').headers] },
+    credential: effect(credential('bearerA')),
+    expect: { status: [403] },
+  },
 ]) satisfies Draft[];
 
 // ---------------------------------------------------------------------------------------
@@ -1627,7 +1834,10 @@ export function buildExchange(fuzzCase: FuzzCase, values: Placeholders, timeoutM
   let trickle: RawExchange['trickle'];
   if (request.trickle) {
     const payload = Buffer.alloc(request.trickle.size, 0x61);
-    trickle = { chunk: request.trickle.chunked ? Buffer.concat([Buffer.from(`${payload.length.toString(16)}${CRLF}`), payload, Buffer.from(CRLF)]) : payload, times: request.trickle.times };
+    trickle = {
+      chunk: request.trickle.chunked ? Buffer.concat([Buffer.from(`${payload.length.toString(16)}${CRLF}`), payload, Buffer.from(CRLF)]) : payload,
+      times: request.trickle.times,
+    };
   }
   const isChunked = request.headers.some(([name, value]) => name.toLowerCase() === 'transfer-encoding' && /chunked/i.test(value));
   const framedBody = body && isChunked && request.trickle ? Buffer.concat([Buffer.from(`${body.length.toString(16)}${CRLF}`), body, Buffer.from(CRLF)]) : body;

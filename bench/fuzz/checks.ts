@@ -226,7 +226,10 @@ export function checkCase(observation: Observation): Violation[] {
   const expect = fuzzCase.expect;
 
   if (!result.ok) {
-    add(`transport.${result.failure}`, `${result.detail}; got ${result.responses.length} complete answer(s)${result.responses.length ? ` (${result.responses.map((r) => r.status).join(', ')})` : ''}`);
+    add(
+      `transport.${result.failure}`,
+      `${result.detail}; got ${result.responses.length} complete answer(s)${result.responses.length ? ` (${result.responses.map((r) => r.status).join(', ')})` : ''}`,
+    );
   }
   const methods = fuzzCase.request.kind === 'raw' ? fuzzCase.request.methods : [fuzzCase.request.method];
 
@@ -248,7 +251,8 @@ export function checkCase(observation: Observation): Violation[] {
       const contentType = header(response, 'content-type') ?? '';
       const wireGroup = `answer for ${wires.join('|')}`;
       if (!/^application\/json\b/i.test(contentType)) add('shape.content-type', `${status}${at} with Content-Type ${JSON.stringify(contentType)}`, wireGroup);
-      if ((header(response, 'x-content-type-options') ?? '').toLowerCase() !== 'nosniff') add('header.nosniff', `${status}${at} without X-Content-Type-Options: nosniff`, wireGroup);
+      if ((header(response, 'x-content-type-options') ?? '').toLowerCase() !== 'nosniff')
+        add('header.nosniff', `${status}${at} without X-Content-Type-Options: nosniff`, wireGroup);
       if (status === 401 && !header(response, 'www-authenticate')) add('header.www-authenticate', `401${at} without WWW-Authenticate`, wireGroup);
       if (!isHead) {
         const parsed = parseJson(response);
@@ -257,11 +261,16 @@ export function checkCase(observation: Observation): Violation[] {
         } else {
           const problems = wires.map((wire) => ({ wire, problem: errorShapeProblem(wire, status, parsed.value) }));
           if (problems.every((entry) => entry.problem !== undefined)) {
-            add('shape.wire', `${status}${at} not in the ${wires.join(' or ')} error shape (${problems.map((entry) => entry.problem).join('; ')}): ${clipBody(response)}`, `${wireGroup}, got ${bodyKind(parsed.value)}`);
+            add(
+              'shape.wire',
+              `${status}${at} not in the ${wires.join(' or ')} error shape (${problems.map((entry) => entry.problem).join('; ')}): ${clipBody(response)}`,
+              `${wireGroup}, got ${bodyKind(parsed.value)}`,
+            );
           }
           if (expect.field && index === 0) {
             const text = errorText(parsed.value).toLowerCase();
-            if (!expect.field.some((name) => text.includes(name.toLowerCase()))) add('message.names-field', `${status} message does not name ${expect.field.join(' / ')}: ${clipBody(response)}`);
+            if (!expect.field.some((name) => text.includes(name.toLowerCase())))
+              add('message.names-field', `${status} message does not name ${expect.field.join(' / ')}: ${clipBody(response)}`);
           }
         }
       }
@@ -278,7 +287,12 @@ export function checkCase(observation: Observation): Violation[] {
       }
       const text = response.body.toString('latin1');
       // Admin routes (Bull Board) show every tenant's jobs to the admin key by design.
-      for (const [tenant, jobId] of adminPath ? [] : ([['A', values.JOB_A], ['B', values.JOB_B]] as const)) {
+      for (const [tenant, jobId] of adminPath
+        ? []
+        : ([
+            ['A', values.JOB_A],
+            ['B', values.JOB_B],
+          ] as const)) {
         if (credential.tenant !== tenant && credential.tenant !== 'maybe' && jobId && text.includes(jobId)) {
           add('auth.tenant-isolation', `${status}${at}: tenant ${tenant}'s job ${jobId} shown to credential ${credential.name}: ${clipBody(response)}`);
         }
@@ -288,7 +302,10 @@ export function checkCase(observation: Observation): Violation[] {
 
   const accepted = result.responses.filter((response) => is2xx(response.status)).length;
   if (observation.jobsCreated > accepted) {
-    add('jobs.created-by-refused', `${observation.jobsCreated} job(s) created, ${accepted} request(s) accepted (statuses ${result.responses.map((r) => r.status).join(', ') || 'none'})`);
+    add(
+      'jobs.created-by-refused',
+      `${observation.jobsCreated} job(s) created, ${accepted} request(s) accepted (statuses ${result.responses.map((r) => r.status).join(', ') || 'none'})`,
+    );
   }
   return violations;
 }

@@ -212,7 +212,11 @@ export function exchange(port: number, request: RawExchange): Promise<ExchangeRe
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // Whatever arrived before the error may still be a complete answer.
       check(true);
-      if (!settled) fail(error.code === 'ECONNRESET' || error.code === 'EPIPE' ? 'reset' : 'closed', `${error.code ?? error.message} after ${parser.received} bytes (write error: ${writeError?.code ?? 'none'})`);
+      if (!settled)
+        fail(
+          error.code === 'ECONNRESET' || error.code === 'EPIPE' ? 'reset' : 'closed',
+          `${error.code ?? error.message} after ${parser.received} bytes (write error: ${writeError?.code ?? 'none'})`,
+        );
     });
     socket.on('close', () => {
       check(true);

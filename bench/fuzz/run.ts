@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   const scale = Number(process.env.FUZZ_SCALE ?? '1');
   const counts = Object.fromEntries(Object.entries(BENCH_COUNTS).map(([category, count]) => [category, Math.round(count * scale)]));
   const startedAt = new Date();
-  const load = loadavg().map((value) => value.toFixed(2)).join(' ');
+  const load = loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
   const redis = process.env.REDIS_URL ? undefined : await spawnRedisServer();
   const redisUrl = process.env.REDIS_URL ?? redis!.url;
   const target = await startFuzzTarget({ redisUrl, prefix: `fuzz-bench-${randomBytes(4).toString('hex')}` });
@@ -71,18 +73,33 @@ async function main(): Promise<void> {
           scale,
           cases: report.cases,
           duration_s: Math.round(report.durationMs / 100) / 10,
-          per_category: Object.fromEntries(Object.entries(report.perCategory).map(([category, entry]) => [category, { cases: entry.cases, failed: entry.failed, seconds: Math.round(entry.ms / 100) / 10 }])),
+          per_category: Object.fromEntries(
+            Object.entries(report.perCategory).map(([category, entry]) => [category, { cases: entry.cases, failed: entry.failed, seconds: Math.round(entry.ms / 100) / 10 }]),
+          ),
           statuses: report.statuses,
           failed: report.failed,
           failures_by_rule: report.byCheck,
-          distinct_failures: report.distinct.map((failure) => ({ signature: failure.signature, count: failure.count, example: failure.example.id, request: failure.example.request.slice(0, 400), detail: failure.example.violations.find((v) => v.check === failure.check)?.detail.slice(0, 400) })),
+          distinct_failures: report.distinct.map((failure) => ({
+            signature: failure.signature,
+            count: failure.count,
+            example: failure.example.id,
+            request: failure.example.request.slice(0, 400),
+            detail: failure.example.violations.find((v) => v.check === failure.check)?.detail.slice(0, 400),
+          })),
           post_checks: report.postChecks,
           crashes: report.crashes,
           rss_bytes: { before_any_case: rssStart, after_route_walk: baseline, end: report.rss.endBytes, limit: report.rss.limitBytes },
           alive_at_end: report.aliveAtEnd,
           jobs: report.jobs,
           error_logs: report.errorLogs,
-          machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, load_average_at_start: load, date: startedAt.toISOString() },
+          machine: {
+            cpus: cpus().length,
+            cpu_model: cpus()[0]?.model,
+            memory_gb: Math.round(totalmem() / 2 ** 30),
+            node: process.version,
+            load_average_at_start: load,
+            date: startedAt.toISOString(),
+          },
         },
         null,
         2,

@@ -20,7 +20,9 @@ export function seedFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 
 /** `FUZZ_ONLY=bodies#12,raw` keeps the cases with those ids or in those categories (replaying one failure). */
 export function onlyFromEnv(cases: FuzzCase[], env: NodeJS.ProcessEnv = process.env): FuzzCase[] {
-  const only = env.FUZZ_ONLY?.split(',').map((item) => item.trim()).filter(Boolean);
+  const only = env.FUZZ_ONLY?.split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
   if (!only || only.length === 0) return cases;
   return cases.filter((fuzzCase) => only.includes(fuzzCase.id) || only.includes(fuzzCase.category));
 }
@@ -160,7 +162,8 @@ export class FuzzRun {
     if (healthyAtEnd) {
       // Nothing the cases sent (prototype keys included) changed who may do what.
       const controls = ADMIN_CONTROLS.map((draft, index): FuzzCase => ({ ...draft, id: `post#${index}`, category: 'admin' }));
-      for (const outcome of await this.run(controls)) postChecks.push(...outcome.violations.map((violation) => ({ check: `post.${violation.check}`, detail: `${outcome.request}: ${violation.detail}` })));
+      for (const outcome of await this.run(controls))
+        postChecks.push(...outcome.violations.map((violation) => ({ check: `post.${violation.check}`, detail: `${outcome.request}: ${violation.detail}` })));
       const problem = await this.roundTrip().catch((error: Error) => error.message);
       if (problem) postChecks.push({ check: 'process.degraded', detail: `a valid job does not complete at the end: ${problem}` });
     }
@@ -170,7 +173,8 @@ export class FuzzRun {
     const baselineBytes = this.baseline ?? endBytes;
     const limitBytes = rssLimit(baselineBytes);
     const withinLimit = endBytes <= limitBytes;
-    if (aliveAtEnd && !withinLimit) postChecks.push({ check: 'process.rss', detail: `RSS after GC ${mib(endBytes)} at the end, baseline ${mib(baselineBytes)}, limit ${mib(limitBytes)}` });
+    if (aliveAtEnd && !withinLimit)
+      postChecks.push({ check: 'process.rss', detail: `RSS after GC ${mib(endBytes)} at the end, baseline ${mib(baselineBytes)}, limit ${mib(limitBytes)}` });
     return this.report({ aliveAtEnd, healthyAtEnd, postChecks, rss: { baselineBytes, endBytes, limitBytes, withinLimit } });
   }
 
@@ -206,7 +210,11 @@ export class FuzzRun {
       seed: this.options.seed,
       cases: this.outcomes.length,
       durationMs: performance.now() - this.started,
-      perCategory: Object.fromEntries([...CATEGORIES, ...Object.keys(perCategory)].filter((category, i, all) => perCategory[category] && all.indexOf(category) === i).map((category) => [category, perCategory[category]!])),
+      perCategory: Object.fromEntries(
+        [...CATEGORIES, ...Object.keys(perCategory)]
+          .filter((category, i, all) => perCategory[category] && all.indexOf(category) === i)
+          .map((category) => [category, perCategory[category]!]),
+      ),
       statuses,
       failed: failures.length,
       failures,
@@ -215,7 +223,10 @@ export class FuzzRun {
       crashes: this.crashes,
       jobs: { created: this.jobsCreated, accepted: this.jobsAccepted },
       errorLogs: this.target.errorLogs(),
-      slowest: [...this.outcomes].sort((a, b) => b.ms - a.ms).slice(0, 10).map((outcome) => ({ id: outcome.id, ms: Math.round(outcome.ms), request: outcome.request.slice(0, 160), statuses: outcome.statuses })),
+      slowest: [...this.outcomes]
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 10)
+        .map((outcome) => ({ id: outcome.id, ms: Math.round(outcome.ms), request: outcome.request.slice(0, 160), statuses: outcome.statuses })),
       ...end,
     };
   }
@@ -269,17 +280,39 @@ export function formatFailures(report: RunReport, replay: (id: string) => string
 
 /** The summary: cases per category, statuses seen, failures, RSS, duration. */
 export function formatSummary(report: RunReport): string[] {
-  const lines = [`fuzz seed ${report.seed}: ${report.cases} cases in ${(report.durationMs / 1000).toFixed(1)} s, ${report.failed} failing (${report.distinct.length} distinct failures)`];
+  const lines = [
+    `fuzz seed ${report.seed}: ${report.cases} cases in ${(report.durationMs / 1000).toFixed(1)} s, ${report.failed} failing (${report.distinct.length} distinct failures)`,
+  ];
   lines.push('cases per category:');
   for (const [category, entry] of Object.entries(report.perCategory)) {
-    const labels = Object.entries(entry.labels).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, count]) => `${label} ${count}`).join(', ');
+    const labels = Object.entries(entry.labels)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([label, count]) => `${label} ${count}`)
+      .join(', ');
     lines.push(`  ${category.padEnd(8)} ${String(entry.cases).padStart(6)} cases, ${String(entry.failed).padStart(5)} failing, ${(entry.ms / 1000).toFixed(1)} s — ${labels}`);
   }
-  lines.push(`statuses seen: ${Object.entries(report.statuses).sort((a, b) => a[0].localeCompare(b[0])).map(([status, count]) => `${status}×${count}`).join(' ')}`);
-  lines.push(`failures by rule: ${Object.entries(report.byCheck).sort((a, b) => b[1] - a[1]).map(([check, count]) => `${check} ${count}`).join(', ') || 'none'}`);
+  lines.push(
+    `statuses seen: ${Object.entries(report.statuses)
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([status, count]) => `${status}×${count}`)
+      .join(' ')}`,
+  );
+  lines.push(
+    `failures by rule: ${
+      Object.entries(report.byCheck)
+        .sort((a, b) => b[1] - a[1])
+        .map(([check, count]) => `${check} ${count}`)
+        .join(', ') || 'none'
+    }`,
+  );
   lines.push(`jobs: ${report.jobs.created} created, ${report.jobs.accepted} 2xx answers`);
-  lines.push(`API process: ${report.aliveAtEnd ? 'alive' : 'DEAD'}, ${report.healthyAtEnd ? 'healthy' : 'NOT healthy'} at the end; crashes: ${report.crashes.length}${report.crashes.map((crash) => ` [${crash.caseId}: ${crash.info}]`).join('')}`);
-  lines.push(`API RSS after GC: ${mib(report.rss.baselineBytes)} after the route walk, ${mib(report.rss.endBytes)} at the end (limit ${mib(report.rss.limitBytes)}: ${report.rss.withinLimit ? 'ok' : 'EXCEEDED'})`);
+  lines.push(
+    `API process: ${report.aliveAtEnd ? 'alive' : 'DEAD'}, ${report.healthyAtEnd ? 'healthy' : 'NOT healthy'} at the end; crashes: ${report.crashes.length}${report.crashes.map((crash) => ` [${crash.caseId}: ${crash.info}]`).join('')}`,
+  );
+  lines.push(
+    `API RSS after GC: ${mib(report.rss.baselineBytes)} after the route walk, ${mib(report.rss.endBytes)} at the end (limit ${mib(report.rss.limitBytes)}: ${report.rss.withinLimit ? 'ok' : 'EXCEEDED'})`,
+  );
   lines.push(`slowest cases: ${report.slowest.map((entry) => `${entry.id} ${entry.ms} ms (${entry.statuses.join(',')})`).join(', ')}`);
   if (report.errorLogs.length > 0) {
     lines.push('error-level lines the API logged:');

@@ -103,7 +103,10 @@ function analyse(report: LoadReport, capacityPerS: number) {
   const etaErrors = jobs.filter((job) => job.startedAt !== undefined && job.etaS !== undefined).map((job) => (job.startedAt! - job.acceptedAt) / 1000 - job.etaS!);
   const burstAttempts = attempts.filter((a) => a.at <= report.durationS * 1000);
   const completed = jobs.filter((job) => job.outcome === 'completed').length;
-  const latencyP99 = percentile(attempts.map((a) => a.latencyMs), 99);
+  const latencyP99 = percentile(
+    attempts.map((a) => a.latencyMs),
+    99,
+  );
   const retrySuccess = retries.length ? retries.filter((a) => a.status === 202).length / retries.length : Number.NaN;
   return {
     capacity_jobs_per_s: round(capacityPerS, 2),
@@ -121,7 +124,10 @@ function analyse(report: LoadReport, capacityPerS: number) {
       budget_p99_ms: LATENCY_BUDGET_P99_MS,
     },
     refusals: { total: refused.length, by_code: byCode },
-    retry_after_s: summary(refused.filter((a) => a.retryAfterS !== undefined).map((a) => a.retryAfterS!), 0),
+    retry_after_s: summary(
+      refused.filter((a) => a.retryAfterS !== undefined).map((a) => a.retryAfterS!),
+      0,
+    ),
     retries: {
       total: retries.length,
       accepted: retries.filter((a) => a.status === 202).length,
@@ -162,7 +168,9 @@ follows its job's SSE stream when accepted.
 | Clients / submit attempts | ${r.clients} / ${r.attempts} (${r.attempts_per_s_during_burst}/s during the burst) |
 | Submit latency, all answers (ms) | p50 ${lat.all.p50}, p90 ${lat.all.p90}, p99 ${lat.all.p99}, max ${lat.all.max} (budget: p99 ≤ ${lat.budget_p99_ms}) |
 | … accepted (202) / refused (429) | p99 ${lat.accepted.p99} / ${lat.refused.p99} |
-| Refusals | ${r.refusals.total} (${Object.entries(r.refusals.by_code).map(([code, n]) => `${code} ${n}`).join(', ')}) |
+| Refusals | ${r.refusals.total} (${Object.entries(r.refusals.by_code)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ')}) |
 | Retry-After handed out (s) | p50 ${r.retry_after_s.p50}, p90 ${r.retry_after_s.p90}, max ${r.retry_after_s.max} |
 | Retries accepted | ${r.retries.accepted} of ${r.retries.total} (**${Math.round(r.retries.success_rate * 100)} %**); first retry of a client: ${Math.round(r.retries.first_retry_success_rate * 100)} % |
 | Clients served / gave up | ${r.clients_served} / ${r.clients_gave_up} |
@@ -268,11 +276,16 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       cpu: cpus()[0]?.model.trim() ?? 'unknown',
       node: process.version,
-      loadavg: loadavg().map((value) => value.toFixed(2)).join(' '),
+      loadavg: loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' '),
     };
     const out = join(root, 'bench', 'results');
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'overload.json'), `${JSON.stringify({ meta, settings: { MODEL, NUM_PREDICT, SLOTS, QUEUE_DEPTH, OVERLOAD, BURST_S, MAX_ATTEMPTS }, result }, null, 2)}\n`);
+    writeFileSync(
+      join(out, 'overload.json'),
+      `${JSON.stringify({ meta, settings: { MODEL, NUM_PREDICT, SLOTS, QUEUE_DEPTH, OVERLOAD, BURST_S, MAX_ATTEMPTS }, result }, null, 2)}\n`,
+    );
     writeResultsSection(markdown(result, meta));
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     if (report.hardStopped) process.stdout.write('warning: the run hit its hard stop\n');

@@ -45,4 +45,3 @@ export function summary(values: number[], digits = 1): { n: number; p50: number;
   const { n, p50, p90, p99, max } = summarize(values);
   return { n, p50: round(p50, digits), p90: round(p90, digits), p99: round(p99, digits), max: round(max, digits) };
 }
-

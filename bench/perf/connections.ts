@@ -45,7 +45,13 @@ runBenchmark(async () => {
       // prom-client resets the loop-delay histogram at each scrape: one scrape now drops the
       // connection storm, then each sample covers the 2 s of steady state before it.
       await loopLagP99Ms(api.url);
-      sampler = setInterval(() => void loopLagP99Ms(api.url).then((lag) => lags.push(lag)).catch(() => undefined), 2_000);
+      sampler = setInterval(
+        () =>
+          void loopLagP99Ms(api.url)
+            .then((lag) => lags.push(lag))
+            .catch(() => undefined),
+        2_000,
+      );
     },
   });
   const peak = rssBytes(api.child.pid!);

@@ -85,7 +85,10 @@ export async function startRedis(): Promise<RedisHandle & { child: ChildProcess 
  */
 /** Puts a process back among the ordinary ones (SCHED_OTHER, nice 0). */
 export function deprioritize(pid: number): void {
-  for (const [command, args] of [['chrt', ['-a', '-o', '-p', '0', String(pid)]], ['renice', ['-n', '0', '-p', String(pid)]]] as const) {
+  for (const [command, args] of [
+    ['chrt', ['-a', '-o', '-p', '0', String(pid)]],
+    ['renice', ['-n', '0', '-p', String(pid)]],
+  ] as const) {
     try {
       execFileSync(command, [...args], { stdio: 'ignore' });
     } catch {
@@ -111,15 +114,22 @@ export function prioritize(pid: number): 'SCHED_FIFO 1' | 'nice -10' | 'none' {
 export async function startSim(options: { port?: number; timeScale?: number; numParallel?: number; extra?: string[] } = {}): Promise<Proc & { url: string }> {
   const port = options.port ?? (await freePort());
   const proc = startApp('gpu-sim', 'gpu-sim', {}, [
-    '--port', String(port),
-    '--time-scale', String(options.timeScale ?? 0),
-    '--num-parallel', String(options.numParallel ?? 64),
-    '--max-queue', '100000',
-    '--keep-alive', '-1',
+    '--port',
+    String(port),
+    '--time-scale',
+    String(options.timeScale ?? 0),
+    '--num-parallel',
+    String(options.numParallel ?? 64),
+    '--max-queue',
+    '100000',
+    '--keep-alive',
+    '-1',
     // Hundreds of parallel slots need room for their KV caches; the benchmarks are about
     // the broker's overhead, not about fitting models.
-    '--vram', '4TB',
-    '--log-level', 'warn',
+    '--vram',
+    '4TB',
+    '--log-level',
+    'warn',
     ...(options.extra ?? []),
   ]);
   const url = `http://127.0.0.1:${port}`;
@@ -136,16 +146,22 @@ export async function startApi(redisUrl: string, prefix: string, env: Record<str
 }
 
 export function startAgentProc(redisUrl: string, prefix: string, backendUrl: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Proc {
-  return startApp('agent', 'agent', {
-    REDIS_URL: redisUrl,
-    REDIS_PREFIX: prefix,
-    BACKEND_URL: backendUrl,
-    AGENT_ID: `bench-agent-${Math.random().toString(36).slice(2, 8)}`,
-    HEARTBEAT_INTERVAL_MS: '500',
-    GPU_VRAM: '4TB',
-    INVENTORY_REFRESH_MS: '2000',
-    ...env,
-  }, [], nodeArgs);
+  return startApp(
+    'agent',
+    'agent',
+    {
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      BACKEND_URL: backendUrl,
+      AGENT_ID: `bench-agent-${Math.random().toString(36).slice(2, 8)}`,
+      HEARTBEAT_INTERVAL_MS: '500',
+      GPU_VRAM: '4TB',
+      INVENTORY_REFRESH_MS: '2000',
+      ...env,
+    },
+    [],
+    nodeArgs,
+  );
 }
 
 /** Waits until the API sees `count` live agents serving `model` (so admission accepts it). */
@@ -163,7 +179,6 @@ export async function stopAll(): Promise<void> {
   for (const proc of running.reverse()) await proc.stop().catch(() => undefined);
   running.length = 0;
 }
-
 
 export function median(values: number[]): number {
   return percentile(values, 50);

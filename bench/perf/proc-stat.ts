@@ -22,7 +22,10 @@ export function parseProcStat(text: string): CpuTicks {
   const end = text.lastIndexOf(')');
   if (end < 0) throw new Error(`not a /proc/<pid>/stat line: ${text.slice(0, 80)}`);
   // After ") " come field 3 (state), 4 (ppid), …: utime is field 14, stime field 15.
-  const fields = text.slice(end + 2).trim().split(/\s+/);
+  const fields = text
+    .slice(end + 2)
+    .trim()
+    .split(/\s+/);
   const utime = Number(fields[14 - 3]);
   const stime = Number(fields[15 - 3]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`no utime/stime in /proc/<pid>/stat: ${text.slice(0, 80)}`);
@@ -76,7 +79,10 @@ export function parseSystemCpu(text: string): SystemCpuTicks {
 export class CpuMeter {
   private before = new Map<string, number>();
 
-  constructor(private readonly pids: Record<string, number>, private readonly includeSelf = true) {}
+  constructor(
+    private readonly pids: Record<string, number>,
+    private readonly includeSelf = true,
+  ) {}
 
   private read(): Map<string, number> {
     const now = new Map<string, number>();

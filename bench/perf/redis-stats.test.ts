@@ -33,7 +33,10 @@ describe('commandstats', () => {
 
   it('diffs two readings, leaving out commands without new calls', () => {
     const before = parseCommandStats(INFO);
-    const after = parseCommandStats(INFO.replace('calls=10,usec=500', 'calls=15,usec=800').replace('cmdstat_hget:calls=40,usec=40', 'cmdstat_hget:calls=60,usec=61') + 'cmdstat_publish:calls=3,usec=6,usec_per_call=2.00\r\n');
+    const after = parseCommandStats(
+      INFO.replace('calls=10,usec=500', 'calls=15,usec=800').replace('cmdstat_hget:calls=40,usec=40', 'cmdstat_hget:calls=60,usec=61') +
+        'cmdstat_publish:calls=3,usec=6,usec_per_call=2.00\r\n',
+    );
     const delta = diffCommandStats(after, before);
     expect(Object.fromEntries(delta)).toEqual({ evalsha: { calls: 5, usec: 300 }, hget: { calls: 20, usec: 21 }, publish: { calls: 3, usec: 6 } });
     expect(totals(delta)).toEqual({ calls: 28, usec: 327 });
@@ -46,13 +49,23 @@ describe('commandstats', () => {
       ['xrange', { calls: 5, usec: 25 }],
       ['hmget', { calls: 4, usec: 8 }],
     ]);
-    const innerShare = new Map([['hget', 1], ['hmget', 0.75], ['evalsha', 0]]);
+    const innerShare = new Map([
+      ['hget', 1],
+      ['hmget', 0.75],
+      ['evalsha', 0],
+    ]);
     expect(topLevelUsec(stats, innerShare)).toBe(500 + 25 + 2);
   });
 
   it('subtracts background at its rate over the run', () => {
-    const run = new Map([['hget', { calls: 100, usec: 50 }], ['zadd', { calls: 4, usec: 4 }]]);
-    const idle = new Map([['hget', { calls: 10, usec: 5 }], ['zadd', { calls: 8, usec: 8 }]]);
+    const run = new Map([
+      ['hget', { calls: 100, usec: 50 }],
+      ['zadd', { calls: 4, usec: 4 }],
+    ]);
+    const idle = new Map([
+      ['hget', { calls: 10, usec: 5 }],
+      ['zadd', { calls: 8, usec: 8 }],
+    ]);
     expect(Object.fromEntries(lessIdle(run, 6, idle, 3))).toEqual({ hget: { calls: 80, usec: 40 }, zadd: { calls: 0, usec: 0 } });
   });
 });

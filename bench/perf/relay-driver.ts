@@ -40,7 +40,13 @@ export async function driveRelay(options: {
     (id) =>
       new Promise<void>((resolveStream) => {
         const open = dispatcher
-          .request({ origin: options.apiUrl, path: `/v1/jobs/${id}/events`, method: 'GET', headers: { accept: 'text/event-stream', 'last-event-id': '1' }, signal: controller.signal })
+          .request({
+            origin: options.apiUrl,
+            path: `/v1/jobs/${id}/events`,
+            method: 'GET',
+            headers: { accept: 'text/event-stream', 'last-event-id': '1' },
+            signal: controller.signal,
+          })
           .then(async (response) => {
             const consumed = consumeSse(response.body, (event) => {
               if (event.type !== 'token' || !measuring) return;

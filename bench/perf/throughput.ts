@@ -21,7 +21,21 @@ import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { percentile } from '../common/stats.js';
 import { switchyardFirstToken } from './clients.js';
-import { APPS_ROOT, deprioritize, fmt, median, printTable, prioritize, runBenchmark, startAgentProc, startApi, startRedis, startSim, type Proc, writeResult } from './harness.js';
+import {
+  APPS_ROOT,
+  deprioritize,
+  fmt,
+  median,
+  printTable,
+  prioritize,
+  runBenchmark,
+  startAgentProc,
+  startApi,
+  startRedis,
+  startSim,
+  type Proc,
+  writeResult,
+} from './harness.js';
 import { clientPortOwners, CpuMeter } from './proc-stat.js';
 import {
   commandKeys,
@@ -146,7 +160,11 @@ async function measure(ctx: Context, numPredict: number, durationMs: number, dur
   const started = performance.now();
   const deadline = started + durationMs;
   let loading = true;
-  const background = during ? (async () => { while (loading) await during(); })() : undefined;
+  const background = during
+    ? (async () => {
+        while (loading) await during();
+      })()
+    : undefined;
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (performance.now() < deadline) {
@@ -217,7 +235,13 @@ async function sample(ctx: Context, redisPort: number, names: Map<string, string
   const owners = clientPortOwners(redisPort, { api: ctx.pids.api, agent: ctx.pids.agent, sim: ctx.pids.sim, bench: process.pid });
   const grouper = new SlowlogGrouper();
   const drain = async () => {
-    const replies = (await control.multi([['slowlog', 'GET', '-1'], ['slowlog', 'RESET']]).exec()) ?? [];
+    const replies =
+      (await control
+        .multi([
+          ['slowlog', 'GET', '-1'],
+          ['slowlog', 'RESET'],
+        ])
+        .exec()) ?? [];
     // Each read's own SLOWLOG GET is logged and then cleared by the RESET behind it.
     grouper.add(parseSlowlog(replies[0]?.[1]), (entry) => entry.name === 'bench-control', 1);
   };
@@ -272,7 +296,15 @@ async function sample(ctx: Context, redisPort: number, names: Map<string, string
     mod.usec += entry.durationUs;
     byModule.set(module, mod);
     if (!SCRIPT_COMMANDS.has(entry.command)) continue;
-    const script = scripts.get(label) ?? { calls: 0, usec: 0, inner: 0, module, keys: keys.slice(0, 3).join(' '), senders: new Set<string>(), innerByCommand: new Map<string, number>() };
+    const script = scripts.get(label) ?? {
+      calls: 0,
+      usec: 0,
+      inner: 0,
+      module,
+      keys: keys.slice(0, 3).join(' '),
+      senders: new Set<string>(),
+      innerByCommand: new Map<string, number>(),
+    };
     script.calls++;
     script.usec += entry.durationUs;
     script.inner += call.inner.length;
@@ -307,9 +339,14 @@ async function sample(ctx: Context, redisPort: number, names: Map<string, string
         sample_usec_per_job: s.usec / jobs,
         share_of_script_usec: s.usec / Math.max(1, scriptUsec),
         commands_per_call: 1 + s.inner / s.calls,
-        inner_commands: [...s.innerByCommand].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}×${fmt(n / s.calls, 1)}`).join(' '),
+        inner_commands: [...s.innerByCommand]
+          .sort((a, b) => b[1] - a[1])
+          .map(([c, n]) => `${c}×${fmt(n / s.calls, 1)}`)
+          .join(' '),
       })),
-    byModule: [...byModule].sort((a, b) => b[1].commands - a[1].commands).map(([module, m]) => ({ module, commands_per_job: m.commands / jobs, sample_usec_per_job: m.usec / jobs })),
+    byModule: [...byModule]
+      .sort((a, b) => b[1].commands - a[1].commands)
+      .map(([module, m]) => ({ module, commands_per_job: m.commands / jobs, sample_usec_per_job: m.usec / jobs })),
     clientCommands: [...clientCommands]
       .sort((a, b) => b[1].calls - a[1].calls)
       .map(([key, c]) => {
@@ -433,7 +470,10 @@ runBenchmark(async () => {
       commandsExcl: excl(f.commands, token.commands),
       usecExcl: excl(f.usec, token.usec),
       usecSumExcl: excl(f.usecSum, token.usecSum),
-      cpuExcl: Object.fromEntries(Object.entries(f.cpu).map(([name, us]) => [name, excl(us, token.cpu[name as ProcessName | 'bench'])])) as Record<ProcessName | 'bench', number>,
+      cpuExcl: Object.fromEntries(Object.entries(f.cpu).map(([name, us]) => [name, excl(us, token.cpu[name as ProcessName | 'bench'])])) as Record<
+        ProcessName | 'bench',
+        number
+      >,
     };
   });
   const timing = timingRuns.map((m) => {
@@ -487,12 +527,14 @@ runBenchmark(async () => {
         redis_usec: `${fmt(token.usec, 1)} (${fmt(token.usecRealTime, 1)} at ${redisPriority})`,
         ...Object.fromEntries(cpuNames.map((name) => [`cpu_${name}_us`, fmt(token.cpu[name], 1)])),
       },
-      ...pairs.flatMap(({ short, long }, i) => [short, long].map((p, j) => ({
-        redis_cmds: `pair ${i + 1} ${j === 0 ? 'short' : 'long'}: ${fmt(p.tokenEvents, 1)} ev, ${fmt(p.commands, 1)} cmds/job`,
-        evalsha: fmt(p.evalshaCalls, 2),
-        redis_usec: `${fmt(p.usec, 0)}/job`,
-        ...Object.fromEntries(cpuNames.map((name) => [`cpu_${name}_us`, `${fmt(p.cpu[name], 0)}/job`])),
-      }))),
+      ...pairs.flatMap(({ short, long }, i) =>
+        [short, long].map((p, j) => ({
+          redis_cmds: `pair ${i + 1} ${j === 0 ? 'short' : 'long'}: ${fmt(p.tokenEvents, 1)} ev, ${fmt(p.commands, 1)} cmds/job`,
+          evalsha: fmt(p.evalshaCalls, 2),
+          redis_usec: `${fmt(p.usec, 0)}/job`,
+          ...Object.fromEntries(cpuNames.map((name) => [`cpu_${name}_us`, `${fmt(p.cpu[name], 0)}/job`])),
+        })),
+      ),
     ],
   );
 
@@ -512,7 +554,15 @@ runBenchmark(async () => {
     }));
   printTable(
     `Redis time by command (commandstats, median timing run, Redis at ${redisPriority}; per 3-token job; inner_share = share of calls made inside scripts/EXEC, already in their time)`,
-    byCommand.slice(0, 14).map((c) => ({ ...c, calls_per_job: fmt(c.calls_per_job), usec_per_job: fmt(c.usec_per_job, 1), usec_per_call: fmt(c.usec_per_call, 2), inner_share: fmt(c.inner_share) })),
+    byCommand
+      .slice(0, 14)
+      .map((c) => ({
+        ...c,
+        calls_per_job: fmt(c.calls_per_job),
+        usec_per_job: fmt(c.usec_per_job, 1),
+        usec_per_call: fmt(c.usec_per_call, 2),
+        inner_share: fmt(c.inner_share),
+      })),
   );
   const evalshaUsec = median(timing.map((f) => f.evalshaUsec));
   const scale = evalshaUsec / Math.max(1e-9, sampled.scriptUsecPerJob);
@@ -542,19 +592,52 @@ runBenchmark(async () => {
   const cpuPerJobExcl = Object.fromEntries(cpuNames.map((name) => [name, Math.round(med((f) => f.cpuExcl[name]))]));
   const summary = [
     { figure: 'jobs/s (3-token jobs; wall time, shared machine)', measured: all((f) => f.jobsPerS), target: `≥ ${TARGETS.jobs_per_s}`, earlier: '1,806' },
-    { figure: 'Redis commands per job, excl. token events', measured: all((f) => f.commandsExcl, 1), target: `≤ ${TARGETS.redis_commands_per_job}`, earlier: EARLIER.redis_commands_per_job },
-    { figure: `Redis µs per job, excl. token events (each µs once; Redis at ${redisPriority})`, measured: timed((f) => f.usecExcl), target: `≤ ${TARGETS.redis_usec_per_job}`, earlier: EARLIER.redis_usec_per_job },
-    { figure: '… sum of commandstats usec (scripts\' inner commands twice)', measured: timed((f) => f.usecSumExcl), target: '', earlier: '' },
+    {
+      figure: 'Redis commands per job, excl. token events',
+      measured: all((f) => f.commandsExcl, 1),
+      target: `≤ ${TARGETS.redis_commands_per_job}`,
+      earlier: EARLIER.redis_commands_per_job,
+    },
+    {
+      figure: `Redis µs per job, excl. token events (each µs once; Redis at ${redisPriority})`,
+      measured: timed((f) => f.usecExcl),
+      target: `≤ ${TARGETS.redis_usec_per_job}`,
+      earlier: EARLIER.redis_usec_per_job,
+    },
+    { figure: "… sum of commandstats usec (scripts' inner commands twice)", measured: timed((f) => f.usecSumExcl), target: '', earlier: '' },
     { figure: '… evalsha µs per job (3-token job)', measured: timed((f) => f.evalshaUsec), target: '', earlier: '470' },
     { figure: '… at normal priority, in the measured runs', measured: all((f) => f.usecExcl), target: '', earlier: '' },
-    { figure: 'API CPU µs per job, excl. token events', measured: all((f) => f.cpuExcl.api), target: `≤ ${TARGETS.api_cpu_usec_per_job} (half of ${API_CPU_BASELINE_USEC_PER_JOB})`, earlier: '' },
-    ...(['agent', 'sim', 'redis', 'bench'] as const).map((name) => ({ figure: `${name === 'bench' ? 'load generator' : name} CPU µs per job, excl. token events`, measured: all((f) => f.cpuExcl[name]), target: '', earlier: '' })),
+    {
+      figure: 'API CPU µs per job, excl. token events',
+      measured: all((f) => f.cpuExcl.api),
+      target: `≤ ${TARGETS.api_cpu_usec_per_job} (half of ${API_CPU_BASELINE_USEC_PER_JOB})`,
+      earlier: '',
+    },
+    ...(['agent', 'sim', 'redis', 'bench'] as const).map((name) => ({
+      figure: `${name === 'bench' ? 'load generator' : name} CPU µs per job, excl. token events`,
+      measured: all((f) => f.cpuExcl[name]),
+      target: '',
+      earlier: '',
+    })),
     { figure: 'POST /v1/jobs p50 / p99 ms', measured: `${all((f) => f.postP50, 2)} / ${all((f) => f.postP99, 2)}`, target: '', earlier: '' },
     { figure: "other processes' share of the machine's CPU during the runs", measured: all((f) => f.othersShare * 100, 0) + ' %', target: '', earlier: '' },
-    { figure: 'background (idle): Redis commands/s, API / agent CPU µs/s', measured: `${fmt(totals(background.stats).calls / background.seconds, 1)}, ${fmt((background.cpu.api ?? 0) / background.seconds, 0)} / ${fmt((background.cpu.agent ?? 0) / background.seconds, 0)}`, target: '', earlier: '' },
-    { figure: 'per token event: Redis commands / µs / API CPU µs', measured: `${fmt(token.commands, 2)} / ${fmt(token.usecRealTime, 1)} / ${fmt(token.cpu.api, 1)}`, target: '', earlier: '' },
+    {
+      figure: 'background (idle): Redis commands/s, API / agent CPU µs/s',
+      measured: `${fmt(totals(background.stats).calls / background.seconds, 1)}, ${fmt((background.cpu.api ?? 0) / background.seconds, 0)} / ${fmt((background.cpu.agent ?? 0) / background.seconds, 0)}`,
+      target: '',
+      earlier: '',
+    },
+    {
+      figure: 'per token event: Redis commands / µs / API CPU µs',
+      measured: `${fmt(token.commands, 2)} / ${fmt(token.usecRealTime, 1)} / ${fmt(token.cpu.api, 1)}`,
+      target: '',
+      earlier: '',
+    },
   ];
-  printTable(`Summary: median (min–max) of ${RUNS} measured runs (${TIMING_RUNS} timing runs for Redis µs); per job = per 3-token job, token events priced separately, net of idle background`, summary);
+  printTable(
+    `Summary: median (min–max) of ${RUNS} measured runs (${TIMING_RUNS} timing runs for Redis µs); per job = per 3-token job, token events priced separately, net of idle background`,
+    summary,
+  );
 
   const result = {
     clients: CLIENTS,
@@ -564,7 +647,11 @@ runBenchmark(async () => {
     jobs_per_s_runs: figures.map((f) => Math.round(f.jobsPerS)),
     other_processes_cpu_share_runs: figures.map((f) => Number(fmt(f.othersShare, 3))),
     steal_share_runs: figures.map((f) => Number(fmt(f.stealShare, 3))),
-    post_latency_ms: { p50: Number(fmt(med((f) => f.postP50))), p99: Number(fmt(med((f) => f.postP99))), runs: figures.map((f) => ({ p50: Number(fmt(f.postP50)), p99: Number(fmt(f.postP99)) })) },
+    post_latency_ms: {
+      p50: Number(fmt(med((f) => f.postP50))),
+      p99: Number(fmt(med((f) => f.postP99))),
+      runs: figures.map((f) => ({ p50: Number(fmt(f.postP50)), p99: Number(fmt(f.postP99)) })),
+    },
     token_events_per_job: Number(fmt(med((f) => f.tokenEvents))),
     redis_commands_per_job: r1(med((f) => f.commandsExcl)),
     redis_commands_per_job_runs: figures.map((f) => r1(f.commandsExcl)),
@@ -575,7 +662,11 @@ runBenchmark(async () => {
     redis_usec_per_job_commandstats_sum: Math.round(median(timing.map((f) => f.usecSumExcl))),
     redis_usec_per_job_normal_priority: Math.round(med((f) => f.usecExcl)),
     redis_usec_per_job_normal_priority_runs: figures.map((f) => Math.round(f.usecExcl)),
-    timing_runs: timing.map((f) => ({ jobs_per_s: Math.round(f.jobsPerS), other_processes_cpu_share: Number(fmt(f.othersShare, 3)), redis_cpu_usec_per_job: Math.round(f.cpu.redis) })),
+    timing_runs: timing.map((f) => ({
+      jobs_per_s: Math.round(f.jobsPerS),
+      other_processes_cpu_share: Number(fmt(f.othersShare, 3)),
+      redis_cpu_usec_per_job: Math.round(f.cpu.redis),
+    })),
     evalsha: { calls_per_job: Number(fmt(med((f) => f.evalshaCalls))), usec_per_job: Math.round(evalshaUsec) },
     cpu_usec_per_job: cpuPerJobExcl,
     cpu_usec_per_job_runs: figures.map((f) => Object.fromEntries(cpuNames.map((name) => [name, Math.round(f.cpuExcl[name])]))),
@@ -610,18 +701,26 @@ runBenchmark(async () => {
     })),
     commands_by_module: sampled.byModule.map((m) => ({ module: m.module, commands_per_job: r1(m.commands_per_job) })),
     client_commands_per_job: r1(sampled.clientCommandsPerJob),
-    client_commands: sampled.clientCommands.filter((c) => c.per_job >= 0.01).map((c) => ({ sender: c.sender, command: c.command, module: c.module, per_job: Number(fmt(c.per_job, 3)) })),
+    client_commands: sampled.clientCommands
+      .filter((c) => c.per_job >= 0.01)
+      .map((c) => ({ sender: c.sender, command: c.command, module: c.module, per_job: Number(fmt(c.per_job, 3)) })),
     redis_priority: redisPriority,
-    slowlog_sample: { duration_ms: SAMPLE_MS, jobs: sampled.jobs, entries_lost: sampled.lost, inner_entries_unattributed: sampled.orphans, logging_inflation_of_script_usec: Number(fmt(1 / Math.max(1e-9, scale))) },
+    slowlog_sample: {
+      duration_ms: SAMPLE_MS,
+      jobs: sampled.jobs,
+      entries_lost: sampled.lost,
+      inner_entries_unattributed: sampled.orphans,
+      logging_inflation_of_script_usec: Number(fmt(1 / Math.max(1e-9, scale))),
+    },
     target: TARGETS,
     earlier_reading: EARLIER,
     notes: [
-      'Every per-job figure is net of background: the rates of an idle reading (no load, before the runs) times the run\'s length are subtracted (gross figures: *_gross).',
+      "Every per-job figure is net of background: the rates of an idle reading (no load, before the runs) times the run's length are subtracted (gross figures: *_gross).",
       'Per job = per 3-token job (2 token events with the default 5 ms coalescing); "excluding token events" subtracts token_events_per_job × the measured per-event cost.',
-      'redis_commands_per_job counts every command Redis ran, scripts\' inner commands included (INFO commandstats).',
-      'redis_usec_per_job counts each microsecond once: commandstats usec less the inner calls\' share (inner_share from the slow-log sample), since a script\'s usec includes its inner commands. redis_usec_per_job_commandstats_sum is the plain sum.',
+      "redis_commands_per_job counts every command Redis ran, scripts' inner commands included (INFO commandstats).",
+      "redis_usec_per_job counts each microsecond once: commandstats usec less the inner calls' share (inner_share from the slow-log sample), since a script's usec includes its inner commands. redis_usec_per_job_commandstats_sum is the plain sum.",
       'commandstats usec is wall time inside Redis: a preempted Redis on a busy machine reads higher, so redis_usec_per_job comes from timing runs with Redis at real-time priority (redis_priority; BENCH_REDIS_RT=0 for none) and the measured runs (jobs/s, CPU, commands) leave it at normal priority; cpu_usec_per_job.redis is the process CPU time (networking included).',
-      'Redis keeps no per-script statistics (EVALSHA is one commandstats line); scripts are told apart in the slow-log sample by SHA1, named from BullMQ\'s and Switchyard\'s script sources.',
+      "Redis keeps no per-script statistics (EVALSHA is one commandstats line); scripts are told apart in the slow-log sample by SHA1, named from BullMQ's and Switchyard's script sources.",
       'cpu_usec_per_job: utime + stime from /proc/<pid>/stat of each process (clock ticks), over the measured run; bench = the load generator (process.cpuUsage).',
     ],
   };

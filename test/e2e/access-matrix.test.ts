@@ -111,9 +111,12 @@ describe('authorization on the matched route, whatever the spelling of its path'
     const routes = stack.api.routes();
     expect(routes.length).toBeGreaterThan(20);
     expect(routes.filter((route) => route.access === undefined)).toEqual([]);
-    expect(routes.filter((route) => route.access === 'public').map((route) => `${route.method} ${route.url}`).sort()).toEqual(
-      ['GET /admin/logout', 'GET /healthz', 'GET /readyz', 'HEAD /admin/logout', 'HEAD /healthz', 'HEAD /readyz', 'POST /admin/logout'].sort(),
-    );
+    expect(
+      routes
+        .filter((route) => route.access === 'public')
+        .map((route) => `${route.method} ${route.url}`)
+        .sort(),
+    ).toEqual(['GET /admin/logout', 'GET /healthz', 'GET /readyz', 'HEAD /admin/logout', 'HEAD /healthz', 'HEAD /readyz', 'POST /admin/logout'].sort());
     const board = routes.filter((route) => route.url.startsWith('/admin/queues'));
     for (const route of board) expect(route.access, `${route.method} ${route.url}`).toBe(['GET', 'HEAD'].includes(route.method) ? 'admin' : 'none');
   });
@@ -159,11 +162,13 @@ describe('start-up refuses a route without a declared access level', () => {
     });
     await app.ready();
     expect(() => declarations.assertDeclared()).toThrow(/GET \/forgotten, HEAD \/forgotten/);
-    expect(declarations.routes().filter((route) => route.url === '/dependency').map((route) => `${route.method}:${route.access}`).sort()).toEqual([
-      'GET:admin',
-      'HEAD:admin',
-      'POST:none',
-    ]);
+    expect(
+      declarations
+        .routes()
+        .filter((route) => route.url === '/dependency')
+        .map((route) => `${route.method}:${route.access}`)
+        .sort(),
+    ).toEqual(['GET:admin', 'HEAD:admin', 'POST:none']);
     await app.close();
   });
 });

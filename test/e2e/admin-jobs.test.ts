@@ -156,11 +156,7 @@ describe('operators act on jobs through Switchyard, not through Bull Board', () 
     const answers: string[] = [];
     for (const { method, url } of routes) {
       for (const jobId of url.includes(':jobId') ? [queuedId, cancelledRunningId] : [queuedId]) {
-        const path = url
-          .replace(':queueName', encodeURIComponent(MODEL))
-          .replace(':jobId', jobId)
-          .replace(':queueStatus', 'failed')
-          .replace(':schedulerId', 'none');
+        const path = url.replace(':queueName', encodeURIComponent(MODEL)).replace(':jobId', jobId).replace(':queueStatus', 'failed').replace(':schedulerId', 'none');
         for (const who of ['admin', 'alice', 'nobody'] as const) {
           const answer = await call(stack, path, { method, who, body: bodyFor(url) });
           answers.push(`${who} ${method} ${path} -> ${answer.status}`);

@@ -61,9 +61,7 @@ describe('admission: keys, tenants, limits and every refusal', () => {
     return blocker.id;
   }
   async function burst(count: number, who: (i: number) => Who): Promise<Array<Answer & { who: Who }>> {
-    return Promise.all(
-      Array.from({ length: count }, async (_, i) => ({ ...(await post(i % 2 === 0 ? stack.apiUrl : replicaUrl, TINY, who(i))), who: who(i) })),
-    );
+    return Promise.all(Array.from({ length: count }, async (_, i) => ({ ...(await post(i % 2 === 0 ? stack.apiUrl : replicaUrl, TINY, who(i))), who: who(i) })));
   }
   async function cancelAll(answers: Array<Answer & { who: Who }>): Promise<void> {
     await Promise.all(answers.filter((a) => a.status === 202).map((a) => cancel(a.json.id, a.who)));
@@ -210,9 +208,7 @@ describe('admission: keys, tenants, limits and every refusal', () => {
     expect((await accepted(stack, { model: 'llama3.2:3b', prompt: 'x', options: { num_predict: 1 } }, 'a')).id).toBeTruthy();
     // The only agent with llama3.2 leaves: the model is known to come back, so 503 and a time to retry.
     await stack.agents[1]!.close();
-    await expect
-      .poll(async () => (await post(stack, { model: 'llama3.2:3b', prompt: 'x' }, 'a')).status, { timeout: 5_000 })
-      .toBe(503);
+    await expect.poll(async () => (await post(stack, { model: 'llama3.2:3b', prompt: 'x' }, 'a')).status, { timeout: 5_000 }).toBe(503);
     const gone = await post(stack, { model: 'llama3.2:3b', prompt: 'x' }, 'a');
     expectRefusal(gone, 503, 'no_capacity');
     expect(gone.json.error.retry_after_s).toBeGreaterThanOrEqual(5);

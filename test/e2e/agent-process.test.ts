@@ -65,9 +65,7 @@ describe.concurrent('the agent process', () => {
     expect(exit.code).toBe(0);
     // Its connections (commands, subscriber, one per model worker) each fail and retry;
     // one throttle over all of them reports the outage once.
-    expect(logLines(exit.stdout, /Redis/).map((entry) => entry.msg)).toEqual([
-      'cannot reach Redis at redis://127.0.0.1:1: ECONNREFUSED — start Redis or set REDIS_URL',
-    ]);
+    expect(logLines(exit.stdout, /Redis/).map((entry) => entry.msg)).toEqual(['cannot reach Redis at redis://127.0.0.1:1: ECONNREFUSED — start Redis or set REDIS_URL']);
   });
 
   describe('with a job running when SIGTERM comes', () => {
@@ -82,10 +80,7 @@ describe.concurrent('the agent process', () => {
 
     it('stops within its shutdown deadline and hands the job back to its queue', async ({ expect, onTestFinished }) => {
       // Two tokens a second in real time: the job's 1,000 tokens keep it running far past the test.
-      const sim = await createGpuSim(
-        { ...FAST_SIM, time_scale: 1, tokens_per_s: 2, load_overhead_ms: 0, models: [{ name: MODEL, size_bytes: 1e8 }] },
-        { logger: silent },
-      );
+      const sim = await createGpuSim({ ...FAST_SIM, time_scale: 1, tokens_per_s: 2, load_overhead_ms: 0, models: [{ name: MODEL, size_bytes: 1e8 }] }, { logger: silent });
       onTestFinished(() => sim.close());
       const agent = runNode(AGENT, agentEnv({ REDIS_URL: testRedis(), REDIS_PREFIX: prefix, BACKEND_URL: sim.url, SHUTDOWN_TIMEOUT_MS: '1000' }));
       onTestFinished(() => agent.kill('SIGKILL'));
@@ -94,15 +89,18 @@ describe.concurrent('the agent process', () => {
       // Accepted once the API has the agent's first heartbeat (it lists the model).
       let id = '';
       await expect
-        .poll(async () => {
-          const response = await fetch(`${apiUrl}/v1/jobs`, {
-            method: 'POST',
-            headers: { 'Content-Type': 'application/json' },
-            body: JSON.stringify({ model: MODEL, prompt: 'a long answer', options: { num_predict: 1_000 } }),
-          });
-          if (response.status === 202) id = ((await response.json()) as { id: string }).id;
-          return response.status;
-        }, { timeout: 10_000 })
+        .poll(
+          async () => {
+            const response = await fetch(`${apiUrl}/v1/jobs`, {
+              method: 'POST',
+              headers: { 'Content-Type': 'application/json' },
+              body: JSON.stringify({ model: MODEL, prompt: 'a long answer', options: { num_predict: 1_000 } }),
+            });
+            if (response.status === 202) id = ((await response.json()) as { id: string }).id;
+            return response.status;
+          },
+          { timeout: 10_000 },
+        )
         .toBe(202);
       // Running: the agent streams its tokens (it wrote `started`).
       await expect.poll(async () => ((await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as { status: string }).status, { timeout: 10_000 }).toBe('running');

@@ -36,10 +36,9 @@ describe('tenant keys managed at run time (/admin/keys), across two API replicas
   beforeAll(async () => {
     stack = await startStack({ api: { adminApiKeys: ADMIN_KEY } });
     // Another replica of the same deployment: same Redis, same prefix, same configuration.
-    second = await createApi(
-      parseConfig({ redisUrl: stack.redisUrl, redisPrefix: stack.prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, adminApiKeys: ADMIN_KEY }),
-      { logger: stack.logger.child({ component: 'api-2' }) },
-    );
+    second = await createApi(parseConfig({ redisUrl: stack.redisUrl, redisPrefix: stack.prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, adminApiKeys: ADMIN_KEY }), {
+      logger: stack.logger.child({ component: 'api-2' }),
+    });
     secondUrl = await second.listen();
   }, 60_000);
   afterAll(async () => {
@@ -52,7 +51,16 @@ describe('tenant keys managed at run time (/admin/keys), across two API replicas
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     const { key, id } = created.json;
     expect(key).toMatch(/^sy_[A-Za-z0-9_-]{43}$/);
-    expect(created.json).toMatchObject({ id, tenant: 'acme', admin: false, name: 'ci', source: 'redis', prefix: key.slice(0, 10), rotated_at: null, limits: { in_flight: null, model_in_flight: null } });
+    expect(created.json).toMatchObject({
+      id,
+      tenant: 'acme',
+      admin: false,
+      name: 'ci',
+      source: 'redis',
+      prefix: key.slice(0, 10),
+      rotated_at: null,
+      limits: { in_flight: null, model_in_flight: null },
+    });
     expect(Date.parse(created.json.created_at)).toBeGreaterThan(Date.now() - 60_000);
 
     expect((await submit(stack.apiUrl, key)).status).toBe(202);
@@ -171,12 +179,18 @@ describe('tenant keys managed at run time (/admin/keys), across two API replicas
       expect(answer.json.error.code).toBe('invalid_request');
       expect(answer.json.error.message).toMatch(message);
     }
-    for (const [method, path] of [['DELETE', '/admin/keys/k_nope'], ['POST', '/admin/keys/k_nope/rotate']] as const) {
+    for (const [method, path] of [
+      ['DELETE', '/admin/keys/k_nope'],
+      ['POST', '/admin/keys/k_nope/rotate'],
+    ] as const) {
       const missing = await admin(method, path, method === 'POST' ? {} : undefined);
       expect(missing.status).toBe(404);
       expect(missing.json.error).toMatchObject({ code: 'not_found', message: 'no API key k_nope' });
     }
-    for (const [method, path] of [['DELETE', '/admin/keys/config-0'], ['POST', '/admin/keys/config-0/rotate']] as const) {
+    for (const [method, path] of [
+      ['DELETE', '/admin/keys/config-0'],
+      ['POST', '/admin/keys/config-0/rotate'],
+    ] as const) {
       const configured = await admin(method, path, method === 'POST' ? {} : undefined);
       expect(configured.status).toBe(409);
       expect(configured.json.error.code).toBe('key_not_revocable');

@@ -102,10 +102,7 @@ describe('cancellation: DELETE, and the disconnect grace of native streams', () 
     // When the abandoned stream itself ended, taken as its read returns: the API marks the
     // stream's end after the client closed it, so the grace runs from no earlier than this.
     let left = 0;
-    await Promise.all([
-      readSse(events(abandoned.id), { stopAfter: firstToken }).then(() => (left = Date.now())),
-      readSse(events(detached.id), { stopAfter: firstToken }),
-    ]);
+    await Promise.all([readSse(events(abandoned.id), { stopAfter: firstToken }).then(() => (left = Date.now())), readSse(events(detached.id), { stopAfter: firstToken })]);
     await waitFor(stack, polled.id, 'running');
 
     await waitFor(stack, abandoned.id, 'cancelled', 'a', GRACE_MS + 4_000);

@@ -93,7 +93,7 @@ describe('bad input gets a 4xx naming the problem, and nothing half-written', ()
     // Someone (an old API version, a hand-written script) put garbage on a model queue.
     const queue = new Queue(modelToQueueName(MODEL), { connection: redis.duplicate(), prefix: redisKeys(stack.prefix).bullPrefix });
     const bad = await queue.add('generate', { id: 'x', model: MODEL, tenant: 'default', request: { prompt: 7 } }, { jobId: 'garbage-job' });
-    await expect.poll(async () => (await bad.getState()), { timeout: 10_000 }).toBe('failed');
+    await expect.poll(async () => await bad.getState(), { timeout: 10_000 }).toBe('failed');
     const failed = await queue.getJob('garbage-job');
     expect(failed!.failedReason).toMatch(/^invalid_job: job data is invalid: .*request/);
     await queue.close();

@@ -130,7 +130,10 @@ describe.runIf(haveBrowser)('Bull Board in a real browser', () => {
       await page.getByText(shown).first().waitFor({ timeout: 15_000 });
       const names = await controlNames(page);
       expect(names.length, view).toBeGreaterThan(0);
-      expect(names.filter((name) => WRITE_ACTION.test(name)), view).toEqual([]);
+      expect(
+        names.filter((name) => WRITE_ACTION.test(name)),
+        view,
+      ).toEqual([]);
     }
     await page.close();
   }, 60_000);

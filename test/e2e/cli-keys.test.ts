@@ -117,7 +117,17 @@ describe('switchyard keys against a running stack', () => {
     expect(badTenant.code).toBe(2);
     expect(badTenant.stderr).toMatch(/invalid_request: .*tenant/);
 
-    for (const args of [['keys'], ['keys', 'frob'], ['keys', 'create'], ['keys', 'rotate'], ['keys', 'revoke'], ['keys', 'list', 'extra'], ['keys', 'list', '--grace', '5'], ['keys', 'rotate', 'k_x', '--grace', 'soon'], ['keys', 'create', 'acme', '--in-flight', '-1']]) {
+    for (const args of [
+      ['keys'],
+      ['keys', 'frob'],
+      ['keys', 'create'],
+      ['keys', 'rotate'],
+      ['keys', 'revoke'],
+      ['keys', 'list', 'extra'],
+      ['keys', 'list', '--grace', '5'],
+      ['keys', 'rotate', 'k_x', '--grace', 'soon'],
+      ['keys', 'create', 'acme', '--in-flight', '-1'],
+    ]) {
       const result = await cli(args, env);
       expect(result.code, `switchyard ${args.join(' ')}: ${result.stderr}`).toBe(2);
       expect(result.stderr.length).toBeGreaterThan(0);

@@ -83,7 +83,9 @@ describe('switchyard CLI against a running stack', () => {
   afterAll(() => stack?.close());
 
   async function direct(prompt: string, options: Record<string, unknown>): Promise<string> {
-    const body = (await fetch(`${stack.sims[0]!.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: MODEL, prompt, stream: false, options }) }).then((r) => r.json())) as { response: string };
+    const body = (await fetch(`${stack.sims[0]!.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: MODEL, prompt, stream: false, options }) }).then((r) =>
+      r.json(),
+    )) as { response: string };
     return body.response;
   }
 
@@ -104,7 +106,10 @@ describe('switchyard CLI against a running stack', () => {
   it('run --json prints every event as one JSON line', async () => {
     const result = await cli(['run', MODEL, 'hi', '--max-tokens', '5', '--json', '--url', stack.apiUrl]);
     expect(result.code, result.stderr).toBe(0);
-    const events = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const events = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
     expect(events[0].type).toBe('queued');
     expect(events.at(-1)).toMatchObject({ type: 'done', usage: { completion_tokens: 5 } });

@@ -96,7 +96,11 @@ describe('first-run mistakes', () => {
       const temp = tempDirFor(name);
       const port = await freePort();
       // A generous start timeout: these tests are about stopping, not about a slow machine.
-      const launcher = runNode(LAUNCHER, { REDIS_URL: testRedis(), REDIS_PREFIX: uniquePrefix('first-run'), PORT: String(port), TMPDIR: temp, START_TIMEOUT_MS: '60000' }, 90_000);
+      const launcher = runNode(
+        LAUNCHER,
+        { REDIS_URL: testRedis(), REDIS_PREFIX: uniquePrefix('first-run'), PORT: String(port), TMPDIR: temp, START_TIMEOUT_MS: '60000' },
+        90_000,
+      );
       // A test that fails half-way must not leave a stack behind: SIGTERM lets it stop its children.
       onTestFinished(() => launcher.kill('SIGTERM'));
       await launcher.line('stdout', /^Switchyard is running\.$/);
@@ -130,7 +134,11 @@ describe('first-run mistakes', () => {
 });
 
 describe('the launcher’s Redis check', () => {
-  const problem = (url: string) => pingRedis(url, 2_000).then(() => 'answered', (error: unknown) => describeRedisProblem(url, error));
+  const problem = (url: string) =>
+    pingRedis(url, 2_000).then(
+      () => 'answered',
+      (error: unknown) => describeRedisProblem(url, error),
+    );
 
   it('passes a Redis that answers PING, and words each way one can fail as the line to print', async ({ expect }) => {
     expect(await problem(testRedis())).toBe('answered');

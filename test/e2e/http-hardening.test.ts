@@ -41,7 +41,12 @@ function errorMessage(wire: 'native' | 'openai' | 'ollama', body: string): strin
     return json.error;
   }
   if (wire === 'openai') {
-    expect(json.error).toEqual({ message: expect.any(String), type: expect.any(String), param: expect.toSatisfy((p: unknown) => p === null || typeof p === 'string'), code: expect.any(String) });
+    expect(json.error).toEqual({
+      message: expect.any(String),
+      type: expect.any(String),
+      param: expect.toSatisfy((p: unknown) => p === null || typeof p === 'string'),
+      code: expect.any(String),
+    });
     return json.error.message;
   }
   expect(json.error).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String) }));
@@ -107,7 +112,9 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
     const before = await redis.keys(`${stack.prefix}:job:*`);
     const response = await fetch(`${stack.apiUrl}${path}`, { method: 'POST', headers: { ...A, 'Content-Type': 'application/json' }, body });
     expect(response.status).toBe(400);
-    expect(errorMessage(wire, await response.text())).toMatch(wire === 'openai' ? /response_format\.json_schema\.schema\.a\.a.*nested deeper than 64 levels/ : /format\.a\.a.*nested deeper than 64 levels/);
+    expect(errorMessage(wire, await response.text())).toMatch(
+      wire === 'openai' ? /response_format\.json_schema\.schema\.a\.a.*nested deeper than 64 levels/ : /format\.a\.a.*nested deeper than 64 levels/,
+    );
     expect(await redis.keys(`${stack.prefix}:job:*`)).toEqual(before);
   });
 
@@ -119,7 +126,11 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
     });
     expect(big.status).toBe(400);
     expect(errorMessage('native', await big.text())).toMatch(/format.*at most 64 KiB/);
-    const proto = await fetch(`${stack.apiUrl}/v1/jobs`, { method: 'POST', headers: { ...A, 'Content-Type': 'application/json' }, body: `{"model":"${MODEL}","prompt":"x","__proto__":{"admin":true}}` });
+    const proto = await fetch(`${stack.apiUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...A, 'Content-Type': 'application/json' },
+      body: `{"model":"${MODEL}","prompt":"x","__proto__":{"admin":true}}`,
+    });
     expect(proto.status).toBe(400);
     expect(errorMessage('native', await proto.text())).toMatch(/__proto__/);
   });
@@ -166,11 +177,20 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
   });
 
   it('sends nosniff on every answer (JSON, errors, event streams) and frame-ancestors none on HTML', async () => {
-    for (const [path, headers] of [['/healthz', {}], ['/v1/nothing', {}], ['/v1/models', A], ['/v1/models', {}]] as const) {
+    for (const [path, headers] of [
+      ['/healthz', {}],
+      ['/v1/nothing', {}],
+      ['/v1/models', A],
+      ['/v1/models', {}],
+    ] as const) {
       const response = await fetch(`${stack.apiUrl}${path}`, { headers });
       expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
     }
-    const submitted = await fetch(`${stack.apiUrl}/v1/jobs`, { method: 'POST', headers: { ...A, 'Content-Type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: 'x', options: { num_predict: 2 } }) });
+    const submitted = await fetch(`${stack.apiUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...A, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'x', options: { num_predict: 2 } }),
+    });
     const { id } = (await submitted.json()) as { id: string };
     const events = await fetch(`${stack.apiUrl}/v1/jobs/${id}/events`, { headers: A });
     expect(events.headers.get('content-type')).toMatch(/text\/event-stream/);
@@ -199,7 +219,10 @@ describe('HTTP hardening: no 5xx from input, every error in its wire’s shape',
 
   describe('admin browser sessions', () => {
     it('checks ?key= first, and sets nothing for a wrong or a tenant key', async () => {
-      for (const [key, status] of [['not-a-key-of-anyone-0000', 401], [KEYS.a, 403]] as const) {
+      for (const [key, status] of [
+        ['not-a-key-of-anyone-0000', 401],
+        [KEYS.a, 403],
+      ] as const) {
         const response = await fetch(`${stack.apiUrl}/admin/queues?key=${key}`, { redirect: 'manual' });
         expect(response.status).toBe(status);
         expect(response.headers.get('set-cookie')).toBeNull();

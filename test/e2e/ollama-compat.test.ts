@@ -75,7 +75,10 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
   });
 
   it('answers a chat with stream: false in one object', async () => {
-    const messages = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }];
+    const messages = [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'hello' },
+    ];
     const answer = await ollama.chat({ model: MODEL, messages, stream: false, options: { seed: 2, num_predict: 10 } });
     const expected = await direct(stack, '/api/chat', { model: MODEL, messages, stream: false, options: { seed: 2, num_predict: 10 } });
     expect(answer.message).toEqual({ role: 'assistant', content: expected.message.content });
@@ -117,9 +120,7 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
 
   it('shows models loaded across the fleet in /api/ps, with where', async () => {
     await ollama.generate({ model: MODEL, prompt: 'warm up', stream: false, options: { num_predict: 2 } });
-    await expect
-      .poll(async () => (await ollama.ps()).models.map((model) => model.name), { timeout: 10_000 })
-      .toContain(MODEL);
+    await expect.poll(async () => (await ollama.ps()).models.map((model) => model.name), { timeout: 10_000 }).toContain(MODEL);
     const entry = (await ollama.ps()).models.find((model) => model.name === MODEL)! as any;
     expect(entry.size_vram).toBeGreaterThan(0);
     expect(entry.size).toBe(entry.size_vram);
@@ -136,7 +137,10 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
       const shared = await expect
         .poll(() => redis.exists(keys.modelInfo(MODEL)), { timeout: 2_000 })
         .toBe(1)
-        .then(() => true, () => false);
+        .then(
+          () => true,
+          () => false,
+        );
       if (!shared) {
         const show = await direct(stack, '/api/show', { model: MODEL });
         const record: ModelInfoRecord = { model: MODEL, digest: 'sha256:test', show, agent: 'agent-0', updated_at: Date.now() };
@@ -227,7 +231,10 @@ describe('Ollama-compatible endpoints, judged by the official ollama client', ()
             await events.append(jobId, { type: 'restarted', reason: 'agent_lost', attempt: 2 });
           }
         }
-      })().then(() => undefined, (caught: unknown) => caught as Error);
+      })().then(
+        () => undefined,
+        (caught: unknown) => caught as Error,
+      );
       expect(error?.message).toMatch(/restarted/);
       await expect.poll(() => jobStatus(stack, jobId), { timeout: 10_000 }).toBe('cancelled');
     } finally {

@@ -17,7 +17,11 @@ function client(stack: Stack, options: ConstructorParameters<typeof OpenAI>[0] =
 }
 
 /** What the simulator answers directly for the same chat turn (the text the broker must relay). */
-async function directChat(stack: Stack, messages: Array<{ role: string; content: string }>, options: Record<string, unknown>): Promise<{ text: string; eval_count: number; prompt_eval_count: number }> {
+async function directChat(
+  stack: Stack,
+  messages: Array<{ role: string; content: string }>,
+  options: Record<string, unknown>,
+): Promise<{ text: string; eval_count: number; prompt_eval_count: number }> {
   const body = await fetch(`${stack.sims[0]!.url}/api/chat`, {
     method: 'POST',
     body: JSON.stringify({ model: MODEL, messages, stream: false, options }),
@@ -108,7 +112,14 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
     expect(whole.id).toMatch(/^cmpl-/);
     expect(whole.usage?.completion_tokens).toBe(12);
 
-    const stream = await openai.completions.create({ model: MODEL, prompt: 'Once upon a time', seed: 5, max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.completions.create({
+      model: MODEL,
+      prompt: 'Once upon a time',
+      seed: 5,
+      max_tokens: 12,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks: OpenAI.Completions.Completion[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     for (const chunk of chunks) expect(chunk.object).toBe('text_completion');
@@ -163,7 +174,10 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
   it('accepts content as an array of text parts and response_format json_object', async () => {
     const completion = await openai.chat.completions.create({
       model: MODEL,
-      messages: [{ role: 'developer', content: 'answer in JSON' }, { role: 'user', content: [{ type: 'text', text: 'list three colours' }] }],
+      messages: [
+        { role: 'developer', content: 'answer in JSON' },
+        { role: 'user', content: [{ type: 'text', text: 'list three colours' }] },
+      ],
       response_format: { type: 'json_object' },
       max_tokens: 4,
     });
@@ -191,7 +205,10 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
         }
       }
     })();
-    const error = await consumed.then(() => undefined, (caught: unknown) => caught);
+    const error = await consumed.then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect((error as Error).message).toMatch(/cancelled/);
     expect(text.length).toBeGreaterThan(0);
@@ -254,7 +271,10 @@ describe('OpenAI-compatible endpoints, judged by the official openai client', ()
             await events.append(jobId, { type: 'restarted', reason: 'agent_lost', attempt: 2 });
           }
         }
-      })().then(() => undefined, (caught: unknown) => caught);
+      })().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as Error).message).toMatch(/restarted/);
       await expect.poll(() => jobStatus(stack, jobId), { timeout: 10_000 }).toBe('cancelled');
@@ -276,10 +296,14 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
   afterAll(() => stack?.close());
 
   it('maps Authorization: Bearer to the tenant; a bad key is a 401 AuthenticationError', async () => {
-    const wrong = await client(stack, { apiKey: 'sk-not-a-key-0000000000' }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }).catch((error: unknown) => error);
+    const wrong = await client(stack, { apiKey: 'sk-not-a-key-0000000000' })
+      .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }] })
+      .catch((error: unknown) => error);
     expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((wrong as InstanceType<typeof OpenAI.AuthenticationError>).type).toBe('authentication_error');
-    const models = await client(stack, { apiKey: 'sk-not-a-key-0000000000' }).models.retrieve(MODEL).catch((error: unknown) => error);
+    const models = await client(stack, { apiKey: 'sk-not-a-key-0000000000' })
+      .models.retrieve(MODEL)
+      .catch((error: unknown) => error);
     expect(models).toBeInstanceOf(OpenAI.AuthenticationError);
 
     const completion = await client(stack, { apiKey: KEY }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 2 });
@@ -321,9 +345,7 @@ describe('OpenAI client: API keys, and refusals it retries after Retry-After', (
   it('backs off for Retry-After on a 503 (no live agent), then succeeds once an agent is back', async () => {
     await stack.agents[0]!.close();
     // Once the agent's heartbeat is gone nothing is servable.
-    await expect
-      .poll(async () => (await client(stack, { apiKey: KEY }).models.list()).data.some((model: any) => model.servable), { timeout: 10_000 })
-      .toBe(false);
+    await expect.poll(async () => (await client(stack, { apiKey: KEY }).models.list()).data.some((model: any) => model.servable), { timeout: 10_000 }).toBe(false);
 
     // The fleet recovers while the client waits.
     const { attempts, countingFetch } = recordingFetch(503, async (count) => {

@@ -58,10 +58,9 @@ describe('operating the stack', () => {
 describe('when Redis is down', () => {
   it('answers 503 fast with a JSON error and reports not ready, while staying alive', async () => {
     const deadPort = await freePort();
-    const api = await createApi(
-      parseConfig({ redisUrl: `redis://127.0.0.1:${deadPort}`, redisPrefix: uniquePrefix('down'), host: '127.0.0.1', port: 0 }),
-      { logger: pino({ level: 'silent' }) },
-    );
+    const api = await createApi(parseConfig({ redisUrl: `redis://127.0.0.1:${deadPort}`, redisPrefix: uniquePrefix('down'), host: '127.0.0.1', port: 0 }), {
+      logger: pino({ level: 'silent' }),
+    });
     const url = await api.listen();
     try {
       const started = Date.now();

@@ -82,9 +82,7 @@ describe('per-job VRAM: a job’s own num_ctx is judged at submit, by the rule t
       expect(answer.status, `${wire}: ${JSON.stringify(answer.json)}`).toBe(422);
       const { code, message } = refusalOf(wire, answer);
       if (code !== undefined) expect(code, wire).toBe('model_too_large');
-      expect(message, wire).toBe(
-        `model ${model} with num_ctx ${FULL_CONTEXT} needs ${need} GB of VRAM; the largest GPU node that has it offers 80.0 GB`,
-      );
+      expect(message, wire).toBe(`model ${model} with num_ctx ${FULL_CONTEXT} needs ${need} GB of VRAM; the largest GPU node that has it offers 80.0 GB`);
     }
     const added = [...(await stackKeys())].filter((key) => !before.has(key));
     expect(added).toEqual([]);

@@ -115,9 +115,7 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
       ],
     });
     const hold = stack.hold({ prompt: 'load ', afterTokens: 1 });
-    const running = Promise.all(
-      Array.from({ length: 32 }, (_, i) => runJob(stack!, { model: 'qwen2.5:0.5b', prompt: `load ${i}`, options: { num_predict: 80 } })),
-    );
+    const running = Promise.all(Array.from({ length: 32 }, (_, i) => runJob(stack!, { model: 'qwen2.5:0.5b', prompt: `load ${i}`, options: { num_predict: 80 } })));
     // Eight paused at once: one node has four slots, so both are serving.
     await hold.reached(8, 20_000);
     hold.release();
@@ -126,9 +124,7 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     expect(served).toEqual(new Set(['agent-0', 'agent-1']));
     expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
     // Demand gone: the extra copy goes after its short idle window, one copy stays warm.
-    await expect
-      .poll(() => [0, 1].filter((i) => loadedOn(stack!, i).includes('qwen2.5:0.5b')).length, { timeout: 10_000 })
-      .toBe(1);
+    await expect.poll(() => [0, 1].filter((i) => loadedOn(stack!, i).includes('qwen2.5:0.5b')).length, { timeout: 10_000 }).toBe(1);
   });
 
   it('loads pinned models at start and keeps them; unloads idle ones after the idle window', async () => {
@@ -178,9 +174,7 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const small = node(6 * GB, ['llama3.2:3b']);
     stack.sims.push(await createGpuSim({ ...FAST_SIM, ...small.sim }));
     await stack.addAgent(1, small.agent);
-    await expect
-      .poll(async () => ((await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any).data.length, { timeout: 10_000 })
-      .toBe(2);
+    await expect.poll(async () => ((await fetch(`${stack!.apiUrl}/v1/agents`).then((r) => r.json())) as any).data.length, { timeout: 10_000 }).toBe(2);
     // B hears this one (demand is counted from announcements); A, warm, serves it.
     expect((await runJob(stack, { model: 'llama3.2:3b', prompt: 'again', options: { num_predict: 3 } })).agent).toBe('agent-0');
     expect(stats(stack, 1).loads_total).toBe(0);
@@ -227,9 +221,7 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     // A backlog for the 3B: four slots, twelve jobs, the first four held running in the
     // simulator, so the 3B is busy and has work queued for as long as the test says.
     const running = stack.hold({ prompt: 'busy ', afterTokens: 1 });
-    const backlog = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => submitJob(stack!, { model: 'llama3.2:3b', prompt: `busy ${i}`, options: { num_predict: 50 } })),
-    );
+    const backlog = await Promise.all(Array.from({ length: 12 }, (_, i) => submitJob(stack!, { model: 'llama3.2:3b', prompt: `busy ${i}`, options: { num_predict: 50 } })));
     await running.reached(4);
     const big = runJob(stack, { model: 'llama3.1:8b', prompt: 'do not starve me', options: { num_predict: 3 } });
     // The 8B cannot load beside the busy 3B, so the agent takes its warm lease only to drain
@@ -260,8 +252,12 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
       nodes: [node(8 * GB, models), node(12 * GB, models), node(16 * GB, models)],
     });
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const jobs = Array.from({ length: 45 }, (_, i) => ({ model: models[Math.floor(random() * models.length)]!, prompt: `r${i}`, options: { num_predict: 2 + Math.floor(random() * 20) } }));
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const jobs = Array.from({ length: 45 }, (_, i) => ({
+      model: models[Math.floor(random() * models.length)]!,
+      prompt: `r${i}`,
+      options: { num_predict: 2 + Math.floor(random() * 20) },
+    }));
     const results: Array<{ agent: string }> = [];
     for (let i = 0; i < jobs.length; i += 9) results.push(...(await Promise.all(jobs.slice(i, i + 9).map((job) => runJob(stack!, job)))));
     expect(results).toHaveLength(45);
@@ -285,7 +281,13 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     try {
       const job = await queue.add(
         'generate',
-        { id: 'unannounced', model: 'llama3.2:3b', tenant: 'default', request: { model: 'llama3.2:3b', prompt: 'anyone?', options: { num_predict: 2 } }, submitted_at: Date.now() },
+        {
+          id: 'unannounced',
+          model: 'llama3.2:3b',
+          tenant: 'default',
+          request: { model: 'llama3.2:3b', prompt: 'anyone?', options: { num_predict: 2 } },
+          submitted_at: Date.now(),
+        },
         { jobId: 'unannounced' },
       );
       const added = Date.now();
@@ -306,10 +308,7 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const digestA = 'a'.repeat(64);
     const digestB = 'b'.repeat(64);
     stack = await startStack({
-      nodes: [
-        node(24 * GB, [], { models: [{ ...qwen, digest: digestA }] }),
-        node(24 * GB, [], { models: [{ ...qwen, digest: digestB }] }),
-      ],
+      nodes: [node(24 * GB, [], { models: [{ ...qwen, digest: digestA }] }), node(24 * GB, [], { models: [{ ...qwen, digest: digestB }] })],
     });
     for (let i = 0; i < 3; i++) {
       expect((await runJob(stack, { model: 'qwen2.5:0.5b', prompt: `b${i}`, options: { num_predict: 3 }, digest: `sha256:${digestB.slice(0, 12)}` })).agent).toBe('agent-1');

@@ -64,7 +64,7 @@ describe('streams that outlive a connection, and cancellation', () => {
 
     const cancel = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}`, { method: 'DELETE' });
     expect(cancel.status).toBe(200);
-    expect((await cancel.json() as any).status).toBe('cancelled');
+    expect(((await cancel.json()) as any).status).toBe('cancelled');
 
     const sse = await streamed;
     const last = sse.events.at(-1)!;

@@ -148,7 +148,10 @@ describe('@switchyard/sdk against a running stack', () => {
 
   it('runs a job to its text, validates records, and reports job failures as SwitchyardError', async () => {
     const seen: string[] = [];
-    const outcome = await client.run({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 12 } }, { onEvent: (event) => seen.push(event.type) });
+    const outcome = await client.run(
+      { model: MODEL, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 12 } },
+      { onEvent: (event) => seen.push(event.type) },
+    );
     expect(outcome.done.finish_reason).toBe('length');
     expect(outcome.done.usage.completion_tokens).toBe(12);
     expect(outcome.restarts).toBe(0);
@@ -207,7 +210,7 @@ describe('@switchyard/sdk honours Retry-After on refusals', () => {
   beforeAll(async () => {
     stack = await startStack();
     await stack.agents[0]!.close();
-    for (const deadline = Date.now() + 10_000; ; ) {
+    for (const deadline = Date.now() + 10_000; ;) {
       const live = ((await fetch(`${stack.apiUrl}/v1/agents`).then((r) => r.json())) as any).data.length;
       if (live === 0) break;
       if (Date.now() > deadline) throw new Error('the closed agent is still listed');
@@ -262,7 +265,10 @@ describe('@switchyard/sdk as a package', () => {
       const modules = join(project, 'node_modules');
       await mkdir(join(modules, '@switchyard'), { recursive: true });
       // The packages as they would be installed: package.json and dist only.
-      for (const [name, dir] of [['sdk', sdkDir], ['protocol', protocolDir]] as const) {
+      for (const [name, dir] of [
+        ['sdk', sdkDir],
+        ['protocol', protocolDir],
+      ] as const) {
         await mkdir(join(modules, '@switchyard', name));
         await cp(join(dir, 'package.json'), join(modules, '@switchyard', name, 'package.json'));
         await cp(join(dir, 'dist'), join(modules, '@switchyard', name, 'dist'), { recursive: true });
@@ -289,7 +295,7 @@ describe('@switchyard/sdk as a package', () => {
           'export async function text(id: string): Promise<string> {',
           "  let out = '';",
           '  for await (const event of client.stream(id)) {',
-          "    const typed: StreamEvent = event;",
+          '    const typed: StreamEvent = event;',
           "    if (typed.type === 'token') out += typed.text;",
           '  }',
           '  return out;',
@@ -298,7 +304,10 @@ describe('@switchyard/sdk as a package', () => {
       );
       await writeFile(
         join(project, 'tsconfig.json'),
-        JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, lib: ['ES2022', 'DOM'], types: [] }, files: ['consumer.ts'] }),
+        JSON.stringify({
+          compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, lib: ['ES2022', 'DOM'], types: [] },
+          files: ['consumer.ts'],
+        }),
       );
       await run(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', project], { cwd: project, timeout: 60_000 }).catch((error: { stdout?: string; message: string }) => {
         throw new Error(`the consumer project does not type-check:\n${error.stdout ?? error.message}`);

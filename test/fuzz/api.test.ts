@@ -92,7 +92,10 @@ describe(`fuzz: the API under hostile input (seed ${seed})`, () => {
       // The route walk touched every route once: the RSS baseline is taken after it.
       if (category === 'routes') await run.measureBaseline();
       const lines = failureLines(groupFailures(outcomes), replay);
-      if (lines.length > 0) console.log(`fuzz ${category} (seed ${seed}): ${outcomes.filter((outcome) => outcome.violations.length > 0).length} of ${outcomes.length} cases failing\n${lines.join('\n')}`);
+      if (lines.length > 0)
+        console.log(
+          `fuzz ${category} (seed ${seed}): ${outcomes.filter((outcome) => outcome.violations.length > 0).length} of ${outcomes.length} cases failing\n${lines.join('\n')}`,
+        );
       expect(lines, `seed ${seed}: distinct failures among ${outcomes.length} ${category} cases`).toEqual([]);
     }, 600_000);
   }

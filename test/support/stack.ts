@@ -115,10 +115,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     for (const node of nodes) sims.push(await createGpuSim({ ...FAST_SIM, ...node.sim }, { logger: logger.child({ component: 'gpu-sim' }) }));
     for (const [index, node] of nodes.entries()) await addAgent(index, node.agent);
-    api = await createApi(
-      parseApiConfig({ redisUrl, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }),
-      { logger: logger.child({ component: 'api' }) },
-    );
+    api = await createApi(parseApiConfig({ redisUrl, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }), {
+      logger: logger.child({ component: 'api' }),
+    });
     const apiUrl = await api.listen();
     const startedApi = api;
     return {

@@ -21,7 +21,12 @@ export async function buildWorkspacePackages(filter: string): Promise<void> {
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const age = Date.now() - (await stat(LOCK).then((s) => s.mtimeMs, () => Date.now()));
+      const age =
+        Date.now() -
+        (await stat(LOCK).then(
+          (s) => s.mtimeMs,
+          () => Date.now(),
+        ));
       if (age > 120_000) await rm(LOCK, { recursive: true, force: true }); // left by a killed run
       if (Date.now() > deadline) throw new Error(`waited too long for the build lock ${LOCK}`);
       await new Promise((resolveWait) => setTimeout(resolveWait, 100));

@@ -83,7 +83,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     keepAlive: config.keepAlive,
     wasCancelled: (jobId) => cancelled.has(jobId),
   });
-  const workers = new WorkerSet({ redis, bullPrefix: keys.bullPrefix, processor, inventory, lockDurationMs: config.lockDurationMs, stalledIntervalMs: config.stalledIntervalMs, reportRedis, logger });
+  const workers = new WorkerSet({
+    redis,
+    bullPrefix: keys.bullPrefix,
+    processor,
+    inventory,
+    lockDurationMs: config.lockDurationMs,
+    stalledIntervalMs: config.stalledIntervalMs,
+    reportRedis,
+    logger,
+  });
   // The scheduler and the heartbeat read the lifecycle manager, which needs both: see PlacementRelay.
   const placement = new PlacementRelay();
   const scheduler = new PullScheduler({
@@ -94,7 +103,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel }),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
-  const heartbeat = new HeartbeatBuilder({ agentId: config.agentId, version: AGENT_VERSION, backend, gpus, gpuSource: source, vramTotalBytes, slots: config.slots, pinned, inventory, placement, jobs: scheduler });
+  const heartbeat = new HeartbeatBuilder({
+    agentId: config.agentId,
+    version: AGENT_VERSION,
+    backend,
+    gpus,
+    gpuSource: source,
+    vramTotalBytes,
+    slots: config.slots,
+    pinned,
+    inventory,
+    placement,
+    jobs: scheduler,
+  });
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
   const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, workers, scheduler, publisher });
   placement.attach(lifecycle);

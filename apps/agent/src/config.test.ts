@@ -14,13 +14,37 @@ function failure(run: () => unknown): string {
 describe('agent loadConfig', () => {
   it('has defaults, and an agent id made from the host name', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: 'sy', backendUrl: 'http://127.0.0.1:11434', slots: 4, gpuVramBytes: [24e9], keepAlive: -1, logLevel: 'info' });
+    expect(config).toMatchObject({
+      redisUrl: 'redis://127.0.0.1:6379',
+      redisPrefix: 'sy',
+      backendUrl: 'http://127.0.0.1:11434',
+      slots: 4,
+      gpuVramBytes: [24e9],
+      keepAlive: -1,
+      logLevel: 'info',
+    });
     expect(config.agentId).toMatch(/^[A-Za-z0-9._-]+-[0-9a-f]{6}$/);
   });
 
   it('reads lists, byte sizes and numbers; ignores empty variables (REDIS_URL too)', () => {
-    const config = loadConfig({ GPU_VRAM: '24GB, 48GiB', PINNED_MODELS: 'a:1, b,,', AGENT_SLOTS: '8', KEEP_ALIVE: '300', TOKEN_COALESCE_MS: '0', REDIS_URL: '', LOG_LEVEL: 'warn' });
-    expect(config).toMatchObject({ gpuVramBytes: [24e9, 48 * 2 ** 30], pinnedModels: ['a:1', 'b'], slots: 8, keepAlive: 300, tokenCoalesceMs: 0, redisUrl: 'redis://127.0.0.1:6379', logLevel: 'warn' });
+    const config = loadConfig({
+      GPU_VRAM: '24GB, 48GiB',
+      PINNED_MODELS: 'a:1, b,,',
+      AGENT_SLOTS: '8',
+      KEEP_ALIVE: '300',
+      TOKEN_COALESCE_MS: '0',
+      REDIS_URL: '',
+      LOG_LEVEL: 'warn',
+    });
+    expect(config).toMatchObject({
+      gpuVramBytes: [24e9, 48 * 2 ** 30],
+      pinnedModels: ['a:1', 'b'],
+      slots: 8,
+      keepAlive: 300,
+      tokenCoalesceMs: 0,
+      redisUrl: 'redis://127.0.0.1:6379',
+      logLevel: 'warn',
+    });
     expect(loadConfig({ KEEP_ALIVE: '10m' }).keepAlive).toBe('10m');
   });
 
@@ -31,7 +55,11 @@ describe('agent loadConfig', () => {
   });
 
   it('names every bad variable in one message, list items by index', () => {
-    expect(failure(() => loadConfig({ AGENT_SLOTS: 'abc', GPU_VRAM: '24GB,lots', REDIS_PREFIX: 'a b', DISPLACEMENT_MARGIN: '0.5', LOG_LEVEL: 'x', AGENT_ID: 'a/b', TOKEN_COALESCE_MS: '-1' }))).toBe(
+    expect(
+      failure(() =>
+        loadConfig({ AGENT_SLOTS: 'abc', GPU_VRAM: '24GB,lots', REDIS_PREFIX: 'a b', DISPLACEMENT_MARGIN: '0.5', LOG_LEVEL: 'x', AGENT_ID: 'a/b', TOKEN_COALESCE_MS: '-1' }),
+      ),
+    ).toBe(
       'invalid agent configuration: REDIS_PREFIX: Invalid string: must match pattern /^[A-Za-z0-9._-]+$/; ' +
         'AGENT_ID: agent id may use letters, digits, . _ - only; AGENT_SLOTS: must be a number; ' +
         'GPU_VRAM.1: not a byte size: "lots" (try "24GB", "24GiB" or a number of bytes); TOKEN_COALESCE_MS: must be a number; ' +

@@ -5,32 +5,39 @@ import { ByteSize, EnvNonNegativeInt, EnvNumber, EnvPositiveInt, LogLevel, Redis
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
-  redisUrl: z.string().url().describe('Redis holding queues and events: the API\'s.'),
+  redisUrl: z.string().url().describe("Redis holding queues and events: the API's."),
   /** Key prefix shared by the API and agents of one deployment. */
-  redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment: the API\'s.'),
+  redisPrefix: RedisPrefix.default('sy').describe("Key prefix shared by the API and agents of one deployment: the API's."),
   /** The Ollama (or gpu-sim) this agent fronts. */
   backendUrl: z.string().url().default('http://127.0.0.1:11434').describe('The Ollama (or gpu-sim) this agent fronts.'),
   agentId: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'agent id may use letters, digits, . _ - only')
-    .default(() => `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${randomBytes(3).toString('hex')}`).describe('Name in heartbeats and logs.'),
+    .default(() => `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${randomBytes(3).toString('hex')}`)
+    .describe('Name in heartbeats and logs.'),
   /** Jobs this agent runs at once across all models (its GPU's parallel slots). */
   slots: EnvPositiveInt.default(4).describe('Jobs run at once across all models; no job is claimed beyond them.'),
   /** VRAM per GPU when nvidia-smi is absent; a list for several GPUs. */
-  gpuVramBytes: z.array(ByteSize.pipe(z.number().positive('must be more than 0 bytes'))).min(1, 'needs at least one GPU').default([24e9]).describe('VRAM per GPU when `nvidia-smi` is absent; comma list for several GPUs.'),
+  gpuVramBytes: z
+    .array(ByteSize.pipe(z.number().positive('must be more than 0 bytes')))
+    .min(1, 'needs at least one GPU')
+    .default([24e9])
+    .describe('VRAM per GPU when `nvidia-smi` is absent; comma list for several GPUs.'),
   gpuName: z.string().default('configured-gpu').describe('GPU name when `nvidia-smi` is absent.'),
   /** Path of nvidia-smi; discovery is skipped when it is not there. */
   nvidiaSmiPath: z.string().default('nvidia-smi').describe('GPU discovery; skipped when absent.'),
-  heartbeatIntervalMs: EnvPositiveInt.default(2_000).describe('Heartbeat period. The period is also how often a placement round reads every cold model\'s queues, for work nobody announced (a retried or stalled job); between those, rounds read only models announced since last seen empty.'),
+  heartbeatIntervalMs: EnvPositiveInt.default(2_000).describe(
+    "Heartbeat period. The period is also how often a placement round reads every cold model's queues, for work nobody announced (a retried or stalled job); between those, rounds read only models announced since last seen empty.",
+  ),
   /** A missing beat for this long means the agent is gone. */
   heartbeatTtlMs: EnvPositiveInt.default(6_000).describe('Heartbeat expiry: an agent whose beat is this old is gone.'),
   /** How often the backend's model lists are refreshed. */
-  inventoryRefreshMs: EnvPositiveInt.default(5_000).describe('How often the backend\'s model lists are read.'),
+  inventoryRefreshMs: EnvPositiveInt.default(5_000).describe("How often the backend's model lists are read."),
   /** Safety sweep over served queues, for jobs no wake-up announced (retries, stalled jobs). */
   sweepIntervalMs: EnvPositiveInt.default(500).describe('Safety poll for work no announcement woke the agent for (retries).'),
   /** BullMQ lock: a dead agent's job is retried elsewhere after about this long. */
-  lockDurationMs: EnvPositiveInt.default(15_000).describe('BullMQ job lock; a dead agent\'s job is retried elsewhere after about this long.'),
-  stalledIntervalMs: EnvPositiveInt.default(5_000).describe('How often BullMQ looks for jobs whose lock lapsed (a dead agent\'s), to retry them elsewhere.'),
+  lockDurationMs: EnvPositiveInt.default(15_000).describe("BullMQ job lock; a dead agent's job is retried elsewhere after about this long."),
+  stalledIntervalMs: EnvPositiveInt.default(5_000).describe("How often BullMQ looks for jobs whose lock lapsed (a dead agent's), to retry them elsewhere."),
   /** Tokens arriving within this window after the previous flush go out as one event. */
   tokenCoalesceMs: EnvNonNegativeInt.default(5).describe('Tokens within this window go out as one event; the first never waits.'),
   /**
@@ -41,9 +48,12 @@ export const AgentConfig = z.object({
     .union([z.number(), z.string()])
     // "-1" or "300" from the environment mean seconds; Ollama wants those as numbers.
     .transform((value) => (typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value))
-    .default(-1).describe('`keep_alive` sent with every backend request and load: models stay until the agent unloads them.'),
+    .default(-1)
+    .describe('`keep_alive` sent with every backend request and load: models stay until the agent unloads them.'),
   /** The backend's parallel requests per loaded model (Ollama's OLLAMA_NUM_PARALLEL). */
-  backendParallel: EnvPositiveInt.default(1).describe('The backend\'s parallel requests per model (set it to Ollama\'s `OLLAMA_NUM_PARALLEL`). The agent never sends a model more at once.'),
+  backendParallel: EnvPositiveInt.default(1).describe(
+    "The backend's parallel requests per model (set it to Ollama's `OLLAMA_NUM_PARALLEL`). The agent never sends a model more at once.",
+  ),
   /** Context length models are loaded with (Ollama's default num_ctx), for the VRAM estimate. */
   backendNumCtx: EnvPositiveInt.default(4096).describe('Context length models load with, for the VRAM estimate.'),
   /** Models the backend keeps loaded at once (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). 0 = VRAM decides. */
@@ -57,14 +67,18 @@ export const AgentConfig = z.object({
   /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
   extraCopyIdleMs: EnvPositiveInt.default(60_000).describe('An idle copy is unloaded this soon when another agent keeps one (back to one copy).'),
   /** Load throughput assumed before the first load is measured. */
-  loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second')).default(2e9).describe('Load throughput assumed until the first load is measured.'),
+  loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second'))
+    .default(2e9)
+    .describe('Load throughput assumed until the first load is measured.'),
   /**
    * A cold model whose oldest job has waited this long, and that fits here only if busy
    * models go, gets room: this node stops taking new jobs of the least valuable of them,
    * lets their running jobs finish, unloads them and loads it (starvation guard). It is also
    * the aging unit of such a drain's displacement rule (busy victims cost more than idle ones).
    */
-  drainForColdAfterMs: EnvPositiveInt.default(30_000).describe('Starvation guard: a cold model whose oldest job waited this long, and that fits only if busy models go, gets room (those take no new jobs here, finish, are evicted) when the displacement rule agrees, with the wait aged in units of this setting. Lower it and models thrash; raise it and fewer loads buy longer waits (both measured with `pnpm bench:fleet`, figures in bench/RESULTS.md).'),
+  drainForColdAfterMs: EnvPositiveInt.default(30_000).describe(
+    'Starvation guard: a cold model whose oldest job waited this long, and that fits only if busy models go, gets room (those take no new jobs here, finish, are evicted) when the displacement rule agrees, with the wait aged in units of this setting. Lower it and models thrash; raise it and fewer loads buy longer waits (both measured with `pnpm bench:fleet`, figures in bench/RESULTS.md).',
+  ),
   /** A drain that has not freed the room after this long is abandoned. */
   drainTimeoutMs: EnvPositiveInt.default(600_000).describe('A drain that has not freed the room by then is abandoned.'),
   /** Floor on the expected load time, so claim latency is not read as a slow copy. */
@@ -72,13 +86,21 @@ export const AgentConfig = z.object({
   /** A model whose load failed for lack of memory is not tried again here for this long. */
   unfitCooldownMs: EnvPositiveInt.default(60_000).describe('A model whose load failed for lack of memory is not retried on that node for this long.'),
   /** Time constant of recency in a resident model's value (eviction order). */
-  recencyTauMs: EnvPositiveInt.default(120_000).describe('Weight of recency in a resident model\'s value (eviction order). A model asked for within this long that no node holds is refilled into free VRAM.'),
+  recencyTauMs: EnvPositiveInt.default(120_000).describe(
+    "Weight of recency in a resident model's value (eviction order). A model asked for within this long that no node holds is refilled into free VRAM.",
+  ),
   /** Horizon over which expected arrivals count in a resident model's value. */
-  demandHorizonMs: EnvPositiveInt.default(60_000).describe('Weight of expected demand (arrivals over this horizon) in a resident model\'s value (eviction order).'),
+  demandHorizonMs: EnvPositiveInt.default(60_000).describe("Weight of expected demand (arrivals over this horizon) in a resident model's value (eviction order)."),
   /** A waiting model displaces resident ones only when its worth is this many times theirs (hysteresis against ping-pong). */
-  displacementMargin: EnvNumber.min(1, 'must be at least 1').default(2).describe('A waiting model displaces resident ones only when its (aged) worth is this many times their value: hysteresis, so two lukewarm models do not evict each other in turn.'),
+  displacementMargin: EnvNumber.min(1, 'must be at least 1')
+    .default(2)
+    .describe(
+      'A waiting model displaces resident ones only when its (aged) worth is this many times their value: hysteresis, so two lukewarm models do not evict each other in turn.',
+    ),
   /** Once a waiting model's oldest job has waited this long, its worth grows with the square of the wait (in these units); a drain ages by `drainForColdAfterMs` instead. */
-  displacementAgingMs: EnvPositiveInt.default(10_000).describe('After this long, a waiting model\'s worth grows with the square of its wait (in these units), so no job waits for ever behind more valuable models. Shorter: first requests for a new model wait less, models churn more.'),
+  displacementAgingMs: EnvPositiveInt.default(10_000).describe(
+    "After this long, a waiting model's worth grows with the square of its wait (in these units), so no job waits for ever behind more valuable models. Shorter: first requests for a new model wait less, models churn more.",
+  ),
   /** How often placement decisions (warm, evict, unload) are revisited. */
   placementIntervalMs: EnvPositiveInt.default(250).describe('How often warm/evict/unload decisions are revisited (also on every new-work announcement).'),
   /** Window over which arrival rates (demand) are measured. */
@@ -88,7 +110,9 @@ export const AgentConfig = z.object({
    * queues and the process exits. Under Kubernetes' default 30 s grace period, so the hand-back
    * happens before a SIGKILL would strand the jobs until their locks expire.
    */
-  shutdownTimeoutMs: EnvPositiveInt.default(25_000).describe('On SIGTERM/SIGINT, how long running jobs may finish before they are handed back to the head of their queues and the agent exits (under Kubernetes\' 30 s grace).'),
+  shutdownTimeoutMs: EnvPositiveInt.default(25_000).describe(
+    "On SIGTERM/SIGINT, how long running jobs may finish before they are handed back to the head of their queues and the agent exits (under Kubernetes' 30 s grace).",
+  ),
   logLevel: LogLevel.default('info').describe('pino level.'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;

@@ -48,9 +48,7 @@ export class FleetState {
 
   /** Live peers with `model` loaded (with that digest, when one is given). */
   copiesElsewhere(model: string, digest?: string): AgentHeartbeat[] {
-    return this.view.peers.filter((agent) =>
-      agent.models_loaded.some((loaded) => loaded.name === model && (digest === undefined || loaded.digest === digest)),
-    );
+    return this.view.peers.filter((agent) => agent.models_loaded.some((loaded) => loaded.name === model && (digest === undefined || loaded.digest === digest)));
   }
 
   /**

@@ -25,9 +25,7 @@ describe('parseNvidiaSmi', () => {
   });
 
   it('refuses output it does not understand', () => {
-    expect(() => parseNvidiaSmi('NVIDIA-SMI has failed because it could not communicate with the driver')).toThrow(
-      /unexpected nvidia-smi line/,
-    );
+    expect(() => parseNvidiaSmi('NVIDIA-SMI has failed because it could not communicate with the driver')).toThrow(/unexpected nvidia-smi line/);
   });
 });
 

@@ -5,10 +5,7 @@ import type { GpuInfo } from '@switchyard/protocol';
 const run = promisify(execFile);
 const MIB = 2 ** 20;
 
-export const NVIDIA_SMI_ARGS = [
-  '--query-gpu=index,name,memory.total,memory.used',
-  '--format=csv,noheader,nounits',
-];
+export const NVIDIA_SMI_ARGS = ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'];
 
 /**
  * Parses `nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader,nounits`.

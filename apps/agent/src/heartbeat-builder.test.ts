@@ -96,7 +96,14 @@ describe('the heartbeat an agent publishes', () => {
 
   it('says draining once told, the in-flight count staying live', () => {
     let active = 1;
-    const { heartbeat } = builder({ jobs: { get activeJobs() { return active; }, runningOf: () => 0 } });
+    const { heartbeat } = builder({
+      jobs: {
+        get activeJobs() {
+          return active;
+        },
+        runningOf: () => 0,
+      },
+    });
     heartbeat.draining();
     active = 0;
     expect(heartbeat.build()).toMatchObject({ state: 'draining', in_flight: 0 });

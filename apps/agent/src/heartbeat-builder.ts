@@ -97,9 +97,7 @@ export class HeartbeatBuilder {
 export class HeartbeatPublisher {
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly options: { registry: Pick<FleetRegistry, 'publish'>; builder: HeartbeatBuilder; ttlMs: number; logger: Logger },
-  ) {}
+  constructor(private readonly options: { registry: Pick<FleetRegistry, 'publish'>; builder: HeartbeatBuilder; ttlMs: number; logger: Logger }) {}
 
   publish(): Promise<void> {
     return this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);

@@ -2,15 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { Queue, UnrecoverableError, type Job } from 'bullmq';
 import { pino } from 'pino';
-import {
-  BackendError,
-  type Backend,
-  type BackendLoadedModel,
-  type BackendModel,
-  type BackendModelInfo,
-  type GenerateChunk,
-  type GenerateRequest,
-} from '@switchyard/backends';
+import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk, type GenerateRequest } from '@switchyard/backends';
 import { JobRequest, modelToQueueName, parseJobFailure, redisKeys, type JobRequestInput, type JobResult, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
 import { AdmissionLedger, EventLog, JobLifecycle, ManualWorker, closeRedis, createRedis, type ModelQueue } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
@@ -321,7 +313,10 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     inventory = new ModelInventory(backend, silent, { numCtx: 4096, parallel: 1 });
     await inventory.refresh();
     const huge = await enqueue({ options: { num_ctx: 131_072 } });
-    expect(await failureOf(processor()(huge, undefined))).toMatchObject({ code: 'model_too_large', message: expect.stringMatching(/^model tiny:1b with num_ctx 131072 needs [\d.]+ GB of VRAM; agent agent-1 has 24\.0 GB$/) });
+    expect(await failureOf(processor()(huge, undefined))).toMatchObject({
+      code: 'model_too_large',
+      message: expect.stringMatching(/^model tiny:1b with num_ctx 131072 needs [\d.]+ GB of VRAM; agent agent-1 has 24\.0 GB$/),
+    });
     expect(backend.requests).toEqual([]);
     await processor()(await enqueue({ options: { num_ctx: 8192 } }), undefined);
     expect(backend.requests).toHaveLength(1);

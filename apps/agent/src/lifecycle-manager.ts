@@ -160,9 +160,7 @@ export class LifecycleManager {
    */
   private serviceMsOf(model: ModelState, copies: readonly AgentHeartbeat[]): number {
     if (model.serviceMs !== undefined) return model.serviceMs;
-    const reported = copies
-      .map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms)
-      .filter((ms): ms is number => ms !== undefined);
+    const reported = copies.map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms).filter((ms): ms is number => ms !== undefined);
     return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : DEFAULT_SERVICE_MS;
   }
 
@@ -279,7 +277,10 @@ export class LifecycleManager {
     refills.sort((a, b) => b.lastArrivalAt - a.lastArrivalAt);
     for (const { model } of refills) candidates.push({ model, reason: 'refill', oldestWaitMs: 0, waiting: 0 });
 
-    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    const residents = inventory
+      .all()
+      .filter((model) => model.loaded)
+      .map((model) => this.resident(model));
     // Nothing is loading (or this round would not run), so the free VRAM holds for every candidate.
     const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
     for (const candidate of candidates) {
@@ -328,7 +329,11 @@ export class LifecycleManager {
     const plan = this.announcements.plan(models.map((model) => model.name));
     if (plan.models.length === 0) return new Map();
     const stats = await readWaitStats(this.options.queues, new Map(plan.models.map((name) => [name, this.options.queueKeys(name)])), now);
-    this.announcements.settle(plan, (name) => stats.get(name)?.waiting ?? 0, (name) => this.options.inventory.get(name) !== undefined);
+    this.announcements.settle(
+      plan,
+      (name) => stats.get(name)?.waiting ?? 0,
+      (name) => this.options.inventory.get(name) !== undefined,
+    );
     return stats;
   }
 
@@ -392,14 +397,20 @@ export class LifecycleManager {
     const victims = residents.filter((resident) => plan.evict.includes(resident.name));
     const { pays, ...weighed } = displacementPays(this.waitingModel(model, queue), victims, now, this.options.tuning, this.options.drainForColdAfterMs);
     if (!pays) {
-      this.options.logger.debug({ model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed }, 'starving, but not yet worth the models a drain would evict here');
+      this.options.logger.debug(
+        { model: model.name, victims: plan.evict, waited_ms: waitedMs, ...weighed },
+        'starving, but not yet worth the models a drain would evict here',
+      );
       return false;
     }
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
     if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
     for (const name of plan.evict) this.closedForClaims.add(name);
     this.draining = { model, since: now, reason: `starving ${Math.round(waitedMs / 1000)} s` };
-    this.options.logger.info({ model: model.name, victims: plan.evict, waited_ms: waitedMs, waiting: queue.waiting, ...weighed }, 'draining models to make room for a starving one');
+    this.options.logger.info(
+      { model: model.name, victims: plan.evict, waited_ms: waitedMs, waiting: queue.waiting, ...weighed },
+      'draining models to make room for a starving one',
+    );
     return true;
   }
 
@@ -421,7 +432,10 @@ export class LifecycleManager {
     }
     const need = this.needBytes(drain.model).bytes;
     const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
-    const residents = inventory.all().filter((model) => model.loaded).map((model) => this.resident(model));
+    const residents = inventory
+      .all()
+      .filter((model) => model.loaded)
+      .map((model) => this.resident(model));
     const now = this.now();
     // The victims chosen at the start may still be younger than the minimum residency.
     const evictable = (resident: ResidentModel) =>

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { displacementPays, needsAnotherCopy, planEvictions, residentValuePerByte, shouldRefill, shouldUnload, type ResidentModel, type PlacementTuning } from './placement-policy.js';
+import {
+  displacementPays,
+  needsAnotherCopy,
+  planEvictions,
+  residentValuePerByte,
+  shouldRefill,
+  shouldUnload,
+  type ResidentModel,
+  type PlacementTuning,
+} from './placement-policy.js';
 
 const GB = 1e9;
 const now = 1_000_000;
@@ -50,7 +59,18 @@ describe('planEvictions', () => {
     expect(planEvictions(6 * GB, 2 * GB, [stays, moves], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
     expect(planEvictions(6 * GB, 2 * GB, [stays, { ...moves, rehomable: false }], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
     expect(planEvictions(6 * GB, 2 * GB, [{ ...stays, demandPerS: 0.3 }, moves], now, tuning)).toEqual({ ok: true, evict: ['moves'] });
-    expect(planEvictions(6 * GB, 2 * GB, [{ ...stays, demandPerS: 0.3 }, { ...moves, rehomable: false }], now, tuning)).toEqual({ ok: true, evict: ['stays'] });
+    expect(
+      planEvictions(
+        6 * GB,
+        2 * GB,
+        [
+          { ...stays, demandPerS: 0.3 },
+          { ...moves, rehomable: false },
+        ],
+        now,
+        tuning,
+      ),
+    ).toEqual({ ok: true, evict: ['stays'] });
   });
 
   it('evicts the least valuable idle model first: low demand, long idle, large', () => {
@@ -141,7 +161,17 @@ describe('displacementPays', () => {
 });
 
 describe('needsAnotherCopy', () => {
-  const base = { copies: 1, freeSlotsOnCopies: 0, beingWarmed: false, waiting: 0, oldestWaitMs: 0, expectedLoadMs: 3_000, serviceMs: 1_000, parallelPerCopy: 4, arrivalPerS: 0 };
+  const base = {
+    copies: 1,
+    freeSlotsOnCopies: 0,
+    beingWarmed: false,
+    waiting: 0,
+    oldestWaitMs: 0,
+    expectedLoadMs: 3_000,
+    serviceMs: 1_000,
+    parallelPerCopy: 4,
+    arrivalPerS: 0,
+  };
 
   it('warms a first copy only when work waits for it', () => {
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 1 })).toEqual({ warm: true, reason: 'no_copy' });

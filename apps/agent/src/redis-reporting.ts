@@ -16,14 +16,19 @@ export type RedisReporter = (connection: string, fields?: Record<string, unknown
 export function reportRedisTrouble(options: { redisUrl: string; logger: Logger; commands: Redis; subscriber: Redis }): RedisReporter {
   const { redisUrl, logger } = options;
   const redisTrouble = new ErrorThrottle(REDIS_REPORT_INTERVAL_MS);
-  const reportRedis: RedisReporter = (connection, fields = {}) => (error) => {
-    const verdict = redisTrouble.pass(error);
-    if (!verdict) return;
-    const repeats = verdict.repeats + repeatsOf(error);
-    // A worker's other errors (a lost lock, say) are not about reaching Redis: keep their own words.
-    const message = connection === 'worker' && !isRedisUnreachable(error) ? 'worker error' : describeRedisError(redisUrl, error);
-    logger.warn({ err: error, connection, ...fields, ...(repeats > 0 && { repeats }) }, repeats > 0 ? `${message} (${repeats} more like it since the last report)` : message);
-  };
+  const reportRedis: RedisReporter =
+    (connection, fields = {}) =>
+    (error) => {
+      const verdict = redisTrouble.pass(error);
+      if (!verdict) return;
+      const repeats = verdict.repeats + repeatsOf(error);
+      // A worker's other errors (a lost lock, say) are not about reaching Redis: keep their own words.
+      const message = connection === 'worker' && !isRedisUnreachable(error) ? 'worker error' : describeRedisError(redisUrl, error);
+      logger.warn(
+        { err: error, connection, ...fields, ...(repeats > 0 && { repeats }) },
+        repeats > 0 ? `${message} (${repeats} more like it since the last report)` : message,
+      );
+    };
   options.commands.on('error', reportRedis('commands'));
   options.subscriber.on('error', reportRedis('subscriber'));
   options.commands.on('ready', () => redisTrouble.reset());

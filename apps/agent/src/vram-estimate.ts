@@ -72,11 +72,7 @@ export function vramProfile(weightsBytes: number, arch: ArchitectureNumbers, par
   };
 }
 
-export function estimateVramBytes(
-  weightsBytes: number,
-  arch: ArchitectureNumbers,
-  load: { numCtx: number; parallel: number },
-): number {
+export function estimateVramBytes(weightsBytes: number, arch: ArchitectureNumbers, load: { numCtx: number; parallel: number }): number {
   const profile = vramProfile(weightsBytes, arch, load.parallel);
   if (profile === undefined) return Math.ceil(weightsBytes * (1 + UNKNOWN_ARCH_SHARE) + CUDA_MINIMUM_BYTES);
   return vramNeedAtContext(profile, load.numCtx);

@@ -342,8 +342,7 @@ export class ApiKeyStore {
   async revoke(id: string): Promise<ApiKeyEntry> {
     return this.write(undefined, (snapshot, now) => {
       const current = this.registered(snapshot, id, 'revoked');
-      const adminsLeft =
-        this.configKeys.filter((key) => key.principal.admin).length + snapshot.records.filter((record) => record.admin && record.id !== id).length;
+      const adminsLeft = this.configKeys.filter((key) => key.principal.admin).length + snapshot.records.filter((record) => record.admin && record.id !== id).length;
       if (current.admin && adminsLeft === 0) {
         throw new ApiError(
           ApiErrorCode.keyNotRevocable,
@@ -358,7 +357,10 @@ export class ApiKeyStore {
   private registered(snapshot: RegistrySnapshot, id: string, verb: 'rotated' | 'revoked'): ApiKeyRecord {
     const configured = this.configKeys.find((key) => key.id === id);
     if (configured) {
-      throw new ApiError(ApiErrorCode.keyNotRevocable, `key ${id} comes from the configuration (${configured.origin}) and cannot be ${verb} through the API: change ${configured.origin} and restart the API`);
+      throw new ApiError(
+        ApiErrorCode.keyNotRevocable,
+        `key ${id} comes from the configuration (${configured.origin}) and cannot be ${verb} through the API: change ${configured.origin} and restart the API`,
+      );
     }
     const record = snapshot.records.find((candidate) => candidate.id === id);
     if (!record) throw new ApiError(ApiErrorCode.notFound, `no API key ${id}`);
@@ -452,7 +454,8 @@ export class ApiKeyStore {
     if (this.failing) return;
     this.failing = true;
     const logger = this.registry?.logger;
-    if (this.state === 'unknown') logger?.warn({ err: error }, 'API key registry unreadable: keys it holds are not accepted yet, and without configured keys requests answer 503');
+    if (this.state === 'unknown')
+      logger?.warn({ err: error }, 'API key registry unreadable: keys it holds are not accepted yet, and without configured keys requests answer 503');
     else logger?.warn({ err: error }, 'API key registry unreadable: keeping the keys last read');
   }
 

@@ -62,8 +62,12 @@ export function withDocumentedErrorShape(status: number, payload: unknown): unkn
   }
   const key = body.error?.key;
   if (typeof key !== 'string' || body.error?.code !== undefined) return payload;
-  const code = status === 404 ? ApiErrorCode.notFound : status === 405 ? ApiErrorCode.methodNotAllowed : status < 500 ? ApiErrorCode.invalidRequest : ApiErrorCode.internalError;
-  const words = key.replace(/^ERRORS\./, '').toLowerCase().replaceAll('_', ' ');
+  const code =
+    status === 404 ? ApiErrorCode.notFound : status === 405 ? ApiErrorCode.methodNotAllowed : status < 500 ? ApiErrorCode.invalidRequest : ApiErrorCode.internalError;
+  const words = key
+    .replace(/^ERRORS\./, '')
+    .toLowerCase()
+    .replaceAll('_', ' ');
   const message = typeof body.message === 'string' ? `${words}: ${body.message}` : `${words} (${key})`;
   return JSON.stringify({ error: { code, message } });
 }

@@ -19,13 +19,30 @@ describe('API loadConfig', () => {
   });
 
   it('reads each field from its variable, numbers coerced, empty variables ignored', () => {
-    const config = loadConfig({ PORT: '9000', REDIS_PREFIX: 'a.b-c_d', LOG_LEVEL: 'debug', FAIR_SHARE_STEP_SECONDS: '0.5', CANCEL_WAIT_MS: '0', HOST: '', API_KEYS: 'acme:k' });
+    const config = loadConfig({
+      PORT: '9000',
+      REDIS_PREFIX: 'a.b-c_d',
+      LOG_LEVEL: 'debug',
+      FAIR_SHARE_STEP_SECONDS: '0.5',
+      CANCEL_WAIT_MS: '0',
+      HOST: '',
+      API_KEYS: 'acme:k',
+    });
     expect(config).toMatchObject({ port: 9000, redisPrefix: 'a.b-c_d', logLevel: 'debug', fairShareStepSeconds: 0.5, cancelWaitMs: 0, host: '0.0.0.0', apiKeys: 'acme:k' });
   });
 
   it('names every bad variable in one message', () => {
     expect(
-      failure({ PORT: '70000', REDIS_PREFIX: 'a:b', LOG_LEVEL: 'loud', QUEUE_DEPTH_LIMIT: '-1', BODY_LIMIT_BYTES: '0', MAX_JSON_DEPTH: '5000', FAIR_SHARE_STEP_SECONDS: 'x', CANCEL_WAIT_MS: '1.5' }),
+      failure({
+        PORT: '70000',
+        REDIS_PREFIX: 'a:b',
+        LOG_LEVEL: 'loud',
+        QUEUE_DEPTH_LIMIT: '-1',
+        BODY_LIMIT_BYTES: '0',
+        MAX_JSON_DEPTH: '5000',
+        FAIR_SHARE_STEP_SECONDS: 'x',
+        CANCEL_WAIT_MS: '1.5',
+      }),
     ).toBe(
       'invalid API configuration: PORT: must be a number; REDIS_PREFIX: Invalid string: must match pattern /^[A-Za-z0-9._-]+$/; ' +
         'BODY_LIMIT_BYTES: must be a number; CANCEL_WAIT_MS: must be a number; ' +
@@ -40,7 +57,11 @@ describe('API loadConfig', () => {
   });
 
   it('names a variable for every field', () => {
-    expect(Object.keys(ENV_NAMES).sort()).toEqual(Object.keys(loadConfig({ PUBLIC_BASE_URL: 'http://x', API_KEYS: 'a:b', API_KEYS_FILE: 'f', ADMIN_API_KEYS: 'k', TRUSTED_PROXIES: '127.0.0.1', CORS_ORIGINS: '*' })).sort());
+    expect(Object.keys(ENV_NAMES).sort()).toEqual(
+      Object.keys(
+        loadConfig({ PUBLIC_BASE_URL: 'http://x', API_KEYS: 'a:b', API_KEYS_FILE: 'f', ADMIN_API_KEYS: 'k', TRUSTED_PROXIES: '127.0.0.1', CORS_ORIGINS: '*' }),
+      ).sort(),
+    );
   });
 
   it('parseConfig validates a config given in code', () => {

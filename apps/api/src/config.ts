@@ -1,14 +1,5 @@
 import { z } from 'zod';
-import {
-  EnvNonNegativeInt,
-  EnvNonNegativeNumber,
-  EnvNumber,
-  EnvPositiveInt,
-  LogLevel,
-  RedisPrefix,
-  parseEnvConfig,
-  readEnv,
-} from '@switchyard/protocol';
+import { EnvNonNegativeInt, EnvNonNegativeNumber, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv } from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0').describe('Listen address.'),

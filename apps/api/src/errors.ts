@@ -52,7 +52,11 @@ export function truncateInput(text: string, max = 100): string {
 export function invalidRequest(error: ZodError, what = 'request body'): ApiError {
   const problems = error.issues.map((issue) => {
     const path = issue.path.join('.');
-    if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.slice(0, 10).map((k) => quoteInput(k, 40)).join(', ')}${path ? ` in ${path}` : ''}`;
+    if (issue.code === 'unrecognized_keys')
+      return `unknown field(s) ${issue.keys
+        .slice(0, 10)
+        .map((k) => quoteInput(k, 40))
+        .join(', ')}${path ? ` in ${path}` : ''}`;
     return path ? `${path}: ${issue.message}` : issue.message;
   });
   return new ApiError(ApiErrorCode.invalidRequest, `invalid ${what}: ${problems.join('; ')}`);

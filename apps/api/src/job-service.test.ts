@@ -1,22 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { UnrecoverableError, type Job } from 'bullmq';
-import {
-  JobRequest,
-  modelToQueueName,
-  type JobData,
-  type JobRequestInput,
-  type JobResult,
-  type RedisKeys,
-} from '@switchyard/protocol';
-import {
-  CancelMessage,
-  EventLog,
-  ManualWorker,
-  ScriptedJobs,
-  closeRedis,
-  createRedis,
-} from '@switchyard/redis';
+import { JobRequest, modelToQueueName, type JobData, type JobRequestInput, type JobResult, type RedisKeys } from '@switchyard/protocol';
+import { CancelMessage, EventLog, ManualWorker, ScriptedJobs, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { parseConfig } from './config.js';
 import { ApiError } from './errors.js';
@@ -258,7 +244,11 @@ describe('JobService on a real Redis', () => {
     expect(await jobs.expire(running.accepted.id, MODEL, Date.now() - 10)).toEqual({ expired: false, state: 'active' });
     expect(await jobs.expire(queued.accepted.id, MODEL, Date.now() - 10)).toEqual({ expired: true });
     expect(await queues.get(MODEL).getJob(queued.accepted.id)).toBeUndefined();
-    expect(await events.last(queued.accepted.id)).toMatchObject({ type: 'error', code: 'deadline_exceeded', message: expect.stringMatching(/while the job was queued; it never reached a GPU$/) });
+    expect(await events.last(queued.accepted.id)).toMatchObject({
+      type: 'error',
+      code: 'deadline_exceeded',
+      message: expect.stringMatching(/while the job was queued; it never reached a GPU$/),
+    });
     expect(await records.get(queued.accepted.id)).toMatchObject({ status: 'expired' });
     expect(await jobs.get(queued.accepted.id, 'acme')).toMatchObject({ status: 'expired', error: { code: 'deadline_exceeded' } });
     // Gone already: nothing to expire.

@@ -180,13 +180,17 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
     const jobId = await submit();
     await ledger.watch(jobId, clock.now);
     await listen(jobId);
-    const queuedEvents = async () => (await events.readAfter(jobId, 0)).flatMap((event) => (event.type === 'queued' ? [{ position: event.position, depth: event.depth }] : []));
+    const queuedEvents = async () =>
+      (await events.readAfter(jobId, 0)).flatMap((event) => (event.type === 'queued' ? [{ position: event.position, depth: event.depth }] : []));
     expect(await queuedEvents()).toEqual([{ position: 1, depth: 2 }]);
 
     // The first round sends where it stands (this replica has told it nothing yet).
     const t0 = clock.now;
     await maintenance.tick();
-    expect(await queuedEvents()).toEqual([{ position: 1, depth: 2 }, { position: 1, depth: 2 }]);
+    expect(await queuedEvents()).toEqual([
+      { position: 1, depth: 2 },
+      { position: 1, depth: 2 },
+    ]);
 
     // The job ahead leaves; within the interval nothing is sent.
     await jobs.cancel(ahead, 'acme', 0, async () => false);

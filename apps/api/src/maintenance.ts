@@ -185,7 +185,11 @@ export class Maintenance {
         if (cancelled) this.deps.logger.info({ jobId }, 'job cancelled: its event streams went away and none came back within the grace period');
       }),
     );
-    await this.sendPositions(now, [...listened].filter((id) => positions.get(id)?.rank !== undefined), positions);
+    await this.sendPositions(
+      now,
+      [...listened].filter((id) => positions.get(id)?.rank !== undefined),
+      positions,
+    );
     for (const id of this.lastUpdate.keys()) if (!listened.has(id)) this.lastUpdate.delete(id);
   }
 

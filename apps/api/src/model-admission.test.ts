@@ -18,9 +18,7 @@ function agent(id: string, vramBytes: number, entry: Partial<AvailableModel> = {
     slots: 4,
     in_flight: 0,
     models_loaded: [],
-    models_available: [
-      { name: MODEL, digest: 'sha256:abc', size_bytes: 4.92e9, vram_need_bytes: need, fits: need <= vramBytes, vram_profile: PROFILE, ...entry },
-    ],
+    models_available: [{ name: MODEL, digest: 'sha256:abc', size_bytes: 4.92e9, vram_need_bytes: need, fits: need <= vramBytes, vram_profile: PROFILE, ...entry }],
     vram: { total_bytes: vramBytes, used_bytes: 0, free_bytes: vramBytes },
     started_at: 0,
     updated_at: 0,

@@ -23,10 +23,7 @@ export function placeModel(agents: AgentHeartbeat[], model: string, digest?: str
   const holders = agents.filter((agent) => agent.state === 'ready' && agent.models_available.some((m) => m.name === model));
   if (holders.length === 0) {
     const names = [...new Set(agents.flatMap((agent) => agent.models_available.map((m) => m.name)))].sort();
-    throw new ApiError(
-      ApiErrorCode.modelNotFound,
-      `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`,
-    );
+    throw new ApiError(ApiErrorCode.modelNotFound, `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`);
   }
   let candidates = holders.map((agent) => ({ agent, entry: agent.models_available.find((m) => m.name === model)! }));
   let fullDigest: string | undefined;

@@ -18,7 +18,10 @@ export const SECURITY_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const
 function parserError(error: NodeJS.ErrnoException): ApiError {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new ApiError(ApiErrorCode.headersTooLarge, 'the request line and headers are larger than the server accepts (16 KB); send a shorter URL and fewer or smaller headers');
+      return new ApiError(
+        ApiErrorCode.headersTooLarge,
+        'the request line and headers are larger than the server accepts (16 KB); send a shorter URL and fewer or smaller headers',
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new ApiError(ApiErrorCode.requestTimeout, 'the request was not received completely in time');
     case 'HPE_INVALID_CHUNK_SIZE':
@@ -42,8 +45,16 @@ function targetOf(rawPacket: unknown): string {
 function rawResponse(error: ApiError, target: string): string {
   const answer = errorAnswer(wireOf(target), error);
   const body = JSON.stringify(answer.body);
-  const headers = { ...answer.headers, ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}`).join('\r\n');
+  const headers = {
+    ...answer.headers,
+    ...SECURITY_HEADERS,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  };
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}`)
+    .join('\r\n');
   return `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n${head}\r\n\r\n${body}`;
 }
 
@@ -89,7 +100,13 @@ export function answerUnmetExpectations(server: Server): void {
     const error = new ApiError(ApiErrorCode.expectationFailed, `Expect: ${quoteInput(request.headers.expect ?? '', 60)} is not supported; only 100-continue is`);
     const answer = errorAnswer(wireOf(request.url ?? '/'), error);
     const body = JSON.stringify(answer.body);
-    response.writeHead(answer.status, { ...answer.headers, ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+    response.writeHead(answer.status, {
+      ...answer.headers,
+      ...SECURITY_HEADERS,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      Connection: 'close',
+    });
     response.end(body);
   });
 }

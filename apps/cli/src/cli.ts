@@ -121,10 +121,13 @@ function keysArgs(argv: string[]): { values: { url?: string | undefined; 'api-ke
   const loose = parseArgs({ args: argv, options: KEYS_CREATE_OPTIONS, allowPositionals: true, strict: false });
   const action = loose.positionals[1];
   if (!KEYS_ACTIONS.includes(action as (typeof KEYS_ACTIONS)[number])) {
-    throw new UsageError(action === undefined ? `keys needs an action: ${KEYS_ACTIONS.join(', ')}` : `unknown keys action ${JSON.stringify(action)} (actions: ${KEYS_ACTIONS.join(', ')})`);
+    throw new UsageError(
+      action === undefined ? `keys needs an action: ${KEYS_ACTIONS.join(', ')}` : `unknown keys action ${JSON.stringify(action)} (actions: ${KEYS_ACTIONS.join(', ')})`,
+    );
   }
   const extra = (positionals: string[], expected: number) => {
-    if (positionals.length > expected) throw new UsageError(`keys ${action} takes ${expected === 2 ? 'no arguments' : 'one argument'}, got ${JSON.stringify(positionals.slice(expected).join(' '))}`);
+    if (positionals.length > expected)
+      throw new UsageError(`keys ${action} takes ${expected === 2 ? 'no arguments' : 'one argument'}, got ${JSON.stringify(positionals.slice(expected).join(' '))}`);
   };
   switch (action) {
     case 'create': {

@@ -20,11 +20,19 @@ describe('terminal formatting', () => {
   });
 
   it('aligns table columns', () => {
-    expect(table([['A', 'BB', 'C'], ['long', 'x', 'y']])).toBe('A      BB   C\nlong   x    y');
+    expect(
+      table([
+        ['A', 'BB', 'C'],
+        ['long', 'x', 'y'],
+      ]),
+    ).toBe('A      BB   C\nlong   x    y');
   });
 
   it('reads queue statistics, n/a when the API has none', () => {
     expect(queueRow({ id: 'm:1', queue: { waiting: 2, active: 1 } })).toMatchObject({ waiting: 2, oldest_wait_s: null, drain_rate_per_s: null });
-    expect(queueRow({ id: 'm:1', queue: { waiting: 0, active: 0, oldest_wait_s: 3.5, drain_rate_per_s: 0.25 } })).toMatchObject({ oldest_wait_s: 3.5, drain_rate_per_s: 0.25 });
+    expect(queueRow({ id: 'm:1', queue: { waiting: 0, active: 0, oldest_wait_s: 3.5, drain_rate_per_s: 0.25 } })).toMatchObject({
+      oldest_wait_s: 3.5,
+      drain_rate_per_s: 0.25,
+    });
   });
 });

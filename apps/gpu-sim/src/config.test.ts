@@ -84,15 +84,25 @@ describe('loadConfig', () => {
   });
 
   it('names the field inside the catalog, and the file it came from', () => {
-    const path = configFile({ models: [{ name: 'ok', size_bytes: 1 }, { name: 'bad', size_bytes: 'huge' }] });
+    const path = configFile({
+      models: [
+        { name: 'ok', size_bytes: 1 },
+        { name: 'bad', size_bytes: 'huge' },
+      ],
+    });
     expect(() => loadConfig(['--config', path], {})).toThrow(/models\[1\]\.size_bytes \(from config file .*config\.json\): not a byte size/);
   });
 
   it('rejects unknown fields and duplicate models', () => {
     expect(() => parseConfig({ vram: 1 })).toThrow(/vram/);
-    expect(() => parseConfig({ models: [{ name: 'a', size_bytes: 1 }, { name: 'a:latest', size_bytes: 2 }] })).toThrow(
-      /models\[1\]\.name: duplicate of models\[0\]/,
-    );
+    expect(() =>
+      parseConfig({
+        models: [
+          { name: 'a', size_bytes: 1 },
+          { name: 'a:latest', size_bytes: 2 },
+        ],
+      }),
+    ).toThrow(/models\[1\]\.name: duplicate of models\[0\]/);
   });
 
   it('reports unreadable and malformed files', () => {

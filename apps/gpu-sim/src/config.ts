@@ -30,14 +30,18 @@ const KeepAliveSetting = z.union([z.string(), z.number()]).superRefine((value, c
 export const GpuSimConfig = z
   .strictObject({
     /** Interface to bind; Ollama's default is loopback only. */
-    host: z.string().min(1).default('127.0.0.1').describe('Interface to bind; Ollama\'s default is loopback only.'),
+    host: z.string().min(1).default('127.0.0.1').describe("Interface to bind; Ollama's default is loopback only."),
     /** 0 picks a free port. */
     port: numeric(z.number().int().min(0).max(65_535)).default(11_434).describe('Listen port (0 = any free one).'),
     gpu_name: z.string().min(1).default('Simulated GPU 24 GiB').describe('Name of the simulated GPU.'),
     /** VRAM budget of the simulated GPU; loaded models never exceed it. */
-    vram_bytes: ByteSize.pipe(z.number().int().positive()).default(24 * 2 ** 30).describe('VRAM budget; models never exceed it.'),
+    vram_bytes: ByteSize.pipe(z.number().int().positive())
+      .default(24 * 2 ** 30)
+      .describe('VRAM budget; models never exceed it.'),
     /** Fixed VRAM each loaded model takes besides weights and KV cache (CUDA context, graph). */
-    vram_overhead_bytes: ByteSize.pipe(z.number().int().nonnegative()).default(512 * 2 ** 20).describe('Fixed VRAM each loaded model takes besides weights and KV cache (CUDA context, graph).'),
+    vram_overhead_bytes: ByteSize.pipe(z.number().int().nonnegative())
+      .default(512 * 2 ** 20)
+      .describe('Fixed VRAM each loaded model takes besides weights and KV cache (CUDA context, graph).'),
     /** Multiplies every simulated delay (load, prompt eval, tokens): 0 = as fast as possible, 0.01 = 100× faster. */
     time_scale: numeric(z.number().nonnegative()).default(1).describe('Multiplies every simulated delay (0 = instant).'),
     /** Generation speed for models without their own. */
@@ -57,18 +61,29 @@ export const GpuSimConfig = z
     /** keep_alive for requests that send none (OLLAMA_KEEP_ALIVE). */
     keep_alive: KeepAliveSetting.default('5m').describe('Default keep_alive.'),
     /** Context size a model is loaded with when the request's options carry no num_ctx. */
-    num_ctx: numeric(z.number().int().positive()).default(4_096).describe('Context size a model is loaded with when the request\'s options carry no num_ctx.'),
+    num_ctx: numeric(z.number().int().positive()).default(4_096).describe("Context size a model is loaded with when the request's options carry no num_ctx."),
     /** Natural answer length range: the seeded generator stops ("stop") somewhere in it. */
-    response_tokens_min: numeric(z.number().int().positive()).default(16).describe('Shortest natural answer, in tokens (the seeded generator stops somewhere between this and `response_tokens_max`).'),
+    response_tokens_min: numeric(z.number().int().positive())
+      .default(16)
+      .describe('Shortest natural answer, in tokens (the seeded generator stops somewhere between this and `response_tokens_max`).'),
     response_tokens_max: numeric(z.number().int().positive()).default(64).describe('Longest natural answer, in tokens.'),
     /** Seed for requests without options.seed; "random" makes those answers vary like a real model. */
-    default_seed: z.union([numeric(z.number().int()), z.literal('random')]).default(0).describe('Seed for requests without `options.seed`; `"random"` makes those answers vary like a real model.'),
+    default_seed: z
+      .union([numeric(z.number().int()), z.literal('random')])
+      .default(0)
+      .describe('Seed for requests without `options.seed`; `"random"` makes those answers vary like a real model.'),
     /** What `/api/version` answers. */
     version: z.string().min(1).default('0.12.6').describe('What `/api/version` answers.'),
     /** Largest accepted request body (images in chat requests can be large). */
-    body_limit_bytes: ByteSize.pipe(z.number().int().positive()).default(64 * 2 ** 20).describe('Largest accepted request body (images in chat requests can be large).'),
+    body_limit_bytes: ByteSize.pipe(z.number().int().positive())
+      .default(64 * 2 ** 20)
+      .describe('Largest accepted request body (images in chat requests can be large).'),
     log_level: LogLevel.default('info').describe('pino level.'),
-    models: z.array(ModelSpec).min(1).prefault([...SAMPLE_CATALOG]).describe('The model catalog (JSON file only).'),
+    models: z
+      .array(ModelSpec)
+      .min(1)
+      .prefault([...SAMPLE_CATALOG])
+      .describe('The model catalog (JSON file only).'),
   })
   .superRefine((config, ctx) => {
     if (config.response_tokens_min > config.response_tokens_max) {
@@ -184,9 +199,7 @@ export function wantsHelp(argv: readonly string[]): boolean {
 function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>): string {
   return error.issues
     .map((issue) => {
-      const path = issue.path
-        .map((part, index) => (typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`))
-        .join('');
+      const path = issue.path.map((part, index) => (typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`)).join('');
       const top = issue.path[0];
       const source = typeof top === 'string' ? sources.get(top) : undefined;
       return `${path || '(root)'}${source ? ` (from ${source})` : ''}: ${issue.message}`;
@@ -222,7 +235,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 /** `OLLAMA_HOST` as `ollama serve` reads it: `host`, `host:port`, `:port` or a URL. */
 function splitOllamaHost(value: string): { host?: string; port?: string } {
-  let rest = value.trim().replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  let rest = value
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/.*$/, '');
   if (rest === '') return {};
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
   if (bracketed) return { host: bracketed[1], ...(bracketed[2] ? { port: bracketed[2] } : {}) };
@@ -240,9 +256,7 @@ function splitOllamaHost(value: string): { host?: string; port?: string } {
  * and environment variables. Throws ConfigError for unknown flags and invalid values.
  */
 export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): GpuSimConfig {
-  const flagOptions = Object.fromEntries(
-    Object.keys(FLAGS).map((flag) => [flag, { type: 'string' as const }]),
-  ) as Record<keyof typeof FLAGS, { type: 'string' }>;
+  const flagOptions = Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: 'string' as const }])) as Record<keyof typeof FLAGS, { type: 'string' }>;
   // `--keep-alive -1` would read as a missing value followed by an unknown flag `-1`.
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {

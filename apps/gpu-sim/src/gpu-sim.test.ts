@@ -109,7 +109,7 @@ describe('VRAM budget', () => {
     expect(s.vram_high_water_bytes).toBeLessThanOrEqual(3 * GiB);
   });
 
-  it('refuses a model that can never fit with Ollama\'s 500 error', async () => {
+  it("refuses a model that can never fit with Ollama's 500 error", async () => {
     const sim = await startSim({ vram_bytes: 3 * GiB, models: catalog });
     for (const path of ['/api/generate', '/api/chat']) {
       const response = await post(sim, path, { model: 'huge:1', prompt: 'x', messages: [{ role: 'user', content: 'x' }] });
@@ -123,9 +123,7 @@ describe('VRAM budget', () => {
     const sim = await startSim();
     const response = await post(sim, '/api/generate', { model: 'llama3.1:70b', prompt: 'x' });
     expect(response.status).toBe(500);
-    expect(((await response.json()) as { error: string }).error).toMatch(
-      /^model requires more system memory \(\d+\.\d GiB\) than is available \(24\.0 GiB\)$/,
-    );
+    expect(((await response.json()) as { error: string }).error).toMatch(/^model requires more system memory \(\d+\.\d GiB\) than is available \(24\.0 GiB\)$/);
   });
 
   it('makes a load wait while the model it would evict is busy, then evicts it', async () => {
@@ -175,7 +173,7 @@ describe('VRAM budget', () => {
 });
 
 describe('queue limit', () => {
-  it('answers 503 with Ollama\'s message when max_queue requests already wait', async () => {
+  it("answers 503 with Ollama's message when max_queue requests already wait", async () => {
     const sim = await startSim({ num_parallel: 1, max_queue: 2 });
     // The first request holds the only slot until the test is done with the queue (after one
     // token: a stream's headers go out with its first line, and fetch waits for them).

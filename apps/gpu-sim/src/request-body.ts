@@ -31,6 +31,9 @@ export function validateBody<T extends z.ZodType>(schema: T, body: unknown): z.i
   const issue = result.error.issues[0];
   if (!issue) throw new SimError('bad_request', 'invalid request');
   if (issue.path.length === 1 && issue.path[0] === 'model') throw new SimError('bad_request', 'model is required');
-  const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('').replace(/^\./, '');
+  const path = issue.path
+    .map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`))
+    .join('')
+    .replace(/^\./, '');
   throw new SimError('bad_request', `invalid request: ${path}: ${issue.message}`);
 }

@@ -41,7 +41,11 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
-const names = (sched: Scheduler) => sched.runnersView().map((runner) => runner.name.replace(/:latest$/, '')).sort();
+const names = (sched: Scheduler) =>
+  sched
+    .runnersView()
+    .map((runner) => runner.name.replace(/:latest$/, ''))
+    .sort();
 
 describe('Scheduler', () => {
   it('loads a model, then hands out num_parallel slots and queues the rest', async () => {
@@ -109,9 +113,7 @@ describe('Scheduler', () => {
 
   it('refuses a model bigger than the whole GPU with Ollama wording', async () => {
     const { sched } = scheduler();
-    await expect(sched.acquire(request(model('huge', 5)))).rejects.toThrow(
-      'model requires more system memory (5.0 GiB) than is available (4.0 GiB)',
-    );
+    await expect(sched.acquire(request(model('huge', 5)))).rejects.toThrow('model requires more system memory (5.0 GiB) than is available (4.0 GiB)');
   });
 
   it('refuses with queue_full when max_queue requests wait', async () => {
@@ -188,7 +190,7 @@ describe('Scheduler', () => {
     const { sched, counters } = scheduler({ vramBytes: 6 * GiB, numParallel: 2, maxLoadedModels: 3, maxQueue: 1_000 });
     const models = [model('m1', 1), model('m2', 2), model('m3', 3), model('m4', 4), model('m5', 5)];
     let seed = 12345;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const work = Array.from({ length: 200 }, async () => {
       const m = models[Math.floor(random() * models.length)] as ModelSpec;
       const lease: Lease = await sched.acquire(request(m, { keepAliveMs: random() < 0.2 ? 0 : 60_000 }));

@@ -161,10 +161,7 @@ export class Scheduler {
     const need = this.vramNeed(request.model, request.numCtx);
     if (need > this.options.vramBytes) {
       return Promise.reject(
-        new SimError(
-          'model_too_large',
-          `model requires more system memory (${formatGiB(need)} GiB) than is available (${formatGiB(this.options.vramBytes)} GiB)`,
-        ),
+        new SimError('model_too_large', `model requires more system memory (${formatGiB(need)} GiB) than is available (${formatGiB(this.options.vramBytes)} GiB)`),
       );
     }
     if (this.pending.length >= this.options.maxQueue) {
@@ -268,9 +265,7 @@ export class Scheduler {
     let count = this.runners.size;
     const fits = () => need <= free && (limit === 0 || count < limit);
     if (fits()) return true;
-    const idle = [...this.runners.values()]
-      .filter((runner) => runner.state === 'ready' && runner.inFlight === 0)
-      .sort(compareExpiry);
+    const idle = [...this.runners.values()].filter((runner) => runner.state === 'ready' && runner.inFlight === 0).sort(compareExpiry);
     const victims: Runner[] = [];
     for (const runner of idle) {
       if (fits()) break;

@@ -3,14 +3,7 @@
  * `{"error": "..."}` bodies, plain-text "404 page not found" for unknown paths, and JSON
  * bodies accepted whatever their Content-Type (curl -d sends form encoding, some clients none).
  */
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { registerInferenceRoutes } from './routes/inference-routes.js';
 import { registerMetaRoutes } from './routes/meta-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
@@ -41,8 +34,7 @@ export function buildServer(ctx: SimContext): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError | SimError, request, reply) => {
     ctx.counters.errorsTotal++;
-    const status =
-      error instanceof SimError ? error.status : typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    const status = error instanceof SimError ? error.status : typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500 && !(error instanceof SimError)) request.log.error({ err: error }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
     void reply.code(status).type('application/json; charset=utf-8').send({ error: error.message });

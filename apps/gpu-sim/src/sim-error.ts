@@ -2,14 +2,7 @@
  * The simulator's one error type. Each code maps to the HTTP status Ollama answers for the
  * same situation, here and nowhere else; the message is Ollama's wording where it has one.
  */
-export type SimErrorCode =
-  | 'bad_request'
-  | 'model_not_found'
-  | 'model_too_large'
-  | 'queue_full'
-  | 'shutting_down'
-  | 'payload_too_large'
-  | 'internal';
+export type SimErrorCode = 'bad_request' | 'model_not_found' | 'model_too_large' | 'queue_full' | 'shutting_down' | 'payload_too_large' | 'internal';
 
 const HTTP_STATUS: Readonly<Record<SimErrorCode, number>> = {
   bad_request: 400,

@@ -32,7 +32,13 @@ export function roundRobin(nodes: readonly FleetNode[], timeScale: number): Poli
       const base = { id: request.id, model: request.model, warmup: request.warmup, burst: request.burst !== null, submitted, node: node.name, tokens: outcome.tokens };
       if (outcome.error !== undefined || outcome.loadDurationMs === undefined) {
         const oom = isMemoryRefusal(outcome.error);
-        return { ...base, outcome: 'failed', failure: oom ? 'oom' : signal.aborted ? 'timeout' : `http_${outcome.status}: ${outcome.error}`, oom: oom ? 1 : 0, finished: Date.now() };
+        return {
+          ...base,
+          outcome: 'failed',
+          failure: oom ? 'oom' : signal.aborted ? 'timeout' : `http_${outcome.status}: ${outcome.error}`,
+          oom: oom ? 1 : 0,
+          finished: Date.now(),
+        };
       }
       return {
         ...base,

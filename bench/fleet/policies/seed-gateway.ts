@@ -87,7 +87,15 @@ export function seedGateway(nodes: readonly FleetNode[], timeScale: number, idle
           continue;
         }
         if (outcome.error !== undefined || outcome.loadDurationMs === undefined) {
-          return { ...base, outcome: 'failed', failure: signal.aborted ? 'timeout' : `http_${outcome.status}: ${outcome.error}`, node: node.name, oom, tokens: outcome.tokens, finished: Date.now() };
+          return {
+            ...base,
+            outcome: 'failed',
+            failure: signal.aborted ? 'timeout' : `http_${outcome.status}: ${outcome.error}`,
+            node: node.name,
+            oom,
+            tokens: outcome.tokens,
+            finished: Date.now(),
+          };
         }
         return {
           ...base,
@@ -101,7 +109,12 @@ export function seedGateway(nodes: readonly FleetNode[], timeScale: number, idle
         };
       }
     },
-    describe: () => ({ idle_window_trace_s: idleWindowS, keep_alive_sent: keepAlive, repins, pins_per_node: Object.fromEntries(nodes.map((node, index) => [node.name, pinCount[index]])) }),
+    describe: () => ({
+      idle_window_trace_s: idleWindowS,
+      keep_alive_sent: keepAlive,
+      repins,
+      pins_per_node: Object.fromEntries(nodes.map((node, index) => [node.name, pinCount[index]])),
+    }),
     close: () => dispatcher.close(),
   };
 }

@@ -120,7 +120,7 @@ export function switchyard(stack: SwitchyardStack): Policy {
       }
       const finished = Date.now();
       if (cold !== undefined) agentCold[cold ? 'cold' : 'warm']++;
-      const node = agent !== undefined ? stack.nodeOfAgent.get(agent) ?? agent : undefined;
+      const node = agent !== undefined ? (stack.nodeOfAgent.get(agent) ?? agent) : undefined;
       const common = { ...base, tokens, ...(node !== undefined && { node }), ...(cold !== undefined && { agent_cold: cold }) };
       if (failure !== undefined || timings === undefined) {
         const oom = isMemoryRefusal(failure);

@@ -59,7 +59,8 @@ function positiveIntSetting(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new StartFailure(`${name}=${raw} is not a positive whole number of milliseconds: set ${name} to one (default ${fallback})`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new StartFailure(`${name}=${raw} is not a positive whole number of milliseconds: set ${name} to one (default ${fallback})`);
   return value;
 }
 
@@ -269,7 +270,10 @@ async function main(): Promise<void> {
       failure = why ?? `it answered HTTP ${response?.status} to /api/version: is it Ollama?`;
       return undefined;
     });
-    if (!up) throw new StartFailure(`no Ollama answers at ${redactUrl(ollama)} (${failure}) within ${timeoutS} s — start Ollama there (ollama serve) or set OLLAMA_URL to where it listens`);
+    if (!up)
+      throw new StartFailure(
+        `no Ollama answers at ${redactUrl(ollama)} (${failure}) within ${timeoutS} s — start Ollama there (ollama serve) or set OLLAMA_URL to where it listens`,
+      );
   }
 
   // Our API, told apart by its pid: another server on the port must not pass for it.
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
   const ready = await until(deadline, async () => {
     const { response, failure } = await probeHttp(`${api}/readyz`);
     if (response?.ok) return true;
-    notReady = failure ?? (((await response?.json().catch(() => ({}))) as { redis?: string }).redis ?? `HTTP ${response?.status}`);
+    notReady = failure ?? ((await response?.json().catch(() => ({}))) as { redis?: string }).redis ?? `HTTP ${response?.status}`;
     return undefined;
   });
   if (!ready) throw new StartFailure(`the API at ${api} is not ready within ${timeoutS} s: Redis ${notReady}`, 1);

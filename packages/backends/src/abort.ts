@@ -6,8 +6,5 @@
 export function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   if (reason instanceof Error) return reason;
-  return new DOMException(
-    reason === undefined ? 'This operation was aborted' : `This operation was aborted: ${String(reason)}`,
-    'AbortError',
-  );
+  return new DOMException(reason === undefined ? 'This operation was aborted' : `This operation was aborted: ${String(reason)}`, 'AbortError');
 }

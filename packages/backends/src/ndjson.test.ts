@@ -16,12 +16,7 @@ async function collect(source: AsyncIterable<Uint8Array | string>): Promise<unkn
 // CRLF, a blank line, a whitespace-only line, 2-, 3- and 4-byte UTF-8 characters, and a
 // last line without a newline.
 const PAYLOAD =
-  '{"response":"caf\u00e9"}\r\n' +
-  '\n' +
-  '{"response":"\u65e5\u672c"}\n' +
-  '   \r\n' +
-  '{"response":"\u{1F999} llama","n":[1,2]}\n' +
-  '{"done":true,"eval_count":3}';
+  '{"response":"caf\u00e9"}\r\n' + '\n' + '{"response":"\u65e5\u672c"}\n' + '   \r\n' + '{"response":"\u{1F999} llama","n":[1,2]}\n' + '{"done":true,"eval_count":3}';
 const EXPECTED = [{ response: 'caf\u00e9' }, { response: '\u65e5\u672c' }, { response: '\u{1F999} llama', n: [1, 2] }, { done: true, eval_count: 3 }];
 const BYTES = encoder.encode(PAYLOAD);
 

@@ -41,10 +41,7 @@ const DEFAULT_MAX_LINE_LENGTH = 64 * 1024 * 1024;
  * {@link NdjsonParseError} on a line that is not JSON; returning early (break) closes
  * `source` through its iterator's `return()`.
  */
-export async function* parseNdjson(
-  source: AsyncIterable<Uint8Array | string>,
-  options: ParseNdjsonOptions = {},
-): AsyncGenerator<unknown, void, undefined> {
+export async function* parseNdjson(source: AsyncIterable<Uint8Array | string>, options: ParseNdjsonOptions = {}): AsyncGenerator<unknown, void, undefined> {
   const maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
   const decoder = new TextDecoder('utf-8');
   let pending = '';
@@ -62,8 +59,7 @@ export async function* parseNdjson(
     }
   };
 
-  const tooLong = (): Error =>
-    new Error(`NDJSON line ${lineNumber + 1} exceeds ${maxLineLength} characters without a newline`);
+  const tooLong = (): Error => new Error(`NDJSON line ${lineNumber + 1} exceeds ${maxLineLength} characters without a newline`);
 
   for await (const chunk of source) {
     // A string chunk after bytes: flush the decoder so a dangling partial character is not

@@ -55,7 +55,12 @@ export function readEnv<Field extends string>(env: EnvSource, names: EnvNames<Fi
     if (name === undefined) continue;
     const value = env[name]!;
     used.set(field, name);
-    values[field] = lists.has(field) ? value.split(',').map((part) => part.trim()).filter(Boolean) : value;
+    values[field] = lists.has(field)
+      ? value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean)
+      : value;
   }
   const byField: Readonly<Record<string, string | readonly string[] | undefined>> = names;
   return { values, nameOf: (field) => used.get(field) ?? [byField[field] ?? []].flat()[0] ?? field };

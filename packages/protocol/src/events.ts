@@ -39,20 +39,10 @@ export const ErrorEvent = z.object({
 });
 
 /** An event as a producer writes it, before the log assigns its `seq`. */
-export const StreamEventBody = z.discriminatedUnion('type', [
-  QueuedEvent,
-  StartedEvent,
-  TokenEvent,
-  RestartedEvent,
-  DoneEvent,
-  ErrorEvent,
-]);
+export const StreamEventBody = z.discriminatedUnion('type', [QueuedEvent, StartedEvent, TokenEvent, RestartedEvent, DoneEvent, ErrorEvent]);
 export type StreamEventBody = z.infer<typeof StreamEventBody>;
 
-export const StreamEvent = z.intersection(
-  z.object({ seq: z.number().int().positive() }),
-  StreamEventBody,
-);
+export const StreamEvent = z.intersection(z.object({ seq: z.number().int().positive() }), StreamEventBody);
 export type StreamEvent = StreamEventBody & { seq: number };
 export type StreamEventType = StreamEventBody['type'];
 

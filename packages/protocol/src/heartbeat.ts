@@ -56,9 +56,7 @@ export const AgentHeartbeat = z.object({
   /** Models this agent is loading right now (it holds their warm lease). */
   models_loading: z.array(z.string()).optional(),
   /** VRAM of the node as the agent accounts it (all GPUs together). */
-  vram: z
-    .object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() })
-    .optional(),
+  vram: z.object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() }).optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });

@@ -40,9 +40,7 @@ export const MAX_FORMAT_SCHEMA_CHARS = 64 * 1024;
 
 export const JobRequest = z
   .strictObject({
-    model: z
-      .string()
-      .regex(MODEL_NAME_PATTERN, 'model must be an Ollama model name such as "llama3.1:8b"'),
+    model: z.string().regex(MODEL_NAME_PATTERN, 'model must be an Ollama model name such as "llama3.1:8b"'),
     messages: z.array(ChatMessage).min(1, 'messages must not be empty').max(1000).optional(),
     prompt: z.string().max(1_000_000).optional(),
     system: z.string().max(1_000_000).optional(),
@@ -93,23 +91,10 @@ export const JobData = z.object({
 });
 export type JobData = z.infer<typeof JobData>;
 
-export const JobStatus = z.enum([
-  'queued',
-  'loading',
-  'running',
-  'completed',
-  'failed',
-  'cancelled',
-  'expired',
-]);
+export const JobStatus = z.enum(['queued', 'loading', 'running', 'completed', 'failed', 'cancelled', 'expired']);
 export type JobStatus = z.infer<typeof JobStatus>;
 
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
-  'completed',
-  'failed',
-  'cancelled',
-  'expired',
-]);
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled', 'expired']);
 
 export const FinishReason = z.enum(['stop', 'length', 'cancelled', 'error']);
 export type FinishReason = z.infer<typeof FinishReason>;

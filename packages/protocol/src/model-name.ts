@@ -93,5 +93,8 @@ export function splitQueueModel(queueModel: string): { model: string; digest?: s
 
 /** Digests compare as bare lowercase hex: Ollama serves them bare, clients often write `sha256:`. */
 export function normalizeDigest(digest: string): string {
-  return digest.trim().toLowerCase().replace(/^sha256:/, '');
+  return digest
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
 }

@@ -60,7 +60,12 @@ describe('AdmissionLedger on a real Redis', () => {
     await log.append('j1', { type: 'started', agent: 'x', cold: true, load_ms: 800 });
     expect((await ledger.stats(['m:1'], 60_000, 20)).get('m:1')).toMatchObject({ depth: 1, inFlight: 2 });
     expect(await redis.hget(keys.admission.loadMs, 'm:1')).toBe('800');
-    await log.append('j1', { type: 'done', finish_reason: 'stop', usage: { prompt_tokens: 1, completion_tokens: 1 }, timings: { queued_ms: 0, load_ms: 0, ttft_ms: 0, total_ms: 0 } });
+    await log.append('j1', {
+      type: 'done',
+      finish_reason: 'stop',
+      usage: { prompt_tokens: 1, completion_tokens: 1 },
+      timings: { queued_ms: 0, load_ms: 0, ttft_ms: 0, total_ms: 0 },
+    });
     await log.append('j2', { type: 'error', code: 'cancelled', message: 'bye' });
     expect(await ledger.inFlight()).toEqual({});
     const stats = (await ledger.stats(['m:1'], 60_000, 20)).get('m:1')!;
@@ -77,9 +82,7 @@ describe('AdmissionLedger on a real Redis', () => {
     const keys = redisKeys(uniquePrefix('ledger'));
     const ledgers = connections.map((connection) => new AdmissionLedger(connection, keys));
     const limits = { queueDepth: 1000, tenantInFlight: 7, tenantModelInFlight: 1000, globalInFlight: 1000 };
-    const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => ledgers[i % ledgers.length]!.admit(request({ tenant: 'busy', limits }))),
-    );
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => ledgers[i % ledgers.length]!.admit(request({ tenant: 'busy', limits }))));
     expect(results.filter((r) => r.kind === 'admitted')).toHaveLength(7);
     expect(results.filter((r) => r.kind === 'refused' && r.code === 'tenant_limit')).toHaveLength(33);
     expect((await ledgers[0]!.inFlight())['t:busy']).toBe(7);
@@ -225,7 +228,12 @@ describe('AdmissionLedger on a real Redis', () => {
     await ledger.started('old', { now: now - 2 * 3_600_000 });
     await ledger.release('old', 'done', '', now - 2 * 3_600_000);
     // Every outcome that adds a completion, so that each of the model's four counters takes its turn.
-    const endings: Array<[ReleaseKind, string]> = [['done', ''], ['error', 'backend_error'], ['error', 'cancelled'], ['error', 'deadline_exceeded']];
+    const endings: Array<[ReleaseKind, string]> = [
+      ['done', ''],
+      ['error', 'backend_error'],
+      ['error', 'cancelled'],
+      ['error', 'deadline_exceeded'],
+    ];
     const total = 2_300;
     let largest = [0, 0, 0];
     for (let i = 0; i < total; i++) {

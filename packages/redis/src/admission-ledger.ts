@@ -345,7 +345,11 @@ export class AdmissionLedger {
   /** Takes up to `count` of the oldest wait samples (start script's), in one MULTI. */
   async takeWaitSamples(count: number): Promise<WaitSample[]> {
     const key = this.keys.waitSamples;
-    const [[, raw]] = (await this.redis.multi().lrange(key, 0, count - 1).ltrim(key, count, -1).exec()) as [[Error | null, string[]]];
+    const [[, raw]] = (await this.redis
+      .multi()
+      .lrange(key, 0, count - 1)
+      .ltrim(key, count, -1)
+      .exec()) as [[Error | null, string[]]];
     return (raw ?? []).flatMap((sample) => parseWaitSample(sample) ?? []);
   }
 

@@ -41,9 +41,7 @@ describe('ErrorThrottle', () => {
 
 describe('describeRedisError', () => {
   it('names the address, the reason, the setting and the fix, without the password', () => {
-    expect(describeRedisError('redis://127.0.0.1:1', refused())).toBe(
-      'cannot reach Redis at redis://127.0.0.1:1: ECONNREFUSED — start Redis or set REDIS_URL',
-    );
+    expect(describeRedisError('redis://127.0.0.1:1', refused())).toBe('cannot reach Redis at redis://127.0.0.1:1: ECONNREFUSED — start Redis or set REDIS_URL');
     expect(describeRedisError('redis://:hunter2@db:6379', new Error('WRONGPASS invalid username-password pair'))).toMatch(
       /^Redis at redis:\/\/:\*\*\*@db:6379 refused the credentials .* set REDIS_URL/,
     );

@@ -49,19 +49,21 @@ export function createRedis(
   errorIntervalMs = CONNECTION_ERROR_INTERVAL_MS,
 ): Redis {
   const options: RedisOptions =
-    role === 'request'
-      ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000 }
-      : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const redis = new ReportingRedis(url, {
-    ...options,
-    // Back off up to 2 s between reconnects; never give up, the process recovers by itself.
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
-    lazyConnect: false,
-    // A rejected command's stack then shows who sent it, not only ioredis's internals (the
-    // test run sets this: an unhandled "Connection is closed." must name its caller).
-    showFriendlyErrorStack: process.env.REDIS_FRIENDLY_ERROR_STACK === '1',
-    ...extra,
-  }, errorIntervalMs);
+    role === 'request' ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000 } : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const redis = new ReportingRedis(
+    url,
+    {
+      ...options,
+      // Back off up to 2 s between reconnects; never give up, the process recovers by itself.
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
+      lazyConnect: false,
+      // A rejected command's stack then shows who sent it, not only ioredis's internals (the
+      // test run sets this: an unhandled "Connection is closed." must name its caller).
+      showFriendlyErrorStack: process.env.REDIS_FRIENDLY_ERROR_STACK === '1',
+      ...extra,
+    },
+    errorIntervalMs,
+  );
   return redis;
 }
 

@@ -57,4 +57,3 @@ export class QueueRegistry extends EventEmitter<{ queue: [model: string, queue: 
     this.queues.clear();
   }
 }
-

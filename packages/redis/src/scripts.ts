@@ -144,14 +144,13 @@ export function luaLiteral(value: unknown): string {
 
 /** SHA-1 of a script's source after its header: what a version pins (header wording is free to change). */
 export function scriptBodyHash(lua: string): string {
-  return createHash('sha1').update(lua.replace(/^--\[\[[\s\S]*?\]\]\n/, '')).digest('hex');
+  return createHash('sha1')
+    .update(lua.replace(/^--\[\[[\s\S]*?\]\]\n/, ''))
+    .digest('hex');
 }
 
 /** Replies, as the headers document them. */
-export type AdmitReply =
-  | ['dup', string]
-  | ['refused', RefusalCode, string, string, string, string]
-  | ['ok', string, string, string, string];
+export type AdmitReply = ['dup', string] | ['refused', RefusalCode, string, string, string, string] | ['ok', string, string, string, string];
 export type LedgerStatsRow = [depth: number, oldest: string, inFlight: string, drainX1000: string, estimates?: string[]];
 /** A job transition's reply: `[seq, status]` when taken (seq 1 for a claim without an event; a claim that created the record adds 'adopted'), `[0, why, status]` when refused. */
 export type JobTransitionReply = [seq: number, status: string, adopted?: 'adopted'] | [0, why: 'missing' | 'state' | 'fenced', status: string];

@@ -113,7 +113,10 @@ export class Http {
     try {
       return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
     } catch (error) {
-      throw new SwitchyardError(ClientErrorCode.invalidResponse, `${method} ${path} answered ${response.status} with a body that is not JSON`, { status: response.status, cause: error });
+      throw new SwitchyardError(ClientErrorCode.invalidResponse, `${method} ${path} answered ${response.status} with a body that is not JSON`, {
+        status: response.status,
+        cause: error,
+      });
     }
   }
 }

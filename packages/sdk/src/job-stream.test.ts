@@ -76,14 +76,20 @@ describe('stream()', () => {
   });
 
   it('retries a 503 after Retry-After, within the budget, and gives up beyond it', async () => {
-    const refusal = { status: 503, headers: { 'content-type': 'application/json', 'retry-after': '0' }, body: JSON.stringify({ error: { code: 'no_capacity', message: 'busy' } }) };
+    const refusal = {
+      status: 503,
+      headers: { 'content-type': 'application/json', 'retry-after': '0' },
+      body: JSON.stringify({ error: { code: 'no_capacity', message: 'busy' } }),
+    };
     const ok = scriptedFetch([refusal, { chunks: [done(1)] }]);
     expect((await collect(new SwitchyardClient({ baseUrl: 'http://api.test', fetch: ok.fetchImpl }))).map((event) => event.type)).toEqual(['done']);
 
     const long = { ...refusal, headers: { ...refusal.headers, 'retry-after': '120' } };
     const refused = scriptedFetch([long]);
     const started = Date.now();
-    const error = (await collect(new SwitchyardClient({ baseUrl: 'http://api.test', fetch: refused.fetchImpl, retry: { maxWaitMs: 1_000 } })).catch((caught: unknown) => caught)) as SwitchyardError;
+    const error = (await collect(new SwitchyardClient({ baseUrl: 'http://api.test', fetch: refused.fetchImpl, retry: { maxWaitMs: 1_000 } })).catch(
+      (caught: unknown) => caught,
+    )) as SwitchyardError;
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(error).toMatchObject({ code: 'no_capacity', status: 503, retryAfterS: 120 });
   });

@@ -95,7 +95,10 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
   const reconnect = async (error: unknown) => {
     failures++;
     if (failures > maxAttempts) {
-      throw new SwitchyardError(ClientErrorCode.connectionFailed, `the event stream of job ${jobId} dropped ${failures} times in a row without progress`, { jobId, cause: error });
+      throw new SwitchyardError(ClientErrorCode.connectionFailed, `the event stream of job ${jobId} dropped ${failures} times in a row without progress`, {
+        jobId,
+        cause: error,
+      });
     }
     const delayMs = failures === 1 && serverRetryMs === undefined ? 0 : backoffMs(failures, serverRetryMs ?? initialDelayMs, maxDelayMs);
     state.reconnects++;
@@ -128,7 +131,10 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
       }
       const type = response.headers.get('content-type') ?? '';
       if (!type.startsWith('text/event-stream') || !response.body) {
-        throw new SwitchyardError(ClientErrorCode.invalidResponse, `the event stream of job ${jobId} answered with ${JSON.stringify(type)}, not text/event-stream`, { status: response.status, jobId });
+        throw new SwitchyardError(ClientErrorCode.invalidResponse, `the event stream of job ${jobId} answered with ${JSON.stringify(type)}, not text/event-stream`, {
+          status: response.status,
+          jobId,
+        });
       }
 
       const messages: EventSourceMessage[] = [];
@@ -178,7 +184,11 @@ function parseEvent(message: EventSourceMessage, jobId: string): StreamEvent {
   }
   const parsed = StreamEvent.safeParse(data);
   if (!parsed.success) {
-    throw new SwitchyardError(ClientErrorCode.invalidResponse, `job ${jobId} sent an invalid event: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(event)'}: ${issue.message}`).join('; ')}`, { jobId });
+    throw new SwitchyardError(
+      ClientErrorCode.invalidResponse,
+      `job ${jobId} sent an invalid event: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(event)'}: ${issue.message}`).join('; ')}`,
+      { jobId },
+    );
   }
   return parsed.data as StreamEvent;
 }

@@ -68,15 +68,9 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
 export async function spawnRedisServer(binary = findOnPath('redis-server')): Promise<RedisHandle & { child: ChildProcess }> {
   if (!binary) throw new Error('redis-server was not found on PATH');
   const port = await freePort();
-  const child = spawn(
-    binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  );
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`redis-server exited early with code ${code}`))),
-  );
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`redis-server exited early with code ${code}`))));
   await Promise.race([waitForPing(url, 5_000), exited]);
   exited.catch(() => undefined);
   return {

@@ -52,7 +52,13 @@ export function fromZodError(error: ZodError, rename: (param: string) => string 
   const issue = error.issues[0];
   if (!issue) return invalidParam(null, 'invalid request body');
   if (issue.code === 'unrecognized_keys') {
-    return invalidParam(null, `unknown field(s) ${issue.keys.slice(0, 10).map((key) => quoteInput(key, 40)).join(', ')}`);
+    return invalidParam(
+      null,
+      `unknown field(s) ${issue.keys
+        .slice(0, 10)
+        .map((key) => quoteInput(key, 40))
+        .join(', ')}`,
+    );
   }
   const param = rename(paramName(issue.path));
   if (param === '') return invalidParam(null, `invalid request body: ${issue.message}`);

@@ -84,7 +84,12 @@ export async function startJobSession(ctx: ApiContext, request: FastifyRequest, 
           if (isTerminalEvent(event)) ended = true;
           queue.push(event);
         },
-        onEnd: (reason) => queue.end(reason === 'error' ? new CompatError(503, CompatErrorCode.eventsUnavailable, 'lost the job event stream (queue store unavailable); the job was cancelled') : undefined),
+        onEnd: (reason) =>
+          queue.end(
+            reason === 'error'
+              ? new CompatError(503, CompatErrorCode.eventsUnavailable, 'lost the job event stream (queue store unavailable); the job was cancelled')
+              : undefined,
+          ),
       },
       // No `jobEnded`: this request submitted the job a moment ago, so an empty log means its
       // first event is on its way, never that the job is over.

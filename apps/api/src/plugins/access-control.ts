@@ -84,7 +84,10 @@ export const accessControl = fp<AccessControlOptions>(async (app: FastifyInstanc
   // Public so an expired session can still clear its cookie; it ends only the session it names.
   const logout = async (request: FastifyRequest, reply: FastifyReply) => {
     await sessions.revoke(cookieValue(request.headers.cookie, SESSION_COOKIE));
-    return reply.header('Set-Cookie', AdminSessions.clearCookie(request.protocol === 'https')).header('Cache-Control', 'no-store').send({ logged_out: true });
+    return reply
+      .header('Set-Cookie', AdminSessions.clearCookie(request.protocol === 'https'))
+      .header('Cache-Control', 'no-store')
+      .send({ logged_out: true });
   };
   app.post('/admin/logout', access('public'), logout);
   app.get('/admin/logout', access('public'), logout);

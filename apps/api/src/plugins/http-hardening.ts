@@ -12,7 +12,11 @@ import { sendWireError, wireOf } from '../wire-errors.js';
 /** Headers a browser app may read from a cross-origin answer (backpressure and job links). */
 const CORS_EXPOSED_HEADERS = ['Retry-After', 'Retry-After-Ms', 'X-Queue-Depth', 'Location', 'x-switchyard-job-id', 'x-should-retry'];
 
-const list = (value: string | undefined) => (value ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+const list = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
 
 /** Server options for the hardening below: they must be given when the Fastify instance is made. */
 export function hardenedServerOptions(config: ApiConfig): Partial<FastifyHttpOptions<Server>> {

@@ -51,11 +51,16 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext): void
     if (bad.length > 0) {
       throw new ApiError(
         ApiErrorCode.invalidRequest,
-        `unknown limit(s) ${bad.slice(0, 10).map((field) => quoteInput(field, 60)).join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
+        `unknown limit(s) ${bad
+          .slice(0, 10)
+          .map((field) => quoteInput(field, 60))
+          .join(', ')}; use queue_depth[:<model>], tenant_in_flight[:<tenant>], tenant_model_in_flight[:<tenant>] or global_in_flight`,
       );
     }
     const set = Object.entries(parsed.data).filter((entry): entry is [string, number] => entry[1] !== null);
-    const cleared = Object.entries(parsed.data).filter(([, value]) => value === null).map(([field]) => field);
+    const cleared = Object.entries(parsed.data)
+      .filter(([, value]) => value === null)
+      .map(([field]) => field);
     const write = ctx.redis.multi();
     if (set.length > 0) write.hset(ctx.ledger.keys.limits, ...set.flatMap(([field, value]) => [field, String(value)]));
     if (cleared.length > 0) write.hdel(ctx.ledger.keys.limits, ...cleared);

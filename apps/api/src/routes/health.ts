@@ -9,10 +9,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
   /** Readiness: Redis answers a PING within a second; otherwise 503 so a balancer skips this replica. */
   app.get('/readyz', access('public'), async (_request, reply) => {
     try {
-      await Promise.race([
-        ctx.redis.ping(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('ping timed out')), 1_000).unref()),
-      ]);
+      await Promise.race([ctx.redis.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('ping timed out')), 1_000).unref())]);
       return { status: 'ready', redis: 'ok' };
     } catch (error) {
       return reply.status(503).send({ status: 'not_ready', redis: (error as Error).message });

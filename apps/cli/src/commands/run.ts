@@ -109,7 +109,9 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
         case 'restarted':
           progress.clear();
           if (!args.json) {
-            io.stderr.write(`${endsWithNewline ? '' : '\n'}[switchyard] the job lost its node and restarted elsewhere (attempt ${event.attempt}): the output above is void; the answer starts again\n`);
+            io.stderr.write(
+              `${endsWithNewline ? '' : '\n'}[switchyard] the job lost its node and restarted elsewhere (attempt ${event.attempt}): the output above is void; the answer starts again\n`,
+            );
             endsWithNewline = true;
           }
           break;

@@ -37,8 +37,18 @@ describe('POST /api/generate', () => {
       expect(line.done).toBe(false);
     }
     expect(Object.keys(final)).toEqual([
-      'model', 'created_at', 'response', 'done', 'done_reason', 'context', 'total_duration', 'load_duration',
-      'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration',
+      'model',
+      'created_at',
+      'response',
+      'done',
+      'done_reason',
+      'context',
+      'total_duration',
+      'load_duration',
+      'prompt_eval_count',
+      'prompt_eval_duration',
+      'eval_count',
+      'eval_duration',
     ]);
     expect(final).toMatchObject({ model: 'llama3.2:3b', response: '', done: true, done_reason: 'stop' });
     expect(final.created_at).toMatch(RFC3339);
@@ -64,9 +74,7 @@ describe('POST /api/generate', () => {
 
   it('stops at num_predict with done_reason "length"', async () => {
     const sim = await startSim();
-    const body = (await (
-      await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'count', stream: false, options: { num_predict: 5 } })
-    ).json()) as Line;
+    const body = (await (await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt: 'count', stream: false, options: { num_predict: 5 } })).json()) as Line;
     expect(body).toMatchObject({ done_reason: 'length', eval_count: 5 });
     expect((body.response as string).split(' ').filter(Boolean)).toHaveLength(5);
   });
@@ -74,9 +82,8 @@ describe('POST /api/generate', () => {
   it('is deterministic for seed + prompt and varies with the seed', async () => {
     const sim = await startSim();
     const text = async (seed?: number, prompt = 'same prompt') =>
-      ((await (
-        await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt, stream: false, ...(seed === undefined ? {} : { options: { seed } }) })
-      ).json()) as Line).response;
+      ((await (await post(sim, '/api/generate', { model: 'qwen2.5:0.5b', prompt, stream: false, ...(seed === undefined ? {} : { options: { seed } }) })).json()) as Line)
+        .response;
     const a = await text(1);
     expect(await text(1)).toBe(a);
     expect(await text(2)).not.toBe(a);
@@ -137,8 +144,17 @@ describe('POST /api/chat', () => {
       expect(line.done).toBe(false);
     }
     expect(Object.keys(final)).toEqual([
-      'model', 'created_at', 'message', 'done', 'done_reason', 'total_duration', 'load_duration',
-      'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration',
+      'model',
+      'created_at',
+      'message',
+      'done',
+      'done_reason',
+      'total_duration',
+      'load_duration',
+      'prompt_eval_count',
+      'prompt_eval_duration',
+      'eval_count',
+      'eval_duration',
     ]);
     expect(final).toMatchObject({ message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop' });
     expectFinalMetrics(final, tokens.length, prompt);
@@ -237,9 +253,14 @@ describe('cancellation', () => {
   it('stops a non-streamed generation when the client disconnects', async () => {
     const sim = await startSim({ time_scale: 1, tokens_per_s: 40, response_tokens_min: 10_000, response_tokens_max: 10_000 });
     const controller = new AbortController();
-    const pending = post(sim, '/api/chat', { model: 'qwen2.5:0.5b', messages: [{ role: 'user', content: 'x' }], stream: false }, {
-      signal: controller.signal,
-    }).catch((error: Error) => error);
+    const pending = post(
+      sim,
+      '/api/chat',
+      { model: 'qwen2.5:0.5b', messages: [{ role: 'user', content: 'x' }], stream: false },
+      {
+        signal: controller.signal,
+      },
+    ).catch((error: Error) => error);
     await waitFor(async () => (await stats(sim)).tokens_generated_total >= 3, 'generation to start');
     controller.abort();
     expect(await pending).toMatchObject({ name: 'AbortError' });

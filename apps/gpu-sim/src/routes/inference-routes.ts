@@ -187,9 +187,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
       ...ollamaContent(req.kind, out ? '' : generated.map((token) => token.text).join('')),
       done: true,
       done_reason: result.doneReason,
-      ...(req.kind === 'generate' && req.returnContext
-        ? { context: [...req.priorContext, ...promptTokenIds(promptText), ...generated.map((token) => token.id)] }
-        : {}),
+      ...(req.kind === 'generate' && req.returnContext ? { context: [...req.priorContext, ...promptTokenIds(promptText), ...generated.map((token) => token.id)] } : {}),
       total_duration: elapsedNs(arrived),
       load_duration: loadNs,
       prompt_eval_count: promptTokens,

@@ -69,9 +69,7 @@ describe('GET /api/ps', () => {
     expect(load.status).toBe(200);
     const [entry, ...rest] = await ps(sim);
     expect(rest).toEqual([]);
-    expect(Object.keys(entry ?? {}).sort()).toEqual(
-      ['context_length', 'details', 'digest', 'expires_at', 'model', 'name', 'size', 'size_vram'].sort(),
-    );
+    expect(Object.keys(entry ?? {}).sort()).toEqual(['context_length', 'details', 'digest', 'expires_at', 'model', 'name', 'size', 'size_vram'].sort());
     expect(entry).toMatchObject({ name: 'llama3.1:8b', model: 'llama3.1:8b', context_length: 4096 });
     expect(entry?.digest).toMatch(HEX64);
     expect(entry?.expires_at).toMatch(RFC3339);

@@ -21,11 +21,7 @@ import { BackendError, type BackendLoadedModel, type BackendModel, type BackendM
 
 function malformed(what: string, value: unknown): BackendError {
   const shown = JSON.stringify(value) ?? String(value);
-  return new BackendError(
-    `unexpected Ollama answer for ${what}: ${shown.length > 200 ? `${shown.slice(0, 200)}…` : shown}`,
-    undefined,
-    'backend_error',
-  );
+  return new BackendError(`unexpected Ollama answer for ${what}: ${shown.length > 200 ? `${shown.slice(0, 200)}…` : shown}`, undefined, 'backend_error');
 }
 
 const NS_PER_MS = 1_000_000;
@@ -105,10 +101,7 @@ export function toModelInfo(body: unknown): BackendModelInfo {
 
 /** What one streamed line of `/api/chat` or `/api/generate` means. */
 export type StreamLine =
-  | { kind: 'token'; text: string }
-  | { kind: 'done'; chunk: Extract<GenerateChunk, { type: 'done' }>; text?: string }
-  | { kind: 'error'; message: string }
-  | { kind: 'empty' };
+  { kind: 'token'; text: string } | { kind: 'done'; chunk: Extract<GenerateChunk, { type: 'done' }>; text?: string } | { kind: 'error'; message: string } | { kind: 'empty' };
 
 /** Reads one NDJSON line of a chat or generate stream. */
 export function readStreamLine(value: unknown): StreamLine {

@@ -229,9 +229,7 @@ describe('OllamaBackend.generate', () => {
       res.end();
     });
 
-    const chunks = await collect(
-      backend({ keepAlive: '30m' }).generate({ model: 'm', prompt: 'Why?', system: 'sys', keep_alive: '5m' }),
-    );
+    const chunks = await collect(backend({ keepAlive: '30m' }).generate({ model: 'm', prompt: 'Why?', system: 'sys', keep_alive: '5m' }));
 
     expect(chunks.filter((c) => c.type === 'token').map((c) => (c.type === 'token' ? c.text : ''))).toEqual(['The', ' sky']);
     expect(chunks.at(-1)).toMatchObject({ type: 'done', done_reason: 'length', completion_tokens: 2 });
@@ -262,11 +260,7 @@ describe('OllamaBackend.generate', () => {
   it('rejects with BackendError backend_error on a mid-stream {"error"} line, after the tokens before it', async () => {
     resetServer(async (_req, res) => {
       ndjsonHead(res);
-      await writeAwkwardly(
-        res,
-        lines({ response: 'partial', done: false }, { error: 'an error was encountered while running the model: CUDA error' }),
-        [20, 45],
-      );
+      await writeAwkwardly(res, lines({ response: 'partial', done: false }, { error: 'an error was encountered while running the model: CUDA error' }), [20, 45]);
       res.end();
     });
 

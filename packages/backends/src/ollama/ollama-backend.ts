@@ -5,15 +5,7 @@
 import { Pool, request, type Dispatcher } from 'undici';
 import type { OllamaChatRequest, OllamaGenerateRequest, OllamaLoadRequest, OllamaUnloadRequest } from '@switchyard/protocol';
 import { abortError } from '../abort.js';
-import {
-  BackendError,
-  type Backend,
-  type BackendLoadedModel,
-  type BackendModel,
-  type BackendModelInfo,
-  type GenerateChunk,
-  type GenerateRequest,
-} from '../backend.js';
+import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk, type GenerateRequest } from '../backend.js';
 import { NdjsonParseError, parseNdjson } from '../ndjson.js';
 import { errorMessageOf, readStreamLine, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-answers.js';
 
@@ -193,13 +185,7 @@ export class OllamaBackend implements Backend {
     };
   }
 
-  async #json(
-    method: 'GET' | 'POST',
-    path: string,
-    payload: unknown,
-    signal: AbortSignal | undefined,
-    timing: Timing,
-  ): Promise<unknown> {
+  async #json(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal | undefined, timing: Timing): Promise<unknown> {
     const res = await this.#send(method, path, payload, signal, timing);
     if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
     const text = await this.#text(res, path, signal);
@@ -210,13 +196,7 @@ export class OllamaBackend implements Backend {
     }
   }
 
-  async #send(
-    method: 'GET' | 'POST',
-    path: string,
-    payload: unknown,
-    signal: AbortSignal | undefined,
-    timing: Timing,
-  ): Promise<Dispatcher.ResponseData> {
+  async #send(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal | undefined, timing: Timing): Promise<Dispatcher.ResponseData> {
     if (signal?.aborted) throw abortError(signal);
     try {
       return await request(this.url + path, {
@@ -224,9 +204,7 @@ export class OllamaBackend implements Backend {
         method,
         signal,
         ...timing,
-        ...(payload !== undefined
-          ? { body: JSON.stringify(payload), headers: { 'content-type': 'application/json' } }
-          : {}),
+        ...(payload !== undefined ? { body: JSON.stringify(payload), headers: { 'content-type': 'application/json' } } : {}),
       });
     } catch (err) {
       throw this.#transportError(err, path, signal);

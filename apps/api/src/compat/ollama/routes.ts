@@ -14,25 +14,28 @@ import { registerOllamaModels } from './models.js';
  * Ollama's documented `curl -d '{...}'` calls send `application/x-www-form-urlencoded`.
  */
 export function registerOllamaRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  void app.register(async (scope) => {
-    scope.setErrorHandler((error, _request, reply) => sendWireError(reply, 'ollama', error));
-    useJsonBodyParser(scope, '*', ctx.config.maxJsonDepth);
-    scope.setNotFoundHandler((request, reply) => {
-      const path = request.url.split('?')[0] ?? '';
-      const managed = /^\/api\/(pull|push|create|copy|delete)$/.test(path);
-      sendWireError(
-        reply,
-        'ollama',
-        new CompatError(
-          404,
-          ApiErrorCode.notFound,
-          managed
-            ? `${quoteInput(path)} is not available through Switchyard: models are managed on each node`
-            : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/tags, /api/ps, /api/show and /api/version`,
-        ),
-      );
-    });
-    registerOllamaInference(scope, ctx);
-    registerOllamaModels(scope, ctx);
-  }, { prefix: '/api' });
+  void app.register(
+    async (scope) => {
+      scope.setErrorHandler((error, _request, reply) => sendWireError(reply, 'ollama', error));
+      useJsonBodyParser(scope, '*', ctx.config.maxJsonDepth);
+      scope.setNotFoundHandler((request, reply) => {
+        const path = request.url.split('?')[0] ?? '';
+        const managed = /^\/api\/(pull|push|create|copy|delete)$/.test(path);
+        sendWireError(
+          reply,
+          'ollama',
+          new CompatError(
+            404,
+            ApiErrorCode.notFound,
+            managed
+              ? `${quoteInput(path)} is not available through Switchyard: models are managed on each node`
+              : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/tags, /api/ps, /api/show and /api/version`,
+          ),
+        );
+      });
+      registerOllamaInference(scope, ctx);
+      registerOllamaModels(scope, ctx);
+    },
+    { prefix: '/api' },
+  );
 }

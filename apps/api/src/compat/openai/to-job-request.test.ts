@@ -27,7 +27,14 @@ describe('OpenAI chat request → job', () => {
     const job = chat({
       messages: [
         { role: 'developer', content: 'be terse' },
-        { role: 'user', content: [{ type: 'text', text: 'look' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'here' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'look' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+            { type: 'text', text: 'here' },
+          ],
+        },
         { role: 'assistant', content: null },
         { role: 'function', content: '{}', name: 'f' },
       ],

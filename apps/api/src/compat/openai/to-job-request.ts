@@ -79,12 +79,15 @@ export function chatToJobRequest(body: ChatCompletionRequest): JobRequest {
   let format: JobRequestInput['format'];
   if (body.response_format?.type === 'json_object') format = 'json';
   if (body.response_format?.type === 'json_schema') format = body.response_format.json_schema.schema ?? 'json';
-  return validJobRequest({
-    model: body.model,
-    messages: body.messages.map(toChatMessage),
-    ...common(body, body.max_completion_tokens ?? body.max_tokens),
-    ...(format !== undefined && { format }),
-  }, rename);
+  return validJobRequest(
+    {
+      model: body.model,
+      messages: body.messages.map(toChatMessage),
+      ...common(body, body.max_completion_tokens ?? body.max_tokens),
+      ...(format !== undefined && { format }),
+    },
+    rename,
+  );
 }
 
 /** `POST /v1/completions` body → the job it becomes. */
