@@ -77,6 +77,9 @@ export const ApiConfig = z.object({
   maintenanceIntervalMs: EnvPositiveInt.default(250).describe('Period of expiry, disconnect grace and position updates (on the replica holding the maintenance lock).'),
   /** Period of the admission-count reconciliation against BullMQ. */
   reconcileIntervalMs: EnvPositiveInt.default(5_000).describe('Period of the admission-count reconciliation against BullMQ.'),
+  agentLapseMs: EnvPositiveInt.default(3_500).describe(
+    "An agent whose newest heartbeat is this old has lost its jobs: they go back to their queues at once (agents beat every 2 s, so 3.5 s is a missed beat plus margin; BullMQ's lock expiry stays the backstop).",
+  ),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;
@@ -115,6 +118,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   queuedUpdateIntervalMs: 'QUEUED_UPDATE_INTERVAL_MS',
   maintenanceIntervalMs: 'MAINTENANCE_INTERVAL_MS',
   reconcileIntervalMs: 'RECONCILE_INTERVAL_MS',
+  agentLapseMs: 'AGENT_LAPSE_MS',
 };
 
 /** Reads the API's configuration from the environment; errors name the variable. */

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { JobErrorCode, type RedisKeys } from '@switchyard/protocol';
 import { defineScripts, type AdmissionLedger, type JobLifecycle, type QueueRegistry } from '@switchyard/redis';
+import type { AgentFailover } from './agent-failover.js';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
 import type { FleetView } from './fleet-view.js';
@@ -20,6 +21,8 @@ export interface MaintenanceDeps {
   admission: Admission;
   jobs: JobService;
   lifecycle: JobLifecycle;
+  /** Puts the jobs of agents whose heartbeat lapsed back in their queues (every round). */
+  failover?: AgentFailover;
   queues: QueueRegistry;
   fleet: FleetView;
   metrics: ApiMetrics;
@@ -88,6 +91,7 @@ export class Maintenance {
       ['expire', this.expireDue(now)],
       ['streams', this.streams(now)],
       ['samples', this.drainSamples()],
+      ...(this.deps.failover ? [['failover', this.deps.failover.tick(now)] as [string, Promise<unknown>]] : []),
     ];
     if (now - this.lastClaimScan >= 1_000) {
       this.lastClaimScan = now;

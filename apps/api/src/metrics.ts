@@ -22,6 +22,7 @@ export interface ApiMetrics {
   jobsSubmitted: Counter<'model' | 'priority'>;
   jobsRefused: Counter<'model' | 'reason'>;
   jobsCancelled: Counter<'model' | 'state' | 'cause'>;
+  jobsRequeued: Counter;
   queueWait: Histogram<'model'>;
   queueWaitEstimated: Histogram<'model'>;
   queueWaitEstimateError: Histogram<'model'>;
@@ -61,6 +62,11 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       name: 'switchyard_jobs_cancelled_total',
       help: 'Cancellations this API process made, by the state the job was in and the cause (client, disconnect, compat_disconnect, operator)',
       labelNames: ['model', 'state', 'cause'],
+      registers: [registry],
+    }),
+    jobsRequeued: new Counter({
+      name: 'switchyard_jobs_requeued_total',
+      help: 'Jobs put back in their queues because the agent running them stopped beating (AGENT_LAPSE_MS), by the replica running maintenance',
       registers: [registry],
     }),
     queueWait: new Histogram({

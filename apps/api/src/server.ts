@@ -29,6 +29,7 @@ import { FleetView } from './fleet-view.js';
 import { jobEndWaiter } from './job-end.js';
 import { JobEventFeed } from './job-event-feed.js';
 import { JobService } from './job-service.js';
+import { AgentFailover } from './agent-failover.js';
 import { Maintenance } from './maintenance.js';
 import { createApiMetrics, registerQueueMetrics, ttftObserver, type LedgerSnapshot } from './metrics.js';
 import { accessControl, principalOf } from './plugins/access-control.js';
@@ -87,12 +88,13 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const metrics = createApiMetrics(registry);
   const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
   const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
+  const records = new JobRecords(redis, keys);
   const jobs = new JobService({
     redis,
     keys,
     queues,
     lifecycle,
-    records: new JobRecords(redis, keys),
+    records,
     admission,
     ledger,
     metrics,
@@ -100,7 +102,30 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
   registerFleetMetrics(registry, fleet);
-  const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, lifecycle, queues, fleet, metrics, config, logger: logger.child({ component: 'maintenance' }) });
+  const failover = new AgentFailover({
+    redis,
+    keys,
+    queues,
+    records,
+    lifecycle,
+    lapseMs: config.agentLapseMs,
+    logger: logger.child({ component: 'failover' }),
+    onRequeued: (count) => metrics.jobsRequeued.inc(count),
+  });
+  const maintenance = new Maintenance({
+    redis,
+    keys,
+    ledger,
+    admission,
+    jobs,
+    lifecycle,
+    failover,
+    queues,
+    fleet,
+    metrics,
+    config,
+    logger: logger.child({ component: 'maintenance' }),
+  });
   const feed = new JobEventFeed(subscriber, events, keys, logger);
   const context: ApiContext = {
     config,

@@ -16,6 +16,8 @@ export interface StoredJob {
   status?: JobStatus;
   /** The agent that holds or held it (set by its claim). */
   agent?: string;
+  /** The attempt that holds or held it: BullMQ's lock token of that run (set by its claim). */
+  attempt?: string;
   /** How a failed, cancelled or expired job ended. */
   error?: ErrorInfo;
   /** What a completed job answered. */
@@ -23,7 +25,7 @@ export interface StoredJob {
 }
 
 /** Record fields read for a job's state; `request` (kept for a resubmit) is read only when asked for. */
-const FIELDS = ['model', 'tenant', 'created_at', 'queue', 'status', 'agent', 'error', 'result'] as const;
+const FIELDS = ['model', 'tenant', 'created_at', 'queue', 'status', 'agent', 'attempt', 'error', 'result'] as const;
 
 export class JobRecords {
   constructor(
@@ -33,7 +35,7 @@ export class JobRecords {
 
   /** The record, or undefined when there is none (never submitted, or past retention). */
   async get(jobId: string): Promise<StoredJob | undefined> {
-    const [model, tenant, createdAt, queue, status, agent, error, result] = await this.redis.hmget(this.keys.job(jobId), ...FIELDS);
+    const [model, tenant, createdAt, queue, status, agent, attempt, error, result] = await this.redis.hmget(this.keys.job(jobId), ...FIELDS);
     if (!model || !tenant) return undefined;
     const parsedError = error ? ErrorInfo.safeParse(parseJson(error)) : undefined;
     const parsedResult = result ? JobResult.safeParse(parseJson(result)) : undefined;
@@ -45,6 +47,7 @@ export class JobRecords {
       ...(queue && { queue }),
       ...(known !== undefined && { status: known }),
       ...(agent && { agent }),
+      ...(attempt && { attempt }),
       ...(parsedError?.success && { error: parsedError.data }),
       ...(parsedResult?.success && { result: parsedResult.data }),
     };
