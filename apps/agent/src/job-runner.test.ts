@@ -372,12 +372,18 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(log[0]).toMatchObject({ reason: 'agent_lost', attempt: 2 });
   });
 
-  it('drops a job that ended before its claim (a cancel won the race) without calling the backend or writing', async () => {
+  it('drops a job that ended before its claim (a cancel won the race): the refused claim aborts the backend request, nothing is written', async () => {
     await inventory.refresh();
+    let requestSignal: AbortSignal | undefined;
+    backend.script = async function* (_request, signal) {
+      requestSignal = signal;
+      await aborted(signal);
+      throw abortError();
+    };
     const job = await enqueue();
     await lifecycle.dequeue(job.id!, { type: 'error', code: 'cancelled', message: 'cancelled by client while queued' }, undefined);
     expect((await failureOf(processor()(job, undefined))).code).toBe('cancelled');
-    expect(backend.requests).toEqual([]);
+    expect(requestSignal?.aborted).toBe(true);
     expect(await typesOf(job)).toEqual(['error']);
   });
 

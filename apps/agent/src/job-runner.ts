@@ -37,20 +37,35 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     const jobId = job.id!;
     const log = deps.logger.child({ jobId });
     const attempt: Attempt = { token: token ?? `${deps.agentId}:${job.attemptsStarted}`, number: job.attemptsStarted };
-    // Aborted when a write is refused: another attempt holds the job, or it ended.
+    // The backend request's signal: BullMQ's (a cancellation heard here), or a refused write
+    // (another attempt holds the job, or it ended). One controller rather than
+    // AbortSignal.any, which costs more per job than the rest of this setup.
     const lost = new AbortController();
-    const aborts = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+    let lostJob = false;
+    signal?.addEventListener('abort', () => lost.abort(signal.reason), { once: true });
     const refused = (outcome: TransitionOutcome, type: string) => {
-      if (outcome.taken || lost.signal.aborted) return;
+      if (outcome.taken || lostJob) return;
+      lostJob = true;
       log.warn({ why: outcome.why, status: outcome.status, type }, 'job write refused: this attempt no longer holds the job; backend request aborted');
-      lost.abort(new Error(`this attempt no longer holds the job (${outcome.why})`));
+      lost.abort(
+        jobFailure(
+          JobErrorCode.cancelled,
+          `agent ${deps.agentId} no longer holds the job (${outcome.why === 'fenced' ? 'another attempt does' : `it is ${outcome.status ?? 'gone'}`})`,
+        ),
+      );
     };
-    let writes: Promise<unknown> = Promise.resolve();
+    // The claim goes out first and is not waited for: every later write is chained behind it
+    // on the same connection, so Redis runs it first, and a refused claim (the job ended
+    // before this agent got to it: a cancel raced the claim, or maintenance gave up on it)
+    // aborts the backend request like any refused write, within a round trip.
+    const claim = deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data);
+    claim.then((outcome) => refused(outcome, 'claim')).catch((error) => log.error({ err: error }, 'could not write the claim'));
+    let writes: Promise<unknown> = claim;
     // Writes go out in call order on one connection; keep the chain so the job is not
     // marked completed before its last event is in Redis. A failed write is logged here;
     // callers wait on `writes`, not on one write, so emit hands back no promise to drop.
     const emit = (event: Extract<StreamEventBody, { type: 'started' | 'token' }>): void => {
-      const write = event.type === 'started' ? deps.lifecycle.start(jobId, attempt, event, adopted) : deps.lifecycle.stream(jobId, attempt, event);
+      const write = event.type === 'started' ? deps.lifecycle.start(jobId, attempt, event) : deps.lifecycle.stream(jobId, attempt, event);
       writes = writes.then(() => write);
       write.then((outcome) => refused(outcome, event.type)).catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
     };
@@ -70,15 +85,6 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       log.info('job cancelled; backend request aborted');
       return fail(JobErrorCode.cancelled, String(signal?.reason ?? 'cancelled'));
     };
-
-    // The claim: refused when the job ended before this agent got to it (a cancel raced the
-    // claim, or maintenance gave up on it); BullMQ then drops it, and nothing is written.
-    const claimed = await deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data);
-    if (!claimed.taken) {
-      log.info({ why: claimed.why, status: claimed.status }, 'job not run: it ended before this agent claimed it');
-      throw jobFailure(JobErrorCode.cancelled, `job not run: it ended (${claimed.status ?? claimed.why}) before agent ${deps.agentId} claimed it`);
-    }
-    const adopted = claimed.adopted === true;
 
     const parsed = JobData.safeParse(job.data);
     if (!parsed.success) {
@@ -126,7 +132,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     let firstTokenAt: number | undefined;
     const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
     try {
-      for await (const chunk of deps.backend.generate(request, aborts)) {
+      for await (const chunk of deps.backend.generate(request, lost.signal)) {
         if (chunk.type === 'token') {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
@@ -157,7 +163,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           emit({ type: 'started', agent: deps.agentId, cold, load_ms: result.timings.load_ms });
         }
         await finish({ type: 'done', finish_reason: result.finish_reason, usage: result.usage, timings: result.timings }, result);
-        if (lost.signal.aborted) throw lost.signal.reason as Error;
+        if (lostJob) throw lost.signal.reason as Error;
         return result;
       }
       // An abort can also end the stream quietly, as if the backend had closed it.
@@ -166,8 +172,8 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       coalescer.discard();
-      // Another attempt holds the job: nothing more is written; BullMQ's lock is not ours either.
-      if (lost.signal.aborted) throw lost.signal.reason as Error;
+      // This attempt lost the job: nothing more is written (BullMQ's lock is not ours either).
+      if (lostJob) throw lost.signal.reason as Error;
       // Whatever broke after a cancellation was heard (an abort, or the backend closing the
       // stream it was aborting), the job ended because the client asked it to.
       if (cancelHeard() || (error as Error).name === 'AbortError') return cancelled();

@@ -27,14 +27,19 @@ local o = cjson.decode(ARGV[1])
 local record, events = KEYS[1], KEYS[2]
 local why, status = refusal(record, 'claim', nil)
 local adopted = why == 'missing'
-if adopted then set_fields(record, o.adopt.fields) elseif why then return refused(why, status) end
+if adopted then
+  set_fields(record, o.adopt.fields)
+  redis.call('HSET', record, 'adopted', '1')
+elseif why then
+  return refused(why, status)
+end
 redis.call('HSET', record, 'status', LIFECYCLE.to.claim, 'attempt', o.attempt, 'agent', o.agent)
 local seq = 1
 if ARGV[2] ~= '' then seq = append_event(events, o.channel, ARGV[2], o.max) end
 if adopted then
   redis.call('EXPIRE', record, o.adopt.recordTtl)
-  -- Without a `queued` the stream may not exist yet: the agent's `start` gives it its
-  -- expiry then (told by the third reply field; see job-event-2.lua's ttl).
+  -- Without a `queued` the stream may not exist yet: `start` gives it its expiry then (the
+  -- record's `adopted` field tells it; see job-event-2.lua).
   redis.call('EXPIRE', events, o.adopt.eventsTtl)
   return {seq, LIFECYCLE.to.claim, 'adopted'}
 end

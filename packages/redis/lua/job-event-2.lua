@@ -11,8 +11,8 @@
 
   ARGV[1]   options, JSON: transition ('position' | 'start' | 'stream' | 'requeue'), attempt? (the
             writer's; absent for the API's writes), channel, max (entries kept), set?
-            {field: value} (more record fields), ttl? (s: gives the stream an expiry, for a
-            job adopted at its claim, whose stream this event may create)
+            {field: value} (more record fields), ttl? (s: the expiry an unfinished job's
+            stream gets from `start` when that may have created it: a job adopted at its claim)
   ARGV[2]   the event's JSON, `type` first; '' for none
 
   Returns   {seq (1 without an event), status}, or refused: {0, 'missing' | 'state' | 'fenced', status}
@@ -25,7 +25,7 @@
 local o = cjson.decode(ARGV[1])
 local record, events = KEYS[1], KEYS[2]
 local transition = o.transition
-local why, status = refusal(record, transition, o.attempt)
+local why, status, adopted = refusal(record, transition, o.attempt)
 if why then return refused(why, status) end
 local to = LIFECYCLE.to[transition]
 if to ~= status then
@@ -35,5 +35,5 @@ end
 set_fields(record, o.set)
 local seq = 1
 if ARGV[2] ~= '' then seq = append_event(events, o.channel, ARGV[2], o.max) end
-if o.ttl then redis.call('EXPIRE', events, o.ttl) end
+if adopted and o.ttl and transition == 'start' then redis.call('EXPIRE', events, o.ttl) end
 return {seq, to}

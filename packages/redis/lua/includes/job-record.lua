@@ -2,15 +2,16 @@
 -- packages/protocol/src/job-status.ts): nil when it does, else why not — 'missing' (no
 -- record), 'fenced' (`attempt` is not the attempt that holds the job) or 'state' (the job
 -- is in a state the transition does not start from; it ended, say). Second result: the
--- record's status. One read (HMGET) whatever the answer.
+-- record's status; third: whether the record was adopted at a claim (see job-claim-2.lua).
+-- One read (HMGET) whatever the answer.
 local function refusal(record, transition, attempt)
-  local state = redis.call('HMGET', record, 'status', 'attempt')
+  local state = redis.call('HMGET', record, 'status', 'attempt', 'adopted')
   local status = state[1]
   if not status then return 'missing', '' end
   -- Fencing first: a writer whose attempt lost the job learns that, whatever became of it.
   if attempt and state[2] ~= attempt then return 'fenced', status end
   if not LIFECYCLE.from[transition][status] then return 'state', status end
-  return nil, status
+  return nil, status, state[3] == '1'
 end
 
 -- The reply of a refused transition: {0, reason, status}.

@@ -133,7 +133,7 @@ describe('JobLifecycle: a job’s transitions on a real Redis', () => {
     expect(await lifecycle.claim('byhand', 'agent-1', first, 'agent_lost', data)).toEqual({ taken: true, seq: 1, status: 'loading', adopted: true });
     expect(await records.get('byhand')).toMatchObject({ model: MODEL, tenant: 'ops', created_at: 1_700_000_000_000, status: 'loading', agent: 'agent-1' });
     expect(await redis.ttl(keys.job('byhand'))).toBeGreaterThan(500);
-    await lifecycle.start('byhand', first, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 }, true);
+    await lifecycle.start('byhand', first, { type: 'started', agent: 'agent-1', cold: false, load_ms: 0 });
     expect(await redis.ttl(keys.jobEvents('byhand'))).toBeGreaterThan(900);
   });
 

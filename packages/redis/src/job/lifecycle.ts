@@ -174,12 +174,12 @@ export class JobLifecycle {
 
   /**
    * `start`: the first token came (the `started` event); the ledger's reservation moves to
-   * running with it. `adopted`: the claim created the record, so this event may create the
-   * stream and gives it its expiry.
+   * running with it. (For a job adopted at its claim, this event may create the stream; the
+   * script gives it its expiry then.)
    */
-  async start(jobId: string, attempt: Attempt, started: Extract<StreamEventBody, { type: 'started' }>, adopted = false): Promise<TransitionOutcome> {
+  async start(jobId: string, attempt: Attempt, started: Extract<StreamEventBody, { type: 'started' }>): Promise<TransitionOutcome> {
     const [outcome] = await Promise.all([
-      this.event(jobId, 'start', started, attempt, adopted ? this.liveTtlSeconds : undefined),
+      this.event(jobId, 'start', started, attempt, this.liveTtlSeconds),
       // A failed ledger write is not the job's failure: the API's reconciliation repairs it.
       this.ledger.started(jobId, { cold: started.cold, loadMs: started.load_ms }).catch(() => false),
     ]);
