@@ -108,4 +108,15 @@ describe('the heartbeat an agent publishes', () => {
     active = 0;
     expect(heartbeat.build()).toMatchObject({ state: 'draining', in_flight: 0 });
   });
+
+  it('says degraded while its backend does not answer (and lists nothing to serve), draining winning over it', () => {
+    const inventory = { all: () => [model('warm', { loaded: { vramBytes: 6 * GB, loadedAt: 50, measured: true } })], backendReachable: false };
+    const { heartbeat } = builder({ inventory });
+    expect(heartbeat.build()).toMatchObject({ state: 'degraded', models_available: [] });
+    inventory.backendReachable = true;
+    expect(heartbeat.build()).toMatchObject({ state: 'ready' });
+    inventory.backendReachable = false;
+    heartbeat.draining();
+    expect(heartbeat.build()).toMatchObject({ state: 'draining' });
+  });
 });

@@ -45,7 +45,9 @@ export class HeartbeatBuilder {
     return {
       id: agentId,
       version,
-      state: this.state,
+      // Draining wins; otherwise an agent whose backend does not answer is degraded: admission
+      // and placement elsewhere count only `ready` agents as serving.
+      state: this.state === 'draining' || inventory.backendReachable ? this.state : 'degraded',
       backend: { kind: backend.kind, url: backend.url },
       gpus: this.gpuView(usedBytes),
       slots,

@@ -215,7 +215,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(await typesOf(empty)).toEqual(['started', 'done']);
   });
 
-  it('fails a backend error mid-stream with backend_error, dropping tokens not yet sent', async () => {
+  it('restarts a job whose backend broke mid-stream (back to its queue, no error event), and fails it with backend_error on its last attempt', async () => {
     await inventory.refresh();
     backend.script = async function* () {
       yield { type: 'token', text: 'a' };
@@ -223,14 +223,30 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
       throw new BackendError('the runner crashed');
     };
     const job = await enqueue();
-    expect(await failureOf(processor({ tokenCoalesceMs: 60_000 })(job, undefined))).toEqual({ code: 'backend_error', message: 'the runner crashed' });
-    const log = await logOf(job);
-    expect(log.map((event) => (event.type === 'token' ? event.text : event.type))).toEqual(['started', 'a', 'error']);
-    expect(log[2]).toMatchObject({ code: 'backend_error', message: 'the runner crashed' });
+    const run = processor({ tokenCoalesceMs: 60_000 })(job, undefined);
+    const error = await run.then(
+      () => undefined,
+      (caught: unknown) => caught as Error,
+    );
+    // Retryable (BullMQ's attempt budget applies), not an UnrecoverableError.
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(UnrecoverableError);
+    expect(error?.message).toBe('backend_lost: the runner crashed');
+    expect(await typesOf(job)).toEqual(['started', 'token']);
+    expect(await redis.hget(keys.job(job.id!), 'status')).toBe('queued');
     expect(inventory.get(MODEL)?.inFlight).toBe(0);
+    // A backend that answered (it sent an error line): it is not marked down.
+    expect(inventory.backendReachable).toBe(true);
+
+    // The last attempt: the job fails, with the tokens not yet sent dropped.
+    const last = await enqueue();
+    last.attemptsStarted = 2;
+    expect(await failureOf(processor({ tokenCoalesceMs: 60_000 })(last, undefined))).toEqual({ code: 'backend_error', message: 'the runner crashed' });
+    const log = await logOf(last);
+    expect(log.map((event) => (event.type === 'token' ? event.text : event.type))).toEqual(['restarted', 'started', 'a', 'error']);
   });
 
-  it('fails a model the backend no longer has with model_not_found, and a stream without a final line with backend_error', async () => {
+  it('fails a model the backend no longer has with model_not_found; a stream cut off, or a backend that stops answering, restarts the job and stops the agent claiming', async () => {
     await inventory.refresh();
     backend.script = async function* () {
       throw new BackendError('model "tiny:1b" not found', 404, 'model_not_found');
@@ -243,7 +259,16 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
       yield { type: 'token', text: 'a' };
     };
     const cut = await enqueue();
-    expect(await failureOf(processor()(cut, undefined))).toEqual({ code: 'backend_error', message: 'backend closed the stream without a final line' });
+    await expect(processor()(cut, undefined)).rejects.toThrow('backend_lost: backend closed the stream without a final line');
+
+    backend.script = async function* () {
+      throw new BackendError('Ollama failed on /api/generate: ECONNREFUSED', undefined, 'unavailable', { cause: new Error('connect ECONNREFUSED') });
+    };
+    const refused = await enqueue();
+    await expect(processor()(refused, undefined)).rejects.toThrow(/^backend_lost: /);
+    expect(inventory.backendReachable).toBe(false);
+    await inventory.refresh();
+    expect(inventory.backendReachable).toBe(true);
   });
 
   it('cancels a running job when its signal fires: the backend request is aborted, the job ends cancelled', async () => {

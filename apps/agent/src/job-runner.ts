@@ -26,6 +26,21 @@ function jobFailure(code: string, message: string): UnrecoverableError {
 }
 
 /**
+ * Whether a backend failure is the request's own doing (the backend answered 4xx: bad
+ * options, a model it does not have, input the model refused): such a job fails. Anything
+ * else — no answer, a cut connection, a stream that stopped, a 5xx — is the backend's, and
+ * the job is restarted.
+ */
+function causedByRequest(error: unknown): boolean {
+  return error instanceof BackendError && error.status !== undefined && error.status >= 400 && error.status < 500;
+}
+
+/** A failure of the connection itself (nothing answered, or it was cut): the backend looks down. */
+function isTransportFailure(error: unknown): boolean {
+  return error instanceof BackendError && (error.code === 'unavailable' || (error.status === undefined && error.cause !== undefined));
+}
+
+/**
  * Runs one dequeued job against the backend and streams its events, through the job's
  * transitions (`JobLifecycle`: claim, start, stream, finish). This is the BullMQ processor:
  * it declares `signal` so BullMQ hands it an AbortSignal that `worker.cancelJob` fires when
@@ -78,6 +93,23 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     const fail = async (code: string, message: string): Promise<never> => {
       await finish({ type: 'error', code, message }).catch((error) => log.error({ err: error }, 'could not write the terminal event'));
       throw jobFailure(code, message);
+    };
+
+    /**
+     * The backend stopped answering mid-job (refused, reset, cut off, timed out, or answered a
+     * server error): not the request's fault, so the job runs again elsewhere while the
+     * attempt budget lasts (BullMQ's retry; the record goes back to queued and the next claim
+     * writes `restarted`), and a dead backend makes this agent stop claiming. On the last
+     * attempt it fails with backend_error.
+     */
+    const backendLost = async (error: unknown): Promise<never> => {
+      if (isTransportFailure(error)) deps.inventory.markUnreachable(error);
+      const message = error instanceof Error ? error.message : String(error);
+      if (job.attemptsStarted >= (job.opts.attempts ?? 1)) return fail(JobErrorCode.backendError, message);
+      await writes.catch(() => undefined);
+      await deps.lifecycle.requeue(jobId, attempt).catch((caught: unknown) => log.error({ err: caught }, 'could not record the job as queued again'));
+      log.warn({ err: error, attempt: job.attemptsStarted }, 'backend lost mid-job: the job goes back to its queue for another agent');
+      throw new Error(`backend_lost: ${message}`);
     };
 
     const cancelHeard = () => signal?.aborted === true || deps.wasCancelled(jobId);
@@ -168,7 +200,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       }
       // An abort can also end the stream quietly, as if the backend had closed it.
       if (cancelHeard()) return await cancelled();
-      return await fail(JobErrorCode.backendError, 'backend closed the stream without a final line');
+      return await backendLost(new BackendError('backend closed the stream without a final line'));
     } catch (error) {
       if (error instanceof UnrecoverableError) throw error;
       coalescer.discard();
@@ -177,8 +209,9 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       // Whatever broke after a cancellation was heard (an abort, or the backend closing the
       // stream it was aborting), the job ended because the client asked it to.
       if (cancelHeard() || (error as Error).name === 'AbortError') return cancelled();
-      const message = error instanceof Error ? error.message : String(error);
       log.warn({ err: error }, 'backend request failed');
+      if (!causedByRequest(error)) return await backendLost(error);
+      const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof BackendError && error.code === 'model_not_found' ? JobErrorCode.modelNotFound : JobErrorCode.backendError;
       return fail(code, message);
     } finally {

@@ -133,6 +133,21 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     return this.lastRefreshOk;
   }
 
+  /**
+   * A job's backend request failed the way a dead backend fails (connection refused or reset,
+   * a stream cut off): until a refresh succeeds again (which re-reads `/api/tags` and
+   * `/api/ps`: a restarted Ollama has nothing loaded) the agent claims nothing and its
+   * heartbeat says `degraded`.
+   */
+  markUnreachable(error: unknown): void {
+    this.lastError = error;
+    if (!this.lastRefreshOk) return;
+    this.lastRefreshOk = false;
+    this.logger.warn({ err: error }, 'backend unreachable (a job request failed); claiming nothing until it answers again');
+    // Ask again soon rather than at the next period: a backend back in a second serves in a second.
+    setTimeout(() => void this.refresh(), 200).unref();
+  }
+
   models(): string[] {
     return [...this.states.keys()];
   }

@@ -21,7 +21,13 @@ describe('the placement relay', () => {
 });
 
 describe('which jobs may be claimed here', () => {
-  const rule = (placement: PlacementView) => claimRule({ inventory: { isLoaded: (model) => model !== 'cold' }, placement, parallelPerCopy: 2 });
+  const rule = (placement: PlacementView, backendReachable = true) =>
+    claimRule({ inventory: { isLoaded: (model) => model !== 'cold', backendReachable }, placement, parallelPerCopy: 2 });
+
+  it('takes nothing while the backend does not answer', () => {
+    expect(rule(view(), false)('m', 0)).toBe(false);
+    expect(rule(view(), true)('m', 0)).toBe(true);
+  });
 
   it('takes jobs of a warm model, digest-pinned queues too, while it has a backend slot free', () => {
     const canClaim = rule(view());

@@ -55,13 +55,16 @@ export class PlacementRelay implements PlacementView {
  * warm here, neither being loaded nor about to be evicted, and has a backend slot free.
  */
 export function claimRule(options: {
-  inventory: Pick<ModelInventory, 'isLoaded'>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'>;
   placement: Pick<PlacementView, 'loadingModel' | 'isDraining'>;
   parallelPerCopy: number;
 }): (queueKey: string, runningOfModel: number) => boolean {
   const { inventory, placement, parallelPerCopy } = options;
   return (queueKey, runningOfModel) => {
     const model = splitQueueModel(queueKey).model;
+    // A backend that stopped answering claims nothing: its jobs would fail at once ("loaded"
+    // is only what the last good read said; a restarted Ollama has nothing loaded).
+    if (!inventory.backendReachable) return false;
     return inventory.isLoaded(model) && placement.loadingModel !== model && !placement.isDraining(model) && runningOfModel < parallelPerCopy;
   };
 }

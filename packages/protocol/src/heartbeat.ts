@@ -39,7 +39,8 @@ export const AvailableModel = z.object({
 });
 export type AvailableModel = z.infer<typeof AvailableModel>;
 
-export const AgentState = z.enum(['ready', 'draining']);
+/** `degraded`: its backend does not answer; it claims nothing until it does (and is not counted as serving). */
+export const AgentState = z.enum(['ready', 'draining', 'degraded']);
 export type AgentState = z.infer<typeof AgentState>;
 
 /** The record each agent writes to Redis with a TTL; a missing record means the agent is gone. */
