@@ -11,6 +11,13 @@ export const ApiConfig = z.object({
   bodyLimitBytes: EnvPositiveInt.default(4 * 1024 * 1024).describe('Largest request body (413 above).'),
   /** SSE comment heartbeat, so proxies and clients see a live connection. */
   sseHeartbeatMs: EnvPositiveInt.default(15_000).describe('SSE keep-alive comment interval.'),
+  /**
+   * A stream that delivered no event for this long re-reads its job's log (a chaos run saw
+   * streams hang after a Redis restart: their jobs ended while nobody heard it).
+   */
+  feedStallMs: EnvPositiveInt.default(30_000).describe(
+    "A stream (native or compatibility) that delivered no event for this long re-reads its job's event log, delivers what it missed and ends if the job has ended.",
+  ),
   /** How long a fleet view (agent heartbeats) is reused before it is read again. */
   fleetCacheMs: EnvPositiveInt.default(500).describe('How long admission reuses the fleet view read from heartbeats.'),
   /** How long a finished job stays readable through GET /v1/jobs/:id. */
@@ -91,6 +98,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   redisPrefix: 'REDIS_PREFIX',
   bodyLimitBytes: 'BODY_LIMIT_BYTES',
   sseHeartbeatMs: 'SSE_HEARTBEAT_MS',
+  feedStallMs: 'FEED_STALL_MS',
   fleetCacheMs: 'FLEET_CACHE_MS',
   jobRetentionSeconds: 'JOB_RETENTION_SECONDS',
   idempotencyWindowSeconds: 'IDEMPOTENCY_WINDOW_SECONDS',

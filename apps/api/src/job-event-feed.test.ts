@@ -1,8 +1,9 @@
+import { once } from 'node:events';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { redisKeys, type RedisKeys, type StreamEvent, type StreamEventBody } from '@switchyard/protocol';
-import { EventLog, ScriptedJobs, SharedSubscriber, closeRedis, createRedis, type RawEvent } from '@switchyard/redis';
+import { EventLog, ScriptedJobs, SharedSubscriber, closeRedis, createRedis, waitUntilReady, type RawEvent } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { JobEventFeed, type FeedOptions } from './job-event-feed.js';
 
@@ -57,6 +58,8 @@ describe('JobEventFeed on a real Redis', () => {
   beforeAll(() => {
     redis = createRedis(testRedis(), 'worker');
     subscriberConnection = createRedis(testRedis(), 'worker');
+    // Each test's SharedSubscriber adds its listeners to this one connection.
+    subscriberConnection.setMaxListeners(50);
     keys = redisKeys(uniquePrefix('feed'));
     log = new EventLog(redis, keys);
     writer = new ScriptedJobs(redis, keys);
@@ -220,5 +223,198 @@ describe('JobEventFeed on a real Redis', () => {
     expect((await log.readRawAfter(jobId, 0)).length).toBe(2);
     expect(seen.seqs()).toEqual([1]);
     expect(ends).toEqual(['closed']);
+  });
+
+  describe('a subscriber that reconnects, or a feed that hears nothing', () => {
+    /**
+     * A subscriber connection the test can take away: after `drop()` it stays down (its
+     * retry strategy gives up) until `reconnect()`, so every message published in between is
+     * lost to it, as to the API's subscriber while Redis restarts.
+     */
+    async function droppableSubscriber() {
+      let mayReconnect = true;
+      const connection = createRedis(testRedis(), 'worker', { retryStrategy: () => (mayReconnect ? 10 : null) });
+      connection.on('error', () => undefined); // the kill is reported as an error: expected here
+      await waitUntilReady(connection);
+      // Asked before it subscribes: a subscribed connection may not send CLIENT ID.
+      const id = (await connection.client('ID')) as number;
+      const shared = new SharedSubscriber(connection);
+      const resubscribed = () => new Promise<void>((resolve) => shared.onResubscribed(resolve));
+      return {
+        connection,
+        shared,
+        resubscribed,
+        async drop() {
+          mayReconnect = false;
+          const ended = once(connection, 'end');
+          await redis.client('KILL', 'ID', String(id));
+          await ended;
+        },
+        async reconnect() {
+          mayReconnect = true;
+          await connection.connect();
+        },
+      };
+    }
+    /** How many connections listen on a job's channel (0: a publish now reaches nobody). */
+    const listeners = async (jobId: string) => ((await redis.pubsub('NUMSUB', keys.jobChannel(jobId))) as Array<string | number>)[1];
+
+    it('re-reads the log once the subscriber is subscribed again: what was published while it was away, done included, arrives and the feed ends', async () => {
+      const sub = await droppableSubscriber();
+      try {
+        const reconnecting = new JobEventFeed(sub.shared, log, keys, silent, { sweepTimer: false });
+        const jobId = newJob();
+        await writer.append(jobId, token('a'));
+        const seen = recorder();
+        const open = await reconnecting.open(seen.options(jobId));
+        open.start();
+        expect(seen.seqs()).toEqual([1]);
+
+        await sub.drop();
+        // Published while the subscriber is gone: heard by nobody, and the job's last events.
+        expect(await listeners(jobId)).toBe(0);
+        await writer.append(jobId, token('b'));
+        await writer.append(jobId, token('c'));
+        await writer.append(jobId, DONE);
+        expect(seen.seqs()).toEqual([1]);
+
+        await sub.reconnect();
+        expect(await seen.ended).toBe('terminal');
+        expect(seen.seqs()).toEqual([1, 2, 3, 4]);
+        expect(seen.parsed.flatMap((event) => (event.type === 'token' ? [event.text] : []))).toEqual(['a', 'b', 'c']);
+        await expect.poll(() => sub.shared.channelCount).toBe(0);
+      } finally {
+        await closeRedis(sub.connection);
+      }
+    });
+
+    it('a feed opened but not started when the subscriber came back reads the log again at its start', async () => {
+      const sub = await droppableSubscriber();
+      try {
+        const reconnecting = new JobEventFeed(sub.shared, log, keys, silent, { sweepTimer: false });
+        const jobId = newJob();
+        await writer.append(jobId, token('a'));
+        const seen = recorder();
+        const open = await reconnecting.open(seen.options(jobId));
+        await sub.drop();
+        await writer.append(jobId, token('b'));
+        await writer.append(jobId, DONE);
+        const back = sub.resubscribed();
+        await sub.reconnect();
+        await back;
+        // The replay read in open() had only `a`; `b` and `done` reached nobody live.
+        open.start();
+        expect(await seen.ended).toBe('terminal');
+        expect(seen.seqs()).toEqual([1, 2, 3]);
+      } finally {
+        await closeRedis(sub.connection);
+      }
+    });
+
+    it('drops, after a reconnect, the channels whose last listener left while the connection was down', async () => {
+      const sub = await droppableSubscriber();
+      try {
+        const jobId = newJob();
+        const off = await sub.shared.subscribe(keys.jobChannel(jobId), () => undefined);
+        const kept = newJob();
+        const offKept = await sub.shared.subscribe(keys.jobChannel(kept), () => undefined);
+        await sub.drop();
+        await off();
+        const back = sub.resubscribed();
+        await sub.reconnect();
+        await back;
+        // ioredis resubscribed both; a stream that is gone must not count as watching its job.
+        expect(await listeners(jobId)).toBe(0);
+        expect(await listeners(kept)).toBe(1);
+        await offKept();
+      } finally {
+        await closeRedis(sub.connection);
+      }
+    });
+
+    it('re-reads the log of a feed that delivered nothing for stallMs, and ends it at the terminal event found there', async () => {
+      let now = 1_000_000;
+      const stalling = new JobEventFeed(subscriber, log, keys, silent, { stallMs: 30_000, now: () => now, sweepTimer: false });
+      const jobId = newJob();
+      await writer.append(jobId, token('a'));
+      const seen = recorder();
+      const open = await stalling.open(seen.options(jobId));
+      open.start();
+      expect(seen.seqs()).toEqual([1]);
+      // A live event 20 s in: the feed is not quiet from its start any more.
+      now += 20_000;
+      await writer.append(jobId, token('b'));
+      await expect.poll(() => seen.seqs()).toEqual([1, 2]);
+      await stalling.sweepStalled();
+
+      // The job's end reaches the log but not the channel (lost publishes), and no later event comes.
+      await unheard.append(jobId, token('c'));
+      await unheard.append(jobId, DONE);
+      now += 29_999;
+      await stalling.sweepStalled();
+      expect(seen.seqs()).toEqual([1, 2]);
+      now += 1;
+      await stalling.sweepStalled();
+      expect(await seen.ended).toBe('terminal');
+      expect(seen.seqs()).toEqual([1, 2, 3, 4]);
+      await expect.poll(() => subscriber.channelCount).toBe(0);
+    });
+
+    it('a stalled feed whose log is gone ends when its job has ended, and stays open while it has not', async () => {
+      let now = 0;
+      let jobOver = false;
+      const stalling = new JobEventFeed(subscriber, log, keys, silent, { stallMs: 1_000, now: () => now, sweepTimer: false });
+      const jobId = newJob();
+      await writer.append(jobId, token('a'));
+      const seen = recorder();
+      const open = await stalling.open(seen.options(jobId), async () => jobOver);
+      open!.start();
+      // The log expired (a stream open for longer than a finished job's log lives).
+      await redis.del(keys.jobEvents(jobId));
+      now += 1_000;
+      await stalling.sweepStalled();
+      expect(subscriber.channelCount).toBe(1);
+      jobOver = true;
+      now += 1_000;
+      await stalling.sweepStalled();
+      expect(await seen.ended).toBe('terminal');
+      expect(seen.seqs()).toEqual([1]);
+    });
+
+    it('runs the stall sweep on its own timer', async () => {
+      const stalling = new JobEventFeed(subscriber, log, keys, silent, { stallMs: 20 });
+      const jobId = newJob();
+      await writer.append(jobId, token('a'));
+      const seen = recorder();
+      (await stalling.open(seen.options(jobId))).start();
+      // Only a re-read can deliver these: nothing is published.
+      await unheard.append(jobId, DONE);
+      expect(await seen.ended).toBe('terminal');
+      expect(seen.seqs()).toEqual([1, 2]);
+    });
+
+    it('keeps a feed open when a re-read fails, and reads again shortly', async () => {
+      let now = 0;
+      const flaky = Object.create(log) as EventLog;
+      let reads = 0;
+      flaky.readRawAfter = async (id, after, count) => {
+        // The first read is the replay; the second, the stall's re-read: Redis not back yet.
+        if (++reads === 2) throw new Error('Redis went away');
+        return log.readRawAfter(id, after, count);
+      };
+      const stalling = new JobEventFeed(subscriber, flaky, keys, silent, { stallMs: 1_000, now: () => now, sweepTimer: false });
+      const jobId = newJob();
+      await writer.append(jobId, token('a'));
+      const seen = recorder();
+      (await stalling.open(seen.options(jobId))).start();
+      await unheard.append(jobId, DONE);
+      now += 1_000;
+      await stalling.sweepStalled();
+      expect(reads).toBe(2);
+      expect(seen.seqs()).toEqual([1]);
+      // The retry, not another stall (the clock stands still), delivers the end.
+      expect(await seen.ended).toBe('terminal');
+      expect(seen.seqs()).toEqual([1, 2]);
+    });
   });
 });

@@ -126,7 +126,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     config,
     logger: logger.child({ component: 'maintenance' }),
   });
-  const feed = new JobEventFeed(subscriber, events, keys, logger);
+  const feed = new JobEventFeed(subscriber, events, keys, logger, { stallMs: config.feedStallMs });
   const context: ApiContext = {
     config,
     redis,

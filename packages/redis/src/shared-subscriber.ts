@@ -9,10 +9,18 @@ export type MessageListener = (message: string, channel: string) => void;
  * subscribed once and reference-counted; the last listener to leave unsubscribes it.
  * `subscribe` resolves once Redis has confirmed the subscription, so a caller that
  * subscribes and then reads a log cannot miss an event published in between.
+ *
+ * A connection that drops loses every message published until it is subscribed again
+ * (ioredis resubscribes by itself once it is `ready`). `onResubscribed` tells listeners
+ * when that happened, so they can read what they missed from their logs: a chaos run saw
+ * streams hang after a Redis restart, their jobs' `done` published to nobody.
  */
 export class SharedSubscriber {
   private readonly listeners = new Map<string, Set<MessageListener>>();
   private readonly pending = new Map<string, Promise<unknown>>();
+  private readonly resubscribedListeners = new Set<() => void>();
+  /** Channels given up while the connection was down: Redis may still hold them afterwards. */
+  private readonly leftOffline = new Set<string>();
 
   constructor(private readonly connection: Redis) {
     connection.on('message', (channel: string, message: string) => {
@@ -20,11 +28,46 @@ export class SharedSubscriber {
       if (!set) return;
       for (const listener of set) listener(message, channel);
     });
+    connection.on('ready', () => void this.resubscribed());
   }
 
   /** Number of channels currently subscribed (for metrics and leak tests). */
   get channelCount(): number {
     return this.listeners.size;
+  }
+
+  /**
+   * Calls `listener` each time the connection is ready again after it (re)connected, once
+   * Redis has confirmed every channel this process listens to: a log read from then on
+   * cannot miss an event that is not also heard live. Returns the function that removes it.
+   */
+  onResubscribed(listener: () => void): () => void {
+    this.resubscribedListeners.add(listener);
+    return () => void this.resubscribedListeners.delete(listener);
+  }
+
+  /**
+   * ioredis emits `ready` after it has sent its own resubscription (on the next tick of its
+   * ready handler) but does not say when Redis confirmed it; subscribing the same channels
+   * again on this connection is answered after that, so it is the confirmation.
+   */
+  private async resubscribed(): Promise<void> {
+    const channels = [...this.listeners.keys()];
+    // ioredis resubscribes every channel it had when the connection dropped, also those the
+    // last listener left while it was down (nothing could be unsubscribed then): a channel
+    // nobody hears would still count as a listener in PUBSUB NUMSUB (maintenance's "is this
+    // job still streamed?").
+    const stale = [...this.leftOffline].filter((channel) => !this.listeners.has(channel));
+    this.leftOffline.clear();
+    try {
+      if (channels.length > 0) await this.connection.subscribe(...channels);
+      if (stale.length > 0) await this.connection.unsubscribe(...stale);
+    } catch {
+      // The connection dropped again: its next `ready` comes back here.
+      for (const channel of stale) this.leftOffline.add(channel);
+      return;
+    }
+    for (const listener of [...this.resubscribedListeners]) listener();
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<() => Promise<void>> {
@@ -55,7 +98,8 @@ export class SharedSubscriber {
       current.delete(listener);
       if (current.size === 0) {
         this.listeners.delete(channel);
-        if (this.connection.status === 'ready') await this.connection.unsubscribe(channel).catch(() => undefined);
+        if (this.connection.status !== 'ready') this.leftOffline.add(channel);
+        else await this.connection.unsubscribe(channel).catch(() => void this.leftOffline.add(channel));
       }
     };
   }
