@@ -6,8 +6,8 @@
  * checks the record is in one of the transition's `from` states, appends the transition's
  * event to the job's stream and sets the new state, atomically. So the record and the
  * stream a client reads can never disagree, and the first terminal event wins: a job that
- * ended refuses every later transition. The scripts get this table generated into them
- * (`ts:job-lifecycle`), so the rule is written here only.
+ * ended refuses every later transition. The scripts are given each transition's `from` and
+ * `to` from this table with every call (`transitionFrom`), so the rule is written here only.
  *
  * See `packages/redis/src/job/lifecycle.ts` for who takes each transition and the writes
  * each makes in the other stores (BullMQ's queue, the admission ledger).
@@ -66,12 +66,10 @@ export function jobStatus(stored: string | null | undefined): JobStatus | undefi
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The table as the Lua scripts see it: per transition, a set of its `from` states and its `to`; and the terminal states. */
-export function luaJobLifecycle(): Record<string, unknown> {
-  const set = (states: readonly string[]) => Object.fromEntries(states.map((state) => [state, true]));
-  return {
-    from: Object.fromEntries(Object.entries(JOB_TRANSITIONS).map(([name, transition]) => [name, set(transition.from)])),
-    to: Object.fromEntries(Object.entries(JOB_TRANSITIONS).map(([name, transition]) => [name, transition.to])),
-    terminal: set([...TERMINAL_STATUSES]),
-  };
+/**
+ * A transition's from-states as the scripts take them (`,queued,loading,`): passed with every
+ * call rather than generated into the scripts, so no script builds the table on each run.
+ */
+export function transitionFrom(transition: JobTransition): string {
+  return `,${JOB_TRANSITIONS[transition].from.join(',')},`;
 }

@@ -11,36 +11,38 @@
   KEYS[1]   record                hash: the job's record
   KEYS[2]   events                stream: the job's replay log
 
-  ARGV[1]   options, JSON: attempt, agent, channel, max (entries kept), adopt {fields
-            {model, tenant, created_at} (strings), recordTtl, eventsTtl (s)}
-  ARGV[2]   the `restarted` event's JSON, or '' on a first attempt
+  ARGV[1]   from-states of the transition, ',a,b,' (from TypeScript's JOB_TRANSITIONS)
+  ARGV[2]   status it leaves the job in ('loading')
+  ARGV[3]   attempt: the claim's lock token
+  ARGV[4]   agent id
+  ARGV[5]   the job's live pub/sub channel
+  ARGV[6]   most entries kept in the stream (approximate trim)
+  ARGV[7]   the `restarted` event's JSON, or '' on a first attempt
+  ARGV[8]   adoption, JSON (read only when there is no record): fields {model, tenant,
+            created_at} (strings), recordTtl, eventsTtl (s)
 
-  Returns   {seq of `restarted`, or 1 without one; 'loading'; 'adopted' when the record was
+  Returns   {seq of `restarted`, or 1 without one; status; 'adopted' when the record was
             created}, or refused: {0, 'state', status}
 ]]
 --@include "ts:event-envelope"
---@include "ts:job-lifecycle"
 --@include "job-append"
 --@include "job-record"
 
-local o = cjson.decode(ARGV[1])
 local record, events = KEYS[1], KEYS[2]
-local why, status = refusal(record, 'claim', nil)
+local why, status = refusal(record, ARGV[1], '')
 local adopted = why == 'missing'
-if adopted then
-  set_fields(record, o.adopt.fields)
-  redis.call('HSET', record, 'adopted', '1')
-elseif why then
-  return refused(why, status)
-end
-redis.call('HSET', record, 'status', LIFECYCLE.to.claim, 'attempt', o.attempt, 'agent', o.agent)
+if why and not adopted then return refused(why, status) end
+redis.call('HSET', record, 'status', ARGV[2], 'attempt', ARGV[3], 'agent', ARGV[4])
 local seq = 1
-if ARGV[2] ~= '' then seq = append_event(events, o.channel, ARGV[2], o.max) end
+if ARGV[7] ~= '' then seq = append_event(events, ARGV[5], ARGV[7], ARGV[6]) end
 if adopted then
-  redis.call('EXPIRE', record, o.adopt.recordTtl)
+  local adopt = cjson.decode(ARGV[8])
+  local f = adopt.fields
+  redis.call('HSET', record, 'model', f.model, 'tenant', f.tenant, 'created_at', f.created_at, 'adopted', '1')
+  redis.call('EXPIRE', record, adopt.recordTtl)
   -- Without a `queued` the stream may not exist yet: `start` gives it its expiry then (the
   -- record's `adopted` field tells it; see job-event-2.lua).
-  redis.call('EXPIRE', events, o.adopt.eventsTtl)
-  return {seq, LIFECYCLE.to.claim, 'adopted'}
+  redis.call('EXPIRE', events, adopt.eventsTtl)
+  return {seq, ARGV[2], 'adopted'}
 end
-return {seq, LIFECYCLE.to.claim}
+return {seq, ARGV[2]}

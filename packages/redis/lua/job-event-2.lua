@@ -1,39 +1,36 @@
 --[[
   Transitions that keep the job's life going: `position` (the API's `queued` update, only
   while the job waits), `start` (the agent's `started`: loading -> running), `stream`
-  (tokens) and `requeue` (the agent handed the job back to its queue; no event: the next
-  claim writes `restarted`). An agent's event carries its attempt: one from an attempt
-  that no longer holds the job (an agent that was paused past its heartbeat while the job
-  ran elsewhere) is refused, and the agent aborts its backend request.
+  (tokens) and `requeue` (the agent or the API's failover put the job back in its queue; no
+  event: the next claim writes `restarted`). An agent's write carries its attempt: one from an
+  attempt that no longer holds the job (an agent that was paused past its heartbeat while
+  the job ran elsewhere) is refused, and the agent aborts its backend request. Positional
+  arguments, not a JSON options argument: this runs for every token event, and decoding
+  options measured as a share of its cost (bench:throughput).
 
   KEYS[1]   record                hash: the job's record
   KEYS[2]   events                stream: the job's replay log
 
-  ARGV[1]   options, JSON: transition ('position' | 'start' | 'stream' | 'requeue'), attempt? (the
-            writer's; absent for the API's writes), channel, max (entries kept), set?
-            {field: value} (more record fields), ttl? (s: the expiry an unfinished job's
-            stream gets from `start` when that may have created it: a job adopted at its claim)
-  ARGV[2]   the event's JSON, `type` first; '' for none
+  ARGV[1]   from-states of the transition, ',a,b,' (from TypeScript's JOB_TRANSITIONS)
+  ARGV[2]   status it leaves the job in
+  ARGV[3]   attempt: the writer's lock token; '' for the API's writes (not fenced)
+  ARGV[4]   the job's live pub/sub channel
+  ARGV[5]   most entries kept in the stream (approximate trim)
+  ARGV[6]   ttl (s) of an unfinished job's stream, given by `start`: set when the record was
+            adopted at its claim (its stream may begin with this event); '' otherwise
+  ARGV[7]   the event's JSON, `type` first; '' for none
 
   Returns   {seq (1 without an event), status}, or refused: {0, 'missing' | 'state' | 'fenced', status}
 ]]
 --@include "ts:event-envelope"
---@include "ts:job-lifecycle"
 --@include "job-append"
 --@include "job-record"
 
-local o = cjson.decode(ARGV[1])
 local record, events = KEYS[1], KEYS[2]
-local transition = o.transition
-local why, status, adopted = refusal(record, transition, o.attempt)
+local why, status, adopted = refusal(record, ARGV[1], ARGV[3])
 if why then return refused(why, status) end
-local to = LIFECYCLE.to[transition]
-if to ~= status then
-  o.set = o.set or {}
-  o.set.status = to
-end
-set_fields(record, o.set)
+if ARGV[2] ~= status then redis.call('HSET', record, 'status', ARGV[2]) end
 local seq = 1
-if ARGV[2] ~= '' then seq = append_event(events, o.channel, ARGV[2], o.max) end
-if adopted and o.ttl and transition == 'start' then redis.call('EXPIRE', events, o.ttl) end
-return {seq, to}
+if ARGV[7] ~= '' then seq = append_event(events, ARGV[4], ARGV[7], ARGV[5]) end
+if adopted and ARGV[6] ~= '' then redis.call('EXPIRE', events, ARGV[6]) end
+return {seq, ARGV[2]}

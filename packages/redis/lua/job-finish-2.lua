@@ -8,27 +8,25 @@
   KEYS[1]   record                hash: the job's record
   KEYS[2]   events                stream: the job's replay log
 
-  ARGV[1]   options, JSON: transition ('finish' | 'dequeue' | 'abandon'), status (the
-            terminal state: TypeScript picks it from the event, statusOfEnd), attempt? (the
-            agent's), channel, max (entries kept), ttl (s: a finished job's stream), set?
-            {field: value} (result or error, as JSON strings; the request of a dequeued job)
-  ARGV[2]   the terminal event's JSON, `type` first
+  ARGV[1]   from-states of the transition, ',a,b,' (from TypeScript's JOB_TRANSITIONS)
+  ARGV[2]   the terminal state (TypeScript picks it from the event: statusOfEnd)
+  ARGV[3]   attempt: the agent's lock token; '' for the API's writes (not fenced)
+  ARGV[4]   the job's live pub/sub channel
+  ARGV[5]   most entries kept in the stream (approximate trim)
+  ARGV[6]   ttl (s) of a finished job's stream
+  ARGV[7]   the terminal event's JSON, `type` first
+  ARGV[8..] record fields to set with the status: result or error (JSON), a dequeued job's request
 
   Returns   {seq, status}, or refused: {0, 'missing' | 'state' | 'fenced', status}
 ]]
 --@include "ts:event-envelope"
---@include "ts:job-lifecycle"
 --@include "job-append"
 --@include "job-record"
 
-local o = cjson.decode(ARGV[1])
 local record, events = KEYS[1], KEYS[2]
-local why, status = refusal(record, o.transition, o.attempt)
+local why, status = refusal(record, ARGV[1], ARGV[3])
 if why then return refused(why, status) end
-if not LIFECYCLE.terminal[o.status] then return redis.error_reply('job-finish: ' .. tostring(o.status) .. ' is not a terminal state') end
-o.set = o.set or {}
-o.set.status = o.status
-set_fields(record, o.set)
-local seq = append_event(events, o.channel, ARGV[2], o.max)
-redis.call('EXPIRE', events, o.ttl)
-return {seq, o.status}
+set_status_and_fields(record, ARGV[2], 8)
+local seq = append_event(events, ARGV[4], ARGV[7], ARGV[5])
+redis.call('EXPIRE', events, ARGV[6])
+return {seq, ARGV[2]}

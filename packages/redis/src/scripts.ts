@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ClientContext, Redis, RedisKey, Result } from 'ioredis';
 import { luaLedgerLayout, type RefusalCode } from './ledger-layout.js';
-import { luaJobLifecycle } from '@switchyard/protocol';
 import { luaEventEnvelope } from './event-envelope.js';
 
 /**
@@ -48,7 +47,6 @@ export type ScriptCommandName = keyof typeof COMMAND_FILES;
 const GENERATED: Record<string, () => string> = {
   'ts:ledger-layout': () => `local LAYOUT = ${luaLiteral(luaLedgerLayout())}\n`,
   'ts:event-envelope': () => `local ENVELOPE = ${luaLiteral(luaEventEnvelope())}\n`,
-  'ts:job-lifecycle': () => `local LIFECYCLE = ${luaLiteral(luaJobLifecycle())}\n`,
 };
 
 const LUA_DIR = new URL('../lua/', import.meta.url);
@@ -193,10 +191,51 @@ interface SwitchyardCommands<Context extends ClientContext> {
   sy_ledger_stats_v1(numKeys: number, ...keysThenOptions: RedisKey[]): Result<LedgerStatsRow[], Context>;
   sy_reservation_positions_v1(jobs: RedisKey, waitPrefix: string, ...jobIds: string[]): Result<PositionRow[], Context>;
   sy_watch_stream_v1(jobs: RedisKey, watched: RedisKey, jobId: string, now: string): Result<0 | 1, Context>;
-  sy_job_submit_v1(record: RedisKey, events: RedisKey, options: string, queuedEvent: string): Result<JobTransitionReply, Context>;
-  sy_job_claim_v1(record: RedisKey, events: RedisKey, options: string, restartedEvent: string): Result<JobTransitionReply, Context>;
-  sy_job_event_v1(record: RedisKey, events: RedisKey, options: string, event: string): Result<JobTransitionReply, Context>;
-  sy_job_finish_v1(record: RedisKey, events: RedisKey, options: string, event: string): Result<JobTransitionReply, Context>;
+  sy_job_submit_v1(
+    record: RedisKey,
+    events: RedisKey,
+    status: string,
+    recordTtlSeconds: number,
+    eventsTtlSeconds: number,
+    maxEvents: number,
+    queuedEvent: string,
+    ...fieldsAndValues: string[]
+  ): Result<JobTransitionReply, Context>;
+  sy_job_claim_v1(
+    record: RedisKey,
+    events: RedisKey,
+    from: string,
+    to: string,
+    attempt: string,
+    agent: string,
+    channel: string,
+    maxEvents: number,
+    restartedEvent: string,
+    adoption: string,
+  ): Result<JobTransitionReply, Context>;
+  sy_job_event_v1(
+    record: RedisKey,
+    events: RedisKey,
+    from: string,
+    to: string,
+    attempt: string,
+    channel: string,
+    maxEvents: number,
+    ttlIfAdopted: number | '',
+    event: string,
+  ): Result<JobTransitionReply, Context>;
+  sy_job_finish_v1(
+    record: RedisKey,
+    events: RedisKey,
+    from: string,
+    status: string,
+    attempt: string,
+    channel: string,
+    maxEvents: number,
+    ttlSeconds: number,
+    event: string,
+    ...fieldsAndValues: string[]
+  ): Result<JobTransitionReply, Context>;
   sy_hold_lock_v1(lock: RedisKey, holder: string, ttlMs: string): Result<0 | 1, Context>;
   sy_delete_if_equal_v1(key: RedisKey, value: string): Result<0 | 1, Context>;
   sy_write_api_key_if_unchanged_v1(records: RedisKey, version: RedisKey, expectedVersion: string, id: string, record: string): Result<string | null, Context>;

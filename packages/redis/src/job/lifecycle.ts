@@ -1,8 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { JobsOptions } from 'bullmq';
 import {
+  JOB_TRANSITIONS,
   jobStatus,
   statusOfEnd,
+  transitionFrom,
   type JobData,
   type JobRequest,
   type JobResult,
@@ -122,18 +124,18 @@ export class JobLifecycle {
   async enqueue(request: EnqueueRequest): Promise<void> {
     const { data, queue } = request;
     const id = data.id;
-    const fields = {
-      model: data.model,
-      tenant: data.tenant,
-      created_at: String(data.submitted_at),
-      ...(request.queueKey !== data.model && { queue: request.queueKey }),
-    };
+    const fields = ['model', data.model, 'tenant', data.tenant, 'created_at', String(data.submitted_at)];
+    if (request.queueKey !== data.model) fields.push('queue', request.queueKey);
     const [recorded, added] = await Promise.allSettled([
       this.redis.sy_job_submit_v1(
         this.keys.job(id),
         this.keys.jobEvents(id),
-        JSON.stringify({ fields, recordTtl: this.recordTtlSeconds, eventsTtl: this.liveTtlSeconds, max: this.maxEvents }),
+        JOB_TRANSITIONS.submit.to,
+        this.recordTtlSeconds,
+        this.liveTtlSeconds,
+        this.maxEvents,
         JSON.stringify(request.queued),
+        ...fields,
       ),
       queue.add('generate', data, this.bullOptions(id, request.priority)),
     ]);
@@ -158,7 +160,7 @@ export class JobLifecycle {
     const restarted = attempt.number > 1 ? JSON.stringify({ type: 'restarted', reason: restartedReason, attempt: attempt.number }) : '';
     const stored = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
     const text = (value: unknown, fallback: string) => (typeof value === 'string' && value !== '' ? value : fallback);
-    const adopt = {
+    const adoption = {
       fields: { model: text(stored.model, 'unknown'), tenant: text(stored.tenant, 'unknown'), created_at: String(Number(stored.submitted_at) || Date.now()) },
       recordTtl: this.recordTtlSeconds,
       eventsTtl: this.liveTtlSeconds,
@@ -166,8 +168,14 @@ export class JobLifecycle {
     const reply = await this.redis.sy_job_claim_v1(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
-      JSON.stringify({ attempt: attempt.token, agent, channel: this.keys.jobChannel(jobId), max: this.maxEvents, adopt }),
+      CLAIM_FROM,
+      JOB_TRANSITIONS.claim.to,
+      attempt.token,
+      agent,
+      this.keys.jobChannel(jobId),
+      this.maxEvents,
       restarted,
+      JSON.stringify(adoption),
     );
     return outcomeOf(reply);
   }
@@ -228,7 +236,12 @@ export class JobLifecycle {
     const reply = await this.redis.sy_job_event_v1(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
-      JSON.stringify({ transition, channel: this.keys.jobChannel(jobId), max: this.maxEvents, ...(attempt && { attempt: attempt.token }), ...(ttl !== undefined && { ttl }) }),
+      EVENT_FROM[transition],
+      JOB_TRANSITIONS[transition].to,
+      attempt?.token ?? '',
+      this.keys.jobChannel(jobId),
+      this.maxEvents,
+      ttl ?? '',
       event === undefined ? '' : JSON.stringify(event),
     );
     return outcomeOf(reply);
@@ -241,21 +254,19 @@ export class JobLifecycle {
     { attempt, ...set }: { attempt?: string; result?: string; request?: string },
     waitForLedger = true,
   ): Promise<TransitionOutcome> {
-    const status = statusOfEnd(event);
-    const fields = event.type === 'error' ? { ...set, error: JSON.stringify({ code: event.code, message: event.message }) } : set;
+    const fields = Object.entries(set).flatMap(([field, value]) => (value === undefined ? [] : [field, value]));
+    if (event.type === 'error') fields.push('error', JSON.stringify({ code: event.code, message: event.message }));
     const reply = await this.redis.sy_job_finish_v1(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
-      JSON.stringify({
-        transition,
-        status,
-        channel: this.keys.jobChannel(jobId),
-        max: this.maxEvents,
-        ttl: this.finishedTtlSeconds,
-        set: fields,
-        ...(attempt !== undefined && { attempt }),
-      }),
+      END_FROM[transition],
+      statusOfEnd(event),
+      attempt ?? '',
+      this.keys.jobChannel(jobId),
+      this.maxEvents,
+      this.finishedTtlSeconds,
       JSON.stringify(event),
+      ...fields,
     );
     // Only the ending that was taken releases: a fenced writer's job still runs elsewhere and
     // keeps its reservation. A failed ledger write is repaired by the API's reconciliation.
@@ -268,6 +279,11 @@ export class JobLifecycle {
     return outcomeOf(reply);
   }
 }
+
+/** Each transition's from-states as its script takes them, computed once. */
+const CLAIM_FROM = transitionFrom('claim');
+const EVENT_FROM = { position: transitionFrom('position'), start: transitionFrom('start'), stream: transitionFrom('stream'), requeue: transitionFrom('requeue') };
+const END_FROM = { finish: transitionFrom('finish'), dequeue: transitionFrom('dequeue'), abandon: transitionFrom('abandon') };
 
 function outcomeOf(reply: JobTransitionReply): TransitionOutcome {
   if (reply[0] === 0) {

@@ -36,13 +36,12 @@ export class ScriptedJobs {
     const [seq] = await this.redis.sy_job_submit_v1(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
-      JSON.stringify({
-        fields: { model: fields.model, tenant: fields.tenant ?? 'default', created_at: String(Date.now()) },
-        recordTtl: 3600,
-        eventsTtl: 3600,
-        max: 100_000,
-      }),
+      'queued',
+      3600,
+      3600,
+      100_000,
       JSON.stringify(queued),
+      ...['model', fields.model, 'tenant', fields.tenant ?? 'default', 'created_at', String(Date.now())],
     );
     return seq;
   }
