@@ -1,7 +1,26 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SwitchyardClient, SwitchyardError, type StreamEvent } from './index.js';
 
-type Reply = { status?: number; headers?: Record<string, string>; chunks?: string[]; failAfterChunks?: boolean; body?: string };
+type Reply = {
+  status?: number;
+  headers?: Record<string, string>;
+  chunks?: string[];
+  failAfterChunks?: boolean;
+  /** After its chunks the connection stays open and silent (a dead peer that never closed it). */
+  hangAfterChunks?: boolean;
+  /** A body the test writes to as it goes. */
+  pushed?: PushedBody;
+  body?: string;
+};
+
+/** A response body the test feeds chunk by chunk. */
+class PushedBody {
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly stream = new ReadableStream<Uint8Array>({ start: (controller) => void (this.controller = controller) });
+  push(text: string): void {
+    this.controller.enqueue(new TextEncoder().encode(text));
+  }
+}
 
 /** A fetch that answers the event stream route with scripted connections, recording each request. */
 function scriptedFetch(replies: Reply[]) {
@@ -16,14 +35,18 @@ function scriptedFetch(replies: Reply[]) {
     }
     const encoder = new TextEncoder();
     const chunks = [...(reply.chunks ?? [])];
-    const stream = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const chunk = chunks.shift();
-        if (chunk !== undefined) controller.enqueue(encoder.encode(chunk));
-        else if (reply.failAfterChunks) controller.error(new TypeError('terminated'));
-        else controller.close();
-      },
-    });
+    const stream =
+      reply.pushed?.stream ??
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const chunk = chunks.shift();
+          if (chunk !== undefined) controller.enqueue(encoder.encode(chunk));
+          else if (reply.failAfterChunks) controller.error(new TypeError('terminated'));
+          else if (reply.hangAfterChunks) return new Promise<void>(() => undefined);
+          else controller.close();
+          return undefined;
+        },
+      });
     return new Response(stream, { status: 200, headers: { 'content-type': 'text/event-stream', ...reply.headers } });
   }) as typeof fetch;
   return { fetchImpl, requests };
@@ -115,5 +138,64 @@ describe('stream()', () => {
     })().catch((caught: unknown) => caught);
     expect(seen.length).toBe(1);
     expect((error as Error).message).toBe('user stop');
+  });
+
+  describe('stall timeout', () => {
+    afterEach(() => void vi.useRealTimers());
+
+    it('replaces a connection that brings nothing for stallTimeoutMs, resuming with Last-Event-ID', async () => {
+      // The first connection stays open and silent after event 2: only the stall timeout moves on.
+      const { fetchImpl, requests } = scriptedFetch([
+        { chunks: [sse({ seq: 1, type: 'queued', position: 0, depth: 1 }), token(2, 'a')], hangAfterChunks: true },
+        { chunks: [token(3, 'b'), done(4)] },
+      ]);
+      const client = new SwitchyardClient({ baseUrl: 'http://api.test', fetch: fetchImpl, reconnect: { stallTimeoutMs: 50 } });
+      const reconnects: unknown[] = [];
+      const events = await collect(client, { onReconnect: (info) => reconnects.push(info.error) });
+      expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4]);
+      expect(requests.map((request) => request.lastEventId)).toEqual([null, '2']);
+      expect(reconnects).toHaveLength(1);
+      expect(reconnects[0]).toMatchObject({ name: 'StreamStalled' });
+    });
+
+    it('counts heartbeat comments as life, and not the time the caller spends on an event', async () => {
+      vi.useFakeTimers();
+      const body = new PushedBody();
+      const { fetchImpl, requests } = scriptedFetch([{ pushed: body }]);
+      const client = new SwitchyardClient({ baseUrl: 'http://api.test', fetch: fetchImpl });
+      const seqs: number[] = [];
+      const reading = (async () => {
+        for await (const event of client.stream('job1')) {
+          seqs.push(event.seq);
+          // A slow consumer: a minute on its first event, longer than the 45 s default.
+          if (event.seq === 1) await new Promise((resolve) => setTimeout(resolve, 60_000));
+        }
+      })();
+      body.push(token(1, 'a'));
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(seqs).toEqual([1]);
+      // A quiet job: only the API's heartbeat (every 15 s by default) for two minutes.
+      for (let second = 0; second < 120; second += 15) {
+        body.push(': keep-alive\n\n');
+        await vi.advanceTimersByTimeAsync(15_000);
+      }
+      body.push(done(2));
+      await reading;
+      expect(seqs).toEqual([1, 2]);
+      expect(requests).toHaveLength(1);
+    });
+
+    it('is off with stallTimeoutMs: 0', async () => {
+      vi.useFakeTimers();
+      const body = new PushedBody();
+      const { fetchImpl, requests } = scriptedFetch([{ pushed: body }]);
+      const client = new SwitchyardClient({ baseUrl: 'http://api.test', fetch: fetchImpl, reconnect: { stallTimeoutMs: 0 } });
+      const reading = collect(client);
+      body.push(token(1, 'a'));
+      await vi.advanceTimersByTimeAsync(10 * 60_000);
+      body.push(done(2));
+      expect((await reading).map((event) => event.seq)).toEqual([1, 2]);
+      expect(requests).toHaveLength(1);
+    });
   });
 });

@@ -12,6 +12,12 @@ export interface ReconnectOptions {
   initialDelayMs?: number;
   /** Largest delay between attempts. Default 5 000 ms. */
   maxDelayMs?: number;
+  /**
+   * A connection that brings nothing for this long, not an event and not the API's heartbeat
+   * comment (sent every 15 s by default, `SSE_HEARTBEAT_MS`), is taken for dead and replaced
+   * (reconnect with `Last-Event-ID`). Default 45 000 ms (three heartbeats); 0 turns it off.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** Why and when a stream reconnects (see {@link StreamOptions.onReconnect}). */
@@ -54,6 +60,49 @@ export interface StreamDeps {
 /** Thrown inside the read loop to reconnect after a gap (an event that skipped a `seq`). */
 class GapDetected extends Error {}
 
+/** Why a connection that went silent was replaced (the `error` of its {@link ReconnectInfo}). */
+class StreamStalled extends Error {
+  override readonly name = 'StreamStalled';
+}
+
+/**
+ * Calls `onStall` once nothing was `touch`ed for `ms` while the stream was being read (the time
+ * the caller spends on an event between `pause` and `resume` is not silence). One timer per
+ * connection, re-armed only when it fires early: a touch per chunk is a clock read, not a timer.
+ */
+function stallWatch(ms: number, onStall: () => void): { touch(): void; pause(): void; resume(): void; stop(): void } {
+  const off = () => undefined;
+  if (ms <= 0) return { touch: off, pause: off, resume: off, stop: off };
+  let last = Date.now();
+  let paused = false;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = (delay: number) => {
+    timer = setTimeout(() => {
+      timer = undefined;
+      // Paused: `resume` arms it again (no timer runs for a consumer that walked away).
+      if (paused) return;
+      const quiet = Date.now() - last;
+      if (quiet >= ms) onStall();
+      else arm(ms - quiet);
+    }, delay);
+  };
+  arm(ms);
+  return {
+    touch: () => void (last = Date.now()),
+    pause: () => void (paused = true),
+    resume: () => {
+      paused = false;
+      last = Date.now();
+      if (!timer && !stopped) arm(ms);
+    },
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /**
  * Creates the event stream of one job. Connection by connection:
  *
@@ -64,6 +113,8 @@ class GapDetected extends Error {}
  * - A terminal event (`done`, `error`) ends the iteration after it is yielded.
  * - A dropped connection, or a response that ends early, reconnects with backoff; the
  *   attempt counter resets whenever an event arrives.
+ * - So does a connection that stays silent (no event, no heartbeat) for `stallTimeoutMs`: a
+ *   dead TCP connection that was never closed would otherwise be read forever.
  * - `429`/`503` refusals are retried after `Retry-After` within the retry budget.
  */
 export function createJobEventStream(deps: StreamDeps, jobId: string, options: StreamOptions = {}): JobEventStream {
@@ -87,6 +138,7 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
   const maxAttempts = deps.reconnect.maxAttempts ?? 8;
   const initialDelayMs = deps.reconnect.initialDelayMs ?? 250;
   const maxDelayMs = deps.reconnect.maxDelayMs ?? 5_000;
+  const stallTimeoutMs = deps.reconnect.stallTimeoutMs ?? 45_000;
   const budget = new RetryBudget(deps.retry);
   const path = `/v1/jobs/${encodeURIComponent(jobId)}/events`;
   let failures = 0;
@@ -109,6 +161,15 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
   for (;;) {
     if (options.signal?.aborted) throw abortReason(options.signal);
     const { controller, release } = linkedController(options.signal);
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let stalled: StreamStalled | undefined;
+    // From the request on: an answer whose headers never come is as dead as a silent body.
+    const watch = stallWatch(stallTimeoutMs, () => {
+      stalled = new StreamStalled(`the event stream of job ${jobId} brought nothing (no event, no heartbeat) for ${stallTimeoutMs} ms`);
+      // Cancelling the reader ends a read that waits (a fetch need not honour the abort).
+      reader?.cancel(stalled).catch(() => undefined);
+      controller.abort(stalled);
+    });
     try {
       let response: Response;
       try {
@@ -118,11 +179,13 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
         });
       } catch (error) {
         if (options.signal?.aborted) throw abortReason(options.signal);
-        await reconnect(error);
+        watch.stop();
+        await reconnect(stalled ?? error);
         continue;
       }
       if (response.status === 204) return;
       if (!response.ok) {
+        watch.stop();
         const error = await errorFromResponse(response);
         const delay = budget.delayFor(error);
         if (delay === undefined) throw error;
@@ -142,13 +205,14 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
         onEvent: (message) => messages.push(message),
         onRetry: (ms) => (serverRetryMs = ms),
       });
-      const reader = response.body.getReader();
+      reader = response.body.getReader();
       const decoder = new TextDecoder();
       let dropped: unknown;
       try {
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          watch.touch();
           parser.feed(decoder.decode(value, { stream: true }));
           while (messages.length > 0) {
             const event = parseEvent(messages.shift()!, jobId);
@@ -156,7 +220,9 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
             if (event.seq !== state.lastEventId + 1) throw new GapDetected(`expected seq ${state.lastEventId + 1}, got ${event.seq}`);
             state.lastEventId = event.seq;
             failures = 0;
+            watch.pause();
             yield event;
+            watch.resume();
             if (isTerminalEvent(event)) return;
           }
         }
@@ -165,10 +231,12 @@ async function* readEvents(deps: StreamDeps, jobId: string, options: StreamOptio
         if (error instanceof SwitchyardError) throw error;
         dropped = error; // the connection broke (or a gap): resume from the last seq
       } finally {
+        watch.stop();
         reader.cancel().catch(() => undefined);
       }
-      await reconnect(dropped);
+      await reconnect(stalled ?? dropped);
     } finally {
+      watch.stop();
       controller.abort();
       release();
     }
