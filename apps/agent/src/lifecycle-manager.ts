@@ -17,6 +17,7 @@ import {
   type WaitingModel,
 } from './placement-policy.js';
 import { readWaitStats, type WaitStats } from './queue-stats.js';
+import type { LifecycleMetrics } from './agent-metrics.js';
 import { WorkAnnouncements } from './work-announcements.js';
 
 export interface LifecycleOptions {
@@ -55,6 +56,8 @@ export interface LifecycleOptions {
    * one put back) is noticed.
    */
   fullScanMs: number;
+  /** Counts loads, unloads, warm-lease waits and round times (agent-metrics.ts). */
+  metrics?: LifecycleMetrics;
   /**
    * The clock decisions are made by (idleness, residency, drain timeout, unfit cooldown, how
    * long jobs have waited); Date.now unless a test drives time itself. A load's duration is
@@ -183,6 +186,7 @@ export class LifecycleManager {
   async tick(): Promise<void> {
     if (this.ticking || this.stopped) return;
     this.ticking = true;
+    const roundEnded = this.options.metrics?.placementRound();
     try {
       await this.options.fleet.refresh();
       await this.shareMeasurements();
@@ -193,6 +197,7 @@ export class LifecycleManager {
       this.options.logger.warn({ err: error }, 'placement round failed');
     } finally {
       this.ticking = false;
+      roundEnded?.();
     }
   }
 
@@ -217,6 +222,7 @@ export class LifecycleManager {
   private async unload(model: ModelState, reason: string): Promise<void> {
     this.options.logger.info({ model: model.name, reason, vram_bytes: model.loaded?.vramBytes }, 'unloading model');
     this.options.inventory.markUnloaded(model.name);
+    this.options.metrics?.modelUnloaded(model.name, reason);
     this.refilled.delete(model.name);
     try {
       await this.options.backend.unload(model.backendName);
@@ -305,6 +311,7 @@ export class LifecycleManager {
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
       for (const name of plan.evict) this.closedForClaims.add(name);
       if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) {
+        this.options.metrics?.leaseHeld(candidate.model.name);
         this.closedForClaims.clear();
         continue;
       }
@@ -404,7 +411,10 @@ export class LifecycleManager {
       return false;
     }
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
-    if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) return false;
+    if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) {
+      this.options.metrics?.leaseHeld(model.name);
+      return false;
+    }
     for (const name of plan.evict) this.closedForClaims.add(name);
     this.draining = { model, since: now, reason: `starving ${Math.round(waitedMs / 1000)} s` };
     this.options.logger.info(
@@ -477,10 +487,12 @@ export class LifecycleManager {
       const elapsedMs = Date.now() - started;
       if (elapsedMs > 50) this.loadBytesPerS = 0.7 * this.loadBytesPerS + 0.3 * (model.sizeBytes / (elapsedMs / 1000));
       inventory.markLoaded(model.name, undefined, elapsedMs);
+      this.options.metrics?.modelLoaded(model.name, reason, elapsedMs / 1000);
       await inventory.refresh();
       log.info({ load_ms: elapsedMs, vram_bytes: inventory.get(model.name)?.loaded?.vramBytes }, 'model warm');
     } catch (error) {
       log.warn({ err: error }, 'could not warm model');
+      this.options.metrics?.loadFailed(model.name, reason, error instanceof BackendError && error.outOfMemory);
       this.refilled.delete(model.name);
       if (error instanceof BackendError && error.outOfMemory) {
         this.unfitUntil.set(model.name, this.now() + this.options.unfitCooldownMs);

@@ -1,0 +1,215 @@
+import { UnrecoverableError, type Job, type Processor } from 'bullmq';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BackendError, type Backend } from '@switchyard/backends';
+import { parseJobFailure, queueNameToModel, splitQueueModel, type AgentHeartbeat, type JobResult } from '@switchyard/protocol';
+
+/** A load takes milliseconds on the simulator, seconds for a small model, minutes for a 70B from a slow disk. */
+export const LOAD_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
+/** A placement round is a few Redis reads: milliseconds, more when Redis or the event loop is slow. */
+export const ROUND_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** What the lifecycle manager reports as it loads, unloads and plans; see `LifecycleOptions.metrics`. */
+export interface LifecycleMetrics {
+  modelLoaded(model: string, reason: string, seconds: number): void;
+  loadFailed(model: string, reason: string, outOfMemory: boolean): void;
+  modelUnloaded(model: string, reason: string): void;
+  /** A warm this agent left to the agent that holds the model's warm lease. */
+  leaseHeld(model: string): void;
+  /** Starts timing one placement round; call the result when it ends. */
+  placementRound(): () => void;
+}
+
+export interface AgentMetrics extends LifecycleMetrics {
+  /** This agent's series and the process's (shared by every agent of the process), as one registry. */
+  readonly registry: Registry;
+  /** The backend, counting every failed call in `switchyard_agent_backend_errors_total`. */
+  backend<T extends Backend>(backend: T): T;
+  /** The BullMQ processor, counting each job it is handed (a claim) and how it ended. */
+  jobs(processor: Processor<unknown, JobResult>): Processor<unknown, JobResult>;
+  /** Scrape-time gauges (running jobs, slots, VRAM, models loaded) read from the heartbeat this agent would publish. */
+  watchNode(heartbeat: () => AgentHeartbeat): void;
+}
+
+/**
+ * A reason as a label value: its leading word, so `evicted for llama3.1:8b` is `evicted` and
+ * `starving 42 s` is `starving` (a label must not carry a model name or a number).
+ */
+export function reasonLabel(reason: string): string {
+  return /^[a-z_]+/.exec(reason)?.[0] ?? 'other';
+}
+
+/**
+ * How a job's attempt on this agent ended: `completed`, the error code it failed with
+ * (`cancelled`, `backend_error`, `deadline_exceeded`…), or `interrupted` when it ended with
+ * no outcome of its own (another attempt holds the job, or Redis failed) and BullMQ retries it.
+ */
+export function jobOutcome(error: unknown): string {
+  return error instanceof UnrecoverableError ? parseJobFailure(error.message).code : 'interrupted';
+}
+
+/** A failed backend call as a label value: Ollama refusing for memory, else the client's code (`unavailable`: no answer). */
+export function backendErrorCode(error: unknown): string {
+  if (!(error instanceof BackendError)) return 'other';
+  return error.outOfMemory ? 'out_of_memory' : error.code;
+}
+
+/** Backend calls that count when they fail; `close` and `generate` (counted while it streams) are not among them. */
+const BACKEND_CALLS = new Set(['version', 'listModels', 'listLoaded', 'show', 'load', 'unload']);
+
+let processRegistry: Registry | undefined;
+/**
+ * Default process metrics, collected once per process: they describe the process, and the
+ * tests and bench:fleet run dozens of agents in one (each collector would start its own
+ * event-loop monitor).
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'switchyard_agent_' });
+  }
+  return processRegistry;
+}
+
+/**
+ * The agent's Prometheus series, on a registry of its own (never the global one): what it
+ * claimed, how its jobs ended, its loads and unloads, backend errors, warm-lease waits,
+ * placement round time, and gauges read from its heartbeat at scrape time. Counted where
+ * they happen through the hooks below; no job id is a label.
+ */
+export function createAgentMetrics(registry: Registry = new Registry()): AgentMetrics {
+  const registers = [registry];
+  const claims = new Counter({
+    name: 'switchyard_agent_claims_total',
+    help: 'Jobs this agent claimed, by queue (the model, or model@digest for jobs pinned to a build)',
+    labelNames: ['queue'],
+    registers,
+  });
+  const jobsFinished = new Counter({
+    name: 'switchyard_agent_jobs_finished_total',
+    help: 'Job attempts this agent ended, by outcome: completed, the error code it failed with (cancelled, backend_error, deadline_exceeded, …), or interrupted (no outcome of its own: another attempt holds the job, or Redis failed; BullMQ retries it)',
+    labelNames: ['model', 'outcome'],
+    registers,
+  });
+  const loads = new Counter({
+    name: 'switchyard_agent_model_loads_total',
+    help: 'Model loads this agent made, by why (no_copy, queue_too_old, cannot_drain, demand_rising, refill, pinned, starving) and outcome (loaded, failed, out_of_memory)',
+    labelNames: ['model', 'reason', 'outcome'],
+    registers,
+  });
+  const loadSeconds = new Histogram({
+    name: 'switchyard_agent_model_load_seconds',
+    help: 'Duration of the loads that succeeded (the backend load call, after any evictions)',
+    labelNames: ['model'],
+    buckets: LOAD_BUCKETS_SECONDS,
+    registers,
+  });
+  const unloads = new Counter({
+    name: 'switchyard_agent_model_unloads_total',
+    help: 'Models this agent unloaded, by reason: evicted (to make room for a load), idle, extra_copy (another agent keeps one)',
+    labelNames: ['model', 'reason'],
+    registers,
+  });
+  const backendErrors = new Counter({
+    name: 'switchyard_agent_backend_errors_total',
+    help: 'Backend calls that failed, by call (generate, load, unload, listModels, listLoaded, show, version) and code (unavailable: no answer; out_of_memory; model_not_found; busy; bad_request; backend_error; other). A cancelled generation is not one.',
+    labelNames: ['operation', 'code'],
+    registers,
+  });
+  const leaseWaits = new Counter({
+    name: 'switchyard_agent_warm_lease_waits_total',
+    help: "Warms this agent left to another agent because that one held the model's warm lease (it is loading the model)",
+    labelNames: ['model'],
+    registers,
+  });
+  const placementRounds = new Histogram({
+    name: 'switchyard_agent_placement_round_seconds',
+    help: 'Duration of a placement round (fleet read, idle unloads, the warm decision; the load it starts is not included)',
+    buckets: ROUND_BUCKETS_SECONDS,
+    registers,
+  });
+
+  let heartbeat: (() => AgentHeartbeat) | undefined;
+  const nodeGauge = (name: string, help: string, read: (beat: AgentHeartbeat) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        if (heartbeat) this.set(read(heartbeat()));
+      },
+    });
+  nodeGauge('switchyard_agent_jobs_running', 'Jobs running on this agent now', (beat) => beat.in_flight);
+  nodeGauge('switchyard_agent_slots', 'Jobs this agent runs at once at most (AGENT_SLOTS)', (beat) => beat.slots);
+  nodeGauge('switchyard_agent_models_loaded', 'Models resident on this agent’s backend', (beat) => beat.models_loaded.length);
+  nodeGauge('switchyard_agent_vram_total_bytes', 'VRAM of the node (all GPUs)', (beat) => beat.vram?.total_bytes ?? 0);
+  nodeGauge('switchyard_agent_vram_used_bytes', 'VRAM held by resident models and a load in progress, as this agent accounts it', (beat) => beat.vram?.used_bytes ?? 0);
+
+  const countBackend = (operation: string, error: unknown) => backendErrors.inc({ operation, code: backendErrorCode(error) });
+
+  return {
+    registry: Registry.merge([processMetrics(), registry]),
+    modelLoaded: (model, reason, seconds) => {
+      loads.inc({ model, reason: reasonLabel(reason), outcome: 'loaded' });
+      loadSeconds.observe({ model }, seconds);
+    },
+    loadFailed: (model, reason, outOfMemory) => loads.inc({ model, reason: reasonLabel(reason), outcome: outOfMemory ? 'out_of_memory' : 'failed' }),
+    modelUnloaded: (model, reason) => unloads.inc({ model, reason: reasonLabel(reason) }),
+    leaseHeld: (model) => leaseWaits.inc({ model }),
+    placementRound: () => placementRounds.startTimer(),
+    watchNode: (read) => {
+      heartbeat = read;
+    },
+    backend<T extends Backend>(backend: T): T {
+      return new Proxy(backend, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (typeof value !== 'function') return value;
+          if (property === 'generate') {
+            return (...args: Parameters<Backend['generate']>) => countedStream(target.generate(...args), args[1], (error) => countBackend('generate', error));
+          }
+          if (typeof property !== 'string' || !BACKEND_CALLS.has(property)) return value.bind(target);
+          return (...args: unknown[]) =>
+            (value as (...inner: unknown[]) => Promise<unknown>).apply(target, args).catch((error: unknown) => {
+              countBackend(property, error);
+              throw error;
+            });
+        },
+      });
+    },
+    jobs(processor) {
+      // Three declared parameters, like the processor's: BullMQ passes the cancellation signal only to one that declares it.
+      return async (job: Job<unknown, JobResult>, token?: string, signal?: AbortSignal) => {
+        const queue = queueKeyOf(job.queueName);
+        const model = splitQueueModel(queue).model;
+        claims.inc({ queue });
+        try {
+          const result = await processor(job, token, signal);
+          jobsFinished.inc({ model, outcome: 'completed' });
+          return result;
+        } catch (error) {
+          jobsFinished.inc({ model, outcome: jobOutcome(error) });
+          throw error;
+        }
+      };
+    },
+  };
+}
+
+/** A queue's key (model, or model@digest) from its BullMQ name; the name itself if it is not one of ours. */
+function queueKeyOf(queueName: string): string {
+  try {
+    return queueNameToModel(queueName);
+  } catch {
+    return queueName;
+  }
+}
+
+/** The stream as it was, counting its failure unless the caller aborted it (a cancel is no backend error). */
+async function* countedStream<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined, count: (error: unknown) => void): AsyncGenerator<T> {
+  try {
+    yield* stream;
+  } catch (error) {
+    if (!signal?.aborted) count(error);
+    throw error;
+  }
+}
