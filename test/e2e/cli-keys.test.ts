@@ -135,4 +135,19 @@ describe('switchyard keys against a running stack', () => {
     const help = await cli(['--help'], {});
     expect(help.stdout).toMatch(/switchyard keys create <tenant>/);
   });
+
+  it('drain and drain --undo tell an agent to stop and resume claiming; an unknown agent is exit 3', async () => {
+    const agent = stack.agents[0]!;
+    const drained = await cli(['drain', agent.id], env);
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(drained.stdout).toMatch(new RegExp(`^agent ${agent.id}: draining; it claims nothing more`));
+    await expect.poll(() => agent.heartbeat().state, { timeout: 5_000 }).toBe('draining');
+    const undone = await cli(['drain', agent.id, '--undo', '--json'], env);
+    expect(undone.code, undone.stderr).toBe(0);
+    expect(JSON.parse(undone.stdout)).toMatchObject({ id: agent.id, action: 'undrain' });
+    await expect.poll(() => agent.heartbeat().state, { timeout: 5_000 }).toBe('ready');
+    const unknown = await cli(['drain', 'no-such-agent'], env);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toMatch(/agent_not_found/);
+  });
 });

@@ -119,7 +119,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
   const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, workers, scheduler, publisher });
   placement.attach(lifecycle);
-  const control = new ControlListener({ subscriber, keys, demand, inventory, scheduler, lifecycle, cancelled, workers, logger });
+  const control = new ControlListener({
+    subscriber,
+    keys,
+    demand,
+    inventory,
+    scheduler,
+    lifecycle,
+    cancelled,
+    workers,
+    logger,
+    agentId: config.agentId,
+    // An operator's drain: claim nothing and say so at once; running jobs finish here.
+    onControl: (action) => {
+      if (action === 'drain') {
+        scheduler.pause();
+        heartbeat.draining();
+      } else {
+        heartbeat.ready();
+        scheduler.resume();
+      }
+      void publisher.publish().catch(() => undefined);
+    },
+  });
   shareModelDetails({ inventory, fleet, agentId: config.agentId, logger });
 
   // Start-up, in order: the backend's models and their queues, the first heartbeat, then the loops.

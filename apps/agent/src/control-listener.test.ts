@@ -5,12 +5,12 @@ import { describe, expect, it, vi } from 'vitest';
 import { cancelMessage } from '@switchyard/redis';
 import { ControlListener } from './control-listener.js';
 
-const keys = { workChannel: 'sy:work', cancelChannel: 'sy:cancel' };
+const keys = { workChannel: 'sy:work', cancelChannel: 'sy:cancel', controlChannel: 'sy:control' };
 
 /** A listener over a fake subscriber and recording parts; `warm` and `known` say what the inventory has. */
 function listener(inventory: { warm: string[]; known: string[] }) {
   const subscriber = Object.assign(new EventEmitter(), { subscribe: vi.fn(async () => 2) });
-  const calls = { demand: [] as string[], wake: [] as string[], announced: [] as string[], cancelled: [] as string[], cancelJob: [] as unknown[] };
+  const calls = { demand: [] as string[], wake: [] as string[], announced: [] as string[], cancelled: [] as string[], cancelJob: [] as unknown[], control: [] as string[] };
   const control = new ControlListener({
     subscriber: subscriber as unknown as Redis,
     keys,
@@ -26,15 +26,17 @@ function listener(inventory: { warm: string[]; known: string[] }) {
       },
     },
     logger: pino({ level: 'silent' }),
+    agentId: 'agent-1',
+    onControl: (action) => void calls.control.push(action),
   });
   return { control, subscriber, calls };
 }
 
 describe('the control listener', () => {
-  it('subscribes the work and cancel channels and routes their messages', async () => {
+  it('subscribes the work, cancel and control channels and routes their messages', async () => {
     const { control, subscriber, calls } = listener({ warm: ['m'], known: ['m'] });
     await control.start();
-    expect(subscriber.subscribe).toHaveBeenCalledWith('sy:work', 'sy:cancel');
+    expect(subscriber.subscribe).toHaveBeenCalledWith('sy:work', 'sy:cancel', 'sy:control');
     subscriber.emit('message', 'sy:work', 'm@sha256-1');
     subscriber.emit('message', 'sy:cancel', cancelMessage({ job_id: 'running', model: 'm', reason: 'client' }));
     subscriber.emit('message', 'sy:other', 'm');
@@ -61,5 +63,15 @@ describe('the control listener', () => {
     control.onCancel(JSON.stringify({ model: 'm' }));
     expect(calls.cancelled).toEqual(['later']);
     expect(calls.cancelJob).toHaveLength(1);
+  });
+
+  it('acts on an operator’s drain and undrain only when they name this agent, and ignores malformed ones', () => {
+    const { control, calls } = listener({ warm: [], known: [] });
+    control.onControlMessage(JSON.stringify({ agent_id: 'agent-1', action: 'drain' }));
+    control.onControlMessage(JSON.stringify({ agent_id: 'agent-2', action: 'drain' }));
+    control.onControlMessage(JSON.stringify({ agent_id: 'agent-1', action: 'explode' }));
+    control.onControlMessage('not json');
+    control.onControlMessage(JSON.stringify({ agent_id: 'agent-1', action: 'undrain' }));
+    expect(calls.control).toEqual(['drain', 'undrain']);
   });
 });

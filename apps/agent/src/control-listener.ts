@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { splitQueueModel, type RedisKeys } from '@switchyard/protocol';
-import { CancelMessage } from '@switchyard/redis';
+import { AgentControlMessage, CancelMessage } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { LifecycleManager } from './lifecycle-manager.js';
 import type { ModelInventory } from './model-inventory.js';
@@ -12,7 +12,11 @@ import type { WorkerSet } from './worker-set.js';
 export interface ControlListenerOptions {
   /** A connection of its own: once subscribed it can send no other commands. */
   subscriber: Redis;
-  keys: Pick<RedisKeys, 'workChannel' | 'cancelChannel'>;
+  keys: Pick<RedisKeys, 'workChannel' | 'cancelChannel' | 'controlChannel'>;
+  /** This agent's id: control messages name the agent they are for. */
+  agentId?: string;
+  /** An operator's drain or undrain of this agent (`POST /admin/agents/:id/drain`). */
+  onControl?: (action: AgentControlMessage['action']) => void;
   demand: Pick<DemandTracker, 'record'>;
   inventory: Pick<ModelInventory, 'isLoaded' | 'get'>;
   scheduler: Pick<PullScheduler, 'wake'>;
@@ -36,8 +40,9 @@ export class ControlListener {
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === keys.workChannel) this.onWork(message);
       else if (channel === keys.cancelChannel) this.onCancel(message);
+      else if (channel === keys.controlChannel) this.onControlMessage(message);
     });
-    await subscriber.subscribe(keys.workChannel, keys.cancelChannel);
+    await subscriber.subscribe(keys.workChannel, keys.cancelChannel, keys.controlChannel);
   }
 
   /** New work in `queueKey`: counts as demand, is claimed at once if its model is warm, and informs placement if the backend has it. */
@@ -47,6 +52,21 @@ export class ControlListener {
     demand.record(model);
     if (inventory.isLoaded(model)) scheduler.wake(queueKey);
     if (inventory.get(model)) lifecycle.workAnnounced(model);
+  }
+
+  /** An operator's drain or undrain: acted on only by the agent it names. */
+  onControlMessage(message: string): void {
+    const { agentId, onControl, logger } = this.options;
+    let parsed: AgentControlMessage;
+    try {
+      parsed = AgentControlMessage.parse(JSON.parse(message));
+    } catch {
+      logger.warn({ message: message.slice(0, 200) }, 'ignoring malformed control message');
+      return;
+    }
+    if (parsed.agent_id !== agentId || !onControl) return;
+    logger.info({ action: parsed.action }, parsed.action === 'drain' ? 'drained by an operator: claiming nothing, running jobs finish' : 'undrained by an operator: claiming again');
+    onControl(parsed.action);
   }
 
   /** Remembers the cancellation (the job may not have reached this agent yet) and stops the job if it runs here. */

@@ -38,6 +38,11 @@ export class HeartbeatBuilder {
     this.state = 'draining';
   }
 
+  /** Back to `ready` after an operator's undrain. */
+  ready(): void {
+    this.state = 'ready';
+  }
+
   build(): AgentHeartbeat {
     const { agentId, version, backend, slots, vramTotalBytes, inventory, placement, jobs } = this.options;
     const usedBytes = placement.usedBytes();

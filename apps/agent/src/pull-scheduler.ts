@@ -25,6 +25,8 @@ export class PullScheduler {
   private cursor = 0;
   private tokenCounter = 0;
   private stopped = false;
+  /** An operator's drain: no claims until resumed (running jobs go on). */
+  private paused = false;
   private readonly running = new Set<Promise<void>>();
   /** What each running job needs to be handed back: its queue key, job and lock token. */
   private readonly claims = new Map<Promise<void>, { key: string; job: Job<unknown, JobResult>; token: string }>();
@@ -62,8 +64,23 @@ export class PullScheduler {
    * concurrently with other claims: a burst of 50 submissions must not wait for 50
    * sequential round trips. Without a key, a sequential round tries every queue.
    */
+  /** Claims nothing until `resume` (an operator's drain); running jobs go on. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.wake();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
   wake(queueKey?: string): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (queueKey !== undefined && this.options.workers.has(queueKey)) {
       void this.claimFrom(queueKey).then((claimed) => {
         // Nothing there (another agent was faster) or no room: fall back to a full round later.
@@ -112,7 +129,7 @@ export class PullScheduler {
   private async claimFrom(key: string): Promise<boolean> {
     const worker = this.options.workers.get(key);
     const model = splitQueueModel(key).model;
-    if (!worker || worker.closing || this.stopped || !this.hasRoom()) return false;
+    if (!worker || worker.closing || this.stopped || this.paused || !this.hasRoom()) return false;
     if (!this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) return false;
     this.claiming++;
     this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);

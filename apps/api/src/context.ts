@@ -25,6 +25,8 @@ export interface ApiContext {
   admission: Admission;
   ledger: AdmissionLedger;
   keyStore: ApiKeyStore;
+  /** Set once the replica is stopping: /readyz answers 503 so a balancer sends nothing new. */
+  lifecycle: { draining: boolean };
   /**
    * The tenant a request acts for, from its API key; throws ApiError `unauthorized` (401)
    * when keys are configured and the request has no valid one. Open mode: `default`.

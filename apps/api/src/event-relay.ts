@@ -30,7 +30,24 @@ export function formatSseEvent(event: RawEvent): string {
  * or when the client goes away.
  */
 export class EventRelay {
+  /** Open streams, so a draining replica can end them with a reconnect hint. */
+  private readonly open = new Set<{ response: ServerResponse; close: () => void }>();
+
   constructor(private readonly feed: JobEventFeed) {}
+
+  /**
+   * Ends every open stream with an SSE `retry:` hint, so clients reconnect at once (with
+   * Last-Event-ID, to another replica behind the balancer) instead of after EventSource's
+   * default delay; the job goes on. Used by a replica that is stopping.
+   */
+  endAll(retryMs: number): number {
+    const streams = [...this.open];
+    for (const stream of streams) {
+      if (!stream.response.writableEnded) stream.response.write(`retry: ${retryMs}\n\n`);
+      stream.close();
+    }
+    return streams.length;
+  }
 
   async start(response: ServerResponse, options: RelayOptions): Promise<RelayStart> {
     let resolveDone!: (ended: boolean) => void;
@@ -73,6 +90,9 @@ export class EventRelay {
     response.on('close', onClose);
     heartbeat = setInterval(() => response.write(': keep-alive\n\n'), options.heartbeatMs);
     heartbeat.unref();
+    const entry = { response, close: () => feed.close() };
+    this.open.add(entry);
+    void done.then(() => this.open.delete(entry));
     feed.start();
     return { kind: 'stream', done };
   }

@@ -54,6 +54,9 @@ const stop = async (signal: string) => {
     process.exit(1);
   }, STOP_DEADLINE_MS);
   try {
+    // Readiness fails first; then native streams end with a reconnect hint; then the rest closes.
+    const ended = await api.drain(config.drainReadinessMs);
+    logger.info({ streams_ended: ended }, 'draining: streams told to reconnect elsewhere');
     await api.close();
   } catch (error) {
     logger.error({ err: error }, `stopping failed: ${(error as Error).message}`);

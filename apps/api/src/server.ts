@@ -36,6 +36,7 @@ import { accessControl, principalOf } from './plugins/access-control.js';
 import { hardenedServerOptions, httpHardening } from './plugins/http-hardening.js';
 import { requestMetrics } from './plugins/request-metrics.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
+import { registerAdminAgentRoutes } from './routes/admin-agents.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -52,10 +53,19 @@ export interface Api {
   /** Listens on the configured host and port; resolves with the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
+  /**
+   * The first part of stopping: /readyz answers 503 at once; after `readinessMs` (time for a
+   * balancer to notice) every native SSE stream is ended with a `retry:` hint so its client
+   * reconnects to another replica with Last-Event-ID. Compatibility streams, which cannot
+   * resume, are left to finish until `close`.
+   */
+  drain(readinessMs: number): Promise<number>;
 }
 
 const DISCOVERY_INTERVAL_MS = 5_000;
 
+/** The SSE `retry:` a draining replica ends its streams with: reconnect at once (EventSource's own default is ~3 s). */
+const STREAM_RETRY_HINT_MS = 100;
 /**
  * Builds the API: connections, services, plugins, routes. A composition root: it only puts
  * the parts together, in dependency order; each concern lives in its own module. Nothing
@@ -145,6 +155,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
         throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required: send Authorization: Bearer <key> (or X-API-Key)');
       }
       return principal.tenant;
+    lifecycle: { draining: false },
     },
     isAdmin: (request) => principalOf(request, keyStore)?.admin === true,
     waitForJobEnd: jobEndWaiter(subscriber, events, keys),
@@ -180,6 +191,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   await registerBullBoard(app, queues);
   accessDeclarations.assertDeclared();
   const discovery = setInterval(() => void queues.discover().catch(() => undefined), DISCOVERY_INTERVAL_MS);
+  registerAdminAgentRoutes(app, context);
   discovery.unref();
   maintenance.start();
 
@@ -197,6 +209,11 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       await app.close();
       await queues.close();
       await keyStore.close();
+    drain: async (readinessMs) => {
+      context.lifecycle.draining = true;
+      if (readinessMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessMs));
+      return context.relay.endAll(STREAM_RETRY_HINT_MS);
+    },
       await closeRedis(subscriberConnection);
       await closeRedis(redis);
     },

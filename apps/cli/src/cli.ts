@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SwitchyardClient } from '@switchyard/sdk';
+import { drainCommand } from './commands/drain.js';
 import { keysCommand, type KeysArgs } from './commands/keys.js';
 import { psCommand } from './commands/ps.js';
 import { queuesCommand } from './commands/queues.js';
@@ -23,6 +24,8 @@ Usage:
   switchyard keys rotate <id>          a new key for the same id; the old one stops working now
                                        (or after --grace <seconds>, at most 86400)
   switchyard keys revoke <id>          the key stops working (on every API replica within a second)
+  switchyard drain <agent> [--undo]    the agent claims nothing and finishes its running jobs
+                                       (admin key; --undo: it claims again)
 
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
@@ -83,6 +86,11 @@ const KEYS_ROTATE_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 const KEYS_ACTIONS = ['list', 'create', 'rotate', 'revoke'] as const;
+
+const DRAIN_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  undo: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
 
 const RUN_OPTIONS = {
   ...GLOBAL_OPTIONS,
@@ -256,8 +264,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const { values, args } = keysArgs(argv);
         return await keysCommand(io, clientFor(values, io, args.json ? undefined : notice), args);
       }
+      case 'drain': {
+        const { values, positionals } = strictParse(argv, DRAIN_OPTIONS);
+        const agent = positionals[1];
+        if (agent === undefined) throw new UsageError('drain needs an agent id (see switchyard ps)');
+        if (positionals.length > 2) throw new UsageError(`drain takes one agent, got ${JSON.stringify(positionals.slice(1).join(' '))}`);
+        return await drainCommand(io, clientFor(values, io, values.json ? undefined : notice), { agent, undo: values.undo === true, json: values.json === true });
+      }
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues, keys)`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues, keys, drain)`);
     }
   } catch (error) {
     return reportError(io, error);

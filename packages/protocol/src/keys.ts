@@ -20,6 +20,8 @@ export interface RedisKeys {
   readonly cancelChannel: string;
   /** Pub/sub channel announcing new work: message is the model name. */
   readonly workChannel: string;
+  /** Pub/sub channel of operators' agent controls (drain, undrain): JSON naming the agent. */
+  readonly controlChannel: string;
   /** String with TTL: one agent's heartbeat record (JSON). */
   agentHeartbeat(agentId: string): string;
   /** Sorted set: agent id → last heartbeat time (ms); lets readers find heartbeats without SCAN. */
@@ -136,6 +138,7 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     jobChannel: (jobId) => `${prefix}:ch:job:${jobId}`,
     cancelChannel: `${prefix}:ch:cancel`,
     workChannel: `${prefix}:ch:work`,
+    controlChannel: `${prefix}:ch:control`,
     agentHeartbeat: (agentId) => `${prefix}:agent:${agentId}`,
     agents: `${prefix}:agents`,
     knownModels: `${prefix}:models`,

@@ -11,3 +11,14 @@ export type CancelMessage = z.infer<typeof CancelMessage>;
 export function cancelMessage(message: CancelMessage): string {
   return JSON.stringify(message);
 }
+
+/**
+ * Published on the control channel: an operator's drain (`POST /admin/agents/:id/drain`) or
+ * undrain of one agent, which only that agent acts on. A drained agent claims nothing, says
+ * `draining` in its heartbeat and lets its running jobs finish; it stays up.
+ */
+export const AgentControlMessage = z.object({
+  agent_id: z.string().min(1),
+  action: z.enum(['drain', 'undrain']),
+});
+export type AgentControlMessage = z.infer<typeof AgentControlMessage>;

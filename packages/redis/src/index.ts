@@ -6,7 +6,7 @@ export { QueueRegistry, type ModelQueue } from './queue-registry.js';
 export { FleetRegistry } from './fleet.js';
 export { ManualWorker } from './manual-worker.js';
 export { JobLifecycle, JobRecords, ScriptedJobs, type Attempt, type EnqueueRequest, type JobLifecycleOptions, type StoredJob, type TransitionOutcome } from './job/index.js';
-export { cancelMessage, CancelMessage } from './control-messages.js';
+export { AgentControlMessage, cancelMessage, CancelMessage } from './control-messages.js';
 export {
   AdmissionLedger,
   type AdmissionLimits,

@@ -223,6 +223,22 @@ export class SwitchyardClient {
   }
 
   /**
+   * Drains an agent for maintenance (`POST /admin/agents/:id/drain`, admin key): it claims
+   * nothing, says `draining` in its heartbeat, and lets its running jobs finish; it stays up.
+   * `undrain` brings it back. Answers the agent's state as the fleet listed it when asked.
+   *
+   * @example
+   * ```ts
+   * await admin.drainAgent('gpu-node-3');
+   * ```
+   */
+  async drainAgent(id: string, options: CallOptions & { undo?: boolean } = {}): Promise<AgentDrainAnswer> {
+    const action = options.undo === true ? 'undrain' : 'drain';
+    const answer = await this.http.json('POST', `/admin/agents/${encodeURIComponent(id)}/${action}`, { body: {}, ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, agentDrainProblem, `POST /admin/agents/:id/${action}`) as AgentDrainAnswer;
+  }
+
+  /**
    * Creates a tenant API key (`POST /admin/keys`, admin key). The answer carries the key
    * itself, which the API never shows again; `limits` become the tenant's overrides.
    *
@@ -265,6 +281,23 @@ export class SwitchyardClient {
     const answer = await this.http.json('DELETE', `/admin/keys/${encodeURIComponent(id)}`, options);
     return checked(answer.body, apiKeyInfoProblem, 'DELETE /admin/keys/:id') as ApiKeyInfo & { revoked: true };
   }
+}
+
+/** `POST /admin/agents/:id/drain` / `undrain`: the agent and what was asked. */
+export interface AgentDrainAnswer {
+  id: string;
+  action: 'drain' | 'undrain';
+  /** Its state in the fleet when the request was made (the agent applies the drain within a message's delivery). */
+  state: string;
+  in_flight: number;
+}
+
+function agentDrainProblem(value: unknown): string | undefined {
+  const answer = value as Partial<AgentDrainAnswer> | null;
+  if (typeof answer !== 'object' || answer === null) return 'not an object';
+  if (typeof answer.id !== 'string') return 'id is not a string';
+  if (answer.action !== 'drain' && answer.action !== 'undrain') return 'action is not drain or undrain';
+  return undefined;
 }
 
 function checked(value: unknown, problemOf: (value: unknown) => string | undefined, what: string): unknown {

@@ -12,7 +12,7 @@
  *
  * @packageDocumentation
  */
-export { SwitchyardClient, type SwitchyardClientOptions, type CallOptions, type SubmittedJob, type JobOutcome, type RunOptions } from './client.js';
+export { SwitchyardClient, type SwitchyardClientOptions, type CallOptions, type SubmittedJob, type JobOutcome, type RunOptions, type AgentDrainAnswer } from './client.js';
 export { ClientErrorCode, SwitchyardError, type SwitchyardErrorCode } from './errors.js';
 // The server's codes, so a caller matches `error.code` without depending on the protocol package.
 export { ErrorCode } from '@switchyard/protocol';

@@ -8,6 +8,8 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
 
   /** Readiness: Redis answers a PING within a second; otherwise 503 so a balancer skips this replica. */
   app.get('/readyz', access('public'), async (_request, reply) => {
+    // A stopping replica fails readiness first, while it still serves what it has.
+    if (ctx.lifecycle.draining) return reply.status(503).send({ status: 'draining', redis: 'not checked' });
     try {
       await Promise.race([ctx.redis.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('ping timed out')), 1_000).unref())]);
       return { status: 'ready', redis: 'ok' };
