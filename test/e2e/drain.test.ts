@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi, parseConfig } from '@switchyard/api';
 import { startStack, type Stack } from '../support/stack.js';
 
-
 const MODEL = 'llama3.2:3b';
 const ADMIN = 'admin-key-drain-0123456789';
 
@@ -27,9 +26,10 @@ describe('drains', () => {
   });
   const tenant = { Authorization: `Bearer ${ADMIN}-tenant` };
   const submit = (body: unknown) =>
-    fetch(`${stack.apiUrl}/v1/jobs`, { method: 'POST', headers: { ...tenant, 'Content-Type': 'application/json' }, body: JSON.stringify(body) }).then(
-      async (response) => ({ status: response.status, json: (await response.json()) as { id: string } }),
-    );
+    fetch(`${stack.apiUrl}/v1/jobs`, { method: 'POST', headers: { ...tenant, 'Content-Type': 'application/json' }, body: JSON.stringify(body) }).then(async (response) => ({
+      status: response.status,
+      json: (await response.json()) as { id: string },
+    }));
   const statusOf = async (id: string) => ((await (await fetch(`${stack.apiUrl}/v1/jobs/${id}`, { headers: tenant })).json()) as { status: string }).status;
 
   it('drains an agent for maintenance: its running job finishes, it claims nothing until undrained', async () => {
@@ -64,7 +64,10 @@ describe('drains', () => {
 
   it('stops an API replica without losing a stream: readiness fails first, streams end with a retry hint, a resume elsewhere gets the rest', async () => {
     // A second replica on the same Redis and prefix: the one that stops.
-    const replica = await createApi(parseConfig({ redisUrl: stack.redisUrl, redisPrefix: stack.prefix, host: '127.0.0.1', port: 0, adminApiKeys: ADMIN, apiKeys: `acme:${ADMIN}-tenant` }), { logger: stack.logger });
+    const replica = await createApi(
+      parseConfig({ redisUrl: stack.redisUrl, redisPrefix: stack.prefix, host: '127.0.0.1', port: 0, adminApiKeys: ADMIN, apiKeys: `acme:${ADMIN}-tenant` }),
+      { logger: stack.logger },
+    );
     const replicaUrl = await replica.listen();
     try {
       const hold = stack.hold({ prompt: 'outlive the replica', afterTokens: 1 });

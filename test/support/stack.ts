@@ -12,6 +12,8 @@ export interface StackOptions {
   nodes?: Array<{ sim?: Partial<GpuSimConfigInput>; agent?: Partial<AgentConfigInput> }>;
   api?: Partial<ApiConfigInput>;
   logLevel?: string;
+  /** A Redis of the test's own (one it restarts, say) instead of the test run's. */
+  redisUrl?: string;
 }
 
 export interface Stack {
@@ -76,7 +78,7 @@ function holdOnEvery(sims: GpuSim[], options: HoldOptions): Hold {
  * own key prefix, so stacks never see each other's queues.
  */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const redisUrl = testRedis();
+  const redisUrl = options.redisUrl ?? testRedis();
   const prefix = uniquePrefix('e2e');
   const logger = pino({ level: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent' });
   const nodes = options.nodes ?? [{}];

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
 import { redisKeys, canonicalModelName, type AgentHeartbeat } from '@switchyard/protocol';
-import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, createRedis } from '@switchyard/redis';
+import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, checkRedisSettingsAtStart, closeRedis, createRedis } from '@switchyard/redis';
 import { firstInventoryRead } from './backend-warnings.js';
 import type { AgentConfig } from './config.js';
 import { ControlListener } from './control-listener.js';
@@ -59,6 +59,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
   const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
   const reportRedis = reportRedisTrouble({ redisUrl: config.redisUrl, logger, commands: redis, subscriber });
+  // Durability settings (appendonly, appendfsync, maxmemory-policy), before anything runs on Redis: an evicting one is refused.
+  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+    await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+    throw error;
+  });
 
   // A job's transitions as an agent takes them (claim, start, stream, finish); see packages/redis/src/job/lifecycle.ts.
   const jobLifecycle = new JobLifecycle(redis, keys, new AdmissionLedger(redis, keys));

@@ -1,13 +1,17 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ByteSize, EnvNonNegativeInt, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv, type EnvNames } from '@switchyard/protocol';
+import { ByteSize, EnvFlag, EnvNonNegativeInt, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv, type EnvNames } from '@switchyard/protocol';
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
   redisUrl: z.string().url().describe("Redis holding queues and events: the API's."),
   /** Key prefix shared by the API and agents of one deployment. */
   redisPrefix: RedisPrefix.default('sy').describe("Key prefix shared by the API and agents of one deployment: the API's."),
+  /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
+  allowEvictingRedis: EnvFlag.default(false).describe(
+    '`1`: start even when Redis runs with an evicting `maxmemory-policy` (logged as an error); otherwise start-up refuses it, as the API does.',
+  ),
   /** The Ollama (or gpu-sim) this agent fronts. */
   backendUrl: z.string().url().default('http://127.0.0.1:11434').describe('The Ollama (or gpu-sim) this agent fronts.'),
   agentId: z
@@ -125,6 +129,7 @@ export type AgentConfigInput = z.input<typeof AgentConfig>;
 const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   redisUrl: 'REDIS_URL',
   redisPrefix: 'REDIS_PREFIX',
+  allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
   agentId: 'AGENT_ID',
   slots: 'AGENT_SLOTS',

@@ -65,7 +65,10 @@ export class ControlListener {
       return;
     }
     if (parsed.agent_id !== agentId || !onControl) return;
-    logger.info({ action: parsed.action }, parsed.action === 'drain' ? 'drained by an operator: claiming nothing, running jobs finish' : 'undrained by an operator: claiming again');
+    logger.info(
+      { action: parsed.action },
+      parsed.action === 'drain' ? 'drained by an operator: claiming nothing, running jobs finish' : 'undrained by an operator: claiming again',
+    );
     onControl(parsed.action);
   }
 

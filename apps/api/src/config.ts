@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EnvNonNegativeInt, EnvNonNegativeNumber, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv } from '@switchyard/protocol';
+import { EnvFlag, EnvNonNegativeInt, EnvNonNegativeNumber, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv } from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0').describe('Listen address.'),
@@ -7,6 +7,10 @@ export const ApiConfig = z.object({
   port: EnvNumber.int().min(0).max(65535).default(8080).describe('Listen port; 0 picks a free one.'),
   redisUrl: z.string().url().describe('Redis holding queues and events (`maxmemory-policy noeviction`).'),
   redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment.'),
+  /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
+  allowEvictingRedis: EnvFlag.default(false).describe(
+    '`1`: start even when Redis runs with an evicting `maxmemory-policy` (logged as an error); otherwise start-up refuses it, since evicted keys are lost jobs. Start-up also logs an error when `appendonly` is not `yes` or `appendfsync` is `no`.',
+  ),
   /** Largest accepted request body. */
   bodyLimitBytes: EnvPositiveInt.default(4 * 1024 * 1024).describe('Largest request body (413 above).'),
   /** SSE comment heartbeat, so proxies and clients see a live connection. */
@@ -99,6 +103,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   port: 'PORT',
   redisUrl: 'REDIS_URL',
   redisPrefix: 'REDIS_PREFIX',
+  allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   bodyLimitBytes: 'BODY_LIMIT_BYTES',
   sseHeartbeatMs: 'SSE_HEARTBEAT_MS',
   feedStallMs: 'FEED_STALL_MS',

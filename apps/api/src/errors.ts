@@ -65,6 +65,9 @@ export function invalidRequest(error: ZodError, what = 'request body'): ApiError
 /** True for errors that mean Redis could not be reached (ioredis with fail-fast settings). */
 export function isRedisUnavailable(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
+  // By name too: the message ("Reached the max retries per request limit…") never matched
+  // `MaxRetriesPerRequest`, so a command cut off by a Redis restart answered 500 (test/e2e/redis-restart.test.ts).
+  if (error instanceof Error && error.name === 'MaxRetriesPerRequestError') return true;
   return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|ETIMEDOUT|EHOSTUNREACH/.test(message);
 }
 

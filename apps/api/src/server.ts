@@ -11,6 +11,7 @@ import {
   JobRecords,
   QueueRegistry,
   SharedSubscriber,
+  checkRedisSettingsAtStart,
   closeRedis,
   createRedis,
   waitUntilReady,
@@ -85,6 +86,11 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
   await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
+  // Durability settings (appendonly, appendfsync, maxmemory-policy): an evicting Redis is refused here, before any request.
+  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+    await Promise.all([closeRedis(redis), closeRedis(subscriberConnection)]);
+    throw error;
+  });
   // Run-time keys (/admin/keys): read once before any request, then polled; logs whether the API runs open.
   await keyStore.start({ redis, keys: keys.apiKeys, logger: logger.child({ component: 'auth' }) });
 

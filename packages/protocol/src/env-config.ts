@@ -18,6 +18,10 @@ export const EnvNumber = z.coerce.number({ error: 'must be a number' });
 export const EnvPositiveInt = EnvNumber.int().positive();
 export const EnvNonNegativeInt = EnvNumber.int().nonnegative();
 export const EnvNonNegativeNumber = EnvNumber.nonnegative();
+/** A switch: `1`/`true` on, `0`/`false` off (a boolean from code too); anything else is refused rather than guessed. */
+export const EnvFlag = z
+  .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])], { error: 'must be 1 or 0' })
+  .transform((value) => value === true || value === '1' || value === 'true');
 
 /** pino's levels; `silent` turns logging off. */
 export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

@@ -23,3 +23,4 @@ export {
 export { LIMIT_NAMES, REFUSAL_CODES, limitField, statusOfFailure, type LimitName } from './ledger-layout.js';
 export { CachedRead } from './cached-read.js';
 export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';
+export { REQUIRED_REDIS_SETTINGS, RedisSettingsRefused, checkRedisSettings, checkRedisSettingsAtStart, type RedisSettingsReading } from './redis-settings.js';

@@ -61,14 +61,28 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`Redis at ${url} did not answer within ${timeoutMs} ms: ${String(lastError)}`);
 }
 
+export interface RedisServerOptions {
+  /** Default: a free one. A restart passes the port it had, so clients reconnect to the same URL. */
+  port?: number;
+  /**
+   * `redis-server` settings over the defaults (`--name value`), e.g. `{ appendonly: 'yes', dir }`
+   * or an evicting policy to test the start-up check; a list for a setting of several words
+   * (`'rename-command': ['CONFIG', '']`).
+   */
+  settings?: Record<string, string | readonly string[]>;
+}
+
 /**
  * Spawns `redis-server` on a free loopback port with the settings Switchyard requires
- * (`noeviction`) and no persistence. Resolves once it answers PING.
+ * (`noeviction`) and no persistence, unless `options.settings` says otherwise. Resolves once
+ * it answers PING.
  */
-export async function spawnRedisServer(binary = findOnPath('redis-server')): Promise<RedisHandle & { child: ChildProcess }> {
+export async function spawnRedisServer(binary = findOnPath('redis-server'), options: RedisServerOptions = {}): Promise<RedisHandle & { child: ChildProcess }> {
   if (!binary) throw new Error('redis-server was not found on PATH');
-  const port = await freePort();
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  const port = options.port ?? (await freePort());
+  const settings = { save: '', appendonly: 'no', 'maxmemory-policy': 'noeviction', ...options.settings };
+  const args = ['--port', String(port), '--bind', '127.0.0.1', ...Object.entries(settings).flatMap(([name, value]) => [`--${name}`, ...[value].flat()])];
+  const child = spawn(binary, args, { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`redis-server exited early with code ${code}`))));
   await Promise.race([waitForPing(url, 5_000), exited]);
