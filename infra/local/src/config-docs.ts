@@ -63,8 +63,8 @@ interface Row {
   description: string;
 }
 
-/** Values tried on every input: two of each kind (numbers, log levels, URLs), so two inputs of one field can be told apart, and a fraction, a byte size, a word. */
-const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', '7GiB', 'probe'];
+/** Values tried on every input: two of each kind (numbers, log levels, URLs), so two inputs of one field can be told apart, and a fraction, a byte size, a word, a switch (`1`). */
+const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', '7GiB', 'probe', '1'];
 const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
 
 function attempt(source: ConfigSource, env: Env, argv: readonly string[]): Loaded | undefined {
