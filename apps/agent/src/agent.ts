@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
 import { redisKeys, canonicalModelName, type AgentHeartbeat } from '@switchyard/protocol';
 import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, checkRedisSettingsAtStart, closeRedis, createRedis } from '@switchyard/redis';
+import { startAgentHttp } from './agent-http.js';
+import { createAgentMetrics } from './agent-metrics.js';
 import { firstInventoryRead } from './backend-warnings.js';
 import type { AgentConfig } from './config.js';
 import { ControlListener } from './control-listener.js';
@@ -24,6 +26,8 @@ export const AGENT_VERSION = '0.2.0';
 
 export interface RunningAgent {
   readonly id: string;
+  /** Where its /healthz, /readyz and /metrics answer (AGENT_HTTP_HOST, AGENT_HTTP_PORT). */
+  readonly httpUrl: string;
   /** Jobs running right now. */
   activeJobs(): number;
   /** The heartbeat this agent would publish now. */
@@ -54,7 +58,8 @@ export interface AgentDeps {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const logger = deps.logger.child({ agentId: config.agentId });
   const keys = redisKeys(config.redisPrefix);
-  const backend = deps.backend ?? new OllamaBackend({ url: config.backendUrl, keepAlive: config.keepAlive });
+  const metrics = createAgentMetrics();
+  const backend = metrics.backend(deps.backend ?? new OllamaBackend({ url: config.backendUrl, keepAlive: config.keepAlive }));
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
   const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
   const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
@@ -72,6 +77,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const queues = new QueueRegistry(redis, keys);
   const demand = new DemandTracker(config.demandWindowMs);
   const inventory = new ModelInventory(backend, logger, { numCtx: config.backendNumCtx, parallel: config.backendParallel });
+  const http = await startAgentHttp({ host: config.httpHost, port: config.httpPort, agentId: config.agentId, registry: metrics.registry, redis, inventory, logger });
   const cancelled = new RecentSet(60_000);
   const pinned = config.pinnedModels.map(canonicalModelName);
   const { gpus, source, vramTotalBytes } = await nodeGpus(config, logger);
@@ -91,7 +97,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const workers = new WorkerSet({
     redis,
     bullPrefix: keys.bullPrefix,
-    processor,
+    processor: metrics.jobs(processor),
     inventory,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
@@ -121,8 +127,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     placement,
     jobs: scheduler,
   });
+  metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
-  const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, workers, scheduler, publisher });
+  const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, metrics, workers, scheduler, publisher });
   placement.attach(lifecycle);
   const control = new ControlListener({
     subscriber,
@@ -161,6 +168,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   scheduler.startSweep(config.sweepIntervalMs);
   scheduler.wake();
   logger.info({ backend: backend.url, slots: config.slots, models: inventory.models(), pinned }, 'agent ready');
+  http.ready();
 
   const shutdown = new AgentShutdown({
     agentId: config.agentId,
@@ -172,17 +180,25 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   });
   return {
     id: config.agentId,
+    httpUrl: http.url,
     activeJobs: () => scheduler.activeJobs,
     heartbeat: () => heartbeat.build(),
-    handBack: () => shutdown.handBack(),
-    close: () => shutdown.close(),
+    // Readiness says `draining` from the first word of a stop; /metrics answers until the connections are closed.
+    handBack: () => {
+      http.stopping();
+      return shutdown.handBack();
+    },
+    close: () => {
+      http.stopping();
+      return shutdown.close().finally(() => http.close());
+    },
   };
 }
 
 /** The lifecycle manager with its settings from the config; the parts it calls are built before it. */
 function createLifecycle(
   config: AgentConfig,
-  parts: Pick<LifecycleOptions, 'backend' | 'inventory' | 'fleet' | 'queues' | 'demand' | 'logger' | 'vramTotalBytes' | 'pinned'> & {
+  parts: Pick<LifecycleOptions, 'backend' | 'inventory' | 'fleet' | 'queues' | 'demand' | 'logger' | 'vramTotalBytes' | 'pinned' | 'metrics'> & {
     workers: WorkerSet;
     scheduler: PullScheduler;
     publisher: HeartbeatPublisher;

@@ -117,6 +117,21 @@ export const AgentConfig = z.object({
   shutdownTimeoutMs: EnvPositiveInt.default(25_000).describe(
     "On SIGTERM/SIGINT, how long running jobs may finish before they are handed back to the head of their queues and the agent exits (under Kubernetes' 30 s grace).",
   ),
+  /** Where /healthz, /readyz and /metrics listen (agent-http.ts). */
+  httpHost: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe(
+      'Address of `/healthz`, `/readyz` and `/metrics`: loopback unless set; `0.0.0.0` where a probe or Prometheus reaches the agent from outside (the Dockerfile sets it).',
+    ),
+  httpPort: EnvNumber.int()
+    .min(0)
+    .max(65535)
+    .default(0)
+    .describe(
+      'Port of `/healthz`, `/readyz` and `/metrics`. 0 takes a free port (the log line `agent http listening` says which), so agents sharing a host never collide: the tests and bench:fleet run dozens in one process, and `pnpm start` gives each of its agents a free port and lists them. Set a fixed one where a probe or Prometheus must find it (the Dockerfile sets 9464).',
+    ),
   logLevel: LogLevel.default('info').describe('pino level.'),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -163,6 +178,8 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   displacementAgingMs: 'DISPLACEMENT_AGING_MS',
   demandWindowMs: 'DEMAND_WINDOW_MS',
   shutdownTimeoutMs: 'SHUTDOWN_TIMEOUT_MS',
+  httpHost: 'AGENT_HTTP_HOST',
+  httpPort: 'AGENT_HTTP_PORT',
   logLevel: 'LOG_LEVEL',
 };
 /** Fields given as comma lists in the environment. */

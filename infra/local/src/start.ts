@@ -231,8 +231,13 @@ async function main(): Promise<void> {
       backends.push({ name, url });
     }
   }
+  // Each agent's /healthz, /readyz and /metrics on a port of its own, chosen here so the summary can name it
+  // (and an AGENT_HTTP_PORT in the caller's environment cannot put two agents on one port).
+  const agents: Array<{ id: string; url: string }> = [];
   for (const [index, backend] of backends.entries()) {
     const sim = settings.ollamaUrl ? undefined : SIM_NODES[index];
+    const httpPort = await freePort();
+    agents.push({ id: `local-${backend.name}`, url: `http://127.0.0.1:${httpPort}` });
     run(
       `agent-${index + 1}`,
       appMain('agent'),
@@ -243,6 +248,8 @@ async function main(): Promise<void> {
         // one the user set (BACKEND_URL, read first, is blanked so it cannot shadow it).
         ...(settings.ollamaUrl ? { OLLAMA_URL: backend.url, BACKEND_URL: '' } : { BACKEND_URL: backend.url }),
         AGENT_ID: `local-${backend.name}`,
+        AGENT_HTTP_HOST: '127.0.0.1',
+        AGENT_HTTP_PORT: String(httpPort),
         SHUTDOWN_TIMEOUT_MS: String(settings.agentShutdownMs),
         // The simulators run Ollama's defaults for a sim node: 4 parallel requests per model,
         // 3 models resident; the agent must know them to never queue work inside a backend.
@@ -319,6 +326,7 @@ Switchyard is running.
   Metrics      ${api}/metrics
   Redis        ${redactUrl(redis.url)} (${redis.source === 'env' ? 'from REDIS_URL' : 'spawned for this run'})
   Backends     ${backends.map((b) => `${b.name} ${b.url}`).join(', ')}
+  Agents       ${agents.map((agent) => `${agent.id} ${agent.url}/metrics`).join(', ')} (also /healthz, /readyz)
 
 Try it:
   curl -s ${api}/v1/jobs -H 'content-type: application/json' \\
