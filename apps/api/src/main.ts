@@ -3,8 +3,9 @@
  * The API process. Exit codes:
  * - 0: stopped by SIGTERM/SIGINT;
  * - 1: stopping failed or took longer than STOP_DEADLINE_MS;
- * - 2: it cannot run as configured — an invalid variable, an unreadable keys file, or an
- *      address it cannot listen on (PORT taken or privileged, HOST not of this machine).
+ * - 2: it cannot run as configured — an invalid variable, an unreadable keys file, a Redis
+ *      that evicts keys (ALLOW_EVICTING_REDIS unset), or an address it cannot listen on
+ *      (PORT taken or privileged, HOST not of this machine).
  *      One line on stderr names the setting and the fix.
  */
 import { pino } from 'pino';
