@@ -239,7 +239,7 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(inventory.backendReachable).toBe(true);
 
     // The last attempt: the job fails, with the tokens not yet sent dropped.
-    const last = await enqueue();
+    const last = await enqueue({ on_restart: 'restart' });
     last.attemptsStarted = 2;
     expect(await failureOf(processor({ tokenCoalesceMs: 60_000 })(last, undefined))).toEqual({ code: 'backend_error', message: 'the runner crashed' });
     const log = await logOf(last);
@@ -387,14 +387,40 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     }
   });
 
-  it('says `restarted` first when the job runs again after its agent was lost', async () => {
+  it('continues a retried job from the text already streamed (`resumed`), or starts over with on_restart: restart', async () => {
     await inventory.refresh();
+    // The first attempt streamed "Hel" and was lost.
     const job = await enqueue();
+    const first = { token: 'attempt-1', number: 1 };
+    await lifecycle.claim(job.id!, 'agent-0', first, 'agent_lost');
+    await lifecycle.start(job.id!, first, { type: 'started', agent: 'agent-0', cold: false, load_ms: 0 });
+    await lifecycle.stream(job.id!, first, { type: 'token', text: 'Hel' });
+    await lifecycle.requeue(job.id!, first);
+    backend.script = async function* () {
+      yield { type: 'token', text: 'lo' };
+      yield done();
+    };
     job.attemptsStarted = 2;
-    await processor()(job, undefined);
+    const result = await processor()(job, undefined);
+    // Asked to continue the partial answer (a chat ending in it), and the answer is whole.
+    expect(backend.requests.at(-1)).toMatchObject({
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'Hel' },
+      ],
+    });
+    expect(result.text).toBe('Hello');
     const log = await logOf(job);
-    expect(log.map((event) => event.type)).toEqual(['restarted', 'started', 'done']);
-    expect(log[0]).toMatchObject({ reason: 'agent_lost', attempt: 2 });
+    expect(log.map((event) => event.type)).toEqual(['started', 'token', 'resumed', 'started', 'token', 'done']);
+    expect(log[2]).toMatchObject({ attempt: 2, after_seq: log[1]!.seq });
+
+    const fresh = await enqueue({ on_restart: 'restart' });
+    fresh.attemptsStarted = 2;
+    await processor()(fresh, undefined);
+    const restarted = await logOf(fresh);
+    expect(restarted.map((event) => event.type)).toEqual(['restarted', 'started', 'token', 'done']);
+    expect(restarted[0]).toMatchObject({ reason: 'agent_lost', attempt: 2 });
+    expect(backend.requests.at(-1)).toMatchObject({ prompt: 'hi' });
   });
 
   it('drops a job that ended before its claim (a cancel won the race): the refused claim aborts the backend request, nothing is written', async () => {

@@ -41,6 +41,19 @@ function isTransportFailure(error: unknown): boolean {
 }
 
 /**
+ * The request that continues `streamed`, the answer so far: as a chat whose last message is
+ * that partial answer from the assistant, which Ollama continues rather than answers anew
+ * (a generate request becomes the chat of its system and prompt).
+ */
+function continuation(request: JobData['request'], streamed: string): Pick<GenerateRequest, 'messages'> {
+  const history = request.messages ?? [
+    ...(request.system !== undefined ? [{ role: 'system' as const, content: request.system }] : []),
+    { role: 'user' as const, content: request.prompt ?? '' },
+  ];
+  return { messages: [...history, { role: 'assistant' as const, content: streamed }] };
+}
+
+/**
  * Runs one dequeued job against the backend and streams its events, through the job's
  * transitions (`JobLifecycle`: claim, start, stream, finish). This is the BullMQ processor:
  * it declares `signal` so BullMQ hands it an AbortSignal that `worker.cancelJob` fires when
@@ -73,7 +86,11 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // on the same connection, so Redis runs it first, and a refused claim (the job ended
     // before this agent got to it: a cancel raced the claim, or maintenance gave up on it)
     // aborts the backend request like any refused write, within a round trip.
-    const claim = deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data);
+    // A retry continues the text already streamed (`resumed`), unless the request asked to
+    // start over (`on_restart: "restart"`, e.g. for one sample of a fixed seed).
+    const onRestart = (job.data as { request?: { on_restart?: unknown } } | undefined)?.request?.on_restart;
+    const continuing = job.attemptsStarted > 1 && onRestart !== 'restart';
+    const claim = deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data, { resume: continuing });
     claim.then((outcome) => refused(outcome, 'claim')).catch((error) => log.error({ err: error }, 'could not write the claim'));
     let writes: Promise<unknown> = claim;
     // Writes go out in call order on one connection; keep the chain so the job is not
@@ -141,11 +158,15 @@ export function createJobProcessor(deps: JobRunnerDeps) {
         `model ${data.model} with num_ctx ${data.request.options?.num_ctx} needs ${formatGB(contextBytes)} GB of VRAM; agent ${deps.agentId} has ${formatGB(deps.vramTotalBytes)} GB`,
       );
     }
+    // What the client already holds, when this attempt continues it (read once the claim
+    // fenced the earlier attempt off, so it can no longer grow).
+    const claimed = continuing ? await claim : undefined;
+    const streamed = claimed?.taken && claimed.resumedAfter !== undefined ? await deps.lifecycle.streamedText(jobId, claimed.resumedAfter) : '';
     const request: GenerateRequest = {
       model: backendModel,
       keep_alive: deps.keepAlive,
-      ...(data.request.messages ? { messages: data.request.messages } : { prompt: data.request.prompt ?? '' }),
-      ...(data.request.system !== undefined && { system: data.request.system }),
+      ...(streamed !== '' ? continuation(data.request, streamed) : data.request.messages ? { messages: data.request.messages } : { prompt: data.request.prompt ?? '' }),
+      ...(data.request.system !== undefined && (streamed === '' || data.request.messages) && { system: data.request.system }),
       ...(data.request.options !== undefined && { options: data.request.options }),
       ...(data.request.format !== undefined && { format: data.request.format }),
     };
@@ -160,7 +181,8 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // both would make queued + load exceed the time to the first token.
     const loadWaitedMs = cold && state?.loaded ? Math.min(state.lastLoadMs ?? 0, state.loaded.loadedAt - data.submitted_at) : 0;
     const endUsage = deps.inventory.track(data.model);
-    let text = '';
+    // The answer's text: a continuing attempt's starts with what was streamed before it.
+    let text = streamed;
     let firstTokenAt: number | undefined;
     const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planResponse, promptTokenCount, promptTokenIds } from './token-generator.js';
+import { continuedPlan, planResponse, promptTokenCount, promptTokenIds } from './token-generator.js';
 
 const text = (seed: number, prompt: string, numPredict?: number) =>
   [...planResponse({ seed, prompt, numPredict, minTokens: 16, maxTokens: 64 }).tokens()].map((token) => token.text).join('');
@@ -62,5 +62,30 @@ describe('prompt tokens', () => {
   it('gives stable ids, one per counted token', () => {
     expect(promptTokenIds('Why is the sky blue?')).toEqual(promptTokenIds('Why is the sky blue?'));
     expect(promptTokenIds('Why is the sky blue?')).toHaveLength(promptTokenCount('Why is the sky blue?'));
+  });
+});
+
+describe('continuedPlan (a chat ending in the assistant’s partial answer)', () => {
+  const input = { seed: 3, prompt: 'user: go on', minTokens: 10, maxTokens: 20 };
+  const textOf = (plan: ReturnType<typeof planResponse>) => [...plan.tokens()].map((token) => token.text).join('');
+
+  it('continues a prefix of its own answer with the rest of it, so the whole reads as uninterrupted', () => {
+    const whole = planResponse(input);
+    const tokens = [...whole.tokens()];
+    const prefix = tokens
+      .slice(0, 4)
+      .map((token) => token.text)
+      .join('');
+    const rest = continuedPlan(input, prefix);
+    expect(rest.count).toBe(whole.count - 4);
+    expect(prefix + textOf(rest)).toBe(textOf(whole));
+    expect(rest.doneReason).toBe(whole.doneReason);
+  });
+
+  it('answers anew, deterministically, a prefix that is not its own', () => {
+    const a = continuedPlan(input, 'Something else entirely ');
+    const b = continuedPlan(input, 'Something else entirely ');
+    expect(textOf(a)).toBe(textOf(b));
+    expect(textOf(a)).not.toBe(textOf(planResponse(input)));
   });
 });

@@ -262,3 +262,27 @@ export function planResponse(input: PlanInput): ResponsePlan {
 
   return { count, doneReason, tokens };
 }
+
+/**
+ * The rest of an answer whose beginning the request already holds (a chat ending in the
+ * assistant's partial answer, which Ollama continues): when `prefix` is the start of the
+ * answer this input would give, its remaining tokens, so an answer interrupted and continued
+ * reads as if it had never stopped (deterministic for a seed); otherwise a fresh answer for
+ * the prompt followed by the prefix.
+ */
+export function continuedPlan(input: PlanInput, prefix: string): ResponsePlan {
+  const whole = planResponse(input);
+  let consumed = '';
+  let skip = 0;
+  for (const token of whole.tokens()) {
+    if (consumed.length >= prefix.length) break;
+    consumed += token.text;
+    skip++;
+  }
+  if (consumed !== prefix) return planResponse({ ...input, prompt: `${input.prompt}\nassistant: ${prefix}` });
+  function* tokens(): Generator<GeneratedToken> {
+    let index = 0;
+    for (const token of whole.tokens()) if (index++ >= skip) yield token;
+  }
+  return { count: whole.count - skip, doneReason: whole.doneReason, tokens };
+}

@@ -25,6 +25,15 @@ export const RestartedEvent = z.object({
   reason: z.string(),
   attempt: z.number().int().positive(),
 });
+/**
+ * The job runs again after losing its agent or backend, continuing from the text already
+ * streamed (events up to `after_seq`): nothing is void, the tokens that follow continue it.
+ */
+export const ResumedEvent = z.object({
+  type: z.literal('resumed'),
+  attempt: z.number().int().positive(),
+  after_seq: z.number().int().nonnegative(),
+});
 export const DoneEvent = z.object({
   type: z.literal('done'),
   finish_reason: FinishReason,
@@ -39,7 +48,7 @@ export const ErrorEvent = z.object({
 });
 
 /** An event as a producer writes it, before the log assigns its `seq`. */
-export const StreamEventBody = z.discriminatedUnion('type', [QueuedEvent, StartedEvent, TokenEvent, RestartedEvent, DoneEvent, ErrorEvent]);
+export const StreamEventBody = z.discriminatedUnion('type', [QueuedEvent, StartedEvent, TokenEvent, RestartedEvent, ResumedEvent, DoneEvent, ErrorEvent]);
 export type StreamEventBody = z.infer<typeof StreamEventBody>;
 
 export const StreamEvent = z.intersection(z.object({ seq: z.number().int().positive() }), StreamEventBody);

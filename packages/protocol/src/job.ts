@@ -65,6 +65,13 @@ export const JobRequest = z
      * (a job that never had a stream is never cancelled that way).
      */
     detach: z.boolean().optional(),
+    /**
+     * When the job runs again after losing its agent or backend: `continue` (the default)
+     * continues from the text already streamed (a `resumed` event; nothing is void), `restart`
+     * starts the answer over (a `restarted` event voids the text so far), for a caller that
+     * needs one sample, e.g. with a fixed seed.
+     */
+    on_restart: z.enum(['continue', 'restart']).optional(),
     /** Serve only from an agent whose backend has this digest of the model (`sha256:…` or bare hex). */
     digest: z
       .string()

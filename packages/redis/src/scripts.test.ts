@@ -21,7 +21,7 @@ const PINNED: Record<ScriptCommandName, string> = {
   sy_reservation_positions_v1: '1c6897f7427a3d2f34aee96fe8bf484ecc22247b',
   sy_watch_stream_v1: '35573a21f5fd1dcc4f0ce85c00ca6954f94d296a',
   sy_job_submit_v1: '0a575e38dc1753152edf8e081e9546e4d256ebda',
-  sy_job_claim_v1: '6c2fa274f831bccd4dcd948d3005efcdb9d83f63',
+  sy_job_claim_v1: '3a9e4ebb6145a9ccdaae412480e5d8da3329f365',
   sy_job_event_v1: '94feed9ea4cabed6647eb0f8d6742e4b0ca445c6',
   sy_job_finish_v1: '22f90937df48e7807cf1cab058f3cd352160d07c',
   sy_hold_lock_v1: '7ce661818f1fde14b54e6c6e310d4c30ec9aa2c4',

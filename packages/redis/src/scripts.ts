@@ -151,7 +151,7 @@ export function scriptBodyHash(lua: string): string {
 export type AdmitReply = ['dup', string] | ['refused', RefusalCode, string, string, string, string] | ['ok', string, string, string, string];
 export type LedgerStatsRow = [depth: number, oldest: string, inFlight: string, drainX1000: string, estimates?: string[]];
 /** A job transition's reply: `[seq, status]` when taken (seq 1 for a claim without an event; a claim that created the record adds 'adopted'), `[0, why, status]` when refused. */
-export type JobTransitionReply = [seq: number, status: string, adopted?: 'adopted'] | [0, why: 'missing' | 'state' | 'fenced', status: string];
+export type JobTransitionReply = [seq: number, status: string, adopted?: 'adopted' | '', afterSeq?: number] | [0, why: 'missing' | 'state' | 'fenced', status: string];
 export type PositionRow = [''] | [state: string, model: string, tenant: string, detach: string, rank: number];
 
 /**
@@ -212,6 +212,7 @@ interface SwitchyardCommands<Context extends ClientContext> {
     maxEvents: number,
     restartedEvent: string,
     adoption: string,
+    resumeAttempt: string,
   ): Result<JobTransitionReply, Context>;
   sy_job_event_v1(
     record: RedisKey,

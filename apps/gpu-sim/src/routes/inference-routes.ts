@@ -36,7 +36,7 @@ import { readJsonBody, validateBody } from '../request-body.js';
 import type { Lease } from '../scheduler.js';
 import { findModel, type SimContext } from '../sim-context.js';
 import { SimError, isAbortError } from '../sim-error.js';
-import { planResponse, promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
+import { continuedPlan, planResponse, promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
 
 type Kind = 'generate' | 'chat';
 
@@ -49,6 +49,8 @@ interface InferenceRequest {
   keepAliveMs: number;
   /** undefined for load-only requests. */
   promptText: string | undefined;
+  /** The assistant's partial answer a chat ends with, to be continued (not answered anew). */
+  continues?: string;
   /** Token ids of a previous generate's `context`, prepended to the prompt. */
   priorContext: number[];
   /** Whether the final generate line carries `context` (not in raw mode). */
@@ -90,9 +92,14 @@ function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
 function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
   const request = validateBody(OllamaChatRequest, body);
   const model = resolveModel(ctx, request.model);
-  const messages = request.messages ?? [];
+  const all = request.messages ?? [];
+  // A chat ending in the assistant's partial answer asks to continue it, as Ollama does.
+  const last = all.at(-1);
+  const continues = all.length > 1 && last?.role === 'assistant' && typeof last.content === 'string' && last.content !== '';
+  const messages = continues ? all.slice(0, -1) : all;
   return {
     kind: 'chat',
+    ...(continues && { continues: last.content as string }),
     modelName: request.model,
     model,
     stream: request.stream ?? true,
@@ -170,13 +177,14 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     const loadNs = elapsedNs(arrived);
     const promptText = req.promptText;
     const promptTokens = promptTokenCount(promptText) + req.priorContext.length;
-    const plan = planResponse({
+    const planInput = {
       seed: seedFor(ctx, req),
       prompt: promptText,
       numPredict: req.options?.num_predict ?? undefined,
       minTokens: ctx.config.response_tokens_min,
       maxTokens: ctx.config.response_tokens_max,
-    });
+    };
+    const plan = req.continues !== undefined ? continuedPlan(planInput, req.continues) : planResponse(planInput);
     const generated: GeneratedToken[] = [];
     const out = req.stream ? new NdjsonResponse(reply.raw) : undefined;
     if (out) reply.hijack();

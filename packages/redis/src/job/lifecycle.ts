@@ -14,6 +14,7 @@ import {
   type StreamEventBody,
 } from '@switchyard/protocol';
 import type { AdmissionLedger } from '../admission-ledger.js';
+import { EventLog } from '../event-log.js';
 import type { ModelQueue } from '../queue-registry.js';
 import { defineScripts, type JobTransitionReply } from '../scripts.js';
 
@@ -60,7 +61,7 @@ export interface JobLifecycleOptions {
 /** The outcome of a transition: taken (with its event's seq), or refused and why. */
 export type TransitionOutcome =
   /** `adopted`: a claim that created the job's record (a job enqueued without one). */
-  | { taken: true; seq: number; status: JobStatus; adopted?: true }
+  | { taken: true; seq: number; status: JobStatus; adopted?: true; /** A continuing claim's `resumed.after_seq`: the text up to it stands. */ resumedAfter?: number }
   /** `missing`: no record; `state`: the job is not in a state the transition starts from (it ended); `fenced`: another attempt holds it. */
   | { taken: false; why: 'missing' | 'state' | 'fenced'; status?: JobStatus };
 
@@ -156,8 +157,9 @@ export class JobLifecycle {
    * job without a record (enqueued by an older API, or by hand) is adopted: `data` (the
    * BullMQ job's, as stored) gives its record's model, tenant and submission time.
    */
-  async claim(jobId: string, agent: string, attempt: Attempt, restartedReason: string, data?: unknown): Promise<TransitionOutcome> {
-    const restarted = attempt.number > 1 ? JSON.stringify({ type: 'restarted', reason: restartedReason, attempt: attempt.number }) : '';
+  async claim(jobId: string, agent: string, attempt: Attempt, restartedReason: string, data?: unknown, options: { resume?: boolean } = {}): Promise<TransitionOutcome> {
+    const resume = attempt.number > 1 && options.resume === true;
+    const restarted = attempt.number > 1 && !resume ? JSON.stringify({ type: 'restarted', reason: restartedReason, attempt: attempt.number }) : '';
     const stored = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
     const text = (value: unknown, fallback: string) => (typeof value === 'string' && value !== '' ? value : fallback);
     const adoption = {
@@ -176,6 +178,7 @@ export class JobLifecycle {
       this.maxEvents,
       restarted,
       JSON.stringify(adoption),
+      resume ? String(attempt.number) : '',
     );
     return outcomeOf(reply);
   }
@@ -197,6 +200,20 @@ export class JobLifecycle {
   /** `stream`: tokens from the attempt that holds the job. */
   async stream(jobId: string, attempt: Attempt, token: Extract<StreamEventBody, { type: 'token' }>): Promise<TransitionOutcome> {
     return this.event(jobId, 'stream', token, attempt);
+  }
+
+  /**
+   * The text the job's client holds up to `upToSeq`: its tokens since the last `restarted`
+   * (which voids what came before; `resumed` does not). What a continuing attempt continues.
+   */
+  async streamedText(jobId: string, upToSeq: number): Promise<string> {
+    let text = '';
+    for (const event of await new EventLog(this.redis, this.keys).readAfter(jobId, 0)) {
+      if (event.seq > upToSeq) break;
+      if (event.type === 'restarted') text = '';
+      else if (event.type === 'token') text += event.text;
+    }
+    return text;
   }
 
   /** `requeue`: the agent handed the job back to its queue (after BullMQ's moveToWait); its next claim is a retry. */
@@ -291,5 +308,12 @@ function outcomeOf(reply: JobTransitionReply): TransitionOutcome {
     const status = jobStatus(stored);
     return { taken: false, why, ...(status !== undefined && { status }) };
   }
-  return { taken: true, seq: reply[0], status: jobStatus(reply[1]) ?? 'queued', ...(reply[2] === 'adopted' && { adopted: true as const }) };
+  const [seq, status, adopted, after] = reply;
+  return {
+    taken: true,
+    seq,
+    status: jobStatus(status) ?? 'queued',
+    ...(adopted === 'adopted' && { adopted: true as const }),
+    ...(after !== undefined && seq > 1 && after > 0 && { resumedAfter: Number(after) }),
+  };
 }

@@ -71,6 +71,9 @@ export class ScriptedJobs {
         return lifecycle.position(jobId, event);
       case 'restarted':
         return lifecycle.claim(jobId, 'scripted-agent', attempt(event.attempt), event.reason);
+      case 'resumed':
+        // The claim writes the event itself, with the stream's own last seq as `after_seq`.
+        return lifecycle.claim(jobId, 'scripted-agent', attempt(event.attempt), 'agent_lost', undefined, { resume: true });
       case 'started':
         if (status === 'queued') await lifecycle.claim(jobId, event.agent, attempt(), 'agent_lost');
         return lifecycle.start(jobId, attempt(), event);
