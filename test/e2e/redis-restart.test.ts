@@ -56,7 +56,9 @@ interface Answer {
 
 describe.skipIf(!findOnPath('redis-server'))('a Redis restart under load', () => {
   // Short: the held jobs' locks (5 s in the stack) outlive it, so they run on. Long: past
-  // the locks and the heartbeats, so the jobs running through it are retried (restarted).
+  // the locks and the heartbeats (1 s TTL). Measured: the held jobs still finish on their
+  // first attempt (nothing claimed them in between) and BullMQ, which saw the locks lapse,
+  // files them under Failed; `retried` in the summary counts any that were run again.
   it.for([
     { outage: 'a short outage', minOutageMs: 0 },
     { outage: 'an outage longer than the job locks', minOutageMs: 6_000 },
@@ -158,7 +160,10 @@ describe.skipIf(!findOnPath('redis-server'))('a Redis restart under load', () =>
       if (pending.length > 0) await sleep(100);
     }
     const events = new EventLog(reader, keys);
-    const restarted = (await Promise.all(jobs.map(async (id) => ((await events.readAfter(id, 0)).some((event) => event.type === 'restarted') ? [id] : [])))).flat();
+    // A retried attempt says `resumed` (it continues the text) or `restarted` (on_restart: restart).
+    const retried = (
+      await Promise.all(jobs.map(async (id) => ((await events.readAfter(id, 0)).some((event) => event.type === 'restarted' || event.type === 'resumed') ? [id] : [])))
+    ).flat();
 
     const tally = (list: Answer[]) => {
       const counts: Record<string, number> = {};
@@ -176,7 +181,7 @@ describe.skipIf(!findOnPath('redis-server'))('a Redis restart under load', () =>
       accepted_total: created.size,
       jobs: jobs.length,
       completed: jobs.filter((id) => statuses.get(id) === 'completed').length,
-      restarted: restarted.length,
+      retried: retried.length,
       outage_ms: outageMs,
       accepting_again_ms: acceptingAgainMs,
       answers_before: tally(answers.filter((answer) => answer.sent === 'up')),
