@@ -88,13 +88,13 @@ export const ApiConfig = z.object({
   maintenanceIntervalMs: EnvPositiveInt.default(250).describe('Period of expiry, disconnect grace and position updates (on the replica holding the maintenance lock).'),
   /** Period of the admission-count reconciliation against BullMQ. */
   reconcileIntervalMs: EnvPositiveInt.default(5_000).describe('Period of the admission-count reconciliation against BullMQ.'),
+  drainReadinessMs: EnvNonNegativeInt.default(2_000).describe(
+    'On SIGTERM, how long /readyz answers 503 (so a balancer stops sending) before this replica ends its SSE streams with a reconnect hint and closes; within the 10 s stop bound.',
+  ),
   agentLapseMs: EnvPositiveInt.default(3_500).describe(
     "An agent whose newest heartbeat is this old has lost its jobs: they go back to their queues at once (agents beat every 2 s, so 3.5 s is a missed beat plus margin; BullMQ's lock expiry stays the backstop).",
   ),
 });
-  drainReadinessMs: EnvNonNegativeInt.default(2_000).describe(
-    'On SIGTERM, how long /readyz answers 503 (so a balancer stops sending) before this replica ends its SSE streams with a reconnect hint and closes; within the 10 s stop bound.',
-  ),
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;
 
@@ -135,12 +135,12 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   maintenanceIntervalMs: 'MAINTENANCE_INTERVAL_MS',
   reconcileIntervalMs: 'RECONCILE_INTERVAL_MS',
   agentLapseMs: 'AGENT_LAPSE_MS',
+  drainReadinessMs: 'API_DRAIN_READINESS_MS',
 };
 
 /** Reads the API's configuration from the environment; errors name the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): ApiConfig {
   const { values, nameOf } = readEnv(env, ENV_NAMES);
-  drainReadinessMs: 'API_DRAIN_READINESS_MS',
   // REDIS_URL has a default here rather than in the schema, so a config given in code must
   // name its Redis; unlike the other variables an empty REDIS_URL is kept, and refused.
   const raw = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...values };

@@ -36,8 +36,8 @@ import { createApiMetrics, registerQueueMetrics, ttftObserver, type LedgerSnapsh
 import { accessControl, principalOf } from './plugins/access-control.js';
 import { hardenedServerOptions, httpHardening } from './plugins/http-hardening.js';
 import { requestMetrics } from './plugins/request-metrics.js';
-import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminAgentRoutes } from './routes/admin-agents.js';
+import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -53,7 +53,6 @@ export interface Api {
   routes(): DeclaredRoute[];
   /** Listens on the configured host and port; resolves with the base URL. */
   listen(): Promise<string>;
-  close(): Promise<void>;
   /**
    * The first part of stopping: /readyz answers 503 at once; after `readinessMs` (time for a
    * balancer to notice) every native SSE stream is ended with a `retry:` hint so its client
@@ -61,12 +60,13 @@ export interface Api {
    * resume, are left to finish until `close`.
    */
   drain(readinessMs: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 const DISCOVERY_INTERVAL_MS = 5_000;
-
 /** The SSE `retry:` a draining replica ends its streams with: reconnect at once (EventSource's own default is ~3 s). */
 const STREAM_RETRY_HINT_MS = 100;
+
 /**
  * Builds the API: connections, services, plugins, routes. A composition root: it only puts
  * the parts together, in dependency order; each concern lives in its own module. Nothing
@@ -155,13 +155,13 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     admission,
     ledger,
     keyStore,
+    lifecycle: { draining: false },
     tenantOf: (request) => {
       const principal = principalOf(request, keyStore);
       if (!principal) {
         throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required: send Authorization: Bearer <key> (or X-API-Key)');
       }
       return principal.tenant;
-    lifecycle: { draining: false },
     },
     isAdmin: (request) => principalOf(request, keyStore)?.admin === true,
     waitForJobEnd: jobEndWaiter(subscriber, events, keys),
@@ -191,13 +191,13 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerAdminRoutes(app, context);
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);
+  registerAdminAgentRoutes(app, context);
   registerOpenAiRoutes(app, context);
   registerOllamaRoutes(app, context);
   await queues.discover().catch((error) => logger.warn({ err: error }, 'could not list known model queues yet'));
   await registerBullBoard(app, queues);
   accessDeclarations.assertDeclared();
   const discovery = setInterval(() => void queues.discover().catch(() => undefined), DISCOVERY_INTERVAL_MS);
-  registerAdminAgentRoutes(app, context);
   discovery.unref();
   maintenance.start();
 
@@ -209,17 +209,17 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       const address = await app.listen({ host: config.host, port: config.port });
       return address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
     },
+    drain: async (readinessMs) => {
+      context.lifecycle.draining = true;
+      if (readinessMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessMs));
+      return context.relay.endAll(STREAM_RETRY_HINT_MS);
+    },
     close: async () => {
       clearInterval(discovery);
       await maintenance.stop();
       await app.close();
       await queues.close();
       await keyStore.close();
-    drain: async (readinessMs) => {
-      context.lifecycle.draining = true;
-      if (readinessMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessMs));
-      return context.relay.endAll(STREAM_RETRY_HINT_MS);
-    },
       await closeRedis(subscriberConnection);
       await closeRedis(redis);
     },
