@@ -104,7 +104,8 @@ describe('an agent that stops beating mid-job', () => {
 
     const paused = Date.now();
     first.agent.kill('SIGSTOP');
-    await expect.poll(async () => (await events(id)).some((event) => event.type === 'restarted'), { timeout: 10_000, interval: 50 }).toBe(true);
+    // The retry continues the streamed text (`resumed`, the default; `restarted` with on_restart: restart).
+    await expect.poll(async () => (await events(id)).some((event) => event.type === 'resumed'), { timeout: 10_000, interval: 50 }).toBe(true);
     const failoverMs = Date.now() - paused;
     // The lapse (1 s here; 3.5 s by default) plus a maintenance round and a claim, far under BullMQ's 15 s lock.
     expect(failoverMs).toBeLessThan(LAPSE_MS + 3_000);
@@ -120,7 +121,7 @@ describe('an agent that stops beating mid-job', () => {
 
     const types = ended.map((event) => event.type);
     expect(types.filter((type) => type === 'done')).toHaveLength(1);
-    const restartedAt = types.indexOf('restarted');
+    const restartedAt = types.indexOf('resumed');
     expect(types.slice(0, restartedAt)).toEqual(['queued', 'started', 'token']);
     expect(ended.slice(restartedAt + 1).find((event) => event.type === 'started')).toMatchObject({ agent: 'agent-healthy' });
     const record = (await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as { status: string; agent?: string };
