@@ -110,12 +110,12 @@ export const AgentConfig = z.object({
   /** Window over which arrival rates (demand) are measured. */
   demandWindowMs: EnvPositiveInt.default(30_000).describe('Window over which arrival rates are measured.'),
   /**
-   * How long SIGTERM/SIGINT lets running jobs finish; then they are handed back to their
-   * queues and the process exits. Under Kubernetes' default 30 s grace period, so the hand-back
-   * happens before a SIGKILL would strand the jobs until their locks expire.
+   * How long SIGTERM/SIGINT lets running jobs finish (the agent claims nothing and says
+   * `draining` meanwhile); then the rest are handed back to their queues, where another agent
+   * continues them, and the process exits 0. A pod's terminationGracePeriodSeconds must cover it.
    */
-  shutdownTimeoutMs: EnvPositiveInt.default(25_000).describe(
-    "On SIGTERM/SIGINT, how long running jobs may finish before they are handed back to the head of their queues and the agent exits (under Kubernetes' 30 s grace).",
+  agentDrainTimeoutMs: EnvPositiveInt.default(120_000).describe(
+    'On SIGTERM/SIGINT, how long running jobs may finish (claiming nothing, heartbeat `draining`) before the rest are handed back to their queues, where another agent continues them, and the agent exits 0. Set terminationGracePeriodSeconds above it. SHUTDOWN_TIMEOUT_MS is read as an older name.',
   ),
   /** Where /healthz, /readyz and /metrics listen (agent-http.ts). */
   httpHost: z
@@ -177,7 +177,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   displacementMargin: 'DISPLACEMENT_MARGIN',
   displacementAgingMs: 'DISPLACEMENT_AGING_MS',
   demandWindowMs: 'DEMAND_WINDOW_MS',
-  shutdownTimeoutMs: 'SHUTDOWN_TIMEOUT_MS',
+  agentDrainTimeoutMs: ['AGENT_DRAIN_TIMEOUT_MS', 'SHUTDOWN_TIMEOUT_MS'],
   httpHost: 'AGENT_HTTP_HOST',
   httpPort: 'AGENT_HTTP_PORT',
   logLevel: 'LOG_LEVEL',

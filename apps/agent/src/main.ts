@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
  * The agent process. Exit codes:
- * - 0: stopped by SIGTERM/SIGINT after its running jobs finished;
- * - 1: could not start, or its jobs outlasted SHUTDOWN_TIMEOUT_MS and were handed back to
- *      their queues (another agent restarts them) before it exited;
+ * - 0: stopped by SIGTERM/SIGINT: its running jobs finished, or outlasted
+ *      AGENT_DRAIN_TIMEOUT_MS and were handed back to their queues (another agent continues
+ *      them): a drain loses no job, so it is not a failure;
+ * - 1: could not start, or could not hand its jobs back (Redis did not answer: they return
+ *      when their locks expire);
  * - 2: a setting is invalid (the line names it).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,10 +40,10 @@ const forceStop = async (running: RunningAgent) => {
       ? 'could not hand them back (Redis did not answer); they return to their queues when their locks expire'
       : `handed ${handedBack} back to their queues`;
   logger.warn(
-    { jobs, handed_back: handedBack ?? 0, shutdown_timeout_ms: config.shutdownTimeoutMs },
-    `shutdown deadline of ${config.shutdownTimeoutMs} ms (SHUTDOWN_TIMEOUT_MS) passed with ${jobs} job(s) running: ${outcome}; exiting`,
+    { jobs, handed_back: handedBack ?? 0, drain_timeout_ms: config.agentDrainTimeoutMs },
+    `drain deadline of ${config.agentDrainTimeoutMs} ms (AGENT_DRAIN_TIMEOUT_MS) passed with ${jobs} job(s) running: ${outcome}; exiting`,
   );
-  process.exit(1);
+  process.exit(handedBack === undefined ? 1 : 0);
 };
 
 const stop = async (signal: string) => {
@@ -53,8 +55,8 @@ const stop = async (signal: string) => {
     logger.info({ signal }, 'stopping before start-up finished');
     process.exit(0);
   }
-  logger.info({ signal, shutdown_timeout_ms: config.shutdownTimeoutMs }, 'stopping: finishing running jobs');
-  const deadline = setTimeout(() => void forceStop(running), config.shutdownTimeoutMs);
+  logger.info({ signal, drain_timeout_ms: config.agentDrainTimeoutMs }, 'stopping: finishing running jobs');
+  const deadline = setTimeout(() => void forceStop(running), config.agentDrainTimeoutMs);
   try {
     await running.close();
   } catch (error) {

@@ -78,7 +78,7 @@ function readSettings() {
     ollamaUrl,
     startTimeoutMs: positiveIntSetting('START_TIMEOUT_MS', 20_000),
     // Ctrl-C should not take long: running jobs get this long, then go back to their queues.
-    agentShutdownMs: positiveIntSetting('SHUTDOWN_TIMEOUT_MS', 5_000),
+    agentShutdownMs: positiveIntSetting('AGENT_DRAIN_TIMEOUT_MS', 5_000),
   };
 }
 
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
         AGENT_ID: `local-${backend.name}`,
         AGENT_HTTP_HOST: '127.0.0.1',
         AGENT_HTTP_PORT: String(httpPort),
-        SHUTDOWN_TIMEOUT_MS: String(settings.agentShutdownMs),
+        AGENT_DRAIN_TIMEOUT_MS: String(settings.agentShutdownMs),
         // The simulators run Ollama's defaults for a sim node: 4 parallel requests per model,
         // 3 models resident; the agent must know them to never queue work inside a backend.
         ...(sim && {
