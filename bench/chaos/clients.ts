@@ -29,8 +29,18 @@ export interface HttpRecord {
 export interface JobSpec {
   key: string;
   prompt: string;
+  /** Sent as `messages` (one user message) rather than `prompt`: the chat and generate wires of the backend. */
+  chat: boolean;
   seed: number;
   numPredict: number;
+}
+
+/** The request body of a job (without the submission's own fields). */
+export function jobInput(spec: JobSpec): Record<string, unknown> {
+  return {
+    ...(spec.chat ? { messages: [{ role: 'user', content: spec.prompt }] } : { prompt: spec.prompt }),
+    options: { seed: spec.seed, num_predict: spec.numPredict },
+  };
 }
 
 export interface Job {
@@ -174,8 +184,7 @@ const backoff = (answer: Answer) => sleep(Math.min(1_000, Math.max(100, (answer.
 export async function submit(ctx: ClientContext, spec: JobSpec, kind: Job['kind'], detach: boolean): Promise<Job | undefined> {
   const body = {
     model: ctx.model,
-    prompt: spec.prompt,
-    options: { seed: spec.seed, num_predict: spec.numPredict },
+    ...jobInput(spec),
     idempotency_key: spec.key,
     ...(detach && { detach: true }),
   };
@@ -209,7 +218,7 @@ function accepted(ctx: ClientContext, answer: Answer, spec: JobSpec, kind: Job['
 
 /** One detached submission, not resent (the probe of an outage: how fast and how the API answers). */
 export async function probeSubmit(ctx: ClientContext, spec: JobSpec, replica: number): Promise<Job | undefined> {
-  const body = { model: ctx.model, prompt: spec.prompt, options: { seed: spec.seed, num_predict: spec.numPredict }, idempotency_key: spec.key, detach: true };
+  const body = { model: ctx.model, ...jobInput(spec), idempotency_key: spec.key, detach: true };
   return accepted(ctx, await call(ctx, 'probe_post', replica, 'POST', '/v1/jobs', body), spec, 'probe');
 }
 

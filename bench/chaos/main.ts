@@ -20,7 +20,7 @@ import { redisKeys } from '@switchyard/protocol';
 import { freePort } from '@switchyard/testing/redis-server';
 import { mulberry32, percentile } from '../common/stats.js';
 import { fmt, printTable, ROOT, writeResult } from '../perf/harness.js';
-import { call, ClientContext, follow, poll, probeSubmit, readRecord, submit, TERMINAL, type HttpRecord, type Job, type JobSpec } from './clients.js';
+import { call, ClientContext, follow, jobInput, poll, probeSubmit, readRecord, submit, TERMINAL, type HttpRecord, type Job, type JobSpec } from './clients.js';
 import { killEverything, LogFiles, nodeApp, redisService, redisShutdown, Service, tempDir, waitForHttp } from './procs.js';
 import { compareText } from './transcript.js';
 
@@ -28,8 +28,8 @@ const USAGE = `Usage: pnpm bench:chaos [-- --logs <dir>] [--help]
 
   --logs <dir>   keep every process's log there (default: a temp dir, removed at the end)
 
-Environment: BENCH_CHAOS_STREAMS (streamed clients, 14), BENCH_CHAOS_DETACHED (detached
-clients, 4), BENCH_CHAOS_TIMEOUT_MS (hard limit of the whole run, 345000).
+Environment: BENCH_CHAOS_STREAMS (streamed clients, 8), BENCH_CHAOS_DETACHED (detached
+clients, 2), BENCH_CHAOS_TIMEOUT_MS (hard limit of the whole run, 345000).
 `;
 
 const MODEL = 'qwen2.5:0.5b';
@@ -38,8 +38,8 @@ const SLOTS = 4;
 const TOKENS_PER_S = 40;
 /** num_predict of each job, uniform in this range: 1.5–4 s of tokens at TOKENS_PER_S. */
 const NUM_PREDICT: [number, number] = [60, 160];
-const STREAM_CLIENTS = Number(process.env.BENCH_CHAOS_STREAMS ?? 14);
-const DETACHED_CLIENTS = Number(process.env.BENCH_CHAOS_DETACHED ?? 4);
+const STREAM_CLIENTS = Number(process.env.BENCH_CHAOS_STREAMS ?? 8);
+const DETACHED_CLIENTS = Number(process.env.BENCH_CHAOS_DETACHED ?? 2);
 /** Submissions stop this long after the load starts; then the grace. */
 const LOAD_MS = 225_000;
 const GRACE_MS = 45_000;
@@ -86,9 +86,11 @@ interface HeldJob {
   id: string;
   status: string;
   attempt: string;
-  /** When its record showed another attempt (a new claim: the `restarted` event) or an end. */
+  /** When its record showed another attempt (a new claim: the `restarted`/`resumed` event) or an end. */
   changedAt?: number;
   changedTo?: string;
+  /** When its record first read `queued` (put back in its queue: a lapsed heartbeat, a lost backend). */
+  requeuedAt?: number;
 }
 
 interface FaultRecord extends Step {
@@ -104,8 +106,8 @@ interface FaultRecord extends Step {
   held: HeldJob[];
   /** Jobs not ended at the fault (from Redis' records, for Redis faults from the clients' knowledge). */
   inFlight: number;
-  /** API faults: streams connected to the replica. */
-  streamsOnTarget?: number;
+  /** API faults: the jobs whose streams were connected to the replica. */
+  streamsOnTarget?: string[];
 }
 
 const sleepUntil = (ctx: ClientContext, at: number) => sleep(Math.max(0, at - ctx.now()));
@@ -128,8 +130,9 @@ function seedOf(key: string): number {
   return (h >>> 0) % 1_000_000;
 }
 
-function specFor(key: string, random: () => number): JobSpec {
-  return { key, prompt: `chaos ${key}`, seed: seedOf(key), numPredict: NUM_PREDICT[0] + Math.floor(random() * (NUM_PREDICT[1] - NUM_PREDICT[0] + 1)) };
+/** Every other job is a chat (`messages`), the others a generate (`prompt`): both backend wires are exercised. */
+function specFor(key: string, index: number, random: () => number): JobSpec {
+  return { key, prompt: `chaos ${key}`, chat: index % 2 === 1, seed: seedOf(key), numPredict: NUM_PREDICT[0] + Math.floor(random() * (NUM_PREDICT[1] - NUM_PREDICT[0] + 1)) };
 }
 
 /** The simulators' catalog: the sample's qwen2.5:0.5b, generating at TOKENS_PER_S (its own 220/s would end a job in half a second). */
@@ -278,7 +281,7 @@ async function main(): Promise<void> {
   control.on('error', () => undefined);
 
   // A job to probe GET with, and a check that the stack works before the faults.
-  const probeJob = await submit(ctx, specFor('probe-0', mulberry32(1)), 'probe', true);
+  const probeJob = await submit(ctx, specFor('probe-0', 0, mulberry32(1)), 'probe', true);
   if (!probeJob) throw new Error('the first job was not accepted');
   await poll(ctx, probeJob, 'probe_get', 100);
   if (probeJob.record?.status !== 'completed') throw new Error(`the first job did not complete: ${JSON.stringify(probeJob.record)}`);
@@ -294,7 +297,7 @@ async function main(): Promise<void> {
   const streamed = Array.from({ length: STREAM_CLIENTS }, async (_, w) => {
     const random = mulberry32(1000 + w);
     for (let i = 0; ctx.submitting; i++) {
-      const job = await submit(ctx, specFor(`s${w}-${i}`, random), 'streamed', false);
+      const job = await submit(ctx, specFor(`s${w}-${i}`, i, random), 'streamed', false);
       if (job) await follow(ctx, job);
       else await sleep(200);
     }
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
   const detached = Array.from({ length: DETACHED_CLIENTS }, async (_, w) => {
     const random = mulberry32(2000 + w);
     for (let i = 0; ctx.submitting; i++) {
-      const job = await submit(ctx, specFor(`d${w}-${i}`, random), 'detached', true);
+      const job = await submit(ctx, specFor(`d${w}-${i}`, i, random), 'detached', true);
       if (job) await poll(ctx, job);
       else await sleep(200);
     }
@@ -320,7 +323,7 @@ async function main(): Promise<void> {
     const random = mulberry32(3000);
     for (let i = 0; !ctx.over(); i++) {
       if (postProbing) {
-        void probeSubmit(ctx, specFor(`p-${i}`, random), i % apiUrls.length).then((job) => {
+        void probeSubmit(ctx, specFor(`p-${i}`, i, random), i % apiUrls.length).then((job) => {
           if (job) background.push(poll(ctx, job, 'get', 1_000));
         });
       }
@@ -350,6 +353,7 @@ async function main(): Promise<void> {
         const now = ctx.now();
         pending.forEach((h, i) => {
           const [status, attempt] = (replies[i]?.[1] as Array<string | null> | undefined) ?? [];
+          if (status === 'queued') h.requeuedAt ??= now;
           if (attempt && attempt !== h.attempt) {
             h.changedAt = now;
             h.changedTo = `attempt (${status})`;
@@ -380,7 +384,7 @@ async function main(): Promise<void> {
           .filter((o) => o.agent === agentIds[agentIndex] && (o.status === 'loading' || o.status === 'running'))
           .map((o) => ({ id: o.id, status: o.status, attempt: o.attempt }));
       } else record.inFlight = ctx.jobs.filter((job) => job.endedAt === undefined).length;
-      if (step.kind === 'api_kill') record.streamsOnTarget = ctx.jobs.filter((job) => job.connectedTo === 0).length;
+      if (step.kind === 'api_kill') record.streamsOnTarget = ctx.jobs.filter((job) => job.connectedTo === 0).map((job) => job.id);
       record.injectedAt = ctx.now();
       const service = step.kind.startsWith('redis') ? redis : byName.get(step.target)!;
       switch (step.kind) {
@@ -405,7 +409,7 @@ async function main(): Promise<void> {
       }
       record.downAt = ctx.now();
       process.stdout.write(`chaos: +${fmt((record.injectedAt - t0) / 1000, 1)} s ${step.what} (${record.held.length} jobs held, ${record.inFlight} in flight)\n`);
-      if (record.held.length > 0) background.push(watchHeld(record.held, record.injectedAt + 30_000));
+      if (record.held.length > 0) background.push(watchHeld(record.held, record.injectedAt + step.restoreAfterMs + 30_000));
       await sleepUntil(ctx, record.injectedAt + step.restoreAfterMs);
       record.restoredAt = ctx.now();
       if (step.kind === 'agent_stop' || step.kind === 'sim_hang') {
@@ -448,11 +452,12 @@ async function main(): Promise<void> {
   for (let i = 0; i < completed.length; i += 8) {
     await Promise.all(
       completed.slice(i, i + 8).map(async (job) => {
-        const response = await fetch(`http://127.0.0.1:${refPort}/api/generate`, {
+        const response = await fetch(`http://127.0.0.1:${refPort}/api/${job.spec.chat ? 'chat' : 'generate'}`, {
           method: 'POST',
-          body: JSON.stringify({ model: MODEL, prompt: job.spec.prompt, options: { seed: job.spec.seed, num_predict: job.spec.numPredict }, stream: false }),
+          body: JSON.stringify({ model: MODEL, ...jobInput(job.spec), stream: false }),
         });
-        expected.set(job.id, ((await response.json()) as { response: string }).response);
+        const answer = (await response.json()) as { response?: string; message?: { content: string } };
+        expected.set(job.id, (job.spec.chat ? answer.message?.content : answer.response) ?? '');
       }),
     );
   }
@@ -557,7 +562,9 @@ function report(input: ReportInput): void {
         id: h.id,
         kind: job?.kind ?? 'unknown',
         ms: times.length ? Math.min(...times) - f.injectedAt : undefined,
-        outcome: h.changedTo ?? 'no change within 30 s',
+        /** Fault → the record read `queued` (the job back in its queue); the rest is the wait for a new claim. */
+        requeued_ms: h.requeuedAt === undefined ? undefined : h.requeuedAt - f.injectedAt,
+        outcome: h.changedTo ?? `no change within ${(f.restoreAfterMs + 30_000) / 1000} s`,
         final: job?.record?.status ?? 'unknown',
       };
     });
@@ -645,9 +652,19 @@ function report(input: ReportInput): void {
   }
 
   const failedBySurvivable = failed.length; // every scheduled fault is one a restart survives
+  /** API replica killed: how long its streams took to be connected again (to the other replica, or to it restarted). */
+  const reconnectOf = (f: FaultRecord) =>
+    (f.streamsOnTarget ?? []).map((id) => {
+      const job = jobs.find((j) => j.id === id);
+      const next = job?.connectTimes.find((t) => t >= f.injectedAt);
+      const endedBefore = job?.endedAt !== undefined && job.endedAt < (next ?? Number.POSITIVE_INFINITY);
+      return { id, ms: next === undefined || endedBefore ? undefined : next - f.injectedAt };
+    });
   const allFaultsRows = faults.map((f) => {
     const fo = failoverOf(f);
     const d = dist(fo);
+    const requeued = dist(fo.map((x) => ({ ms: x.requeued_ms })));
+    const reconnect = dist(reconnectOf(f));
     return {
       at_s: s1(rel(f.injectedAt)),
       fault: f.what,
@@ -656,6 +673,8 @@ function report(input: ReportInput): void {
       restored_at_s: s1(f.restoredAt === undefined ? undefined : rel(f.restoredAt)),
       serving_again_s: s1(f.backAt === undefined ? undefined : rel(f.backAt)),
       failover_p50_p99_max_ms: f.held.length ? `${ms0(d.p50)} / ${ms0(d.p99)} / ${ms0(d.max)} (n=${d.n})` : '',
+      requeued_p50_max_ms: requeued.n ? `${ms0(requeued.p50)} / ${ms0(requeued.max)}` : '',
+      streams_reconnected_p50_max_ms: f.streamsOnTarget ? `${ms0(reconnect.p50)} / ${ms0(reconnect.max)} (n=${reconnect.n} of ${f.streamsOnTarget.length})` : '',
       held_outcomes: Object.entries(tally2(fo.map((x) => x.outcome)))
         .map(([k, v]) => `${k} ×${v}`)
         .join(', '),
@@ -750,7 +769,12 @@ function report(input: ReportInput): void {
     { figure: 'completed', measured: String(jobs.filter((j) => terminalOf(j) === 'completed').length), target: '', verdict: '' },
     { figure: 'lost (accepted, not ended by the end + grace)', measured: String(lost.length), target: '0', verdict: verdict(lost.length === 0) },
     { figure: `stuck streams (no event > ${STUCK_MS / 1000} s, never ended)`, measured: String(stuck.length), target: '0', verdict: verdict(stuck.length === 0) },
-    { figure: `… streams silent > ${STUCK_MS / 1000} s that then ended / streams never ended`, measured: `${silent.length} / ${unended.length}`, target: '', verdict: '' },
+    {
+      figure: `streams silent > ${STUCK_MS / 1000} s (then ended) / streams never ended`,
+      measured: `${silent.length} / ${unended.length}`,
+      target: '0 / 0',
+      verdict: verdict(silent.length === 0 && unended.length === 0),
+    },
     {
       figure: 'seq gaps / duplicates (streams with any)',
       measured: `${totals.gaps} (${totals.missing} events missing) / ${totals.dups} (${seqBad.length})`,
@@ -867,7 +891,12 @@ function report(input: ReportInput): void {
       down_at_s: f.downAt === undefined ? undefined : rel(f.downAt) / 1000,
       restored_at_s: f.restoredAt === undefined ? undefined : rel(f.restoredAt) / 1000,
       back_at_s: f.backAt === undefined ? undefined : rel(f.backAt) / 1000,
-      held: f.held.map((h) => ({ ...h, changed_after_ms: h.changedAt === undefined ? undefined : h.changedAt - f.injectedAt })),
+      held: f.held.map((h) => ({
+        ...h,
+        changed_after_ms: h.changedAt === undefined ? undefined : h.changedAt - f.injectedAt,
+        requeued_after_ms: h.requeuedAt === undefined ? undefined : h.requeuedAt - f.injectedAt,
+      })),
+      streams_reconnected: f.streamsOnTarget ? reconnectOf(f) : undefined,
     })),
     http_by_phase: byPhase,
     redis_outages: outages,
