@@ -11,6 +11,7 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createParser } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
+import { mulberry32 } from '../common/stats.js';
 import { Transcript } from './transcript.js';
 
 export type RequestKind = 'submit' | 'get' | 'events' | 'probe_get' | 'probe_post' | 'final_get';
@@ -94,7 +95,7 @@ export class ClientContext {
   stopAt = Number.POSITIVE_INFINITY;
   /** Aborted when the run ends: open streams and requests give up at once. */
   readonly abort = abortController();
-  private next = 0;
+  private readonly random = mulberry32(7);
   private readonly t0 = performance.now();
 
   constructor(
@@ -106,9 +107,13 @@ export class ClientContext {
     return performance.now() - this.t0;
   }
 
-  /** Round-robin over the replicas, as a load balancer does. */
+  /**
+   * A replica for the next request, at random (seeded), as a load balancer spreads them.
+   * Not round-robin: each streamed job takes two picks (POST, stream), so a shared counter
+   * sent every stream to the same replica.
+   */
   pick(): number {
-    return this.next++ % this.replicas.length;
+    return Math.floor(this.random() * this.replicas.length);
   }
 
   over(): boolean {

@@ -29,7 +29,7 @@ const USAGE = `Usage: pnpm bench:chaos [-- --logs <dir>] [--help]
   --logs <dir>   keep every process's log there (default: a temp dir, removed at the end)
 
 Environment: BENCH_CHAOS_STREAMS (streamed clients, 8), BENCH_CHAOS_DETACHED (detached
-clients, 2), BENCH_CHAOS_TIMEOUT_MS (hard limit of the whole run, 345000).
+clients, 2), BENCH_CHAOS_TIMEOUT_MS (hard limit of the whole run, 350000).
 `;
 
 const MODEL = 'qwen2.5:0.5b';
@@ -41,9 +41,9 @@ const NUM_PREDICT: [number, number] = [60, 160];
 const STREAM_CLIENTS = Number(process.env.BENCH_CHAOS_STREAMS ?? 8);
 const DETACHED_CLIENTS = Number(process.env.BENCH_CHAOS_DETACHED ?? 2);
 /** Submissions stop this long after the load starts; then the grace. */
-const LOAD_MS = 225_000;
+const LOAD_MS = 275_000;
 const GRACE_MS = 45_000;
-const HARD_TIMEOUT_MS = Number(process.env.BENCH_CHAOS_TIMEOUT_MS ?? 345_000);
+const HARD_TIMEOUT_MS = Number(process.env.BENCH_CHAOS_TIMEOUT_MS ?? 350_000);
 const STUCK_MS = 30_000;
 const PROBE_GET_MS = 50;
 const PROBE_POST_MS = 100;
@@ -69,6 +69,9 @@ const SCHEDULE: Step[] = [
   { at: 115_000, kind: 'redis_shutdown', target: 'redis', restoreAfterMs: 5_000, what: 'Redis SHUTDOWN; restarted 5 s later (same port, dir, AOF)' },
   { at: 145_000, kind: 'redis_kill', target: 'redis', restoreAfterMs: 5_000, what: 'kill -9 Redis; restarted 5 s later (same port, dir, AOF)' },
   { at: 175_000, kind: 'sim_hang', target: 'sim-1', restoreAfterMs: 40_000, what: "SIGSTOP agent-1's gpu-sim for 40 s (a backend that hangs without closing), then SIGCONT" },
+  // The agent faults once more, on other agents: more failover samples.
+  { at: 225_000, kind: 'agent_kill', target: 'agent-2', restoreAfterMs: 5_000, what: 'kill -9 agent-2; restarted 5 s later (same AGENT_ID)' },
+  { at: 250_000, kind: 'agent_stop', target: 'agent-1', restoreAfterMs: 6_000, what: 'SIGSTOP agent-1 for 6 s, then SIGCONT' },
 ];
 
 const TARGETS = {
@@ -688,7 +691,7 @@ function report(input: ReportInput): void {
       phase: p.phase,
       requests: p.requests,
       '2xx': p.ok_2xx,
-      '429': p.r429,
+      'HTTP 429': p.r429,
       'other 4xx': p.other_4xx,
       '5xx': p.r5xx,
       '5xx codes': Object.entries(p.r5xx_codes)
@@ -746,6 +749,7 @@ function report(input: ReportInput): void {
         get: c.job.record?.result?.text,
         answer: expected.get(c.job.id),
         agent: c.job.record?.agent,
+        chat: c.job.spec.chat,
       },
     })),
     ...streamedJobs.filter((job) => job.noContentBeforeEnd).map((job) => ({ job: job.id, kind: job.kind, what: '204 before the end was read', fault: faultOf(job) })),

@@ -160,7 +160,9 @@ export async function pingRedis(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+    // No ready check: ioredis would wait out the LOADING estimate (up to a second) before
+    // resolving; a PING answered PONG is the moment the server serves (LOADING is an error).
+    const client = new Redis(url, { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -168,7 +170,7 @@ export async function pingRedis(url: string, timeoutMs: number): Promise<void> {
       return;
     } catch (error) {
       last = error;
-      await sleep(20);
+      await sleep(10);
     } finally {
       client.disconnect();
     }
