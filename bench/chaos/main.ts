@@ -763,6 +763,11 @@ function report(input: ReportInput): void {
 
   const restartedJobs = streamedJobs.filter((job) => (job.transcript?.restartedAt.length ?? 0) > 0).length;
   const resumedJobs = streamedJobs.filter((job) => (job.transcript?.resumedAt.length ?? 0) > 0).length;
+  // Restarts nobody asked for: a streamed job that got `restarted`/`resumed` though it was not
+  // held by an agent or backend the schedule took away (e.g. a heartbeat taken for lapsed).
+  const heldIds = new Set([...agentFaults, ...backendFaults].flatMap((f) => f.held.map((h) => h.id)));
+  const unexplained = streamedJobs.filter((job) => (job.transcript?.restartedAt.length ?? 0) + (job.transcript?.resumedAt.length ?? 0) > 0 && !heldIds.has(job.id));
+  const unexplainedByFault = tally2(unexplained.map(faultOf));
   const summary = [
     {
       figure: 'accepted jobs (streamed / detached / probes)',
@@ -811,6 +816,18 @@ function report(input: ReportInput): void {
       verdict: '',
     },
     { figure: 'streamed jobs restarted / resumed / stream breaks (reconnects)', measured: `${restartedJobs} / ${resumedJobs} / ${breaks.length}`, target: '', verdict: '' },
+    {
+      figure: '… restarted/resumed though their agent and backend were not faulted',
+      measured: `${unexplained.length}${
+        unexplained.length
+          ? ` (${Object.entries(unexplainedByFault)
+              .map(([k, v]) => `${k} ×${v}`)
+              .join(', ')})`
+          : ''
+      }`,
+      target: '',
+      verdict: '',
+    },
     {
       figure: '5xx other than 503, whole run',
       measured: String(byPhase.reduce((sum, p) => sum + p.r5xx_not_503, 0)),
@@ -880,6 +897,7 @@ function report(input: ReportInput): void {
       failed_by_code: Object.fromEntries([...failedByCode].map(([k, v]) => [k, v.length])),
       streamed_restarted: restartedJobs,
       streamed_resumed: resumedJobs,
+      streamed_restarted_or_resumed_unfaulted: unexplained.map((job) => ({ id: job.id, fault: faultOf(job), chat: job.spec.chat })),
       stream_breaks: breaks.length,
       stream_break_causes: breakCauses,
     },
