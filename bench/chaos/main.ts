@@ -107,6 +107,8 @@ interface FaultRecord extends Step {
   backAt?: number;
   /** Jobs the faulted agent (or the agent of the faulted simulator) held at the fault. */
   held: HeldJob[];
+  /** Pauses (SIGSTOP): the jobs the agent held right before the SIGCONT, those claimed during the pause included. */
+  heldAtRestore?: string[];
   /** Jobs not ended at the fault (from Redis' records, for Redis faults from the clients' knowledge). */
   inFlight: number;
   /** API faults: the jobs whose streams were connected to the replica. */
@@ -414,6 +416,10 @@ async function main(): Promise<void> {
       process.stdout.write(`chaos: +${fmt((record.injectedAt - t0) / 1000, 1)} s ${step.what} (${record.held.length} jobs held, ${record.inFlight} in flight)\n`);
       if (record.held.length > 0) background.push(watchHeld(record.held, record.injectedAt + step.restoreAfterMs + 30_000));
       await sleepUntil(ctx, record.injectedAt + step.restoreAfterMs);
+      if ((step.kind === 'agent_stop' || step.kind === 'sim_hang') && agentIndex >= 0) {
+        const open = await snapshot().catch(() => []);
+        record.heldAtRestore = open.filter((o) => o.agent === agentIds[agentIndex] && (o.status === 'loading' || o.status === 'running')).map((o) => o.id);
+      }
       record.restoredAt = ctx.now();
       if (step.kind === 'agent_stop' || step.kind === 'sim_hang') {
         service.resume();
@@ -671,7 +677,7 @@ function report(input: ReportInput): void {
     return {
       at_s: s1(rel(f.injectedAt)),
       fault: f.what,
-      held_jobs: f.held.length,
+      held_jobs: f.heldAtRestore ? `${f.held.length} (${f.heldAtRestore.filter((id) => !f.held.some((h) => h.id === id)).length} more claimed while paused)` : f.held.length,
       in_flight: f.inFlight,
       restored_at_s: s1(f.restoredAt === undefined ? undefined : rel(f.restoredAt)),
       serving_again_s: s1(f.backAt === undefined ? undefined : rel(f.backAt)),
@@ -731,7 +737,12 @@ function report(input: ReportInput): void {
   const anomalies = [
     ...lost.map((job) => ({ job: job.id, kind: job.kind, what: `lost: ${job.notFound ? 'GET 404' : `status ${terminalOf(job) ?? 'unknown'}`}`, fault: faultOf(job) })),
     ...stuck.map((job) => ({ job: job.id, kind: job.kind, what: `stuck: no event for ${s1(job.transcript!.silenceUntil(endOfRun))} s, never ended`, fault: faultOf(job) })),
-    ...silent.map((job) => ({ job: job.id, kind: job.kind, what: `silent ${s1(job.transcript!.maxSilenceMs)} s, then ended`, fault: faultOf(job) })),
+    ...silent.map((job) => ({
+      job: job.id,
+      kind: job.kind,
+      what: `silent ${s1(job.transcript!.maxSilenceMs)} s, then ended (accepted at ${s1(rel(job.acceptedAt))} s, ran on ${job.record?.agent ?? '?'})`,
+      fault: faultOf(job),
+    })),
     ...seqBad.map((job) => ({
       job: job.id,
       kind: job.kind,
