@@ -184,6 +184,8 @@ async function main(): Promise<void> {
     return;
   }
   const startedAt = new Date();
+  // The code under test is what was checked out at the start (others may commit during the run).
+  const git = gitCommit();
   const load: Array<{ t_s: number; loadavg: number[] }> = [];
   const loadAtStart = loadavg();
   const logs = new LogFiles(values.logs ? resolve(values.logs) : tempDir('chaos-logs-'));
@@ -488,6 +490,7 @@ async function main(): Promise<void> {
     load,
     logsDir: values.logs ? logs.dir : undefined,
     pids: [...byName.values(), redis],
+    git,
   });
 }
 
@@ -504,6 +507,7 @@ interface ReportInput {
   load: Array<{ t_s: number; loadavg: number[] }>;
   logsDir: string | undefined;
   pids: Service[];
+  git: { commit: string; dirty_files: number };
 }
 
 const s1 = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? 'n/a' : fmt(ms / 1000, 1));
@@ -866,7 +870,7 @@ function report(input: ReportInput): void {
   ];
   printTable(`Summary (chaos run, ${s1(endOfRun - t0)} s of load and grace)`, summary);
 
-  const git = gitCommit();
+  const git = input.git;
   const result = {
     command: 'pnpm bench:chaos',
     started_at: input.startedAt.toISOString(),
