@@ -59,4 +59,35 @@ describe('a backend that dies mid-job', () => {
       await revived.close();
     }
   }, 60_000);
+
+  it('treats a backend that hangs without closing as dead: after BACKEND_STALL_MS of silence mid-answer the job continues on another node', async () => {
+    const hung = await startStack({ nodes: [{ agent: { backendStallMs: 500 } }, {}] });
+    try {
+      const admin = (id: string, action: 'drain' | 'undrain') => fetch(`${hung.apiUrl}/admin/agents/${id}/${action}`, { method: 'POST' });
+      const [first, second] = hung.agents as [RunningAgentLike, RunningAgentLike];
+      // The job must start on the first node: the second takes nothing yet.
+      await admin(second.id, 'drain');
+      await expect.poll(() => second.heartbeat().state, { timeout: 5_000 }).toBe('draining');
+      // The first node's simulator stops sending after one token and never closes: a hung backend.
+      const hold = hung.sims[0]!.hold({ prompt: 'hang on me', afterTokens: 1 });
+      const started = Date.now();
+      const job = await submitJob(hung, { model: MODEL, messages: [{ role: 'user', content: 'hang on me' }], detach: true, options: { seed: 3, num_predict: 10 } });
+      await hold.reached();
+      await admin(first.id, 'drain');
+      await admin(second.id, 'undrain');
+      await expect.poll(() => jobStatus(hung, job.id), { timeout: 15_000 }).toBe('completed');
+      // Well under the 2-minute default silence a hung runner used to be given.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const types = (await new EventLog(redis, redisKeys(hung.prefix)).readAfter(job.id, 0)).map((event) => event.type);
+      expect(types).toContain('resumed');
+      expect(types).not.toContain('error');
+      const record = (await (await fetch(`${hung.apiUrl}/v1/jobs/${job.id}`)).json()) as { agent: string };
+      expect(record.agent).toBe(second.id);
+      hold.release();
+    } finally {
+      await hung.close();
+    }
+  }, 60_000);
 });
+
+type RunningAgentLike = Stack['agents'][number];

@@ -59,7 +59,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const logger = deps.logger.child({ agentId: config.agentId });
   const keys = redisKeys(config.redisPrefix);
   const metrics = createAgentMetrics();
-  const backend = metrics.backend(deps.backend ?? new OllamaBackend({ url: config.backendUrl, keepAlive: config.keepAlive }));
+  const backend = metrics.backend(
+    deps.backend ??
+      new OllamaBackend({
+        url: config.backendUrl,
+        keepAlive: config.keepAlive,
+        timeouts: { bodyMs: config.backendStallMs, metadataMs: config.backendReadTimeoutMs },
+      }),
+  );
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
   const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
   const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });

@@ -54,6 +54,17 @@ export const AgentConfig = z.object({
     .transform((value) => (typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value))
     .default(-1)
     .describe('`keep_alive` sent with every backend request and load: models stay until the agent unloads them.'),
+  /**
+   * A backend that hangs without closing (a wedged runner, a stopped process) must not hold
+   * a job or the agent for minutes: a stream silent this long mid-answer is a dead backend
+   * (the job continues elsewhere), and so is a model-list read that takes this long.
+   */
+  backendStallMs: EnvPositiveInt.default(15_000).describe(
+    'Longest silence between two chunks of a backend answer before the backend counts as hung: the job goes back to its queue (it continues elsewhere) and the agent stops claiming until the backend answers. Time to the first chunk (a model load) is not bounded by this.',
+  ),
+  backendReadTimeoutMs: EnvPositiveInt.default(5_000).describe(
+    "Timeout of the backend's quick reads (/api/tags, /api/ps, /api/show): a backend that does not answer them in this time counts as unreachable (heartbeat `degraded`, no claims).",
+  ),
   /** The backend's parallel requests per loaded model (Ollama's OLLAMA_NUM_PARALLEL). */
   backendParallel: EnvPositiveInt.default(1).describe(
     "The backend's parallel requests per model (set it to Ollama's `OLLAMA_NUM_PARALLEL`). The agent never sends a model more at once.",
@@ -159,6 +170,8 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   stalledIntervalMs: 'STALLED_INTERVAL_MS',
   tokenCoalesceMs: 'TOKEN_COALESCE_MS',
   keepAlive: 'KEEP_ALIVE',
+  backendStallMs: 'BACKEND_STALL_MS',
+  backendReadTimeoutMs: 'BACKEND_READ_TIMEOUT_MS',
   backendParallel: 'BACKEND_NUM_PARALLEL',
   backendNumCtx: 'BACKEND_NUM_CTX',
   backendMaxLoaded: 'BACKEND_MAX_LOADED_MODELS',
