@@ -37,12 +37,22 @@ const LOOKBACK_MS = 24 * 3600_000;
 export class AgentFailover {
   /** Lapsed agents already handled, with the beat they were handled at (a newer beat means it came back). */
   private readonly handled = new Map<string, number>();
+  /** When this replica last ran a round, and until when it judges nothing (see `tick`). */
+  private lastRound: number | undefined;
+  private quietUntil = 0;
 
   constructor(private readonly deps: AgentFailoverDeps) {}
 
   /** One round: resolves with the jobs put back. */
   async tick(now: number): Promise<number> {
     const { redis, keys, logger } = this.deps;
+    // Heartbeats read stale after a time this replica could not look (Redis was away, so no
+    // agent could beat either; or it just took the maintenance over): judge nobody until the
+    // agents have had a lapse to beat again. A chaos run saw a 5 s Redis outage move the jobs
+    // of live agents.
+    if (this.lastRound === undefined || now - this.lastRound > this.deps.lapseMs) this.quietUntil = now + this.deps.lapseMs;
+    this.lastRound = now;
+    if (now < this.quietUntil) return 0;
     const rows = await redis.zrangebyscore(keys.agents, now - LOOKBACK_MS, now - this.deps.lapseMs, 'WITHSCORES');
     const lapsed = new Map<string, number>();
     for (let i = 0; i < rows.length; i += 2) {
