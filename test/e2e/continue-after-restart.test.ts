@@ -83,6 +83,20 @@ describe('a job restarted after part of its answer was streamed continues it', (
     expect(record.result.text).toBe(expected);
   }, 60_000);
 
+  it('native API, a prompt (generate) job: continued as the chat of its prompt, the text still reads as the uninterrupted answer', async () => {
+    const prompt = 'continue my prompt';
+    let id = '';
+    await killMidAnswer(prompt, async () => {
+      id = (await submitJob(stack, { model: MODEL, prompt, detach: true, options: OPTIONS })).id;
+      await expect.poll(() => jobStatus(stack, id), { timeout: 20_000 }).toBe('completed');
+    });
+    const events = await new EventLog(redis, redisKeys(stack.prefix)).readAfter(id, 0);
+    expect(events.map((event) => event.type)).toContain('resumed');
+    const text = events.flatMap((event) => (event.type === 'token' ? [event.text] : [])).join('');
+    const direct = await fetch(`${stack.sims[0]!.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: MODEL, prompt, stream: false, options: OPTIONS }) });
+    expect(text).toBe(((await direct.json()) as { response: string }).response);
+  }, 60_000);
+
   it('OpenAI wire: the stream goes on without a break or an error', async () => {
     const prompt = 'continue me over openai';
     const openai = new OpenAI({ baseURL: `${stack.apiUrl}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: 30_000 });

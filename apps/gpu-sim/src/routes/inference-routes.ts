@@ -49,6 +49,8 @@ interface InferenceRequest {
   keepAliveMs: number;
   /** undefined for load-only requests. */
   promptText: string | undefined;
+  /** What the answer is drawn from when it differs from `promptText` (see chatAnswerText). */
+  answerText?: string | undefined;
   /** The assistant's partial answer a chat ends with, to be continued (not answered anew). */
   continues?: string;
   /** Token ids of a previous generate's `context`, prepended to the prompt. */
@@ -89,6 +91,24 @@ function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
   };
 }
 
+/**
+ * The text a chat's answer is drawn from (its prompt text, `role: content` lines, is what
+ * holds match and prompt tokens count). A single turn (a user message, after an optional
+ * system one) draws from what the generate request of the same system and prompt does, as
+ * Ollama's templates make them the same model input: so a generate continued as a chat (how
+ * an agent resumes one) continues the same answer.
+ */
+function chatAnswerText(messages: Array<{ role: string; content?: string | null | undefined }>): string | undefined {
+  const [first, second] = messages;
+  const singleTurn = (messages.length === 1 && first?.role === 'user') || (messages.length === 2 && first?.role === 'system' && second?.role === 'user');
+  return singleTurn
+    ? messages
+        .map((m) => m.content ?? '')
+        .filter((part) => part)
+        .join('\n')
+    : undefined;
+}
+
 function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
   const request = validateBody(OllamaChatRequest, body);
   const model = resolveModel(ctx, request.model);
@@ -105,6 +125,7 @@ function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
     stream: request.stream ?? true,
     keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
     promptText: isOllamaLoadOnlyChat(request) ? undefined : messages.map((m) => `${m.role}: ${m.content ?? ''}`).join('\n'),
+    answerText: chatAnswerText(messages),
     priorContext: [],
     returnContext: false,
     options: request.options,
@@ -179,7 +200,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     const promptTokens = promptTokenCount(promptText) + req.priorContext.length;
     const planInput = {
       seed: seedFor(ctx, req),
-      prompt: promptText,
+      prompt: req.answerText ?? promptText,
       numPredict: req.options?.num_predict ?? undefined,
       minTokens: ctx.config.response_tokens_min,
       maxTokens: ctx.config.response_tokens_max,
