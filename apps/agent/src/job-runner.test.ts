@@ -423,6 +423,24 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(backend.requests.at(-1)).toMatchObject({ prompt: 'hi' });
   });
 
+  it('drops a request that hangs before its first chunk once the backend’s health reads fail: the job continues elsewhere', async () => {
+    await inventory.refresh();
+    let requestSignal: AbortSignal | undefined;
+    backend.script = async function* (_request, signal) {
+      requestSignal = signal;
+      await aborted(signal);
+      throw abortError();
+    };
+    const job = await enqueue();
+    const run = processor({ hungAfterMs: 0 })(job, undefined);
+    await expect.poll(() => requestSignal !== undefined).toBe(true);
+    // The inventory's read of the backend failed (a timeout of /api/tags, say).
+    inventory.emit('unreachable', new Error('headers timeout'));
+    await expect(run).rejects.toThrow(/^backend_lost: the backend stopped answering/);
+    expect(requestSignal?.aborted).toBe(true);
+    expect(await redis.hget(keys.job(job.id!), 'status')).toBe('queued');
+  });
+
   it('drops a job that ended before its claim (a cancel won the race): the refused claim aborts the backend request, nothing is written', async () => {
     await inventory.refresh();
     let requestSignal: AbortSignal | undefined;

@@ -26,6 +26,8 @@ export interface JobRunnerDeps {
   vramTotalBytes: number;
   tokenCoalesceMs: number;
   keepAlive: string | number;
+  /** A request with nothing from its backend this long while the backend's health reads fail is hung (default 5 s). */
+  hungAfterMs?: number;
   /** Jobs whose cancellation was heard before this agent started them. */
   wasCancelled(jobId: string): boolean;
 }
@@ -34,6 +36,9 @@ export interface JobRunnerDeps {
 function jobFailure(code: string, message: string): UnrecoverableError {
   return new UnrecoverableError(formatJobFailure(code, message));
 }
+
+/** A request with nothing from its backend for this long, while the backend's health reads fail, is hung. */
+const HUNG_AFTER_MS = 5_000;
 
 /**
  * Whether a backend failure is the request's own doing (the backend answered 4xx: bad
@@ -198,9 +203,23 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // The answer's text: a continuing attempt's starts with what was streamed before it.
     let text = streamed;
     let firstTokenAt: number | undefined;
+    // A backend whose health reads fail (/api/tags, /api/ps: BACKEND_READ_TIMEOUT_MS) while this
+    // request has had nothing from it for a while is hung: the request goes, the job continues
+    // elsewhere. A stream still bringing chunks is left alone; silence mid-stream is the body
+    // timeout's (BACKEND_STALL_MS). This catches a hang before the first chunk, which that
+    // timeout cannot bound (a model load may take minutes).
+    let lastChunkAt = Date.now();
+    let backendHung: unknown;
+    const onUnreachable = (error: unknown) => {
+      if (backendHung !== undefined || Date.now() - lastChunkAt < (deps.hungAfterMs ?? HUNG_AFTER_MS)) return;
+      backendHung = error;
+      lost.abort(new BackendError('the backend stopped answering (its health reads fail) with this request pending', undefined, 'unavailable', { cause: error }));
+    };
+    deps.inventory.on('unreachable', onUnreachable);
     const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
     try {
       for await (const chunk of deps.backend.generate(request, lost.signal)) {
+        lastChunkAt = Date.now();
         if (chunk.type === 'token') {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
@@ -242,6 +261,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       coalescer.discard();
       // This attempt lost the job: nothing more is written (BullMQ's lock is not ours either).
       if (lostJob) throw lost.signal.reason as Error;
+      if (backendHung !== undefined) return await backendLost(lost.signal.reason);
       // Whatever broke after a cancellation was heard (an abort, or the backend closing the
       // stream it was aborting), the job ended because the client asked it to.
       if (cancelHeard() || (error as Error).name === 'AbortError') return cancelled();
@@ -251,6 +271,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       const code = error instanceof BackendError && error.code === 'model_not_found' ? JobErrorCode.modelNotFound : JobErrorCode.backendError;
       return fail(code, message);
     } finally {
+      deps.inventory.off('unreachable', onUnreachable);
       coalescer.discard();
       endUsage();
     }

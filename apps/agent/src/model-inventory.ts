@@ -36,7 +36,7 @@ export const DEFAULT_SERVICE_MS = 5_000;
  * periodically from `/api/tags` and `/api/ps` and kept current in between by the agent's
  * own loads, unloads and jobs. Emits `changed` when the set of available models changes.
  */
-export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; shown: [model: ModelState] }> {
+export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; shown: [model: ModelState]; unreachable: [error: unknown] }> {
   private readonly states = new Map<string, ModelState>();
   private timer: NodeJS.Timeout | undefined;
   private lastRefreshOk = false;
@@ -58,8 +58,12 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     try {
       [models, running] = await Promise.all([this.backend.listModels(), this.backend.listLoaded()]);
     } catch (error) {
-      if (this.lastRefreshOk) this.logger.warn({ err: error }, 'backend unreachable; keeping the last model list');
+      const wasReachable = this.lastRefreshOk;
+      if (wasReachable) this.logger.warn({ err: error }, 'backend unreachable; keeping the last model list');
       this.lastRefreshOk = false;
+      // Told on every failed read, so a request that hangs on a backend that went silent is
+      // dropped (see the job runner) whether or not an earlier read had already failed.
+      this.emit('unreachable', error);
       this.lastError = error;
       return false;
     }
@@ -141,6 +145,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
    */
   markUnreachable(error: unknown): void {
     this.lastError = error;
+    this.emit('unreachable', error);
     if (!this.lastRefreshOk) return;
     this.lastRefreshOk = false;
     this.logger.warn({ err: error }, 'backend unreachable (a job request failed); claiming nothing until it answers again');
