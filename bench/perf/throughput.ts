@@ -554,15 +554,13 @@ runBenchmark(async () => {
     }));
   printTable(
     `Redis time by command (commandstats, median timing run, Redis at ${redisPriority}; per 3-token job; inner_share = share of calls made inside scripts/EXEC, already in their time)`,
-    byCommand
-      .slice(0, 14)
-      .map((c) => ({
-        ...c,
-        calls_per_job: fmt(c.calls_per_job),
-        usec_per_job: fmt(c.usec_per_job, 1),
-        usec_per_call: fmt(c.usec_per_call, 2),
-        inner_share: fmt(c.inner_share),
-      })),
+    byCommand.slice(0, 14).map((c) => ({
+      ...c,
+      calls_per_job: fmt(c.calls_per_job),
+      usec_per_job: fmt(c.usec_per_job, 1),
+      usec_per_call: fmt(c.usec_per_call, 2),
+      inner_share: fmt(c.inner_share),
+    })),
   );
   const evalshaUsec = median(timing.map((f) => f.evalshaUsec));
   const scale = evalshaUsec / Math.max(1e-9, sampled.scriptUsecPerJob);
