@@ -145,7 +145,9 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
    */
   markUnreachable(error: unknown): void {
     this.lastError = error;
-    this.emit('unreachable', error);
+    // No 'unreachable' event here: that says the health reads fail, and one failed request
+    // must not drop the other quiet ones (a cold load) on a backend that still answers; the
+    // refresh below emits it if the backend is really down.
     if (!this.lastRefreshOk) return;
     this.lastRefreshOk = false;
     this.logger.warn({ err: error }, 'backend unreachable (a job request failed); claiming nothing until it answers again');

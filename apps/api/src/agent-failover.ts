@@ -82,7 +82,11 @@ export class AgentFailover {
           () => false,
         );
         if (!moved) continue;
-        await this.deps.lifecycle.requeue(jobId, { token: record.attempt, number: job.attemptsStarted });
+        // The job is back in its queue either way; a failed record write leaves it reading
+        // `running` until its next claim (cancel and expiry handle that, see JobService).
+        await this.deps.lifecycle.requeue(jobId, { token: record.attempt, number: job.attemptsStarted }).catch((error: unknown) => {
+          logger.warn({ err: error, jobId }, 'job back in its queue, but its record could not say so');
+        });
         requeued++;
         woken.add(queueKey);
         logger.warn({ jobId, agent: record.agent, lapsedMs: now - lapsed.get(record.agent)! }, 'agent heartbeat lapsed: its job is back in its queue');

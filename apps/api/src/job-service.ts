@@ -233,15 +233,15 @@ export class JobService {
     if (isTerminalStatus(before.status)) throw new ApiError('job_finished', `job ${jobId} already ended (${before.status}); nothing to cancel`);
     const why = cause === 'client' ? 'cancelled by client' : cause === 'operator' ? 'cancelled by an operator' : 'cancelled: the client went away';
     const queue = this.deps.queues.get(entry.queue ?? entry.model);
-    if (before.status === 'queued') {
-      // Read before the removal takes it: the record keeps the request for a resubmit.
-      const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
-      // remove() refuses a job an agent locked meanwhile, which falls through to the running path below.
-      if ((await queue.remove(jobId)) === 1) {
-        const ended = await this.deps.lifecycle.dequeue(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` }, request);
-        this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued', cause });
-        return { record: await this.current(jobId, ended.taken ? undefined : entry), settled: true };
-      }
+    // A waiting job is removed from its queue; remove() refuses a job an agent holds (its
+    // lock), which falls through to the running path below. Any not-ended status may try: a
+    // record can read `running` for a job BullMQ's stalled check put back. The request is read
+    // before the removal takes it: the record keeps it for a resubmit.
+    const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
+    if ((await queue.remove(jobId)) === 1) {
+      const dequeued = await this.deps.lifecycle.dequeue(jobId, { type: 'error', code: JobErrorCode.cancelled, message: `${why} while queued` }, request);
+      this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'queued', cause });
+      return { record: await this.current(jobId, dequeued.taken ? undefined : entry), settled: true };
     }
     this.deps.metrics.jobsCancelled.inc({ model: entry.model, state: 'running', cause });
     // waitForEnd subscribes first and then also checks the log, so an agent that answers
@@ -273,7 +273,7 @@ export class JobService {
     const request = (await queue.getJob(jobId).catch(() => undefined))?.data?.request;
     // remove() refuses a job an agent locked meanwhile.
     if ((await queue.remove(jobId)) !== 1) return { expired: false, state: 'active' };
-    await this.deps.lifecycle.dequeue(
+    const ended = await this.deps.lifecycle.dequeue(
       jobId,
       {
         type: 'error',
@@ -282,6 +282,8 @@ export class JobService {
       },
       request,
     );
+    // Removed, but the record had ended already (a cancel that won): not this expiry's.
+    if (!ended.taken) return { expired: false, state: 'completed' };
     return { expired: true };
   }
 

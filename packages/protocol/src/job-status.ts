@@ -33,8 +33,12 @@ export const JOB_TRANSITIONS = {
   requeue: { from: ['loading', 'running'], to: 'queued' },
   /** The agent's terminal event: `done`, or an `error` (its code picks failed, cancelled or expired). */
   finish: { from: ['loading', 'running'], to: 'end' },
-  /** The API removed a waiting job from its queue: cancelled by a client or an operator, or past its deadline. */
-  dequeue: { from: ['queued'], to: 'end' },
+  /**
+   * The API removed a waiting job from its queue: cancelled by a client or an operator, or
+   * past its deadline. From any active state: BullMQ's removal succeeded, which proves no agent
+   * holds it (a job BullMQ's stalled check put back can still read `running`).
+   */
+  dequeue: { from: ACTIVE, to: 'end' },
   /** Maintenance found a job BullMQ gave up on (its agents died past the attempt budget) with no terminal event. */
   abandon: { from: ACTIVE, to: 'end' },
 } as const satisfies Record<string, { from: readonly JobStatus[]; to: JobStatus | 'end' }>;

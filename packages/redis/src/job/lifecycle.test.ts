@@ -113,11 +113,14 @@ describe('JobLifecycle: a job’s transitions on a real Redis', () => {
     expect(await lifecycle.position(id, { type: 'queued', position: 0, depth: 1 })).toMatchObject({ taken: false, why: 'state' });
     expect(await records.removedRequest(id)).toEqual(request);
     expect(await types(id)).toEqual(['queued', 'queued', 'error']);
-    // A claimed job takes no position update either, and a dequeue cannot end it.
+    // A claimed job takes no position update either. A dequeue may end it: the API takes it
+    // only after BullMQ's removal succeeded, which proves no agent holds the job (a job the
+    // stalled check put back can still read `loading`); its agent's later writes are refused.
     const held = await submit();
     await lifecycle.claim(held, 'agent-1', first, 'agent_lost');
     expect(await lifecycle.position(held, { type: 'queued', position: 0, depth: 1 })).toMatchObject({ taken: false, why: 'state' });
-    expect(await lifecycle.dequeue(held, { type: 'error', code: 'cancelled', message: 'x' }, undefined)).toMatchObject({ taken: false, why: 'state' });
+    expect(await lifecycle.dequeue(held, { type: 'error', code: 'cancelled', message: 'x' }, undefined)).toMatchObject({ taken: true, status: 'cancelled' });
+    expect(await lifecycle.stream(held, first, { type: 'token', text: 'late' })).toMatchObject({ taken: false, why: 'state' });
   });
 
   it('abandon ends a job BullMQ gave up on; a claim adopts a job without a record, nothing else writes to one', async () => {

@@ -189,11 +189,10 @@ export class JobLifecycle {
    * script gives it its expiry then.)
    */
   async start(jobId: string, attempt: Attempt, started: Extract<StreamEventBody, { type: 'started' }>): Promise<TransitionOutcome> {
-    const [outcome] = await Promise.all([
-      this.event(jobId, 'start', started, attempt, this.liveTtlSeconds),
-      // A failed ledger write is not the job's failure: the API's reconciliation repairs it.
-      this.ledger.started(jobId, { cold: started.cold, loadMs: started.load_ms }).catch(() => false),
-    ]);
+    const outcome = await this.event(jobId, 'start', started, attempt, this.liveTtlSeconds);
+    // Only a start that was taken moves the reservation (a fenced attempt's must not count its
+    // load or wait). A failed ledger write is not the job's failure: reconciliation repairs it.
+    if (outcome.taken) await this.ledger.started(jobId, { cold: started.cold, loadMs: started.load_ms }).catch(() => false);
     return outcome;
   }
 
