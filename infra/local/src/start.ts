@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { findOnPath, freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testing/redis-server';
+import { REQUIRED_REDIS_SETTINGS } from '@switchyard/protocol';
 import { StartFailure, describeRedisProblem, pingRedis, portProblem, probeHttp, redactUrl } from './probes.js';
 import { SIM_NODES } from './sim-nodes.js';
 
@@ -161,7 +162,7 @@ async function until<T>(deadline: number, attempt: () => Promise<T | undefined>)
   }
 }
 
-async function provideRedis(deadline: number, timeoutS: number): Promise<RedisHandle> {
+async function provideRedis(deadline: number, timeoutS: number, dir: string): Promise<RedisHandle> {
   const url = process.env.REDIS_URL;
   if (url) {
     if (!/^rediss?:\/\/[^/]/.test(url)) throw new StartFailure(`REDIS_URL=${redactUrl(url)} is not a redis:// URL: set REDIS_URL=redis://host:6379`);
@@ -184,7 +185,9 @@ async function provideRedis(deadline: number, timeoutS: number): Promise<RedisHa
   }
   if (findOnPath('redis-server')) {
     try {
-      return await spawnRedisServer();
+      // With the settings the API and agents check at start (an append-only file, in the
+      // launcher's temp folder), so a first run does not open with their errors about it.
+      return await spawnRedisServer(undefined, { settings: { ...REQUIRED_REDIS_SETTINGS, dir } });
     } catch (error) {
       throw new StartFailure(`could not start redis-server from PATH (${(error as Error).message}): set REDIS_URL to a Redis you have`);
     }
@@ -208,14 +211,14 @@ async function main(): Promise<void> {
   const taken = await portProblem(host, port);
   if (taken) throw new StartFailure(taken);
 
-  redis = await provideRedis(deadline, timeoutS);
+  workDir = mkdtempSync(join(tmpdir(), 'switchyard-'));
+  redis = await provideRedis(deadline, timeoutS, workDir);
   const redisEnv = { REDIS_URL: redis.url };
 
   const backends: Array<{ name: string; url: string }> = [];
   if (settings.ollamaUrl) {
     backends.push({ name: 'ollama', url: settings.ollamaUrl });
   } else {
-    workDir = mkdtempSync(join(tmpdir(), 'switchyard-'));
     // Both boot at once; the agents start once both answer.
     const sims: Array<{ name: string; url: string }> = [];
     for (const node of SIM_NODES) {

@@ -109,3 +109,14 @@ export function listenProblem(code: string | undefined, host: string, port: numb
       return undefined;
   }
 }
+
+/**
+ * What Switchyard's Redis must run with (docs/operations.md, "Redis durability"): checked by
+ * the API and agents at start (packages/redis/src/redis-settings.ts), and what the launcher
+ * starts its own redis-server with.
+ */
+export const REQUIRED_REDIS_SETTINGS = {
+  appendonly: 'yes',
+  appendfsync: 'everysec',
+  'maxmemory-policy': 'noeviction',
+} as const;

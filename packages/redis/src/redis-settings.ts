@@ -11,14 +11,10 @@
  * start-up goes on (refusing would make Switchyard unusable there).
  */
 import type { Redis } from 'ioredis';
+import { REQUIRED_REDIS_SETTINGS } from '@switchyard/protocol';
 import { redactRedisUrl } from './connection-errors.js';
 
-/** What each setting must be (docs/operations.md, "Redis durability"). */
-export const REQUIRED_REDIS_SETTINGS = {
-  appendonly: 'yes',
-  appendfsync: 'everysec',
-  'maxmemory-policy': 'noeviction',
-} as const;
+export { REQUIRED_REDIS_SETTINGS };
 export type RedisSettingName = keyof typeof REQUIRED_REDIS_SETTINGS;
 const SETTING_NAMES = Object.keys(REQUIRED_REDIS_SETTINGS) as RedisSettingName[];
 
