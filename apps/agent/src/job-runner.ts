@@ -120,10 +120,6 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       await writes.catch(() => undefined);
       // The ledger's release is not waited for: BullMQ's moveToFinished can go out with it.
       const outcome = await deps.lifecycle.finish(jobId, attempt, event, result, { waitForLedger: false });
-      // Already ended the way this attempt ends it: its own write, run twice (ioredis resends a
-      // command cut off by a Redis restart). Only this attempt could have written it (a
-      // refusal for another attempt is `fenced`), so the job did end here.
-      if (!outcome.taken && outcome.why === 'state' && outcome.status === statusOfEnd(event)) return;
       refused(outcome, event.type);
     };
     const fail = async (code: string, message: string): Promise<never> => {

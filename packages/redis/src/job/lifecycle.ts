@@ -88,6 +88,7 @@ export class JobLifecycle {
   private readonly liveTtlSeconds: number;
   private readonly finishedTtlSeconds: number;
   private readonly recordTtlSeconds: number;
+  private readonly log: EventLog;
 
   constructor(
     private readonly redis: Redis,
@@ -96,6 +97,7 @@ export class JobLifecycle {
     options: JobLifecycleOptions = {},
   ) {
     this.recordTtlSeconds = options.recordTtlSeconds ?? 24 * 3600;
+    this.log = new EventLog(redis, keys);
     this.maxEvents = options.maxEvents ?? 100_000;
     this.liveTtlSeconds = options.liveTtlSeconds ?? 24 * 3600;
     this.finishedTtlSeconds = options.finishedTtlSeconds ?? 3600;
@@ -207,7 +209,7 @@ export class JobLifecycle {
    */
   async streamedText(jobId: string, upToSeq: number): Promise<string> {
     let text = '';
-    for (const event of await new EventLog(this.redis, this.keys).readAfter(jobId, 0)) {
+    for (const event of await this.log.readAfter(jobId, 0)) {
       if (event.seq > upToSeq) break;
       if (event.type === 'restarted') text = '';
       else if (event.type === 'token') text += event.text;
@@ -272,11 +274,12 @@ export class JobLifecycle {
   ): Promise<TransitionOutcome> {
     const fields = Object.entries(set).flatMap(([field, value]) => (value === undefined ? [] : [field, value]));
     if (event.type === 'error') fields.push('error', JSON.stringify({ code: event.code, message: event.message }));
+    const status = statusOfEnd(event);
     const reply = await this.redis.sy_job_finish_v1(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       END_FROM[transition],
-      statusOfEnd(event),
+      status,
       attempt ?? '',
       this.keys.jobChannel(jobId),
       this.maxEvents,
@@ -284,6 +287,10 @@ export class JobLifecycle {
       JSON.stringify(event),
       ...fields,
     );
+    // The same ending again from the attempt that wrote it (ioredis resends a command a Redis
+    // restart cut off): the job ended as this writer says, so it is answered as taken. Only
+    // that attempt could have written it: another one's refusal is `fenced`.
+    if (reply[0] === 0 && reply[1] === 'state' && attempt !== undefined && reply[2] === status) return { taken: true, seq: 0, status };
     // Only the ending that was taken releases: a fenced writer's job still runs elsewhere and
     // keeps its reservation. A failed ledger write is repaired by the API's reconciliation.
     if (reply[0] !== 0) {
