@@ -14,6 +14,7 @@ import { createGpuSim, type GpuSim } from '@switchyard/gpu-sim';
 import { redisKeys, type StreamEvent } from '@switchyard/protocol';
 import { EventLog } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { submitOnceServed } from '../support/client.js';
 import { FAST_SIM } from '../support/stack.js';
 import { runNode, type NodeProcess } from '../support/node-process.js';
 import { REPO_ROOT, buildWorkspacePackages } from '../support/workspace-build.js';
@@ -83,21 +84,7 @@ describe('an agent that stops beating mid-job', () => {
     const first = await startAgent('agent-paused');
     // Held after its first token on the first agent's simulator (only there: the second has no hold).
     const hold = first.sim.hold({ prompt: 'fail me over', afterTokens: 1 });
-    let id = '';
-    await expect
-      .poll(
-        async () => {
-          const response = await fetch(`${apiUrl}/v1/jobs`, {
-            method: 'POST',
-            headers: { 'Content-Type': 'application/json' },
-            body: JSON.stringify({ model: MODEL, prompt: 'fail me over', detach: true, options: { num_predict: 12 } }),
-          });
-          if (response.status === 202) id = ((await response.json()) as { id: string }).id;
-          return response.status;
-        },
-        { timeout: 10_000 },
-      )
-      .toBe(202);
+    const id = await submitOnceServed(apiUrl, { model: MODEL, prompt: 'fail me over', detach: true, options: { num_predict: 12 } });
     await expect.poll(() => hold.paused, { timeout: 10_000 }).toBe(1);
     await expect.poll(async () => (await events(id)).map((event) => event.type), { timeout: 10_000 }).toEqual(['queued', 'started', 'token']);
     const second = await startAgent('agent-healthy');

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createApi, parseConfig, type Api } from '@switchyard/api';
 import { createGpuSim } from '@switchyard/gpu-sim';
 import { freePort, testRedis, uniquePrefix } from '@switchyard/testing';
+import { submitOnceServed } from '../support/client.js';
 import { FAST_SIM } from '../support/stack.js';
 import { logLines, runNode } from '../support/node-process.js';
 import { REPO_ROOT, buildWorkspacePackages } from '../support/workspace-build.js';
@@ -87,21 +88,7 @@ describe.concurrent('the agent process', () => {
       await agent.line('stdout', /"msg":"agent ready"/);
 
       // Accepted once the API has the agent's first heartbeat (it lists the model).
-      let id = '';
-      await expect
-        .poll(
-          async () => {
-            const response = await fetch(`${apiUrl}/v1/jobs`, {
-              method: 'POST',
-              headers: { 'Content-Type': 'application/json' },
-              body: JSON.stringify({ model: MODEL, prompt: 'a long answer', options: { num_predict: 1_000 } }),
-            });
-            if (response.status === 202) id = ((await response.json()) as { id: string }).id;
-            return response.status;
-          },
-          { timeout: 10_000 },
-        )
-        .toBe(202);
+      const id = await submitOnceServed(apiUrl, { model: MODEL, prompt: 'a long answer', options: { num_predict: 1_000 } });
       // Running: the agent streams its tokens (it wrote `started`).
       await expect.poll(async () => ((await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as { status: string }).status, { timeout: 10_000 }).toBe('running');
 

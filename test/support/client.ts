@@ -34,3 +34,22 @@ export async function getJob(stack: Stack, id: string): Promise<any> {
 export async function jobStatus(stack: Stack, id: string): Promise<string> {
   return (await getJob(stack, id)).status;
 }
+
+/**
+ * Submits to the API at `apiUrl` until it is accepted (202), for a fleet that has just started:
+ * until the API has read an agent's first heartbeat the model is not served. Returns the job id.
+ */
+export async function submitOnceServed(apiUrl: string, body: unknown, timeout = 10_000): Promise<string> {
+  let id = '';
+  await expect
+    .poll(
+      async () => {
+        const response = await fetch(`${apiUrl}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        if (response.status === 202) id = ((await response.json()) as { id: string }).id;
+        return response.status;
+      },
+      { timeout },
+    )
+    .toBe(202);
+  return id;
+}
