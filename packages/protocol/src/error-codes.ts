@@ -29,6 +29,8 @@ export const ApiErrorCode = {
   agentNotFound: 'agent_not_found',
   modelNotFound: 'model_not_found',
   modelTooLarge: 'model_too_large',
+  /** The model cannot do what the request asks: chat on an embedding model, embeddings, tools or images on a model without them. */
+  modelUnsupported: 'model_unsupported',
   jobFinished: 'job_finished',
   keyNotRevocable: 'key_not_revocable',
   queueFull: 'queue_full',
@@ -63,6 +65,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   agent_not_found: 404,
   model_not_found: 404,
   model_too_large: 422,
+  model_unsupported: 400,
   job_finished: 409,
   key_not_revocable: 409,
   queue_full: 429,
@@ -87,6 +90,8 @@ export const JobErrorCode = {
   modelNotFound: 'model_not_found',
   /** The job's own context (num_ctx) needs more VRAM than the node that took it has. */
   modelTooLarge: 'model_too_large',
+  /** The backend refused the request as beyond the model (Ollama: `"x" does not support chat`, `… does not support tools`). */
+  modelUnsupported: 'model_unsupported',
   agentLost: 'agent_lost',
 } as const;
 export type JobErrorCode = (typeof JobErrorCode)[keyof typeof JobErrorCode];

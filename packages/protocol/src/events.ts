@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FinishReason, Timings, Usage } from './job.js';
+import { Embeddings, FinishReason, Timings, ToolCallResult, Usage } from './job.js';
 
 /**
  * Stream events. Every job has one ordered sequence; `seq` starts at 1 and never
@@ -20,6 +20,8 @@ export const StartedEvent = z.object({
   load_ms: z.number().nonnegative(),
 });
 export const TokenEvent = z.object({ type: z.literal('token'), text: z.string() });
+/** One whole call the model made (Ollama sends calls whole, not in fragments); `index` counts from 0 within the job. */
+export const ToolCallEvent = ToolCallResult.extend({ type: z.literal('tool_call'), index: z.number().int().nonnegative() });
 export const RestartedEvent = z.object({
   type: z.literal('restarted'),
   reason: z.string(),
@@ -39,6 +41,8 @@ export const DoneEvent = z.object({
   finish_reason: FinishReason,
   usage: Usage,
   timings: Timings,
+  /** An embed job's vectors, one per input in input order (the job's only output). */
+  embeddings: Embeddings.optional(),
 });
 export const ErrorEvent = z.object({
   type: z.literal('error'),
@@ -48,7 +52,7 @@ export const ErrorEvent = z.object({
 });
 
 /** An event as a producer writes it, before the log assigns its `seq`. */
-export const StreamEventBody = z.discriminatedUnion('type', [QueuedEvent, StartedEvent, TokenEvent, RestartedEvent, ResumedEvent, DoneEvent, ErrorEvent]);
+export const StreamEventBody = z.discriminatedUnion('type', [QueuedEvent, StartedEvent, TokenEvent, ToolCallEvent, RestartedEvent, ResumedEvent, DoneEvent, ErrorEvent]);
 export type StreamEventBody = z.infer<typeof StreamEventBody>;
 
 export const StreamEvent = z.intersection(z.object({ seq: z.number().int().positive() }), StreamEventBody);

@@ -1,7 +1,8 @@
 /**
  * Ollama's HTTP API as JSON, after its docs/api.md and api/types.go: the bodies of
- * /api/chat, /api/generate (with its load and unload forms), /api/tags, /api/ps, /api/show
- * and /api/version, the NDJSON stream lines and the `{"error"}` body.
+ * /api/chat (with tools), /api/generate (with its load and unload forms), /api/embed, the
+ * legacy /api/embeddings, /api/tags, /api/ps, /api/show and /api/version, the NDJSON stream
+ * lines and the `{"error"}` body.
  *
  * Three parts of Switchyard speak it and each needs the same shapes: the simulator
  * (apps/gpu-sim) serves them as Ollama does, the broker's Ollama endpoints (apps/api
@@ -46,10 +47,34 @@ export const OllamaOptions = z.looseObject({
 });
 export type OllamaOptions = z.infer<typeof OllamaOptions>;
 
+/** A call in an assistant message: `arguments` is an object on Ollama's wire (a JSON string on OpenAI's). */
+export const OllamaToolCall = z.looseObject({
+  function: z.looseObject({
+    index: z.number().int().nullish(),
+    name: z.string(),
+    arguments: z.record(z.string(), z.unknown()),
+  }),
+});
+export type OllamaToolCall = z.infer<typeof OllamaToolCall>;
+
+/** A tool offered to the model: `{type: "function", function: {name, description, parameters}}`. */
+export const OllamaTool = z.looseObject({
+  type: z.string().nullish(),
+  function: z.looseObject({
+    name: z.string(),
+    description: z.string().nullish(),
+    parameters: z.unknown().optional(),
+  }),
+});
+export type OllamaTool = z.infer<typeof OllamaTool>;
+
 export const OllamaChatMessage = z.looseObject({
   role: z.string(),
   content: z.string().nullish(),
   images: z.array(z.string()).nullish(),
+  tool_calls: z.array(OllamaToolCall).nullish(),
+  /** A `tool` message: which tool answered. */
+  tool_name: z.string().nullish(),
 });
 export type OllamaChatMessage = z.infer<typeof OllamaChatMessage>;
 
@@ -77,16 +102,45 @@ export const OllamaGenerateRequest = z.looseObject({
 });
 export type OllamaGenerateRequest = z.infer<typeof OllamaGenerateRequest>;
 
+/**
+ * `tool_choice` is not Ollama's: Switchyard's agent sends it beside `tools` (already narrowed to
+ * the named tool, or dropped for "none") for a backend that can honour it — the simulator does;
+ * Ollama ignores unknown fields.
+ */
+export const OllamaToolChoice = z.union([z.string(), z.looseObject({ type: z.string().nullish(), function: z.looseObject({ name: z.string() }) })]);
+
 /** `POST /api/chat`. */
 export const OllamaChatRequest = z.looseObject({
   model: OllamaModelField,
   messages: z.array(OllamaChatMessage).nullish(),
+  tools: z.array(OllamaTool).nullish(),
+  tool_choice: OllamaToolChoice.nullish(),
   stream: z.boolean().nullish(),
   keep_alive: OllamaKeepAlive.nullish(),
   options: OllamaOptions.nullish(),
   format: UncheckedFormat,
 });
 export type OllamaChatRequest = z.infer<typeof OllamaChatRequest>;
+
+/** `POST /api/embed`: one text or several; no input (or an empty one) only loads the model. */
+export const OllamaEmbedRequest = z.looseObject({
+  model: OllamaModelField,
+  input: z.union([z.string(), z.array(z.string())]).nullish(),
+  truncate: z.boolean().nullish(),
+  dimensions: z.number().int().nullish(),
+  keep_alive: OllamaKeepAlive.nullish(),
+  options: OllamaOptions.nullish(),
+});
+export type OllamaEmbedRequest = z.infer<typeof OllamaEmbedRequest>;
+
+/** The legacy `POST /api/embeddings`: one `prompt`, one vector back. */
+export const OllamaEmbeddingsRequest = z.looseObject({
+  model: OllamaModelField,
+  prompt: z.string().nullish(),
+  keep_alive: OllamaKeepAlive.nullish(),
+  options: OllamaOptions.nullish(),
+});
+export type OllamaEmbeddingsRequest = z.infer<typeof OllamaEmbeddingsRequest>;
 
 /** `POST /api/show` takes `model`, or the older `name`; which one is required is the handler's call. */
 export const OllamaShowRequest = z.looseObject({
@@ -163,6 +217,8 @@ export const OllamaCompatChatMessage = z.object(OllamaChatMessage.shape);
 export const OllamaCompatChatRequest = z.object({
   ...compatCommon,
   messages: z.array(OllamaCompatChatMessage).nullish(),
+  // Read as sent; the job request checks each tool and names the one at fault (`tools[0].function.name`).
+  tools: z.array(z.unknown()).nullish(),
 });
 export type OllamaCompatChatRequest = z.infer<typeof OllamaCompatChatRequest>;
 
@@ -173,6 +229,30 @@ export const OllamaCompatGenerateRequest = z.object({
   images: OllamaGenerateRequest.shape.images,
 });
 export type OllamaCompatGenerateRequest = z.infer<typeof OllamaCompatGenerateRequest>;
+
+const compatQueueFields = {
+  model: OllamaModelField,
+  options: compatCommon.options,
+  keep_alive: compatCommon.keep_alive,
+  priority: compatCommon.priority,
+  deadline_ms: compatCommon.deadline_ms,
+};
+
+/** `/api/embed` as the broker reads it: each field becomes the embed job's. */
+export const OllamaCompatEmbedRequest = z.object({
+  ...compatQueueFields,
+  input: z.union([z.string(), z.array(z.string())], { error: 'input must be a string or an array of strings' }).nullish(),
+  truncate: z.boolean().nullish(),
+  dimensions: z.number().int().positive().nullish(),
+});
+export type OllamaCompatEmbedRequest = z.infer<typeof OllamaCompatEmbedRequest>;
+
+/** The legacy `/api/embeddings` as the broker reads it. */
+export const OllamaCompatEmbeddingsRequest = z.object({
+  ...compatQueueFields,
+  prompt: OllamaEmbeddingsRequest.shape.prompt,
+});
+export type OllamaCompatEmbeddingsRequest = z.infer<typeof OllamaCompatEmbeddingsRequest>;
 
 /** `/api/show` as the broker reads it: `verbose` is not read (the answer is the one an agent shared). */
 export const OllamaCompatShowRequest = z.object({
@@ -290,14 +370,28 @@ export const OllamaGenerateLine = z.looseObject({
 });
 export type OllamaGenerateLine = z.infer<typeof OllamaGenerateLine>;
 
-/** A line of `/api/chat` (or its whole answer with `stream: false`). */
+/** A line of `/api/chat` (or its whole answer with `stream: false`); a line with `tool_calls` carries whole calls. */
 export const OllamaChatLine = z.looseObject({
   ...lineFields,
-  message: z.looseObject({ role: z.string(), content: z.string() }),
+  message: z.looseObject({ role: z.string(), content: z.string(), tool_calls: z.array(OllamaToolCall).optional() }),
 });
 export type OllamaChatLine = z.infer<typeof OllamaChatLine>;
 
 export type OllamaStreamLine = OllamaGenerateLine | OllamaChatLine;
+
+/** The answer of `/api/embed`: one vector per input, in input order. */
+export const OllamaEmbedResponse = z.looseObject({
+  model: z.string(),
+  embeddings: z.array(z.array(z.number())),
+  total_duration: nanoseconds.optional(),
+  load_duration: nanoseconds.optional(),
+  prompt_eval_count: z.number().int().nonnegative().optional(),
+});
+export type OllamaEmbedResponse = z.infer<typeof OllamaEmbedResponse>;
+
+/** The answer of the legacy `/api/embeddings`. */
+export const OllamaEmbeddingsResponse = z.looseObject({ embedding: z.array(z.number()) });
+export type OllamaEmbeddingsResponse = z.infer<typeof OllamaEmbeddingsResponse>;
 
 /** The text part of a line, in the endpoint's shape. */
 export function ollamaContent(endpoint: OllamaEndpoint, text: string): { message: { role: 'assistant'; content: string } } | { response: string } {
@@ -361,7 +455,7 @@ export const OllamaClientShowResponse = z.looseObject({ model_info: lenient(Pass
 export const OllamaClientStreamLine = z.looseObject({
   /** Any non-null value is an error (a string in Ollama; other shapes are shown as JSON). */
   error: z.unknown().optional(),
-  message: lenient(z.looseObject({ content: OllamaClientString })),
+  message: lenient(z.looseObject({ content: OllamaClientString, tool_calls: lenient(z.array(z.unknown())) })),
   response: OllamaClientString,
   done: lenient(z.boolean()),
   done_reason: OllamaClientString,
@@ -373,6 +467,15 @@ export const OllamaClientStreamLine = z.looseObject({
   eval_duration: OllamaClientNumber,
 });
 export type OllamaClientStreamLine = z.infer<typeof OllamaClientStreamLine>;
+
+/** An `/api/embed` answer: the vectors are what the agent relies on; the counts are read leniently. */
+export const OllamaClientEmbedResponse = z.looseObject({
+  embeddings: z.array(z.array(z.number())),
+  prompt_eval_count: OllamaClientNumber,
+  total_duration: OllamaClientNumber,
+  load_duration: OllamaClientNumber,
+});
+export type OllamaClientEmbedResponse = z.infer<typeof OllamaClientEmbedResponse>;
 
 /** Ollama's `{"error": "..."}`, or OpenAI's `{error: {message}}` in case a proxy or an OpenAI-compatible shim answers. */
 export const OllamaClientErrorBody = z.union([OllamaErrorBody, z.looseObject({ error: z.looseObject({ message: z.string() }) })]);

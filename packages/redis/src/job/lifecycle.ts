@@ -198,9 +198,9 @@ export class JobLifecycle {
     return outcome;
   }
 
-  /** `stream`: tokens from the attempt that holds the job. */
-  async stream(jobId: string, attempt: Attempt, token: Extract<StreamEventBody, { type: 'token' }>): Promise<TransitionOutcome> {
-    return this.event(jobId, 'stream', token, attempt);
+  /** `stream`: tokens and tool calls from the attempt that holds the job. */
+  async stream(jobId: string, attempt: Attempt, output: Extract<StreamEventBody, { type: 'token' | 'tool_call' }>): Promise<TransitionOutcome> {
+    return this.event(jobId, 'stream', output, attempt);
   }
 
   /**

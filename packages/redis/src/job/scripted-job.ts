@@ -78,6 +78,7 @@ export class ScriptedJobs {
         if (status === 'queued') await lifecycle.claim(jobId, event.agent, attempt(), 'agent_lost');
         return lifecycle.start(jobId, attempt(), event);
       case 'token':
+      case 'tool_call':
         // A token for a job that has not started is written as if it had: the record is put
         // in `running` directly, without a `started` event (tests of the relay need no more).
         if (status !== 'running') await this.redis.hset(record, 'status', 'running', 'attempt', attempt().token);
