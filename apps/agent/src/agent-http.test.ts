@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk } from '@switchyard/backends';
+import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { closeRedis, createRedis } from '@switchyard/redis';
 import { freePort, testRedis } from '@switchyard/testing';
 import { startAgentHttp, type AgentHttp } from './agent-http.js';
@@ -37,6 +37,10 @@ class SwitchableBackend implements Backend {
   async show(): Promise<BackendModelInfo> {
     return { raw: {} };
   }
+  embed(): Promise<EmbedResponse> {
+    return Promise.reject(new Error('not used'));
+  }
+
   async *generate(): AsyncIterable<GenerateChunk> {
     throw new Error('not used');
   }

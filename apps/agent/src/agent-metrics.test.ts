@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk } from '@switchyard/backends';
+import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { JobErrorCode, formatJobFailure, modelToQueueName, type JobResult } from '@switchyard/protocol';
 import { createAgentMetrics, reasonLabel, type AgentMetrics } from './agent-metrics.js';
 
@@ -36,6 +36,10 @@ class FailingBackend implements Backend {
   async show(): Promise<BackendModelInfo> {
     return { raw: {} };
   }
+  embed(): Promise<EmbedResponse> {
+    return Promise.reject(new Error('not used'));
+  }
+
   async *generate(_request: unknown, signal?: AbortSignal): AsyncIterable<GenerateChunk> {
     yield { type: 'token', text: 'a' };
     if (signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });

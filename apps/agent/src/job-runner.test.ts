@@ -2,7 +2,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { Queue, UnrecoverableError, type Job } from 'bullmq';
 import { pino } from 'pino';
-import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk, type GenerateRequest } from '@switchyard/backends';
+import {
+  BackendError,
+  type Backend,
+  type BackendLoadedModel,
+  type BackendModel,
+  type BackendModelInfo,
+  type EmbedResponse,
+  type GenerateChunk,
+  type GenerateRequest,
+} from '@switchyard/backends';
 import { JobRequest, modelToQueueName, parseJobFailure, redisKeys, type JobRequestInput, type JobResult, type RedisKeys, type StreamEvent } from '@switchyard/protocol';
 import { AdmissionLedger, EventLog, JobLifecycle, ManualWorker, closeRedis, createRedis, type ModelQueue } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
@@ -68,6 +77,9 @@ class ScriptedBackend implements Backend {
   generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateChunk> {
     this.requests.push(request);
     return this.script(request, signal);
+  }
+  embed(): Promise<EmbedResponse> {
+    return Promise.reject(new Error('not scripted'));
   }
   async load(): Promise<void> {}
   async unload(): Promise<void> {}

@@ -226,6 +226,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           coalescer.push(chunk.text);
           continue;
         }
+        if (chunk.type === 'tool_calls') continue;
         coalescer.flush();
         const finishedAt = Date.now();
         const finishReason: FinishReason = chunk.done_reason === 'length' ? 'length' : 'stop';

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk } from '@switchyard/backends';
+import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { redisKeys, type AgentHeartbeat, type RedisKeys } from '@switchyard/protocol';
 import { FleetRegistry, QueueRegistry, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
@@ -66,6 +66,10 @@ class FakeBackend implements Backend {
   async show(): Promise<BackendModelInfo> {
     return { raw: {} };
   }
+  embed(): Promise<EmbedResponse> {
+    return Promise.reject(new Error('not used'));
+  }
+
   async *generate(): AsyncIterable<GenerateChunk> {
     throw new Error('the lifecycle manager does not generate');
   }

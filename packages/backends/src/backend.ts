@@ -28,10 +28,36 @@ export interface BackendModelInfo {
   architecture?: string;
 }
 
+/** A call the model made, as a chat history carries it back (Ollama's shape: `arguments` is an object). */
+export interface ToolCallInput {
+  function: { name: string; arguments: Record<string, unknown>; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
 export interface ChatMessageInput {
   role: string;
   content: string;
   images?: string[];
+  /** An assistant turn's calls. */
+  tool_calls?: ToolCallInput[];
+  /** A `tool` turn: the tool whose result this is. */
+  tool_name?: string;
+}
+
+/** A function the model may call: `{type: "function", function: {name, description?, parameters?}}`. */
+export interface ToolDefinitionInput {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** `none`, `auto`, `required`, or a named function. Sent beside `tools`. */
+export type ToolChoiceInput = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+/** A tool call the model answered with. */
+export interface GeneratedToolCall {
+  name: string;
+  arguments: Record<string, unknown>;
 }
 
 export interface GenerateRequest {
@@ -42,13 +68,39 @@ export interface GenerateRequest {
   system?: string;
   options?: Record<string, unknown>;
   format?: unknown;
+  /** Chat only: functions the model may call. */
+  tools?: ToolDefinitionInput[];
+  /** Chat only, with `tools`: which tool(s) the model must or may call. */
+  tool_choice?: ToolChoiceInput;
+  parallel_tool_calls?: boolean;
   /** Ollama keep_alive: duration string, seconds, 0 (unload now) or negative (forever). */
   keep_alive?: string | number;
+}
+
+export interface EmbedRequest {
+  model: string;
+  /** One vector comes back per input, in this order. */
+  input: string[];
+  /** Cut inputs longer than the context (Ollama's default, true) rather than fail. */
+  truncate?: boolean;
+  dimensions?: number;
+  keep_alive?: string | number;
+  options?: Record<string, unknown>;
+}
+
+export interface EmbedResponse {
+  /** One vector per input, in input order. */
+  embeddings: number[][];
+  prompt_tokens: number;
+  total_ms: number;
+  load_ms: number;
 }
 
 /** One piece of a streamed generation. */
 export type GenerateChunk =
   | { type: 'token'; text: string }
+  /** Calls the model made (a chat line's `message.tool_calls`), in the order it made them. */
+  | { type: 'tool_calls'; calls: GeneratedToolCall[] }
   | {
       type: 'done';
       done_reason: string;
@@ -74,6 +126,11 @@ export interface Backend {
    * A mid-stream `{"error": ...}` line rejects with a BackendError.
    */
   generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateChunk>;
+  /**
+   * Embeds every input in one call (`/api/embed`). Rejects with a BackendError as generate
+   * does, and when the backend answers a different number of vectors than inputs.
+   */
+  embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResponse>;
   /** Loads a model without generating (empty request); resolves when loaded. */
   load(model: string, keepAlive?: string | number, signal?: AbortSignal): Promise<void>;
   /** Unloads a model now (`keep_alive: 0`). */

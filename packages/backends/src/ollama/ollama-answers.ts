@@ -8,6 +8,7 @@
  * absent. This file turns the result into the Backend's units and defaults.
  */
 import {
+  OllamaClientEmbedResponse,
   OllamaClientErrorBody,
   OllamaClientModel,
   OllamaClientModelList,
@@ -17,7 +18,15 @@ import {
   OllamaClientString,
   OllamaVersionResponse,
 } from '@switchyard/protocol';
-import { BackendError, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk } from '../backend.js';
+import {
+  BackendError,
+  type BackendLoadedModel,
+  type BackendModel,
+  type BackendModelInfo,
+  type EmbedResponse,
+  type GenerateChunk,
+  type GeneratedToolCall,
+} from '../backend.js';
 
 function malformed(what: string, value: unknown): BackendError {
   const shown = JSON.stringify(value) ?? String(value);
@@ -99,9 +108,40 @@ export function toModelInfo(body: unknown): BackendModelInfo {
   return info;
 }
 
-/** What one streamed line of `/api/chat` or `/api/generate` means. */
+/** What one streamed line of `/api/chat` or `/api/generate` means; `calls` are the line's tool calls, if any. */
 export type StreamLine =
-  { kind: 'token'; text: string } | { kind: 'done'; chunk: Extract<GenerateChunk, { type: 'done' }>; text?: string } | { kind: 'error'; message: string } | { kind: 'empty' };
+  | { kind: 'token'; text: string; calls?: GeneratedToolCall[] }
+  | { kind: 'done'; chunk: Extract<GenerateChunk, { type: 'done' }>; text?: string; calls?: GeneratedToolCall[] }
+  | { kind: 'error'; message: string }
+  | { kind: 'empty'; calls?: GeneratedToolCall[] };
+
+/**
+ * A line's `message.tool_calls` → calls. `arguments` must be an object; a string holding a
+ * JSON object (some servers and templates send it so) is parsed; anything else is malformed.
+ */
+function readToolCalls(value: unknown): GeneratedToolCall[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw malformed('tool_calls', value);
+  const calls = value.map((entry: unknown): GeneratedToolCall => {
+    const fn = isObject(entry) ? entry['function'] : undefined;
+    if (!isObject(fn) || typeof fn['name'] !== 'string' || fn['name'] === '') throw malformed('a tool call', entry);
+    let args: unknown = fn['arguments'] ?? {};
+    if (typeof args === 'string') {
+      try {
+        args = args.trim() === '' ? {} : (JSON.parse(args) as unknown);
+      } catch {
+        throw malformed('a tool call (arguments are not JSON)', entry);
+      }
+    }
+    if (!isObject(args)) throw malformed('a tool call (arguments are not an object)', entry);
+    return { name: fn['name'], arguments: args };
+  });
+  return calls.length > 0 ? calls : undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 /** Reads one NDJSON line of a chat or generate stream. */
 export function readStreamLine(value: unknown): StreamLine {
@@ -113,11 +153,15 @@ export function readStreamLine(value: unknown): StreamLine {
   }
   // A chat line's text is its message's, even when it also has a `response`.
   const text = line.message !== undefined ? line.message.content : line.response;
+  // Read from the raw line: the lenient schema drops a malformed list rather than report it.
+  const rawMessage = isObject(value) ? value['message'] : undefined;
+  const calls = isObject(rawMessage) ? readToolCalls(rawMessage['tool_calls']) : undefined;
+  const withCalls = calls !== undefined ? { calls } : {};
   if (line.done === true) {
     // The final line may still carry text (non-streamed answers, and some servers' last token).
-    return { kind: 'done', chunk: toDoneChunk(line), ...(text ? { text } : {}) };
+    return { kind: 'done', chunk: toDoneChunk(line), ...(text ? { text } : {}), ...withCalls };
   }
-  return text ? { kind: 'token', text } : { kind: 'empty' };
+  return text ? { kind: 'token', text, ...withCalls } : { kind: 'empty', ...withCalls };
 }
 
 function toDoneChunk(line: OllamaClientStreamLine): Extract<GenerateChunk, { type: 'done' }> {
@@ -139,4 +183,20 @@ export function errorMessageOf(body: unknown): string | undefined {
   const parsed = OllamaClientErrorBody.safeParse(body);
   if (!parsed.success) return undefined;
   return typeof parsed.data.error === 'string' ? parsed.data.error : parsed.data.error.message;
+}
+
+/** `/api/embed` → vectors and counts; `inputs` is how many vectors must come back. */
+export function toEmbedResponse(body: unknown, inputs: number): EmbedResponse {
+  const parsed = OllamaClientEmbedResponse.safeParse(body);
+  if (!parsed.success) throw malformed('/api/embed', body);
+  const answer = parsed.data;
+  if (answer.embeddings.length !== inputs) {
+    throw new BackendError(`Ollama /api/embed answered ${answer.embeddings.length} vectors for ${inputs} inputs`, undefined, 'backend_error');
+  }
+  return {
+    embeddings: answer.embeddings,
+    prompt_tokens: answer.prompt_eval_count ?? 0,
+    total_ms: nsToMs(answer.total_duration),
+    load_ms: nsToMs(answer.load_duration),
+  };
 }

@@ -656,3 +656,174 @@ describe('OllamaBackend lifecycle', () => {
     }
   });
 });
+
+describe('OllamaBackend tools', () => {
+  const TOOLS = [
+    { type: 'function' as const, function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+  ];
+
+  it('sends tools, tool_choice and parallel_tool_calls, and history tool_calls/tool_name; yields a line’s tool calls', async () => {
+    resetServer(async (_req, res) => {
+      ndjsonHead(res);
+      res.write(
+        lines(
+          {
+            message: {
+              role: 'assistant',
+              content: '',
+              tool_calls: [{ function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } }, { function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+            },
+            done: false,
+          },
+          { message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', eval_count: 7 },
+        ),
+      );
+      res.end();
+    });
+    const chunks = await collect(
+      backend().generate({
+        model: 'qwen3:8b',
+        messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Rome' } } }] },
+          { role: 'tool', content: 'sunny', tool_name: 'get_weather' },
+        ],
+        tools: TOOLS,
+        tool_choice: 'required',
+        parallel_tool_calls: true,
+      }),
+    );
+    expect(chunks[0]).toEqual({
+      type: 'tool_calls',
+      calls: [
+        { name: 'get_weather', arguments: { city: 'Paris' } },
+        { name: 'get_weather', arguments: { city: 'Oslo' } },
+      ],
+    });
+    expect(chunks.at(-1)).toMatchObject({ type: 'done', completion_tokens: 7 });
+    expect(seen[0]?.body).toMatchObject({
+      tools: TOOLS,
+      tool_choice: 'required',
+      parallel_tool_calls: true,
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Rome' } } }] },
+        { role: 'tool', content: 'sunny', tool_name: 'get_weather' },
+      ],
+    });
+  });
+
+  it('yields tool calls carried by the done line before done', async () => {
+    resetServer((_req, res) => {
+      ndjsonHead(res);
+      res.end(lines({ message: { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: {} } }] }, done: true, done_reason: 'stop' }));
+    });
+    const chunks = await collect(backend().generate({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: TOOLS }));
+    expect(chunks.map((c) => c.type)).toEqual(['tool_calls', 'done']);
+  });
+
+  it('sends no tool fields without tools', async () => {
+    resetServer((_req, res) => {
+      ndjsonHead(res);
+      res.end(lines(DONE_LINE));
+    });
+    await collect(backend().generate({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: [], tool_choice: 'auto' }));
+    expect(seen[0]?.body).not.toHaveProperty('tools');
+    expect(seen[0]?.body).not.toHaveProperty('tool_choice');
+  });
+
+  it.each([
+    ['a string that is not JSON', 'city=Paris'],
+    ['an array', [1, 2]],
+    ['a JSON string that is not an object', '[1]'],
+  ])('rejects a tool call whose arguments are %s', async (_what, args) => {
+    resetServer((_req, res) => {
+      ndjsonHead(res);
+      res.end(lines({ message: { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: args } }] }, done: false }, DONE_LINE));
+    });
+    const error = await rejection(collect(backend().generate({ model: 'm', messages: [{ role: 'user', content: 'x' }], tools: TOOLS })));
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error).toMatchObject({ code: 'backend_error' });
+  });
+
+  it('keeps a 400 "does not support tools" as bad_request with its message', async () => {
+    resetServer((_req, res) => json(res, 400, { error: 'registry.ollama.ai/library/gemma:2b does not support tools' }));
+    const error = await rejection(collect(backend().generate({ model: 'gemma:2b', messages: [{ role: 'user', content: 'x' }], tools: TOOLS })));
+    expect(error).toMatchObject({ status: 400, code: 'bad_request', message: 'registry.ollama.ai/library/gemma:2b does not support tools' });
+  });
+});
+
+describe('OllamaBackend.embed', () => {
+  it('posts /api/embed and converts the answer', async () => {
+    resetServer((_req, res) =>
+      json(res, 200, {
+        model: 'nomic-embed-text',
+        embeddings: [
+          [0.1, 0.2],
+          [0.3, 0.4],
+        ],
+        total_duration: 14_000_000,
+        load_duration: 1_000_000,
+        prompt_eval_count: 8,
+      }),
+    );
+    const answer = await backend({ keepAlive: -1 }).embed({ model: 'nomic-embed-text:latest', input: ['a', 'b'], truncate: false, dimensions: 2, options: { num_ctx: 512 } });
+    expect(answer).toEqual({
+      embeddings: [
+        [0.1, 0.2],
+        [0.3, 0.4],
+      ],
+      prompt_tokens: 8,
+      total_ms: 14,
+      load_ms: 1,
+    });
+    expect(seen[0]?.path).toBe('/api/embed');
+    expect(seen[0]?.body).toEqual({ model: 'nomic-embed-text:latest', input: ['a', 'b'], truncate: false, dimensions: 2, options: { num_ctx: 512 }, keep_alive: -1 });
+  });
+
+  it('defaults omitted counts to 0', async () => {
+    resetServer((_req, res) => json(res, 200, { embeddings: [[1]] }));
+    expect(await backend().embed({ model: 'm', input: ['a'] })).toEqual({ embeddings: [[1]], prompt_tokens: 0, total_ms: 0, load_ms: 0 });
+  });
+
+  it('rejects a vector count that differs from the input count', async () => {
+    resetServer((_req, res) => json(res, 200, { embeddings: [[1]] }));
+    const error = await rejection(backend().embed({ model: 'm', input: ['a', 'b'] }));
+    expect(error).toBeInstanceOf(BackendError);
+    expect(error).toMatchObject({ code: 'backend_error' });
+    expect((error as Error).message).toContain('1 vectors for 2 inputs');
+  });
+
+  it('rejects a malformed answer', async () => {
+    resetServer((_req, res) => json(res, 200, { embeddings: 'no' }));
+    expect(await rejection(backend().embed({ model: 'm', input: ['a'] }))).toMatchObject({ code: 'backend_error' });
+  });
+
+  it.each([
+    [404, { error: 'model "x" not found, try pulling it first' }, 'model_not_found'],
+    [400, { error: '"llama3.1:8b" does not support embeddings' }, 'bad_request'],
+    [500, { error: 'boom' }, 'backend_error'],
+    [503, { error: 'server busy' }, 'busy'],
+  ] as const)('maps HTTP %i to %s', async (status, body, code) => {
+    resetServer((_req, res) => json(res, status, body));
+    const error = await rejection(backend().embed({ model: 'x', input: ['a'] }));
+    expect(error).toMatchObject({ status, code, message: body.error });
+  });
+
+  it('maps a daemon that never answers to unavailable after headersMs', async () => {
+    resetServer(() => undefined);
+    const error = await rejection(backend({ timeouts: { headersMs: 150 } }).embed({ model: 'm', input: ['a'] }));
+    expect(error).toMatchObject({ code: 'unavailable' });
+  });
+
+  it('closes the request when aborted, with AbortError', async () => {
+    resetServer(() => undefined);
+    const controller = new AbortController();
+    const pending = rejection(backend().embed({ model: 'm', input: ['a'] }, controller.signal));
+    await sleep(30);
+    controller.abort();
+    const error = await pending;
+    expect((error as Error).name).toBe('AbortError');
+    await withTimeout(seen[0]!.disconnected, 2_000, 'the server to see the disconnect');
+  });
+});

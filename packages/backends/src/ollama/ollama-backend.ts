@@ -3,11 +3,21 @@
  * line by line, every failure turned into a BackendError with a stable code.
  */
 import { Pool, request, type Dispatcher } from 'undici';
-import type { OllamaChatRequest, OllamaGenerateRequest, OllamaLoadRequest, OllamaUnloadRequest } from '@switchyard/protocol';
+import type { OllamaChatRequest, OllamaEmbedRequest, OllamaGenerateRequest, OllamaLoadRequest, OllamaUnloadRequest } from '@switchyard/protocol';
 import { abortError } from '../abort.js';
-import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type GenerateChunk, type GenerateRequest } from '../backend.js';
+import {
+  BackendError,
+  type Backend,
+  type BackendLoadedModel,
+  type BackendModel,
+  type BackendModelInfo,
+  type EmbedRequest,
+  type EmbedResponse,
+  type GenerateChunk,
+  type GenerateRequest,
+} from '../backend.js';
 import { NdjsonParseError, parseNdjson } from '../ndjson.js';
-import { errorMessageOf, readStreamLine, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-answers.js';
+import { errorMessageOf, readStreamLine, toEmbedResponse, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-answers.js';
 
 export interface OllamaTimeouts {
   /** TCP (and TLS) connect. Only used by the pool this class creates, not an injected dispatcher. */
@@ -123,8 +133,10 @@ export class OllamaBackend implements Backend {
         const line = readStreamLine(value);
         if (line.kind === 'error') throw ollamaError(line.message, undefined, 'backend_error');
         if (line.kind === 'token') yield { type: 'token', text: line.text };
+        if (line.kind !== 'done' && line.calls !== undefined) yield { type: 'tool_calls', calls: line.calls };
         if (line.kind === 'done') {
           if (line.text) yield { type: 'token', text: line.text };
+          if (line.calls !== undefined) yield { type: 'tool_calls', calls: line.calls };
           // Held back until the body ends so the socket goes back to the pool whole: a
           // caller that stops at `done` would otherwise cut the chunked trailer and burn it.
           done = line.chunk;
@@ -142,6 +154,19 @@ export class OllamaBackend implements Backend {
       throw new BackendError(`Ollama ${path} stream ended without a done line`, undefined, 'backend_error');
     }
     yield done;
+  }
+
+  async embed(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResponse> {
+    const keepAlive = req.keep_alive ?? this.#keepAlive;
+    const payload: OllamaEmbedRequest = { model: req.model, input: req.input };
+    if (req.truncate !== undefined) payload.truncate = req.truncate;
+    if (req.dimensions !== undefined) payload.dimensions = req.dimensions;
+    if (req.options !== undefined) payload.options = req.options;
+    if (keepAlive !== undefined) payload.keep_alive = keepAlive;
+    const answer = await this.#json('POST', '/api/embed', payload, signal, this.#long);
+    const message = errorMessageOf(answer);
+    if (message !== undefined) throw ollamaError(message, undefined, 'backend_error');
+    return toEmbedResponse(answer, req.input.length);
   }
 
   async load(model: string, keepAlive?: string | number, signal?: AbortSignal): Promise<void> {
@@ -176,7 +201,13 @@ export class OllamaBackend implements Backend {
     if (req.messages !== undefined) {
       // /api/chat has no `system` field; a system prompt is the first message.
       const messages = req.system !== undefined ? [{ role: 'system', content: req.system }, ...req.messages] : req.messages;
-      return { ...common, messages };
+      const chat: OllamaChatRequest = { ...common, messages: messages as NonNullable<OllamaChatRequest['messages']> };
+      if (req.tools !== undefined && req.tools.length > 0) {
+        chat.tools = req.tools;
+        if (req.tool_choice !== undefined) chat.tool_choice = req.tool_choice;
+        if (req.parallel_tool_calls !== undefined) chat['parallel_tool_calls'] = req.parallel_tool_calls;
+      }
+      return chat;
     }
     return {
       ...common,
