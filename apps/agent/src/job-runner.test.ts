@@ -498,4 +498,93 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(await typesOf(job)).toEqual(['started', 'token', 'restarted', 'done']);
     expect(await redis.hget(keys.job(job.id!), 'status')).toBe('completed');
   });
+
+  const TOOLS = [
+    { type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object' } } },
+    { type: 'function' as const, function: { name: 'get_time' } },
+  ];
+
+  it('streams each tool call as a tool_call event, returns them with finish_reason tool_calls, and sends history in Ollama’s shape', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'Let me check.' };
+      yield { type: 'tool_calls', calls: [{ name: 'get_weather', arguments: { city: 'Paris' } }] };
+      yield { type: 'tool_calls', calls: [{ name: 'get_time', arguments: {} }] };
+      yield done();
+    };
+    const messages = [
+      { role: 'user' as const, content: 'weather?' },
+      { role: 'assistant' as const, content: '', tool_calls: [{ id: 'call_a', function: { name: 'get_weather', arguments: { city: 'Rome' } } }] },
+      { role: 'tool' as const, content: 'sunny', tool_call_id: 'call_a' },
+    ];
+    const job = await enqueue({ prompt: undefined, messages, tools: TOOLS, parallel_tool_calls: true });
+    const result = await processor({ tokenCoalesceMs: 60_000 })(job, undefined);
+
+    expect(backend.requests[0]).toEqual({
+      model: BACKEND_NAME,
+      keep_alive: -1,
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Rome' } } }] },
+        { role: 'tool', content: 'sunny', tool_name: 'get_weather' },
+      ],
+      tools: TOOLS,
+      parallel_tool_calls: true,
+    });
+    const calls = [
+      { id: `call_${job.id}_0`, name: 'get_weather', arguments: { city: 'Paris' } },
+      { id: `call_${job.id}_1`, name: 'get_time', arguments: {} },
+    ];
+    expect(result).toMatchObject({ text: 'Let me check.', finish_reason: 'tool_calls', tool_calls: calls });
+    const log = await logOf(job);
+    expect(log.map((event) => event.type)).toEqual(['started', 'token', 'tool_call', 'tool_call', 'done']);
+    expect(log[2]).toMatchObject({ index: 0, ...calls[0] });
+    expect(log[3]).toMatchObject({ index: 1, ...calls[1] });
+    expect(log[4]).toMatchObject({ finish_reason: 'tool_calls' });
+  });
+
+  it('offers tools by tool_choice: none sends none, a named one only that tool, auto and required all (with the choice)', async () => {
+    await inventory.refresh();
+    const chat = { prompt: undefined, messages: [{ role: 'user' as const, content: 'x' }], tools: TOOLS };
+    await processor()(await enqueue({ ...chat, tool_choice: 'none' }), undefined);
+    expect(backend.requests.at(-1)).not.toHaveProperty('tools');
+    expect(backend.requests.at(-1)).not.toHaveProperty('tool_choice');
+    const named = { type: 'function' as const, function: { name: 'get_time' } };
+    await processor()(await enqueue({ ...chat, tool_choice: named }), undefined);
+    expect(backend.requests.at(-1)).toMatchObject({ tools: [TOOLS[1]], tool_choice: named });
+    for (const choice of ['auto', 'required'] as const) {
+      await processor()(await enqueue({ ...chat, tool_choice: choice }), undefined);
+      expect(backend.requests.at(-1)).toMatchObject({ tools: TOOLS, tool_choice: choice });
+    }
+    const result = await processor()(await enqueue(chat), undefined);
+    expect(backend.requests.at(-1)).toMatchObject({ tools: TOOLS });
+    expect(backend.requests.at(-1)).not.toHaveProperty('tool_choice');
+    expect(result.finish_reason).toBe('stop');
+  });
+
+  it('restarts (not continues) a retried job that has tools', async () => {
+    await inventory.refresh();
+    const job = await enqueue({ prompt: undefined, messages: [{ role: 'user', content: 'x' }], tools: TOOLS });
+    const first = { token: 'attempt-1', number: 1 };
+    await lifecycle.claim(job.id!, 'agent-0', first, 'agent_lost');
+    await lifecycle.start(job.id!, first, { type: 'started', agent: 'agent-0', cold: false, load_ms: 0 });
+    await lifecycle.stream(job.id!, first, { type: 'token', text: 'Hel' });
+    await lifecycle.requeue(job.id!, first);
+    job.attemptsStarted = 2;
+    await processor()(job, undefined);
+    expect(await typesOf(job)).toEqual(['started', 'token', 'restarted', 'started', 'done']);
+    expect(backend.requests.at(-1)).toMatchObject({ messages: [{ role: 'user', content: 'x' }] });
+  });
+
+  it('fails with model_unsupported, message kept, when the backend says the model does not support it', async () => {
+    await inventory.refresh();
+    const message = 'registry.ollama.ai/library/tiny:1b does not support tools';
+    backend.script = async function* () {
+      yield* [];
+      throw new BackendError(message, 400, 'bad_request');
+    };
+    const job = await enqueue({ prompt: undefined, messages: [{ role: 'user', content: 'x' }], tools: TOOLS });
+    expect(await failureOf(processor()(job, undefined))).toEqual({ code: 'model_unsupported', message });
+    expect((await logOf(job)).at(-1)).toMatchObject({ type: 'error', code: 'model_unsupported', message });
+  });
 });

@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { BackendError, type Backend, type GenerateRequest } from '@switchyard/backends';
+import { BackendError, type Backend, type ChatMessageInput, type GenerateRequest } from '@switchyard/backends';
 import type { Attempt, JobLifecycle, TransitionOutcome } from '@switchyard/redis';
 import {
   JobData,
@@ -12,6 +12,7 @@ import {
   type FinishReason,
   type JobResult,
   type StreamEventBody,
+  type ToolCallResult,
 } from '@switchyard/protocol';
 import { TokenCoalescer } from './token-coalescer.js';
 import type { ModelInventory } from './model-inventory.js';
@@ -68,6 +69,45 @@ function continuation(request: JobData['request'], streamed: string): Pick<Gener
   return { messages: [...history, { role: 'assistant' as const, content: streamed }] };
 }
 
+/** The request's tools as the backend gets them: `none` sends none, a named choice only that tool. */
+export function toolsFor(request: JobData['request']): Pick<GenerateRequest, 'tools' | 'tool_choice' | 'parallel_tool_calls'> {
+  const tools = request.tools;
+  const choice = request.tool_choice;
+  if (tools === undefined || tools.length === 0 || choice === 'none') return {};
+  const offered = typeof choice === 'object' ? tools.filter((tool) => tool.function.name === choice.function.name) : tools;
+  return {
+    tools: offered,
+    ...(choice !== undefined && { tool_choice: choice }),
+    ...(request.parallel_tool_calls !== undefined && { parallel_tool_calls: request.parallel_tool_calls }),
+  };
+}
+
+/**
+ * The history in Ollama's shape: calls without their OpenAI ids, and a `tool` turn that
+ * answers a call by id (`tool_call_id`) named by that call's tool when it names none.
+ */
+export function backendMessages(messages: NonNullable<JobData['request']['messages']>): ChatMessageInput[] {
+  const toolOfCall = new Map<string, string>();
+  return messages.map((message) => {
+    const out: ChatMessageInput = { role: message.role, content: message.content };
+    if (message.images !== undefined) out.images = message.images;
+    if (message.tool_calls !== undefined) {
+      out.tool_calls = message.tool_calls.map((call) => {
+        if (call.id !== undefined) toolOfCall.set(call.id, call.function.name);
+        return { function: { name: call.function.name, arguments: call.function.arguments } };
+      });
+    }
+    const toolName = message.tool_name ?? (message.tool_call_id !== undefined ? toolOfCall.get(message.tool_call_id) : undefined);
+    if (toolName !== undefined) out.tool_name = toolName;
+    return out;
+  });
+}
+
+/** A backend's refusal of what the model cannot do (tools, embeddings, images, ...): Ollama says "does not support". */
+function unsupportedByModel(error: unknown): boolean {
+  return error instanceof BackendError && error.status === 400 && /does not support/i.test(error.message);
+}
+
 /**
  * Runs one dequeued job against the backend and streams its events, through the job's
  * transitions (`JobLifecycle`: claim, start, stream, finish). This is the BullMQ processor:
@@ -103,15 +143,18 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // aborts the backend request like any refused write, within a round trip.
     // A retry continues the text already streamed (`resumed`), unless the request asked to
     // start over (`on_restart: "restart"`, e.g. for one sample of a fixed seed).
-    const onRestart = (job.data as { request?: { on_restart?: unknown } } | undefined)?.request?.on_restart;
-    const continuing = job.attemptsStarted > 1 && onRestart !== 'restart';
+    // A job with tools starts over too: a call is not text to continue, and a continuation
+    // would offer the model a half answer it cannot call from.
+    const requested = (job.data as { request?: { on_restart?: unknown; tools?: unknown; kind?: unknown } } | undefined)?.request;
+    const restarts = requested?.on_restart === 'restart' || (Array.isArray(requested?.tools) && requested.tools.length > 0) || requested?.kind === 'embed';
+    const continuing = job.attemptsStarted > 1 && !restarts;
     const claim = deps.lifecycle.claim(jobId, deps.agentId, attempt, JobErrorCode.agentLost, job.data, { resume: continuing });
     claim.then((outcome) => refused(outcome, 'claim')).catch((error) => log.error({ err: error }, 'could not write the claim'));
     let writes: Promise<unknown> = claim;
     // Writes go out in call order on one connection; keep the chain so the job is not
     // marked completed before its last event is in Redis. A failed write is logged here;
     // callers wait on `writes`, not on one write, so emit hands back no promise to drop.
-    const emit = (event: Extract<StreamEventBody, { type: 'started' | 'token' }>): void => {
+    const emit = (event: Extract<StreamEventBody, { type: 'started' | 'token' | 'tool_call' }>): void => {
       const write = event.type === 'started' ? deps.lifecycle.start(jobId, attempt, event) : deps.lifecycle.stream(jobId, attempt, event);
       writes = writes.then(() => write);
       write.then((outcome) => refused(outcome, event.type)).catch((error) => log.error({ err: error, type: event.type }, 'could not write stream event'));
@@ -180,10 +223,15 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     const request: GenerateRequest = {
       model: backendModel,
       keep_alive: deps.keepAlive,
-      ...(streamed !== '' ? continuation(data.request, streamed) : data.request.messages ? { messages: data.request.messages } : { prompt: data.request.prompt ?? '' }),
+      ...(streamed !== ''
+        ? continuation(data.request, streamed)
+        : data.request.messages
+          ? { messages: backendMessages(data.request.messages) }
+          : { prompt: data.request.prompt ?? '' }),
       ...(data.request.system !== undefined && (streamed === '' || data.request.messages) && { system: data.request.system }),
       ...(data.request.options !== undefined && { options: data.request.options }),
       ...(data.request.format !== undefined && { format: data.request.format }),
+      ...(data.request.messages !== undefined && toolsFor(data.request)),
     };
 
     // Cold = the job waited for this node to load its model (the agent loads before it
@@ -198,6 +246,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     const endUsage = deps.inventory.track(data.model);
     // The answer's text: a continuing attempt's starts with what was streamed before it.
     let text = streamed;
+    const toolCalls: ToolCallResult[] = [];
     let firstTokenAt: number | undefined;
     // A backend whose health reads fail (/api/tags, /api/ps: BACKEND_READ_TIMEOUT_MS) while this
     // request has had nothing from it for a while is hung: the request goes, the job continues
@@ -216,23 +265,34 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     try {
       for await (const chunk of deps.backend.generate(request, lost.signal)) {
         lastChunkAt = Date.now();
-        if (chunk.type === 'token') {
+        if (chunk.type === 'token' || chunk.type === 'tool_calls') {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
             deps.inventory.markLoaded(data.model);
             emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? (state?.loaded ? loadWaitedMs : firstTokenAt - startedAt) : 0 });
           }
-          text += chunk.text;
-          coalescer.push(chunk.text);
+          if (chunk.type === 'token') {
+            text += chunk.text;
+            coalescer.push(chunk.text);
+            continue;
+          }
+          // The text before a call goes out before it, so the event log keeps the model's order.
+          coalescer.flush();
+          for (const call of chunk.calls) {
+            const index = toolCalls.length;
+            const made: ToolCallResult = { id: `call_${jobId}_${index}`, name: call.name, arguments: call.arguments };
+            toolCalls.push(made);
+            emit({ type: 'tool_call', index, ...made });
+          }
           continue;
         }
-        if (chunk.type === 'tool_calls') continue;
         coalescer.flush();
         const finishedAt = Date.now();
-        const finishReason: FinishReason = chunk.done_reason === 'length' ? 'length' : 'stop';
+        const finishReason: FinishReason = toolCalls.length > 0 ? 'tool_calls' : chunk.done_reason === 'length' ? 'length' : 'stop';
         const result: JobResult = {
           text,
           finish_reason: finishReason,
+          ...(toolCalls.length > 0 && { tool_calls: toolCalls }),
           usage: { prompt_tokens: chunk.prompt_tokens, completion_tokens: chunk.completion_tokens },
           timings: {
             queued_ms: Math.max(0, startedAt - data.submitted_at - loadWaitedMs),
@@ -265,7 +325,11 @@ export function createJobProcessor(deps: JobRunnerDeps) {
       log.warn({ err: error }, 'backend request failed');
       if (!causedByRequest(error)) return await backendLost(error);
       const message = error instanceof Error ? error.message : String(error);
-      const code = error instanceof BackendError && error.code === 'model_not_found' ? JobErrorCode.modelNotFound : JobErrorCode.backendError;
+      const code = unsupportedByModel(error)
+        ? JobErrorCode.modelUnsupported
+        : error instanceof BackendError && error.code === 'model_not_found'
+          ? JobErrorCode.modelNotFound
+          : JobErrorCode.backendError;
       return fail(code, message);
     } finally {
       deps.inventory.off('unreachable', onUnreachable);
