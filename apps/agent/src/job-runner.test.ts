@@ -8,6 +8,7 @@ import {
   type BackendLoadedModel,
   type BackendModel,
   type BackendModelInfo,
+  type EmbedRequest,
   type EmbedResponse,
   type GenerateChunk,
   type GenerateRequest,
@@ -78,8 +79,16 @@ class ScriptedBackend implements Backend {
     this.requests.push(request);
     return this.script(request, signal);
   }
-  embed(): Promise<EmbedResponse> {
-    return Promise.reject(new Error('not scripted'));
+  readonly embedRequests: EmbedRequest[] = [];
+  embedScript: (request: EmbedRequest, signal: AbortSignal | undefined) => Promise<EmbedResponse> = async (request) => ({
+    embeddings: request.input.map((text) => [text.length, 0.5]),
+    prompt_tokens: request.input.length * 3,
+    total_ms: 9,
+    load_ms: 2,
+  });
+  embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResponse> {
+    this.embedRequests.push(request);
+    return this.embedScript(request, signal);
   }
   async load(): Promise<void> {}
   async unload(): Promise<void> {}
@@ -586,5 +595,77 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     const job = await enqueue({ prompt: undefined, messages: [{ role: 'user', content: 'x' }], tools: TOOLS });
     expect(await failureOf(processor()(job, undefined))).toEqual({ code: 'model_unsupported', message });
     expect((await logOf(job)).at(-1)).toMatchObject({ type: 'error', code: 'model_unsupported', message });
+  });
+
+  it('runs an embed job: started when its call begins, done with the vectors in input order, result with usage and timings', async () => {
+    await inventory.refresh();
+    const job = await enqueue({ kind: 'embed', prompt: undefined, input: ['a', 'bbb'], truncate: false, dimensions: 2, options: { num_ctx: 512 } });
+    const result = await processor()(job, undefined);
+    expect(backend.embedRequests).toEqual([{ model: BACKEND_NAME, input: ['a', 'bbb'], keep_alive: -1, truncate: false, dimensions: 2, options: { num_ctx: 512 } }]);
+    expect(backend.requests).toEqual([]);
+    expect(result).toMatchObject({
+      text: '',
+      finish_reason: 'stop',
+      embeddings: [
+        [1, 0.5],
+        [3, 0.5],
+      ],
+      usage: { prompt_tokens: 6, completion_tokens: 0 },
+      agent: 'agent-1',
+    });
+    expect(result.timings.total_ms).toBeGreaterThanOrEqual(0);
+    const log = await logOf(job);
+    expect(log.map((event) => event.type)).toEqual(['started', 'done']);
+    expect(log[1]).toMatchObject({ finish_reason: 'stop', embeddings: result.embeddings, usage: result.usage, timings: result.timings });
+
+    const single = await processor()(await enqueue({ kind: 'embed', prompt: undefined, input: 'hello' }), undefined);
+    expect(single.embeddings).toEqual([[5, 0.5]]);
+  });
+
+  it('batches concurrent embed jobs of one model into one backend call', async () => {
+    await inventory.refresh();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const defaultScript = backend.embedScript;
+    backend.embedScript = async (request, signal) => {
+      if (backend.embedRequests.length === 1) await gate;
+      return defaultScript(request, signal);
+    };
+    const run = processor();
+    const head = run(await enqueue({ kind: 'embed', prompt: undefined, input: 'x' }), undefined);
+    await expect.poll(() => backend.embedRequests.length).toBe(1);
+    const jobs = await Promise.all(Array.from({ length: 5 }, (_, i) => enqueue({ kind: 'embed', prompt: undefined, input: 'y'.repeat(i + 1) })));
+    const runs = jobs.map((job) => run(job, undefined));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    release();
+    await head;
+    const results = await Promise.all(runs);
+    expect(backend.embedRequests).toHaveLength(2);
+    expect(backend.embedRequests[1]!.input).toEqual(['y', 'yy', 'yyy', 'yyyy', 'yyyyy']);
+    expect(results.map((result) => result.embeddings)).toEqual([1, 2, 3, 4, 5].map((n) => [[n, 0.5]]));
+    expect(results.reduce((sum, result) => sum + result.usage.prompt_tokens, 0)).toBe(15);
+  });
+
+  it('cancels an embed job in flight; maps embed failures as for generate', async () => {
+    await inventory.refresh();
+    backend.embedScript = (_request, signal) => new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    const controller = new AbortController();
+    const job = await enqueue({ kind: 'embed', prompt: undefined, input: 'x' });
+    const run = processor()(job, undefined, controller.signal);
+    await expect.poll(() => typesOf(job)).toEqual(['started']);
+    controller.abort('client cancelled');
+    expect((await failureOf(run)).code).toBe('cancelled');
+    expect(await typesOf(job)).toEqual(['started', 'error']);
+
+    const message = '"tiny:1b" does not support embeddings';
+    backend.embedScript = () => Promise.reject(new BackendError(message, 400, 'bad_request'));
+    expect(await failureOf(processor()(await enqueue({ kind: 'embed', prompt: undefined, input: 'x' }), undefined))).toEqual({ code: 'model_unsupported', message });
+
+    backend.embedScript = () => Promise.reject(new BackendError('model "tiny:1b" not found', 404, 'model_not_found'));
+    expect((await failureOf(processor()(await enqueue({ kind: 'embed', prompt: undefined, input: 'x' }), undefined))).code).toBe('model_not_found');
+
+    // A backend failure is the backend's: the job goes back to its queue to run again.
+    backend.embedScript = () => Promise.reject(new BackendError('runner crashed', 500, 'backend_error'));
+    await expect(processor()(await enqueue({ kind: 'embed', prompt: undefined, input: 'x' }), undefined)).rejects.toThrow(/^backend_lost: runner crashed/);
   });
 });

@@ -8,12 +8,14 @@ import {
   formatGB,
   formatJobFailure,
   jobContextVramBytes,
+  jobKind,
   statusOfEnd,
   type FinishReason,
   type JobResult,
   type StreamEventBody,
   type ToolCallResult,
 } from '@switchyard/protocol';
+import { EmbedBatcher } from './embed-batcher.js';
 import { TokenCoalescer } from './token-coalescer.js';
 import type { ModelInventory } from './model-inventory.js';
 
@@ -26,6 +28,8 @@ export interface JobRunnerDeps {
   /** Total VRAM of the node (all GPUs), against which a job's own context is judged. */
   vramTotalBytes: number;
   tokenCoalesceMs: number;
+  /** Combines this agent's concurrent embed jobs per model into one backend call (default: one with 64 inputs a call, no window). */
+  embedder?: EmbedBatcher;
   keepAlive: string | number;
   /** A request with nothing from its backend this long while the backend's health reads fail is hung (default 5 s). */
   hungAfterMs?: number;
@@ -116,6 +120,7 @@ function unsupportedByModel(error: unknown): boolean {
  * attempt that lost the job is refused and the backend request is aborted.
  */
 export function createJobProcessor(deps: JobRunnerDeps) {
+  const embedder = deps.embedder ?? new EmbedBatcher(deps.backend);
   return async function processJob(job: Job<unknown, JobResult>, token: string | undefined, signal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id!;
     const log = deps.logger.child({ jobId });
@@ -262,7 +267,53 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     };
     deps.inventory.on('unreachable', onUnreachable);
     const coalescer = new TokenCoalescer(deps.tokenCoalesceMs, (chunk) => emit({ type: 'token', text: chunk }));
+
+    /**
+     * An embed job: one part of a batched `/api/embed` call. `started` goes out when the call
+     * carrying it begins; `done` carries the vectors, in input order.
+     */
+    const runEmbed = async (): Promise<JobResult> => {
+      const input = data.request.input ?? [];
+      const part = await embedder.embed(
+        {
+          model: backendModel,
+          input: typeof input === 'string' ? [input] : input,
+          keep_alive: deps.keepAlive,
+          ...(data.request.truncate !== undefined && { truncate: data.request.truncate }),
+          ...(data.request.dimensions !== undefined && { dimensions: data.request.dimensions }),
+          ...(data.request.options !== undefined && { options: data.request.options }),
+        },
+        {
+          signal: lost.signal,
+          onStart: () => {
+            lastChunkAt = Date.now();
+            emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold && state?.loaded ? loadWaitedMs : 0 });
+          },
+        },
+      );
+      deps.inventory.markLoaded(data.model);
+      const finishedAt = Date.now();
+      const result: JobResult = {
+        text: '',
+        finish_reason: 'stop',
+        embeddings: part.embeddings,
+        usage: { prompt_tokens: part.prompt_tokens, completion_tokens: 0 },
+        timings: {
+          queued_ms: Math.max(0, startedAt - data.submitted_at - loadWaitedMs),
+          load_ms: loadWaitedMs + part.load_ms,
+          // The vectors are the first (and only) output.
+          ttft_ms: Math.max(0, finishedAt - data.submitted_at),
+          total_ms: Math.max(0, finishedAt - data.submitted_at),
+        },
+        agent: deps.agentId,
+      };
+      await finish({ type: 'done', finish_reason: 'stop', usage: result.usage, timings: result.timings, embeddings: part.embeddings }, result);
+      if (lostJob) throw lost.signal.reason as Error;
+      return result;
+    };
+
     try {
+      if (jobKind(data.request) === 'embed') return await runEmbed();
       for await (const chunk of deps.backend.generate(request, lost.signal)) {
         lastChunkAt = Date.now();
         if (chunk.type === 'token' || chunk.type === 'tool_calls') {
