@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
-import { redisKeys, canonicalModelName, type AgentHeartbeat } from '@switchyard/protocol';
+import { redisKeys, canonicalModelName, splitQueueModel, type AgentHeartbeat } from '@switchyard/protocol';
 import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, checkRedisSettingsAtStart, closeRedis, createRedis } from '@switchyard/redis';
 import { startAgentHttp } from './agent-http.js';
 import { createAgentMetrics } from './agent-metrics.js';
@@ -16,6 +16,7 @@ import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js'
 import { ModelInventory } from './model-inventory.js';
 import { shareModelDetails } from './model-details.js';
 import { PlacementRelay, claimRule } from './placement-view.js';
+import { EmbedBatcher } from './embed-batcher.js';
 import { PullScheduler } from './pull-scheduler.js';
 import { RecentSet } from './recent-set.js';
 import { reportRedisTrouble } from './redis-reporting.js';
@@ -99,6 +100,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     vramTotalBytes,
     tokenCoalesceMs: config.tokenCoalesceMs,
     keepAlive: config.keepAlive,
+    embedder: new EmbedBatcher(backend, { maxInputs: config.embedBatchMaxInputs, windowMs: config.embedBatchWindowMs }),
     wasCancelled: (jobId) => cancelled.has(jobId),
   });
   const workers = new WorkerSet({
@@ -116,9 +118,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const scheduler = new PullScheduler({
     agentId: config.agentId,
     slots: config.slots,
+    embedSlots: config.embedSlots,
+    isEmbedQueue: (queueKey) => inventory.isEmbeddingModel(splitQueueModel(queueKey).model),
     workers: workers.workers,
     logger,
-    canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel }),
+    canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel, embedSlots: config.embedSlots }),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
   const heartbeat = new HeartbeatBuilder({

@@ -21,6 +21,18 @@ export const AgentConfig = z.object({
     .describe('Name in heartbeats and logs.'),
   /** Jobs this agent runs at once across all models (its GPU's parallel slots). */
   slots: EnvPositiveInt.default(4).describe('Jobs run at once across all models; no job is claimed beyond them.'),
+  /** Embed jobs this agent runs at once (a budget of their own, apart from `slots`): they are batched into few backend calls. */
+  embedSlots: EnvPositiveInt.default(64).describe(
+    'Embed jobs run at once, a budget apart from `AGENT_SLOTS`: jobs of a warm embedding model (`/api/show` capabilities has `embedding`, not `completion`) are claimed up to it and this agent combines the concurrent ones into few `/api/embed` calls.',
+  ),
+  /** Most inputs in one batched `/api/embed` call. */
+  embedBatchMaxInputs: EnvPositiveInt.default(64).describe(
+    'Most inputs in one `/api/embed` call when concurrent embed jobs of a model are combined (a job with more goes alone, never split).',
+  ),
+  /** How long an embed job arriving with no call of its model in flight waits for others; 0 = sends at once. */
+  embedBatchWindowMs: EnvNonNegativeInt.default(0).describe(
+    'How long an embed job that finds no `/api/embed` call of its model in flight waits for company before its call goes; 0 sends at once. Jobs arriving while a call is in flight always go together when it returns.',
+  ),
   /** VRAM per GPU when nvidia-smi is absent; a list for several GPUs. */
   gpuVramBytes: z
     .array(ByteSize.pipe(z.number().positive('must be more than 0 bytes')))
@@ -159,6 +171,9 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
   agentId: 'AGENT_ID',
   slots: 'AGENT_SLOTS',
+  embedSlots: 'EMBED_SLOTS',
+  embedBatchMaxInputs: 'EMBED_BATCH_MAX_INPUTS',
+  embedBatchWindowMs: 'EMBED_BATCH_WINDOW_MS',
   gpuVramBytes: 'GPU_VRAM',
   gpuName: 'GPU_NAME',
   nvidiaSmiPath: 'NVIDIA_SMI_PATH',

@@ -18,7 +18,7 @@ export interface HeartbeatBuilderOptions {
   pinned: readonly string[];
   inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
   placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'>;
-  jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'>;
+  jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'> & Partial<Pick<PullScheduler, 'slotJobs'>>;
   clock?: () => number;
 }
 
@@ -56,7 +56,8 @@ export class HeartbeatBuilder {
       backend: { kind: backend.kind, url: backend.url },
       gpus: this.gpuView(usedBytes),
       slots,
-      in_flight: jobs.activeJobs,
+      // Against `slots`: embed jobs run in a budget of their own (EMBED_SLOTS) and are not counted.
+      in_flight: jobs.slotJobs ?? jobs.activeJobs,
       vram: { total_bytes: vramTotalBytes, used_bytes: usedBytes, free_bytes: Math.max(0, vramTotalBytes - usedBytes) },
       models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
       models_loading: placement.loadingModel ? [placement.loadingModel] : [],

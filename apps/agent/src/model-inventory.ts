@@ -172,6 +172,15 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     return this.states.get(model)?.backendName;
   }
 
+  /**
+   * A model that only embeds (`/api/show` capabilities has `embedding`, not `completion`): its
+   * queue holds embed jobs, claimed in their own budget and batched. False until its details were read.
+   */
+  isEmbeddingModel(model: string): boolean {
+    const capabilities = this.states.get(model)?.show?.['capabilities'];
+    return Array.isArray(capabilities) && capabilities.includes('embedding') && !capabilities.includes('completion');
+  }
+
   isLoaded(model: string): boolean {
     return this.states.get(model)?.loaded !== undefined;
   }

@@ -42,4 +42,17 @@ describe('which jobs may be claimed here', () => {
     expect(rule(view({ isDraining: (model) => model === 'm' }))('m', 0)).toBe(false);
     expect(rule(view({ isDraining: (model) => model === 'm' }))('other', 0)).toBe(true);
   });
+
+  it('takes jobs of a warm embedding model up to the embed budget, not the backend parallel limit', () => {
+    const canClaim = claimRule({
+      inventory: { isLoaded: (model) => model !== 'cold-embed', backendReachable: true, isEmbeddingModel: (model) => model.endsWith('embed') },
+      placement: view(),
+      parallelPerCopy: 2,
+      embedSlots: 64,
+    });
+    expect(canClaim('nomic-embed', 63)).toBe(true);
+    expect(canClaim('nomic-embed', 64)).toBe(false);
+    expect(canClaim('cold-embed', 0)).toBe(false);
+    expect(canClaim('chat', 2)).toBe(false);
+  });
 });

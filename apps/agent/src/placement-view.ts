@@ -52,19 +52,24 @@ export class PlacementRelay implements PlacementView {
 
 /**
  * The pull scheduler's `canClaim`: a job of a queue may start here only while its model is
- * warm here, neither being loaded nor about to be evicted, and has a backend slot free.
+ * warm here, neither being loaded nor about to be evicted, and has a backend slot free. An
+ * embedding model's jobs are not held to the backend's parallel slots: this agent batches
+ * them into one `/api/embed` call at a time, so up to `embedSlots` of them may be claimed.
  */
 export function claimRule(options: {
-  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'> & Partial<Pick<ModelInventory, 'isEmbeddingModel'>>;
   placement: Pick<PlacementView, 'loadingModel' | 'isDraining'>;
   parallelPerCopy: number;
+  /** Embed jobs of one embedding model claimed at once (default: `parallelPerCopy`, as any model). */
+  embedSlots?: number;
 }): (queueKey: string, runningOfModel: number) => boolean {
-  const { inventory, placement, parallelPerCopy } = options;
+  const { inventory, placement, parallelPerCopy, embedSlots } = options;
   return (queueKey, runningOfModel) => {
     const model = splitQueueModel(queueKey).model;
     // A backend that stopped answering claims nothing: its jobs would fail at once ("loaded"
     // is only what the last good read said; a restarted Ollama has nothing loaded).
     if (!inventory.backendReachable) return false;
-    return inventory.isLoaded(model) && placement.loadingModel !== model && !placement.isDraining(model) && runningOfModel < parallelPerCopy;
+    const limit = embedSlots !== undefined && inventory.isEmbeddingModel?.(model) === true ? embedSlots : parallelPerCopy;
+    return inventory.isLoaded(model) && placement.loadingModel !== model && !placement.isDraining(model) && runningOfModel < limit;
   };
 }

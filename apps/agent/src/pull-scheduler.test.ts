@@ -84,8 +84,19 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     return { keys, workers, queues, started, add, finish, waiting, completed, release };
   }
 
-  function scheduler(workers: Map<string, ModelWorker>, options: { slots: number; canClaim?: (queueKey: string, runningOfModel: number) => boolean }) {
-    const created = new PullScheduler({ agentId: 'agent-1', slots: options.slots, workers, logger: silent, canClaim: options.canClaim ?? (() => true) });
+  function scheduler(
+    workers: Map<string, ModelWorker>,
+    options: { slots: number; canClaim?: (queueKey: string, runningOfModel: number) => boolean; embedSlots?: number; isEmbedQueue?: (queueKey: string) => boolean },
+  ) {
+    const created = new PullScheduler({
+      agentId: 'agent-1',
+      slots: options.slots,
+      workers,
+      logger: silent,
+      canClaim: options.canClaim ?? (() => true),
+      ...(options.embedSlots !== undefined && { embedSlots: options.embedSlots }),
+      ...(options.isEmbedQueue !== undefined && { isEmbedQueue: options.isEmbedQueue }),
+    });
     closers.push(() => created.drain());
     return created;
   }
@@ -293,5 +304,23 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     pull.wake(A);
     await add(A);
     expect(started.length).toBe(2);
+  });
+
+  it('claims embed queues in their own budget: 64 concurrent embed jobs run at once beside full generation slots', async () => {
+    const { workers, started, add, waiting, release, completed } = setup([A, B]);
+    await add(A, 3);
+    await add(B, 70);
+    const pull = scheduler(workers, { slots: 2, embedSlots: 64, isEmbedQueue: (key) => key === B });
+    pull.wake();
+    await expect.poll(() => started.length, { timeout: 5_000 }).toBe(66);
+    expect(pull.runningOf(A)).toBe(2);
+    expect(pull.runningOf(B)).toBe(64);
+    expect(pull.activeJobs).toBe(66);
+    expect(pull.slotJobs).toBe(2);
+    expect(await waiting(A)).toBe(1);
+    expect(await waiting(B)).toBe(6);
+    release();
+    await expect.poll(() => completed(B), { timeout: 5_000 }).toBe(70);
+    expect(pull.activeJobs).toBe(0);
   });
 });

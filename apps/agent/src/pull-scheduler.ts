@@ -19,6 +19,9 @@ export class PullScheduler {
   private inFlight = 0;
   /** Claims sent to Redis and not yet answered: they hold a slot until they do. */
   private claiming = 0;
+  /** Of those, the embed queues' (their own budget, `embedSlots`). */
+  private embedInFlight = 0;
+  private embedClaiming = 0;
   private readonly runningPerModel = new Map<string, number>();
   private pumping = false;
   private pumpAgain = false;
@@ -36,6 +39,13 @@ export class PullScheduler {
     private readonly options: {
       agentId: string;
       slots: number;
+      /**
+       * Jobs of embed queues run at once, apart from `slots` (default: none apart, they share
+       * `slots`). Embed jobs are short and batched into few backend calls, so many run at once.
+       */
+      embedSlots?: number;
+      /** Whether a queue holds embed jobs (its model only embeds): claimed in the `embedSlots` budget. */
+      isEmbedQueue?: (queueKey: string) => boolean;
       /** Queue key (model, or model@digest) → its worker. */
       workers: Map<string, ModelWorker>;
       /**
@@ -52,6 +62,11 @@ export class PullScheduler {
 
   get activeJobs(): number {
     return this.inFlight;
+  }
+
+  /** Running jobs that hold one of `slots` (embed jobs in their own budget do not). */
+  get slotJobs(): number {
+    return this.inFlight - this.embedInFlight;
   }
 
   startSweep(intervalMs: number): void {
@@ -95,8 +110,16 @@ export class PullScheduler {
     void this.pump();
   }
 
-  private hasRoom(): boolean {
-    return this.inFlight + this.claiming < this.options.slots;
+  private embedBudget(key: string): boolean {
+    return this.options.embedSlots !== undefined && this.options.isEmbedQueue?.(key) === true;
+  }
+
+  /** Room for one more claim of `key`'s budget; without a key, of either budget. */
+  private hasRoom(key?: string): boolean {
+    const generationRoom = this.inFlight - this.embedInFlight + (this.claiming - this.embedClaiming) < this.options.slots;
+    const embedRoom = this.embedInFlight + this.embedClaiming < (this.options.embedSlots ?? 0);
+    if (key === undefined) return generationRoom || embedRoom;
+    return this.embedBudget(key) ? embedRoom : generationRoom;
   }
 
   private async pump(): Promise<void> {
@@ -129,9 +152,11 @@ export class PullScheduler {
   private async claimFrom(key: string): Promise<boolean> {
     const worker = this.options.workers.get(key);
     const model = splitQueueModel(key).model;
-    if (!worker || worker.closing || this.stopped || this.paused || !this.hasRoom()) return false;
+    if (!worker || worker.closing || this.stopped || this.paused || !this.hasRoom(key)) return false;
     if (!this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) return false;
+    const embed = this.embedBudget(key);
     this.claiming++;
+    if (embed) this.embedClaiming++;
     this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);
     const token = `${this.options.agentId}:${this.tokenCounter++}`;
     let job: Job<unknown, JobResult> | undefined;
@@ -141,12 +166,13 @@ export class PullScheduler {
       this.options.logger.warn({ err: error, queue: key }, 'could not claim a job');
     } finally {
       this.claiming--;
+      if (embed) this.embedClaiming--;
     }
     if (!job) {
       this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
       return false;
     }
-    this.start(key, worker, job, token, model);
+    this.start(key, worker, job, token, model, embed);
     return true;
   }
 
@@ -156,13 +182,15 @@ export class PullScheduler {
   }
 
   /** Runs a claimed job; its model's count was taken when the claim was sent. */
-  private start(key: string, worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string): void {
+  private start(key: string, worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string, embed: boolean): void {
     this.inFlight++;
+    if (embed) this.embedInFlight++;
     const run = worker
       .process(job, token)
       .catch((error) => this.options.logger.error({ err: error, jobId: job.id }, 'job processing failed'))
       .finally(() => {
         this.inFlight--;
+        if (embed) this.embedInFlight--;
         this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
         this.running.delete(run);
         this.claims.delete(run);
