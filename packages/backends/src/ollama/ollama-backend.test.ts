@@ -615,6 +615,19 @@ describe('OllamaBackend lifecycle', () => {
     ]);
   });
 
+  it('loads an embedding model, which refuses generate, with an /api/embed without input', async () => {
+    resetServer((req, res) =>
+      req.url === '/api/generate'
+        ? json(res, 400, { error: '"nomic-embed-text:latest" does not support generate' })
+        : json(res, 200, { model: 'nomic-embed-text:latest', embeddings: [] }),
+    );
+    await backend({ keepAlive: -1 }).load('nomic-embed-text:latest');
+    expect(seen.map((r) => [r.path, r.body])).toEqual([
+      ['/api/generate', { model: 'nomic-embed-text:latest', stream: false, keep_alive: -1 }],
+      ['/api/embed', { model: 'nomic-embed-text:latest', input: [], keep_alive: -1 }],
+    ]);
+  });
+
   it('unloads with keep_alive 0', async () => {
     resetServer((_req, res) => json(res, 200, { model: 'm', response: '', done: true, done_reason: 'unload' }));
     await backend().unload('llama3.1:8b');

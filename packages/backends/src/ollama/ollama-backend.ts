@@ -171,7 +171,17 @@ export class OllamaBackend implements Backend {
 
   async load(model: string, keepAlive?: string | number, signal?: AbortSignal): Promise<void> {
     const keep = keepAlive ?? this.#keepAlive;
-    await this.#lifecycle({ model, stream: false, ...(keep !== undefined ? { keep_alive: keep } : {}) }, signal);
+    const keepField = keep !== undefined ? { keep_alive: keep } : {};
+    try {
+      await this.#lifecycle({ model, stream: false, ...keepField }, signal);
+    } catch (error) {
+      // An embedding model refuses /api/generate ("… does not support generate"); an
+      // /api/embed without input loads it instead (Ollama schedules the runner, embeds nothing).
+      if (!(error instanceof BackendError && error.status === 400 && /does not support generate/i.test(error.message))) throw error;
+      const answer = await this.#json('POST', '/api/embed', { model, input: [], ...keepField } satisfies OllamaEmbedRequest, signal, this.#long);
+      const message = errorMessageOf(answer);
+      if (message !== undefined) throw ollamaError(message, undefined, 'backend_error');
+    }
   }
 
   async unload(model: string, signal?: AbortSignal): Promise<void> {
