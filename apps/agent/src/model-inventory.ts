@@ -49,6 +49,8 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     private readonly load: { numCtx: number; parallel: number },
   ) {
     super();
+    // Every running job listens for `unreachable` (the job runner), and embed jobs run by the dozen.
+    this.setMaxListeners(0);
   }
 
   /** Refreshes now; on a backend failure keeps the previous view and reports false. */
