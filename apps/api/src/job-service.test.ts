@@ -40,10 +40,10 @@ describe('JobService on a real Redis', () => {
   async function setup(limits: { queueDepthLimit?: number } = {}) {
     const services = await apiServices(redis, uniquePrefix('jobsvc'), parseConfig({ redisUrl: testRedis(), ...limits }), MODEL);
     closers.push(() => services.queues.close());
-    const { keys, queues, events, ledger, records, jobs, metrics } = services;
+    const { keys, queues, events, ledger, records, jobs, metrics, lifecycle } = services;
     // Writes into a job's log as its agent would (see ScriptedJobs).
     const agentWrites = new ScriptedJobs(redis, keys);
-    return { keys, queues, events, agentWrites, ledger, records, jobs, metrics };
+    return { keys, queues, events, agentWrites, ledger, records, jobs, metrics, lifecycle };
   }
 
   /** An agent's claim of the next job of `MODEL`: the job turns active, locked by the returned token, and its record says `loading`. */
@@ -264,5 +264,60 @@ describe('JobService on a real Redis', () => {
     const counted = await metrics.jobsCancelled.get();
     expect(counted.values).toEqual([{ labels: { model: MODEL, state: 'queued', cause: 'disconnect' }, value: 1 }]);
     expect(await jobs.cancelAbandoned('neverexisted', 'disconnect')).toBe(false);
+  });
+  it('refuses before queueing what the shared model info says the model cannot do: 400 model_unsupported naming the capability', async () => {
+    const { keys, jobs, queues, metrics } = await setup();
+    const share = (capabilities: string[] | undefined) =>
+      redis.set(
+        keys.modelInfo(MODEL),
+        JSON.stringify({ model: MODEL, digest: 'sha256:0123456789abcdef', show: capabilities ? { capabilities } : {}, agent: 'agent-1', updated_at: Date.now() }),
+      );
+    const chat = (extra: Partial<JobRequestInput> = {}) => request({ prompt: undefined, messages: [{ role: 'user', content: 'hi' }], ...extra });
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather' } }];
+
+    await share(['embedding']);
+    const refused = await refusal(jobs.submit(request(), 'acme'));
+    expect(refused).toMatchObject({ code: 'model_unsupported', status: 400 });
+    expect(refused.message).toMatch(/tiny:1b.*does not support generate.*"completion"/);
+    expect((await refusal(jobs.submit(chat(), 'acme'))).message).toMatch(/does not support chat/);
+    expect((await jobs.submit(request({ prompt: undefined, kind: 'embed', input: ['a', 'b'] }), 'acme')).created).toBe(true);
+
+    await share(['completion']);
+    expect((await refusal(jobs.submit(request({ prompt: undefined, kind: 'embed', input: 'a' }), 'acme'))).message).toMatch(/does not support embeddings.*"embedding"/);
+    expect((await refusal(jobs.submit(chat({ tools }), 'acme'))).message).toMatch(/does not support tools/);
+    expect((await refusal(jobs.submit(chat({ messages: [{ role: 'user', content: 'look', images: ['AAAA'] }] }), 'acme'))).message).toMatch(/"vision"/);
+    // tool_choice "none" sends no tools to the model.
+    expect((await jobs.submit(chat({ tools, tool_choice: 'none' }), 'acme')).created).toBe(true);
+
+    // No capabilities listed (an older Ollama): nothing is refused early.
+    await share(undefined);
+    expect((await jobs.submit(chat({ tools }), 'acme')).created).toBe(true);
+    expect(await queues.get(MODEL).count()).toBe(3);
+    expect((await metrics.jobsRefused.get()).values.find((value) => value.labels.reason === 'model_unsupported')?.value).toBe(5);
+  });
+
+  it('reads a completed job with the calls and embeddings its agent reported', async () => {
+    const { keys, jobs, lifecycle } = await setup();
+    const { accepted } = await jobs.submit(request({ prompt: undefined, kind: 'embed', input: ['a'] }), 'acme');
+    const { token } = await claim(keys);
+    const usage = { prompt_tokens: 1, completion_tokens: 0 };
+    const timings = { queued_ms: 1, load_ms: 0, ttft_ms: 2, total_ms: 3 };
+    const done = { type: 'done' as const, finish_reason: 'stop' as const, usage, timings, embeddings: [[0.5, -1]] };
+    await lifecycle.finish(accepted.id, { token, number: 1 }, done, { text: '', finish_reason: 'stop', embeddings: [[0.5, -1]], usage, timings, agent: 'agent-1' });
+    expect((await jobs.get(accepted.id, 'acme')).result).toEqual({ text: '', finish_reason: 'stop', embeddings: [[0.5, -1]] });
+
+    const called = await jobs.submit(
+      request({ prompt: undefined, messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'f' } }] }),
+      'acme',
+    );
+    const second = await claim(keys);
+    const call = { id: `call_${called.accepted.id}_0`, name: 'f', arguments: { city: 'Paris' } };
+    await lifecycle.finish(
+      called.accepted.id,
+      { token: second.token, number: 1 },
+      { ...done, finish_reason: 'tool_calls', embeddings: undefined },
+      { text: '', finish_reason: 'tool_calls', tool_calls: [call], usage, timings, agent: 'agent-1' },
+    );
+    expect((await jobs.get(called.accepted.id, 'acme')).result).toEqual({ text: '', finish_reason: 'tool_calls', tool_calls: [call] });
   });
 });

@@ -2,9 +2,20 @@ import { customAlphabet } from 'nanoid';
 import type { Redis } from 'ioredis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
-import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
+import {
+  JobErrorCode,
+  JobRequest,
+  ModelInfoRecord,
+  canonicalModelName,
+  isTerminalStatus,
+  type JobData,
+  type JobRecord,
+  type JobStatus,
+  type RedisKeys,
+} from '@switchyard/protocol';
 import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
+import { checkCapabilities } from './capabilities.js';
 import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
@@ -55,6 +66,13 @@ export class JobService {
       if (existing) return existing;
     }
     const { queueKey } = await deps.admission.place(model, request.digest, request.options);
+    // After placement (an unknown model is a 404, not a 400), before anything is reserved.
+    try {
+      checkCapabilities(model, await this.modelInfo(model), request);
+    } catch (error) {
+      deps.metrics.jobsRefused.inc({ model, reason: JobErrorCode.modelUnsupported });
+      throw error;
+    }
 
     const id = newJobId();
     const reserve = (overwriteIdempotency: boolean) =>
@@ -99,6 +117,22 @@ export class JobService {
     deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
+  }
+
+  /**
+   * What agents shared about the model (`/api/show`), for the capability check; a missing or
+   * unreadable record, or Redis failing to answer this one read, is no record: the backend
+   * is then the one to refuse what the model cannot do.
+   */
+  private async modelInfo(model: string): Promise<ModelInfoRecord | undefined> {
+    const raw = await this.deps.redis.get(this.deps.keys.modelInfo(model)).catch(() => null);
+    if (raw === null) return undefined;
+    try {
+      const parsed = ModelInfoRecord.safeParse(JSON.parse(raw));
+      return parsed.success ? parsed.data : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The job of an idempotency key that another submit may still be writing (its reservation exists). */
@@ -317,7 +351,12 @@ function recordOf(jobId: string, stored: StoredJob): JobRecord {
     return {
       ...base,
       status,
-      result: { text: result.text, finish_reason: result.finish_reason },
+      result: {
+        text: result.text,
+        finish_reason: result.finish_reason,
+        ...(result.tool_calls !== undefined && result.tool_calls.length > 0 && { tool_calls: result.tool_calls }),
+        ...(result.embeddings !== undefined && { embeddings: result.embeddings }),
+      },
       usage: result.usage,
       timings: result.timings,
       agent: result.agent,

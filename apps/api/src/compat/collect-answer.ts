@@ -1,8 +1,13 @@
-import { CompatErrorCode, type StreamEvent } from '@switchyard/protocol';
+import { CompatErrorCode, type StreamEvent, type ToolCallResult } from '@switchyard/protocol';
 import { answerFromEvents, type Answer } from '../answer.js';
 import { CompatError, jobFailureError } from './compat-error.js';
 
-export type CollectedAnswer = Answer;
+export interface CollectedAnswer extends Answer {
+  /** The calls the model answered with, in order (empty when it answered in text). */
+  toolCalls: ToolCallResult[];
+  /** An embed job's vectors (from its `done` event). */
+  embeddings?: number[][];
+}
 
 /**
  * Reads a job's events to the end for a non-streaming answer (see `answerFromEvents`); a
@@ -11,10 +16,17 @@ export type CollectedAnswer = Answer;
  */
 export async function collectAnswer(events: AsyncIterable<StreamEvent>): Promise<CollectedAnswer | undefined> {
   const seen: StreamEvent[] = [];
+  let toolCalls: ToolCallResult[] = [];
   for await (const event of events) {
     if (event.type === 'error') throw jobFailureError(event.code, event.message);
     seen.push(event);
-    if (event.type === 'done') return answerFromEvents(seen);
+    // A restart voids everything the attempt before it answered, its calls with its text.
+    if (event.type === 'restarted') toolCalls = [];
+    if (event.type === 'tool_call') toolCalls.push({ id: event.id, name: event.name, arguments: event.arguments });
+    if (event.type === 'done') {
+      const answer = answerFromEvents(seen)!;
+      return { ...answer, toolCalls, ...(event.embeddings !== undefined && { embeddings: event.embeddings }) };
+    }
   }
   return undefined;
 }

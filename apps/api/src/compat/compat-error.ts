@@ -2,6 +2,7 @@ import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { ApiErrorCode, JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
 import { ApiError, errorHeaders, quoteInput, toApiError } from '../errors.js';
+import { ModelUnsupportedError } from '../capabilities.js';
 
 /**
  * An error on a compatibility endpoint, before it is rendered in the client's shape
@@ -66,6 +67,7 @@ export function fromZodError(error: ZodError, rename: (param: string) => string 
 }
 
 function fromApiError(error: ApiError, status = error.status, retryable?: boolean): CompatError {
+  if (error instanceof ModelUnsupportedError) return new CompatError(400, error.code, error.message, { param: error.field, retryable: false });
   return new CompatError(status, error.code, error.message, {
     ...(error.retryAfterS !== undefined && { retryAfterS: error.retryAfterS }),
     headers: error.headers,
@@ -109,6 +111,7 @@ export function jobFailureError(code: string, message: string): CompatError {
     case JobErrorCode.modelNotFound:
       return new CompatError(404, code, message, { retryable: false });
     case JobErrorCode.invalidJob:
+    case JobErrorCode.modelUnsupported:
       return new CompatError(400, code, message, { retryable: false });
     case JobErrorCode.modelTooLarge:
       return new CompatError(422, code, message, { retryable: false });

@@ -17,7 +17,7 @@ import { restartedAfterOutput } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
 import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { chatToJobRequest, generateToJobRequest, isLoadOnlyGenerate } from './to-job-request.js';
-import { finalLine, ndjson, partLine } from './wire.js';
+import { finalLine, ndjson, partLine, toolCallLine } from './wire.js';
 import { access } from '../../access.js';
 
 /** `POST /api/chat` and `POST /api/generate` (registered under the `/api` prefix): NDJSON streaming by default, one object with `stream: false`. */
@@ -26,7 +26,7 @@ export function registerOllamaInference(scope: FastifyInstance, ctx: ApiContext)
   scope.post('/generate', access('tenant'), (request, reply) => answer(ctx, request, reply, 'generate'));
 }
 
-function modelNotFound(model: string): CompatError {
+export function modelNotFound(model: string): CompatError {
   return new CompatError(404, ApiErrorCode.modelNotFound, `model '${model}' not found`);
 }
 
@@ -81,7 +81,7 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
     throw error;
   }
   if (!collected) return reply;
-  return finalLine(endpoint, model, collected.text, collected.done);
+  return finalLine(endpoint, model, collected.text, collected.done, collected.toolCalls);
 }
 
 /**
@@ -101,13 +101,18 @@ async function streamAnswer(reply: FastifyReply, session: JobSession, endpoint: 
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', 'x-switchyard-job-id': session.id });
-  let sentText = false;
+  let sentText = false; // or a call: any output a restart cannot take back
+  let calls = 0;
   const fail = (error: CompatError) => raw.write(ndjson({ error: error.message }));
   try {
     for await (const event of session) {
       if (event.type === 'token') {
         if (event.text === '') continue;
         raw.write(ndjson(partLine(endpoint, model, event.text)));
+        sentText = true;
+      } else if (event.type === 'tool_call') {
+        if (endpoint !== 'chat') continue;
+        raw.write(ndjson(toolCallLine(model, event, calls++)));
         sentText = true;
       } else if (event.type === 'restarted') {
         if (!sentText) continue;

@@ -5,6 +5,7 @@ import { quoteInput } from '../../errors.js';
 import { useJsonBodyParser } from '../../request-body.js';
 import { sendWireError } from '../../wire-errors.js';
 import { CompatError } from '../compat-error.js';
+import { registerOllamaEmbed } from './embed.js';
 import { registerOllamaInference } from './inference.js';
 import { registerOllamaModels } from './models.js';
 
@@ -29,11 +30,12 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ApiContext): voi
             ApiErrorCode.notFound,
             managed
               ? `${quoteInput(path)} is not available through Switchyard: models are managed on each node`
-              : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/tags, /api/ps, /api/show and /api/version`,
+              : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/ps, /api/show and /api/version`,
           ),
         );
       });
       registerOllamaInference(scope, ctx);
+      registerOllamaEmbed(scope, ctx);
       registerOllamaModels(scope, ctx);
     },
     { prefix: '/api' },

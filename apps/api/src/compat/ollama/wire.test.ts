@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StreamEvent } from '@switchyard/protocol';
-import { finalLine, finalMetrics } from './wire.js';
+import { finalLine, finalMetrics, toolCallLine } from './wire.js';
 
 const done: Extract<StreamEvent, { type: 'done' }> = {
   seq: 9,
@@ -32,5 +32,20 @@ describe('Ollama final line', () => {
   it('carries the message (chat) or response (generate)', () => {
     expect(finalLine('chat', 'm:1', 'hello', done)).toMatchObject({ model: 'm:1', message: { role: 'assistant', content: 'hello' }, done: true });
     expect(finalLine('generate', 'm:1', 'hello', done)).toMatchObject({ response: 'hello', done: true, done_reason: 'length' });
+  });
+
+  it('carries calls with object arguments: on the one object of a non-streamed chat, on a line of their own when streamed', () => {
+    const call = { id: 'call_J_0', name: 'get_weather', arguments: { city: 'Paris' } };
+    const whole = finalLine('chat', 'm:1', '', done, [call]);
+    expect(whole).toMatchObject({
+      done: true,
+      done_reason: 'length',
+      message: { role: 'assistant', content: '', tool_calls: [{ function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } }] },
+    });
+    expect(finalLine('generate', 'm:1', '', done, [call])).not.toHaveProperty('message');
+    expect(toolCallLine('m:1', call, 2)).toMatchObject({
+      done: false,
+      message: { content: '', tool_calls: [{ id: 'call_J_0', function: { index: 2, name: 'get_weather', arguments: { city: 'Paris' } } }] },
+    });
   });
 });

@@ -1,4 +1,13 @@
-import { ollamaContent, ollamaTimestamp, type OllamaEndpoint, type OllamaFinalMetrics, type OllamaStreamLine, type StreamEvent } from '@switchyard/protocol';
+import {
+  ollamaContent,
+  ollamaTimestamp,
+  type OllamaChatLine,
+  type OllamaEndpoint,
+  type OllamaFinalMetrics,
+  type OllamaStreamLine,
+  type StreamEvent,
+  type ToolCallResult,
+} from '@switchyard/protocol';
 
 /**
  * Ollama's NDJSON lines built from Switchyard job events; the line shapes are the shared wire
@@ -32,8 +41,30 @@ export function partLine(endpoint: OllamaEndpoint, model: string, text: string):
   return { model, created_at: ollamaTimestamp(), ...ollamaContent(endpoint, text), done: false };
 }
 
-export function finalLine(endpoint: OllamaEndpoint, model: string, text: string, done: DoneEvent): OllamaStreamLine {
-  return { ...partLine(endpoint, model, text), done: true, ...finalMetrics(done) };
+/**
+ * The whole answer of a non-streaming request, or the last line of a stream. A chat answer's
+ * calls ride on its message (`stream: false`), as Ollama's do.
+ */
+export function finalLine(endpoint: OllamaEndpoint, model: string, text: string, done: DoneEvent, toolCalls: readonly ToolCallResult[] = []): OllamaStreamLine {
+  const line = { ...partLine(endpoint, model, text), done: true, ...finalMetrics(done) };
+  if (endpoint === 'chat' && toolCalls.length > 0) {
+    const chat = line as OllamaChatLine;
+    chat.message = { ...chat.message, tool_calls: toolCalls.map(ollamaToolCall) };
+  }
+  return line;
+}
+
+/**
+ * A call on Ollama's wire: `arguments` an object, `index` its place in the answer. The id
+ * Switchyard gave it (`call_<job>_<n>`) rides along, as newer Ollama versions send one.
+ */
+export function ollamaToolCall(call: ToolCallResult, index: number) {
+  return { id: call.id, function: { index, name: call.name, arguments: call.arguments } };
+}
+
+/** A streamed line carrying calls (Ollama sends each call whole, on a line of its own). */
+export function toolCallLine(model: string, call: ToolCallResult, index: number): OllamaChatLine {
+  return { model, created_at: ollamaTimestamp(), message: { role: 'assistant', content: '', tool_calls: [ollamaToolCall(call, index)] }, done: false };
 }
 
 export function ndjson(value: unknown): string {

@@ -17,10 +17,24 @@ const ContentPart = z.discriminatedUnion('type', [TextPart, ImagePart], {
   error: 'content parts must be {"type":"text","text":...} or {"type":"image_url","image_url":{"url":"data:..."}}',
 });
 
+/** A call in an assistant message of the history: `arguments` is a JSON string on this wire. */
+const OpenAiToolCall = z.object({
+  id: z.string().nullish(),
+  type: z.literal('function', 'only function tool calls are supported').nullish(),
+  function: z.object({ name: z.string(), arguments: z.string('arguments must be a JSON string (of an object)') }),
+});
+export type OpenAiToolCall = z.infer<typeof OpenAiToolCall>;
+
 export const OpenAiMessage = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
   content: z.union([z.string(), z.array(ContentPart), z.null()]).optional(),
   name: z.string().nullish(),
+  /** An assistant turn's calls. */
+  tool_calls: z.array(OpenAiToolCall).nullish(),
+  /** The legacy form of one call (`functions` era), read as a call without an id. */
+  function_call: z.object({ name: z.string(), arguments: z.string('arguments must be a JSON string (of an object)') }).nullish(),
+  /** A `tool` turn: the call it answers. */
+  tool_call_id: z.string().nullish(),
 });
 export type OpenAiMessage = z.infer<typeof OpenAiMessage>;
 
@@ -52,9 +66,31 @@ const SamplingFields = {
   num_ctx: z.number().int().positive().nullish(),
 };
 
+/** A tool offered to the model. Fields beyond OpenAI's function tool are dropped; the job request checks the rest. */
+const OpenAiTool = z.object({
+  type: z.literal('function', 'only function tools are supported (type "function")'),
+  function: z.object({
+    name: z.string(),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown(), 'parameters must be a JSON schema object').nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+export type OpenAiTool = z.infer<typeof OpenAiTool>;
+
+const OpenAiToolChoice = z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })], {
+  error: 'tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":...}}',
+});
+
 export const ChatCompletionRequest = z.object({
   ...SamplingFields,
   messages: z.array(OpenAiMessage).min(1, 'messages must not be empty'),
+  tools: z.array(OpenAiTool).nullish(),
+  tool_choice: OpenAiToolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  /** The deprecated forms of tools and tool_choice: refused with a pointer to them (see chatToJobRequest). */
+  functions: z.unknown().optional(),
+  function_call: z.unknown().optional(),
   max_completion_tokens: z.number().int().positive().nullish(),
   response_format: z
     .discriminatedUnion('type', [
@@ -79,3 +115,18 @@ export const CompletionRequest = z.object({
   best_of: z.number().int().min(1).max(1, 'only best_of=1 is supported').nullish(),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
+
+/**
+ * `POST /v1/embeddings`. `input` is read as sent and checked by embeddingToJobRequest, which
+ * tells token arrays (OpenAI's other form, which Ollama cannot embed) from other mistakes.
+ */
+export const EmbeddingRequest = z.object({
+  model: SamplingFields.model,
+  input: z.unknown(),
+  encoding_format: z.enum(['float', 'base64'], { error: 'encoding_format must be "float" or "base64"' }).nullish(),
+  dimensions: z.number('dimensions must be a positive integer').nullish(),
+  user: z.string().nullish(),
+  priority: SamplingFields.priority,
+  deadline_ms: SamplingFields.deadline_ms,
+});
+export type EmbeddingRequest = z.infer<typeof EmbeddingRequest>;

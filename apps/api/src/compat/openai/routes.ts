@@ -5,16 +5,16 @@ import { restartedAfterOutput } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
 import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { modelCreatedAt } from '../model-info.js';
-import { ChatCompletionRequest, CompletionRequest } from './request-schemas.js';
-import { chatToJobRequest, completionToJobRequest } from './to-job-request.js';
-import { ChunkWriter, completionBody, errorChunk, type AnswerMeta, type Endpoint } from './wire.js';
+import { ChatCompletionRequest, CompletionRequest, EmbeddingRequest } from './request-schemas.js';
+import { chatToJobRequest, completionToJobRequest, embeddingToJobRequest } from './to-job-request.js';
+import { ChunkWriter, completionBody, embeddingsBody, errorChunk, type AnswerMeta, type Endpoint } from './wire.js';
 import { access } from '../../access.js';
 import { sendWireError } from '../../wire-errors.js';
 import { quoteInput } from '../../errors.js';
 
 /**
  * OpenAI-compatible endpoints: `POST /v1/chat/completions`, `POST /v1/completions`,
- * `GET /v1/models/{id}` (the list itself is `GET /v1/models` in routes/fleet.ts). An
+ * `POST /v1/embeddings`, `GET /v1/models/{id}` (the list itself is `GET /v1/models` in routes/fleet.ts). An
  * encapsulated plugin, so every error on these routes leaves in OpenAI's error shape.
  */
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -23,6 +23,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ApiContext): voi
 
     scope.post('/v1/chat/completions', access('tenant'), (request, reply) => answer(ctx, request, reply, 'chat'));
     scope.post('/v1/completions', access('tenant'), (request, reply) => answer(ctx, request, reply, 'completion'));
+    scope.post('/v1/embeddings', access('tenant'), (request, reply) => embed(ctx, request, reply));
 
     // A wildcard, not `:id`: model ids may contain `/` (`hf.co/org/repo:Q4_K_M`).
     scope.get<{ Params: { '*': string } }>('/v1/models/*', access('tenant'), async (request) => {
@@ -78,7 +79,20 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
 
   const collected = await collectSessionAnswer(session, reply);
   if (!collected) return reply; // the client is gone and its job cancelled: nobody to answer
-  return completionBody(meta, collected.text, collected.done.finish_reason, collected.done.usage);
+  return completionBody(meta, collected.text, collected.done.finish_reason, collected.done.usage, collected.toolCalls);
+}
+
+/** `POST /v1/embeddings`: an embed job, answered when it is done (OpenAI does not stream embeddings). */
+async function embed(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const tenant = await compatRequestTenant(ctx, request);
+  const parsed = EmbeddingRequest.safeParse(request.body);
+  if (!parsed.success) throw fromZodError(parsed.error);
+  const job = embeddingToJobRequest(parsed.data);
+  const session = await startJobSession(ctx, request, reply, job, tenant);
+  reply.header('x-switchyard-job-id', session.id);
+  const collected = await collectSessionAnswer(session, reply);
+  if (!collected) return reply;
+  return embeddingsBody(session.model, collected.embeddings ?? [], collected.done.usage.prompt_tokens, parsed.data.encoding_format ?? 'float');
 }
 
 /**
@@ -100,12 +114,16 @@ async function streamAnswer(ctx: ApiContext, reply: FastifyReply, session: JobSe
   if (opening) raw.write(opening);
   const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), ctx.config.sseHeartbeatMs);
   heartbeat.unref();
-  let sentText = false;
+  let sentText = false; // or a call: any output a restart cannot take back
   try {
     for await (const event of session) {
       if (event.type === 'token') {
         if (event.text === '') continue;
         raw.write(writer.text(event.text));
+        sentText = true;
+      } else if (event.type === 'tool_call') {
+        if (writer.endpoint !== 'chat') continue;
+        raw.write(writer.toolCall(event));
         sentText = true;
       } else if (event.type === 'restarted') {
         if (!sentText) continue;
