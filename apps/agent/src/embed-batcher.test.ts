@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EmbedRequest, EmbedResponse } from '@switchyard/backends';
+import { BackendError, type EmbedRequest, type EmbedResponse } from '@switchyard/backends';
 import { EmbedBatcher, shareTokens } from './embed-batcher.js';
 
 /** A backend whose embed calls resolve (or fail) when the test says; each input's vector is `[its length]`. */
@@ -163,6 +163,34 @@ describe('EmbedBatcher', () => {
     await tick();
     backend.calls[2]!.release();
     expect((await later).embeddings).toEqual([[1]]);
+  });
+
+  it('a batch refused for its input (4xx) goes again one request at a time, so only the bad one fails', async () => {
+    const backend = new HeldBackend();
+    const batcher = new EmbedBatcher(backend);
+    const head = batcher.embed({ model: 'e', input: ['h'] });
+    let starts = 0;
+    const good = batcher.embed({ model: 'e', input: ['ok'] }, { onStart: () => starts++ });
+    const bad = batcher.embed({ model: 'e', input: ['x'.repeat(100)] });
+    const also = batcher.embed({ model: 'e', input: ['fine'] });
+    backend.calls[0]!.release();
+    await head;
+    await tick();
+    const refusal = new BackendError('the input length exceeds the context length', 400, 'bad_request');
+    backend.calls[1]!.fail(refusal);
+    await tick();
+    expect(backend.calls[2]!.request.input).toEqual(['ok']);
+    backend.calls[2]!.release();
+    expect((await good).embeddings).toEqual([[2]]);
+    expect(starts).toBe(1);
+    await tick();
+    expect(backend.calls[3]!.request.input).toEqual(['x'.repeat(100)]);
+    backend.calls[3]!.fail(refusal);
+    await expect(bad).rejects.toBe(refusal);
+    await tick();
+    expect(backend.calls[4]!.request.input).toEqual(['fine']);
+    backend.calls[4]!.release();
+    expect((await also).embeddings).toEqual([[4]]);
   });
 
   it('with a window, a lone arrival waits that long for company', async () => {

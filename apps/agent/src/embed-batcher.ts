@@ -8,8 +8,12 @@
  * together when it returns, up to `maxInputs` inputs per call (a request is never split; one
  * larger than `maxInputs` goes alone). The backend does one embed call at a time per model
  * anyway, so the wait costs nothing and the next call carries everything that queued.
+ *
+ * A failed call fails every request in it, except a refusal of the input (a 4xx other than
+ * a missing model: an input too long with `truncate: false`, say) of a call carrying several
+ * requests: those go again one by one, so one bad input does not fail the jobs beside it.
  */
-import type { EmbedRequest, EmbedResponse } from '@switchyard/backends';
+import { BackendError, type EmbedRequest, type EmbedResponse } from '@switchyard/backends';
 
 export interface EmbedBatcherOptions {
   /** Most inputs in one backend call (default 64). */
@@ -37,6 +41,9 @@ interface Entry {
   options: EmbedCallOptions;
   settled: boolean;
   detach: () => void;
+  /** Sent alone (after a batch it rode in was refused for its input). */
+  solo?: boolean;
+  started?: boolean;
 }
 
 interface Lane {
@@ -83,6 +90,18 @@ export function shareTokens(total: number, weights: number[]): number[] {
     left -= 1;
   }
   return shares;
+}
+
+/** The backend refused the call for what it carried (4xx), not for its model or its own trouble. */
+function refusedInput(error: unknown): boolean {
+  return (
+    error instanceof BackendError &&
+    error.status !== undefined &&
+    error.status >= 400 &&
+    error.status < 500 &&
+    error.code !== 'model_not_found' &&
+    !/does not support/i.test(error.message)
+  );
 }
 
 export class EmbedBatcher {
@@ -163,10 +182,11 @@ export class EmbedBatcher {
     let inputs = 0;
     while (lane.pending.length > 0) {
       const next = lane.pending[0]!;
-      if (batch.length > 0 && inputs + next.input.length > this.#maxInputs) break;
+      if (batch.length > 0 && (next.solo === true || inputs + next.input.length > this.#maxInputs)) break;
       lane.pending.shift();
       batch.push(next);
       inputs += next.input.length;
+      if (next.solo === true) break;
     }
     if (batch.length === 0) {
       this.#retire(key, lane);
@@ -179,7 +199,11 @@ export class EmbedBatcher {
       if (batch.every((entry) => entry.settled)) controller.abort(new DOMException('every request in the batch was cancelled', 'AbortError'));
     };
     for (const entry of batch) entry.options.signal?.addEventListener('abort', abandoned, { once: true });
-    for (const entry of batch) entry.options.onStart?.();
+    for (const entry of batch) {
+      // Once per request, though a refused batch sends it again.
+      if (entry.started !== true) entry.options.onStart?.();
+      entry.started = true;
+    }
     const flat = batch.flatMap((entry) => entry.input);
     void this.#embed({ ...lane.request, input: flat }, controller.signal)
       .then(
@@ -198,6 +222,13 @@ export class EmbedBatcher {
           });
         },
         (error: unknown) => {
+          const live = batch.filter((entry) => !entry.settled);
+          if (live.length > 1 && refusedInput(error)) {
+            // Which input was refused is not said: each request goes again alone, first in line.
+            for (const entry of live) entry.solo = true;
+            lane.pending.unshift(...live);
+            return;
+          }
           for (const entry of batch) this.#settle(entry, () => entry.reject(error));
         },
       )

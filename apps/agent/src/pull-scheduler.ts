@@ -173,6 +173,10 @@ export class PullScheduler {
       return false;
     }
     this.start(key, worker, job, token, model, embed);
+    // Embed jobs are batched by what runs at once: a backlog is claimed by a growing number
+    // of concurrent claims (each success adds one), not one round trip at a time, so it
+    // reaches the backend in one call rather than trickling into many small ones.
+    if (embed && this.hasRoom(key)) void this.claimFrom(key);
     return true;
   }
 
