@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import type { ZodError } from 'zod';
+import type { core } from 'zod';
 import { API_ERROR_STATUS, ApiErrorCode, type ApiErrorBody } from '@switchyard/protocol';
 
 // The codes and their statuses live in protocol, shared with the SDK and the CLI; the API
@@ -48,9 +49,23 @@ export function truncateInput(text: string, max = 100): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
+/**
+ * The issue a union's failure is really about. Zod reports a value no branch took as one
+ * `invalid_union` ("Invalid input"); when all branches but one refused the value's type, the
+ * value was meant for that one, and its own issue (`too_big`, a bad item) says what is wrong,
+ * at its full path. A union with its own message keeps it.
+ */
+export function specificIssue(issue: core.$ZodIssue): core.$ZodIssue {
+  if (issue.code !== 'invalid_union' || issue.message !== 'Invalid input') return issue;
+  const typed = issue.errors.filter((branch) => !(branch[0]?.code === 'invalid_type' && branch[0].path.length === 0));
+  const inner = typed.length === 1 ? typed[0]![0] : undefined;
+  if (!inner) return issue;
+  return specificIssue({ ...inner, path: [...issue.path, ...inner.path] } as core.$ZodIssue);
+}
+
 /** Turns a zod failure into a 400 that names each bad field. */
 export function invalidRequest(error: ZodError, what = 'request body'): ApiError {
-  const problems = error.issues.map((issue) => {
+  const problems = error.issues.map(specificIssue).map((issue) => {
     const path = issue.path.join('.');
     if (issue.code === 'unrecognized_keys')
       return `unknown field(s) ${issue.keys

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { ApiErrorCode, JobErrorCode, JobRequest, type JobRequestInput } from '@switchyard/protocol';
-import { ApiError, errorHeaders, quoteInput, toApiError } from '../errors.js';
+import { ApiError, errorHeaders, quoteInput, specificIssue, toApiError } from '../errors.js';
 import { ModelUnsupportedError } from '../capabilities.js';
 
 /**
@@ -50,8 +50,9 @@ export function paramName(path: ReadonlyArray<PropertyKey>): string {
 
 /** The first problem of a zod failure as a 400 naming its parameter. */
 export function fromZodError(error: ZodError, rename: (param: string) => string = (param) => param): CompatError {
-  const issue = error.issues[0];
-  if (!issue) return invalidParam(null, 'invalid request body');
+  const first = error.issues[0];
+  if (!first) return invalidParam(null, 'invalid request body');
+  const issue = specificIssue(first);
   if (issue.code === 'unrecognized_keys') {
     return invalidParam(
       null,
