@@ -24,7 +24,16 @@ describe('loadConfig', () => {
       max_queue: 512,
       keep_alive: '5m',
     });
-    expect(config.models.map((model) => model.name)).toEqual(['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b', 'llama3.1:70b']);
+    expect(config.models.map((model) => model.name)).toEqual([
+      'qwen2.5:0.5b',
+      'llama3.2:3b',
+      'llama3.1:8b',
+      'llama3.1:70b',
+      'llava:7b',
+      'nomic-embed-text:latest',
+      'mxbai-embed-large:latest',
+      'all-minilm:latest',
+    ]);
   });
 
   it('reads flags, with human byte sizes', () => {
@@ -65,9 +74,44 @@ describe('loadConfig', () => {
     expect(config.models[0]?.digest).toBe(hex);
   });
 
+  it('has the embedding time model knobs, with flags', () => {
+    expect(loadConfig([], {})).toMatchObject({ embed_call_ms: 10, embed_input_ms: 0.3, embed_token_ms: 0 });
+    expect(loadConfig(['--embed-call-ms', '4', '--embed-input-ms', '0.5', '--embed-token-ms', '0.01'], {})).toMatchObject({
+      embed_call_ms: 4,
+      embed_input_ms: 0.5,
+      embed_token_ms: 0.01,
+    });
+    expect(() => loadConfig(['--embed-call-ms', '-1'], {})).toThrow(/embed_call_ms \(from --embed-call-ms\)/);
+  });
+
+  it('declares embedding, tool and vision models; embedding dimensions default to embedding_length', () => {
+    const [vec, sized, tools, seer] = parseConfig({
+      models: [
+        { name: 'vec', size_bytes: '300MB', embedding_length: 512, embedding: {} },
+        { name: 'sized', size_bytes: '300MB', embedding: { dimensions: 256, call_ms: 1, input_ms: 0.1, token_ms: 0 } },
+        { name: 'tools', size_bytes: '1GB', tools: true },
+        { name: 'seer', size_bytes: '1GB', vision: true },
+      ],
+    }).models;
+    expect(vec).toMatchObject({ embedding: { dimensions: 512 }, tools: false, vision: false });
+    expect(sized?.embedding).toEqual({ dimensions: 256, call_ms: 1, input_ms: 0.1, token_ms: 0 });
+    expect(tools).toMatchObject({ tools: true, vision: false });
+    expect(tools?.embedding).toBeUndefined();
+    expect(seer).toMatchObject({ tools: false, vision: true });
+    expect(() => parseConfig({ models: [{ name: 'x', size_bytes: 1, embedding: {}, tools: true }] })).toThrow(/models\[0\]\.tools: an embedding model/);
+    expect(() => parseConfig({ models: [{ name: 'x', size_bytes: 1, embedding: { dims: 3 } }] })).toThrow(/dims/);
+  });
+
   it('is idempotent: a parsed config parses to itself', () => {
     const config = loadConfig(['--vram', '12GiB', '--keep-alive', '30s'], {});
     expect(GpuSimConfig.parse(config)).toEqual(config);
+    const embedding = parseConfig({
+      models: [
+        { name: 'vec', size_bytes: 1e8, embedding: {} },
+        { name: 'v', size_bytes: 1e9, vision: true },
+      ],
+    });
+    expect(GpuSimConfig.parse(embedding)).toEqual(embedding);
   });
 
   it.each([

@@ -52,8 +52,18 @@ export const GpuSimConfig = z
     load_bytes_per_s: ByteSize.pipe(z.number().positive()).default(2e9).describe('Disk → VRAM throughput of a model load.'),
     /** Fixed cost of every load (starting the runner), before the weights stream in. */
     load_overhead_ms: numeric(z.number().nonnegative()).default(300).describe('Fixed cost of every load (starting the runner), before the weights stream in.'),
-    /** Requests one loaded model serves at once (Ollama's OLLAMA_NUM_PARALLEL; 4 here). */
-    num_parallel: numeric(z.number().int().positive()).default(4).describe('Parallel requests per loaded model.'),
+    /**
+     * Embedding time model, per `/api/embed` (or `/api/embeddings`) call, times `time_scale`:
+     * `embed_call_ms + embed_input_ms × inputs + embed_token_ms × input tokens`, with one call
+     * at a time per embedding model. A catalog entry's `embedding.call_ms` (etc.) replaces these.
+     */
+    embed_call_ms: numeric(z.number().nonnegative()).default(10).describe('Fixed cost of each embed call (one call at a time per embedding model; see `embed_input_ms`).'),
+    embed_input_ms: numeric(z.number().nonnegative())
+      .default(0.3)
+      .describe('Cost of each input in an embed call, on top of `embed_call_ms`: batching inputs into one call saves the fixed cost.'),
+    embed_token_ms: numeric(z.number().nonnegative()).default(0).describe('Cost of each input token in an embed call (0: an input costs the same whatever its length).'),
+    /** Requests one loaded model serves at once (Ollama's OLLAMA_NUM_PARALLEL; 4 here). Embedding models always serve one. */
+    num_parallel: numeric(z.number().int().positive()).default(4).describe('Parallel requests per loaded model (embedding models: always 1, as in Ollama).'),
     /** Requests waiting for a slot or a load before new ones get 503 (OLLAMA_MAX_QUEUE). */
     max_queue: numeric(z.number().int().positive()).default(512).describe('Waiting requests before `503 server busy`.'),
     /** Models resident at once, 0 = only VRAM limits it (OLLAMA_MAX_LOADED_MODELS; Ollama: 3 per GPU). */
@@ -124,6 +134,9 @@ const FLAGS = {
   'prompt-tokens-per-s': 'prompt_tokens_per_s',
   'load-bytes-per-s': 'load_bytes_per_s',
   'load-overhead-ms': 'load_overhead_ms',
+  'embed-call-ms': 'embed_call_ms',
+  'embed-input-ms': 'embed_input_ms',
+  'embed-token-ms': 'embed_token_ms',
   'num-parallel': 'num_parallel',
   'max-queue': 'max_queue',
   'max-loaded-models': 'max_loaded_models',
@@ -174,7 +187,10 @@ Flags (each overrides the same snake_case field of the JSON config file):
   --prompt-tokens-per-s <n>    prompt processing speed (default 2000)
   --load-bytes-per-s <size>    model load throughput, e.g. 2GB (default 2GB)
   --load-overhead-ms <n>       fixed cost of each load (default 300)
-  --num-parallel <n>           parallel slots per loaded model (default 4)
+  --embed-call-ms <n>          fixed cost of each embed call (default 10)
+  --embed-input-ms <n>         cost of each input of an embed call (default 0.3)
+  --embed-token-ms <n>         cost of each input token of an embed call (default 0)
+  --num-parallel <n>           parallel slots per loaded model (default 4; embedding models 1)
   --max-queue <n>              waiting requests before 503 (default 512)
   --max-loaded-models <n>      models resident at once, 0 = VRAM only (default 3)
   --keep-alive <dur>           default keep_alive, e.g. 5m, 30s, -1 (default 5m)
@@ -188,7 +204,8 @@ Flags (each overrides the same snake_case field of the JSON config file):
   -h, --help                   show this help
 
 The model catalog comes from the config file's "models" array; without one a sample catalog
-of qwen2.5:0.5b, llama3.2:3b, llama3.1:8b and llama3.1:70b is served.
+of qwen2.5:0.5b, llama3.2:3b, llama3.1:8b, llama3.1:70b (all with tools), llava:7b (vision)
+and the embedding models nomic-embed-text, mxbai-embed-large and all-minilm is served.
 `;
 
 export function wantsHelp(argv: readonly string[]): boolean {

@@ -4,7 +4,7 @@
  * (@switchyard/protocol ollama-wire.ts), and timestamps are RFC 3339 in UTC.
  */
 import { ollamaTimestamp, type OllamaModelDetails, type OllamaPsModel, type OllamaShowResponse, type OllamaTagsModel } from '@switchyard/protocol';
-import { GGUF_FILE_TYPE, type ModelSpec } from './model-spec.js';
+import { GGUF_FILE_TYPE, modelCapabilities, type ModelSpec } from './model-spec.js';
 import type { RunnerView } from './scheduler.js';
 
 export function modelDetails(model: ModelSpec): OllamaModelDetails {
@@ -86,7 +86,7 @@ export function showBody(model: ModelSpec): OllamaShowResponse {
     template: model.template,
     details: modelDetails(model),
     model_info: modelInfo(model),
-    capabilities: ['completion'],
+    capabilities: modelCapabilities(model),
     modified_at: model.modified_at,
   };
 }

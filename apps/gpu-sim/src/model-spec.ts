@@ -70,6 +70,23 @@ export function derivedDigest(name: string): string {
   return createHash('sha256').update(`switchyard-gpu-sim:${name}`).digest('hex');
 }
 
+/**
+ * An embedding model (`/api/show` capabilities `["embedding"]`): it serves `/api/embed` and
+ * `/api/embeddings` only, one call at a time (Ollama loads embedding models with one parallel
+ * sequence). The call times, when given, replace the global `embed_call_ms`/`embed_input_ms`/
+ * `embed_token_ms` for this model.
+ */
+export const EmbeddingSpec = z.strictObject({
+  /** Length of the vectors; default the model's `embedding_length`. */
+  dimensions: positiveInt.optional(),
+  call_ms: z.number().nonnegative().optional(),
+  input_ms: z.number().nonnegative().optional(),
+  token_ms: z.number().nonnegative().optional(),
+});
+
+/** Ollama's capability names, in the order `/api/show` lists them. */
+export type ModelCapability = 'completion' | 'embedding' | 'tools' | 'vision';
+
 export const ModelSpec = z
   .strictObject({
     /** `name:tag`; `latest` is added when the tag is missing. */
@@ -107,6 +124,18 @@ export const ModelSpec = z
     parameters: z.string().default(`${'stop'.padEnd(30)} "</s>"`),
     /** RFC 3339; defaults to the moment the config was read. */
     modified_at: z.iso.datetime({ offset: true }).optional(),
+    /** Present for an embedding model (which then does no chat or generate); see EmbeddingSpec. */
+    embedding: EmbeddingSpec.optional(),
+    /** A chat model that can call tools (capability `tools`). */
+    tools: z.boolean().default(false),
+    /** A chat model that reads images (capability `vision`). */
+    vision: z.boolean().default(false),
+  })
+  .superRefine((spec, ctx) => {
+    if (!spec.embedding) return;
+    for (const field of ['tools', 'vision'] as const) {
+      if (spec[field]) ctx.addIssue({ code: 'custom', path: [field], message: 'an embedding model (with `embedding`) cannot have it' });
+    }
   })
   .transform((spec) => {
     const bitsPerWeight = BITS_PER_WEIGHT[spec.quantization_level.toUpperCase()] ?? 4.85;
@@ -122,8 +151,15 @@ export const ModelSpec = z
       head_count: spec.head_count ?? shape.head_count,
       head_count_kv: spec.head_count_kv ?? shape.head_count_kv,
       embedding_length: spec.embedding_length ?? shape.embedding_length,
+      ...(spec.embedding && { embedding: { ...spec.embedding, dimensions: spec.embedding.dimensions ?? spec.embedding_length ?? shape.embedding_length } }),
       modified_at: spec.modified_at ?? new Date().toISOString(),
     };
   });
 export type ModelSpec = z.infer<typeof ModelSpec>;
 export type ModelSpecInput = z.input<typeof ModelSpec>;
+
+/** What `/api/show` reports: `["embedding"]` for an embedding model, else `completion` plus `tools` and `vision` as configured. */
+export function modelCapabilities(model: ModelSpec): ModelCapability[] {
+  if (model.embedding) return ['embedding'];
+  return ['completion', ...(model.tools ? (['tools'] as const) : []), ...(model.vision ? (['vision'] as const) : [])];
+}

@@ -1,7 +1,9 @@
 /**
- * The catalog served when the config names no models: four real Ollama library models of
- * very different sizes (sizes, digests-free, architecture numbers from their GGUF headers),
- * so that a 24 GiB GPU can hold the three small ones and never the 70B.
+ * The catalog served when the config names no models: real Ollama library models (sizes and
+ * architecture numbers from their GGUF headers; digests derived): four chat models of very
+ * different sizes, so that a 24 GiB GPU can hold the three small ones and never the 70B, all
+ * four tool-capable as in Ollama's library; a vision model without tools (llava); and three
+ * embedding models.
  */
 import type { ModelSpecInput } from './model-spec.js';
 
@@ -21,6 +23,7 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
     tokens_per_s: 220,
     prompt_tokens_per_s: 8_000,
     license: 'Apache License 2.0',
+    tools: true,
   },
   {
     name: 'llama3.2:3b',
@@ -37,6 +40,7 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
     tokens_per_s: 110,
     prompt_tokens_per_s: 4_000,
     license: 'LLAMA 3.2 COMMUNITY LICENSE AGREEMENT',
+    tools: true,
   },
   {
     name: 'llama3.1:8b',
@@ -53,6 +57,7 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
     tokens_per_s: 60,
     prompt_tokens_per_s: 2_500,
     license: 'LLAMA 3.1 COMMUNITY LICENSE AGREEMENT',
+    tools: true,
   },
   {
     name: 'llama3.1:70b',
@@ -69,5 +74,79 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
     tokens_per_s: 12,
     prompt_tokens_per_s: 400,
     license: 'LLAMA 3.1 COMMUNITY LICENSE AGREEMENT',
+    tools: true,
+  },
+  {
+    // LLaVA 1.6 on Mistral 7B with its CLIP projector: completion and vision, no tools.
+    name: 'llava:7b',
+    size_bytes: 4_733_363_377,
+    family: 'llama',
+    families: ['llama', 'clip'],
+    parameter_count: 7_241_732_096,
+    parameter_size: '7.2B',
+    quantization_level: 'Q4_0',
+    context_length: 32_768,
+    block_count: 32,
+    head_count: 32,
+    head_count_kv: 8,
+    embedding_length: 4_096,
+    tokens_per_s: 55,
+    prompt_tokens_per_s: 2_200,
+    license: 'Apache License 2.0',
+    vision: true,
+  },
+  {
+    // The embedding models take the global embed_call_ms / embed_input_ms unless they say otherwise.
+    name: 'nomic-embed-text:latest',
+    size_bytes: 274_302_450,
+    family: 'nomic-bert',
+    parameter_count: 136_727_040,
+    parameter_size: '137M',
+    quantization_level: 'F16',
+    context_length: 2_048,
+    block_count: 12,
+    head_count: 12,
+    head_count_kv: 12,
+    embedding_length: 768,
+    license: 'Apache License 2.0',
+    template: '{{ .Prompt }}',
+    parameters: `${'num_ctx'.padEnd(30)} 8192`,
+    embedding: { dimensions: 768 },
+  },
+  {
+    name: 'mxbai-embed-large:latest',
+    size_bytes: 669_615_493,
+    family: 'bert',
+    parameter_count: 334_094_336,
+    parameter_size: '334M',
+    quantization_level: 'F16',
+    context_length: 512,
+    block_count: 24,
+    head_count: 16,
+    head_count_kv: 16,
+    embedding_length: 1_024,
+    license: 'Apache License 2.0',
+    template: '{{ .Prompt }}',
+    parameters: `${'num_ctx'.padEnd(30)} 512`,
+    // A 335M model: about 2.5× nomic's per-input cost.
+    embedding: { dimensions: 1_024, call_ms: 12, input_ms: 0.8 },
+  },
+  {
+    name: 'all-minilm:latest',
+    size_bytes: 45_960_996,
+    family: 'bert',
+    parameter_count: 22_565_760,
+    parameter_size: '23M',
+    quantization_level: 'F16',
+    context_length: 512,
+    block_count: 6,
+    head_count: 12,
+    head_count_kv: 12,
+    embedding_length: 384,
+    license: 'Apache License 2.0',
+    template: '{{ .Prompt }}',
+    parameters: '',
+    // 23M parameters: cheap per input; the per-call cost (runner round trip) still dominates small batches.
+    embedding: { dimensions: 384, call_ms: 6, input_ms: 0.1 },
   },
 ];

@@ -4,7 +4,8 @@
  * agent written against Ollama meets the same behaviour here:
  *
  * - One runner per model. A runner is `loading` for a time proportional to the model's size,
- *   then `ready`; it serves up to `num_parallel` requests at once.
+ *   then `ready`; it serves up to `num_parallel` requests at once — an embedding model one, as
+ *   Ollama loads those with a single parallel sequence (and so a KV cache for one).
  * - Waiting requests form one FIFO queue of at most `max_queue` entries (503 beyond). A request
  *   for a resident model whose slots are all taken waits for a slot without holding up the
  *   requests behind it; a request that needs a load it cannot start yet blocks everything behind
@@ -103,11 +104,16 @@ export class Scheduler {
     this.log = options.logger;
   }
 
+  /** Requests a runner of this model serves at once: `num_parallel`, or 1 for an embedding model. */
+  parallelFor(model: ModelSpec): number {
+    return model.embedding ? 1 : this.options.numParallel;
+  }
+
   /** VRAM a model would take with this context size. */
   vramNeed(model: ModelSpec, numCtx: number): number {
     return estimateVramBytes(model, {
       numCtx,
-      numParallel: this.options.numParallel,
+      numParallel: this.parallelFor(model),
       overheadBytes: this.options.vramOverheadBytes,
     });
   }
@@ -243,7 +249,7 @@ export class Scheduler {
           entry.coldStart = true;
           continue;
         }
-        if (!slot || runner.inFlight < this.options.numParallel) this.grant(entry, runner);
+        if (!slot || runner.inFlight < this.parallelFor(model)) this.grant(entry, runner);
         continue; // waits for a slot; the requests behind it are still looked at
       }
       if (runner) {

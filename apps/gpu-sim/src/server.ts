@@ -4,6 +4,7 @@
  * bodies accepted whatever their Content-Type (curl -d sends form encoding, some clients none).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { registerEmbedRoutes } from './routes/embed-routes.js';
 import { registerInferenceRoutes } from './routes/inference-routes.js';
 import { registerMetaRoutes } from './routes/meta-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
@@ -47,6 +48,7 @@ export function buildServer(ctx: SimContext): FastifyInstance {
   registerMetaRoutes(app, ctx);
   registerModelRoutes(app, ctx);
   registerInferenceRoutes(app, ctx);
+  registerEmbedRoutes(app, ctx);
   registerSimRoutes(app, ctx);
   return app;
 }

@@ -15,4 +15,16 @@ export class SimCounters {
   evictionsTotal = 0;
   /** Highest VRAM ever reserved at once; never above the budget. */
   vramHighWaterBytes = 0;
+  /** Tool calls answered on /api/chat (a message with two calls counts two). */
+  toolCallsTotal = 0;
+  /** /api/embed and /api/embeddings requests that named a known embedding model and passed validation (load-only ones too). */
+  embedRequestsTotal = 0;
+  /** Embed calls served to the end (requests with at least one input): what a batching client saves. */
+  embedCallsTotal = 0;
+  /** Inputs embedded by those calls. */
+  embedInputsTotal = 0;
+  /** Their tokens (after truncation). */
+  embedPromptTokensTotal = 0;
+  /** Inputs cut to the context length. */
+  embedTruncatedTotal = 0;
 }

@@ -19,6 +19,18 @@ export interface LoadedModelStats {
   keep_alive_ms: number | null;
 }
 
+/** Embedding traffic: `calls` backend calls served, carrying `inputs` inputs (mean batch = inputs / calls). */
+export interface EmbedStats {
+  /** /api/embed and /api/embeddings requests accepted (load-only ones included). */
+  requests: number;
+  /** Calls that embedded at least one input, served to the end. */
+  calls: number;
+  inputs: number;
+  prompt_tokens: number;
+  /** Inputs cut to the context length (`truncate` true, the default). */
+  truncated_inputs: number;
+}
+
 export interface SimStats {
   gpu_name: string;
   time_scale: number;
@@ -35,6 +47,9 @@ export interface SimStats {
   loads_total: number;
   unloads_total: number;
   evictions_total: number;
+  /** Tool calls answered on /api/chat. */
+  tool_calls_total: number;
+  embed: EmbedStats;
   loaded: LoadedModelStats[];
   vram_used_bytes: number;
   vram_total_bytes: number;
@@ -60,6 +75,14 @@ export function simStats(ctx: SimContext): SimStats {
     loads_total: counters.loadsTotal,
     unloads_total: counters.unloadsTotal,
     evictions_total: counters.evictionsTotal,
+    tool_calls_total: counters.toolCallsTotal,
+    embed: {
+      requests: counters.embedRequestsTotal,
+      calls: counters.embedCallsTotal,
+      inputs: counters.embedInputsTotal,
+      prompt_tokens: counters.embedPromptTokensTotal,
+      truncated_inputs: counters.embedTruncatedTotal,
+    },
     loaded: scheduler.runnersView().map((runner) => ({
       name: runner.name,
       state: runner.state,

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 
-const VOCABULARY = [
+export const VOCABULARY = [
   'the',
   'a',
   'model',
@@ -186,7 +186,8 @@ function sfc32(a: number, b: number, c: number, d: number): () => number {
   };
 }
 
-function seededRandom(seed: number | bigint, prompt: string): () => number {
+/** A PRNG in [0, 1) seeded from sha256(seed, text): the same on every run and machine. */
+export function seededRandom(seed: number | bigint | string, prompt: string): () => number {
   const digest = createHash('sha256').update(`${seed}\u0000${prompt}`).digest();
   const random = sfc32(digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12));
   for (let i = 0; i < 12; i++) random(); // let the state mix before use
@@ -263,6 +264,53 @@ export function planResponse(input: PlanInput): ResponsePlan {
   return { count, doneReason, tokens };
 }
 
+/** A stable id for a token that is not a vocabulary word (fixed answers, JSON pieces). */
+function textTokenId(text: string): number {
+  let hash = 2_166_136_261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16_777_619);
+  return 1_000 + ((hash >>> 0) % 127_000);
+}
+
+/** Prose as tokens: each word with its punctuation and the spaces after it. */
+export function proseTokens(text: string): string[] {
+  return text.match(/\S+\s*|\s+/g) ?? [];
+}
+
+/**
+ * JSON text as tokens, roughly as a BPE tokenizer cuts it: a run of letters or of digits, or up
+ * to three punctuation characters, each with the whitespace before it. They join back into the
+ * text exactly.
+ */
+export function jsonTokens(text: string): string[] {
+  return text.match(/\s*(?:[\p{L}\p{M}_]+|\p{N}+|[^\p{L}\p{M}\p{N}_\s]{1,3})|\s+/gu) ?? [];
+}
+
+/**
+ * An answer whose text is decided in advance (a tool's result quoted, a JSON document, a
+ * description of an image), played out as these tokens. `numPredict` > 0 cuts it after that
+ * many tokens with done_reason "length" when it is at or below the token count (as for a
+ * generated answer), so a JSON answer can end cut short, as Ollama's would.
+ */
+export function fixedTextPlan(tokens: readonly string[], numPredict?: number): ResponsePlan {
+  const cap = numPredict !== undefined && numPredict > 0 ? numPredict : Number.POSITIVE_INFINITY;
+  const count = Math.min(tokens.length, cap);
+  const doneReason = cap <= tokens.length ? 'length' : 'stop';
+  function* play(): Generator<GeneratedToken> {
+    for (let i = 0; i < count; i++) {
+      const text = tokens[i] as string;
+      yield { text, id: textTokenId(text) };
+    }
+  }
+  return { count, doneReason, tokens: play };
+}
+
+/** The whole text of a plan (all its tokens joined). */
+export function planText(plan: ResponsePlan): string {
+  let text = '';
+  for (const token of plan.tokens()) text += token.text;
+  return text;
+}
+
 /**
  * The rest of an answer whose beginning the request already holds (a chat ending in the
  * assistant's partial answer, which Ollama continues): when `prefix` is the start of the
@@ -271,7 +319,11 @@ export function planResponse(input: PlanInput): ResponsePlan {
  * the prompt followed by the prefix.
  */
 export function continuedPlan(input: PlanInput, prefix: string): ResponsePlan {
-  const whole = planResponse(input);
+  return continuePlan(planResponse(input), prefix, () => planResponse({ ...input, prompt: `${input.prompt}\nassistant: ${prefix}` }));
+}
+
+/** continuedPlan for any answer: the rest of `whole` after `prefix`, or `fresh()` when it does not start so. */
+export function continuePlan(whole: ResponsePlan, prefix: string, fresh: () => ResponsePlan): ResponsePlan {
   let consumed = '';
   let skip = 0;
   for (const token of whole.tokens()) {
@@ -279,7 +331,7 @@ export function continuedPlan(input: PlanInput, prefix: string): ResponsePlan {
     consumed += token.text;
     skip++;
   }
-  if (consumed !== prefix) return planResponse({ ...input, prompt: `${input.prompt}\nassistant: ${prefix}` });
+  if (consumed !== prefix) return fresh();
   function* tokens(): Generator<GeneratedToken> {
     let index = 0;
     for (const token of whole.tokens()) if (index++ >= skip) yield token;

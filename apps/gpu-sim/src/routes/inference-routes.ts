@@ -2,12 +2,19 @@
  * `POST /api/generate` and `POST /api/chat`: the same life cycle with two wire shapes.
  *
  * 1. Parse and validate (400), find the model (404), read keep_alive (400).
- * 2. Load-only requests (empty prompt / no messages) load the model and answer
+ * 2. keep_alive 0 without a prompt unloads (any model, embedding ones too). Then what the
+ *    model cannot do is refused with 400, in Ollama's words: an embedding model
+ *    `"<model>" does not support chat` (`generate`), even to load it; `tools` to a model
+ *    without tools `registry.ollama.ai/library/<model> does not support tools`; images to a
+ *    model without vision `"<model>" does not support vision`.
+ * 3. Load-only requests (empty prompt / no messages) load the model and answer
  *    `done_reason: "load"`; with keep_alive 0 they unload it instead (`"unload"`).
- * 3. Otherwise wait for a slot on the loaded model (the scheduler may load and evict, or
- *    refuse: 500 too large, 503 queue full), then play the answer out, streamed as NDJSON or
- *    whole. Errors before the answer starts keep their HTTP status.
- * 4. A client that goes away (socket closed) stops everything at once: it leaves the queue,
+ * 4. Otherwise wait for a slot on the loaded model (the scheduler may load and evict, or
+ *    refuse: 500 too large, 503 queue full), then play the answer out (answer-plan.ts: text,
+ *    tool calls, JSON for `format`), streamed as NDJSON or whole. Errors before the answer
+ *    starts keep their HTTP status. Tool calls go out whole, as Ollama sends them: one line
+ *    with `message.tool_calls` once the call's tokens have been generated, then the final line.
+ * 5. A client that goes away (socket closed) stops everything at once: it leaves the queue,
  *    or its token loop stops and its slot is given back.
  *
  * Durations are wall-clock nanoseconds, measured like Ollama does: load_duration runs from
@@ -17,7 +24,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  DurationError,
   isOllamaLoadOnlyChat,
   isOllamaLoadOnlyGenerate,
   OllamaChatRequest,
@@ -25,18 +31,23 @@ import {
   OllamaGenerateRequest,
   ollamaLifecycleLine,
   ollamaTimestamp,
-  parseKeepAlive,
+  type OllamaChatLine,
+  type OllamaChatMessage,
   type OllamaOptions,
   type OllamaStreamLine,
+  type OllamaTool,
+  type OllamaToolCall,
 } from '@switchyard/protocol';
+import { planAnswer, type ToolChoice, type ToolResult } from '../answer-plan.js';
 import { elapsedNs, monotonicNs, runGeneration } from '../generation.js';
 import type { ModelSpec } from '../model-spec.js';
 import { NdjsonResponse } from '../ndjson-response.js';
 import { readJsonBody, validateBody } from '../request-body.js';
 import type { Lease } from '../scheduler.js';
-import { findModel, type SimContext } from '../sim-context.js';
+import type { SimContext } from '../sim-context.js';
 import { SimError, isAbortError } from '../sim-error.js';
-import { continuedPlan, planResponse, promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
+import { promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
+import { abandon, numCtxFor, quoted, readKeepAlive, registryName, resolveModel, watchClient } from './route-support.js';
 
 type Kind = 'generate' | 'chat';
 
@@ -58,21 +69,26 @@ interface InferenceRequest {
   /** Whether the final generate line carries `context` (not in raw mode). */
   returnContext: boolean;
   options: OllamaOptions | null | undefined;
+  /** `format` as sent ("json", a schema, or nothing). */
+  format: unknown;
+  /** Chat only: the tools offered, `tool_choice`, `parallel_tool_calls`. */
+  tools: OllamaTool[];
+  toolChoice: ToolChoice;
+  parallelToolCalls: boolean | undefined;
+  /** Chat only: the role of the last message (after a continued partial answer is taken off). */
+  lastRole?: string | undefined;
+  /** Chat only: the `tool` messages the conversation ends with. */
+  toolResults: ToolResult[];
+  /** All images of the request (generate's `images`, or every chat message's). */
+  images: string[];
 }
 
-function readKeepAlive(value: string | number | null | undefined, fallback: string | number): number {
-  try {
-    return parseKeepAlive(value ?? fallback);
-  } catch (error) {
-    if (error instanceof DurationError) throw new SimError('bad_request', error.message);
-    throw error;
-  }
-}
-
-function resolveModel(ctx: SimContext, name: string): ModelSpec {
-  const model = findModel(ctx.catalog, name);
-  if (!model) throw new SimError('model_not_found', `model '${name}' not found`);
-  return model;
+/** What the model cannot do for this request: Ollama's 400 (see the module comment). */
+function checkCapabilities(req: InferenceRequest): void {
+  const { model } = req;
+  if (model.embedding) throw new SimError('bad_request', `${quoted(req.modelName)} does not support ${req.kind}`);
+  if (req.tools.length > 0 && !model.tools) throw new SimError('bad_request', `${registryName(model)} does not support tools`);
+  if (req.images.length > 0 && !model.vision) throw new SimError('bad_request', `${quoted(req.modelName)} does not support vision`);
 }
 
 function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
@@ -88,7 +104,29 @@ function parseGenerate(ctx: SimContext, body: unknown): InferenceRequest {
     priorContext: request.context ?? [],
     returnContext: request.raw !== true,
     options: request.options,
+    format: request.format,
+    tools: [],
+    toolChoice: undefined,
+    parallelToolCalls: undefined,
+    toolResults: [],
+    images: request.images ?? [],
   };
+}
+
+/** A message as a prompt line: `role: content`, and an assistant's tool calls as JSON after it. */
+function promptLine(message: OllamaChatMessage): string {
+  const calls = message.tool_calls && message.tool_calls.length > 0 ? ` ${JSON.stringify(message.tool_calls)}` : '';
+  return `${message.role}: ${message.content ?? ''}${calls}`;
+}
+
+/** The `tool` messages a conversation ends with. */
+function trailingToolResults(messages: readonly OllamaChatMessage[]): ToolResult[] {
+  const results: ToolResult[] = [];
+  for (let i = messages.length - 1; i >= 0 && messages[i]?.role === 'tool'; i--) {
+    const message = messages[i] as OllamaChatMessage;
+    results.unshift({ content: message.content ?? '', toolName: message.tool_name ?? undefined });
+  }
+  return results;
 }
 
 /**
@@ -124,18 +162,20 @@ function parseChat(ctx: SimContext, body: unknown): InferenceRequest {
     model,
     stream: request.stream ?? true,
     keepAliveMs: readKeepAlive(request.keep_alive, ctx.config.keep_alive),
-    promptText: isOllamaLoadOnlyChat(request) ? undefined : messages.map((m) => `${m.role}: ${m.content ?? ''}`).join('\n'),
+    promptText: isOllamaLoadOnlyChat(request) ? undefined : messages.map(promptLine).join('\n'),
     answerText: chatAnswerText(messages),
     priorContext: [],
     returnContext: false,
     options: request.options,
+    format: request.format,
+    tools: request.tools ?? [],
+    toolChoice: request.tool_choice,
+    // Not in Ollama's API: sent by Switchyard's agent beside tools (OpenAI's field).
+    parallelToolCalls: typeof request['parallel_tool_calls'] === 'boolean' ? request['parallel_tool_calls'] : undefined,
+    lastRole: messages.at(-1)?.role,
+    toolResults: trailingToolResults(messages),
+    images: all.flatMap((m) => m.images ?? []),
   };
-}
-
-function numCtxFor(ctx: SimContext, req: InferenceRequest): number {
-  const asked = req.options?.num_ctx;
-  const wanted = asked !== undefined && asked !== null && asked > 0 ? asked : ctx.config.num_ctx;
-  return Math.min(wanted, req.model.context_length);
 }
 
 function seedFor(ctx: SimContext, req: InferenceRequest): number {
@@ -145,12 +185,6 @@ function seedFor(ctx: SimContext, req: InferenceRequest): number {
   return fallback === 'random' ? Math.floor(Math.random() * 2 ** 31) : fallback;
 }
 
-/** Gives up on a request whose client has gone: nothing can be sent any more. */
-function abandon(reply: FastifyReply): void {
-  if (!reply.sent) reply.hijack();
-  if (!reply.raw.destroyed) reply.raw.destroy();
-}
-
 async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const arrived = monotonicNs();
   const body = readJsonBody(request.body);
@@ -158,31 +192,28 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
   ctx.counters.requestsTotal++;
   const log = ctx.logger.child({ model: req.model.name, endpoint: kind });
 
-  // The response's 'close' before it finished means the client hung up.
-  const client = new AbortController();
-  const onClose = () => {
-    if (!reply.raw.writableFinished) client.abort();
-  };
-  reply.raw.on('close', onClose);
-  const signal = AbortSignal.any([client.signal, ctx.shutdown]);
-
   if (req.promptText === undefined && req.keepAliveMs === 0) {
     // Ollama unloads (now, or when the model's running requests finish) without loading it first.
     ctx.scheduler.expire(req.model.name);
     return reply.send(ollamaLifecycleLine(req.kind, req.modelName, 'unload'));
   }
+  checkCapabilities(req);
+
+  // The response's 'close' before it finished means the client hung up.
+  const { client, signal, detach } = watchClient(ctx, reply);
 
   let lease: Lease;
   try {
     lease = await ctx.scheduler.acquire({
       model: req.model,
-      numCtx: numCtxFor(ctx, req),
+      numCtx: numCtxFor(ctx, req.model, req.options),
       keepAliveMs: req.keepAliveMs,
       slot: req.promptText !== undefined,
       signal,
     });
   } catch (error) {
-    if (client.signal.aborted) {
+    detach();
+    if (client.aborted) {
       ctx.counters.cancelledTotal++;
       log.debug('client left while queued');
       abandon(reply);
@@ -192,28 +223,52 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     throw error;
   }
 
-  if (req.promptText === undefined) return reply.send(ollamaLifecycleLine(req.kind, req.modelName, 'load'));
+  if (req.promptText === undefined) {
+    detach();
+    return reply.send(ollamaLifecycleLine(req.kind, req.modelName, 'load'));
+  }
 
   try {
     const loadNs = elapsedNs(arrived);
     const promptText = req.promptText;
     const promptTokens = promptTokenCount(promptText) + req.priorContext.length;
-    const planInput = {
+    const answer = planAnswer({
       seed: seedFor(ctx, req),
       prompt: req.answerText ?? promptText,
       numPredict: req.options?.num_predict ?? undefined,
       minTokens: ctx.config.response_tokens_min,
       maxTokens: ctx.config.response_tokens_max,
-    };
-    const plan = req.continues !== undefined ? continuedPlan(planInput, req.continues) : planResponse(planInput);
+      continues: req.continues,
+      tools: req.tools,
+      toolChoice: req.toolChoice,
+      parallelToolCalls: req.parallelToolCalls,
+      lastRole: req.lastRole,
+      toolResults: req.toolResults,
+      format: req.format,
+      images: req.images,
+    });
+    const { plan } = answer;
+    const calls = answer.kind === 'tool_calls' ? answer.calls : undefined;
     const generated: GeneratedToken[] = [];
     const out = req.stream ? new NdjsonResponse(reply.raw) : undefined;
     if (out) reply.hijack();
 
+    /** A chat message carrying the calls: `content` empty, as Ollama sends it. */
+    const callsLine = (toolCalls: OllamaToolCall[]): OllamaChatLine => ({
+      model: req.modelName,
+      created_at: ollamaTimestamp(),
+      message: { role: 'assistant', content: '', tool_calls: toolCalls },
+      done: false,
+    });
+    const finalContent = () => {
+      if (calls && !out) return { message: { role: 'assistant', content: '', tool_calls: calls } };
+      return ollamaContent(req.kind, out || calls ? '' : generated.map((token) => token.text).join(''));
+    };
+
     const finish = (result: Awaited<ReturnType<typeof runGeneration>>): OllamaStreamLine => ({
       model: req.modelName,
       created_at: ollamaTimestamp(),
-      ...ollamaContent(req.kind, out ? '' : generated.map((token) => token.text).join('')),
+      ...finalContent(),
       done: true,
       done_reason: result.doneReason,
       ...(req.kind === 'generate' && req.returnContext ? { context: [...req.priorContext, ...promptTokenIds(promptText), ...generated.map((token) => token.id)] } : {}),
@@ -237,17 +292,20 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
         pause: ctx.holds.catch(promptText),
         onToken: (token) => {
           generated.push(token);
-          if (out) {
+          // A tool call is generated token by token but sent whole, once complete.
+          if (out && !calls) {
             const line: OllamaStreamLine = { model: req.modelName, created_at: ollamaTimestamp(), ...ollamaContent(req.kind, token.text), done: false };
             return out.send(line);
           }
         },
       });
+      if (calls) ctx.counters.toolCallsTotal += calls.length;
       if (!out) return reply.send(finish(result));
+      if (calls) await out.send(callsLine(calls));
       await out.send(finish(result));
       out.end();
     } catch (error) {
-      if (client.signal.aborted) {
+      if (client.aborted) {
         ctx.counters.cancelledTotal++;
         log.debug({ tokens: generated.length }, 'client left, generation stopped');
         if (out) out.destroy();
@@ -267,7 +325,7 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
     }
   } finally {
     lease.release();
-    reply.raw.off('close', onClose);
+    detach();
   }
 }
 

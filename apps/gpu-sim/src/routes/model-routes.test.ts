@@ -47,7 +47,16 @@ describe('GET /api/tags', () => {
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     const body = (await response.json()) as { models: Record<string, unknown>[] };
     expect(Object.keys(body)).toEqual(['models']);
-    expect(body.models.map((model) => model.name)).toEqual(['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b', 'llama3.1:70b']);
+    expect(body.models.map((model) => model.name)).toEqual([
+      'qwen2.5:0.5b',
+      'llama3.2:3b',
+      'llama3.1:8b',
+      'llama3.1:70b',
+      'llava:7b',
+      'nomic-embed-text:latest',
+      'mxbai-embed-large:latest',
+      'all-minilm:latest',
+    ]);
     for (const model of body.models) {
       expect(Object.keys(model).sort()).toEqual(['details', 'digest', 'model', 'modified_at', 'name', 'size']);
       expect(model.model).toBe(model.name);
@@ -91,7 +100,7 @@ describe('POST /api/show', () => {
     expect(typeof body.parameters).toBe('string');
     expect(typeof body.template).toBe('string');
     expect(typeof body.license).toBe('string');
-    expect(body.capabilities).toEqual(['completion']);
+    expect(body.capabilities).toEqual(['completion', 'tools']);
     expect(body.modified_at).toMatch(RFC3339);
     expectDetails(body.details);
     expect(body.model_info).toMatchObject({
@@ -103,6 +112,40 @@ describe('POST /api/show', () => {
       'llama.attention.head_count_kv': 8,
       'llama.embedding_length': 4096,
     });
+  });
+
+  it('reports capabilities as Ollama does: completion plus tools and vision, or embedding alone', async () => {
+    const sim = await startSim({
+      models: [
+        { name: 'plain', size_bytes: 1e8 },
+        { name: 'toolish', size_bytes: 1e8, tools: true },
+        { name: 'seer', size_bytes: 1e8, vision: true },
+        { name: 'both', size_bytes: 1e8, tools: true, vision: true },
+        { name: 'vec', size_bytes: 1e8, embedding: { dimensions: 64 } },
+      ],
+    });
+    const capabilities = async (model: string) => ((await (await post(sim, '/api/show', { model })).json()) as { capabilities: string[] }).capabilities;
+    expect(await capabilities('plain')).toEqual(['completion']);
+    expect(await capabilities('toolish')).toEqual(['completion', 'tools']);
+    expect(await capabilities('seer')).toEqual(['completion', 'vision']);
+    expect(await capabilities('both')).toEqual(['completion', 'tools', 'vision']);
+    expect(await capabilities('vec')).toEqual(['embedding']);
+  });
+
+  it('marks the sample catalog: tool-capable chat models, a vision model without tools, embedding models', async () => {
+    const sim = await startSim();
+    const show = async (model: string) => (await (await post(sim, '/api/show', { model })).json()) as { capabilities: string[]; details: Record<string, unknown> };
+    for (const model of ['qwen2.5:0.5b', 'llama3.2:3b', 'llama3.1:8b', 'llama3.1:70b']) expect((await show(model)).capabilities).toEqual(['completion', 'tools']);
+    expect((await show('llava:7b')).capabilities).toEqual(['completion', 'vision']);
+    for (const [model, family] of [
+      ['nomic-embed-text', 'nomic-bert'],
+      ['mxbai-embed-large', 'bert'],
+      ['all-minilm', 'bert'],
+    ] as const) {
+      const body = await show(model);
+      expect(body.capabilities).toEqual(['embedding']);
+      expect(body.details).toMatchObject({ family, quantization_level: 'F16' });
+    }
   });
 
   it('accepts the older "name" field and a name without tag', async () => {
