@@ -101,6 +101,9 @@ async function streamAnswer(reply: FastifyReply, session: JobSession, endpoint: 
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', 'x-switchyard-job-id': session.id });
+  // Sent now, not with the first line: a queued job may wait long before it has any, and the
+  // client learns the job id (and that the request was accepted) at once.
+  raw.flushHeaders();
   let sentText = false; // or a call: any output a restart cannot take back
   let calls = 0;
   const fail = (error: CompatError) => raw.write(ndjson({ error: error.message }));
