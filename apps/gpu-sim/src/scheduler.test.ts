@@ -67,6 +67,24 @@ describe('Scheduler', () => {
     expect(counters.loadsTotal).toBe(1);
   });
 
+  it('serves an embedding model one request at a time, and budgets its KV cache for one sequence', async () => {
+    const { sched } = scheduler({ numParallel: 4, vramOverheadBytes: 0 });
+    const vec = ModelSpec.parse({ name: 'vec', size_bytes: GiB, embedding: {}, block_count: 12, head_count: 12, head_count_kv: 12, embedding_length: 768 });
+    const chat = ModelSpec.parse({ name: 'chat', size_bytes: GiB, block_count: 12, head_count: 12, head_count_kv: 12, embedding_length: 768 });
+    expect(sched.parallelFor(vec)).toBe(1);
+    expect(sched.parallelFor(chat)).toBe(4);
+    const kvPerToken = 2 * 64 * 12 * 2 * 12;
+    expect(sched.vramNeed(vec, 2048)).toBe(GiB + kvPerToken * 2048);
+    expect(sched.vramNeed(chat, 2048)).toBe(GiB + kvPerToken * 2048 * 4);
+    const first = await sched.acquire(request(vec));
+    const second = sched.acquire(request(vec));
+    expect(await settled(second)).toBe(false);
+    // A load-only request takes no slot: it is not held up by the running call.
+    (await sched.acquire(request(vec, { slot: false }))).release();
+    first.release();
+    (await second).release();
+  });
+
   it('evicts idle models soonest-expiry first, and only as many as needed', async () => {
     const { sched, counters } = scheduler();
     (await sched.acquire(request(model('long', 1), { keepAliveMs: 600_000 }))).release();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { continuedPlan, planResponse, promptTokenCount, promptTokenIds } from './token-generator.js';
+import { continuedPlan, fixedTextPlan, jsonTokens, planResponse, planText, promptTokenCount, promptTokenIds, proseTokens } from './token-generator.js';
 
 const text = (seed: number, prompt: string, numPredict?: number) =>
   [...planResponse({ seed, prompt, numPredict, minTokens: 16, maxTokens: 64 }).tokens()].map((token) => token.text).join('');
@@ -87,5 +87,31 @@ describe('continuedPlan (a chat ending in the assistant’s partial answer)', ()
     const b = continuedPlan(input, 'Something else entirely ');
     expect(textOf(a)).toBe(textOf(b));
     expect(textOf(a)).not.toBe(textOf(planResponse(input)));
+  });
+});
+
+describe('fixed answers (JSON, quoted tool results)', () => {
+  const json = JSON.stringify({ city: 'Zürich', temp_c: 21.5, tags: ['a b', "it's"], nested: { ok: true, none: null } }, null, 1);
+
+  it('cuts JSON into small tokens that join back into the text exactly', () => {
+    const tokens = jsonTokens(json);
+    expect(tokens.join('')).toBe(json);
+    expect(tokens.length).toBeGreaterThan(20);
+    for (const token of tokens) expect(token.trim().length).toBeLessThanOrEqual(8);
+    expect(proseTokens('The tool  said "hi". Then ').join('')).toBe('The tool  said "hi". Then ');
+    expect(proseTokens('a b')).toEqual(['a ', 'b']);
+  });
+
+  it('plays the text out whole ("stop"), or cut at num_predict ("length")', () => {
+    const tokens = jsonTokens(json);
+    const whole = fixedTextPlan(tokens);
+    expect(whole).toMatchObject({ count: tokens.length, doneReason: 'stop' });
+    expect(planText(whole)).toBe(json);
+    expect(fixedTextPlan(tokens, 0).doneReason).toBe('stop');
+    const cut = fixedTextPlan(tokens, 5);
+    expect(cut).toMatchObject({ count: 5, doneReason: 'length' });
+    expect(planText(cut)).toBe(tokens.slice(0, 5).join(''));
+    expect(fixedTextPlan(tokens, tokens.length).doneReason).toBe('length');
+    for (const token of cut.tokens()) expect(Number.isInteger(token.id)).toBe(true);
   });
 });

@@ -17,7 +17,7 @@
  * the call then waits before its simulated time starts (`afterTokens` does not apply). A client
  * that hangs up leaves the queue or ends its call at once, giving the slot back.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OllamaEmbeddingsRequest, OllamaEmbedRequest, type OllamaEmbeddingsResponse, type OllamaEmbedResponse, type OllamaOptions } from '@switchyard/protocol';
 import { embedCallMs, embeddingVector, prepareInput } from '../embedding.js';
@@ -116,8 +116,12 @@ async function handle(ctx: SimContext, legacy: boolean, request: FastifyRequest,
       const started = performance.now();
       const vectors = prepared.map((input) => embeddingVector(call.model, input.text, call.dimensions));
       // The vectors' own computing time is part of the call's simulated time, not added to it.
-      const waitMs = embedCallMs(ctx.config, call.model, prepared.length, tokens) * ctx.config.time_scale - (performance.now() - started);
-      if (waitMs >= 1) await sleep(waitMs, undefined, { signal });
+      // Timers can fire a fraction of a millisecond early: a call never takes less than its time.
+      const callMs = embedCallMs(ctx.config, call.model, prepared.length, tokens) * ctx.config.time_scale;
+      for (let left = callMs - (performance.now() - started); left > 0; left = callMs - (performance.now() - started)) {
+        if (left >= 1) await sleep(left, undefined, { signal });
+        else await yieldToLoop(undefined, { signal });
+      }
       signal.throwIfAborted();
       const counters = ctx.counters;
       counters.embedCallsTotal++;
