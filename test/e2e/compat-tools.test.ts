@@ -167,6 +167,25 @@ describe('tool calls on every wire, judged by the official clients', () => {
         { tool_calls: Array<{ id: string }> } | undefined;
       expect(toolTurn?.tool_call_id).toBe(assistant?.tool_calls[0]!.id);
       expect(messages.at(-1)).toMatchObject({ role: 'assistant', content });
+      // The tool turn reached the model named by the call its tool_call_id answers.
+      expect(content).toMatch(/^The get_weather tool returned /);
+    });
+
+    it('answers parallel calls, streamed each under its own index, and one call with parallel_tool_calls false', async () => {
+      const messages = [{ role: 'user' as const, content: 'Weather and time in Tokyo?' }];
+      const both = await openai.chat.completions.create({ model: MODEL, messages, tools: [WEATHER, TIME] });
+      const names = both.choices[0]!.message.tool_calls!.map((call) => (call.type === 'function' ? call.function.name : ''));
+      expect(names.sort()).toEqual(['get_time', 'get_weather']);
+      expect(new Set(both.choices[0]!.message.tool_calls!.map((call) => call.id)).size).toBe(2);
+
+      const stream = openai.chat.completions.stream({ model: MODEL, messages, tools: [WEATHER, TIME] });
+      const final = await stream.finalChatCompletion();
+      const streamed = final.choices[0]!.message.tool_calls!;
+      expect(streamed.map((call) => (call.type === 'function' ? call.function.name : '')).sort()).toEqual(['get_time', 'get_weather']);
+      for (const call of streamed) if (call.type === 'function') expect(() => JSON.parse(call.function.arguments)).not.toThrow();
+
+      const one = await openai.chat.completions.create({ model: MODEL, messages, tools: [WEATHER, TIME], parallel_tool_calls: false });
+      expect(one.choices[0]!.message.tool_calls).toHaveLength(1);
     });
 
     it('streams a runTools round trip too', async () => {
