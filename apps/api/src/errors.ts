@@ -52,14 +52,16 @@ export function truncateInput(text: string, max = 100): string {
 /**
  * The issue a union's failure is really about. Zod reports a value no branch took as one
  * `invalid_union` ("Invalid input"); when all branches but one refused the value's type, the
- * value was meant for that one, and its own issue (`too_big`, a bad item) says what is wrong,
- * at its full path. A union with its own message keeps it.
+ * value was meant for that one, and when that branch's issue is about the value itself
+ * (`too_big`, `too_small`: "at most 2048 inputs") it says what is wrong. An issue deeper in
+ * the value keeps the union's path (the field the client wrote), and a union with its own
+ * message keeps it.
  */
 export function specificIssue(issue: core.$ZodIssue): core.$ZodIssue {
   if (issue.code !== 'invalid_union' || issue.message !== 'Invalid input') return issue;
   const typed = issue.errors.filter((branch) => !(branch[0]?.code === 'invalid_type' && branch[0].path.length === 0));
   const inner = typed.length === 1 ? typed[0]![0] : undefined;
-  if (!inner) return issue;
+  if (!inner || inner.path.length > 0) return issue;
   return specificIssue({ ...inner, path: [...issue.path, ...inner.path] } as core.$ZodIssue);
 }
 
