@@ -1,5 +1,5 @@
 import { CachedRead, type FleetRegistry } from '@switchyard/redis';
-import type { AgentHeartbeat } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat } from '@switchyard/protocol';
 
 export interface ServableModel {
   agents: string[];
@@ -41,4 +41,21 @@ export class FleetView {
     }
     return models;
   }
+}
+
+/**
+ * Queue keys grouped by the model they serve. A digest-pinned queue (`model@digest`, see
+ * protocol `pinnedQueueModel`) is where jobs pinned to one build of a model wait; it is
+ * part of that model, never a model of its own, so every view of the fleet (the model
+ * list, the CLI, metrics) files it under its model.
+ */
+export function queuesByModel(queueKeys: Iterable<string>): Map<string, Array<{ queueKey: string; digest?: string }>> {
+  const byModel = new Map<string, Array<{ queueKey: string; digest?: string }>>();
+  for (const queueKey of queueKeys) {
+    const { model, digest } = splitQueueModel(queueKey);
+    const queues = byModel.get(model) ?? [];
+    queues.push(digest === undefined ? { queueKey } : { queueKey, digest });
+    byModel.set(model, queues);
+  }
+  return byModel;
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StreamEvent } from '@switchyard/protocol';
 import { CachedRead } from '@switchyard/redis';
+import { splitQueueModel } from '@switchyard/protocol';
 
 /** LLM work is slow: time to first token spans tens of ms (warm) to minutes (cold 70B load). */
 export const TTFT_BUCKETS_SECONDS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
@@ -38,7 +39,7 @@ export interface ApiMetrics {
  */
 export function createApiMetrics(registry: Registry): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'switchyard_api_' });
-  return {
+  return modelLabelled({
     registry,
     httpRequests: new Counter({
       name: 'switchyard_http_requests_total',
@@ -108,7 +109,27 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       help: 'SSE streams open on this API process',
       registers: [registry],
     }),
-  };
+  });
+}
+
+/**
+ * Some callers record with the queue key a job went to (`model@digest` for a pinned job);
+ * the `model` label is always the model, so series of one model never split by build.
+ */
+function modelLabelled(metrics: ApiMetrics): ApiMetrics {
+  const model = (labels: unknown) =>
+    labels !== null && typeof labels === 'object' && typeof (labels as { model?: unknown }).model === 'string'
+      ? { ...labels, model: splitQueueModel((labels as { model: string }).model).model }
+      : labels;
+  for (const metric of [metrics.queueWait, metrics.queueWaitEstimated, metrics.queueWaitEstimateError, metrics.ttft] as Array<{ observe: (...args: unknown[]) => void }>) {
+    const observe = metric.observe.bind(metric);
+    metric.observe = (labels: unknown, ...rest: unknown[]) => observe(model(labels), ...rest);
+  }
+  for (const metric of [metrics.jobsSubmitted, metrics.jobsRefused, metrics.jobsCancelled] as Array<{ inc: (...args: unknown[]) => void }>) {
+    const inc = metric.inc.bind(metric);
+    metric.inc = (labels: unknown, ...rest: unknown[]) => inc(model(labels), ...rest);
+  }
+  return metrics;
 }
 
 export interface QueueMetricSources {
@@ -124,13 +145,17 @@ export interface QueueMetricSources {
  * serves every gauge of a scrape.
  */
 export function registerQueueMetrics(registry: Registry, sources: QueueMetricSources): void {
-  const ledgerRead = new CachedRead(() => sources.ledger(), 100);
+  // The sources answer per queue key; a digest-pinned queue (`model@digest`) is its model's,
+  // so every `model` label is the model: figures of its queues are summed (the oldest wait
+  // is the longest), and the pinned queues' depth has a gauge of its own with a `digest`.
+  const ledgerRead = new CachedRead(async () => byModel(await sources.ledger()), 100);
   const ledger = () => ledgerRead.get();
   const collectQueueDepth = async () => {
-    const rows: Array<{ model: string; state: string; count: number }> = [];
-    for (const [model, counts] of await sources.queueCounts()) {
-      rows.push({ model, state: 'waiting', count: counts.waiting });
-      rows.push({ model, state: 'active', count: counts.active });
+    const rows: Array<{ model: string; digest?: string; state: string; count: number }> = [];
+    for (const [queueKey, counts] of await sources.queueCounts()) {
+      const { model, digest } = splitQueueModel(queueKey);
+      rows.push({ model, ...(digest !== undefined && { digest }), state: 'waiting', count: counts.waiting });
+      rows.push({ model, ...(digest !== undefined && { digest }), state: 'active', count: counts.active });
     }
     return rows;
   };
@@ -176,14 +201,45 @@ export function registerQueueMetrics(registry: Registry, sources: QueueMetricSou
   });
   new Gauge({
     name: 'switchyard_queue_depth',
-    help: 'Jobs per model queue and state (waiting includes prioritized)',
+    help: 'Jobs per model and state over all its queues, its digest-pinned ones included (waiting includes prioritized)',
     labelNames: ['model', 'state'],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const { model, state, count } of await collectQueueDepth()) this.set({ model, state }, count);
+      for (const { model, state, count } of await collectQueueDepth()) this.inc({ model, state }, count);
     },
   });
+  new Gauge({
+    name: 'switchyard_pinned_queue_depth',
+    help: 'Jobs pinned to one digest of a model, per state (also counted in switchyard_queue_depth)',
+    labelNames: ['model', 'digest', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { model, digest, state, count } of await collectQueueDepth()) if (digest !== undefined) this.set({ model, digest, state }, count);
+    },
+  });
+}
+
+/** Ledger figures per queue key, filed under their model. */
+function byModel(snapshot: LedgerSnapshot): LedgerSnapshot {
+  const models = new Map<string, { model: string; oldestWaitS: number; drainPerS: number }>();
+  for (const row of snapshot.models) {
+    const model = splitQueueModel(row.model).model;
+    const entry = models.get(model) ?? { model, oldestWaitS: 0, drainPerS: 0 };
+    entry.oldestWaitS = Math.max(entry.oldestWaitS, row.oldestWaitS);
+    entry.drainPerS += row.drainPerS;
+    models.set(model, entry);
+  }
+  const outcomes = new Map<string, { model: string; outcome: string; count: number }>();
+  for (const row of snapshot.outcomes) {
+    const model = splitQueueModel(row.model).model;
+    const key = `${row.outcome}|${model}`;
+    const entry = outcomes.get(key) ?? { model, outcome: row.outcome, count: 0 };
+    entry.count += row.count;
+    outcomes.set(key, entry);
+  }
+  return { models: [...models.values()], outcomes: [...outcomes.values()] };
 }
 
 const OBSERVED_JOBS_CAP = 10_000;

@@ -18,6 +18,6 @@ export { ClientErrorCode, SwitchyardError, type SwitchyardErrorCode } from './er
 export { ErrorCode } from '@switchyard/protocol';
 export type { RetryOptions } from './http.js';
 export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
-export type { ModelEntry, ModelQueueStats } from './models.js';
+export type { ModelEntry, ModelQueueStats, PinnedQueueStats } from './models.js';
 export type { ApiKeyInfo, CreatedApiKey, CreateKeyRequest } from './api-keys.js';
 export type { AgentHeartbeat, JobRecord, JobRequestInput, JobStatus, StreamEvent, StreamEventType } from '@switchyard/protocol';

@@ -10,6 +10,19 @@ export interface ModelQueueStats {
   oldest_wait_s?: number | null;
   /** Jobs per second the fleet finishes for this model, when the API reports it. */
   drain_rate_per_s?: number | null;
+  /** The model's digest-pinned queues (jobs that asked for one digest), also counted above. */
+  pinned?: PinnedQueueStats[];
+  [field: string]: unknown;
+}
+
+/** Jobs waiting for one digest of a model (a `digest` job field). */
+export interface PinnedQueueStats {
+  /** Bare lowercase hex, as in `digests`. */
+  digest: string;
+  waiting?: number;
+  active?: number;
+  oldest_wait_s?: number | null;
+  drain_rate_per_s?: number | null;
   [field: string]: unknown;
 }
 

@@ -13,7 +13,20 @@ export interface QueueRow {
   /** Jobs finished per second; null when the API does not report it. */
   drain_rate_per_s: number | null;
   loaded_on: string[];
+  /** The model's digest-pinned queues, also counted in the model's figures. */
+  pinned: PinnedQueueRow[];
 }
+
+export interface PinnedQueueRow {
+  digest: string;
+  waiting: number;
+  active: number;
+  oldest_wait_s: number | null;
+  drain_rate_per_s: number | null;
+}
+
+/** Hex digits of a digest shown in the table, as `docker images` shortens image ids. */
+const SHORT_DIGEST = 12;
 
 export function queueRow(model: ModelEntry): QueueRow {
   const queue = model.queue ?? {};
@@ -25,12 +38,19 @@ export function queueRow(model: ModelEntry): QueueRow {
     oldest_wait_s: typeof queue.oldest_wait_s === 'number' ? queue.oldest_wait_s : null,
     drain_rate_per_s: typeof queue.drain_rate_per_s === 'number' ? queue.drain_rate_per_s : null,
     loaded_on: model.loaded_on ?? [],
+    pinned: (Array.isArray(queue.pinned) ? queue.pinned : []).map((pinned) => ({
+      digest: pinned.digest,
+      waiting: pinned.waiting ?? 0,
+      active: pinned.active ?? 0,
+      oldest_wait_s: typeof pinned.oldest_wait_s === 'number' ? pinned.oldest_wait_s : null,
+      drain_rate_per_s: typeof pinned.drain_rate_per_s === 'number' ? pinned.drain_rate_per_s : null,
+    })),
   };
 }
 
 /**
- * `switchyard queues`: depth, oldest wait and drain rate per model queue. Idle queues of
- * models no live agent serves (old or digest-pinned queues) are left out unless `all`.
+ * `switchyard queues`: depth, oldest wait and drain rate per model, each digest-pinned queue
+ * on a line of its own under its model (`digest <short hex>`): idle ones only with `all`.
  */
 export async function queuesCommand(io: CliIo, client: SwitchyardClient, args: { json: boolean; all: boolean }): Promise<number> {
   const rows = (await client.models()).map(queueRow).filter((row) => args.all || row.servable !== false || row.waiting > 0 || row.active > 0);
@@ -44,15 +64,22 @@ export async function queuesCommand(io: CliIo, client: SwitchyardClient, args: {
   }
   const text = table([
     ['MODEL', 'WAITING', 'ACTIVE', 'OLDEST WAIT', 'DRAIN RATE', 'LOADED ON'],
-    ...rows.map((row) => [
-      row.servable === false ? `${row.model} (not servable)` : row.model,
-      String(row.waiting),
-      String(row.active),
-      row.oldest_wait_s === null ? 'n/a' : row.waiting === 0 ? '-' : formatDuration(row.oldest_wait_s),
-      row.drain_rate_per_s === null ? 'n/a' : `${row.drain_rate_per_s.toFixed(2)}/s`,
-      row.loaded_on.length > 0 ? row.loaded_on.join(', ') : '-',
+    ...rows.flatMap((row) => [
+      [row.servable === false ? `${row.model} (not servable)` : row.model, ...figures(row), row.loaded_on.length > 0 ? row.loaded_on.join(', ') : '-'],
+      ...row.pinned
+        .filter((pinned) => args.all || pinned.waiting > 0 || pinned.active > 0)
+        .map((pinned) => [`  digest ${pinned.digest.slice(0, SHORT_DIGEST)}`, ...figures(pinned), '']),
     ]),
   ]);
   io.stdout.write(`${text}\n`);
   return EXIT.ok;
+}
+
+function figures(row: Pick<QueueRow, 'waiting' | 'active' | 'oldest_wait_s' | 'drain_rate_per_s'>): string[] {
+  return [
+    String(row.waiting),
+    String(row.active),
+    row.oldest_wait_s === null ? 'n/a' : row.waiting === 0 ? '-' : formatDuration(row.oldest_wait_s),
+    row.drain_rate_per_s === null ? 'n/a' : `${row.drain_rate_per_s.toFixed(2)}/s`,
+  ];
 }
