@@ -59,7 +59,7 @@ describe.runIf(haveBrowser)('Bull Board in a real browser', () => {
   let completedId: string;
   let pinnedId: string;
   let cancelledId: string;
-  let pinnedName: string;
+  let pinnedLabel: string;
   beforeAll(async () => {
     // Real time, answers as long as num_predict: a long job is still running when it is cancelled.
     stack = await startStack({
@@ -76,7 +76,7 @@ describe.runIf(haveBrowser)('Bull Board in a real browser', () => {
 
     const models = (await fetch(`${stack.apiUrl}/v1/models`).then((response) => response.json())) as { data: Array<{ id: string; digests: string[] }> };
     const digest = models.data.find((model) => model.id === MODEL)!.digests[0]!;
-    pinnedName = `${MODEL}@${digest.slice(0, 12)}`;
+    pinnedLabel = `${MODEL} · pinned sha256:${digest.slice(0, 12)}`;
     const pinned = await submitJob(stack, { model: MODEL, digest: `sha256:${digest}`, prompt: 'pinned', options: { num_predict: 3 } });
     pinnedId = pinned.id;
     expect((await readSse(`${stack.apiUrl}${pinned.links.events}`)).events.at(-1)?.type).toBe('done');
@@ -96,19 +96,19 @@ describe.runIf(haveBrowser)('Bull Board in a real browser', () => {
 
   const queuePage = (name: string, query = '') => `${stack.apiUrl}/admin/queues/queue/${encodeURIComponent(name)}${query}`;
 
-  it('names each model queue by its model (pinned: model and short digest) in the sidebar, the cards and the queue page', async () => {
+  it('names each model queue by its model (pinned: labelled as a pinned digest of its model) in the sidebar, the cards and the queue page', async () => {
     const page = await browser.newPage();
     await page.goto(`${stack.apiUrl}/admin/queues`);
     const sidebar = page.locator('#bull-board-sidebar');
     await sidebar.getByText(MODEL, { exact: true }).waitFor({ timeout: 15_000 });
-    await sidebar.getByText(pinnedName, { exact: true }).waitFor();
-    await page.locator('main').getByText(pinnedName, { exact: true }).first().waitFor();
+    await sidebar.getByText(pinnedLabel, { exact: true }).waitFor();
+    await page.locator('main').getByText(pinnedLabel, { exact: true }).first().waitFor();
     const boardText = await page.evaluate(() => `${document.body.innerText}\n${[...document.querySelectorAll('[title]')].map((e) => e.getAttribute('title')).join('\n')}`);
     expect(boardText).not.toMatch(ENCODED_NAME);
 
-    await page.goto(queuePage(pinnedName, '?status=completed'));
+    await page.goto(queuePage(pinnedLabel, '?status=completed'));
     await page.getByText(pinnedId).first().waitFor({ timeout: 15_000 });
-    await page.getByRole('heading', { name: pinnedName }).waitFor();
+    await page.getByRole('heading', { name: pinnedLabel }).waitFor();
     expect(await page.evaluate(() => document.body.innerText)).not.toMatch(ENCODED_NAME);
     expect(await page.title()).toContain('Switchyard');
     mkdirSync('test/.artifacts', { recursive: true });

@@ -88,6 +88,12 @@ export function boardQueueName(queueKey: string, digestLength = SHORT_DIGEST): s
   return digest === undefined ? model : `${model}@${digest.slice(0, digestLength)}`;
 }
 
+/** The label the board shows for a queue: the model, or `<model> · pinned sha256:<short>`. */
+export function boardQueueLabel(queueKey: string, digestLength = SHORT_DIGEST): string {
+  const { model, digest } = splitQueueModel(queueKey);
+  return digest === undefined ? model : `${model} · pinned sha256:${digest.slice(0, digestLength)}`;
+}
+
 /**
  * Board names, unique per process. The board keys its queues by name (and its sidebar and
  * URLs show that key), so two pinned queues of one model whose digests share the short
@@ -97,8 +103,8 @@ class BoardNames {
   private readonly taken = new Map<string, string>();
 
   claim(queueKey: string): string {
-    const short = boardQueueName(queueKey);
-    const name = this.taken.has(short) && this.taken.get(short) !== queueKey ? boardQueueName(queueKey, Infinity) : short;
+    const short = boardQueueLabel(queueKey);
+    const name = this.taken.has(short) && this.taken.get(short) !== queueKey ? boardQueueLabel(queueKey, Infinity) : short;
     this.taken.set(name, queueKey);
     return name;
   }
@@ -125,6 +131,8 @@ class ModelQueueAdapter extends BullMQAdapter {
 
 function modelQueueAdapter(queue: ModelQueue, queueKey: string, name: string): BullMQAdapter {
   const { model, digest } = splitQueueModel(queueKey);
+  // A pinned queue is part of its model, not a model: its name (the board's sidebar, cards,
+  // heading and URL) says so, and sorts right after the model's own queue.
   const adapter = new ModelQueueAdapter(queue, name, {
     readOnlyMode: true,
     displayName: name,
