@@ -5,15 +5,17 @@ import { formatJobFailure, pinnedQueueModel, redisKeys } from '@switchyard/proto
 import { QueueRegistry } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { trackAccessDeclarations } from './access.js';
-import { BULL_BOARD_PATH, boardQueueName, boardRouteAccess, jobLabel, registerBullBoard } from './bull-board.js';
+import { BULL_BOARD_PATH, boardQueueLabel, boardRouteAccess, jobLabel, registerBullBoard } from './bull-board.js';
 
 const DIGEST = '7b112d2113351740618d67ff658d82b1031fec1b949122600327d96b496fbd3c';
 
 describe('Bull Board names', () => {
-  it('shows the model, and for a pinned queue the model and a short digest, never the encoded queue name', () => {
-    expect(boardQueueName('llama3.1:70b')).toBe('llama3.1:70b');
-    expect(boardQueueName(pinnedQueueModel('llama3.1:70b', `sha256:${DIGEST}`))).toBe('llama3.1:70b@7b112d211335');
-    expect(boardQueueName('hf.co/org/repo:Q4_K_M')).toBe('hf.co/org/repo:Q4_K_M');
+  it('shows the model, and a pinned queue as a pinned digest of its model (never model@digest), never the encoded queue name', () => {
+    expect(boardQueueLabel('llama3.1:70b')).toBe('llama3.1:70b');
+    expect(boardQueueLabel(pinnedQueueModel('llama3.1:70b', `sha256:${DIGEST}`))).toBe('llama3.1:70b · pinned sha256:7b112d211335');
+    expect(boardQueueLabel(pinnedQueueModel('llama3.1:70b', `sha256:${DIGEST}`), Infinity)).toBe(`llama3.1:70b · pinned sha256:${DIGEST}`);
+    expect(boardQueueLabel(pinnedQueueModel('llama3.1:70b', `sha256:${DIGEST}`))).not.toContain('@');
+    expect(boardQueueLabel('hf.co/org/repo:Q4_K_M')).toBe('hf.co/org/repo:Q4_K_M');
   });
 
   it('labels a job that ended cancelled or expired as such, not as a failed generation', () => {

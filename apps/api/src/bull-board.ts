@@ -80,15 +80,11 @@ export function boardRouteAccess(route: Pick<RouteOptions, 'method'>): Access {
 
 /**
  * What a person reads for a queue key: the model name, and for a digest-pinned queue the
- * model and a short digest (`llama3.1:70b@7b112d211335`). Never the BullMQ queue name
- * (`{llama3.1~3a70b}`), which is an encoding for Redis.
+ * model it belongs to and a short digest (`llama3.1:70b · pinned sha256:7b112d211335`), so
+ * it is never taken for a model of its own (`model@digest`, which no client can use). Never
+ * the BullMQ queue name (`{llama3.1~3a70b}`), which is an encoding for Redis. The board sorts
+ * by name, so a model's pinned queues come right after its own queue.
  */
-export function boardQueueName(queueKey: string, digestLength = SHORT_DIGEST): string {
-  const { model, digest } = splitQueueModel(queueKey);
-  return digest === undefined ? model : `${model}@${digest.slice(0, digestLength)}`;
-}
-
-/** The label the board shows for a queue: the model, or `<model> · pinned sha256:<short>`. */
 export function boardQueueLabel(queueKey: string, digestLength = SHORT_DIGEST): string {
   const { model, digest } = splitQueueModel(queueKey);
   return digest === undefined ? model : `${model} · pinned sha256:${digest.slice(0, digestLength)}`;
