@@ -35,6 +35,12 @@ export interface SubmittedJob extends JobAccepted {
   queue?: { position: number; depth: number; [field: string]: unknown };
 }
 
+/** A `tool_call` event of a job's stream: one whole call the model made. */
+export type ToolCallEvent = Extract<StreamEvent, { type: 'tool_call' }>;
+
+/** A call the model made, as `run` collects it: its `tool_call` event without `type` and `seq`. */
+export type ToolCallOutcome = Omit<ToolCallEvent, 'type' | 'seq'>;
+
 /** What `run` resolves with: the final text (after any restart) and the `done` event. */
 export interface JobOutcome {
   id: string;
@@ -42,12 +48,29 @@ export interface JobOutcome {
   done: Extract<StreamEvent, { type: 'done' }>;
   /** How many times the job was restarted on another agent. */
   restarts: number;
+  /**
+   * The calls the model made (its `tool_call` events, in `index` order), when it made any;
+   * `done.finish_reason` is then `tool_calls`. A restart voids the calls made before it, as
+   * it voids the text.
+   */
+  tool_calls?: ToolCallOutcome[];
+  /** An embed job's vectors (`done.embeddings`), one per input, in input order. */
+  embeddings?: number[][];
 }
 
 export interface RunOptions extends CallOptions {
-  /** Every event as it arrives (tokens, queue position, restarts). */
+  /** Every event as it arrives (tokens, tool calls, queue position, restarts). */
   onEvent?: (event: StreamEvent) => void;
+  /** The job once accepted (its id, to cancel it or to log it), before its first event. */
+  onSubmitted?: (job: SubmittedJob) => void;
 }
+
+/**
+ * Options of {@link SwitchyardClient.embed}: the embed job's own fields (`truncate`,
+ * `dimensions`) and the fields every job takes.
+ */
+export interface EmbedOptions
+  extends RunOptions, Pick<JobRequestInput, 'truncate' | 'dimensions' | 'options' | 'priority' | 'deadline_ms' | 'idempotency_key' | 'metadata' | 'detach' | 'digest'> {}
 
 /**
  * A typed client for Switchyard's native API. Uses only `fetch`, so it runs in Node 20+ and
@@ -136,8 +159,10 @@ export class SwitchyardClient {
   }
 
   /**
-   * A job's events as an async iterable: `queued`, `started`, `token`, `restarted`, and one
-   * terminal `done` or `error`, in `seq` order. A dropped connection is resumed with
+   * A job's events as an async iterable: `queued`, `started`, `token`, `tool_call` (a whole
+   * call the model made: `index`, `id`, `name`, `arguments`), `restarted`, `resumed`, and one
+   * terminal `done` (an embed job's vectors in `done.embeddings`) or `error`, in `seq` order.
+   * Each is typed by its `type`. A dropped connection is resumed with
    * `Last-Event-ID`: no event is lost or repeated. The iteration ends after the terminal
    * event (or when the server answers `204`: everything was delivered).
    *
@@ -164,30 +189,80 @@ export class SwitchyardClient {
 
   /**
    * Submits a job and waits for its answer, streaming (and resuming) underneath. Resolves
-   * with the final text; a job that ends in an `error` event rejects with a
-   * {@link SwitchyardError} carrying the event's code (`cancelled`, `deadline_exceeded`, …).
+   * with the final text, the calls the model made (`tool_calls`, for a job with `tools`) and
+   * an embed job's vectors (`embeddings`); a job that ends in an `error` event rejects with a
+   * {@link SwitchyardError} carrying the event's code (`cancelled`, `deadline_exceeded`,
+   * `model_unsupported`, …).
    *
    * @example
    * ```ts
    * const { text, done } = await client.run({ model: 'qwen2.5:0.5b', prompt: 'Say hi' });
    * console.log(text, done.usage.completion_tokens);
+   *
+   * const { tool_calls } = await client.run({ model: 'qwen2.5:0.5b', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [getWeather] });
+   * for (const call of tool_calls ?? []) console.log(call.name, call.arguments);
    * ```
    */
   async run(request: JobRequestInput, options: RunOptions = {}): Promise<JobOutcome> {
     const call = options.signal ? { signal: options.signal } : {};
     const job = await this.submit(request, call);
+    options.onSubmitted?.(job);
     let text = '';
     let restarts = 0;
+    // By index: a call sent again (by a retried attempt that continues the answer) replaces its first copy.
+    const toolCalls = new Map<number, ToolCallOutcome>();
     for await (const event of this.stream(job, call)) {
       options.onEvent?.(event);
       if (event.type === 'token') text += event.text;
-      else if (event.type === 'restarted') {
+      else if (event.type === 'tool_call') {
+        const { type: _type, seq: _seq, ...toolCall } = event;
+        toolCalls.set(toolCall.index, toolCall);
+      } else if (event.type === 'restarted') {
         text = '';
+        toolCalls.clear();
         restarts++;
-      } else if (event.type === 'done') return { id: job.id, text, done: event, restarts };
-      else if (event.type === 'error') throw new SwitchyardError(event.code, event.message, { jobId: job.id });
+      } else if (event.type === 'done') {
+        return {
+          id: job.id,
+          text,
+          done: event,
+          restarts,
+          ...(toolCalls.size > 0 && { tool_calls: [...toolCalls.values()].sort((a, b) => a.index - b.index) }),
+          ...(event.embeddings !== undefined && { embeddings: event.embeddings }),
+        };
+      } else if (event.type === 'error') throw new SwitchyardError(event.code, event.message, { jobId: job.id });
     }
     throw new SwitchyardError(ClientErrorCode.invalidResponse, `the event stream of job ${job.id} ended without a done or error event`, { jobId: job.id });
+  }
+
+  /**
+   * Embeds text with an embedding model: submits a `kind: "embed"` job and resolves with its
+   * vectors, one per input in input order (one for a string), through the same submit +
+   * stream path as {@link run} (queueing, resume, backpressure retries). A model that cannot
+   * embed is refused with `model_unsupported`. For the usage and timings too, call `run`
+   * with `kind: "embed"`: its outcome has `embeddings` and the `done` event.
+   *
+   * @example
+   * ```ts
+   * const [query] = await client.embed('nomic-embed-text', 'Why is the sky blue?');
+   * const vectors = await client.embed('nomic-embed-text', ['first', 'second'], { dimensions: 256 });
+   * ```
+   */
+  async embed(model: string, input: string | string[], options: EmbedOptions = {}): Promise<number[][]> {
+    const { signal, onEvent, onSubmitted, ...fields } = options;
+    const outcome = await this.run(
+      { ...fields, kind: 'embed', model, input },
+      { ...(signal && { signal }), ...(onEvent && { onEvent }), ...(onSubmitted && { onSubmitted }) },
+    );
+    const expected = typeof input === 'string' ? 1 : input.length;
+    if (outcome.embeddings?.length !== expected) {
+      throw new SwitchyardError(
+        ClientErrorCode.invalidResponse,
+        `embed job ${outcome.id} ended with ${outcome.embeddings ? `${outcome.embeddings.length} vector(s)` : 'no embeddings'} for ${expected} input(s)`,
+        { jobId: outcome.id },
+      );
+    }
+    return outcome.embeddings;
   }
 
   /**

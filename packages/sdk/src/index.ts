@@ -12,7 +12,18 @@
  *
  * @packageDocumentation
  */
-export { SwitchyardClient, type SwitchyardClientOptions, type CallOptions, type SubmittedJob, type JobOutcome, type RunOptions, type AgentDrainAnswer } from './client.js';
+export {
+  SwitchyardClient,
+  type SwitchyardClientOptions,
+  type CallOptions,
+  type SubmittedJob,
+  type JobOutcome,
+  type RunOptions,
+  type EmbedOptions,
+  type ToolCallEvent,
+  type ToolCallOutcome,
+  type AgentDrainAnswer,
+} from './client.js';
 export { ClientErrorCode, SwitchyardError, type SwitchyardErrorCode } from './errors.js';
 // The server's codes, so a caller matches `error.code` without depending on the protocol package.
 export { ErrorCode } from '@switchyard/protocol';
@@ -20,4 +31,19 @@ export type { RetryOptions } from './http.js';
 export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
 export type { ModelEntry, ModelQueueStats, PinnedQueueStats } from './models.js';
 export type { ApiKeyInfo, CreatedApiKey, CreateKeyRequest } from './api-keys.js';
-export type { AgentHeartbeat, JobRecord, JobRequestInput, JobStatus, StreamEvent, StreamEventType } from '@switchyard/protocol';
+export type {
+  AgentHeartbeat,
+  ChatMessage,
+  EmbedInput,
+  FinishReason,
+  JobKind,
+  JobRecord,
+  JobRequestInput,
+  JobStatus,
+  StreamEvent,
+  StreamEventType,
+  ToolCall,
+  ToolCallResult,
+  ToolChoice,
+  ToolDefinition,
+} from '@switchyard/protocol';
