@@ -1,6 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SwitchyardClient } from '@switchyard/sdk';
+import type { ToolChoice, ToolDefinition } from '@switchyard/sdk';
 import { drainCommand } from './commands/drain.js';
+import { embedCommand } from './commands/embed.js';
 import { keysCommand, type KeysArgs } from './commands/keys.js';
 import { psCommand } from './commands/ps.js';
 import { queuesCommand } from './commands/queues.js';
@@ -16,9 +18,11 @@ export const USAGE = `switchyard — the command line of a Switchyard inference 
 
 Usage:
   switchyard run <model> [prompt...]   stream an answer (the prompt is read from stdin when omitted)
+  switchyard embed <model> [text...]   embedding vectors, one per text (each argument is one text;
+                                       from stdin when omitted: one text per non-empty line)
   switchyard ps                        agents, their GPUs (VRAM used/total), loaded models, in-flight jobs
-  switchyard queues [--all]            per-model queue depth, oldest wait and drain rate
-                                       (--all: also idle queues no live agent serves)
+  switchyard queues [--all]            per-model queue depth, oldest wait and drain rate, and each
+                                       digest-pinned queue under its model (--all: also idle ones)
   switchyard keys list                 API keys: id, prefix, tenant, admin, name, source, times, limits
   switchyard keys create <tenant>      a new key for the tenant, printed once on stdout
   switchyard keys rotate <id>          a new key for the same id; the old one stops working now
@@ -30,7 +34,8 @@ Usage:
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
   --api-key <key>         API key, sent as a Bearer token (env SWITCHYARD_API_KEY)
-  --json                  machine-readable output (run: one JSON event per line)
+  --json                  machine-readable output (run: one JSON event per line, tool_call
+                          events included; embed: one JSON object with the vectors and usage)
   -h, --help              show this help
   --version               print the CLI version
 
@@ -42,7 +47,19 @@ Options for run:
   --ctx <n>               context size (options.num_ctx)
   --priority <name>       queue priority (e.g. interactive, batch)
   --format json           ask the model for JSON
+  --tools <file>          a JSON file with an array of tools the model may call (OpenAI's and
+                          Ollama's shape: {"type": "function", "function": {"name", "parameters"}});
+                          each call is printed as '[tool call] <name> <arguments> (id <id>)'
+  --tool-choice <choice>  none, auto, required, or the name of one of the tools
   --verbose               timings and token counts on stderr when done
+
+Options for embed:
+  --dimensions <n>        shorten each vector to n dimensions (models trained for it)
+  --no-truncate           fail on a text longer than the model's context instead of cutting it
+  --dims                  print a summary per vector (dimensions, norm, first values), not the vector
+  --priority <name>       queue priority (e.g. interactive, batch)
+  Without --dims or --json, each vector is printed as a JSON array on a line of its own, in
+  the order of the texts.
 
 Options for keys create (the keys commands need an admin key):
   --admin                 an admin key (fleet endpoints, /metrics, /admin/*)
@@ -101,7 +118,17 @@ const RUN_OPTIONS = {
   ctx: { type: 'string' },
   priority: { type: 'string' },
   format: { type: 'string' },
+  tools: { type: 'string' },
+  'tool-choice': { type: 'string' },
   verbose: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const EMBED_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  dimensions: { type: 'string' },
+  'no-truncate': { type: 'boolean' },
+  dims: { type: 'boolean' },
+  priority: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 function strictParse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
@@ -184,6 +211,38 @@ function decimal(name: string, value: string | undefined): number | undefined {
   return number;
 }
 
+/** `--tools <file>`: a JSON array of tool definitions; the API checks each one. */
+async function readTools(io: CliIo, path: string): Promise<ToolDefinition[]> {
+  let text: string;
+  try {
+    text = await io.readFile(path);
+  } catch (error) {
+    throw new UsageError(`--tools: cannot read ${path}: ${(error as Error).message}`);
+  }
+  let tools: unknown;
+  try {
+    tools = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--tools: ${path} is not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(tools) || tools.length === 0 || !tools.every((tool) => tool !== null && typeof tool === 'object' && !Array.isArray(tool))) {
+    throw new UsageError(`--tools: ${path} must hold a non-empty JSON array of tools, e.g. [{"type": "function", "function": {"name": "get_weather"}}]`);
+  }
+  return tools as ToolDefinition[];
+}
+
+/** `--tool-choice`: a mode, or the name of one tool. */
+function toolChoice(value: string | undefined, tools: ToolDefinition[] | undefined): ToolChoice | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'none' || value === 'auto') return value;
+  if (tools === undefined) throw new UsageError(`--tool-choice ${value} needs --tools`);
+  if (value === 'required') return value;
+  const names = tools.map((tool) => (tool as { function?: { name?: unknown } }).function?.name);
+  if (!names.includes(value))
+    throw new UsageError(`--tool-choice takes none, auto, required or the name of one of the tools (${names.join(', ')}), got ${JSON.stringify(value)}`);
+  return { type: 'function', function: { name: value } };
+}
+
 function clientFor(values: { url?: string | undefined; 'api-key'?: string | undefined }, io: CliIo, onRetry?: (text: string) => void): SwitchyardClient {
   const baseUrl = values.url ?? io.env.SWITCHYARD_URL ?? DEFAULT_URL;
   try {
@@ -248,6 +307,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         if (maxTokens !== undefined) options.num_predict = maxTokens;
         if (ctx !== undefined) options.num_ctx = ctx;
         if (temperature !== undefined) options.temperature = temperature;
+        const tools = values.tools !== undefined ? await readTools(io, values.tools) : undefined;
+        const choice = toolChoice(values['tool-choice'], tools);
         const json = values.json === true;
         return await runCommand(io, clientFor(values, io, json ? undefined : notice), {
           model,
@@ -258,6 +319,32 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           ...(values.system !== undefined && { system: values.system }),
           ...(values.priority !== undefined && { priority: values.priority }),
           ...(values.format === 'json' && { format: 'json' as const }),
+          ...(tools !== undefined && { tools }),
+          ...(choice !== undefined && { toolChoice: choice }),
+        });
+      }
+      case 'embed': {
+        const { values, positionals } = strictParse(argv, EMBED_OPTIONS);
+        const model = positionals[1];
+        if (model === undefined) throw new UsageError('embed needs a model, e.g. switchyard embed nomic-embed-text "Why is the sky blue?"');
+        let inputs = positionals.slice(2);
+        if (inputs.length === 0) {
+          if (io.stdinIsTTY) throw new UsageError('embed needs text: give each text as an argument after the model, or pipe them on stdin, one per line');
+          inputs = (await io.readStdin()).split(/\r?\n/).filter((line) => line.trim() !== '');
+          if (inputs.length === 0) throw new UsageError('no text read from stdin (one text per non-empty line)');
+        }
+        if (values.dims === true && values.json === true) throw new UsageError('--dims and --json are two different outputs: give one of them');
+        const dimensions = integer('dimensions', values.dimensions);
+        if (dimensions !== undefined && dimensions < 1) throw new UsageError(`--dimensions must be at least 1, got ${dimensions}`);
+        const json = values.json === true;
+        return await embedCommand(io, clientFor(values, io, json ? undefined : notice), {
+          model,
+          inputs,
+          summary: values.dims === true,
+          json,
+          ...(dimensions !== undefined && { dimensions }),
+          ...(values['no-truncate'] === true && { truncate: false as const }),
+          ...(values.priority !== undefined && { priority: values.priority }),
         });
       }
       case 'keys': {
@@ -272,7 +359,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await drainCommand(io, clientFor(values, io, values.json ? undefined : notice), { agent, undo: values.undo === true, json: values.json === true });
       }
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ps, queues, keys, drain)`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, embed, ps, queues, keys, drain)`);
     }
   } catch (error) {
     return reportError(io, error);

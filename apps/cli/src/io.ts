@@ -4,6 +4,8 @@ export interface CliIo {
   stderr: OutputStream;
   /** The whole of standard input (read only when a command needs it). */
   readStdin(): Promise<string>;
+  /** A file's text (`run --tools <file>`). */
+  readFile(path: string): Promise<string>;
   /** True when standard input is a terminal (then there is nothing to read from it). */
   stdinIsTTY: boolean;
   env: Record<string, string | undefined>;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
 import { main } from './cli.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -27,6 +28,7 @@ const io: CliIo = {
     for await (const chunk of process.stdin) text += chunk as string;
     return text;
   },
+  readFile: (path) => readFile(path, 'utf8'),
   env: process.env,
   onInterrupt: (handler) => {
     handlers.add(handler);

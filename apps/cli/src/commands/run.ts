@@ -1,4 +1,13 @@
-import { ErrorCode, SwitchyardError, type JobRequestInput, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
+import {
+  ErrorCode,
+  SwitchyardError,
+  type JobRequestInput,
+  type StreamEvent,
+  type SwitchyardClient,
+  type ToolCallEvent,
+  type ToolChoice,
+  type ToolDefinition,
+} from '@switchyard/sdk';
 import { EXIT } from '../exit-codes.js';
 import { reportError } from '../errors.js';
 import { formatDuration } from '../format.js';
@@ -12,6 +21,9 @@ export interface RunArgs {
   options: NonNullable<JobRequestInput['options']>;
   priority?: string;
   format?: 'json';
+  /** Functions the model may call (`--tools <file>`): the prompt goes as a user message. */
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
   json: boolean;
   verbose: boolean;
 }
@@ -23,7 +35,9 @@ class Interrupted extends Error {
 /**
  * `switchyard run <model> [prompt]`: submits a job, shows its queue position and model load
  * on stderr while it waits, streams its tokens to stdout (resuming dropped connections), and
- * cancels it on Ctrl-C. With `--json`, stdout gets every event as one JSON line instead.
+ * cancels it on Ctrl-C. A call the model makes (with `--tools`) is a line of its own on
+ * stdout (see {@link toolCallLine}). With `--json`, stdout gets every event as one JSON line
+ * instead, `tool_call` events included.
  */
 export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunArgs): Promise<number> {
   const controller = new AbortController();
@@ -32,10 +46,16 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
   const stopListening = io.onInterrupt(() => controller.abort(new Interrupted('interrupted')));
   let poller: ReturnType<typeof setInterval> | undefined;
   try {
+    // Tools need a chat: the system prompt and the prompt become its two messages.
+    const input: Pick<JobRequestInput, 'prompt' | 'system' | 'messages'> =
+      args.tools === undefined
+        ? { prompt: args.prompt, ...(args.system !== undefined && { system: args.system }) }
+        : { messages: [...(args.system !== undefined ? [{ role: 'system' as const, content: args.system }] : []), { role: 'user' as const, content: args.prompt }] };
     const request: JobRequestInput = {
       model: args.model,
-      prompt: args.prompt,
-      ...(args.system !== undefined && { system: args.system }),
+      ...input,
+      ...(args.tools !== undefined && { tools: args.tools }),
+      ...(args.toolChoice !== undefined && { tool_choice: args.toolChoice }),
       ...(Object.keys(args.options).length > 0 && { options: args.options }),
       ...(args.priority !== undefined && { priority: args.priority as JobRequestInput['priority'] }),
       ...(args.format !== undefined && { format: args.format }),
@@ -106,16 +126,28 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
           if (!args.json) io.stdout.write(event.text);
           if (event.text) endsWithNewline = event.text.endsWith('\n');
           break;
+        case 'tool_call':
+          if (!sawToken) progress.stop();
+          sawToken = true;
+          if (!args.json) {
+            io.stdout.write(`${endsWithNewline ? '' : '\n'}${toolCallLine(event)}\n`);
+            endsWithNewline = true;
+          }
+          break;
+        case 'resumed':
+          // The answer continues where it was: nothing printed is void.
+          break;
         case 'restarted':
           progress.clear();
           if (!args.json) {
             io.stderr.write(
-              `${endsWithNewline ? '' : '\n'}[switchyard] the job lost its node and restarted elsewhere (attempt ${event.attempt}): the output above is void; the answer starts again\n`,
+              `${endsWithNewline ? '' : '\n'}[switchyard] the job lost its node and restarted elsewhere (attempt ${event.attempt}): the output above (text and tool calls) is void; the answer starts again\n`,
             );
             endsWithNewline = true;
           }
           break;
-        default:
+        case 'done':
+        case 'error':
           outcome = event;
       }
     }
@@ -152,7 +184,15 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
   }
 }
 
-function queuedText(jobId: string, position: number, depth: number | undefined, etaS: number | undefined): string {
+/**
+ * A call the model made, as the default output shows it: `[tool call] name {arguments}` and
+ * its id (the id a tool message answers it by), on a line of its own.
+ */
+export function toolCallLine(call: Pick<ToolCallEvent, 'id' | 'name' | 'arguments'>): string {
+  return `[tool call] ${call.name} ${JSON.stringify(call.arguments)} (id ${call.id})`;
+}
+
+export function queuedText(jobId: string, position: number, depth: number | undefined, etaS: number | undefined): string {
   const place = position === 0 ? 'next in line' : `position ${position + 1}${depth !== undefined ? ` of ${depth}` : ''}`;
   const eta = etaS !== undefined && etaS > 0 ? `, starts in ~${formatDuration(etaS)}` : '';
   return `job ${jobId}: queued, ${place}${eta}`;
