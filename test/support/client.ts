@@ -40,16 +40,16 @@ export async function jobStatus(stack: Stack, id: string): Promise<string> {
  * until the API has read an agent's first heartbeat the model is not served. Returns the job id.
  */
 export async function submitOnceServed(apiUrl: string, body: unknown, timeout = 10_000): Promise<string> {
-  let id = '';
-  await expect
-    .poll(
-      async () => {
-        const response = await fetch(`${apiUrl}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-        if (response.status === 202) id = ((await response.json()) as { id: string }).id;
-        return response.status;
-      },
-      { timeout },
-    )
-    .toBe(202);
-  return id;
+  // A plain loop, not the global `expect.poll`: it also serves concurrent tests, whose
+  // assertions must go through their own test context's `expect`.
+  const deadline = Date.now() + timeout;
+  let last = 0;
+  while (Date.now() < deadline) {
+    const response = await fetch(`${apiUrl}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    last = response.status;
+    if (response.status === 202) return ((await response.json()) as { id: string }).id;
+    await response.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the API did not accept the job within ${timeout} ms (last answer ${last})`);
 }

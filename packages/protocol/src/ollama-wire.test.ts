@@ -122,7 +122,7 @@ describe('request bodies, broker variant (OllamaCompat*)', () => {
   it('drops, unchecked, the fields it does not map', () => {
     const parsed = OllamaCompatGenerateRequest.parse({ model: 'm', raw: 'yes', suffix: 5, context: 'x', template: 1 });
     expect(parsed).toEqual({ model: 'm' });
-    expect(OllamaCompatChatRequest.parse({ model: 'm', messages: [{ role: 'user', content: 'x', tool_calls: [] }] }).messages).toEqual([{ role: 'user', content: 'x' }]);
+    expect(OllamaCompatChatRequest.parse({ model: 'm', messages: [{ role: 'user', content: 'x', thinking: 'y' }] }).messages).toEqual([{ role: 'user', content: 'x' }]);
     expect(OllamaCompatShowRequest.safeParse({ model: 'm', verbose: 'yes' }).success).toBe(true);
   });
 
