@@ -1,4 +1,6 @@
 import { ApiErrorCode, jobKind, type JobRequest, type ModelInfoRecord } from '@switchyard/protocol';
+import type { ApiContext } from './context.js';
+import { readModelInfos } from './compat/model-info.js';
 import { ApiError } from './errors.js';
 
 /**
@@ -40,12 +42,38 @@ export class ModelUnsupportedError extends ApiError {
 }
 
 /**
+ * The capabilities each model's shared info lists, read from Redis at most once per
+ * `maxAgeMs` per model: the check runs on every submission, and the record (a whole
+ * `/api/show` answer) changes only when a model's build does. A model without a record yet is
+ * not remembered, so the first agent to share one is heard at the next submission.
+ */
+export class ModelCapabilities {
+  private readonly cached = new Map<string, { readAt: number; listed: string[] }>();
+
+  constructor(
+    private readonly ctx: Pick<ApiContext, 'redis' | 'keys'>,
+    private readonly maxAgeMs = 5_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The model's listed capabilities; undefined when it lists none or Redis did not answer this read. */
+  async of(model: string): Promise<string[] | undefined> {
+    const hit = this.cached.get(model);
+    if (hit && this.now() - hit.readAt < this.maxAgeMs) return hit.listed;
+    const infos = await readModelInfos(this.ctx, [model]).catch(() => new Map<string, ModelInfoRecord>());
+    const listed = listedCapabilities(infos.get(model));
+    if (listed === undefined) this.cached.delete(model);
+    else this.cached.set(model, { readAt: this.now(), listed });
+    return listed;
+  }
+}
+
+/**
  * Refuses a job its model cannot do, judged by the capabilities the fleet's shared model
  * info lists (what `/api/show` said on an agent that has the model). Without a list nothing
  * is refused here: the backend refuses instead and the job fails `model_unsupported`.
  */
-export function checkCapabilities(model: string, info: ModelInfoRecord | undefined, request: JobRequest): void {
-  const listed = listedCapabilities(info);
+export function checkCapabilities(model: string, listed: readonly string[] | undefined, request: JobRequest): void {
   if (listed === undefined) return;
   for (const need of requiredCapabilities(request)) {
     if (listed.includes(need.capability)) continue;

@@ -2,20 +2,10 @@ import { customAlphabet } from 'nanoid';
 import type { Redis } from 'ioredis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
-import {
-  JobErrorCode,
-  JobRequest,
-  ModelInfoRecord,
-  canonicalModelName,
-  isTerminalStatus,
-  type JobData,
-  type JobRecord,
-  type JobStatus,
-  type RedisKeys,
-} from '@switchyard/protocol';
+import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
 import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
-import { checkCapabilities } from './capabilities.js';
+import { checkCapabilities, ModelCapabilities } from './capabilities.js';
 import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
 
@@ -45,11 +35,17 @@ export interface JobServiceDeps {
   ledger: AdmissionLedger;
   metrics: ApiMetrics;
   logger: Logger;
+  /** How long a model's shared capabilities are reused before they are read again (default 5 s). */
+  capabilitiesMaxAgeMs?: number;
 }
 
 /** Submit, read and cancel jobs: the API's view of the queues. */
 export class JobService {
-  constructor(private readonly deps: JobServiceDeps) {}
+  private readonly capabilities: ModelCapabilities;
+
+  constructor(private readonly deps: JobServiceDeps) {
+    this.capabilities = new ModelCapabilities(deps, deps.capabilitiesMaxAgeMs);
+  }
 
   /**
    * Admits and enqueues a job (admission order: the fleet can serve the model, then queue
@@ -68,7 +64,7 @@ export class JobService {
     const { queueKey } = await deps.admission.place(model, request.digest, request.options);
     // After placement (an unknown model is a 404, not a 400), before anything is reserved.
     try {
-      checkCapabilities(model, await this.modelInfo(model), request);
+      checkCapabilities(model, await this.capabilities.of(model), request);
     } catch (error) {
       deps.metrics.jobsRefused.inc({ model, reason: JobErrorCode.modelUnsupported });
       throw error;
@@ -117,22 +113,6 @@ export class JobService {
     deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
-  }
-
-  /**
-   * What agents shared about the model (`/api/show`), for the capability check; a missing or
-   * unreadable record, or Redis failing to answer this one read, is no record: the backend
-   * is then the one to refuse what the model cannot do.
-   */
-  private async modelInfo(model: string): Promise<ModelInfoRecord | undefined> {
-    const raw = await this.deps.redis.get(this.deps.keys.modelInfo(model)).catch(() => null);
-    if (raw === null) return undefined;
-    try {
-      const parsed = ModelInfoRecord.safeParse(JSON.parse(raw));
-      return parsed.success ? parsed.data : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   /** The job of an idempotency key that another submit may still be writing (its reservation exists). */

@@ -46,6 +46,7 @@ export async function apiServices(redis: Redis, prefix: string, config: ApiConfi
   const admission = new Admission({ redis, ledger, fleet, keyStore: ApiKeyStore.fromConfig({}), config, metrics, logger });
   const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
   const records = new JobRecords(redis, keys);
-  const jobs = new JobService({ redis, keys, queues, lifecycle, records, admission, ledger, metrics, logger });
+  // Capabilities read at every submission: tests change a model's shared info between two.
+  const jobs = new JobService({ redis, keys, queues, lifecycle, records, admission, ledger, metrics, logger, capabilitiesMaxAgeMs: 0 });
   return { keys, config, queues, events, ledger, fleet, metrics, admission, lifecycle, records, jobs, logger };
 }
