@@ -1,6 +1,6 @@
-import { ApiErrorCode, jobKind, type JobRequest, type ModelInfoRecord } from '@switchyard/protocol';
-import type { ApiContext } from './context.js';
-import { readModelInfos } from './compat/model-info.js';
+import type { Redis } from 'ioredis';
+import { ApiErrorCode, jobKind, type JobRequest, type ModelInfoRecord, type RedisKeys } from '@switchyard/protocol';
+import { readModelInfos } from './model-infos.js';
 import { ApiError } from './errors.js';
 
 /**
@@ -51,7 +51,7 @@ export class ModelCapabilities {
   private readonly cached = new Map<string, { readAt: number; listed: string[] }>();
 
   constructor(
-    private readonly ctx: Pick<ApiContext, 'redis' | 'keys'>,
+    private readonly ctx: { redis: Redis; keys: RedisKeys },
     private readonly maxAgeMs = 5_000,
     private readonly now: () => number = Date.now,
   ) {}

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { ApiErrorCode, canonicalModelName, OllamaCompatShowRequest, type AgentHeartbeat, type ModelInfoRecord } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { CompatError, fromZodError } from '../compat-error.js';
-import { modifiedAtMs, readModelInfos } from '../model-info.js';
+import { readModelInfos } from '../../model-infos.js';
+import { modifiedAtMs } from '../model-info.js';
 import { access } from '../../access.js';
 import { truncateInput } from '../../errors.js';
 
