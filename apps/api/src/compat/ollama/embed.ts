@@ -1,14 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiErrorCode, canonicalModelName, ErrorCode, OllamaCompatEmbeddingsRequest, OllamaCompatEmbedRequest } from '@switchyard/protocol';
+import { OllamaCompatEmbeddingsRequest, OllamaCompatEmbedRequest, type JobRequest } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
 import { access } from '../../access.js';
-import { CompatError, fromZodError } from '../compat-error.js';
-import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
-import { modelNotFound } from './inference.js';
+import { fromZodError } from '../compat-error.js';
+import { compatRequestTenant } from '../job-session.js';
+import { collectOllamaAnswer, requireServable, startOllamaSession } from './inference.js';
+import { ns } from './wire.js';
 import { embeddingsToJobRequest, embedToJobRequest, isLoadOnlyEmbed } from './to-job-request.js';
-
-const NS_PER_MS = 1_000_000;
-const ns = (ms: number) => Math.max(0, Math.round(ms * NS_PER_MS));
 
 /** `POST /api/embed` and the legacy `POST /api/embeddings` (under the `/api` prefix): embed jobs, answered whole. */
 export function registerOllamaEmbed(scope: FastifyInstance, ctx: ApiContext): void {
@@ -50,27 +48,10 @@ export function registerOllamaEmbed(scope: FastifyInstance, ctx: ApiContext): vo
   });
 }
 
-async function requireServable(ctx: ApiContext, model: string): Promise<void> {
-  if (!(await ctx.fleet.servableModels()).has(canonicalModelName(model))) throw modelNotFound(model);
-}
-
 /** Runs the embed job to its end; undefined when the client went away (its job cancelled). */
-async function embedAnswer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, job: Parameters<typeof startJobSession>[3], tenant: string, model: string) {
-  let session: JobSession;
-  try {
-    session = await startJobSession(ctx, request, reply, job, tenant);
-  } catch (error) {
-    if ((error as { code?: string }).code === ApiErrorCode.modelNotFound) throw modelNotFound(model);
-    throw error;
-  }
-  reply.header('x-switchyard-job-id', session.id);
-  let collected;
-  try {
-    collected = await collectSessionAnswer(session, reply);
-  } catch (error) {
-    if (error instanceof CompatError && error.code === ErrorCode.modelNotFound) throw modelNotFound(model);
-    throw error;
-  }
+async function embedAnswer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, job: JobRequest, tenant: string, model: string) {
+  const session = await startOllamaSession(ctx, request, reply, job, tenant, model);
+  const collected = await collectOllamaAnswer(session, reply, model);
   if (!collected) return undefined;
   return { done: collected.done, embeddings: collected.embeddings ?? [] };
 }

@@ -10,10 +10,11 @@ import {
   OllamaCompatGenerateRequest,
   ollamaLifecycleLine,
   parseKeepAlive,
+  type JobRequest,
   type OllamaEndpoint,
 } from '@switchyard/protocol';
 import type { ApiContext } from '../../context.js';
-import { restartedAfterOutput } from '../collect-answer.js';
+import { restartedAfterOutput, type CollectedAnswer } from '../collect-answer.js';
 import { CompatError, fromZodError, jobFailureError } from '../compat-error.js';
 import { collectSessionAnswer, compatRequestTenant, startJobSession, type JobSession } from '../job-session.js';
 import { chatToJobRequest, generateToJobRequest, isLoadOnlyGenerate } from './to-job-request.js';
@@ -28,6 +29,34 @@ export function registerOllamaInference(scope: FastifyInstance, ctx: ApiContext)
 
 export function modelNotFound(model: string): CompatError {
   return new CompatError(404, ApiErrorCode.modelNotFound, `model '${model}' not found`);
+}
+
+/** A request that only loads a model: residency is the fleet's, so it only confirms the model exists. */
+export async function requireServable(ctx: ApiContext, model: string): Promise<void> {
+  if (!(await ctx.fleet.servableModels()).has(canonicalModelName(model))) throw modelNotFound(model);
+}
+
+const isModelNotFound = (error: unknown) => (error as { code?: string }).code === ErrorCode.modelNotFound;
+
+/** The job of an Ollama-wire request, submitted, its id in the reply's header; an unknown model is Ollama's 404. */
+export async function startOllamaSession(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, job: JobRequest, tenant: string, model: string): Promise<JobSession> {
+  let session: JobSession;
+  try {
+    session = await startJobSession(ctx, request, reply, job, tenant);
+  } catch (error) {
+    throw isModelNotFound(error) ? modelNotFound(model) : error;
+  }
+  reply.header('x-switchyard-job-id', session.id);
+  return session;
+}
+
+/** The whole answer of a non-streaming Ollama-wire request (undefined: the client went away); a job failing model_not_found is Ollama's 404. */
+export async function collectOllamaAnswer(session: JobSession, reply: FastifyReply, model: string): Promise<CollectedAnswer | undefined> {
+  try {
+    return await collectSessionAnswer(session, reply);
+  } catch (error) {
+    throw error instanceof CompatError && isModelNotFound(error) ? modelNotFound(model) : error;
+  }
 }
 
 async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, endpoint: OllamaEndpoint): Promise<unknown> {
@@ -56,30 +85,17 @@ async function answer(ctx: ApiContext, request: FastifyRequest, reply: FastifyRe
     // Load/unload requests: residency is the fleet's decision (agents load on demand and
     // evict by policy), so these only confirm the model exists and never unload a model
     // other clients are using.
-    if (!(await ctx.fleet.servableModels()).has(canonicalModelName(model))) throw modelNotFound(model);
+    await requireServable(ctx, model);
     return ollamaLifecycleLine(endpoint, model, lifecycle ?? 'load');
   }
 
-  let session: JobSession;
-  try {
-    session = await startJobSession(ctx, request, reply, job, tenant);
-  } catch (error) {
-    if ((error as { code?: string }).code === ApiErrorCode.modelNotFound) throw modelNotFound(model);
-    throw error;
-  }
-  reply.header('x-switchyard-job-id', session.id);
+  const session = await startOllamaSession(ctx, request, reply, job, tenant, model);
   if (stream) {
     await streamAnswer(reply, session, endpoint, model);
     return reply;
   }
 
-  let collected;
-  try {
-    collected = await collectSessionAnswer(session, reply);
-  } catch (error) {
-    if (error instanceof CompatError && error.code === ErrorCode.modelNotFound) throw modelNotFound(model);
-    throw error;
-  }
+  const collected = await collectOllamaAnswer(session, reply, model);
   if (!collected) return reply;
   return finalLine(endpoint, model, collected.text, collected.done, collected.toolCalls);
 }

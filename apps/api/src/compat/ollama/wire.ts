@@ -19,7 +19,8 @@ import {
 type DoneEvent = Extract<StreamEvent, { type: 'done' }>;
 
 const NS_PER_MS = 1_000_000;
-const ns = (ms: number) => Math.max(0, Math.round(ms * NS_PER_MS));
+/** Milliseconds as Ollama's nanosecond durations. */
+export const ns = (ms: number) => Math.max(0, Math.round(ms * NS_PER_MS));
 
 /** The count and duration fields of a final line. */
 export function finalMetrics(done: DoneEvent): OllamaFinalMetrics {
