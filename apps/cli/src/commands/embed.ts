@@ -1,7 +1,8 @@
-import { ErrorCode, SwitchyardError, type EmbedOptions, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
+import { type EmbedOptions, type StreamEvent, type SwitchyardClient } from '@switchyard/sdk';
 import { EXIT } from '../exit-codes.js';
 import { reportError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { cancelInterruptedJob, listenForInterrupt } from '../interrupt.js';
 import { Progress } from '../progress.js';
 import { queuedText } from './run.js';
 
@@ -19,10 +20,6 @@ export interface EmbedArgs {
   json: boolean;
 }
 
-class Interrupted extends Error {
-  override readonly name = 'Interrupted';
-}
-
 /** Values of a vector the `--dims` summary shows. */
 const SHOWN_VALUES = 4;
 
@@ -34,15 +31,14 @@ const SHOWN_VALUES = 4;
  * timings. The queue position shows on stderr while the job waits; Ctrl-C cancels it.
  */
 export async function embedCommand(io: CliIo, client: SwitchyardClient, args: EmbedArgs): Promise<number> {
-  const controller = new AbortController();
+  const interrupt = listenForInterrupt(io);
   const progress = new Progress(io.stderr, !args.json);
   let jobId: string | undefined;
   let done: Extract<StreamEvent, { type: 'done' }> | undefined;
-  const stopListening = io.onInterrupt(() => controller.abort(new Interrupted('interrupted')));
   try {
     if (io.stderr.isTTY) progress.set(`submitting to ${args.model}`);
     const options: EmbedOptions = {
-      signal: controller.signal,
+      signal: interrupt.signal,
       ...(args.dimensions !== undefined && { dimensions: args.dimensions }),
       ...(args.truncate === false && { truncate: false }),
       ...(args.priority !== undefined && { priority: args.priority as EmbedOptions['priority'] }),
@@ -69,21 +65,10 @@ export async function embedCommand(io: CliIo, client: SwitchyardClient, args: Em
     return EXIT.ok;
   } catch (error) {
     progress.stop();
-    if (controller.signal.aborted && controller.signal.reason instanceof Interrupted) {
-      if (jobId !== undefined) {
-        const cancelled = await client.cancel(jobId, { signal: AbortSignal.timeout(5_000) }).then(
-          () => true,
-          (cancelError: unknown) => cancelError instanceof SwitchyardError && cancelError.code === ErrorCode.jobFinished,
-        );
-        io.stderr.write(cancelled ? `\ncancelled job ${jobId}\n` : `\ninterrupted; could not confirm the cancellation of job ${jobId}\n`);
-      } else {
-        io.stderr.write('\ninterrupted\n');
-      }
-      return EXIT.interrupted;
-    }
+    if (interrupt.interrupted()) return cancelInterruptedJob(io, client, jobId);
     return reportError(io, error);
   } finally {
-    stopListening();
+    interrupt.stop();
   }
 }
 

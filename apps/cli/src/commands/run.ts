@@ -1,6 +1,5 @@
 import {
   ErrorCode,
-  SwitchyardError,
   type JobRequestInput,
   type StreamEvent,
   type SwitchyardClient,
@@ -12,6 +11,7 @@ import { EXIT } from '../exit-codes.js';
 import { reportError } from '../errors.js';
 import { formatDuration } from '../format.js';
 import type { CliIo } from '../io.js';
+import { cancelInterruptedJob, listenForInterrupt } from '../interrupt.js';
 import { Progress } from '../progress.js';
 
 export interface RunArgs {
@@ -28,10 +28,6 @@ export interface RunArgs {
   verbose: boolean;
 }
 
-class Interrupted extends Error {
-  override readonly name = 'Interrupted';
-}
-
 /**
  * `switchyard run <model> [prompt]`: submits a job, shows its queue position and model load
  * on stderr while it waits, streams its tokens to stdout (resuming dropped connections), and
@@ -40,10 +36,9 @@ class Interrupted extends Error {
  * instead, `tool_call` events included.
  */
 export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunArgs): Promise<number> {
-  const controller = new AbortController();
+  const interrupt = listenForInterrupt(io);
   const progress = new Progress(io.stderr, !args.json);
   let jobId: string | undefined;
-  const stopListening = io.onInterrupt(() => controller.abort(new Interrupted('interrupted')));
   let poller: ReturnType<typeof setInterval> | undefined;
   try {
     // Tools need a chat: the system prompt and the prompt become its two messages.
@@ -61,7 +56,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
       ...(args.format !== undefined && { format: args.format }),
     };
     if (io.stderr.isTTY) progress.set(`submitting to ${args.model}`);
-    const job = await client.submit(request, { signal: controller.signal });
+    const job = await client.submit(request, { signal: interrupt.signal });
     jobId = job.id;
     let etaS = job.queue?.eta_s as number | undefined;
     if (job.queue) progress.set(queuedText(job.id, job.queue.position, job.queue.depth, etaS));
@@ -78,7 +73,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
     poller = setInterval(() => {
       if (started || polling) return;
       polling = true;
-      const call = { signal: controller.signal };
+      const call = { signal: interrupt.signal };
       const model = client.models(call).then(
         (models) => models.find((entry) => entry.id === job.model),
         () => undefined,
@@ -106,7 +101,7 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
     poller.unref?.();
 
     let outcome: StreamEvent | undefined;
-    for await (const event of client.stream(job, { signal: controller.signal })) {
+    for await (const event of client.stream(job, { signal: interrupt.signal })) {
       if (args.json) io.stdout.write(`${JSON.stringify(event)}\n`);
       switch (event.type) {
         case 'queued':
@@ -165,22 +160,11 @@ export async function runCommand(io: CliIo, client: SwitchyardClient, args: RunA
     return EXIT.jobFailed;
   } catch (error) {
     progress.stop();
-    if (controller.signal.aborted && controller.signal.reason instanceof Interrupted) {
-      if (jobId !== undefined) {
-        const cancelled = await client.cancel(jobId, { signal: AbortSignal.timeout(5_000) }).then(
-          () => true,
-          (cancelError: unknown) => cancelError instanceof SwitchyardError && cancelError.code === ErrorCode.jobFinished,
-        );
-        io.stderr.write(cancelled ? `\ncancelled job ${jobId}\n` : `\ninterrupted; could not confirm the cancellation of job ${jobId}\n`);
-      } else {
-        io.stderr.write('\ninterrupted\n');
-      }
-      return EXIT.interrupted;
-    }
+    if (interrupt.interrupted()) return cancelInterruptedJob(io, client, jobId);
     return reportError(io, error);
   } finally {
     if (poller) clearInterval(poller);
-    stopListening();
+    interrupt.stop();
   }
 }
 
