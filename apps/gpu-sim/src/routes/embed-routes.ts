@@ -24,10 +24,9 @@ import { embedCallMs, embeddingVector, prepareInput } from '../embedding.js';
 import { elapsedNs, monotonicNs } from '../generation.js';
 import type { ModelSpec } from '../model-spec.js';
 import { readJsonBody, validateBody } from '../request-body.js';
-import type { Lease } from '../scheduler.js';
 import type { SimContext } from '../sim-context.js';
 import { isAbortError, SimError } from '../sim-error.js';
-import { abandon, numCtxFor, quoted, readKeepAlive, resolveModel, watchClient } from './route-support.js';
+import { abandon, acquireLease, numCtxFor, quoted, readKeepAlive, resolveModel, watchClient } from './route-support.js';
 
 interface EmbedCall {
   legacy: boolean;
@@ -87,20 +86,8 @@ async function handle(ctx: SimContext, legacy: boolean, request: FastifyRequest,
   const { client, signal, detach } = watchClient(ctx, reply);
   const numCtx = numCtxFor(ctx, call.model, call.options);
 
-  let lease: Lease;
-  try {
-    lease = await ctx.scheduler.acquire({ model: call.model, numCtx, keepAliveMs: call.keepAliveMs, slot: call.inputs.length > 0, signal });
-  } catch (error) {
-    detach();
-    if (client.aborted) {
-      ctx.counters.cancelledTotal++;
-      log.debug('client left while queued');
-      abandon(reply);
-      return;
-    }
-    if (isAbortError(error)) throw new SimError('shutting_down', 'server is shutting down');
-    throw error;
-  }
+  const lease = await acquireLease(ctx, reply, { client, detach }, log, { model: call.model, numCtx, keepAliveMs: call.keepAliveMs, slot: call.inputs.length > 0, signal });
+  if (!lease) return;
 
   try {
     if (call.inputs.length === 0) {

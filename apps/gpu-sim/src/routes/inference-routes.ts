@@ -43,11 +43,10 @@ import { elapsedNs, monotonicNs, runGeneration } from '../generation.js';
 import type { ModelSpec } from '../model-spec.js';
 import { NdjsonResponse } from '../ndjson-response.js';
 import { readJsonBody, validateBody } from '../request-body.js';
-import type { Lease } from '../scheduler.js';
 import type { SimContext } from '../sim-context.js';
 import { SimError, isAbortError } from '../sim-error.js';
 import { promptTokenCount, promptTokenIds, type GeneratedToken } from '../token-generator.js';
-import { abandon, numCtxFor, quoted, readKeepAlive, registryName, resolveModel, watchClient } from './route-support.js';
+import { abandon, acquireLease, numCtxFor, quoted, readKeepAlive, registryName, resolveModel, watchClient } from './route-support.js';
 
 type Kind = 'generate' | 'chat';
 
@@ -202,26 +201,14 @@ async function handle(ctx: SimContext, kind: Kind, request: FastifyRequest, repl
   // The response's 'close' before it finished means the client hung up.
   const { client, signal, detach } = watchClient(ctx, reply);
 
-  let lease: Lease;
-  try {
-    lease = await ctx.scheduler.acquire({
-      model: req.model,
-      numCtx: numCtxFor(ctx, req.model, req.options),
-      keepAliveMs: req.keepAliveMs,
-      slot: req.promptText !== undefined,
-      signal,
-    });
-  } catch (error) {
-    detach();
-    if (client.aborted) {
-      ctx.counters.cancelledTotal++;
-      log.debug('client left while queued');
-      abandon(reply);
-      return;
-    }
-    if (isAbortError(error)) throw new SimError('shutting_down', 'server is shutting down');
-    throw error;
-  }
+  const lease = await acquireLease(ctx, reply, { client, detach }, log, {
+    model: req.model,
+    numCtx: numCtxFor(ctx, req.model, req.options),
+    keepAliveMs: req.keepAliveMs,
+    slot: req.promptText !== undefined,
+    signal,
+  });
+  if (!lease) return;
 
   if (req.promptText === undefined) {
     detach();

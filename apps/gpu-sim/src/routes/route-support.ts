@@ -1,9 +1,11 @@
 /** What the inference and embedding routes share: model lookup, keep_alive, context size, hanging up. */
 import type { FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
 import { DurationError, parseKeepAlive, type OllamaOptions } from '@switchyard/protocol';
 import type { ModelSpec } from '../model-spec.js';
 import { findModel, type SimContext } from '../sim-context.js';
-import { SimError } from '../sim-error.js';
+import type { AcquireRequest, Lease } from '../scheduler.js';
+import { SimError, isAbortError } from '../sim-error.js';
 
 export function readKeepAlive(value: string | number | null | undefined, fallback: string | number): number {
   try {
@@ -58,4 +60,31 @@ export function registryName(model: ModelSpec): string {
   if (slash === -1) return `registry.ollama.ai/library/${name}`;
   const host = name.slice(0, slash);
   return host.includes('.') || host.includes(':') ? name : `registry.ollama.ai/${name}`;
+}
+
+/**
+ * Waits for the scheduler's lease (a slot, the model loaded). Undefined when the client hung
+ * up while waiting: its reply is abandoned and it is counted as cancelled. A shutdown is the
+ * server's 503.
+ */
+export async function acquireLease(
+  ctx: SimContext,
+  reply: FastifyReply,
+  watched: { client: AbortSignal; detach: () => void },
+  log: Logger,
+  request: AcquireRequest,
+): Promise<Lease | undefined> {
+  try {
+    return await ctx.scheduler.acquire(request);
+  } catch (error) {
+    watched.detach();
+    if (watched.client.aborted) {
+      ctx.counters.cancelledTotal++;
+      log.debug('client left while queued');
+      abandon(reply);
+      return undefined;
+    }
+    if (isAbortError(error)) throw new SimError('shutting_down', 'server is shutting down');
+    throw error;
+  }
 }
