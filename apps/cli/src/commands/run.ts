@@ -1,12 +1,4 @@
-import {
-  ErrorCode,
-  type JobRequestInput,
-  type StreamEvent,
-  type SwitchyardClient,
-  type ToolCallEvent,
-  type ToolChoice,
-  type ToolDefinition,
-} from '@switchyard/sdk';
+import { ErrorCode, type JobRequestInput, type StreamEvent, type SwitchyardClient, type ToolCallEvent, type ToolChoice, type ToolDefinition } from '@switchyard/sdk';
 import { EXIT } from '../exit-codes.js';
 import { reportError } from '../errors.js';
 import { formatDuration } from '../format.js';
