@@ -16,6 +16,7 @@
 import { Pool } from 'undici';
 import { fmt, printTable, runBenchmark, startAgentProc, startApi, startRedis, startSim, waitForFleet, writeResult, type Proc } from '../perf/harness.js';
 import { summarize, type Summary } from '../common/stats.js';
+import { CpuMeter } from '../perf/proc-stat.js';
 
 const MODEL = process.env.BENCH_EMBED_MODEL ?? 'nomic-embed-text:latest';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -51,15 +52,27 @@ interface LoadResult {
   latency_ms: Summary;
   backend_calls: number;
   mean_batch: number;
+  cpu_us_per_request: Record<string, number>;
 }
 
-async function concurrentLoad(mode: string, apiUrl: string, simUrl: string): Promise<LoadResult> {
+/** The processes whose CPU time per request the benchmark reports (see cpuPerRequest). */
+type Pids = Record<'api' | 'agent' | 'sim' | 'redis', number>;
+
+/** CPU µs per request of each process over a phase of `requests` requests (from /proc). */
+function cpuPerRequest(meter: CpuMeter, requests: number): Record<string, number> {
+  const used = meter.stop();
+  return Object.fromEntries((['api', 'agent', 'sim', 'redis'] as const).map((name) => [name, (used[name] ?? Number.NaN) / requests]));
+}
+
+async function concurrentLoad(mode: string, apiUrl: string, simUrl: string, pids: Pids): Promise<LoadResult> {
   const pool = new Pool(apiUrl, { connections: CONCURRENCY });
   // Warm-up: the model loaded on the agent's node, connections open.
   await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => embed(pool, `warm ${mode} ${i}`)));
   const before = await simCounters(simUrl);
   const latencies: number[] = [];
   let next = 0;
+  const meter = new CpuMeter(pids, false);
+  meter.start();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -70,18 +83,25 @@ async function concurrentLoad(mode: string, apiUrl: string, simUrl: string): Pro
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpu_us_per_request = cpuPerRequest(meter, REQUESTS);
   const after = await simCounters(simUrl);
   await pool.close();
   const calls = after.calls - before.calls;
-  return { mode, inputs_per_s: REQUESTS / seconds, latency_ms: summarize(latencies), backend_calls: calls, mean_batch: (after.inputs - before.inputs) / calls };
+  return { mode, inputs_per_s: REQUESTS / seconds, latency_ms: summarize(latencies), backend_calls: calls, mean_batch: (after.inputs - before.inputs) / calls, cpu_us_per_request };
 }
 
-async function oneAtATime(apiUrl: string, simUrl: string) {
+async function oneAtATime(apiUrl: string, simUrl: string, pids: Pids) {
   const api = new Pool(apiUrl, { connections: 1 });
   const sim = new Pool(simUrl, { connections: 1 });
   const direct: number[] = [];
   const through: number[] = [];
   const added: number[] = [];
+  // Over pairs: the broker's processes do nothing for the direct half, so this is their
+  // cost per request through Switchyard (the sim's includes both halves).
+  // Warm-up: the fresh agent's first requests (connections, JIT) are not the steady cost.
+  for (let i = 0; i < 20; i++) await embed(api, `warm ${i}`);
+  const meter = new CpuMeter(pids, false);
+  meter.start();
   for (let i = 0; i < PAIRS; i++) {
     const text = `pair ${i}`;
     // Alternate which goes first so neither side always meets a warmer machine.
@@ -98,16 +118,17 @@ async function oneAtATime(apiUrl: string, simUrl: string) {
     through.push(t);
     added.push(t - d);
   }
+  const cpu_us_per_request = cpuPerRequest(meter, PAIRS);
   await api.close();
   await sim.close();
-  return { direct: summarize(direct), through: summarize(through), added: summarize(added) };
+  return { direct: summarize(direct), through: summarize(through), added: summarize(added), cpu_us_per_request };
 }
 
-async function withAgent<T>(redisUrl: string, prefix: string, simUrl: string, apiUrl: string, env: Record<string, string>, run: () => Promise<T>): Promise<T> {
+async function withAgent<T>(redisUrl: string, prefix: string, simUrl: string, apiUrl: string, env: Record<string, string>, run: (agentPid: number) => Promise<T>): Promise<T> {
   const agent: Proc = startAgentProc(redisUrl, prefix, simUrl, { PINNED_MODELS: MODEL, ...env });
   try {
     await waitForFleet(apiUrl, MODEL);
-    return await run();
+    return await run(agent.child.pid!);
   } finally {
     await agent.stop();
   }
@@ -119,9 +140,10 @@ runBenchmark(async () => {
   const sim = await startSim({ timeScale: 1, numParallel: 64, extra: SIM_FLAGS });
   const api = await startApi(redis.url, prefix);
 
-  const unbatched = await withAgent(redis.url, prefix, sim.url, api.url, { EMBED_BATCH_MAX_INPUTS: '1' }, () => concurrentLoad('unbatched', api.url, sim.url));
-  const batched = await withAgent(redis.url, prefix, sim.url, api.url, {}, () => concurrentLoad('batched', api.url, sim.url));
-  const single = await withAgent(redis.url, prefix, sim.url, api.url, {}, () => oneAtATime(api.url, sim.url));
+  const pids = (agent: number): Pids => ({ api: api.child.pid!, agent, sim: sim.child.pid!, redis: redis.child.pid! });
+  const unbatched = await withAgent(redis.url, prefix, sim.url, api.url, { EMBED_BATCH_MAX_INPUTS: '1' }, (agent) => concurrentLoad('unbatched', api.url, sim.url, pids(agent)));
+  const batched = await withAgent(redis.url, prefix, sim.url, api.url, {}, (agent) => concurrentLoad('batched', api.url, sim.url, pids(agent)));
+  const single = await withAgent(redis.url, prefix, sim.url, api.url, {}, (agent) => oneAtATime(api.url, sim.url, pids(agent)));
   await redis.stop();
 
   printTable(
@@ -141,6 +163,21 @@ runBenchmark(async () => {
     { path: 'backend alone', p50: fmt(single.direct.p50), p99: fmt(single.direct.p99) },
     { path: 'through Switchyard', p50: fmt(single.through.p50), p99: fmt(single.through.p99) },
     { path: 'added', p50: fmt(single.added.p50), p99: fmt(single.added.p99) },
+  ]);
+  // The same work costs far more CPU one request at a time than under load (nothing is
+  // amortised and every process wakes cold), and on a slow machine that, not waiting, is
+  // most of the added latency: shown per process so the gap explains itself.
+  const cpuRow = (phase: string, cpu: Record<string, number>) => ({
+    phase,
+    api: fmt(cpu.api ?? Number.NaN, 0),
+    agent: fmt(cpu.agent ?? Number.NaN, 0),
+    redis: fmt(cpu.redis ?? Number.NaN, 0),
+    sim: fmt(cpu.sim ?? Number.NaN, 0),
+  });
+  printTable('CPU µs per request (from /proc; the sim row one at a time counts both paths)', [
+    cpuRow(`${CONCURRENCY} concurrent, unbatched`, unbatched.cpu_us_per_request),
+    cpuRow(`${CONCURRENCY} concurrent, batched`, batched.cpu_us_per_request),
+    cpuRow('one at a time', single.cpu_us_per_request),
   ]);
   const verdicts = [
     { target: 'batched inputs/s ≥ 3× unbatched', value: `${fmt(speedup)}×`, met: speedup >= 3 ? 'yes' : 'NO' },
