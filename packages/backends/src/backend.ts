@@ -112,6 +112,14 @@ export type GenerateChunk =
       eval_ms: number;
     };
 
+/** One progress line of a model download (Ollama's `/api/pull`). */
+export interface PullProgress {
+  status: string;
+  digest?: string;
+  total?: number;
+  completed?: number;
+}
+
 export interface Backend {
   readonly kind: 'ollama' | 'openai';
   readonly url: string;
@@ -135,6 +143,15 @@ export interface Backend {
   load(model: string, keepAlive?: string | number, signal?: AbortSignal): Promise<void>;
   /** Unloads a model now (`keep_alive: 0`). */
   unload(model: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Downloads a model (`/api/pull`, streamed; `name@sha256:<hex>` asks for one build):
+   * yields each progress line and ends after `success`. An error line rejects with a
+   * BackendError (`model_not_found` for a name the registry does not have); a stream cut
+   * before `success` rejects as `unavailable`. Absent on backends that cannot pull.
+   */
+  pull?(model: string, signal?: AbortSignal): AsyncIterable<PullProgress>;
+  /** Deletes a model from the backend's disk (`/api/delete`); a model already gone is not an error. */
+  delete?(model: string, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -39,6 +39,37 @@ export const AvailableModel = z.object({
 });
 export type AvailableModel = z.infer<typeof AvailableModel>;
 
+/**
+ * A model download (the backend's `/api/pull`) this agent is running or will retry, as its
+ * heartbeat reports it. `state`: `queued` (waiting for a pull slot), `pulling`, `verifying`
+ * (the download ended; the digest is being checked), `failed` (retried at `retry_at`).
+ */
+export const ModelPull = z.object({
+  model: z.string(),
+  /** The build asked for (sha256 hex), when the catalog names one. */
+  digest: z.string().optional(),
+  state: z.enum(['queued', 'pulling', 'verifying', 'failed']),
+  total_bytes: z.number().nonnegative().optional(),
+  completed_bytes: z.number().nonnegative().optional(),
+  attempts: z.number().int().nonnegative(),
+  /** Why the last attempt failed: `disk_full`, `not_found`, `digest_mismatch`, `backend_error`. */
+  cause: z.enum(['disk_full', 'not_found', 'digest_mismatch', 'backend_error']).optional(),
+  error: z.string().optional(),
+  retry_at: z.number().int().optional(),
+  started_at: z.number().int(),
+});
+export type ModelPull = z.infer<typeof ModelPull>;
+
+/** Disk for model storage as the agent accounts it: its budget (`MODEL_DISK_BYTES`) and/or the backend host's file system. */
+export const DiskInfo = z.object({
+  /** 0 when neither a budget nor the file system is known. */
+  total_bytes: z.number().nonnegative(),
+  used_bytes: z.number().nonnegative(),
+  /** Absent when unknown (no budget, the backend is not local). */
+  free_bytes: z.number().nonnegative().optional(),
+});
+export type DiskInfo = z.infer<typeof DiskInfo>;
+
 /** `degraded`: its backend does not answer; it claims nothing until it does (and is not counted as serving). */
 export const AgentState = z.enum(['ready', 'draining', 'degraded']);
 export type AgentState = z.infer<typeof AgentState>;
@@ -58,6 +89,11 @@ export const AgentHeartbeat = z.object({
   models_loading: z.array(z.string()).optional(),
   /** VRAM of the node as the agent accounts it (all GPUs together). */
   vram: z.object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() }).optional(),
+  /** `AGENT_LABELS` (`gpu=a100,zone=b`): what catalog placement rules (`on.labels`) match. */
+  labels: z.record(z.string(), z.string()).optional(),
+  disk: DiskInfo.optional(),
+  /** Downloads running, queued or failing (the catalog's reconciler). */
+  pulls: z.array(ModelPull).optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });

@@ -13,3 +13,4 @@ export * from './vram-need.js';
 export * from './env-config.js';
 export * from './go-duration.js';
 export * from './ollama-wire.js';
+export * from './model-catalog.js';

@@ -42,6 +42,14 @@ export interface RedisKeys {
   readonly admission: AdmissionKeys;
   /** Tenant API keys managed at run time (`/admin/keys`); see {@link ApiKeyKeys}. */
   readonly apiKeys: ApiKeyKeys;
+  /**
+   * The fleet catalog (desired state, `packages/redis/src/model-catalog.ts`): a hash of model
+   * name → its entry (JSON {@link CatalogEntry}) and a version counter bumped by every change,
+   * sharing the hash tag `{catalog}` so a write and its bump are one MULTI under Cluster.
+   */
+  readonly catalog: { readonly entries: string; readonly version: string };
+  /** Pub/sub channel: the catalog changed (message: the model name); agents reconcile at once. */
+  readonly catalogChannel: string;
   /** String with expiry: an admin browser session (Bull Board), keyed by the SHA-256 of its cookie value; JSON {tenant, key_sha256 (of the key it was made from), created_at}. */
   adminSession(tokenSha256: string): string;
 }
@@ -147,6 +155,8 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     warmLease: (model) => `${prefix}:lease:warm:${model}`,
     admission: admissionKeys(prefix),
     apiKeys: { records: `${prefix}:{auth}:keys`, version: `${prefix}:{auth}:keys:version` },
+    catalog: { entries: `${prefix}:{catalog}:models`, version: `${prefix}:{catalog}:version` },
+    catalogChannel: `${prefix}:ch:catalog`,
     adminSession: (tokenSha256) => `${prefix}:session:${tokenSha256}`,
   };
 }

@@ -4,6 +4,7 @@ export { EventLog, parseEventPayload, rawEvent, type RawEvent } from './event-lo
 export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
 export { QueueRegistry, type ModelQueue } from './queue-registry.js';
 export { FleetRegistry } from './fleet.js';
+export { ModelCatalogStore } from './model-catalog.js';
 export { ManualWorker } from './manual-worker.js';
 export { JobLifecycle, JobRecords, ScriptedJobs, type Attempt, type EnqueueRequest, type JobLifecycleOptions, type StoredJob, type TransitionOutcome } from './job/index.js';
 export { AgentControlMessage, cancelMessage, CancelMessage } from './control-messages.js';

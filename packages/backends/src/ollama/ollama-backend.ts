@@ -15,6 +15,7 @@ import {
   type EmbedResponse,
   type GenerateChunk,
   type GenerateRequest,
+  type PullProgress,
 } from '../backend.js';
 import { NdjsonParseError, parseNdjson } from '../ndjson.js';
 import { errorMessageOf, readStreamLine, toEmbedResponse, toLoadedModels, toModelInfo, toModels, toVersion } from './ollama-answers.js';
@@ -196,6 +197,49 @@ export class OllamaBackend implements Backend {
   }
 
   /** Load and unload are generate calls without a prompt: Ollama answers `done_reason` load/unload. */
+  async *pull(model: string, signal?: AbortSignal): AsyncGenerator<PullProgress, void, undefined> {
+    const path = '/api/pull';
+    // A download of tens of GB streams progress lines throughout: no headers or body timeout
+    // beyond the long one (a silent stream for that long is a stuck pull).
+    const res = await this.#send('POST', path, { model, stream: true }, signal, this.#long);
+    if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
+    const body = res.body;
+    let succeeded = false;
+    try {
+      for await (const value of parseNdjson(body)) {
+        const line = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+        const message = errorMessageOf(line);
+        if (message !== undefined) {
+          // Ollama streams a missing manifest as an error line after a 200.
+          const missing = /file does not exist|not found/i.test(message);
+          throw ollamaError(message, undefined, missing ? 'model_not_found' : 'backend_error');
+        }
+        const progress: PullProgress = { status: typeof line['status'] === 'string' ? line['status'] : '' };
+        if (typeof line['digest'] === 'string') progress.digest = line['digest'];
+        if (typeof line['total'] === 'number') progress.total = line['total'];
+        if (typeof line['completed'] === 'number') progress.completed = line['completed'];
+        if (progress.status === 'success') succeeded = true;
+        yield progress;
+      }
+    } catch (err) {
+      throw this.#streamError(err, path, signal);
+    } finally {
+      if (!body.destroyed) body.destroy();
+    }
+    if (!succeeded) throw new BackendError(`Ollama ${path} of ${model} ended before success (connection cut mid-download)`, undefined, 'unavailable');
+  }
+
+  async delete(model: string, signal?: AbortSignal): Promise<void> {
+    const path = '/api/delete';
+    const res = await this.#send('DELETE', path, { model }, signal, this.#quick);
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return;
+    }
+    if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
+    await res.body.dump();
+  }
+
   async #lifecycle(payload: OllamaLoadRequest | OllamaUnloadRequest, signal: AbortSignal | undefined): Promise<void> {
     const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
     const message = errorMessageOf(answer);
@@ -237,7 +281,7 @@ export class OllamaBackend implements Backend {
     }
   }
 
-  async #send(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal | undefined, timing: Timing): Promise<Dispatcher.ResponseData> {
+  async #send(method: 'GET' | 'POST' | 'DELETE', path: string, payload: unknown, signal: AbortSignal | undefined, timing: Timing): Promise<Dispatcher.ResponseData> {
     if (signal?.aborted) throw abortError(signal);
     try {
       return await request(this.url + path, {

@@ -1,0 +1,164 @@
+/**
+ * The fleet catalog: which models the fleet should hold on disk, where, and at which build.
+ *
+ * An entry is desired state, written by operators (`PUT /admin/models/:name`, `switchyard
+ * models set`, or Ollama's `POST /api/pull` on the broker) and read by every agent, which
+ * reconciles its own node towards it (`apps/agent/src/model-reconciler.ts`). A model absent
+ * from the catalog is served wherever it happens to be, as before the catalog existed.
+ *
+ * Which nodes should hold a model is one deterministic rule, {@link catalogHolders}, that
+ * every agent and the API evaluate on the same heartbeats, so no coordinator is needed: an
+ * agent acts only on its own row of the answer.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { AgentHeartbeat } from './heartbeat.js';
+import { normalizeDigest } from './model-name.js';
+
+/** A label key or value as Kubernetes spells them (`gpu`, `zone`, `nvidia.com/gpu.product`). */
+const LABEL = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
+export const LabelKey = z.string().regex(LABEL, 'a label key is 1-63 letters, digits, ".", "_", "-" or "/", starting and ending with a letter or digit');
+export const LabelValue = z.string().regex(LABEL, 'a label value is 1-63 letters, digits, ".", "_", "-" or "/", starting and ending with a letter or digit');
+
+/** `sha256:<64 hex>` or the bare hex, stored bare and lower case. */
+export const CatalogDigest = z
+  .string()
+  .transform((value) => normalizeDigest(value))
+  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'digest must be a sha256: 64 hex digits, with or without "sha256:"'));
+
+export const CatalogCopies = z
+  .strictObject({
+    /** Nodes that should hold the model on disk; default: every node the entry's `on` allows. */
+    min: z.number().int().min(0).max(10_000),
+    /** Most nodes that keep it; default no limit (copies that exist are not deleted for being extra). */
+    max: z.number().int().min(0).max(10_000).optional(),
+  })
+  .refine((copies) => copies.max === undefined || copies.max >= copies.min, { message: 'copies.max must be at least copies.min', path: ['max'] });
+
+export const CatalogPlacement = z.strictObject({
+  /** Only these agents (ids). */
+  agents: z.array(z.string().min(1).max(200)).min(1).max(1_000).optional(),
+  /** Only agents whose `AGENT_LABELS` have every one of these key=value pairs. */
+  labels: z.record(LabelKey, LabelValue).optional(),
+});
+
+/** What an operator writes: `PUT /admin/models/:name`. Every field is optional; absent ones take their defaults. */
+export const CatalogEntryInput = z.strictObject({
+  /** The build to hold; default: whatever the registry serves for the name when a node pulls it. */
+  digest: CatalogDigest.optional(),
+  copies: CatalogCopies.optional(),
+  on: CatalogPlacement.optional(),
+  /** Keep it loaded on the nodes that hold it (as `PINNED_MODELS` does). */
+  pinned: z.boolean().optional(),
+  /** Never delete it from a node's disk to make room, even where the catalog no longer places it. */
+  keep_on_disk: z.boolean().optional(),
+});
+export type CatalogEntryInput = z.infer<typeof CatalogEntryInput>;
+
+export const CatalogEntry = z.object({
+  name: z.string().min(1),
+  digest: z.string().optional(),
+  copies: z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative().optional() }).optional(),
+  on: z.object({ agents: z.array(z.string()).optional(), labels: z.record(z.string(), z.string()).optional() }).optional(),
+  pinned: z.boolean().optional(),
+  keep_on_disk: z.boolean().optional(),
+  /**
+   * Being removed from the fleet (Ollama's `DELETE /api/delete` on the broker): every node
+   * deletes it once no job needs it, and the entry goes when no node holds it.
+   */
+  removing: z.boolean().optional(),
+  created_at: z.number().int(),
+  updated_at: z.number().int(),
+});
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+/** Where a node stands with one catalog entry. */
+export type HolderState = 'holds' | 'pulling' | 'to_pull' | 'wrong_build' | 'extra' | 'excluded';
+
+export interface CatalogHolders {
+  /** Agent ids that should hold the model (the rule's answer), best first. */
+  wanted: string[];
+  /** Agents the entry's `on` allows and that could still take it. */
+  eligible: string[];
+  /** Copies asked for that no eligible node can take (0 when the entry is satisfiable). */
+  short: number;
+  /** Each agent's position against the entry, with why an excluded one is. */
+  nodes: Array<{ agent: string; state: HolderState; digest?: string; why?: string }>;
+}
+
+/** The agent's copy of a model (on disk), if any. */
+function heldDigest(agent: AgentHeartbeat, model: string): string | undefined {
+  const entry = agent.models_available.find((m) => m.name === model);
+  return entry ? normalizeDigest(entry.digest) : undefined;
+}
+
+/** Rendezvous (highest random weight) score: a stable, evenly spread order of nodes per model. */
+function rendezvous(model: string, agent: string): string {
+  return createHash('sha256').update(`${model}\u0000${agent}`).digest('hex');
+}
+
+/**
+ * Which agents should hold `entry.name`, from the fleet's heartbeats. Deterministic, so every
+ * agent reaches the same answer from the same heartbeats:
+ * - eligible: not draining, allowed by `on`, and not reporting that the model cannot fit its
+ *   disk (a `disk_full` pull failure);
+ * - the wanted set is the first `copies.min` (default: all) of the eligible nodes, ordered
+ *   nodes that hold the right build first, then those pulling it, then by a rendezvous hash
+ *   of model and agent (so copies spread evenly and a node joining moves few of them), plus
+ *   any further node that already holds the build, up to `copies.max`;
+ * - a `removing` entry wants no node.
+ */
+export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartbeat[]): CatalogHolders {
+  const wantDigest = entry.digest;
+  const nodes: CatalogHolders['nodes'] = [];
+  const candidates: Array<{ agent: string; rank: number; score: string }> = [];
+  for (const agent of agents) {
+    const digest = heldDigest(agent, entry.name);
+    const right = digest !== undefined && (wantDigest === undefined || digest === wantDigest);
+    const pull = agent.pulls?.find((p) => p.model === entry.name);
+    let why: string | undefined;
+    if (entry.removing) why = 'the model is being removed from the fleet';
+    else if (agent.state === 'draining') why = 'agent is draining';
+    else if (entry.on?.agents && !entry.on.agents.includes(agent.id)) why = 'not in on.agents';
+    else if (entry.on?.labels) {
+      const missing = Object.entries(entry.on.labels).find(([key, value]) => agent.labels?.[key] !== value);
+      if (missing) why = `label ${missing[0]}=${missing[1]} not set (AGENT_LABELS)`;
+    }
+    if (why === undefined && !right && pull?.cause === 'disk_full') why = `disk full: ${pull.error ?? 'the model does not fit'}`;
+    nodes.push({ agent: agent.id, state: 'excluded', ...(digest !== undefined && { digest }), ...(why !== undefined && { why }) });
+    if (why !== undefined) continue;
+    const pulling = pull !== undefined && pull.state !== 'failed';
+    candidates.push({ agent: agent.id, rank: right ? 0 : pulling ? 1 : 2, score: rendezvous(entry.name, agent.id) });
+  }
+  candidates.sort((a, b) => a.rank - b.rank || (a.score < b.score ? -1 : a.score > b.score ? 1 : 0));
+  const min = entry.copies?.min ?? candidates.length;
+  const max = entry.copies?.max ?? Number.POSITIVE_INFINITY;
+  const wanted: string[] = [];
+  for (const [index, candidate] of candidates.entries()) {
+    if (wanted.length >= max) break;
+    if (index < min || candidate.rank === 0) wanted.push(candidate.agent);
+  }
+  const wantedSet = new Set(wanted);
+  for (const node of nodes) {
+    if (node.why !== undefined) continue;
+    const agent = agents.find((a) => a.id === node.agent)!;
+    const right = node.digest !== undefined && (wantDigest === undefined || node.digest === wantDigest);
+    const pull = agent.pulls?.find((p) => p.model === entry.name);
+    if (!wantedSet.has(node.agent)) node.state = node.digest !== undefined ? 'extra' : 'excluded';
+    else if (right) node.state = 'holds';
+    else if (pull !== undefined && pull.state !== 'failed') node.state = 'pulling';
+    else node.state = node.digest !== undefined ? 'wrong_build' : 'to_pull';
+  }
+  return { wanted, eligible: candidates.map((c) => c.agent), short: Math.max(0, (entry.copies?.min ?? 0) - candidates.length), nodes };
+}
+
+/** Digests of a model across the fleet's disks: more than one is drift (the catalog's reconciler fixes it when it names a digest). */
+export function fleetDigests(model: string, agents: readonly AgentHeartbeat[]): Map<string, string[]> {
+  const byDigest = new Map<string, string[]>();
+  for (const agent of agents) {
+    const digest = heldDigest(agent, model);
+    if (digest === undefined) continue;
+    byDigest.set(digest, [...(byDigest.get(digest) ?? []), agent.id]);
+  }
+  return byDigest;
+}
