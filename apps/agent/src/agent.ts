@@ -1,7 +1,17 @@
 import type { Logger } from 'pino';
 import { OllamaBackend, type Backend } from '@switchyard/backends';
 import { redisKeys, canonicalModelName, splitQueueModel, type AgentHeartbeat } from '@switchyard/protocol';
-import { AdmissionLedger, FleetRegistry, JobLifecycle, QueueRegistry, checkRedisSettingsAtStart, closeRedis, createRedis } from '@switchyard/redis';
+import {
+  AdmissionLedger,
+  CachedRead,
+  FleetRegistry,
+  JobLifecycle,
+  ModelCatalogStore,
+  QueueRegistry,
+  checkRedisSettingsAtStart,
+  closeRedis,
+  createRedis,
+} from '@switchyard/redis';
 import { startAgentHttp } from './agent-http.js';
 import { createAgentMetrics } from './agent-metrics.js';
 import { firstInventoryRead } from './backend-warnings.js';
@@ -14,6 +24,7 @@ import { HeartbeatBuilder, HeartbeatPublisher } from './heartbeat-builder.js';
 import { createJobProcessor } from './job-runner.js';
 import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js';
 import { ModelInventory } from './model-inventory.js';
+import { ModelReconciler } from './model-reconciler.js';
 import { shareModelDetails } from './model-details.js';
 import { PlacementRelay, claimRule } from './placement-view.js';
 import { EmbedBatcher } from './embed-batcher.js';
@@ -87,7 +98,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const inventory = new ModelInventory(backend, logger, { numCtx: config.backendNumCtx, parallel: config.backendParallel });
   const http = await startAgentHttp({ host: config.httpHost, port: config.httpPort, agentId: config.agentId, registry: metrics.registry, redis, inventory, logger });
   const cancelled = new RecentSet(60_000);
-  const pinned = config.pinnedModels.map(canonicalModelName);
+  // Mutable: the catalog reconciler adds and removes the catalog's pinned models in place.
+  const configPinned = config.pinnedModels.map(canonicalModelName);
+  const pinned = [...configPinned];
   const { gpus, source, vramTotalBytes } = await nodeGpus(config, logger);
 
   // Jobs: the processor, the per-queue workers that run it, the scheduler that claims through them.
@@ -137,9 +150,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     inventory,
     placement,
     jobs: scheduler,
+    labels: config.labels,
+    catalog: { report: () => reconciler.report(), disk: () => reconciler.disk() },
   });
   metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
+  // The fleet catalog: this node's disk reconciled with the desired state (model-reconciler.ts).
+  const liveAgents = new CachedRead(() => registry.live(), 1_000);
+  const reconciler = new ModelReconciler({
+    agentId: config.agentId,
+    backend,
+    inventory,
+    catalog: new ModelCatalogStore(redis, keys),
+    fleet: async () => [...(await liveAgents.get()).filter((agent) => agent.id !== config.agentId), heartbeat.build()],
+    pinned,
+    configPinned,
+    pullConcurrency: config.pullConcurrency,
+    diskBudgetBytes: config.modelDiskBytes,
+    ...(config.ollamaModelsDir !== undefined && { modelsDir: config.ollamaModelsDir }),
+    retryBaseMs: config.pullRetryBaseMs,
+    retryMaxMs: config.pullRetryMaxMs,
+    logger,
+    onChange: () => void publisher.publish().catch(() => undefined),
+  });
   const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, metrics, workers, scheduler, publisher });
   placement.attach(lifecycle);
   const control = new ControlListener({
@@ -176,6 +209,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   await publisher.start(config.heartbeatIntervalMs);
   await control.start();
   lifecycle.start(config.placementIntervalMs);
+  reconciler.start(config.catalogReconcileMs);
+  subscriber.on('message', (channel: string) => {
+    if (channel === keys.catalogChannel) void reconciler.pass();
+  });
+  await subscriber.subscribe(keys.catalogChannel);
   scheduler.startSweep(config.sweepIntervalMs);
   scheduler.wake();
   logger.info({ backend: backend.url, slots: config.slots, models: inventory.models(), pinned }, 'agent ready');
@@ -196,10 +234,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     heartbeat: () => heartbeat.build(),
     // Readiness says `draining` from the first word of a stop; /metrics answers until the connections are closed.
     handBack: () => {
+      reconciler.stop();
       http.stopping();
       return shutdown.handBack();
     },
     close: () => {
+      reconciler.stop();
       http.stopping();
       return shutdown.close().finally(() => http.close());
     },

@@ -1,7 +1,32 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ByteSize, EnvFlag, EnvNonNegativeInt, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv, type EnvNames } from '@switchyard/protocol';
+import {
+  ByteSize,
+  EnvFlag,
+  EnvNonNegativeInt,
+  EnvNumber,
+  EnvPositiveInt,
+  LabelKey,
+  LabelValue,
+  LogLevel,
+  RedisPrefix,
+  parseEnvConfig,
+  readEnv,
+  type EnvNames,
+} from '@switchyard/protocol';
+
+/** `gpu=a100,zone=b` → {gpu: 'a100', zone: 'b'}; a pair without `=` is left for zod to name. */
+function labelPairs(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const pairs = value
+    .split(',')
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== '');
+  const bad = pairs.find((pair) => !pair.includes('='));
+  if (bad !== undefined) return { [bad]: undefined };
+  return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()]));
+}
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
@@ -87,6 +112,31 @@ export const AgentConfig = z.object({
   backendMaxLoaded: EnvNonNegativeInt.default(0).describe('Models the backend keeps at once (`OLLAMA_MAX_LOADED_MODELS`); 0 = VRAM decides.'),
   /** Models loaded at start and never evicted. */
   pinnedModels: z.array(z.string()).default([]).describe('Comma list: loaded at start, never evicted or unloaded.'),
+  /** Labels the fleet catalog's placement rules (`on.labels`) match. */
+  labels: z
+    .preprocess(labelPairs, z.record(LabelKey, LabelValue, { error: 'labels are key=value pairs separated by commas, e.g. gpu=a100,zone=b' }))
+    .default({})
+    .describe('Comma list of `key=value` labels (`gpu=a100,zone=b`) that catalog entries select nodes by (`on.labels`).'),
+  /** Downloads (`/api/pull`) of catalog models at once. */
+  pullConcurrency: EnvPositiveInt.default(1).describe('Model downloads (`/api/pull`) the catalog reconciler runs at once on this node.'),
+  /** Disk budget for the backend's model storage; 0 = none (the file system of OLLAMA_MODELS, when local, still bounds pulls). */
+  modelDiskBytes: ByteSize.pipe(z.number().nonnegative())
+    .default(0)
+    .describe(
+      "Disk budget for models on this node (`500GB`): no pull exceeds it and the catalog's unwanted models are deleted, least recently used first, to make room. 0: no budget; the file system of `OLLAMA_MODELS` bounds pulls when set.",
+    ),
+  /** The backend's models directory when it runs on this host: its file system gives disk size and free space. */
+  ollamaModelsDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The backend's models directory when it runs on this host (Ollama's `OLLAMA_MODELS`): its file system's size and free space bound pulls and are reported."),
+  /** How often the catalog is re-read (it is also read at once on every change announced). */
+  catalogReconcileMs: EnvPositiveInt.default(5_000).describe(
+    'How often the fleet catalog is re-read and this node reconciled with it (also at once on every catalog change).',
+  ),
+  pullRetryBaseMs: EnvPositiveInt.default(2_000).describe('A failed pull is retried after this, doubling with each failure up to `PULL_RETRY_MAX_MS`.'),
+  pullRetryMaxMs: EnvPositiveInt.default(300_000).describe('Longest wait between retries of a failed pull.'),
   /** A model idle this long (no job running or started) is unloaded. */
   idleUnloadMs: EnvPositiveInt.default(10 * 60_000).describe('A model with no job for this long is unloaded (sliding window).'),
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
@@ -191,6 +241,13 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   backendNumCtx: 'BACKEND_NUM_CTX',
   backendMaxLoaded: 'BACKEND_MAX_LOADED_MODELS',
   pinnedModels: 'PINNED_MODELS',
+  labels: 'AGENT_LABELS',
+  pullConcurrency: 'PULL_CONCURRENCY',
+  modelDiskBytes: 'MODEL_DISK_BYTES',
+  ollamaModelsDir: 'OLLAMA_MODELS',
+  catalogReconcileMs: 'CATALOG_RECONCILE_MS',
+  pullRetryBaseMs: 'PULL_RETRY_BASE_MS',
+  pullRetryMaxMs: 'PULL_RETRY_MAX_MS',
   idleUnloadMs: 'IDLE_UNLOAD_MS',
   minResidencyMs: 'MIN_RESIDENCY_MS',
   extraCopyIdleMs: 'EXTRA_COPY_IDLE_MS',

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AgentHeartbeat, GpuInfo } from '@switchyard/protocol';
+import type { AgentHeartbeat, DiskInfo, GpuInfo, ModelPull } from '@switchyard/protocol';
 import type { FleetRegistry } from '@switchyard/redis';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import type { PlacementView } from './placement-view.js';
@@ -19,6 +19,10 @@ export interface HeartbeatBuilderOptions {
   inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
   placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'>;
   jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'> & Partial<Pick<PullScheduler, 'slotJobs'>>;
+  /** AGENT_LABELS. */
+  labels?: Record<string, string>;
+  /** The catalog reconciler: downloads and disk. */
+  catalog?: { report(): ModelPull[]; disk(): DiskInfo | undefined };
   clock?: () => number;
 }
 
@@ -62,9 +66,19 @@ export class HeartbeatBuilder {
       models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
       models_loading: placement.loadingModel ? [placement.loadingModel] : [],
       models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
+      ...(this.options.labels !== undefined && Object.keys(this.options.labels).length > 0 && { labels: this.options.labels }),
+      ...this.catalogView(),
       started_at: this.startedAt,
       updated_at: this.clock(),
     };
+  }
+
+  private catalogView(): Pick<AgentHeartbeat, 'disk' | 'pulls'> {
+    const catalog = this.options.catalog;
+    if (!catalog) return {};
+    const disk = catalog.disk();
+    const pulls = catalog.report();
+    return { ...(disk !== undefined && { disk }), ...(pulls.length > 0 && { pulls }) };
   }
 
   /** nvidia-smi's figures as read; configured GPUs show this agent's own account, all on the first. */

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
-import type { AdmissionLedger } from '@switchyard/redis';
+import type { AdmissionLedger, ModelCatalogStore } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
@@ -18,6 +18,8 @@ export interface ApiContext {
   keys: RedisKeys;
   jobs: JobService;
   fleet: FleetView;
+  /** The fleet catalog (desired state of models on disk): `/admin/models`, Ollama's `/api/pull` and `/api/delete`. */
+  catalog: ModelCatalogStore;
   relay: EventRelay;
   /** A job's events in order, for any wire format (SSE, OpenAI chunks, Ollama NDJSON). */
   feed: JobEventFeed;

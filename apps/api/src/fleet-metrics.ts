@@ -1,4 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
+import { fleetDigests } from '@switchyard/protocol';
+import type { ModelCatalogStore } from '@switchyard/redis';
 import type { FleetView } from './fleet-view.js';
 
 /**
@@ -7,7 +9,31 @@ import type { FleetView } from './fleet-view.js';
  * prom-client's docs advise for gauges that describe shared state. Agent ids are labels:
  * a fleet has tens to hundreds of nodes, not millions.
  */
-export function registerFleetMetrics(registry: Registry, fleet: FleetView): void {
+export function registerFleetMetrics(registry: Registry, fleet: FleetView, catalog?: Pick<ModelCatalogStore, 'list'>): void {
+  new Gauge({
+    name: 'switchyard_model_digests',
+    help: 'Builds (digests) of each model on the disks of live agents: above 1 is drift (outside a rollout); the catalog reconciler fixes it where an entry names a digest',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const agents = await fleet.agents();
+      const models = new Set(agents.flatMap((agent) => agent.models_available.map((model) => model.name)));
+      for (const model of models) this.set({ model }, fleetDigests(model, agents).size);
+    },
+  });
+  if (catalog) {
+    new Gauge({
+      name: 'switchyard_model_pulls',
+      help: 'Model downloads the catalog reconciler is running, queued or retrying, per model and state (queued, pulling, verifying, failed)',
+      labelNames: ['model', 'state'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const agent of await fleet.agents()) for (const pull of agent.pulls ?? []) this.inc({ model: pull.model, state: pull.state });
+      },
+    });
+  }
   new Gauge({
     name: 'switchyard_fleet_vram_bytes',
     help: 'VRAM per agent as it accounts it: total, used (loaded and loading models), free',

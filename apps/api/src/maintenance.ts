@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { JobErrorCode, type RedisKeys } from '@switchyard/protocol';
-import { defineScripts, type AdmissionLedger, type JobLifecycle, type QueueRegistry } from '@switchyard/redis';
+import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry } from '@switchyard/redis';
 import type { AgentFailover } from './agent-failover.js';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
@@ -25,6 +25,8 @@ export interface MaintenanceDeps {
   failover?: AgentFailover;
   queues: QueueRegistry;
   fleet: FleetView;
+  /** The fleet catalog: entries being removed (`DELETE /api/delete`) go once no node holds their model. */
+  catalog?: Pick<ModelCatalogStore, 'list' | 'delete'>;
   metrics: ApiMetrics;
   config: ApiConfig;
   logger: Logger;
@@ -97,6 +99,7 @@ export class Maintenance {
       this.lastClaimScan = now;
       steps.push(['claims', this.markClaimed()]);
       steps.push(['fleet', this.deps.fleet.agents().then((agents) => this.deps.admission.noteFleet(agents))]);
+      if (this.deps.catalog) steps.push(['catalog', this.retireRemoved(this.deps.catalog)]);
     }
     if (now - this.lastReconcile >= this.deps.config.reconcileIntervalMs) {
       this.lastReconcile = now;
@@ -225,6 +228,18 @@ export class Maintenance {
   }
 
   /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
+  /** Drops the catalog entries of models removed from the fleet once no live node holds them any more. */
+  private async retireRemoved(catalog: NonNullable<MaintenanceDeps['catalog']>): Promise<void> {
+    const removing = (await catalog.list()).filter((entry) => entry.removing === true);
+    if (removing.length === 0) return;
+    const agents = await this.deps.fleet.agents();
+    for (const entry of removing) {
+      if (agents.some((agent) => agent.models_available.some((model) => model.name === entry.name))) continue;
+      await catalog.delete(entry.name);
+      this.deps.logger.info({ model: entry.name }, 'model removed from the fleet: no node holds it any more; catalog entry dropped');
+    }
+  }
+
   private async markClaimed(): Promise<void> {
     const { ledger, queues } = this.deps;
     const models = [...queues.opened().keys()];

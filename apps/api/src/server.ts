@@ -9,6 +9,7 @@ import {
   FleetRegistry,
   JobLifecycle,
   JobRecords,
+  ModelCatalogStore,
   QueueRegistry,
   SharedSubscriber,
   checkRedisSettingsAtStart,
@@ -38,6 +39,7 @@ import { hardenedServerOptions, httpHardening } from './plugins/http-hardening.j
 import { requestMetrics } from './plugins/request-metrics.js';
 import { registerAdminAgentRoutes } from './routes/admin-agents.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
+import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -117,7 +119,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger,
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
-  registerFleetMetrics(registry, fleet);
+  const catalog = new ModelCatalogStore(redis, keys);
+  registerFleetMetrics(registry, fleet, catalog);
   const failover = new AgentFailover({
     redis,
     keys,
@@ -129,6 +132,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     onRequeued: (count) => metrics.jobsRequeued.inc(count),
   });
   const maintenance = new Maintenance({
+    catalog,
     redis,
     keys,
     ledger,
@@ -149,6 +153,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     keys,
     jobs,
     fleet,
+    catalog,
     relay: new EventRelay(feed),
     feed,
     metrics,
@@ -192,6 +197,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);
   registerAdminAgentRoutes(app, context);
+  registerAdminModelRoutes(app, context);
   registerOpenAiRoutes(app, context);
   registerOllamaRoutes(app, context);
   await queues.discover().catch((error) => logger.warn({ err: error }, 'could not list known model queues yet'));

@@ -27,6 +27,8 @@ export const ApiErrorCode = {
   notFound: 'not_found',
   jobNotFound: 'job_not_found',
   agentNotFound: 'agent_not_found',
+  /** `/admin/models/:name` of a model the fleet catalog has no entry for. */
+  catalogEntryNotFound: 'catalog_entry_not_found',
   modelNotFound: 'model_not_found',
   modelTooLarge: 'model_too_large',
   /** The model cannot do what the request asks: chat on an embedding model, embeddings, tools or images on a model without them. */
@@ -63,6 +65,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   not_found: 404,
   job_not_found: 404,
   agent_not_found: 404,
+  catalog_entry_not_found: 404,
   model_not_found: 404,
   model_too_large: 422,
   model_unsupported: 400,

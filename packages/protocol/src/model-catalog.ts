@@ -119,6 +119,7 @@ export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartb
     let why: string | undefined;
     if (entry.removing) why = 'the model is being removed from the fleet';
     else if (agent.state === 'draining') why = 'agent is draining';
+    else if (agent.state === 'degraded') why = 'its backend does not answer';
     else if (entry.on?.agents && !entry.on.agents.includes(agent.id)) why = 'not in on.agents';
     else if (entry.on?.labels) {
       const missing = Object.entries(entry.on.labels).find(([key, value]) => agent.labels?.[key] !== value);

@@ -1,0 +1,87 @@
+import { catalogHolders, fleetDigests, type AgentHeartbeat, type CatalogEntry, type ModelPull } from '@switchyard/protocol';
+
+/**
+ * Where a model stands against its catalog entry, from the live heartbeats: what
+ * `GET /admin/models` answers, what `POST /api/pull` on the broker reports as progress, and
+ * what the drift metric counts.
+ *
+ * `state`:
+ * - `ready`: every node the entry places it on holds the asked build;
+ * - `pulling`: some are still downloading it (or about to);
+ * - `failing`: a node's pull keeps failing (its `nodes[].pull` says why), and no other
+ *   node is left to take the copy;
+ * - `short`: the entry asks for more copies than eligible nodes can hold;
+ * - `removing`: being deleted from the fleet (`DELETE /api/delete`);
+ * - `unmanaged`: the fleet has it but the catalog has no entry (served where it is).
+ */
+export interface ModelStatus {
+  name: string;
+  entry: CatalogEntry | null;
+  state: 'ready' | 'pulling' | 'failing' | 'short' | 'removing' | 'unmanaged';
+  /** Nodes the rule places the model on, and how many hold the asked build. */
+  wanted: number;
+  holding: number;
+  /** Digest → agents holding that build on disk. More than one digest outside a rollout is drift. */
+  digests: Record<string, string[]>;
+  drift: boolean;
+  /** Bytes to download and downloaded, over the nodes pulling it (for aggregated progress). */
+  progress: { total_bytes: number; completed_bytes: number };
+  nodes: Array<{ agent: string; state: string; digest?: string; why?: string; pull?: ModelPull }>;
+  /** What keeps it from `ready`, one line each, naming the node and the cause. */
+  problems: string[];
+}
+
+export function modelStatus(name: string, entry: CatalogEntry | undefined, agents: readonly AgentHeartbeat[]): ModelStatus {
+  const digests = Object.fromEntries(fleetDigests(name, agents));
+  const drift = Object.keys(digests).length > 1;
+  if (!entry) {
+    const nodes = Object.entries(digests).flatMap(([digest, ids]) => ids.map((agent) => ({ agent, state: 'holds', digest })));
+    return {
+      name,
+      entry: null,
+      state: 'unmanaged',
+      wanted: 0,
+      holding: nodes.length,
+      digests,
+      drift,
+      progress: { total_bytes: 0, completed_bytes: 0 },
+      nodes,
+      problems: drift ? [`drift: ${Object.keys(digests).length} builds in the fleet and no catalog entry names one`] : [],
+    };
+  }
+  const holders = catalogHolders(entry, agents);
+  const pulls = new Map(agents.flatMap((agent) => (agent.pulls ?? []).filter((pull) => pull.model === name).map((pull) => [agent.id, pull] as const)));
+  const nodes = holders.nodes.map((node) => {
+    const pull = pulls.get(node.agent);
+    return { ...node, ...(pull !== undefined && { pull }) };
+  });
+  const problems: string[] = [];
+  const wanted = new Set(holders.wanted);
+  for (const node of nodes) {
+    if (node.pull?.state === 'failed') problems.push(`${node.agent}: pull failed (${node.pull.cause ?? 'error'}): ${node.pull.error ?? 'no detail'}`);
+    else if (node.why?.startsWith('disk full')) problems.push(`${node.agent}: ${node.why}`);
+  }
+  if (holders.short > 0) problems.push(`asks for ${entry.copies?.min} copies; ${holders.eligible.length} eligible node(s) can hold it (${holders.short} short)`);
+  if (drift && entry.digest !== undefined) {
+    const other = Object.keys(digests).filter((digest) => digest !== entry.digest);
+    problems.push(`drift: ${other.map((d) => `${d.slice(0, 12)} on ${digests[d]!.join(', ')}`).join('; ')}; the catalog asks for ${entry.digest.slice(0, 12)}`);
+  } else if (drift) problems.push(`drift: ${Object.keys(digests).length} builds in the fleet; set a digest to choose one`);
+  const holding = nodes.filter((node) => node.state === 'holds').length;
+  const progress = { total_bytes: 0, completed_bytes: 0 };
+  for (const node of nodes) {
+    if (!wanted.has(node.agent) || node.pull?.total_bytes === undefined) continue;
+    progress.total_bytes += node.pull.total_bytes;
+    progress.completed_bytes += node.pull.completed_bytes ?? 0;
+  }
+  const failing = nodes.some((node) => wanted.has(node.agent) && node.pull?.state === 'failed');
+  const state: ModelStatus['state'] = entry.removing
+    ? 'removing'
+    : holders.short > 0 || (holders.wanted.length === 0 && entry.copies?.min !== 0)
+      ? 'short'
+      : holding >= holders.wanted.length && holders.wanted.every((agent) => nodes.find((n) => n.agent === agent)?.state === 'holds')
+        ? 'ready'
+        : failing
+          ? 'failing'
+          : 'pulling';
+  return { name, entry, state, wanted: holders.wanted.length, holding, digests, drift, progress, nodes, problems };
+}
