@@ -65,6 +65,11 @@ describe('catalogHolders', () => {
     expect(holders.nodes.find((node) => node.agent === 'n2')?.why).toMatch(/label gpu=a100/);
     expect(holders.nodes.find((node) => node.agent === 'n3')?.why).toMatch(/draining/);
     expect(catalogHolders(entry({ on: { agents: ['n2'] } }), agents).wanted).toEqual(['n2']);
+    // A copy where the entry does not place the model is extra (deleted); one on a draining node stays.
+    const held = [agent('n1', { holds: { 'm:latest': A } }), agent('n2', { holds: { 'm:latest': A }, state: 'draining' })];
+    const states = catalogHolders(entry({ on: { agents: ['n3'] } }), held).nodes.map((node) => node.state);
+    expect(states).toEqual(['extra', 'extra']);
+    expect(catalogHolders(entry(), held).nodes.map((node) => node.state)).toEqual(['holds', 'excluded']);
   });
 
   it('moves a copy off a node whose disk cannot take it, and counts what no node can hold as short', () => {
@@ -78,7 +83,7 @@ describe('catalogHolders', () => {
     const agents = [agent('n1', { holds: { 'm:latest': A } })];
     const holders = catalogHolders(entry({ removing: true }), agents);
     expect(holders.wanted).toEqual([]);
-    expect(holders.nodes[0]?.state).toBe('excluded');
+    expect(holders.nodes[0]).toMatchObject({ state: 'extra', why: expect.stringMatching(/removed/) });
   });
 
   it('spreads single copies of many models over the nodes', () => {

@@ -116,16 +116,23 @@ export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartb
     const digest = heldDigest(agent, entry.name);
     const right = digest !== undefined && (wantDigest === undefined || digest === wantDigest);
     const pull = agent.pulls?.find((p) => p.model === entry.name);
-    let why: string | undefined;
-    if (entry.removing) why = 'the model is being removed from the fleet';
-    else if (agent.state === 'draining') why = 'agent is draining';
-    else if (agent.state === 'degraded') why = 'its backend does not answer';
-    else if (entry.on?.agents && !entry.on.agents.includes(agent.id)) why = 'not in on.agents';
+    // Two kinds of exclusion: where the entry does not place the model (a copy there is
+    // `extra`, to be deleted), and nodes that cannot take it now (a copy there stays).
+    let placedOff: string | undefined;
+    if (entry.removing) placedOff = 'the model is being removed from the fleet';
+    else if (entry.on?.agents && !entry.on.agents.includes(agent.id)) placedOff = 'not in on.agents';
     else if (entry.on?.labels) {
       const missing = Object.entries(entry.on.labels).find(([key, value]) => agent.labels?.[key] !== value);
-      if (missing) why = `label ${missing[0]}=${missing[1]} not set (AGENT_LABELS)`;
+      if (missing) placedOff = `label ${missing[0]}=${missing[1]} not set (AGENT_LABELS)`;
     }
+    let why = placedOff;
+    if (why === undefined && agent.state === 'draining') why = 'agent is draining';
+    else if (why === undefined && agent.state === 'degraded') why = 'its backend does not answer';
     if (why === undefined && !right && pull?.cause === 'disk_full') why = `disk full: ${pull.error ?? 'the model does not fit'}`;
+    if (placedOff !== undefined && digest !== undefined) {
+      nodes.push({ agent: agent.id, state: 'extra', digest, why: placedOff });
+      continue;
+    }
     nodes.push({ agent: agent.id, state: 'excluded', ...(digest !== undefined && { digest }), ...(why !== undefined && { why }) });
     if (why !== undefined) continue;
     const pulling = pull !== undefined && pull.state !== 'failed';
