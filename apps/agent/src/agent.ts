@@ -156,13 +156,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
   // The fleet catalog: this node's disk reconciled with the desired state (model-reconciler.ts).
-  const liveAgents = new CachedRead(() => registry.live(), 1_000);
   const reconciler = new ModelReconciler({
     agentId: config.agentId,
     backend,
     inventory,
     catalog: new ModelCatalogStore(redis, keys),
-    fleet: async () => [...(await liveAgents.get()).filter((agent) => agent.id !== config.agentId), heartbeat.build()],
+    // A fresh read each pass (every few seconds): a stale view could place a copy twice.
+    fleet: async () => [...(await registry.live()).filter((agent) => agent.id !== config.agentId), heartbeat.build()],
     pinned,
     configPinned,
     pullConcurrency: config.pullConcurrency,

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ByteSize, DurationError, LogLevel, parseKeepAlive } from '@switchyard/protocol';
 import { ModelSpec } from './model-spec.js';
-import { SAMPLE_CATALOG } from './sample-catalog.js';
+import { SAMPLE_CATALOG, SAMPLE_REGISTRY } from './sample-catalog.js';
 
 /** Strings from flags and env become numbers here; anything else is left for zod to judge. */
 function numeric<T extends z.ZodType>(schema: T) {
@@ -93,7 +93,20 @@ export const GpuSimConfig = z
       .array(ModelSpec)
       .min(1)
       .prefault([...SAMPLE_CATALOG])
-      .describe('The model catalog (JSON file only).'),
+      .describe('The models on the simulated disk at start (JSON file only).'),
+    /** What `/api/pull` can download; `models` are added to it. */
+    registry: z
+      .array(ModelSpec)
+      .prefault([...SAMPLE_REGISTRY])
+      .describe(
+        'What `/api/pull` can download (JSON file only): the sample registry by default; every entry of `models` is pullable too. An entry with `newer` also serves that build.',
+      ),
+    /** Disk for models; 0 = unlimited. */
+    disk_bytes: ByteSize.pipe(z.number().int().nonnegative())
+      .default(0)
+      .describe("Disk for models: a pull that would take the models on disk past it fails with Ollama's `no space left on device`; 0 = unlimited."),
+    /** Download throughput of `/api/pull`. */
+    pull_bytes_per_s: ByteSize.pipe(z.number().positive()).default(1e9).describe('Download throughput of `/api/pull` (times `time_scale`).'),
   })
   .superRefine((config, ctx) => {
     if (config.response_tokens_min > config.response_tokens_max) {
@@ -134,6 +147,8 @@ const FLAGS = {
   'prompt-tokens-per-s': 'prompt_tokens_per_s',
   'load-bytes-per-s': 'load_bytes_per_s',
   'load-overhead-ms': 'load_overhead_ms',
+  'disk-bytes': 'disk_bytes',
+  'pull-bytes-per-s': 'pull_bytes_per_s',
   'embed-call-ms': 'embed_call_ms',
   'embed-input-ms': 'embed_input_ms',
   'embed-token-ms': 'embed_token_ms',
@@ -163,6 +178,8 @@ const ENV: ReadonlyArray<readonly [string, Field]> = [
   ['GPU_SIM_TIME_SCALE', 'time_scale'],
   ['GPU_SIM_TOKENS_PER_S', 'tokens_per_s'],
   ['GPU_SIM_LOAD_BYTES_PER_S', 'load_bytes_per_s'],
+  ['GPU_SIM_DISK_BYTES', 'disk_bytes'],
+  ['GPU_SIM_PULL_BYTES_PER_S', 'pull_bytes_per_s'],
   ['GPU_SIM_NUM_PARALLEL', 'num_parallel'],
   ['GPU_SIM_MAX_QUEUE', 'max_queue'],
   ['GPU_SIM_KEEP_ALIVE', 'keep_alive'],
@@ -187,6 +204,8 @@ Flags (each overrides the same snake_case field of the JSON config file):
   --prompt-tokens-per-s <n>    prompt processing speed (default 2000)
   --load-bytes-per-s <size>    model load throughput, e.g. 2GB (default 2GB)
   --load-overhead-ms <n>       fixed cost of each load (default 300)
+  --disk-bytes <size>          disk for models; a pull past it fails (default 0 = unlimited)
+  --pull-bytes-per-s <size>    /api/pull download throughput (default 1GB)
   --embed-call-ms <n>          fixed cost of each embed call (default 10)
   --embed-input-ms <n>         cost of each input of an embed call (default 0.3)
   --embed-token-ms <n>         cost of each input token of an embed call (default 0)
@@ -206,6 +225,8 @@ Flags (each overrides the same snake_case field of the JSON config file):
 The model catalog comes from the config file's "models" array; without one a sample catalog
 of qwen2.5:0.5b, llama3.2:3b, llama3.1:8b, llama3.1:70b (all with tools), llava:7b (vision)
 and the embedding models nomic-embed-text, mxbai-embed-large and all-minilm is served.
+/api/pull downloads from the config's "registry" (default: those and gemma2:2b, which is on
+no disk at start; llama3.2:3b also has a newer build, pulled as llama3.2:3b@sha256:<digest>).
 `;
 
 export function wantsHelp(argv: readonly string[]): boolean {

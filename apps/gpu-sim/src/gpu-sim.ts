@@ -66,6 +66,8 @@ export async function createGpuSim(config: GpuSimConfigInput = {}, options: GpuS
     scheduler,
     counters,
     catalog: new Map<string, ModelSpec>(parsed.models.map((model) => [model.name, model])),
+    // The configured models are pullable too (after a delete, say); a registry entry of the same name wins.
+    registry: new Map<string, ModelSpec>([...parsed.models, ...parsed.registry].map((model) => [model.name, model])),
     logger,
     shutdown: shutdown.signal,
     holds,

@@ -130,6 +130,19 @@ export const ModelSpec = z
     tools: z.boolean().default(false),
     /** A chat model that reads images (capability `vision`). */
     vision: z.boolean().default(false),
+    /**
+     * A newer build of the same name that the simulated registry also serves (pulled as
+     * `name@sha256:<digest>`), to roll out to. Ignored for serving.
+     */
+    newer: z
+      .strictObject({
+        digest: z
+          .string()
+          .regex(/^(sha256:)?[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>')
+          .transform((digest) => digest.replace(/^sha256:/, '').toLowerCase()),
+        size_bytes: ByteSize.pipe(positiveInt).optional(),
+      })
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     if (!spec.embedding) return;

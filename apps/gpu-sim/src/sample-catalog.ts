@@ -28,6 +28,8 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
   {
     name: 'llama3.2:3b',
     size_bytes: 2_019_393_189,
+    // A newer build in the simulated registry, to roll out to (the catalog's digest).
+    newer: { digest: '2b1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f6071', size_bytes: 2_019_400_000 },
     family: 'llama',
     parameter_count: 3_212_749_888,
     parameter_size: '3.2B',
@@ -148,5 +150,30 @@ export const SAMPLE_CATALOG: readonly ModelSpecInput[] = [
     parameters: '',
     // 23M parameters: cheap per input; the per-call cost (runner round trip) still dominates small batches.
     embedding: { dimensions: 384, call_ms: 6, input_ms: 0.1 },
+  },
+];
+
+/**
+ * What the simulated registry serves to `/api/pull` by default: the sample catalog (so a
+ * deleted model can be pulled again) and a model no node has on disk at start, to try a
+ * fleet pull with (`ollama pull gemma2:2b` against the broker).
+ */
+export const SAMPLE_REGISTRY: readonly ModelSpecInput[] = [
+  ...SAMPLE_CATALOG,
+  {
+    name: 'gemma2:2b',
+    size_bytes: 1_629_518_495,
+    family: 'gemma2',
+    parameter_count: 2_614_341_888,
+    parameter_size: '2.6B',
+    quantization_level: 'Q4_0',
+    context_length: 8_192,
+    block_count: 26,
+    head_count: 8,
+    head_count_kv: 4,
+    embedding_length: 2_304,
+    tokens_per_s: 90,
+    prompt_tokens_per_s: 4_000,
+    license: 'Gemma Terms of Use',
   },
 ];

@@ -8,6 +8,7 @@ import { registerEmbedRoutes } from './routes/embed-routes.js';
 import { registerInferenceRoutes } from './routes/inference-routes.js';
 import { registerMetaRoutes } from './routes/meta-routes.js';
 import { registerModelRoutes } from './routes/model-routes.js';
+import { registerPullRoutes } from './routes/pull-routes.js';
 import { registerSimRoutes } from './routes/sim-routes.js';
 import type { SimContext } from './sim-context.js';
 import { SimError } from './sim-error.js';
@@ -49,6 +50,7 @@ export function buildServer(ctx: SimContext): FastifyInstance {
   registerModelRoutes(app, ctx);
   registerInferenceRoutes(app, ctx);
   registerEmbedRoutes(app, ctx);
+  registerPullRoutes(app, ctx);
   registerSimRoutes(app, ctx);
   return app;
 }

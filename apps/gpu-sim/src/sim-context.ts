@@ -11,7 +11,10 @@ export interface SimContext {
   config: GpuSimConfig;
   scheduler: Scheduler;
   counters: SimCounters;
-  catalog: ReadonlyMap<string, ModelSpec>;
+  /** What is on the simulated disk, by name: `/api/pull` adds, `/api/delete` removes. */
+  catalog: Map<string, ModelSpec>;
+  /** What `/api/pull` can download, by name (see pulls.ts). */
+  registry: ReadonlyMap<string, ModelSpec>;
   logger: Logger;
   /** Aborted when the server shuts down: running generations end with an error line. */
   shutdown: AbortSignal;
@@ -22,4 +25,11 @@ export interface SimContext {
 /** Finds a model by name, adding `:latest` when the tag is missing, as Ollama does. */
 export function findModel(catalog: ReadonlyMap<string, ModelSpec>, name: string): ModelSpec | undefined {
   return catalog.get(name) ?? catalog.get(canonicalModelName(name));
+}
+
+/** Bytes the models on the simulated disk take. */
+export function diskUsedBytes(catalog: ReadonlyMap<string, ModelSpec>): number {
+  let used = 0;
+  for (const model of catalog.values()) used += model.size_bytes;
+  return used;
 }

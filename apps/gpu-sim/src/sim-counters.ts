@@ -27,4 +27,9 @@ export class SimCounters {
   embedPromptTokensTotal = 0;
   /** Inputs cut to the context length. */
   embedTruncatedTotal = 0;
+  /** Downloads (`/api/pull`) started, completed, failed (refused for disk, dropped), and bytes downloaded. */
+  pullsStarted = 0;
+  pullsCompleted = 0;
+  pullsFailed = 0;
+  pullBytes = 0;
 }

@@ -4,7 +4,7 @@
  * what the GPU is doing without guessing from timings.
  */
 import { ollamaTimestamp } from '@switchyard/protocol';
-import type { SimContext } from './sim-context.js';
+import { diskUsedBytes, type SimContext } from './sim-context.js';
 
 export interface LoadedModelStats {
   name: string;
@@ -50,6 +50,9 @@ export interface SimStats {
   /** Tool calls answered on /api/chat. */
   tool_calls_total: number;
   embed: EmbedStats;
+  pull: { started: number; completed: number; failed: number; bytes: number };
+  /** Disk for models: total 0 = unlimited. */
+  disk: { total_bytes: number; used_bytes: number };
   loaded: LoadedModelStats[];
   vram_used_bytes: number;
   vram_total_bytes: number;
@@ -83,6 +86,8 @@ export function simStats(ctx: SimContext): SimStats {
       prompt_tokens: counters.embedPromptTokensTotal,
       truncated_inputs: counters.embedTruncatedTotal,
     },
+    pull: { started: counters.pullsStarted, completed: counters.pullsCompleted, failed: counters.pullsFailed, bytes: counters.pullBytes },
+    disk: { total_bytes: config.disk_bytes, used_bytes: diskUsedBytes(ctx.catalog) },
     loaded: scheduler.runnersView().map((runner) => ({
       name: runner.name,
       state: runner.state,
