@@ -12,7 +12,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { AgentConfig, loadConfig as loadAgentConfig } from '@switchyard/agent';
 import { ApiConfig, loadConfig as loadApiConfig } from '@switchyard/api';
-import { GpuSimConfig, SAMPLE_CATALOG, USAGE as GPU_SIM_USAGE, loadConfig as loadGpuSimConfig } from '@switchyard/gpu-sim';
+import { GpuSimConfig, SAMPLE_CATALOG, SAMPLE_REGISTRY, USAGE as GPU_SIM_USAGE, loadConfig as loadGpuSimConfig } from '@switchyard/gpu-sim';
 
 type Env = Record<string, string | undefined>;
 type Loaded = Record<string, unknown>;
@@ -64,7 +64,7 @@ interface Row {
 }
 
 /** Values tried on every input: two of each kind (numbers, log levels, URLs), so two inputs of one field can be told apart, and a fraction, a byte size, a word, a switch (`1`). */
-const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', '7GiB', 'probe', '1'];
+const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', '7GiB', 'probe', '1', 'probe=7'];
 const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
 
 function attempt(source: ConfigSource, env: Env, argv: readonly string[]): Loaded | undefined {
@@ -296,7 +296,7 @@ export const CONFIG_SOURCES: readonly ConfigSource[] = [
     shape: AgentConfig.shape,
     load: (env) => loadAgentConfig(env) as unknown as Loaded,
     keyColumn: 'variable',
-    defaultNotes: { agentId: 'hostname + random' },
+    defaultNotes: { agentId: 'hostname + random', labels: '(none)' },
   },
   {
     heading: 'GPU simulator',
@@ -309,7 +309,12 @@ export const CONFIG_SOURCES: readonly ConfigSource[] = [
     flags: flagsOfUsage(GPU_SIM_USAGE),
     keyColumn: 'field',
     // Each load stamps the catalog's `modified_at` with the time.
-    defaultNotes: { models: `the sample catalog: ${SAMPLE_CATALOG.map((model) => `\`${model.name}\``).join(', ')}` },
+    defaultNotes: {
+      models: `the sample catalog: ${SAMPLE_CATALOG.map((model) => `\`${model.name}\``).join(', ')}`,
+      registry: `the sample registry: the sample catalog and ${SAMPLE_REGISTRY.filter((model) => !SAMPLE_CATALOG.some((m) => m.name === model.name))
+        .map((model) => `\`${model.name}\``)
+        .join(', ')}`,
+    },
     otherInputs: {
       GPU_SIM_CONFIG: 'a JSON config file of the fields above (snake_case), unless `--config` names one.',
       '--config': 'the same, from the command line.',
