@@ -186,6 +186,11 @@ function formatDefault(value: unknown, bytes: boolean): string {
     if (names.every((name) => typeof name === 'string')) return names.map((name) => `\`${name}\``).join(', ');
     return `\`${value.map(one).join(',')}\``;
   }
+  // A map (AGENT_LABELS): written as it is set, `key=value,…`.
+  if (typeof value === 'object' && value !== null) {
+    const pairs = Object.entries(value);
+    return pairs.length === 0 ? '(none)' : `\`${pairs.map(([key, item]) => `${key}=${String(item)}`).join(',')}\``;
+  }
   return `\`${one(value)}\``;
 }
 
@@ -296,7 +301,7 @@ export const CONFIG_SOURCES: readonly ConfigSource[] = [
     shape: AgentConfig.shape,
     load: (env) => loadAgentConfig(env) as unknown as Loaded,
     keyColumn: 'variable',
-    defaultNotes: { agentId: 'hostname + random', labels: '(none)' },
+    defaultNotes: { agentId: 'hostname + random' },
   },
   {
     heading: 'GPU simulator',
