@@ -132,13 +132,15 @@ export class ModelReconciler {
     await this.readDisk();
     const byName = new Map(entries.map((entry) => [entry.name, entry]));
     const toDelete: string[] = [];
+    // Removed from the fleet (`DELETE /api/delete`): unloaded first once no job runs on it.
+    const removed: string[] = [];
     const catalogPinned = new Set<string>();
     for (const entry of entries) {
       const row = catalogHolders(entry, agents).nodes.find((node) => node.agent === options.agentId);
       if (!row) continue;
       if (row.state === 'to_pull' || row.state === 'wrong_build') this.queuePull(entry);
-      if ((row.state === 'extra' || entry.removing === true) && row.digest !== undefined && (entry.removing === true || entry.keep_on_disk !== true))
-        toDelete.push(entry.name);
+      if (entry.removing === true && row.digest !== undefined) removed.push(entry.name);
+      else if (row.state === 'extra' && row.digest !== undefined && entry.keep_on_disk !== true) toDelete.push(entry.name);
       if (entry.pinned === true && row.state === 'holds') catalogPinned.add(entry.name);
       // Not wanted here any more: a download of it stops. A pull that failed for want of disk
       // is what excludes this node (others take the copy meanwhile); it is kept, to retry.
@@ -148,6 +150,7 @@ export class ModelReconciler {
     for (const model of this.pulls.keys()) if (!byName.has(model)) this.dropPull(model, 'its catalog entry was removed');
     this.syncPinned(catalogPinned);
     await this.deleteIdle(toDelete);
+    await this.deleteIdle(removed, { unloadFirst: true });
     this.pump();
   }
 
@@ -274,21 +277,32 @@ export class ModelReconciler {
     }
   }
 
-  /** Deletes the given models that are idle here (not loaded, no job, not pinned), least recently used first. */
-  private async deleteIdle(models: string[]): Promise<void> {
+  /**
+   * Deletes the given models that are idle here (no job, not pinned, and not loaded unless
+   * `unloadFirst`, which unloads an idle loaded one first), least recently used first.
+   */
+  private async deleteIdle(models: string[], { unloadFirst = false } = {}): Promise<void> {
     const { backend, inventory, logger } = this.options;
-    if (!backend.delete || models.length === 0 || this.deleting) return;
+    if (!backend.delete || models.length === 0) return;
+    if (this.deleting) {
+      logger.debug({ models }, 'a deletion is under way; these wait for the next pass');
+      return;
+    }
     this.deleting = true;
     try {
       const idle = models
         .map((name) => inventory.get(name))
         .filter(
           (state): state is NonNullable<typeof state> =>
-            state !== undefined && state.loaded === undefined && state.inFlight === 0 && !this.options.pinned.includes(state.name),
+            state !== undefined && (unloadFirst || state.loaded === undefined) && state.inFlight === 0 && !this.options.pinned.includes(state.name),
         )
         .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
       for (const state of idle) {
         try {
+          if (state.loaded !== undefined) {
+            inventory.markUnloaded(state.name);
+            await backend.unload(state.backendName);
+          }
           await backend.delete(state.backendName);
           logger.info({ model: state.name, digest: state.digest.slice(0, 12), bytes: state.sizeBytes }, 'model deleted from disk: the catalog no longer places it here');
         } catch (error) {

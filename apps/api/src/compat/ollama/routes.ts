@@ -8,6 +8,7 @@ import { CompatError } from '../compat-error.js';
 import { registerOllamaEmbed } from './embed.js';
 import { registerOllamaInference } from './inference.js';
 import { registerOllamaModels } from './models.js';
+import { registerOllamaPull } from './pull.js';
 
 /**
  * Ollama-compatible endpoints under `/api`. An encapsulated plugin: errors leave as Ollama's
@@ -21,7 +22,7 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ApiContext): voi
       useJsonBodyParser(scope, '*', ctx.config.maxJsonDepth);
       scope.setNotFoundHandler((request, reply) => {
         const path = request.url.split('?')[0] ?? '';
-        const managed = /^\/api\/(pull|push|create|copy|delete)$/.test(path);
+        const managed = /^\/api\/(push|create|copy)$/.test(path);
         sendWireError(
           reply,
           'ollama',
@@ -29,14 +30,15 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ApiContext): voi
             404,
             ApiErrorCode.notFound,
             managed
-              ? `${quoteInput(path)} is not available through Switchyard: models are managed on each node`
-              : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/ps, /api/show and /api/version`,
+              ? `${quoteInput(path)} is not available through Switchyard: models come from a registry (POST /api/pull, the fleet catalog at /admin/models)`
+              : `no route ${request.method} ${quoteInput(path)}; Switchyard serves /api/chat, /api/generate, /api/embed, /api/embeddings, /api/tags, /api/ps, /api/show, /api/version, /api/pull and /api/delete`,
           ),
         );
       });
       registerOllamaInference(scope, ctx);
       registerOllamaEmbed(scope, ctx);
       registerOllamaModels(scope, ctx);
+      registerOllamaPull(scope, ctx);
     },
     { prefix: '/api' },
   );

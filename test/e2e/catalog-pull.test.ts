@@ -1,0 +1,105 @@
+/**
+ * Ollama's model verbs on the broker, fleet-wide: the official `ollama` client's `pull`
+ * streams the fleet's progress to `success` and leaves the model on every node; `delete`
+ * removes it from them; admin only, bad input a 400 in Ollama's shape.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ollama } from 'ollama';
+import { SAMPLE_CATALOG } from '@switchyard/gpu-sim';
+import { startStack, type Stack } from '../support/stack.js';
+
+const ADMIN_KEY = 'pull-admin-key-0123456789';
+const TENANT_KEY = 'pull-tenant-key-0123456789';
+/** On no node's disk at start: in the sims' default registry only. */
+const PULLED = 'gemma2:2b';
+const CATALOG_AGENT = { catalogReconcileMs: 200, pullRetryBaseMs: 100, pullRetryMaxMs: 400 };
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    nodes: [0, 1].map(() => ({ sim: { models: SAMPLE_CATALOG, pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT })),
+    api: { adminApiKeys: ADMIN_KEY, apiKeys: `team:${TENANT_KEY}` },
+  });
+}, 60_000);
+afterAll(() => stack?.close());
+
+const client = (key = ADMIN_KEY) => new Ollama({ host: stack.apiUrl, headers: { authorization: `Bearer ${key}` } });
+const onDisk = async (simIndex: number) =>
+  ((await fetch(`${stack.sims[simIndex]!.url}/api/tags`).then((r) => r.json())) as { models: Array<{ name: string }> }).models.map((m) => m.name);
+
+async function call(method: string, path: string, body: unknown, key = ADMIN_KEY) {
+  const response = await fetch(`${stack.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, text };
+}
+
+describe('Ollama pull and delete on the broker', () => {
+  it('ollama-js pull streams the fleet progress to success, and every node then holds and serves the model', async () => {
+    const statuses: string[] = [];
+    let completed = 0;
+    for await (const progress of await client().pull({ model: PULLED, stream: true })) {
+      statuses.push(progress.status);
+      if (progress.completed !== undefined) {
+        expect(progress.completed).toBeGreaterThanOrEqual(completed);
+        completed = progress.completed;
+      }
+    }
+    expect(statuses[0]).toBe('pulling manifest');
+    expect(statuses.at(-1)).toBe('success');
+    expect(statuses).toContain('verifying sha256 digest');
+    expect(await onDisk(0)).toContain(PULLED);
+    expect(await onDisk(1)).toContain(PULLED);
+
+    const tags = await client().list();
+    const entry = tags.models.find((model) => model.name === PULLED) as unknown as { switchyard: { agents: string[] } };
+    expect(entry.switchyard.agents.sort()).toEqual(stack.agents.map((agent) => agent.id).sort());
+    const answer = await client(TENANT_KEY).chat({ model: PULLED, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 3 } });
+    expect(answer.done).toBe(true);
+
+    // Pulled again, with stream false: already everywhere, so success at once.
+    expect(await client().pull({ model: PULLED, stream: false })).toEqual({ status: 'success' });
+  });
+
+  it('a model the registry does not have ends with Ollama’s error, and leaves no catalog entry', async () => {
+    const streamed = await call('POST', '/api/pull', { model: 'no-such-model:1b' });
+    expect(streamed.status).toBe(200);
+    expect(streamed.text.trim().split('\n').at(-1)).toBe(JSON.stringify({ error: 'pull model manifest: file does not exist' }));
+    await expect(client().pull({ model: 'no-such-model:2b', stream: false })).rejects.toThrow(/file does not exist/);
+    const entry = await call('GET', `/admin/models/${encodeURIComponent('no-such-model:1b')}`, undefined);
+    expect(entry.status).toBe(404);
+  });
+
+  it('needs an admin key, and bad bodies get a 400 naming the problem', async () => {
+    const tenant = await call('POST', '/api/pull', { model: PULLED }, TENANT_KEY);
+    expect(tenant.status).toBe(403);
+    expect(JSON.parse(tenant.text)).toEqual({ error: expect.stringMatching(/admin/) });
+    expect((await call('DELETE', '/api/delete', { model: PULLED }, TENANT_KEY)).status).toBe(403);
+    for (const body of [{}, { model: 7 }, { model: 'a b' }, '[]', '{"model":']) {
+      const bad = await call('POST', '/api/pull', body);
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.parse(bad.text)).toEqual({ error: expect.any(String) });
+    }
+  });
+
+  it('delete removes the model from every node, and a model nobody has is a 404', async () => {
+    await client().pull({ model: PULLED, stream: false });
+    await client().delete({ model: PULLED });
+    const deadline = Date.now() + 15_000;
+    while ((await onDisk(0)).includes(PULLED) || (await onDisk(1)).includes(PULLED)) {
+      if (Date.now() > deadline) throw new Error('the model stayed on a node after DELETE /api/delete');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Maintenance drops the entry once no node holds it; then the model is unknown.
+    const gone = Date.now() + 15_000;
+    while ((await call('DELETE', '/api/delete', { model: PULLED })).status !== 404) {
+      if (Date.now() > gone) throw new Error('DELETE of a removed model never answered 404');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const missing = await call('DELETE', '/api/delete', { model: 'never-there:1b' });
+    expect(missing).toEqual({ status: 404, text: JSON.stringify({ error: "model 'never-there:1b' not found" }) });
+  });
+});
