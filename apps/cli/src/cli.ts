@@ -1,11 +1,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SwitchyardClient } from '@switchyard/sdk';
-import type { ToolChoice, ToolDefinition } from '@switchyard/sdk';
+import type { CatalogEntryInput, ToolChoice, ToolDefinition } from '@switchyard/sdk';
 import { drainCommand } from './commands/drain.js';
 import { embedCommand } from './commands/embed.js';
 import { keysCommand, type KeysArgs } from './commands/keys.js';
 import { psCommand } from './commands/ps.js';
 import { queuesCommand } from './commands/queues.js';
+import { modelsCommand, type ModelsArgs } from './commands/models.js';
 import { runCommand, type RunArgs } from './commands/run.js';
 import { UsageError, reportError } from './errors.js';
 import { EXIT } from './exit-codes.js';
@@ -30,6 +31,11 @@ Usage:
   switchyard keys revoke <id>          the key stops working (on every API replica within a second)
   switchyard drain <agent> [--undo]    the agent claims nothing and finishes its running jobs
                                        (admin key; --undo: it claims again)
+  switchyard models list               the fleet catalog (admin key): each model's state, copies,
+                                       builds (digests; drift marked), pull progress and problems
+  switchyard models show <model>       one model against the catalog, node by node
+  switchyard models set <model>        write its catalog entry (whole): agents pull and delete to match
+  switchyard models rm <model>         drop its entry: the model is unmanaged and stays where it is
 
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
@@ -61,6 +67,14 @@ Options for embed:
   Without --dims or --json, each vector is printed as a JSON array on a line of its own, in
   the order of the texts.
 
+Options for models set:
+  --digest <sha256>       the build to hold (default: what the registry serves)
+  --copies <min>[:<max>]  nodes that hold it (default: every eligible node; max: no limit)
+  --on-agent <id>         only this agent (repeatable)
+  --label <key=value>     only agents with this AGENT_LABELS pair (repeatable)
+  --pinned                keep it loaded where it is held
+  --keep-on-disk          never delete it to make room
+
 Options for keys create (the keys commands need an admin key):
   --admin                 an admin key (fleet endpoints, /metrics, /admin/*)
   --name <text>           a label shown in keys list
@@ -88,6 +102,61 @@ const QUEUES_OPTIONS = {
   ...GLOBAL_OPTIONS,
   all: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
+
+const MODELS_SET_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  digest: { type: 'string' },
+  copies: { type: 'string' },
+  'on-agent': { type: 'string', multiple: true },
+  label: { type: 'string', multiple: true },
+  pinned: { type: 'boolean' },
+  'keep-on-disk': { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const MODELS_ACTIONS = ['list', 'show', 'set', 'rm'] as const;
+
+/** `models <action> …`: flags checked here, values (digest, label shapes) by the API, whose 400 names them. */
+export function modelsArgs(argv: string[]): { values: { url?: string | undefined; 'api-key'?: string | undefined; json?: boolean | undefined }; args: ModelsArgs } {
+  const loose = parseArgs({ args: argv, options: MODELS_SET_OPTIONS, allowPositionals: true, strict: false });
+  const given = loose.positionals[1];
+  const action = MODELS_ACTIONS.find((candidate) => candidate === given);
+  if (action === undefined) {
+    throw new UsageError(
+      given === undefined ? `models needs an action: ${MODELS_ACTIONS.join(', ')}` : `unknown models action ${JSON.stringify(given)} (actions: ${MODELS_ACTIONS.join(', ')})`,
+    );
+  }
+  const { values, positionals } = strictParse(argv, action === 'set' ? MODELS_SET_OPTIONS : GLOBAL_OPTIONS);
+  const json = values.json === true;
+  if (action === 'list') {
+    if (positionals.length > 2) throw new UsageError(`models list takes no arguments, got ${JSON.stringify(positionals.slice(2).join(' '))}`);
+    return { values, args: { action, json } };
+  }
+  const name = positionals[2];
+  if (name === undefined) throw new UsageError(`models ${action} needs a model name, e.g. switchyard models ${action} llama3.1:8b`);
+  if (positionals.length > 3) throw new UsageError(`models ${action} takes one model, got ${JSON.stringify(positionals.slice(2).join(' '))}`);
+  if (action !== 'set') return { values, args: { action, json, name } };
+  const set = values as { digest?: string; copies?: string; 'on-agent'?: string[]; label?: string[]; pinned?: boolean; 'keep-on-disk'?: boolean };
+  const entry: CatalogEntryInput = {};
+  if (set.digest !== undefined) entry.digest = set.digest;
+  if (set.copies !== undefined) {
+    const match = /^(\d+)(?::(\d+))?$/.exec(set.copies);
+    if (!match) throw new UsageError(`--copies takes <min> or <min>:<max>, e.g. 2 or 1:3, got ${JSON.stringify(set.copies)}`);
+    entry.copies = { min: Number(match[1]), ...(match[2] !== undefined && { max: Number(match[2]) }) };
+  }
+  const agents = set['on-agent'] ?? [];
+  const labels = set.label ?? [];
+  if (agents.length > 0 || labels.length > 0) {
+    const pairs = labels.map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new UsageError(`--label takes key=value, e.g. gpu=a100, got ${JSON.stringify(pair)}`);
+      return [pair.slice(0, at), pair.slice(at + 1)] as const;
+    });
+    entry.on = { ...(agents.length > 0 && { agents }), ...(pairs.length > 0 && { labels: Object.fromEntries(pairs) }) };
+  }
+  if (set.pinned === true) entry.pinned = true;
+  if (set['keep-on-disk'] === true) entry.keep_on_disk = true;
+  return { values, args: { action, json, name, entry } };
+}
 
 const KEYS_CREATE_OPTIONS = {
   ...GLOBAL_OPTIONS,
@@ -351,6 +420,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const { values, args } = keysArgs(argv);
         return await keysCommand(io, clientFor(values, io, args.json ? undefined : notice), args);
       }
+      case 'models': {
+        const { values, args } = modelsArgs(argv);
+        return await modelsCommand(io, clientFor(values, io), args);
+      }
       case 'drain': {
         const { values, positionals } = strictParse(argv, DRAIN_OPTIONS);
         const agent = positionals[1];
@@ -359,7 +432,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await drainCommand(io, clientFor(values, io, values.json ? undefined : notice), { agent, undo: values.undo === true, json: values.json === true });
       }
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, embed, ps, queues, keys, drain)`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, embed, ps, queues, keys, drain, models)`);
     }
   } catch (error) {
     return reportError(io, error);

@@ -10,7 +10,6 @@
  * every agent and the API evaluate on the same heartbeats, so no coordinator is needed: an
  * agent acts only on its own row of the answer.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AgentHeartbeat } from './heartbeat.js';
 import { normalizeDigest } from './model-name.js';
@@ -92,9 +91,24 @@ function heldDigest(agent: AgentHeartbeat, model: string): string | undefined {
   return entry ? normalizeDigest(entry.digest) : undefined;
 }
 
-/** Rendezvous (highest random weight) score: a stable, evenly spread order of nodes per model. */
-function rendezvous(model: string, agent: string): string {
-  return createHash('sha256').update(`${model}\u0000${agent}`).digest('hex');
+/**
+ * Rendezvous (highest random weight) score: a stable, evenly spread order of nodes per
+ * model. FNV-1a with murmur3's finalizer, in plain JS: the protocol package also runs in
+ * browsers (the SDK), where node:crypto is not.
+ */
+function rendezvous(model: string, agent: string): number {
+  const text = `${model}\u0000${agent}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
 }
 
 /**
@@ -111,7 +125,7 @@ function rendezvous(model: string, agent: string): string {
 export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartbeat[]): CatalogHolders {
   const wantDigest = entry.digest;
   const nodes: CatalogHolders['nodes'] = [];
-  const candidates: Array<{ agent: string; rank: number; score: string }> = [];
+  const candidates: Array<{ agent: string; rank: number; score: number }> = [];
   for (const agent of agents) {
     const digest = heldDigest(agent, entry.name);
     const right = digest !== undefined && (wantDigest === undefined || digest === wantDigest);
@@ -138,7 +152,7 @@ export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartb
     const pulling = pull !== undefined && pull.state !== 'failed';
     candidates.push({ agent: agent.id, rank: right ? 0 : pulling ? 1 : 2, score: rendezvous(entry.name, agent.id) });
   }
-  candidates.sort((a, b) => a.rank - b.rank || (a.score < b.score ? -1 : a.score > b.score ? 1 : 0));
+  candidates.sort((a, b) => a.rank - b.rank || b.score - a.score || (a.agent < b.agent ? -1 : 1));
   const min = entry.copies?.min ?? candidates.length;
   const max = entry.copies?.max ?? Number.POSITIVE_INFINITY;
   const wanted: string[] = [];

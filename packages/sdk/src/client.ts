@@ -3,6 +3,7 @@ import { ClientErrorCode, SwitchyardError } from './errors.js';
 import { Http, type RetryOptions } from './http.js';
 import { createJobEventStream, type JobEventStream, type ReconnectOptions, type StreamOptions } from './job-stream.js';
 import { modelEntryProblem, type ModelEntry } from './models.js';
+import { catalogStatusProblem, type CatalogEntryInput, type CatalogModelStatus } from './catalog.js';
 import { apiKeyInfoProblem, createdApiKeyProblem, type ApiKeyInfo, type CreateKeyRequest, type CreatedApiKey } from './api-keys.js';
 
 /** Options of {@link SwitchyardClient}. */
@@ -311,6 +312,31 @@ export class SwitchyardClient {
     const action = options.undo === true ? 'undrain' : 'drain';
     const answer = await this.http.json('POST', `/admin/agents/${encodeURIComponent(id)}/${action}`, { body: {}, ...(options.signal && { signal: options.signal }) });
     return checked(answer.body, agentDrainProblem, `POST /admin/agents/:id/${action}`) as AgentDrainAnswer;
+  }
+
+  /** The fleet catalog (`GET /admin/models`, admin key): every entry's status, and the models held without one (`unmanaged`). */
+  async catalog(options: CallOptions = {}): Promise<CatalogModelStatus[]> {
+    const answer = await this.http.json('GET', '/admin/models', { ...(options.signal && { signal: options.signal }) });
+    const data = (answer.body as { data?: unknown } | null)?.data;
+    if (!Array.isArray(data)) throw new SwitchyardError(ClientErrorCode.invalidResponse, 'GET /admin/models answered without a data array');
+    return data.map((item) => checked(item, catalogStatusProblem, 'GET /admin/models') as CatalogModelStatus);
+  }
+
+  /** One model's status against the catalog (`GET /admin/models/:name`); `catalog_entry_not_found` when it has no entry and no node holds it. */
+  async catalogModel(name: string, options: CallOptions = {}): Promise<CatalogModelStatus> {
+    const answer = await this.http.json('GET', `/admin/models/${encodeURIComponent(name)}`, { ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, catalogStatusProblem, 'GET /admin/models/:name') as CatalogModelStatus;
+  }
+
+  /** Writes a model's catalog entry whole (`PUT /admin/models/:name`): agents pull and delete to match it. */
+  async setCatalogModel(name: string, entry: CatalogEntryInput, options: CallOptions = {}): Promise<CatalogModelStatus> {
+    const answer = await this.http.json('PUT', `/admin/models/${encodeURIComponent(name)}`, { body: entry, ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, catalogStatusProblem, 'PUT /admin/models/:name') as CatalogModelStatus;
+  }
+
+  /** Removes a model's catalog entry (`DELETE /admin/models/:name`): it becomes unmanaged and stays on the nodes that hold it. */
+  async removeCatalogModel(name: string, options: CallOptions = {}): Promise<void> {
+    await this.http.json('DELETE', `/admin/models/${encodeURIComponent(name)}`, { ...(options.signal && { signal: options.signal }) });
   }
 
   /**
