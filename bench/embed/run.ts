@@ -87,7 +87,14 @@ async function concurrentLoad(mode: string, apiUrl: string, simUrl: string, pids
   const after = await simCounters(simUrl);
   await pool.close();
   const calls = after.calls - before.calls;
-  return { mode, inputs_per_s: REQUESTS / seconds, latency_ms: summarize(latencies), backend_calls: calls, mean_batch: (after.inputs - before.inputs) / calls, cpu_us_per_request };
+  return {
+    mode,
+    inputs_per_s: REQUESTS / seconds,
+    latency_ms: summarize(latencies),
+    backend_calls: calls,
+    mean_batch: (after.inputs - before.inputs) / calls,
+    cpu_us_per_request,
+  };
 }
 
 async function oneAtATime(apiUrl: string, simUrl: string, pids: Pids) {
@@ -141,7 +148,9 @@ runBenchmark(async () => {
   const api = await startApi(redis.url, prefix);
 
   const pids = (agent: number): Pids => ({ api: api.child.pid!, agent, sim: sim.child.pid!, redis: redis.child.pid! });
-  const unbatched = await withAgent(redis.url, prefix, sim.url, api.url, { EMBED_BATCH_MAX_INPUTS: '1' }, (agent) => concurrentLoad('unbatched', api.url, sim.url, pids(agent)));
+  const unbatched = await withAgent(redis.url, prefix, sim.url, api.url, { EMBED_BATCH_MAX_INPUTS: '1' }, (agent) =>
+    concurrentLoad('unbatched', api.url, sim.url, pids(agent)),
+  );
   const batched = await withAgent(redis.url, prefix, sim.url, api.url, {}, (agent) => concurrentLoad('batched', api.url, sim.url, pids(agent)));
   const single = await withAgent(redis.url, prefix, sim.url, api.url, {}, (agent) => oneAtATime(api.url, sim.url, pids(agent)));
   await redis.stop();
