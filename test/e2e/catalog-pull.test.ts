@@ -17,7 +17,8 @@ const CATALOG_AGENT = { catalogReconcileMs: 200, pullRetryBaseMs: 100, pullRetry
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
-    nodes: [0, 1].map(() => ({ sim: { models: SAMPLE_CATALOG, pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT })),
+    // About 3 s per pull at the fast sims' time scale: long enough for the progress lines to show.
+    nodes: [0, 1].map(() => ({ sim: { models: SAMPLE_CATALOG, pull_bytes_per_s: 1e7 }, agent: CATALOG_AGENT })),
     api: { adminApiKeys: ADMIN_KEY, apiKeys: `team:${TENANT_KEY}` },
   });
 }, 60_000);
@@ -41,13 +42,18 @@ describe('Ollama pull and delete on the broker', () => {
   it('ollama-js pull streams the fleet progress to success, and every node then holds and serves the model', async () => {
     const statuses: string[] = [];
     let completed = 0;
+    let total = 0;
     for await (const progress of await client().pull({ model: PULLED, stream: true })) {
       statuses.push(progress.status);
       if (progress.completed !== undefined) {
         expect(progress.completed).toBeGreaterThanOrEqual(completed);
         completed = progress.completed;
+        total = progress.total;
       }
     }
+    // Summed over the two nodes pulling it.
+    expect(total).toBeGreaterThan(0);
+    expect(statuses).toContain(`pulling ${PULLED}`);
     expect(statuses[0]).toBe('pulling manifest');
     expect(statuses.at(-1)).toBe('success');
     expect(statuses).toContain('verifying sha256 digest');
