@@ -52,21 +52,42 @@ describe('switchyard models against a running stack', () => {
     expect(list.stdout).toMatch(/MODEL\s+STATE\s+COPIES\s+DIGESTS\s+PROGRESS\s+PROBLEMS/);
     expect(list.stdout).toMatch(new RegExp(`${MODEL.replace('.', '\\.')}\\s+ready\\s+2/2`));
     expect(list.stdout).toMatch(/qwen2\.5:0\.5b\s+unmanaged/);
-    const json = JSON.parse((await cli(['models', 'list', '--json'], env)).stdout) as { models: Array<{ name: string; state: string }> };
-    expect(json.models.find((model) => model.name === MODEL)?.state).toBe('ready');
+    const json = JSON.parse((await cli(['models', 'list', '--json'], env)).stdout) as { models: Array<{ name: string; state: string; digests: Record<string, string[]> }> };
+    const listed = json.models.find((model) => model.name === MODEL);
+    expect(listed?.state).toBe('ready');
+    const [digest] = Object.keys(listed!.digests);
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(list.stdout).toContain(digest!.slice(0, 12));
+
+    // Both nodes hold the build, each on a row of its own.
+    const ready = await cli(['models', 'show', MODEL], env);
+    expect(ready.code, ready.stderr).toBe(0);
+    expect(ready.stdout).toMatch(new RegExp(`^${MODEL.replace('.', '\\.')}: ready, 2/2 copies`));
+    for (const agent of stack.agents) expect(ready.stdout).toMatch(new RegExp(`${agent.id}\\s+holds\\s+${digest!.slice(0, 12)}`));
 
     const removed = await cli(['models', 'rm', MODEL], env);
     expect(removed.code).toBe(0);
     expect(removed.stdout).toMatch(/unmanaged and stays/);
+    // Still on both disks, now without an entry.
+    const after = await cli(['models', 'show', MODEL], env);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout).toMatch(new RegExp(`^${MODEL.replace('.', '\\.')}: unmanaged, 2 copies`));
   });
 
   it('names bad input: the API’s 400 for a bad digest, a 404 for an unknown entry, usage errors locally', async () => {
     const digest = await cli(['models', 'set', MODEL, '--digest', 'abc'], env);
-    expect(digest.code).not.toBe(0);
-    expect(digest.stderr).toMatch(/64 hex/);
+    expect(digest.code).toBe(2);
+    expect(digest.stderr).toMatch(/^switchyard: invalid_request: invalid request body: digest: digest must be a sha256: 64 hex digits/);
     const missing = await cli(['models', 'rm', 'nope:1b'], env);
-    expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toMatch(/catalog_entry_not_found/);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/catalog_entry_not_found: the fleet catalog has no entry for "nope:1b"/);
+    // A name with "/" reaches the route (URL-encoded), which answers for that name.
+    const slashed = await cli(['models', 'show', 'hf.co/org/repo:Q4_K_M'], env);
+    expect(slashed.code).toBe(3);
+    expect(slashed.stderr).toMatch(/catalog_entry_not_found: the fleet catalog has no entry for "hf\.co\/org\/repo:Q4_K_M"/);
+    const anonymous = await cli(['models', 'list'], { SWITCHYARD_URL: stack.apiUrl });
+    expect(anonymous.code).toBe(3);
+    expect(anonymous.stderr).toMatch(/unauthorized/);
     const copies = await cli(['models', 'set', MODEL, '--copies', 'two'], env);
     expect(copies.code).toBe(2);
     expect(copies.stderr).toMatch(/--copies takes <min> or <min>:<max>/);

@@ -35,7 +35,9 @@ Usage:
                                        builds (digests; drift marked), pull progress and problems
   switchyard models show <model>       one model against the catalog, node by node
   switchyard models set <model>        write its catalog entry (whole): agents pull and delete to match
-  switchyard models rm <model>         drop its entry: the model is unmanaged and stays where it is
+  switchyard models rm <model>         drop its entry: the model is unmanaged and stays on the disks
+                                       that hold it (nothing is deleted; Ollama's DELETE /api/delete
+                                       on the broker removes it from the fleet)
 
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
@@ -67,7 +69,8 @@ Options for embed:
   Without --dims or --json, each vector is printed as a JSON array on a line of its own, in
   the order of the texts.
 
-Options for models set:
+Options for models set (the models commands need an admin key; set replaces the entry whole,
+so give every flag the entry should keep; the API checks the values and names a bad one):
   --digest <sha256>       the build to hold (default: what the registry serves)
   --copies <min>[:<max>]  nodes that hold it (default: every eligible node; max: no limit)
   --on-agent <id>         only this agent (repeatable)
@@ -151,6 +154,8 @@ export function modelsArgs(argv: string[]): { values: { url?: string | undefined
       if (at <= 0) throw new UsageError(`--label takes key=value, e.g. gpu=a100, got ${JSON.stringify(pair)}`);
       return [pair.slice(0, at), pair.slice(at + 1)] as const;
     });
+    const repeated = pairs.find(([key], index) => pairs.findIndex(([other]) => other === key) !== index);
+    if (repeated) throw new UsageError(`--label ${repeated[0]} is given more than once (an agent has one value per label key)`);
     entry.on = { ...(agents.length > 0 && { agents }), ...(pairs.length > 0 && { labels: Object.fromEntries(pairs) }) };
   }
   if (set.pinned === true) entry.pinned = true;
@@ -422,7 +427,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
       case 'models': {
         const { values, args } = modelsArgs(argv);
-        return await modelsCommand(io, clientFor(values, io), args);
+        return await modelsCommand(io, clientFor(values, io, args.json ? undefined : notice), args);
       }
       case 'drain': {
         const { values, positionals } = strictParse(argv, DRAIN_OPTIONS);

@@ -11,19 +11,51 @@ export type ModelsArgs =
 
 /** Hex digits of a digest shown, as `docker images` shortens image ids. */
 const SHORT = 12;
+/** Characters of a model's first problem in `models list`. */
+const PROBLEM_WIDTH = 60;
 
-function progress(status: CatalogModelStatus): string {
+export function progress(status: CatalogModelStatus): string {
   const { total_bytes: total, completed_bytes: done } = status.progress;
   return total > 0 && status.state === 'pulling' ? `${Math.floor((100 * done) / total)}% of ${formatBytes(total)}` : '-';
 }
 
-function digests(status: CatalogModelStatus): string {
+export function digests(status: CatalogModelStatus): string {
   const list = Object.keys(status.digests).map((digest) => digest.slice(0, SHORT));
   if (list.length === 0) return '-';
   return status.drift ? `${list.join(', ')} (drift)` : list.join(', ');
 }
 
-function line(status: CatalogModelStatus): string {
+/** A model's first problem, cut to fit a table row, and how many more there are. */
+export function firstProblem(problems: string[], width = PROBLEM_WIDTH): string {
+  const [first] = problems;
+  if (first === undefined) return '-';
+  const chars = [...first];
+  const cut = chars.length > width ? `${chars.slice(0, width - 1).join('')}…` : first;
+  return problems.length > 1 ? `${cut} (+${problems.length - 1} more)` : cut;
+}
+
+/** `models list`: one row per model; `show` has the whole problems. */
+export function modelsTable(all: CatalogModelStatus[]): string {
+  const rows = all.map((status) => [
+    status.name,
+    status.state,
+    status.entry === null ? `${status.holding}` : `${status.holding}/${status.wanted}`,
+    digests(status),
+    progress(status),
+    firstProblem(status.problems),
+  ]);
+  return table([['MODEL', 'STATE', 'COPIES', 'DIGESTS', 'PROGRESS', 'PROBLEMS'], ...rows]);
+}
+
+/** A node's pull: its state and percent, and for a failed one the cause and the backend's words. */
+export function pullText(pull: NonNullable<CatalogModelStatus['nodes'][number]['pull']>): string {
+  const percent = pull.total_bytes ? ` ${Math.floor((100 * (pull.completed_bytes ?? 0)) / pull.total_bytes)}%` : '';
+  const attempts = pull.attempts > 1 ? `, attempt ${pull.attempts}` : '';
+  if (pull.state === 'failed') return `failed (${pull.cause ?? 'error'}${attempts}): ${pull.error ?? 'no detail'}`;
+  return `${pull.state}${percent}${pull.cause ? ` (${pull.cause})` : ''}${attempts}`;
+}
+
+export function line(status: CatalogModelStatus): string {
   const copies = status.entry === null ? `${status.holding}` : `${status.holding}/${status.wanted}`;
   return `${status.name}: ${status.state}, ${copies} cop${status.holding === 1 ? 'y' : 'ies'}${status.problems[0] ? `; ${status.problems[0]}` : ''}`;
 }
@@ -46,15 +78,7 @@ export async function modelsCommand(io: CliIo, client: SwitchyardClient, args: M
         io.stdout.write('no models in the fleet or its catalog\n');
         return EXIT.ok;
       }
-      const rows = all.map((status) => [
-        status.name,
-        status.state,
-        status.entry === null ? `${status.holding}` : `${status.holding}/${status.wanted}`,
-        digests(status),
-        progress(status),
-        status.problems[0] ?? '-',
-      ]);
-      io.stdout.write(`${table([['MODEL', 'STATE', 'COPIES', 'DIGESTS', 'PROGRESS', 'PROBLEMS'], ...rows])}\n`);
+      io.stdout.write(`${modelsTable(all)}\n`);
       return EXIT.ok;
     }
     case 'show': {
@@ -62,15 +86,7 @@ export async function modelsCommand(io: CliIo, client: SwitchyardClient, args: M
       if (args.json) return print(status);
       io.stdout.write(`${line(status)}\n`);
       if (status.entry !== null) io.stdout.write(`entry: ${JSON.stringify({ ...status.entry, created_at: undefined, updated_at: undefined })}\n`);
-      const rows = status.nodes.map((node) => [
-        node.agent,
-        node.state,
-        node.digest?.slice(0, SHORT) ?? '-',
-        node.pull
-          ? `${node.pull.state}${node.pull.total_bytes ? ` ${Math.floor((100 * (node.pull.completed_bytes ?? 0)) / node.pull.total_bytes)}%` : ''}${node.pull.cause ? ` (${node.pull.cause})` : ''}`
-          : '-',
-        node.why ?? '',
-      ]);
+      const rows = status.nodes.map((node) => [node.agent, node.state, node.digest?.slice(0, SHORT) ?? '-', node.pull ? pullText(node.pull) : '-', node.why ?? '']);
       if (rows.length > 0) io.stdout.write(`${table([['AGENT', 'STATE', 'DIGEST', 'PULL', 'WHY'], ...rows])}\n`);
       for (const problem of status.problems) io.stdout.write(`problem: ${problem}\n`);
       return EXIT.ok;
