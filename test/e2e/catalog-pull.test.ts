@@ -31,7 +31,7 @@ const onDisk = async (simIndex: number) =>
 async function call(method: string, path: string, body: unknown, key = ADMIN_KEY) {
   const response = await fetch(`${stack.apiUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
@@ -61,13 +61,52 @@ describe('Ollama pull and delete on the broker', () => {
     expect(await onDisk(1)).toContain(PULLED);
 
     const tags = await client().list();
-    const entry = tags.models.find((model) => model.name === PULLED) as unknown as { switchyard: { agents: string[] } };
-    expect(entry.switchyard.agents.sort()).toEqual(stack.agents.map((agent) => agent.id).sort());
+    const entry = tags.models.find((model) => model.name === PULLED) as unknown as {
+      digest: string;
+      switchyard: { agents: string[]; agents_by_digest: Record<string, string[]> };
+    };
+    const ids = stack.agents.map((agent) => agent.id).sort();
+    expect(entry.switchyard.agents.sort()).toEqual(ids);
+    expect(Object.keys(entry.switchyard.agents_by_digest)).toEqual([entry.digest]);
+    expect(entry.switchyard.agents_by_digest[entry.digest]!.sort()).toEqual(ids);
     const answer = await client(TENANT_KEY).chat({ model: PULLED, messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 3 } });
     expect(answer.done).toBe(true);
 
-    // Pulled again, with stream false: already everywhere, so success at once.
+    // Pulled again, with stream false: already everywhere, so success at once; both answers point at the status.
     expect(await client().pull({ model: PULLED, stream: false })).toEqual({ status: 'success' });
+    for (const stream of [true, false]) {
+      const response = await fetch(`${stack.apiUrl}/api/pull`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+        body: JSON.stringify({ name: PULLED, stream }),
+      });
+      expect(response.headers.get('x-switchyard-model-status')).toBe(`/admin/models/${encodeURIComponent(PULLED)}`);
+      expect((await response.text()).trim().split('\n').at(-1)).toBe(JSON.stringify({ status: 'success' }));
+    }
+  });
+
+  it('a pull no node can take (the entry places it nowhere) says why: an error line, or a 409', async () => {
+    const model = 'placed-nowhere:1b';
+    const put = await call('PUT', `/admin/models/${encodeURIComponent(model)}`, { on: { agents: ['no-such-agent'] } });
+    expect(put.status).toBe(201);
+    try {
+      const streamed = await call('POST', '/api/pull', { model });
+      expect(streamed.status).toBe(200);
+      const lines = streamed.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { status?: string; error?: string });
+      expect(lines[0]).toEqual({ status: 'pulling manifest' });
+      expect(lines.at(-1)).toEqual({ error: expect.stringMatching(/no node can hold placed-nowhere:1b/) });
+      const whole = await call('POST', '/api/pull', { model, stream: false });
+      expect(whole.status).toBe(409);
+      expect(JSON.parse(whole.text)).toEqual({ error: expect.stringMatching(/no node can hold/) });
+      // The entry was there before: the pull leaves it as it was.
+      const entry = JSON.parse((await call('GET', `/admin/models/${encodeURIComponent(model)}`, undefined)).text) as { entry: { on: unknown } };
+      expect(entry.entry.on).toEqual({ agents: ['no-such-agent'] });
+    } finally {
+      await call('DELETE', `/admin/models/${encodeURIComponent(model)}`, undefined);
+    }
   });
 
   it('a model the registry does not have ends with Ollama’s error, and leaves no catalog entry', async () => {
@@ -84,11 +123,32 @@ describe('Ollama pull and delete on the broker', () => {
     expect(tenant.status).toBe(403);
     expect(JSON.parse(tenant.text)).toEqual({ error: expect.stringMatching(/admin/) });
     expect((await call('DELETE', '/api/delete', { model: PULLED }, TENANT_KEY)).status).toBe(403);
-    for (const body of [{}, { model: 7 }, { model: 'a b' }, '[]', '{"model":']) {
+    for (const body of [{}, { model: 7 }, { model: 'a b' }, { model: PULLED, stream: 'yes' }, '[]', '{"model":']) {
       const bad = await call('POST', '/api/pull', body);
       expect(bad.status, JSON.stringify(body)).toBe(400);
       expect(JSON.parse(bad.text)).toEqual({ error: expect.any(String) });
     }
+    expect(JSON.parse((await call('POST', '/api/pull', { model: 7 })).text).error).toMatch(/model/);
+    expect(JSON.parse((await call('POST', '/api/pull', { model: PULLED, stream: 'yes' })).text).error).toMatch(/stream/);
+    for (const body of [{}, { name: '' }, { model: 'a b' }, '[]']) {
+      const bad = await call('DELETE', '/api/delete', body);
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.parse(bad.text)).toEqual({ error: expect.stringMatching(/model|name|body/) });
+    }
+  });
+
+  it('a pull of a model being removed puts it back in the catalog', async () => {
+    expect(await client().pull({ model: PULLED, stream: false })).toEqual({ status: 'success' });
+    await client().delete({ model: PULLED });
+    const removing = JSON.parse((await call('GET', `/admin/models/${encodeURIComponent(PULLED)}`, undefined)).text) as { state: string };
+    expect(removing.state).toBe('removing');
+    // Whether or not a node deleted it meanwhile, the pull ends with every node holding it.
+    expect(await client().pull({ model: PULLED, stream: false })).toEqual({ status: 'success' });
+    const back = JSON.parse((await call('GET', `/admin/models/${encodeURIComponent(PULLED)}`, undefined)).text) as { state: string; entry: { removing?: boolean } };
+    expect(back.state).toBe('ready');
+    expect(back.entry.removing).toBeUndefined();
+    expect(await onDisk(0)).toContain(PULLED);
+    expect(await onDisk(1)).toContain(PULLED);
   });
 
   it('delete removes the model from every node, and a model nobody has is a 404', async () => {

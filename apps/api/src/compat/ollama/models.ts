@@ -38,16 +38,21 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
     return { version: OLLAMA_API_VERSION };
   });
 
-  /** The union of every live agent's models; `switchyard.agents` says who has each. */
+  /**
+   * The union of every live agent's models; `switchyard.agents` says which nodes hold each,
+   * `switchyard.agents_by_digest` which nodes hold which build (after a fleet pull, every
+   * node the catalog places the model on).
+   */
   scope.get('/tags', access('tenant'), async (request) => {
     await ctx.tenantOf(request);
     const agents = liveAgents(await ctx.fleet.agents());
-    const models = new Map<string, { size: number; digests: string[]; agents: string[]; since: number }>();
+    const models = new Map<string, { size: number; digests: string[]; agents: string[]; byDigest: Record<string, string[]>; since: number }>();
     for (const agent of agents) {
       for (const model of agent.models_available) {
-        const entry = models.get(model.name) ?? { size: model.size_bytes, digests: [], agents: [], since: agent.started_at };
+        const entry = models.get(model.name) ?? { size: model.size_bytes, digests: [], agents: [], byDigest: {}, since: agent.started_at };
         if (!entry.digests.includes(model.digest)) entry.digests.push(model.digest);
         entry.agents.push(agent.id);
+        (entry.byDigest[model.digest] ??= []).push(agent.id);
         entry.since = Math.min(entry.since, agent.started_at);
         models.set(model.name, entry);
       }
@@ -65,9 +70,9 @@ export function registerOllamaModels(scope: FastifyInstance, ctx: ApiContext): v
           size: entry.size,
           digest: entry.digests[0] ?? '',
           details: details(info),
-          // Non-standard: the agents that have the model, and every digest seen (drift shows
-          // as more than one).
-          switchyard: { agents: entry.agents, digests: entry.digests },
+          // Non-standard: the agents that have the model, every digest seen (drift shows as
+          // more than one), and which agents hold each digest.
+          switchyard: { agents: entry.agents, digests: entry.digests, agents_by_digest: entry.byDigest },
         };
       }),
     };

@@ -53,25 +53,33 @@ export function registerOllamaPull(scope: FastifyInstance, ctx: ApiContext): voi
     if (!before || before.removing) {
       const { name: _name, created_at: _created, updated_at: _updated, removing: _removing, ...fields } = before ?? { name: model, created_at: 0, updated_at: 0 };
       await ctx.catalog.put(model, fields);
-      request.log.info({ model }, 'fleet pull: model added to the catalog');
+      request.log.info({ model, revived: before?.removing === true }, 'fleet pull: model added to the catalog');
     }
+    // Taken back from a removal: a node may be deleting it from a pass begun before the put,
+    // while its heartbeat still lists it; `ready` then counts only from later heartbeats.
+    const baseline = before?.removing === true ? new Map((await ctx.fleet.agents()).map((agent) => [agent.id, agent.updated_at])) : undefined;
     // A model the registry does not have is taken back out of the catalog (unless it was there before).
     const undo = async () => {
       if (!before) await ctx.catalog.delete(model);
     };
     reply.header('x-switchyard-model-status', `/admin/models/${encodeURIComponent(model)}`);
     if (!stream) {
+      // A client that leaves stops the polling (the pull goes on in the fleet).
+      let gone = false;
+      reply.raw.on('close', () => (gone = !reply.raw.writableFinished));
       const end = await waitForFleet(
         ctx,
         model,
-        () => false,
+        baseline,
+        () => gone,
         () => undefined,
       );
+      if (gone) return reply;
       if (end.ok) return { status: 'success' };
       if (end.status === 404) await undo();
       throw new CompatError(end.status, end.status === 404 ? ApiErrorCode.modelNotFound : ApiErrorCode.invalidRequest, end.message);
     }
-    return streamPull(ctx, reply, model, undo);
+    return streamPull(ctx, reply, model, baseline, undo);
   });
 
   scope.delete('/delete', access('admin'), async (request, reply) => {
@@ -85,7 +93,13 @@ export function registerOllamaPull(scope: FastifyInstance, ctx: ApiContext): voi
   });
 }
 
-async function streamPull(ctx: ApiContext, reply: FastifyReply, model: string, undo: () => Promise<void>): Promise<FastifyReply> {
+async function streamPull(
+  ctx: ApiContext,
+  reply: FastifyReply,
+  model: string,
+  baseline: ReadonlyMap<string, number> | undefined,
+  undo: () => Promise<void>,
+): Promise<FastifyReply> {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -98,20 +112,28 @@ async function streamPull(ctx: ApiContext, reply: FastifyReply, model: string, u
   let gone = false;
   raw.on('close', () => (gone = true));
   let last = { total: -1, completed: -1 };
-  const end = await waitForFleet(
-    ctx,
-    model,
-    () => gone,
-    (status) => {
-      const { total_bytes: total } = status.progress;
-      // Never backwards within one stream (a node finishing drops out of the sum).
-      const completed = Math.max(last.completed, Math.min(total, status.progress.completed_bytes));
-      if (total === 0 || (total === last.total && completed === last.completed)) return;
-      last = { total, completed };
-      const digest = status.entry?.digest ?? status.nodes.find((node) => node.pull?.digest !== undefined)?.pull?.digest;
-      raw.write(ndjson({ status: `pulling ${model}`, ...(digest !== undefined && { digest: `sha256:${digest}` }), total, completed }));
-    },
-  );
+  let end: PullEnd;
+  try {
+    end = await waitForFleet(
+      ctx,
+      model,
+      baseline,
+      () => gone,
+      (status) => {
+        const { total_bytes: total } = status.progress;
+        // Never backwards within one stream (a node finishing drops out of the sum).
+        const completed = Math.max(last.completed, Math.min(total, status.progress.completed_bytes));
+        if (total === 0 || (total === last.total && completed === last.completed)) return;
+        last = { total, completed };
+        const digest = status.entry?.digest ?? status.nodes.find((node) => node.pull?.digest !== undefined)?.pull?.digest;
+        raw.write(ndjson({ status: `pulling ${model}`, ...(digest !== undefined && { digest: `sha256:${digest}` }), total, completed }));
+      },
+    );
+  } catch (error) {
+    // The status is 200 already: a failure to read the fleet (Redis) ends the stream with Ollama's error line.
+    reply.log.error({ err: error, model }, 'fleet pull: reading the fleet status failed');
+    end = { ok: false, status: 503, message: `cannot read the fleet status of ${model}: ${error instanceof Error ? error.message : String(error)}` };
+  }
   if (gone) return reply;
   if (end.ok) {
     raw.write(ndjson({ status: 'verifying sha256 digest' }));
@@ -125,20 +147,43 @@ async function streamPull(ctx: ApiContext, reply: FastifyReply, model: string, u
   return reply;
 }
 
-/** Polls the model's status until every wanted node holds it, the registry has no such model, nothing can hold it, or progress stalls. */
-async function waitForFleet(ctx: ApiContext, model: string, stopped: () => boolean, onStatus: (status: ModelStatus) => void): Promise<PullEnd> {
+/**
+ * Polls the model's status until every wanted node holds it, the registry has no such model,
+ * nothing can hold it, or progress stalls. With a `baseline` (each agent's heartbeat time when
+ * the pull began), `ready` counts only once every node holding the model has sent two
+ * heartbeats since: the first may predate a deletion the node had under way.
+ */
+async function waitForFleet(
+  ctx: ApiContext,
+  model: string,
+  baseline: ReadonlyMap<string, number> | undefined,
+  stopped: () => boolean,
+  onStatus: (status: ModelStatus) => void,
+): Promise<PullEnd> {
   let lastProgress = Date.now();
-  let lastCompleted = -1;
+  let lastMark = '';
+  const fresh = new Map<string, Set<number>>();
   while (!stopped()) {
     const [entry, agents] = await Promise.all([ctx.catalog.get(model), ctx.fleet.agents()]);
     const status = modelStatus(model, entry, agents);
     onStatus(status);
-    if (status.state === 'ready') return { ok: true };
+    if (baseline) {
+      for (const agent of agents) {
+        if (agent.updated_at > (baseline.get(agent.id) ?? -1)) fresh.set(agent.id, (fresh.get(agent.id) ?? new Set()).add(agent.updated_at));
+      }
+    }
+    const settled = !baseline || status.nodes.every((node) => node.state !== 'holds' || (fresh.get(node.agent)?.size ?? 0) >= 2);
+    if (status.state === 'ready' && settled) return { ok: true };
     const missing = status.nodes.find((node) => node.pull?.cause === 'not_found');
     if (missing) return { ok: false, status: 404, message: 'pull model manifest: file does not exist' };
     if (status.state === 'short') return { ok: false, status: 409, message: `no node can hold ${model}: ${status.problems.join('; ') || 'no eligible node'}` };
-    if (status.progress.completed_bytes !== lastCompleted) {
-      lastCompleted = status.progress.completed_bytes;
+    // Someone else changed the catalog while this pull waited (DELETE /api/delete, DELETE /admin/models).
+    if (status.state === 'removing') return { ok: false, status: 409, message: `${model} is being removed from the fleet (DELETE /api/delete) while it was pulled` };
+    if (!entry) return { ok: false, status: 409, message: `${model} left the fleet catalog while it was pulled` };
+    // Progress: bytes downloaded, or one more node holding the model.
+    const mark = `${status.progress.completed_bytes}/${status.holding}`;
+    if (mark !== lastMark) {
+      lastMark = mark;
       lastProgress = Date.now();
     }
     if (Date.now() - lastProgress > STALL_MS)
