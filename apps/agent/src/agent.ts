@@ -29,6 +29,7 @@ import { shareModelDetails } from './model-details.js';
 import { PlacementRelay, claimRule } from './placement-view.js';
 import { EmbedBatcher } from './embed-batcher.js';
 import { PullScheduler } from './pull-scheduler.js';
+import { readWaitStats } from './queue-stats.js';
 import { RecentSet } from './recent-set.js';
 import { reportRedisTrouble } from './redis-reporting.js';
 import { AgentShutdown } from './shutdown.js';
@@ -132,8 +133,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     agentId: config.agentId,
     slots: config.slots,
     embedSlots: config.embedSlots,
-    isEmbedQueue: (queueKey) => inventory.isEmbeddingModel(splitQueueModel(queueKey).model),
+    isEmbedQueue: (queueKey) => inventory.isEmbeddingModel(inventory.modelOfQueue(queueKey)),
     workers: workers.workers,
+    modelOfQueue: (queueKey) => inventory.modelOfQueue(queueKey),
     logger,
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel, embedSlots: config.embedSlots }),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
@@ -170,6 +172,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(config.ollamaModelsDir !== undefined && { modelsDir: config.ollamaModelsDir }),
     retryBaseMs: config.pullRetryBaseMs,
     retryMaxMs: config.pullRetryMaxMs,
+    runningOf: (model) => scheduler.runningOf(model),
+    queueWaiting: async (queueKey) => (await readWaitStats(queues, new Map([[queueKey, [queueKey]]]))).get(queueKey)?.waiting ?? 0,
     logger,
     onChange: () => void publisher.publish().catch(() => undefined),
   });

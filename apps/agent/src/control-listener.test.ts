@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { cancelMessage } from '@switchyard/redis';
+import { splitQueueModel } from '@switchyard/protocol';
 import { ControlListener } from './control-listener.js';
 
 const keys = { workChannel: 'sy:work', cancelChannel: 'sy:cancel', controlChannel: 'sy:control' };
@@ -15,7 +16,11 @@ function listener(inventory: { warm: string[]; known: string[] }) {
     subscriber: subscriber as unknown as Redis,
     keys,
     demand: { record: (model) => void calls.demand.push(model) },
-    inventory: { isLoaded: (model) => inventory.warm.includes(model), get: (model) => (inventory.known.includes(model) ? ({ name: model } as never) : undefined) },
+    inventory: {
+      isLoaded: (model) => inventory.warm.includes(model),
+      modelOfQueue: (queueKey) => splitQueueModel(queueKey).model,
+      get: (model) => (inventory.known.includes(model) ? ({ name: model } as never) : undefined),
+    },
     scheduler: { wake: (queueKey) => void calls.wake.push(queueKey!) },
     lifecycle: { workAnnounced: (model) => void calls.announced.push(model) },
     cancelled: { add: (jobId) => void calls.cancelled.push(jobId) },

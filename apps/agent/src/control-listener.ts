@@ -18,7 +18,7 @@ export interface ControlListenerOptions {
   /** An operator's drain or undrain of this agent (`POST /admin/agents/:id/drain`). */
   onControl?: (action: AgentControlMessage['action']) => void;
   demand: Pick<DemandTracker, 'record'>;
-  inventory: Pick<ModelInventory, 'isLoaded' | 'get'>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'get' | 'modelOfQueue'>;
   scheduler: Pick<PullScheduler, 'wake'>;
   lifecycle: Pick<LifecycleManager, 'workAnnounced'>;
   /** Cancellations heard here; the job runner checks it for jobs that arrive after their cancel. */
@@ -48,7 +48,7 @@ export class ControlListener {
   /** New work in `queueKey`: counts as demand, is claimed at once if its model is warm, and informs placement if the backend has it. */
   onWork(queueKey: string): void {
     const { demand, inventory, scheduler, lifecycle } = this.options;
-    const model = splitQueueModel(queueKey).model;
+    const model = inventory.modelOfQueue(queueKey);
     demand.record(model);
     if (inventory.isLoaded(model)) scheduler.wake(queueKey);
     if (inventory.get(model)) lifecycle.workAnnounced(model);

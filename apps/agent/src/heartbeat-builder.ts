@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AgentHeartbeat, DiskInfo, GpuInfo, ModelPull } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat, type DiskInfo, type GpuInfo, type ModelPull } from '@switchyard/protocol';
 import type { FleetRegistry } from '@switchyard/redis';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import type { PlacementView } from './placement-view.js';
@@ -50,7 +50,11 @@ export class HeartbeatBuilder {
   build(): AgentHeartbeat {
     const { agentId, version, backend, slots, vramTotalBytes, inventory, placement, jobs } = this.options;
     const usedBytes = placement.usedBytes();
-    const models = inventory.all();
+    // Rollout copies of old builds (named `<model>@<digest>` in the inventory) are reported
+    // apart: listing them as models would show each as a model of its own.
+    const all = inventory.all();
+    const models = all.filter((model) => splitQueueModel(model.name).digest === undefined);
+    const kept = inventory.backendReachable ? all.filter((model) => splitQueueModel(model.name).digest !== undefined) : [];
     return {
       id: agentId,
       version,
@@ -68,6 +72,15 @@ export class HeartbeatBuilder {
       models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
       ...(this.options.labels !== undefined && Object.keys(this.options.labels).length > 0 && { labels: this.options.labels }),
       ...this.catalogView(),
+      ...(kept.length > 0 && {
+        kept_builds: kept.map((model) => ({
+          model: splitQueueModel(model.name).model,
+          digest: model.digest,
+          size_bytes: model.sizeBytes,
+          loaded: model.loaded !== undefined,
+          in_flight: Math.max(model.inFlight, this.options.jobs.runningOf(model.name)),
+        })),
+      }),
       started_at: this.startedAt,
       updated_at: this.clock(),
     };

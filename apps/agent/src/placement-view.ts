@@ -57,7 +57,7 @@ export class PlacementRelay implements PlacementView {
  * them into one `/api/embed` call at a time, so up to `embedSlots` of them may be claimed.
  */
 export function claimRule(options: {
-  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'> & Partial<Pick<ModelInventory, 'isEmbeddingModel'>>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'> & Partial<Pick<ModelInventory, 'isEmbeddingModel' | 'modelOfQueue'>>;
   placement: Pick<PlacementView, 'loadingModel' | 'isDraining'>;
   parallelPerCopy: number;
   /** Embed jobs of one embedding model claimed at once (default: `parallelPerCopy`, as any model). */
@@ -65,7 +65,7 @@ export function claimRule(options: {
 }): (queueKey: string, runningOfModel: number) => boolean {
   const { inventory, placement, parallelPerCopy, embedSlots } = options;
   return (queueKey, runningOfModel) => {
-    const model = splitQueueModel(queueKey).model;
+    const model = inventory.modelOfQueue?.(queueKey) ?? splitQueueModel(queueKey).model;
     // A backend that stopped answering claims nothing: its jobs would fail at once ("loaded"
     // is only what the last good read said; a restarted Ollama has nothing loaded).
     if (!inventory.backendReachable) return false;

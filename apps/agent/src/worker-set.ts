@@ -33,6 +33,8 @@ export class WorkerSet {
   /** The queue keys (plain and digest-pinned) that feed `model`. */
   queueKeysOf(model: string): string[] {
     const state = this.options.inventory.get(model);
+    // A rollout copy of an old build is already named by the one queue it serves.
+    if (splitQueueModel(model).digest !== undefined) return [model];
     return state ? [model, pinnedQueueModel(model, state.digest)] : [model];
   }
 

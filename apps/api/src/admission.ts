@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ApiErrorCode, splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
+import { ApiErrorCode, rolloutBuildFor, splitQueueModel, type AgentHeartbeat, type CatalogEntry, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
 import type { AdmissionLedger, AdmissionTuning, AdmitResult, EstimateRequest, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
 import type { ApiKeyStore } from './auth.js';
 import type { ApiConfig } from './config.js';
@@ -24,6 +24,10 @@ export interface AdmissionDeps {
   config: ApiConfig;
   metrics: ApiMetrics;
   logger: Logger;
+  /** The fleet catalog's entries (read through a short cache): a model in a rollout routes unpinned jobs to a build. */
+  catalogEntries?: () => Promise<CatalogEntry[]>;
+  /** Picks canary jobs; injectable for tests. */
+  random?: () => number;
 }
 
 export interface Reservation {
@@ -64,6 +68,26 @@ export class Admission {
     };
   }
 
+  /**
+   * During a rollout (packages/protocol/src/model-catalog.ts `rolloutBuildFor`) an unpinned
+   * job goes to the old build until enough nodes hold the new one, to the canary's share of
+   * the new one, then to the new one; it waits on that build's pinned queue.
+   */
+  private async rolloutBuild(model: string, live: AgentHeartbeat[]): Promise<string | undefined> {
+    if (!this.deps.catalogEntries) return undefined;
+    let entries: CatalogEntry[];
+    try {
+      entries = await this.deps.catalogEntries();
+    } catch (error) {
+      // The submit path reads Redis next anyway; a failed catalog read leaves the job unpinned.
+      this.deps.logger.warn({ err: error }, 'could not read the fleet catalog; placing the job unpinned');
+      return undefined;
+    }
+    const entry = entries.find((candidate) => candidate.name === model);
+    if (!entry?.rollout || entry.rollout.finished_at !== undefined) return undefined;
+    return rolloutBuildFor(entry, live, (this.deps.random ?? Math.random)());
+  }
+
   /** Step 3: the fleet can serve the model, with the context the job's options ask; which queue the job goes to. */
   async place(model: string, digest: string | undefined, options?: GenerationOptions): Promise<ModelPlacement> {
     const agents = await this.deps.fleet.agents();
@@ -72,6 +96,16 @@ export class Admission {
     if (live.length === 0) {
       this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
       throw new ApiError(ApiErrorCode.noCapacity, 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
+    }
+    if (digest === undefined) {
+      const build = await this.rolloutBuild(model, live);
+      if (build !== undefined) {
+        try {
+          return placeModel(live, model, build, options);
+        } catch {
+          // The build went from the fleet since the heartbeats were read: place it unpinned.
+        }
+      }
     }
     try {
       return placeModel(live, model, digest, options);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { JobErrorCode, type RedisKeys } from '@switchyard/protocol';
+import { JobErrorCode, rolloutStatus, type RedisKeys } from '@switchyard/protocol';
 import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry } from '@switchyard/redis';
 import type { AgentFailover } from './agent-failover.js';
 import type { Admission } from './admission.js';
@@ -26,7 +26,7 @@ export interface MaintenanceDeps {
   queues: QueueRegistry;
   fleet: FleetView;
   /** The fleet catalog: entries being removed (`DELETE /api/delete`) go once no node holds their model. */
-  catalog?: Pick<ModelCatalogStore, 'list' | 'delete'>;
+  catalog?: Pick<ModelCatalogStore, 'list' | 'delete' | 'setRollout'>;
   metrics: ApiMetrics;
   config: ApiConfig;
   logger: Logger;
@@ -227,12 +227,22 @@ export class Maintenance {
     );
   }
 
-  /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
-  /** Drops the catalog entries of models removed from the fleet once no live node holds them any more. */
+  /**
+   * Drops the catalog entries of models removed from the fleet once no live node holds them
+   * any more, and stamps rollouts finished once no node holds the old build.
+   */
   private async retireRemoved(catalog: NonNullable<MaintenanceDeps['catalog']>): Promise<void> {
-    const removing = (await catalog.list()).filter((entry) => entry.removing === true);
-    if (removing.length === 0) return;
+    const entries = await catalog.list();
+    const removing = entries.filter((entry) => entry.removing === true);
+    const rolling = entries.filter((entry) => entry.rollout !== undefined && entry.rollout.finished_at === undefined);
+    if (removing.length === 0 && rolling.length === 0) return;
     const agents = await this.deps.fleet.agents();
+    for (const entry of rolling) {
+      const status = rolloutStatus(entry, agents);
+      if (!status || status.on_from.length > 0 || status.on_to.length === 0) continue;
+      await catalog.setRollout(entry.name, { ...entry.rollout!, finished_at: Date.now() });
+      this.deps.logger.info({ model: entry.name, to: status.to.slice(0, 12), aborted: status.state === 'aborted' }, 'rollout finished: no node holds the old build any more');
+    }
     for (const entry of removing) {
       if (agents.some((agent) => agent.models_available.some((model) => model.name === entry.name))) continue;
       await catalog.delete(entry.name);
@@ -240,6 +250,7 @@ export class Maintenance {
     }
   }
 
+  /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
   private async markClaimed(): Promise<void> {
     const { ledger, queues } = this.deps;
     const models = [...queues.opened().keys()];

@@ -9,6 +9,7 @@ import {
   FleetRegistry,
   JobLifecycle,
   JobRecords,
+  CachedRead,
   ModelCatalogStore,
   QueueRegistry,
   SharedSubscriber,
@@ -65,6 +66,9 @@ export interface Api {
   close(): Promise<void>;
 }
 
+/** How long submits reuse one read of the fleet catalog (a rollout's routing follows a change within it). */
+const CATALOG_CACHE_MS = 1_000;
+
 const DISCOVERY_INTERVAL_MS = 5_000;
 /** The SSE `retry:` a draining replica ends its streams with: reconnect at once (EventSource's own default is ~3 s). */
 const STREAM_RETRY_HINT_MS = 100;
@@ -104,7 +108,19 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const ledger = new AdmissionLedger(redis, keys);
   const registry = new Registry();
   const metrics = createApiMetrics(registry);
-  const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
+  const catalog = new ModelCatalogStore(redis, keys);
+  // Every submit asks whether its model is in a rollout; the catalog changes rarely, so one read serves a second of them.
+  const catalogEntries = new CachedRead(() => catalog.list(), CATALOG_CACHE_MS);
+  const admission = new Admission({
+    redis,
+    ledger,
+    fleet,
+    keyStore,
+    config,
+    metrics,
+    logger: logger.child({ component: 'admission' }),
+    catalogEntries: () => catalogEntries.get(),
+  });
   const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
   const records = new JobRecords(redis, keys);
   const jobs = new JobService({
@@ -119,7 +135,6 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger,
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
-  const catalog = new ModelCatalogStore(redis, keys);
   registerFleetMetrics(registry, fleet, catalog);
   const failover = new AgentFailover({
     redis,

@@ -94,6 +94,13 @@ export const AgentHeartbeat = z.object({
   disk: DiskInfo.optional(),
   /** Downloads running, queued or failing (the catalog's reconciler). */
   pulls: z.array(ModelPull).optional(),
+  /**
+   * Old builds kept servable during a rollout under a copy's name (not in `models_available`,
+   * which lists each model's own build): they serve only jobs pinned to their digest.
+   */
+  kept_builds: z
+    .array(z.object({ model: z.string(), digest: z.string(), size_bytes: z.number().nonnegative(), loaded: z.boolean(), in_flight: z.number().int().nonnegative() }))
+    .optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });
