@@ -215,6 +215,17 @@ describe('GpuStatsMonitor', () => {
     fail = false;
     await monitor.refresh();
     expect(monitor.current()).toEqual(discovered);
+    // An answer listing no GPU is a failure too.
+    const empty = new GpuStatsMonitor({
+      nvidiaSmiPath: 'nvidia-smi',
+      fields: NVIDIA_SMI_FIELDS,
+      gpus: discovered,
+      onWarning: (message) => warnings.push(message),
+      run: async () => '',
+    });
+    await empty.refresh();
+    expect(empty.current()[0]).not.toHaveProperty('utilization_percent');
+    expect(warnings.at(-1)).toMatch(/listed no GPU/);
   });
 
   it('never runs two reads at once', async () => {

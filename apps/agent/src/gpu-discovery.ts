@@ -159,6 +159,8 @@ export class GpuStatsMonitor {
     const { fields, nvidiaSmiPath } = this.options;
     try {
       const fresh = new Map(parseNvidiaSmi(await this.run(nvidiaSmiPath, nvidiaSmiArgs(fields)), fields).map((gpu) => [gpu.index, gpu]));
+      // The GPUs were there at start: an answer without any is nvidia-smi failing, not a node without GPUs.
+      if (fresh.size === 0) throw new Error('nvidia-smi listed no GPU');
       this.gpus = this.gpus.map((last) => {
         const now = fresh.get(last.index);
         return now ? { ...now, name: last.name, vram_total_bytes: last.vram_total_bytes } : vramOnly(last);
