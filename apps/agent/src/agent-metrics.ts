@@ -1,7 +1,9 @@
 import { UnrecoverableError, type Job, type Processor } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BackendError, type Backend } from '@switchyard/backends';
-import { parseJobFailure, queueNameToModel, splitQueueModel, type AgentHeartbeat, type JobResult } from '@switchyard/protocol';
+import { AgentState, parseJobFailure, queueNameToModel, splitQueueModel, type AgentHeartbeat, type JobResult } from '@switchyard/protocol';
+
+const AGENT_STATES = AgentState.options;
 
 /** A load takes milliseconds on the simulator, seconds for a small model, minutes for a 70B from a slow disk. */
 export const LOAD_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
@@ -26,8 +28,20 @@ export interface AgentMetrics extends LifecycleMetrics {
   backend<T extends Backend>(backend: T): T;
   /** The BullMQ processor, counting each job it is handed (a claim) and how it ended. */
   jobs(processor: Processor<unknown, JobResult>): Processor<unknown, JobResult>;
-  /** Scrape-time gauges (running jobs, slots, VRAM, models loaded) read from the heartbeat this agent would publish. */
+  /** Scrape-time gauges (running jobs, slots, VRAM, models loaded, GPU figures, state) read from the heartbeat this agent would publish. */
   watchNode(heartbeat: () => AgentHeartbeat): void;
+  /** Scrape-time gauges of this agent's links to the fleet: its Redis connection and the age of its last heartbeat in Redis. */
+  watchLinks(links: AgentLinks): void;
+}
+
+export interface AgentLinks {
+  redisConnected(): boolean;
+  /** When a heartbeat last reached Redis (ms since epoch), if one has. */
+  lastHeartbeatAt(): number | undefined;
+  /** HEARTBEAT_TTL_MS: a heartbeat older than this has expired, and the fleet no longer sees the agent. */
+  heartbeatTtlMs: number;
+  /** When the agent started: the heartbeat's age counts from here until the first one lands. */
+  startedAt: number;
 }
 
 /**
@@ -144,6 +158,68 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
   nodeGauge('switchyard_agent_vram_total_bytes', 'VRAM of the node (all GPUs)', (beat) => beat.vram?.total_bytes ?? 0);
   nodeGauge('switchyard_agent_vram_used_bytes', 'VRAM held by resident models and a load in progress, as this agent accounts it', (beat) => beat.vram?.used_bytes ?? 0);
 
+  // Series read from the heartbeat per label set: reset at each scrape, so a model unloaded or
+  // a figure nvidia-smi stopped giving leaves no stale series behind.
+  const labelledGauge = <L extends string>(name: string, help: string, labelNames: L[], rows: (beat: AgentHeartbeat) => Array<[Record<L, string>, number | undefined]>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        if (!heartbeat) return;
+        for (const [labels, value] of rows(heartbeat())) if (value !== undefined) this.set(labels, value);
+      },
+    });
+  labelledGauge('switchyard_agent_model_vram_bytes', 'VRAM each resident model holds on this agent’s backend', ['model'], (beat) =>
+    beat.models_loaded.map((model) => [{ model: model.name }, model.vram_bytes]),
+  );
+  labelledGauge(
+    'switchyard_agent_state',
+    'This agent’s state as its heartbeat says it: 1 for the current one of ready, draining, degraded (backend not answering)',
+    ['state'],
+    (beat) => AGENT_STATES.map((state) => [{ state }, beat.state === state ? 1 : 0]),
+  );
+  // GPU figures from nvidia-smi (GPU_STATS_INTERVAL_MS); absent for configured GPUs and for a
+  // figure nvidia-smi has none of ([N/A]), so a dashboard shows a gap rather than a made-up 0.
+  const gpuGauge = (name: string, help: string, read: (gpu: AgentHeartbeat['gpus'][number]) => number | undefined) =>
+    labelledGauge(name, help, ['gpu', 'name'], (beat) => beat.gpus.map((gpu) => [{ gpu: String(gpu.index), name: gpu.name }, read(gpu)]));
+  gpuGauge('switchyard_agent_gpu_utilization_ratio', 'Share of the last sample period the GPU was busy (nvidia-smi utilization.gpu / 100)', (gpu) =>
+    gpu.utilization_percent === undefined ? undefined : gpu.utilization_percent / 100,
+  );
+  gpuGauge('switchyard_agent_gpu_temperature_celsius', 'GPU core temperature (nvidia-smi temperature.gpu)', (gpu) => gpu.temperature_c);
+  gpuGauge('switchyard_agent_gpu_power_watts', 'GPU power draw (nvidia-smi power.draw)', (gpu) => gpu.power_w);
+  gpuGauge('switchyard_agent_gpu_power_limit_watts', 'Enforced GPU power cap (nvidia-smi power.limit)', (gpu) => gpu.power_limit_w);
+  gpuGauge('switchyard_agent_gpu_vram_total_bytes', 'VRAM of each GPU (nvidia-smi memory.total, or GPU_VRAM_BYTES)', (gpu) => gpu.vram_total_bytes);
+  gpuGauge(
+    'switchyard_agent_gpu_vram_used_bytes',
+    'VRAM in use on each GPU: nvidia-smi memory.used (every process on the GPU), or this agent’s own account on configured GPUs',
+    (gpu) => gpu.vram_used_bytes,
+  );
+
+  let links: AgentLinks | undefined;
+  const linkGauge = (name: string, help: string, read: (link: AgentLinks) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        if (links) this.set(read(links));
+      },
+    });
+  linkGauge('switchyard_agent_redis_connected', 'Whether this agent’s Redis command connection is up (1) or not (0)', (link) => (link.redisConnected() ? 1 : 0));
+  linkGauge(
+    'switchyard_agent_heartbeat_age_seconds',
+    'Seconds since this agent’s heartbeat last reached Redis (since start before the first); past switchyard_agent_heartbeat_ttl_seconds the fleet no longer sees the agent',
+    (link) => (Date.now() - (link.lastHeartbeatAt() ?? link.startedAt)) / 1000,
+  );
+  linkGauge(
+    'switchyard_agent_heartbeat_ttl_seconds',
+    'HEARTBEAT_TTL_MS in seconds: how old a heartbeat may get before the fleet drops the agent',
+    (link) => link.heartbeatTtlMs / 1000,
+  );
+
   const countBackend = (operation: string, error: unknown) => backendErrors.inc({ operation, code: backendErrorCode(error) });
 
   return {
@@ -158,6 +234,9 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
     placementRound: () => placementRounds.startTimer(),
     watchNode: (read) => {
       heartbeat = read;
+    },
+    watchLinks: (read) => {
+      links = read;
     },
     backend<T extends Backend>(backend: T): T {
       return new Proxy(backend, {

@@ -19,7 +19,7 @@ import type { AgentConfig } from './config.js';
 import { ControlListener } from './control-listener.js';
 import { DemandTracker } from './demand-tracker.js';
 import { FleetState } from './fleet-state.js';
-import { discoverGpus } from './gpu-discovery.js';
+import { GpuStatsMonitor, discoverGpus } from './gpu-discovery.js';
 import { HeartbeatBuilder, HeartbeatPublisher } from './heartbeat-builder.js';
 import { createJobProcessor } from './job-runner.js';
 import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js';
@@ -70,6 +70,7 @@ export interface AgentDeps {
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const logger = deps.logger.child({ agentId: config.agentId });
+  const startedAt = Date.now();
   const keys = redisKeys(config.redisPrefix);
   const metrics = createAgentMetrics();
   const backend = metrics.backend(
@@ -102,7 +103,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   // Mutable: the catalog reconciler adds and removes the catalog's pinned models in place.
   const configPinned = config.pinnedModels.map(canonicalModelName);
   const pinned = [...configPinned];
-  const { gpus, source, vramTotalBytes } = await nodeGpus(config, logger);
+  const { gpus, source, fields, vramTotalBytes } = await nodeGpus(config, logger);
+  // Utilisation, temperature, power and VRAM used move: re-read while the agent runs (configured GPUs have none).
+  const gpuStats = new GpuStatsMonitor({ nvidiaSmiPath: config.nvidiaSmiPath, fields, gpus, onWarning: (message) => logger.warn(message) });
+  if (source === 'nvidia-smi' && config.gpuStatsIntervalMs > 0) gpuStats.start(config.gpuStatsIntervalMs);
 
   // Jobs: the processor, the per-queue workers that run it, the scheduler that claims through them.
   const processor = createJobProcessor({
@@ -144,7 +148,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     agentId: config.agentId,
     version: AGENT_VERSION,
     backend,
-    gpus,
+    gpus: () => gpuStats.current(),
     gpuSource: source,
     vramTotalBytes,
     slots: config.slots,
@@ -157,6 +161,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   });
   metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
+  metrics.watchLinks({ redisConnected: () => redis.status === 'ready', lastHeartbeatAt: () => publisher.lastPublishedAt, heartbeatTtlMs: config.heartbeatTtlMs, startedAt });
   // The fleet catalog: this node's disk reconciled with the desired state (model-reconciler.ts).
   const reconciler = new ModelReconciler({
     agentId: config.agentId,
@@ -239,11 +244,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // Readiness says `draining` from the first word of a stop; /metrics answers until the connections are closed.
     handBack: () => {
       reconciler.stop();
+      gpuStats.stop();
       http.stopping();
       return shutdown.handBack();
     },
     close: () => {
       reconciler.stop();
+      gpuStats.stop();
       http.stopping();
       return shutdown.close().finally(() => http.close());
     },
@@ -294,7 +301,7 @@ function createLifecycle(
 
 /** The node's GPUs, and their VRAM summed. */
 async function nodeGpus(config: AgentConfig, logger: Logger) {
-  const { gpus, source } = await discoverGpus({
+  const { gpus, source, fields } = await discoverGpus({
     nvidiaSmiPath: config.nvidiaSmiPath,
     configuredVramBytes: config.gpuVramBytes,
     configuredName: config.gpuName,
@@ -303,5 +310,5 @@ async function nodeGpus(config: AgentConfig, logger: Logger) {
   // Ollama spreads a model over a node's GPUs, so placement accounts the node as one pool.
   const vramTotalBytes = gpus.reduce((sum, gpu) => sum + gpu.vram_total_bytes, 0);
   logger.info({ gpus, source, vram_total_bytes: vramTotalBytes }, 'GPUs discovered');
-  return { gpus, source, vramTotalBytes };
+  return { gpus, source, fields, vramTotalBytes };
 }

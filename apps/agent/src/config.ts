@@ -67,6 +67,10 @@ export const AgentConfig = z.object({
   gpuName: z.string().default('configured-gpu').describe('GPU name when `nvidia-smi` is absent.'),
   /** Path of nvidia-smi; discovery is skipped when it is not there. */
   nvidiaSmiPath: z.string().default('nvidia-smi').describe('GPU discovery; skipped when absent.'),
+  /** nvidia-smi takes tens of ms and Prometheus scrapes every 15-30 s: a read per scrape or so is plenty. */
+  gpuStatsIntervalMs: EnvNonNegativeInt.default(10_000).describe(
+    'How often nvidia-smi is re-read for GPU utilisation, temperature, power and VRAM used (heartbeat and `/metrics`); 0: read at start only.',
+  ),
   heartbeatIntervalMs: EnvPositiveInt.default(2_000).describe(
     "Heartbeat period. The period is also how often a placement round reads every cold model's queues, for work nobody announced (a retried or stalled job); between those, rounds read only models announced since last seen empty.",
   ),
@@ -227,6 +231,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   gpuVramBytes: 'GPU_VRAM',
   gpuName: 'GPU_NAME',
   nvidiaSmiPath: 'NVIDIA_SMI_PATH',
+  gpuStatsIntervalMs: 'GPU_STATS_INTERVAL_MS',
   heartbeatIntervalMs: 'HEARTBEAT_INTERVAL_MS',
   heartbeatTtlMs: 'HEARTBEAT_TTL_MS',
   inventoryRefreshMs: 'INVENTORY_REFRESH_MS',

@@ -83,6 +83,14 @@ describe('the heartbeat an agent publishes', () => {
     expect(heartbeat.build().gpus).toEqual(measured);
   });
 
+  it('reads the GPU monitor’s latest figures at each build', () => {
+    let latest = gpus.map((gpu) => ({ ...gpu, utilization_percent: 10 }));
+    const { heartbeat } = builder({ gpus: () => latest, gpuSource: 'nvidia-smi' });
+    expect(heartbeat.build().gpus[0]!.utilization_percent).toBe(10);
+    latest = gpus.map((gpu) => ({ ...gpu, utilization_percent: 95, temperature_c: 70 }));
+    expect(heartbeat.build().gpus[1]).toMatchObject({ utilization_percent: 95, temperature_c: 70 });
+  });
+
   it('lists nothing as available while the backend does not answer, and never a negative free figure', () => {
     const { heartbeat } = builder({
       inventory: { all: () => [model('cold')], backendReachable: false },

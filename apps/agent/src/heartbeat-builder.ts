@@ -9,7 +9,8 @@ export interface HeartbeatBuilderOptions {
   agentId: string;
   version: string;
   backend: { kind: AgentHeartbeat['backend']['kind']; url: string };
-  gpus: GpuInfo[];
+  /** The GPUs, or a reader of their latest figures (`GpuStatsMonitor.current`). */
+  gpus: GpuInfo[] | (() => GpuInfo[]);
   /** Where the GPUs came from: configured ones have no live used figure of their own. */
   gpuSource: 'nvidia-smi' | 'config';
   /** Total VRAM of the node (all GPUs). */
@@ -96,7 +97,8 @@ export class HeartbeatBuilder {
 
   /** nvidia-smi's figures as read; configured GPUs show this agent's own account, all on the first. */
   private gpuView(usedBytes: number): GpuInfo[] {
-    const { gpus, gpuSource } = this.options;
+    const { gpuSource } = this.options;
+    const gpus = typeof this.options.gpus === 'function' ? this.options.gpus() : this.options.gpus;
     return gpuSource === 'config' ? gpus.map((gpu, index) => ({ ...gpu, vram_used_bytes: index === 0 ? usedBytes : 0 })) : gpus;
   }
 
@@ -131,11 +133,14 @@ export class HeartbeatBuilder {
 /** Publishes the built heartbeat now and every interval, until stopped. */
 export class HeartbeatPublisher {
   private timer: NodeJS.Timeout | undefined;
+  /** When a heartbeat last reached Redis (ms since epoch); `/metrics` reports its age. */
+  lastPublishedAt: number | undefined;
 
   constructor(private readonly options: { registry: Pick<FleetRegistry, 'publish'>; builder: HeartbeatBuilder; ttlMs: number; logger: Logger }) {}
 
-  publish(): Promise<void> {
-    return this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);
+  async publish(): Promise<void> {
+    await this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);
+    this.lastPublishedAt = Date.now();
   }
 
   /** Publishes once (a failure is logged, start-up goes on), then every `intervalMs`. */

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { fleetDigests } from '@switchyard/protocol';
+import { AgentState, fleetDigests } from '@switchyard/protocol';
 import type { ModelCatalogStore } from '@switchyard/redis';
 import type { FleetView } from './fleet-view.js';
 
@@ -34,6 +34,18 @@ export function registerFleetMetrics(registry: Registry, fleet: FleetView, catal
       },
     });
   }
+  new Gauge({
+    name: 'switchyard_fleet_agents',
+    help: 'Live agents (heartbeat not expired) per state: ready, draining, degraded (backend not answering)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // Every state has a series, 0 included, so an alert on degraded agents resolves to a value, not to nothing.
+      for (const state of AgentState.options) this.set({ state }, 0);
+      for (const agent of await fleet.agents()) this.inc({ state: agent.state });
+    },
+  });
   new Gauge({
     name: 'switchyard_fleet_vram_bytes',
     help: 'VRAM per agent as it accounts it: total, used (loaded and loading models), free',

@@ -6,6 +6,14 @@ export const GpuInfo = z.object({
   name: z.string(),
   vram_total_bytes: z.number().nonnegative(),
   vram_used_bytes: z.number().nonnegative(),
+  // Live figures from nvidia-smi, absent where it has none ([N/A], configured GPUs) and in
+  // heartbeats of agents older than them: optional, so those still parse.
+  /** GPU busy share over nvidia-smi's last sample period, 0–100. */
+  utilization_percent: z.number().min(0).max(100).optional(),
+  temperature_c: z.number().optional(),
+  power_w: z.number().nonnegative().optional(),
+  /** The enforced power cap. */
+  power_limit_w: z.number().nonnegative().optional(),
 });
 export type GpuInfo = z.infer<typeof GpuInfo>;
 
