@@ -166,7 +166,14 @@ describe('fleet catalog: rollouts', () => {
     });
     expect((await rollout()).state).toBe('canary');
     const traffic = steadyTraffic();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Both builds take unpinned jobs, and the rollout compares them.
+    const compared = await until('jobs completed on both builds', async () => {
+      const view = await rollout();
+      return view.builds[OLD].jobs > 2 && view.builds[NEW].jobs > 2 ? view : undefined;
+    });
+    expect(compared.builds[NEW]).toMatchObject({ failed: 0, error_rate: 0, mean_ttft_ms: expect.any(Number), tokens_per_s: expect.any(Number) });
+    const metrics = await fetch(`${stack.apiUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toContain(`switchyard_model_rollout{model="${MODEL}",state="canary"} 1`);
 
     const pullsBefore = await Promise.all(stack.sims.map(async (sim) => ((await fetch(`${sim.url}/sim/stats`).then((r) => r.json())) as any).pull.started));
     const aborted = await admin('POST', `/admin/models/${MODEL}/rollout/abort`);

@@ -27,11 +27,24 @@ export interface AgentMetrics extends LifecycleMetrics {
   /** The backend, counting every failed call in `switchyard_agent_backend_errors_total`. */
   backend<T extends Backend>(backend: T): T;
   /** The BullMQ processor, counting each job it is handed (a claim) and how it ended. */
-  jobs(processor: Processor<unknown, JobResult>): Processor<unknown, JobResult>;
+  /** `buildOf`: the digest of the build that serves a queue key here (per-build figures, which a rollout compares). */
+  jobs(processor: Processor<unknown, JobResult>, buildOf?: (queueKey: string) => string | undefined): Processor<unknown, JobResult>;
+  /** Per-build totals since start, for the heartbeat (`build_stats`): what a rollout's status compares across the fleet. */
+  buildStats(): BuildStats[];
   /** Scrape-time gauges (running jobs, slots, VRAM, models loaded, GPU figures, state) read from the heartbeat this agent would publish. */
   watchNode(heartbeat: () => AgentHeartbeat): void;
   /** Scrape-time gauges of this agent's links to the fleet: its Redis connection and the age of its last heartbeat in Redis. */
   watchLinks(links: AgentLinks): void;
+}
+
+export interface BuildStats {
+  model: string;
+  digest: string;
+  jobs: number;
+  failed: number;
+  ttft_ms_sum: number;
+  completion_tokens: number;
+  generate_ms_sum: number;
 }
 
 export interface AgentLinks {
@@ -104,6 +117,50 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
     labelNames: ['model', 'outcome'],
     registers,
   });
+  // Per build (digest): what a rollout's canary is judged on. Twelve hex digits name a build
+  // as `ollama list` shows it, and keep the label short.
+  const buildJobs = new Counter({
+    name: 'switchyard_agent_build_jobs_total',
+    help: 'Job attempts this agent ended, by model, build (first 12 hex of the digest) and outcome (completed, or the error code): a rollout compares error rates per build',
+    labelNames: ['model', 'digest', 'outcome'],
+    registers,
+  });
+  const buildTtft = new Histogram({
+    name: 'switchyard_agent_build_ttft_seconds',
+    help: 'Time from claim to first token of completed jobs, by model and build: a rollout compares builds',
+    labelNames: ['model', 'digest'],
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const buildTokensPerS = new Histogram({
+    name: 'switchyard_agent_build_tokens_per_second',
+    help: 'Generation speed of completed jobs (completion tokens over the time after the first token), by model and build',
+    labelNames: ['model', 'digest'],
+    buckets: [5, 10, 20, 40, 80, 160, 320, 640],
+    registers,
+  });
+  const buildTotals = new Map<string, BuildStats>();
+  const countBuild = (model: string, digest: string, outcome: string, result?: JobResult) => {
+    const label = digest.replace(/^sha256:/, '').slice(0, 12);
+    buildJobs.inc({ model, digest: label, outcome });
+    const key = `${model}@${digest}`;
+    let totals = buildTotals.get(key);
+    if (!totals) buildTotals.set(key, (totals = { model, digest, jobs: 0, failed: 0, ttft_ms_sum: 0, completion_tokens: 0, generate_ms_sum: 0 }));
+    totals.jobs++;
+    if (outcome !== 'completed' && outcome !== 'cancelled' && outcome !== 'interrupted') totals.failed++;
+    if (!result) return;
+    const { ttft_ms: ttftMs, total_ms: totalMs, queued_ms: queuedMs } = result.timings;
+    // From claim: the time the job queued is the fleet's, not the build's.
+    const firstTokenMs = Math.max(0, ttftMs - queuedMs);
+    buildTtft.observe({ model, digest: label }, firstTokenMs / 1000);
+    totals.ttft_ms_sum += firstTokenMs;
+    const generateMs = Math.max(0, totalMs - ttftMs);
+    if (result.usage.completion_tokens > 0 && generateMs > 0) {
+      buildTokensPerS.observe({ model, digest: label }, result.usage.completion_tokens / (generateMs / 1000));
+      totals.completion_tokens += result.usage.completion_tokens;
+      totals.generate_ms_sum += generateMs;
+    }
+  };
   const loads = new Counter({
     name: 'switchyard_agent_model_loads_total',
     help: 'Model loads this agent made, by why (no_copy, queue_too_old, cannot_drain, demand_rising, refill, pinned, starving) and outcome (loaded, failed, out_of_memory)',
@@ -255,7 +312,8 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
         },
       });
     },
-    jobs(processor) {
+    buildStats: () => [...buildTotals.values()].map((totals) => ({ ...totals })),
+    jobs(processor, buildOf) {
       // Three declared parameters, like the processor's: BullMQ passes the cancellation signal only to one that declares it.
       return async (job: Job<unknown, JobResult>, token?: string, signal?: AbortSignal) => {
         const queue = queueKeyOf(job.queueName);
@@ -264,9 +322,13 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
         try {
           const result = await processor(job, token, signal);
           jobsFinished.inc({ model, outcome: 'completed' });
+          const digest = buildOf?.(queue);
+          if (digest !== undefined) countBuild(model, digest, 'completed', result);
           return result;
         } catch (error) {
           jobsFinished.inc({ model, outcome: jobOutcome(error) });
+          const digest = buildOf?.(queue);
+          if (digest !== undefined) countBuild(model, digest, jobOutcome(error));
           throw error;
         }
       };

@@ -124,7 +124,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const workers = new WorkerSet({
     redis,
     bullPrefix: keys.bullPrefix,
-    processor: metrics.jobs(processor),
+    processor: metrics.jobs(processor, (queueKey) => inventory.get(inventory.modelOfQueue(queueKey))?.digest),
     inventory,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
@@ -158,6 +158,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     jobs: scheduler,
     labels: config.labels,
     catalog: { report: () => reconciler.report(), disk: () => reconciler.disk() },
+    buildStats: () => metrics.buildStats(),
   });
   metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });

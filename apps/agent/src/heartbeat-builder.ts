@@ -24,6 +24,8 @@ export interface HeartbeatBuilderOptions {
   labels?: Record<string, string>;
   /** The catalog reconciler: downloads and disk. */
   catalog?: { report(): ModelPull[]; disk(): DiskInfo | undefined };
+  /** Per-build job totals (agent metrics): a rollout compares builds on them. */
+  buildStats?: () => NonNullable<AgentHeartbeat['build_stats']>;
   clock?: () => number;
 }
 
@@ -82,9 +84,15 @@ export class HeartbeatBuilder {
           in_flight: Math.max(model.inFlight, this.options.jobs.runningOf(model.name)),
         })),
       }),
+      ...this.buildView(),
       started_at: this.startedAt,
       updated_at: this.clock(),
     };
+  }
+
+  private buildView(): Pick<AgentHeartbeat, 'build_stats'> {
+    const stats = this.options.buildStats?.() ?? [];
+    return stats.length > 0 ? { build_stats: stats } : {};
   }
 
   private catalogView(): Pick<AgentHeartbeat, 'disk' | 'pulls'> {

@@ -82,7 +82,13 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
       return false;
     }
     this.lastError = undefined;
-    const before = [...this.states.keys()].sort().join('\n');
+    // A model whose build changed counts as a change too: its digest-pinned queue is another one.
+    const signature = () =>
+      [...this.states.values()]
+        .map((state) => `${state.name}@${state.digest}`)
+        .sort()
+        .join('\n');
+    const before = signature();
     const seen = new Set<string>();
     for (const model of models) {
       const name = inventoryName(model);
@@ -116,8 +122,7 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     if (!this.lastRefreshOk) this.logger.info({ models: [...this.states.keys()] }, 'backend reachable');
     this.lastRefreshOk = true;
     await this.fetchMissingShows();
-    const after = [...this.states.keys()].sort();
-    if (after.join('\n') !== before) this.emit('changed', after);
+    if (signature() !== before) this.emit('changed', [...this.states.keys()].sort());
     return true;
   }
 

@@ -54,6 +54,39 @@ export interface RolloutView extends RolloutStatus {
   nodes: Array<{ agent: string; digest?: string; kept: string[]; pull?: ModelPull }>;
   /** Bytes of the new build to download and downloaded, over the nodes pulling it. */
   progress: { total_bytes: number; completed_bytes: number };
+  /** The two builds side by side, from every agent's totals since it started: what a canary is judged on. */
+  builds: Record<string, BuildFigures>;
+}
+
+export interface BuildFigures {
+  jobs: number;
+  failed: number;
+  error_rate: number;
+  /** Mean time from claim to first token of completed jobs. */
+  mean_ttft_ms?: number;
+  tokens_per_s?: number;
+}
+
+function buildFigures(model: string, digest: string, agents: readonly AgentHeartbeat[]): BuildFigures {
+  const sum = { jobs: 0, failed: 0, ttft: 0, tokens: 0, generateMs: 0 };
+  for (const agent of agents) {
+    for (const stats of agent.build_stats ?? []) {
+      if (stats.model !== model || normalizeDigest(stats.digest) !== digest) continue;
+      sum.jobs += stats.jobs;
+      sum.failed += stats.failed;
+      sum.ttft += stats.ttft_ms_sum;
+      sum.tokens += stats.completion_tokens;
+      sum.generateMs += stats.generate_ms_sum;
+    }
+  }
+  const completed = sum.jobs - sum.failed;
+  return {
+    jobs: sum.jobs,
+    failed: sum.failed,
+    error_rate: sum.jobs === 0 ? 0 : sum.failed / sum.jobs,
+    ...(completed > 0 && { mean_ttft_ms: Math.round(sum.ttft / completed) }),
+    ...(sum.generateMs > 0 && { tokens_per_s: Math.round((sum.tokens / (sum.generateMs / 1000)) * 10) / 10 }),
+  };
 }
 
 /** The rollout of `entry`, or undefined when it never had one. */
@@ -82,6 +115,7 @@ export function rolloutView(entry: CatalogEntry, agents: readonly AgentHeartbeat
     ...(entry.canary && { canary: entry.canary }),
     nodes: nodes.filter((node) => node.digest !== undefined || node.kept.length > 0 || node.pull !== undefined),
     progress,
+    builds: { [rollout.from]: buildFigures(entry.name, rollout.from, agents), [rollout.to]: buildFigures(entry.name, rollout.to, agents) },
   };
 }
 

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { AgentState, fleetDigests } from '@switchyard/protocol';
+import { AgentState, fleetDigests, rolloutStatus } from '@switchyard/protocol';
 import type { ModelCatalogStore } from '@switchyard/redis';
 import type { FleetView } from './fleet-view.js';
 
@@ -31,6 +31,21 @@ export function registerFleetMetrics(registry: Registry, fleet: FleetView, catal
       async collect() {
         this.reset();
         for (const agent of await fleet.agents()) for (const pull of agent.pulls ?? []) this.inc({ model: pull.model, state: pull.state });
+      },
+    });
+    new Gauge({
+      name: 'switchyard_model_rollout',
+      help: 'Rollouts under way: 1 per model in its state (pulling, canary, promoting, aborted: rolling back); a finished rollout is not listed. Two digests of a model during one are not drift',
+      labelNames: ['model', 'state'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const [entries, agents] = await Promise.all([catalog.list(), fleet.agents()]);
+        for (const entry of entries) {
+          if (!entry.rollout || entry.rollout.finished_at !== undefined) continue;
+          const status = rolloutStatus(entry, agents);
+          if (status && status.state !== 'done') this.set({ model: entry.name, state: status.state }, 1);
+        }
       },
     });
   }

@@ -109,6 +109,20 @@ export const AgentHeartbeat = z.object({
   kept_builds: z
     .array(z.object({ model: z.string(), digest: z.string(), size_bytes: z.number().nonnegative(), loaded: z.boolean(), in_flight: z.number().int().nonnegative() }))
     .optional(),
+  /** Per-build totals of the jobs this agent ended since it started: what a rollout's status compares. */
+  build_stats: z
+    .array(
+      z.object({
+        model: z.string(),
+        digest: z.string(),
+        jobs: z.number().int().nonnegative(),
+        failed: z.number().int().nonnegative(),
+        ttft_ms_sum: z.number().nonnegative(),
+        completion_tokens: z.number().int().nonnegative(),
+        generate_ms_sum: z.number().nonnegative(),
+      }),
+    )
+    .optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });
