@@ -176,7 +176,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     logger,
     onChange: () => void publisher.publish().catch(() => undefined),
   });
-  const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, metrics: history.observing(metrics), workers, scheduler, publisher });
+  const lifecycle = createLifecycle(config, {
+    backend,
+    inventory,
+    fleet,
+    queues,
+    demand,
+    logger,
+    vramTotalBytes,
+    pinned,
+    metrics: history.observing(metrics),
+    workers,
+    scheduler,
+    publisher,
+  });
   placement.attach(lifecycle);
   const control = new ControlListener({
     subscriber,
