@@ -181,7 +181,11 @@ function queueTable(models: ModelQueueSummary[]): HTMLElement {
           h('td', { class: 'num' }, String(model.active)),
           h('td', { class: 'num' }, model.waiting > 0 ? seconds(model.oldest_wait_s) : '–'),
           h('td', { class: 'num' }, model.drain_rate_per_s.toFixed(2)),
-          h('td', { class: 'num' }, model.waiting === 0 ? '–' : model.eta_s === null ? '?' : seconds(model.eta_s)),
+          h(
+            'td',
+            { class: 'num', title: 'when the last waiting job starts, by admission’s estimate' },
+            model.waiting === 0 ? '–' : model.eta_s === null ? '?' : model.eta_s < 1 ? '< 1 s' : seconds(model.eta_s),
+          ),
         ),
       ),
     ),
@@ -205,7 +209,7 @@ function lifecycleTable(events: LifecycleSummary[]): HTMLElement {
           h('td', {}, event.agent),
           h('td', { class: `kind-${event.kind}` }, word[event.kind], event.out_of_memory ? ' (out of memory)' : ''),
           h('td', {}, event.model),
-          h('td', { class: 'muted' }, event.reason, event.seconds !== undefined ? ` · ${seconds(event.seconds)}` : ''),
+          h('td', { class: 'muted wrap' }, event.reason, event.seconds !== undefined ? ` · ${seconds(event.seconds)}` : ''),
         ),
       ),
     ),
@@ -228,7 +232,7 @@ function refusalTable(refusals: FleetSummary['refusals']): HTMLElement {
           h('td', { class: 'num' }, String(entry.count)),
           h(
             'td',
-            { class: 'muted' },
+            { class: 'muted wrap' },
             Object.entries(entry.models)
               .sort((a, b) => b[1] - a[1])
               .slice(0, 3)

@@ -155,7 +155,8 @@ const PAGE_HTML = `<!doctype html>
   .gpus { display: grid; grid-template-columns: auto 1fr auto; gap: 2px 8px; align-items: center; font-size: 12px; color: var(--muted); margin-top: 6px; }
   table { width: 100%; border-collapse: collapse; font-size: 13px; }
   th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; border-bottom: 1px solid var(--line); padding: 4px 6px; }
-  td { border-bottom: 1px solid var(--line); padding: 4px 6px; vertical-align: middle; }
+  td { border-bottom: 1px solid var(--line); padding: 4px 6px; vertical-align: middle; white-space: nowrap; }
+  td.wrap { white-space: normal; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   .models td:first-child { display: flex; align-items: center; gap: 6px; }
   .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; flex: none; }
