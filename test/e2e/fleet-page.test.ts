@@ -4,6 +4,8 @@ import type { FleetSummary } from '@switchyard/api';
 import { SAMPLE_CATALOG } from '@switchyard/gpu-sim';
 import { fleetSummaries } from '../support/fleet-summaries.js';
 import { startStack, type Stack } from '../support/stack.js';
+import { startTcpGate } from '../support/tcp-gate.js';
+import { testRedis } from '@switchyard/testing';
 
 const GB = 1e9;
 const TIME_SCALE = 0.05;
@@ -81,6 +83,10 @@ describe('the fleet summary behind /admin/fleet', () => {
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(await script.text()).toContain('/admin/fleet/events');
+    // HEAD: the stream's headers, and an end.
+    const head = await fetch(`${stack.apiUrl}/admin/fleet/events`, { method: 'HEAD', headers: ADMIN });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toMatch(/^text\/event-stream/);
   });
 
   it('lets a browser sign in with ?key= once, as Bull Board does: the key is traded for the session cookie, which the summary and stream accept', async () => {
@@ -153,7 +159,10 @@ describe('the fleet summary behind /admin/fleet', () => {
     // The agent's one slot is held: the next job waits.
     expect((await submit('waits')).status).toBe(202);
     const stream = await fleetSummaries(stack.apiUrl, ADMIN);
-    const seen = await stream.next((s) => s.models.some((model) => model.model === 'llama3.1:8b' && model.waiting === 1 && model.active === 1));
+    // Queue counts and the agent's heartbeat move at their own times: wait for both.
+    const seen = await stream.next(
+      (s) => s.agents[0]?.in_flight === 1 && s.models.some((model) => model.model === 'llama3.1:8b' && model.waiting === 1 && model.active === 1),
+    );
     const queue = seen.models.find((model) => model.model === 'llama3.1:8b')!;
     expect(queue.depth).toBe(1);
     expect(queue.oldest_wait_s).toBeGreaterThanOrEqual(0);
@@ -176,4 +185,28 @@ describe('the fleet summary behind /admin/fleet', () => {
     await stream.next((s) => s.agents[0]?.state === 'ready');
     stream.close();
   });
+});
+
+describe('the fleet stream when Redis is away, and when the replica stops', () => {
+  it('says the fleet cannot be read (event: error, the API’s error body) while Redis is cut off, sends summaries again once it is back, and ends when the replica stops', async () => {
+    // The API reaches Redis through a gate the test closes; the agent talks to Redis directly.
+    const gate = await startTcpGate(testRedis());
+    const stack = await startStack({ api: { redisUrl: gate.url, adminApiKeys: KEYS.admin, fleetSummaryIntervalMs: 100 } });
+    try {
+      const stream = await fleetSummaries(stack.apiUrl, ADMIN);
+      await stream.next((s) => s.agents.length === 1);
+      gate.close();
+      const error = await stream.nextError();
+      expect(error.error.code).toMatch(/^[a-z_]+$/);
+      expect(error.error.message.length).toBeGreaterThan(0);
+      gate.open();
+      await stream.next((s) => s.agents.length === 1);
+      // A graceful stop ends the open stream rather than wait on it.
+      const closed = stack.close();
+      await stream.ended();
+      await closed;
+    } finally {
+      await gate.stop();
+    }
+  }, 60_000);
 });

@@ -70,6 +70,9 @@ export function registerAdminFleetRoutes(app: FastifyInstance, ctx: ApiContext):
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
+    // A HEAD has its headers and nothing to stream.
+    if (request.method === 'HEAD') return void response.end();
+    response.flushHeaders();
     // A lost connection (an API restart) is retried by the browser's EventSource after this long.
     response.write(`retry: 2000\n\n`);
     streams.add(response);
