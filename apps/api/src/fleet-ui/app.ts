@@ -25,6 +25,7 @@ function byId(id: string): HTMLElement {
 }
 
 function bytes(value: number): string {
+  if (value === 0) return '0';
   if (value >= 1e12) return `${(value / 1e12).toFixed(1)} TB`;
   if (value >= 1e9) return `${(value / 1e9).toFixed(1)} GB`;
   if (value >= 1e6) return `${(value / 1e6).toFixed(0)} MB`;
