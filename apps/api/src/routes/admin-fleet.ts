@@ -79,11 +79,13 @@ export function registerAdminFleetRoutes(app: FastifyInstance, ctx: ApiContext):
     let last = '';
     let lastWriteAt = Date.now();
     let reading = false;
+    let failure: string | undefined;
     const tick = async () => {
       if (reading || response.writableEnded) return;
       reading = true;
       try {
         const current = await summary.get();
+        failure = undefined;
         // `generated_at` moves every read; a summary is news only when something else did.
         const { generated_at: _at, ...content } = current;
         const key = JSON.stringify(content);
@@ -92,9 +94,13 @@ export function registerAdminFleetRoutes(app: FastifyInstance, ctx: ApiContext):
           write(`event: summary\ndata: ${JSON.stringify(current)}\n\n`);
         } else if (Date.now() - lastWriteAt >= ctx.config.sseHeartbeatMs) write(': keep-alive\n\n');
       } catch (error) {
-        // Redis away: say so (the page shows its last summary as stale) and keep trying.
+        // Redis away: say so once (the page shows its last summary as stale; classified and
+        // logged once per outage, not every tick) and keep trying; the next good read is news.
         last = '';
-        write(`event: error\ndata: ${JSON.stringify(errorAnswer('native', error, request).body)}\n\n`);
+        if (failure === undefined) {
+          failure = JSON.stringify(errorAnswer('native', error, request).body);
+          write(`event: error\ndata: ${failure}\n\n`);
+        } else if (Date.now() - lastWriteAt >= ctx.config.sseHeartbeatMs) write(': keep-alive\n\n');
       } finally {
         reading = false;
       }
