@@ -21,6 +21,7 @@ import { DemandTracker } from './demand-tracker.js';
 import { FleetState } from './fleet-state.js';
 import { GpuStatsMonitor, discoverGpus } from './gpu-discovery.js';
 import { HeartbeatBuilder, HeartbeatPublisher } from './heartbeat-builder.js';
+import { LifecycleHistory } from './lifecycle-history.js';
 import { createJobProcessor } from './job-runner.js';
 import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js';
 import { ModelInventory } from './model-inventory.js';
@@ -144,6 +145,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel, embedSlots: config.embedSlots }),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
+  const history = new LifecycleHistory();
   const heartbeat = new HeartbeatBuilder({
     agentId: config.agentId,
     version: AGENT_VERSION,
@@ -157,6 +159,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     placement,
     jobs: scheduler,
     labels: config.labels,
+    history,
     catalog: { report: () => reconciler.report(), disk: () => reconciler.disk() },
     buildStats: () => metrics.buildStats(),
   });
@@ -183,7 +186,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     logger,
     onChange: () => void publisher.publish().catch(() => undefined),
   });
-  const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, metrics, workers, scheduler, publisher });
+  const lifecycle = createLifecycle(config, {
+    backend,
+    inventory,
+    fleet,
+    queues,
+    demand,
+    logger,
+    vramTotalBytes,
+    pinned,
+    metrics: history.observing(metrics),
+    workers,
+    scheduler,
+    publisher,
+  });
   placement.attach(lifecycle);
   const control = new ControlListener({
     subscriber,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { splitQueueModel, type AgentHeartbeat, type DiskInfo, type GpuInfo, type ModelPull } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat, type DiskInfo, type GpuInfo, type LifecycleEvent, type ModelPull } from '@switchyard/protocol';
 import type { FleetRegistry } from '@switchyard/redis';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import type { PlacementView } from './placement-view.js';
@@ -18,10 +18,12 @@ export interface HeartbeatBuilderOptions {
   slots: number;
   pinned: readonly string[];
   inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
-  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'>;
+  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'> & Partial<Pick<PlacementView, 'loadProgress'>>;
   jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'> & Partial<Pick<PullScheduler, 'slotJobs'>>;
   /** AGENT_LABELS. */
   labels?: Record<string, string>;
+  /** The last loads and unloads (lifecycle-history.ts), shown on the fleet page. */
+  history?: { list(): LifecycleEvent[] };
   /** The catalog reconciler: downloads and disk. */
   catalog?: { report(): ModelPull[]; disk(): DiskInfo | undefined };
   /** Per-build job totals (agent metrics): a rollout compares builds on them. */
@@ -72,6 +74,7 @@ export class HeartbeatBuilder {
       vram: { total_bytes: vramTotalBytes, used_bytes: usedBytes, free_bytes: Math.max(0, vramTotalBytes - usedBytes) },
       models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
       models_loading: placement.loadingModel ? [placement.loadingModel] : [],
+      ...this.lifecycleView(),
       models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
       ...(this.options.labels !== undefined && Object.keys(this.options.labels).length > 0 && { labels: this.options.labels }),
       ...this.catalogView(),
@@ -93,6 +96,12 @@ export class HeartbeatBuilder {
   private buildView(): Pick<AgentHeartbeat, 'build_stats'> {
     const stats = this.options.buildStats?.() ?? [];
     return stats.length > 0 ? { build_stats: stats } : {};
+  }
+
+  private lifecycleView(): Pick<AgentHeartbeat, 'loads_in_progress' | 'lifecycle_log'> {
+    const progress = this.options.placement.loadProgress?.();
+    const log = this.options.history?.list() ?? [];
+    return { ...(progress !== undefined && { loads_in_progress: [progress] }), ...(log.length > 0 && { lifecycle_log: log }) };
   }
 
   private catalogView(): Pick<AgentHeartbeat, 'disk' | 'pulls'> {

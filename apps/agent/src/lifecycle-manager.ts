@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BackendError, type Backend } from '@switchyard/backends';
-import type { AgentHeartbeat } from '@switchyard/protocol';
+import type { AgentHeartbeat, LoadProgress } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
@@ -77,6 +77,8 @@ const LEASE_PADDING_MS = 10_000;
  */
 export class LifecycleManager {
   private loading: { model: string; reserveBytes: number } | undefined;
+  /** When the running warm began and how long it should take (the heartbeat's `loads_in_progress`). */
+  private loadStarted: { model: string; startedAt: number; expectedMs: number } | undefined;
   /** Making room for a starving cold model; its victims are in `closedForClaims` until it is loaded. */
   private draining: { model: ModelState; since: number; reason: string } | undefined;
   private ticking = false;
@@ -103,6 +105,13 @@ export class LifecycleManager {
 
   get loadingModel(): string | undefined {
     return this.loading?.model;
+  }
+
+  /** The warm under way, from its first eviction; wall-clock, like the load time it is measured against. */
+  loadProgress(): LoadProgress | undefined {
+    const started = this.loadStarted;
+    if (!started || started.model !== this.loading?.model) return undefined;
+    return { model: started.model, started_at: started.startedAt, expected_ms: Math.round(started.expectedMs) };
   }
 
   /**
@@ -474,6 +483,7 @@ export class LifecycleManager {
     // Whether this copy is a guess is a property of this load, not of the model's history.
     if (reason === 'refill') this.refilled.add(model.name);
     else this.refilled.delete(model.name);
+    this.loadStarted = { model: model.name, startedAt: Date.now(), expectedMs: this.expectedLoadMs(model) };
     try {
       for (const name of evict) {
         const victim = inventory.get(name);
@@ -499,6 +509,7 @@ export class LifecycleManager {
       }
     } finally {
       this.loading = undefined;
+      this.loadStarted = undefined;
       this.closedForClaims.clear();
       if (this.draining?.model.name === model.name) this.draining = undefined;
       if (leased) {

@@ -1,10 +1,12 @@
-import { splitQueueModel } from '@switchyard/protocol';
+import { splitQueueModel, type LoadProgress } from '@switchyard/protocol';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 
 /** What the pull scheduler and the heartbeat read of the lifecycle manager's placement. */
 export interface PlacementView {
   /** The model being loaded here now, if any. */
   readonly loadingModel: string | undefined;
+  /** That load's start and expected duration. */
+  loadProgress(): LoadProgress | undefined;
   /** True while `model` is about to be evicted here: none of its jobs may be claimed. */
   isDraining(model: string): boolean;
   /** VRAM in use here, counting the reservation of a load under way. */
@@ -30,6 +32,10 @@ export class PlacementRelay implements PlacementView {
 
   get loadingModel(): string | undefined {
     return this.attached().loadingModel;
+  }
+
+  loadProgress(): LoadProgress | undefined {
+    return this.attached().loadProgress();
   }
 
   isDraining(model: string): boolean {

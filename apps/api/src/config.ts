@@ -46,6 +46,10 @@ export const ApiConfig = z.object({
   maxJsonDepth: EnvPositiveInt.max(1_000).default(64).describe('Deepest nesting of a JSON body; deeper is a `400` naming where.'),
   /** How long an admin browser session (Bull Board cookie) lasts. */
   adminSessionTtlSeconds: EnvPositiveInt.default(8 * 3600).describe('Lifetime of an admin browser session (Bull Board cookie).'),
+  /** How often the fleet page's stream (`GET /admin/fleet/events`) looks for a changed summary. */
+  fleetSummaryIntervalMs: EnvPositiveInt.min(100)
+    .default(1_000)
+    .describe('How often `GET /admin/fleet/events` (the fleet page) reads the fleet summary and sends it when it changed.'),
   /**
    * Proxies whose X-Forwarded-For/-Proto are believed (Fastify trustProxy: comma-separated
    * addresses or CIDRs). Unset: the connection itself is the truth.
@@ -118,6 +122,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   adminApiKeys: 'ADMIN_API_KEYS',
   maxJsonDepth: 'MAX_JSON_DEPTH',
   adminSessionTtlSeconds: 'ADMIN_SESSION_TTL_SECONDS',
+  fleetSummaryIntervalMs: 'FLEET_SUMMARY_INTERVAL_MS',
   trustedProxies: 'TRUSTED_PROXIES',
   corsOrigins: 'CORS_ORIGINS',
   queueDepthLimit: 'QUEUE_DEPTH_LIMIT',

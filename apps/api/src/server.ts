@@ -39,6 +39,7 @@ import { accessControl, principalOf } from './plugins/access-control.js';
 import { hardenedServerOptions, httpHardening } from './plugins/http-hardening.js';
 import { requestMetrics } from './plugins/request-metrics.js';
 import { registerAdminAgentRoutes } from './routes/admin-agents.js';
+import { registerAdminFleetRoutes } from './routes/admin-fleet.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -212,6 +213,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);
   registerAdminAgentRoutes(app, context);
+  registerAdminFleetRoutes(app, context);
   registerAdminModelRoutes(app, context);
   registerOpenAiRoutes(app, context);
   registerOllamaRoutes(app, context);

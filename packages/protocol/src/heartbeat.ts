@@ -78,6 +78,35 @@ export const DiskInfo = z.object({
 });
 export type DiskInfo = z.infer<typeof DiskInfo>;
 
+/**
+ * A load under way on this agent: when it began (evictions made for it included) and how
+ * long the agent expects it to take, from the load throughput it measured. The backend
+ * reports no progress of its own, so `expected_ms` is what a progress bar is drawn against.
+ */
+export const LoadProgress = z.object({
+  model: z.string(),
+  started_at: z.number().int(),
+  expected_ms: z.number().nonnegative(),
+});
+export type LoadProgress = z.infer<typeof LoadProgress>;
+
+/**
+ * One load, failed load or unload on this agent, as its lifecycle manager decided it:
+ * `reason` is why (`no_copy`, `queue_too_old`, `refill`, … for loads; `evicted for <model>`,
+ * `idle`, `extra_copy` for unloads), the same words its metrics count by.
+ */
+export const LifecycleEvent = z.object({
+  at: z.number().int(),
+  kind: z.enum(['loaded', 'load_failed', 'unloaded']),
+  model: z.string(),
+  reason: z.string(),
+  /** How long a successful load took. */
+  seconds: z.number().nonnegative().optional(),
+  /** A failed load the backend refused for memory. */
+  out_of_memory: z.boolean().optional(),
+});
+export type LifecycleEvent = z.infer<typeof LifecycleEvent>;
+
 /** `degraded`: its backend does not answer; it claims nothing until it does (and is not counted as serving). */
 export const AgentState = z.enum(['ready', 'draining', 'degraded']);
 export type AgentState = z.infer<typeof AgentState>;
@@ -95,6 +124,10 @@ export const AgentHeartbeat = z.object({
   models_available: z.array(AvailableModel),
   /** Models this agent is loading right now (it holds their warm lease). */
   models_loading: z.array(z.string()).optional(),
+  /** The load under way here, with its start and expected duration (the fleet page's progress bar). */
+  loads_in_progress: z.array(LoadProgress).optional(),
+  /** The last loads and unloads here (a short bounded list, oldest first): what the fleet page shows as recent activity. */
+  lifecycle_log: z.array(LifecycleEvent).optional(),
   /** VRAM of the node as the agent accounts it (all GPUs together). */
   vram: z.object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() }).optional(),
   /** `AGENT_LABELS` (`gpu=a100,zone=b`): what catalog placement rules (`on.labels`) match. */
