@@ -21,6 +21,7 @@ import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
 import { Admission } from './admission.js';
 import { AdminSessions } from './admin-sessions.js';
 import { ApiKeyStore } from './auth.js';
+import { Backlog, UnservedDemand, registerBacklogMetrics } from './backlog.js';
 import { registerBullBoard } from './bull-board.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
@@ -41,6 +42,7 @@ import { registerAdminAgentRoutes } from './routes/admin-agents.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerBacklogRoutes } from './routes/backlog.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -104,7 +106,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const ledger = new AdmissionLedger(redis, keys);
   const registry = new Registry();
   const metrics = createApiMetrics(registry);
-  const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
+  const catalog = new ModelCatalogStore(redis, keys);
+  const unserved = new UnservedDemand(redis, keys.admission, config.unservedDemandSeconds * 1000);
+  const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, catalog, unserved, logger: logger.child({ component: 'admission' }) });
   const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
   const records = new JobRecords(redis, keys);
   const jobs = new JobService({
@@ -119,8 +123,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger,
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
-  const catalog = new ModelCatalogStore(redis, keys);
   registerFleetMetrics(registry, fleet, catalog);
+  const backlog = new Backlog({ redis, keys: keys.admission, queues, records, fleet, catalog, unserved, capacityMemoryMs: config.capacityMemorySeconds * 1000 });
+  registerBacklogMetrics(registry, backlog);
   const failover = new AgentFailover({
     redis,
     keys,
@@ -159,6 +164,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     metrics,
     admission,
     ledger,
+    backlog,
     keyStore,
     lifecycle: { draining: false },
     tenantOf: (request) => {
@@ -193,6 +199,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerHealthRoutes(app, context);
   registerJobRoutes(app, context);
   registerFleetRoutes(app, context);
+  registerBacklogRoutes(app, context);
   registerAdminRoutes(app, context);
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);
