@@ -82,6 +82,13 @@ export const ApiConfig = z.object({
   retryAfterFallbackSeconds: EnvPositiveInt.default(5).describe('Retry-After while nothing has been measured.'),
   /** A model an agent listed within this long is "capacity that may return" (503), not unknown (404). */
   capacityMemorySeconds: EnvPositiveInt.default(600).describe('A model an agent listed this recently answers `503 no_capacity` when its agents are gone, not `404`.'),
+  /**
+   * A refused submit is in no queue, so without this a pool scaled to zero would never see
+   * the demand that should wake it (KEDA polls every 30 s by default).
+   */
+  unservedDemandSeconds: EnvPositiveInt.default(120).describe(
+    "How long a submit refused `503 no_capacity` for a model in the fleet catalog (or one an agent had lately) counts in the backlog as `unserved` (`GET /v1/backlog`, `switchyard_backlog`) while no agent serves the model, so a scaler polling less often than clients retry still sees it. Keep it above KEDA's `pollingInterval`.",
+  ),
 
   // Cancellation and background work.
   /** A job whose native streams all closed and none came back within this long is cancelled. */
@@ -135,6 +142,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   retryAfterMaxSeconds: 'RETRY_AFTER_MAX_SECONDS',
   retryAfterFallbackSeconds: 'RETRY_AFTER_FALLBACK_SECONDS',
   capacityMemorySeconds: 'CAPACITY_MEMORY_SECONDS',
+  unservedDemandSeconds: 'UNSERVED_DEMAND_SECONDS',
   disconnectGraceMs: 'DISCONNECT_GRACE_MS',
   queuedUpdateIntervalMs: 'QUEUED_UPDATE_INTERVAL_MS',
   maintenanceIntervalMs: 'MAINTENANCE_INTERVAL_MS',

@@ -4,6 +4,7 @@ import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
 import type { AdmissionLedger, ModelCatalogStore } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import type { ApiKeyStore } from './auth.js';
+import type { Backlog } from './backlog.js';
 import type { ApiConfig } from './config.js';
 import type { EventRelay } from './event-relay.js';
 import type { JobEventFeed } from './job-event-feed.js';
@@ -26,6 +27,8 @@ export interface ApiContext {
   metrics: ApiMetrics;
   admission: Admission;
   ledger: AdmissionLedger;
+  /** Jobs waiting for a GPU and refused demand, per model: `/v1/backlog`, `switchyard_backlog`. */
+  backlog: Backlog;
   keyStore: ApiKeyStore;
   /** Set once the replica is stopping: /readyz answers 503 so a balancer sends nothing new. */
   lifecycle: { draining: boolean };

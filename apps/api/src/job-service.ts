@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
 import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
+import { demandFingerprint } from './backlog.js';
 import { checkCapabilities, ModelCapabilities } from './capabilities.js';
 import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
@@ -61,7 +62,7 @@ export class JobService {
       const existing = existingId ? await this.existing(existingId, tenant) : undefined;
       if (existing) return existing;
     }
-    const { queueKey } = await deps.admission.place(model, request.digest, request.options);
+    const { queueKey } = await deps.admission.place(model, request.digest, request.options, () => demandFingerprint(tenant, request));
     // After placement (an unknown model is a 404, not a 400), before anything is reserved.
     try {
       checkCapabilities(model, await this.capabilities.of(model), request);

@@ -22,6 +22,7 @@ import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
 import { Admission } from './admission.js';
 import { AdminSessions } from './admin-sessions.js';
 import { ApiKeyStore } from './auth.js';
+import { Backlog, UnservedDemand, registerBacklogMetrics } from './backlog.js';
 import { registerBullBoard } from './bull-board.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
@@ -43,6 +44,7 @@ import { registerAdminFleetRoutes } from './routes/admin-fleet.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerBacklogRoutes } from './routes/backlog.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -112,6 +114,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const catalog = new ModelCatalogStore(redis, keys);
   // Every submit asks whether its model is in a rollout; the catalog changes rarely, so one read serves a second of them.
   const catalogEntries = new CachedRead(() => catalog.list(), CATALOG_CACHE_MS);
+  const unserved = new UnservedDemand(redis, keys.admission, config.unservedDemandSeconds * 1000);
   const admission = new Admission({
     redis,
     ledger,
@@ -119,6 +122,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     keyStore,
     config,
     metrics,
+    catalog,
+    unserved,
     logger: logger.child({ component: 'admission' }),
     catalogEntries: () => catalogEntries.get(),
   });
@@ -137,6 +142,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
   registerFleetMetrics(registry, fleet, catalog);
+  const backlog = new Backlog({ redis, keys: keys.admission, queues, records, fleet, catalog, unserved, capacityMemoryMs: config.capacityMemorySeconds * 1000 });
+  registerBacklogMetrics(registry, backlog);
   const failover = new AgentFailover({
     redis,
     keys,
@@ -175,6 +182,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     metrics,
     admission,
     ledger,
+    backlog,
     keyStore,
     lifecycle: { draining: false },
     tenantOf: (request) => {
@@ -209,6 +217,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerHealthRoutes(app, context);
   registerJobRoutes(app, context);
   registerFleetRoutes(app, context);
+  registerBacklogRoutes(app, context);
   registerAdminRoutes(app, context);
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);

@@ -105,6 +105,12 @@ export interface AdmissionKeys {
   readonly seenModels: string;
   /** Hash: `<outcome>|<model>` → jobs finished that way (fleet-wide counters). */
   readonly outcomes: string;
+  /**
+   * Sorted set per model: fingerprint of a submit refused `503 no_capacity` → when it stops
+   * counting (ms). The backlog counts them (`unserved`) so a scaler sees demand for a model
+   * no agent serves (`apps/api/src/backlog.ts`).
+   */
+  unserved(model: string): string;
   /** List: `<model>|<estimated ms>|<actual ms>` wait samples for the metrics. */
   readonly waitSamples: string;
   /** String: the job id an idempotency key of a tenant maps to. */
@@ -131,6 +137,7 @@ function admissionKeys(prefix: string): AdmissionKeys {
     lastStarts: `${base}lastvt`,
     seenModels: `${base}seen`,
     outcomes: `${base}outcomes`,
+    unserved: (model) => `${base}unserved:${model}`,
     waitSamples: `${base}waits`,
     idempotency: (tenant, key) => `${base}idem:${tenant}:${key}`,
     lock: (name) => `${base}lock:${name}`,

@@ -53,6 +53,12 @@ export class JobRecords {
     };
   }
 
+  /** Each job's status alone (undefined: no record, or a status this version does not know), in one flight. */
+  async statuses(jobIds: string[]): Promise<Array<JobStatus | undefined>> {
+    // Concurrent commands on one connection go out back to back: one flight, not one each.
+    return Promise.all(jobIds.map(async (jobId) => jobStatus(await this.redis.hget(this.keys.job(jobId), 'status'))));
+  }
+
   /** The request a dequeued job kept (BullMQ's copy went with the job), as stored: the caller validates it. */
   async removedRequest(jobId: string): Promise<unknown> {
     const raw = await this.redis.hget(this.keys.job(jobId), 'request');
