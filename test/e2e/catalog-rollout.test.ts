@@ -15,7 +15,7 @@ const NEW = SAMPLE_CATALOG.find((model) => model.name === MODEL)!.newer!.digest;
 /** The build the simulators ship (read from their `/api/tags` once the stack runs). */
 let OLD = '';
 // 2 GB at 2e7 B/s and the stack's time scale (0.02): a pull takes about 2 s, long enough to see.
-const NODE = { sim: { pull_bytes_per_s: 2e7 }, agent: { catalogReconcileMs: 200, pullRetryBaseMs: 100, pullRetryMaxMs: 400 } };
+const NODE = { sim: { pull_bytes_per_s: 2e7 }, agent: { catalogReconcileMs: 200, pullRetryBaseMs: 100, pullRetryMaxMs: 400, rolloutCopyGraceMs: 2_000 } };
 
 let stack: Stack | undefined;
 let trafficRunning: { running: boolean } | undefined;

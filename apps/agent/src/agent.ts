@@ -182,6 +182,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     retryBaseMs: config.pullRetryBaseMs,
     retryMaxMs: config.pullRetryMaxMs,
     runningOf: (model) => scheduler.runningOf(model),
+    copyGraceMs: config.rolloutCopyGraceMs,
     queueWaiting: async (queueKey) => (await readWaitStats(queues, new Map([[queueKey, [queueKey]]]))).get(queueKey)?.waiting ?? 0,
     logger,
     onChange: () => void publisher.publish().catch(() => undefined),

@@ -141,6 +141,9 @@ export const AgentConfig = z.object({
   ),
   pullRetryBaseMs: EnvPositiveInt.default(2_000).describe('A failed pull is retried after this, doubling with each failure up to `PULL_RETRY_MAX_MS`.'),
   pullRetryMaxMs: EnvPositiveInt.default(300_000).describe('Longest wait between retries of a failed pull.'),
+  rolloutCopyGraceMs: EnvPositiveInt.default(10_000).describe(
+    'How long the queue of an old build kept during a rollout must stay empty before the copy is deleted: longer than API replicas take to see the rollout move on (their catalog and fleet caches, a heartbeat).',
+  ),
   /** A model idle this long (no job running or started) is unloaded. */
   idleUnloadMs: EnvPositiveInt.default(10 * 60_000).describe('A model with no job for this long is unloaded (sliding window).'),
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
@@ -253,6 +256,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   catalogReconcileMs: 'CATALOG_RECONCILE_MS',
   pullRetryBaseMs: 'PULL_RETRY_BASE_MS',
   pullRetryMaxMs: 'PULL_RETRY_MAX_MS',
+  rolloutCopyGraceMs: 'ROLLOUT_COPY_GRACE_MS',
   idleUnloadMs: 'IDLE_UNLOAD_MS',
   minResidencyMs: 'MIN_RESIDENCY_MS',
   extraCopyIdleMs: 'EXTRA_COPY_IDLE_MS',

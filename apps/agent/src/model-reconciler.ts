@@ -42,6 +42,12 @@ export interface ReconcilerOptions {
   retryMaxMs: number;
   /** Jobs waiting in a queue (a rollout copy of an old build goes only once its pinned queue is empty); default none. */
   queueWaiting?: (queueKey: string) => Promise<number>;
+  /**
+   * How long that queue must have stayed empty (ROLLOUT_COPY_GRACE_MS): API replicas route by
+   * cached views of the catalog and the fleet, and may still send a job to the old build a
+   * moment after the rollout moved on here. Default 10 s.
+   */
+  copyGraceMs?: number;
   /** Jobs of a model claimed here and not yet settled (counted from the claim, before the job body tracks its use). */
   runningOf?: (model: string) => number;
   logger: Logger;
@@ -84,6 +90,8 @@ class DigestMismatch extends Error {}
  */
 export class ModelReconciler {
   private readonly pulls = new Map<string, PullTask>();
+  /** Rollout copy → since when nothing routes to it and its queue is empty. */
+  private readonly copyIdleSince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private passing = false;
   private passAgain = false;
@@ -302,9 +310,25 @@ export class ModelReconciler {
         if (primary !== undefined && normalizeDigest(primary.digest) === digest) continue;
         if (entry?.digest === digest) continue;
         const status = entry ? rolloutStatus(entry, agents) : undefined;
-        if (status && status.from === digest && status.to_share < 1) continue;
-        if (((await this.options.queueWaiting?.(copy.name)) ?? 0) > 0) continue;
+        if (status && status.from === digest && status.to_share < 1) {
+          this.copyIdleSince.delete(copy.name);
+          continue;
+        }
+        if (((await this.options.queueWaiting?.(copy.name)) ?? 0) > 0) {
+          this.copyIdleSince.delete(copy.name);
+          continue;
+        }
+        const graceMs = this.options.copyGraceMs ?? 10_000;
+        let since = this.copyIdleSince.get(copy.name);
+        if (since === undefined) {
+          since = this.now();
+          this.copyIdleSince.set(copy.name, since);
+          // Looked at again once the grace is over, not only at the next pass.
+          if (!this.stopped) setTimeout(() => void this.pass(), graceMs + 10).unref();
+        }
+        if (this.now() - since < graceMs) continue;
       }
+      this.copyIdleSince.delete(copy.name);
       try {
         if (copy.loaded !== undefined) {
           inventory.markUnloaded(copy.name);
