@@ -1,5 +1,5 @@
 import { customAlphabet } from 'nanoid';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
@@ -26,7 +26,7 @@ export interface SubmitOutcome {
 }
 
 export interface JobServiceDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   queues: QueueRegistry;
   lifecycle: JobLifecycle;

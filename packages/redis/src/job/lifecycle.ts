@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import type { JobsOptions } from 'bullmq';
 import {
   JOB_TRANSITIONS,
@@ -91,7 +91,7 @@ export class JobLifecycle {
   private readonly log: EventLog;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly ledger: AdmissionLedger,
     options: JobLifecycleOptions = {},
@@ -130,7 +130,7 @@ export class JobLifecycle {
     const fields = ['model', data.model, 'tenant', data.tenant, 'created_at', String(data.submitted_at)];
     if (request.queueKey !== data.model) fields.push('queue', request.queueKey);
     const [recorded, added] = await Promise.allSettled([
-      this.redis.sy_job_submit_v1(
+      this.redis.sy_job_submit_v2(
         this.keys.job(id),
         this.keys.jobEvents(id),
         JOB_TRANSITIONS.submit.to,
@@ -169,7 +169,7 @@ export class JobLifecycle {
       recordTtl: this.recordTtlSeconds,
       eventsTtl: this.liveTtlSeconds,
     };
-    const reply = await this.redis.sy_job_claim_v1(
+    const reply = await this.redis.sy_job_claim_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       CLAIM_FROM,
@@ -251,7 +251,7 @@ export class JobLifecycle {
     attempt?: Attempt,
     ttl?: number,
   ): Promise<TransitionOutcome> {
-    const reply = await this.redis.sy_job_event_v1(
+    const reply = await this.redis.sy_job_event_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       EVENT_FROM[transition],
@@ -275,7 +275,7 @@ export class JobLifecycle {
     const fields = Object.entries(set).flatMap(([field, value]) => (value === undefined ? [] : [field, value]));
     if (event.type === 'error') fields.push('error', JSON.stringify({ code: event.code, message: event.message }));
     const status = statusOfEnd(event);
-    const reply = await this.redis.sy_job_finish_v1(
+    const reply = await this.redis.sy_job_finish_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       END_FROM[transition],
