@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
+import type { Cluster } from 'ioredis';
 import { Ollama } from 'ollama';
 import { redisKeys } from '@switchyard/protocol';
-import { closeRedis, createRedis, type RedisConnection } from '@switchyard/redis';
+import { closeRedis, createRedis, readRedisSettings, type RedisConnection } from '@switchyard/redis';
 import { spawnRedisCluster, type RedisClusterHandle } from '@switchyard/testing';
 import { jobStatus, postJob, submitJob } from '../support/client.js';
 import { readSse, textOf } from '../support/sse.js';
@@ -190,5 +191,17 @@ describe('on a Redis Cluster of three masters', () => {
     expect(show.status).toBe(200);
     const metrics = await fetch(`${stack.apiUrl}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/switchyard_/);
+  });
+
+  it('checks the settings of every master, naming an evicting policy set on one of them only', async () => {
+    expect((await readRedisSettings(redis)).problems.map((problem) => problem.setting)).not.toContain('maxmemory-policy');
+    const [, second] = (redis as Cluster).nodes('master');
+    await second!.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    try {
+      const reading = await readRedisSettings(redis);
+      expect(reading.problems.filter((problem) => problem.setting === 'maxmemory-policy')).toEqual([expect.objectContaining({ value: 'allkeys-lru' })]);
+    } finally {
+      await second!.config('SET', 'maxmemory-policy', 'noeviction');
+    }
   });
 });

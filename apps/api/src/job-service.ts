@@ -106,7 +106,7 @@ export class JobService {
       depth: reserved.depth,
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
-    // The record with its `queued` event and BullMQ's add, in one round trip; undone
+    // The record with its `queued` event and BullMQ's add (one round trip on one Redis); undone
     // entirely (reservation included) if either fails.
     await deps.lifecycle.enqueue({ queue: deps.queues.get(queueKey), data, priority: reserved.priority, queueKey, queued: { type: 'queued', ...queueInfo } });
     // Wakes the agents; sent without waiting (the 202 does not need it).

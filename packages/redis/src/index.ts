@@ -37,4 +37,11 @@ export { LIMIT_NAMES, REFUSAL_CODES, limitField, statusOfFailure, type LimitName
 export { CachedRead } from './cached-read.js';
 export { StreamPresence, STREAM_PRESENCE_REFRESH_MS, STREAM_PRESENCE_TTL_MS } from './stream-presence.js';
 export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';
-export { REQUIRED_REDIS_SETTINGS, RedisSettingsRefused, checkRedisSettings, checkRedisSettingsAtStart, type RedisSettingsReading } from './redis-settings.js';
+export {
+  REQUIRED_REDIS_SETTINGS,
+  RedisSettingsRefused,
+  checkRedisSettings,
+  checkRedisSettingsAtStart,
+  readRedisSettings,
+  type RedisSettingsReading,
+} from './redis-settings.js';

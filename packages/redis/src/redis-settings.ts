@@ -10,7 +10,7 @@
  * disables or renames CONFIG: then one warning says the settings could not be checked, and
  * start-up goes on (refusing would make Switchyard unusable there).
  */
-import type { RedisConnection } from './connection.js';
+import { isCluster, type RedisConnection } from './connection.js';
 import { REQUIRED_REDIS_SETTINGS } from '@switchyard/protocol';
 import { redactRedisUrl } from './connection-errors.js';
 
@@ -110,9 +110,21 @@ function isReplyError(error: unknown): error is Error {
 /**
  * Reads the settings with CONFIG GET, one setting per call (Redis before 7 takes only one)
  * and judges them. Throws only when Redis cannot be reached; a CONFIG that is refused
- * (disabled, renamed, denied by an ACL) is reported in `unchecked`.
+ * (disabled, renamed, denied by an ACL) is reported in `unchecked`. Under Redis Cluster
+ * every master is read (each holds a share of the jobs; CONFIG sent to the cluster client
+ * would reach one node at random): a problem on any of them is reported once.
  */
 export async function readRedisSettings(redis: RedisConnection): Promise<RedisSettingsReading> {
+  const masters = isCluster(redis) ? redis.nodes('master') : [];
+  if (masters.length === 0) return readOneServer(redis);
+  const readings = await Promise.all(masters.map((node) => readOneServer(node)));
+  const problems = new Map<string, RedisSettingProblem>();
+  for (const reading of readings) for (const problem of reading.problems) problems.set(`${problem.setting}=${problem.value}`, problem);
+  const unchecked = readings.find((reading) => reading.unchecked)?.unchecked;
+  return { values: readings[0]!.values, problems: [...problems.values()], ...(unchecked && { unchecked }) };
+}
+
+async function readOneServer(redis: RedisConnection): Promise<RedisSettingsReading> {
   let replies: unknown[];
   try {
     replies = await Promise.all(SETTING_NAMES.map((name) => redis.config('GET', name)));

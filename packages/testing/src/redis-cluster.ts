@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ export interface RedisClusterHandle {
   nodes: Array<{ host: string; port: number }>;
   /** The same, `host:port,…`. */
   nodesList: string;
+  /** The servers' processes (a benchmark kills them if it dies). */
+  children: ChildProcess[];
   stop(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function spawnRedisCluster(options: RedisClusterOptions = {}): Prom
       masters,
       timeoutMs,
     );
-    return { nodes, nodesList: nodes.map((node) => `${node.host}:${node.port}`).join(','), stop };
+    return { nodes, nodesList: nodes.map((node) => `${node.host}:${node.port}`).join(','), children: servers.map((server) => server.child), stop };
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
