@@ -7,6 +7,8 @@
  * show the cluster's gain: all shards share this machine's cores, so a cluster is not more
  * Redis CPU here than one server. On real hosts the relay's load is spread over the shards
  * (each job channel is heard from its slot's master) and the admission ledger stays one slot.
+ * On a shared machine the rates and latencies move with everyone else's load; the CPU time
+ * per job (API process, and all Redis servers together, from /proc) moves much less.
  */
 import { Redis } from 'ioredis';
 import { createRedis, type RedisConnection, type RedisNode } from '@switchyard/redis';
@@ -16,6 +18,7 @@ import { driveEnqueue } from './enqueue-driver.js';
 import { driveRelay } from './relay-driver.js';
 import { pausedFleet } from './synthetic-fleet.js';
 import { createSyntheticJobs } from './synthetic-jobs.js';
+import { cpuMicros } from './proc-stat.js';
 
 const MODEL = 'qwen2.5:0.5b';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -33,7 +36,17 @@ interface Target {
   env: Record<string, string>;
   redisUrl: string;
   clusterNodes?: RedisNode[];
+  /** The Redis server processes (one, or every master). */
+  redisPids: number[];
   connect(): RedisConnection;
+}
+
+/** CPU time (µs) the API and the Redis servers spend while `work` runs. */
+async function cpuOf<T>(api: Proc, target: Target, work: () => Promise<T>): Promise<{ result: T; apiUs: number; redisUs: number }> {
+  const redisNow = () => target.redisPids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  const [api0, redis0] = [cpuMicros(api.child.pid!), redisNow()];
+  const result = await work();
+  return { result, apiUs: cpuMicros(api.child.pid!) - api0, redisUs: redisNow() - redis0 };
 }
 
 async function enqueueOn(target: Target) {
@@ -49,15 +62,22 @@ async function enqueueOn(target: Target) {
   });
   const run = () => driveEnqueue(api.url, { model: MODEL, concurrency: CONCURRENCY, durationMs: ENQUEUE_MS });
   await run().catch(() => undefined); // warm-up: JIT, connections, queue creation
-  const runs = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await run());
+  const measured = await cpuOf(api, target, async () => {
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) runs.push(await run());
+    return runs;
+  });
+  const runs = measured.result;
   fleet.stop();
   await stop(api, control);
+  const jobs = runs.reduce((sum, r) => sum + r.latencies.length, 0);
   return {
     accepted_per_s: Math.round(median(runs.map((r) => r.acceptedPerS))),
     p50_ms: Number(fmt(median(runs.map((r) => summarize(r.latencies).p50)))),
     p99_ms: Number(fmt(median(runs.map((r) => summarize(r.latencies).p99)))),
     refused: runs.reduce((sum, r) => sum + r.refused, 0),
+    api_cpu_us_per_job: Math.round(measured.apiUs / jobs),
+    redis_cpu_us_per_job: Math.round(measured.redisUs / jobs),
   };
 }
 
@@ -66,23 +86,32 @@ async function relayOn(target: Target) {
   const control = target.connect();
   const ids = await createSyntheticJobs(control, prefix, STREAMS);
   const api = await startApi(target.redisUrl, prefix, target.env);
-  const stats = await driveRelay({
-    apiUrl: api.url,
-    redisUrl: target.redisUrl,
-    ...(target.clusterNodes && { clusterNodes: target.clusterNodes }),
-    prefix,
-    jobIds: ids,
-    eventsPerS: TOKENS_PER_S_PER_STREAM / TOKENS_PER_EVENT,
-    tokensPerEvent: TOKENS_PER_EVENT,
-    durationMs: RELAY_MS,
-    producers: 2,
-  });
+  const {
+    result: stats,
+    apiUs,
+    redisUs,
+  } = await cpuOf(api, target, () =>
+    driveRelay({
+      apiUrl: api.url,
+      redisUrl: target.redisUrl,
+      ...(target.clusterNodes && { clusterNodes: target.clusterNodes }),
+      prefix,
+      jobIds: ids,
+      eventsPerS: TOKENS_PER_S_PER_STREAM / TOKENS_PER_EVENT,
+      tokensPerEvent: TOKENS_PER_EVENT,
+      durationMs: RELAY_MS,
+      producers: 2,
+    }),
+  );
   await stop(api, control);
   const delay = summarize(stats.delaysMs);
   return {
     tokens_per_s: Math.round(stats.tokens / stats.seconds),
     delay_p50_ms: Number(fmt(delay.p50)),
     delay_p99_ms: Number(fmt(delay.p99)),
+    // Per event relayed (an event carries TOKENS_PER_EVENT tokens); Redis's includes the producers' writes.
+    api_cpu_us_per_event: Number(fmt(apiUs / Math.max(1, stats.events), 1)),
+    redis_cpu_us_per_event: Number(fmt(redisUs / Math.max(1, stats.events), 1)),
   };
 }
 
@@ -95,12 +124,13 @@ runBenchmark(async () => {
   const single = await startRedis();
   const cluster = await startRedisCluster(3);
   const targets: Target[] = [
-    { mode: 'single', env: {}, redisUrl: single.url, connect: () => new Redis(single.url) },
+    { mode: 'single', env: {}, redisUrl: single.url, redisPids: [single.child.pid!], connect: () => new Redis(single.url) },
     {
       mode: 'cluster',
       env: { REDIS_CLUSTER_NODES: cluster.nodesList },
       redisUrl: single.url,
       clusterNodes: cluster.nodes,
+      redisPids: cluster.children.map((child) => child.pid!),
       // The control connection writes the synthetic jobs and heartbeats: cross-slot safe as the apps are.
       connect: () => createRedis({ clusterNodes: cluster.nodes }, 'worker'),
     },
@@ -114,26 +144,39 @@ runBenchmark(async () => {
     redis: mode === 'single' ? 'one server' : 'cluster, 3 masters',
     enqueue_per_s: results[mode]!.enqueue.accepted_per_s,
     enqueue_p99_ms: fmt(results[mode]!.enqueue.p99_ms),
+    enqueue_api_us: results[mode]!.enqueue.api_cpu_us_per_job,
+    enqueue_redis_us: results[mode]!.enqueue.redis_cpu_us_per_job,
     relay_tokens_per_s: results[mode]!.relay.tokens_per_s,
     relay_delay_p99_ms: fmt(results[mode]!.relay.delay_p99_ms),
+    relay_api_us: results[mode]!.relay.api_cpu_us_per_event,
+    relay_redis_us: results[mode]!.relay.redis_cpu_us_per_event,
   }));
   const ratios = {
     enqueue_per_s: ratio(three!.enqueue.accepted_per_s, one!.enqueue.accepted_per_s),
     enqueue_p99_ms: ratio(three!.enqueue.p99_ms, one!.enqueue.p99_ms),
+    enqueue_api_cpu: ratio(three!.enqueue.api_cpu_us_per_job, one!.enqueue.api_cpu_us_per_job),
+    enqueue_redis_cpu: ratio(three!.enqueue.redis_cpu_us_per_job, one!.enqueue.redis_cpu_us_per_job),
     relay_tokens_per_s: ratio(three!.relay.tokens_per_s, one!.relay.tokens_per_s),
     relay_delay_p99_ms: ratio(three!.relay.delay_p99_ms, one!.relay.delay_p99_ms),
+    relay_api_cpu: ratio(three!.relay.api_cpu_us_per_event, one!.relay.api_cpu_us_per_event),
+    relay_redis_cpu: ratio(three!.relay.redis_cpu_us_per_event, one!.relay.redis_cpu_us_per_event),
   };
   rows.push({
     redis: 'ratio cluster/one',
     enqueue_per_s: ratios.enqueue_per_s,
     enqueue_p99_ms: String(ratios.enqueue_p99_ms),
+    enqueue_api_us: ratios.enqueue_api_cpu,
+    enqueue_redis_us: ratios.enqueue_redis_cpu,
     relay_tokens_per_s: ratios.relay_tokens_per_s,
     relay_delay_p99_ms: String(ratios.relay_delay_p99_ms),
+    relay_api_us: ratios.relay_api_cpu,
+    relay_redis_us: ratios.relay_redis_cpu,
   });
   printTable(
     `Redis modes: enqueue (${CONCURRENCY} concurrent, agents paused, median of ${RUNS}) and relay (${STREAMS} SSE streams, ${STREAMS * TOKENS_PER_S_PER_STREAM} tokens/s offered)`,
     rows,
   );
+  process.stdout.write('(*_us: CPU µs per accepted job, or per relayed event, of the API process and of all Redis servers together)\n');
   const result = {
     concurrency: CONCURRENCY,
     enqueue_duration_ms: ENQUEUE_MS,

@@ -179,10 +179,10 @@ describe('on a Redis Cluster of three masters', () => {
     await fetch(`${stack.apiUrl}/v1/jobs/${kept.id}`, { method: 'DELETE' });
   });
 
-  it("answers an operator's reads: metrics, readiness, models, limits, the catalog, a job", async () => {
+  it("answers an operator's reads: metrics, readiness, models, limits, the catalog, Bull Board, a job", async () => {
     const job = await submitJob(stack, { model: MODEL, prompt: 'for the admin view', options: { num_predict: 2 } });
     await readSse(`${stack.apiUrl}${job.links.events}`);
-    for (const path of ['/metrics', '/readyz', '/v1/models', '/api/tags', '/api/ps', '/admin/limits', '/admin/models', `/v1/jobs/${job.id}`]) {
+    for (const path of ['/metrics', '/readyz', '/v1/models', '/api/tags', '/api/ps', '/admin/limits', '/admin/models', '/admin/queues/api/queues', `/v1/jobs/${job.id}`]) {
       const response = await fetch(`${stack.apiUrl}${path}`);
       expect(response.status, path).toBe(200);
       await response.body?.cancel();
