@@ -11,6 +11,8 @@ import {
   checkRedisSettingsAtStart,
   closeRedis,
   createRedis,
+  describeRedisTarget,
+  redisTarget,
 } from '@switchyard/redis';
 import { startAgentHttp } from './agent-http.js';
 import { createAgentMetrics } from './agent-metrics.js';
@@ -83,11 +85,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       }),
   );
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
-  const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
-  const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
-  const reportRedis = reportRedisTrouble({ redisUrl: config.redisUrl, logger, commands: redis, subscriber });
+  const target = redisTarget(config);
+  const redis = createRedis(target, 'worker', { connectionName: `sy-agent-${config.agentId}` });
+  // Plain pub/sub only (work, cancel, control, catalog): no shard subscribers under Cluster.
+  const subscriber = createRedis(target, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
+  const reportRedis = reportRedisTrouble({ redisUrl: describeRedisTarget(target), logger, commands: redis, subscriber });
   // Durability settings (appendonly, appendfsync, maxmemory-policy), before anything runs on Redis: an evicting one is refused.
-  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+  await checkRedisSettingsAtStart(redis, { redisUrl: describeRedisTarget(target), allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
     await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
     throw error;
   });

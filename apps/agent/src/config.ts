@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   ByteSize,
   EnvFlag,
+  EnvHostPortList,
   EnvNonNegativeInt,
   EnvNumber,
   EnvPositiveInt,
@@ -32,6 +33,8 @@ export const AgentConfig = z.object({
   /** Redis holding the queues. */
   redisUrl: z.string().url().describe("Redis holding queues and events: the API's."),
   /** Key prefix shared by the API and agents of one deployment. */
+  /** Unset: the single Redis of `redisUrl`. */
+  redisClusterNodes: EnvHostPortList.optional().describe("Redis Cluster seed nodes, `host:port,…`: the API's (set, it replaces `REDIS_URL`)."),
   redisPrefix: RedisPrefix.default('sy').describe("Key prefix shared by the API and agents of one deployment: the API's."),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
   allowEvictingRedis: EnvFlag.default(false).describe(
@@ -223,6 +226,7 @@ export type AgentConfigInput = z.input<typeof AgentConfig>;
  */
 const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   redisUrl: 'REDIS_URL',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],

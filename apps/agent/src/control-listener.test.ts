@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { cancelMessage } from '@switchyard/redis';
@@ -13,7 +13,7 @@ function listener(inventory: { warm: string[]; known: string[] }) {
   const subscriber = Object.assign(new EventEmitter(), { subscribe: vi.fn(async () => 2) });
   const calls = { demand: [] as string[], wake: [] as string[], announced: [] as string[], cancelled: [] as string[], cancelJob: [] as unknown[], control: [] as string[] };
   const control = new ControlListener({
-    subscriber: subscriber as unknown as Redis,
+    subscriber: subscriber as unknown as RedisConnection,
     keys,
     demand: { record: (model) => void calls.demand.push(model) },
     inventory: {

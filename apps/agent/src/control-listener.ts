@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { splitQueueModel, type RedisKeys } from '@switchyard/protocol';
 import { AgentControlMessage, CancelMessage } from '@switchyard/redis';
@@ -11,7 +11,7 @@ import type { WorkerSet } from './worker-set.js';
 
 export interface ControlListenerOptions {
   /** A connection of its own: once subscribed it can send no other commands. */
-  subscriber: Redis;
+  subscriber: RedisConnection;
   keys: Pick<RedisKeys, 'workChannel' | 'cancelChannel' | 'controlChannel'>;
   /** This agent's id: control messages name the agent they are for. */
   agentId?: string;

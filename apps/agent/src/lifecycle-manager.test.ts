@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { redisKeys, type AgentHeartbeat, type RedisKeys } from '@switchyard/protocol';
@@ -114,7 +114,7 @@ function peer(id: string, loaded: Array<{ name: string; inFlight?: number }>, op
 }
 
 describe('LifecycleManager on a real Redis with an in-process backend, driven by its own clock', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const closers: Array<() => Promise<unknown>> = [];
 
   beforeAll(() => {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { ApiErrorCode, rolloutBuildFor, splitQueueModel, type AgentHeartbeat, type CatalogEntry, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
 import type { AdmissionLedger, AdmissionTuning, AdmitResult, EstimateRequest, ModelCatalogStore, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
@@ -18,7 +18,7 @@ const SHARED_STATE_REFRESH_MS = 5_000;
 const RATE_SAMPLES = 20;
 
 export interface AdmissionDeps {
-  redis: Redis;
+  redis: RedisConnection;
   ledger: AdmissionLedger;
   fleet: FleetView;
   keyStore: ApiKeyStore;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { Gauge, type Registry } from 'prom-client';
 import type { AdmissionKeys, JobRequest } from '@switchyard/protocol';
 import type { JobRecords, ModelCatalogStore, QueueRegistry } from '@switchyard/redis';
@@ -15,7 +15,7 @@ import { queuesByModel, type FleetView } from './fleet-view.js';
  */
 export class UnservedDemand {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Pick<AdmissionKeys, 'unserved'>,
     private readonly windowMs: number,
   ) {}
@@ -71,7 +71,7 @@ export interface ModelBacklog {
 }
 
 export interface BacklogDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: Pick<AdmissionKeys, 'seenModels'>;
   queues: QueueRegistry;
   records: JobRecords;

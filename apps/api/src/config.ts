@@ -1,11 +1,26 @@
 import { z } from 'zod';
-import { EnvFlag, EnvNonNegativeInt, EnvNonNegativeNumber, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv } from '@switchyard/protocol';
+import {
+  EnvFlag,
+  EnvHostPortList,
+  EnvNonNegativeInt,
+  EnvNonNegativeNumber,
+  EnvNumber,
+  EnvPositiveInt,
+  LogLevel,
+  RedisPrefix,
+  parseEnvConfig,
+  readEnv,
+} from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0').describe('Listen address.'),
   /** 0 picks a free port (tests). */
   port: EnvNumber.int().min(0).max(65535).default(8080).describe('Listen port; 0 picks a free one.'),
   redisUrl: z.string().url().describe('Redis holding queues and events (`maxmemory-policy noeviction`).'),
+  /** Unset: the single Redis of `redisUrl`. */
+  redisClusterNodes: EnvHostPortList.optional().describe(
+    'Redis Cluster seed nodes, `host:port,…` (a few masters suffice: the client learns the rest). Set, it replaces `REDIS_URL`; job, queue, ledger and fleet keys carry hash tags and live events use sharded pub/sub (Redis 7 or later; see docs/operations.md, Redis Cluster).',
+  ),
   redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment.'),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
   allowEvictingRedis: EnvFlag.default(false).describe(
@@ -113,6 +128,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   host: 'HOST',
   port: 'PORT',
   redisUrl: 'REDIS_URL',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   bodyLimitBytes: 'BODY_LIMIT_BYTES',

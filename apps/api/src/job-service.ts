@@ -1,5 +1,5 @@
 import { customAlphabet } from 'nanoid';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
@@ -27,7 +27,7 @@ export interface SubmitOutcome {
 }
 
 export interface JobServiceDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   queues: QueueRegistry;
   lifecycle: JobLifecycle;
@@ -107,7 +107,7 @@ export class JobService {
       depth: reserved.depth,
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
-    // The record with its `queued` event and BullMQ's add, in one round trip; undone
+    // The record with its `queued` event and BullMQ's add (one round trip on one Redis); undone
     // entirely (reservation included) if either fails.
     await deps.lifecycle.enqueue({ queue: deps.queues.get(queueKey), data, priority: reserved.priority, queueKey, queued: { type: 'queued', ...queueInfo } });
     // Wakes the agents; sent without waiting (the 202 does not need it).

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { JobErrorCode, rolloutStatus, type RedisKeys } from '@switchyard/protocol';
-import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry } from '@switchyard/redis';
+import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry, type StreamPresence } from '@switchyard/redis';
 import type { AgentFailover } from './agent-failover.js';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
@@ -15,7 +15,7 @@ const SETTLE_MS = 10_000;
 const BATCH = 500;
 
 export interface MaintenanceDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   ledger: AdmissionLedger;
   admission: Admission;
@@ -24,6 +24,8 @@ export interface MaintenanceDeps {
   /** Puts the jobs of agents whose heartbeat lapsed back in their queues (every round). */
   failover?: AgentFailover;
   queues: QueueRegistry;
+  /** Which jobs some replica streams (every replica marks its open native streams). */
+  presence: Pick<StreamPresence, 'streamed'>;
   fleet: FleetView;
   /** The fleet catalog: entries being removed (`DELETE /api/delete`) go once no node holds their model. */
   catalog?: Pick<ModelCatalogStore, 'list' | 'delete' | 'setRollout'>;
@@ -42,7 +44,7 @@ export interface MaintenanceDeps {
  * lapses within a few periods if it dies):
  * - expire queued jobs whose deadline passed (removed from the queue, never reaching a GPU);
  * - cancel jobs whose native event streams all went away and none came back within the
- *   disconnect grace (PUBSUB NUMSUB of the job channel counts listeners on every replica);
+ *   disconnect grace (every replica marks the jobs it streams: `StreamPresence`);
  * - send `queued {position, depth, eta_s}` updates to jobs somebody streams, at most once
  *   per `queuedUpdateIntervalMs` and only when something changed;
  * - mark jobs an agent claimed (still loading) as started, feed wait samples to the metrics;
@@ -150,7 +152,7 @@ export class Maintenance {
 
   /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */
   private async streams(now: number): Promise<void> {
-    const { redis, ledger, keys, config } = this.deps;
+    const { redis, ledger, presence, config } = this.deps;
     const watched = await redis.zrange(ledger.keys.watched, '0', String(BATCH - 1), 'WITHSCORES');
     if (watched.length === 0) {
       this.lastUpdate.clear();
@@ -162,12 +164,8 @@ export class Maintenance {
       ids.push(watched[i]!);
       lastSeen.set(watched[i]!, Number(watched[i + 1]));
     }
-    // Subscribers of each job's channel on every replica sharing this Redis.
-    const reply = (await redis.pubsub('NUMSUB', ...ids.map((id) => keys.jobChannel(id)))) as Array<string | number>;
-    const listened = new Set<string>();
-    ids.forEach((id, index) => {
-      if (Number(reply[index * 2 + 1]) > 0) listened.add(id);
-    });
+    // Jobs some replica sharing this Redis streams now (their presence marks).
+    const listened = await presence.streamed(ids);
     const positions = await ledger.positions(ids);
 
     const seen = redis.pipeline();

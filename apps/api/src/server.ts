@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ApiErrorCode, redisKeys } from '@switchyard/protocol';
@@ -13,9 +13,12 @@ import {
   ModelCatalogStore,
   QueueRegistry,
   SharedSubscriber,
+  StreamPresence,
   checkRedisSettingsAtStart,
   closeRedis,
   createRedis,
+  describeRedisTarget,
+  redisTarget,
   waitUntilReady,
 } from '@switchyard/redis';
 import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
@@ -88,15 +91,17 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const keyStore = ApiKeyStore.fromConfig(config);
   // Fail-fast connection for request paths (queues, reads) and a patient one for pub/sub.
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
-  const redis = createRedis(config.redisUrl, 'request', { connectionName: 'sy-api' });
-  const subscriberConnection = createRedis(config.redisUrl, 'worker', { connectionName: 'sy-api-sub' });
+  const target = redisTarget(config);
+  const redis = createRedis(target, 'request', { connectionName: 'sy-api' });
+  // Job channels are shard channels: under Cluster, one subscriber connection per master.
+  const subscriberConnection = createRedis(target, 'worker', { connectionName: 'sy-api-sub', shardedSubscribers: true });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
   await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
   // Durability settings (appendonly, appendfsync, maxmemory-policy): an evicting Redis is refused here, before any request.
-  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+  await checkRedisSettingsAtStart(redis, { redisUrl: describeRedisTarget(target), allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
     await Promise.all([closeRedis(redis), closeRedis(subscriberConnection)]);
     throw error;
   });
@@ -154,8 +159,11 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger: logger.child({ component: 'failover' }),
     onRequeued: (count) => metrics.jobsRequeued.inc(count),
   });
+  // Marks the jobs this replica streams, for the disconnect grace of every replica's maintenance.
+  const presence = new StreamPresence(redis, keys);
   const maintenance = new Maintenance({
     catalog,
+    presence,
     redis,
     keys,
     ledger,
@@ -183,6 +191,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     admission,
     ledger,
     backlog,
+    presence,
     keyStore,
     lifecycle: { draining: false },
     tenantOf: (request) => {
@@ -250,6 +259,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       clearInterval(discovery);
       await maintenance.stop();
       await app.close();
+      presence.close();
       await queues.close();
       await keyStore.close();
       await closeRedis(subscriberConnection);
@@ -259,7 +269,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
 }
 
 /** The admission ledger's fleet-wide figures for the queue gauges, read at scrape time. */
-async function ledgerSnapshot(deps: { redis: Redis; ledger: AdmissionLedger; queues: QueueRegistry; admission: Admission }): Promise<LedgerSnapshot> {
+async function ledgerSnapshot(deps: { redis: RedisConnection; ledger: AdmissionLedger; queues: QueueRegistry; admission: Admission }): Promise<LedgerSnapshot> {
   const models = [...deps.queues.opened().keys()];
   const now = Date.now();
   const [stats, outcomes] = await Promise.all([deps.admission.modelStats(models), deps.redis.hgetall(deps.ledger.keys.outcomes)]);

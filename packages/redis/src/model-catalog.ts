@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { CatalogEntry, type CatalogEntryInput, type RedisKeys } from '@switchyard/protocol';
 
 /**
@@ -9,7 +9,7 @@ import { CatalogEntry, type CatalogEntryInput, type RedisKeys } from '@switchyar
  */
 export class ModelCatalogStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import { ErrorInfo, JobResult, jobStatus, type JobStatus, type RedisKeys } from '@switchyard/protocol';
 
 /**
@@ -29,7 +29,7 @@ const FIELDS = ['model', 'tenant', 'created_at', 'queue', 'status', 'agent', 'at
 
 export class JobRecords {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 
