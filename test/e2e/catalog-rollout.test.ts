@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SAMPLE_CATALOG } from '@switchyard/gpu-sim';
+import { SwitchyardClient } from '@switchyard/sdk';
 import { startStack, type Stack } from '../support/stack.js';
 import { postJob, submitOnceServed } from '../support/client.js';
 
@@ -176,9 +177,11 @@ describe('fleet catalog: rollouts', () => {
     expect(metrics).toContain(`switchyard_model_rollout{model="${MODEL}",state="canary"} 1`);
 
     const pullsBefore = await Promise.all(stack.sims.map(async (sim) => ((await fetch(`${sim.url}/sim/stats`).then((r) => r.json())) as any).pull.started));
-    const aborted = await admin('POST', `/admin/models/${MODEL}/rollout/abort`);
-    expect(aborted.status).toBe(200);
-    expect(aborted.body).toMatchObject({ state: 'aborted', from: NEW, to: OLD });
+    // Through the SDK, as `switchyard models rollout --abort` sends it.
+    const sdk = new SwitchyardClient({ baseUrl: stack.apiUrl });
+    expect((await sdk.rollout(MODEL)).state).toBe('canary');
+    const aborted = await sdk.rolloutStep(MODEL, 'abort');
+    expect(aborted).toMatchObject({ state: 'aborted', from: NEW, to: OLD });
     const back = await until('the rollback finished', async () => {
       const view = await rollout();
       return view.state === 'aborted' && view.finished_at !== undefined ? view : undefined;

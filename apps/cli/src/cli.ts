@@ -38,6 +38,10 @@ Usage:
   switchyard models rm <model>         drop its entry: the model is unmanaged and stays on the disks
                                        that hold it (nothing is deleted; Ollama's DELETE /api/delete
                                        on the broker removes it from the fleet)
+  switchyard models rollout <model>    where a move to a new build stands (set --digest starts one;
+                                       --canary <share> sends a share of jobs to it first):
+                                       state, nodes per build, each build's jobs, errors and TTFT
+                                       (--promote: end the canary; --abort: roll back to the old build)
 
 Options for every command:
   --url <url>             API base URL (env SWITCHYARD_URL; default ${DEFAULT_URL})
@@ -114,9 +118,26 @@ const MODELS_SET_OPTIONS = {
   label: { type: 'string', multiple: true },
   pinned: { type: 'boolean' },
   'keep-on-disk': { type: 'boolean' },
+  canary: { type: 'string' },
+  'required-share': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-const MODELS_ACTIONS = ['list', 'show', 'set', 'rm'] as const;
+const MODELS_ROLLOUT_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  promote: { type: 'boolean' },
+  abort: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const MODELS_ACTIONS = ['list', 'show', 'set', 'rm', 'rollout'] as const;
+
+/** A share in (0, 1] (or (0, 1) for a canary), as a flag value. */
+function shareFlag(flag: string, value: string, below1: boolean): number {
+  const share = Number(value);
+  if (value.trim() === '' || !Number.isFinite(share) || share <= 0 || share > 1 || (below1 && share === 1)) {
+    throw new UsageError(`--${flag} takes a share ${below1 ? 'between 0 and 1, e.g. 0.1' : 'above 0 and at most 1, e.g. 0.5'}, got ${JSON.stringify(value)}`);
+  }
+  return share;
+}
 
 /** `models <action> …`: flags checked here, values (digest, label shapes) by the API, whose 400 names them. */
 export function modelsArgs(argv: string[]): { values: { url?: string | undefined; 'api-key'?: string | undefined; json?: boolean | undefined }; args: ModelsArgs } {
@@ -128,7 +149,7 @@ export function modelsArgs(argv: string[]): { values: { url?: string | undefined
       given === undefined ? `models needs an action: ${MODELS_ACTIONS.join(', ')}` : `unknown models action ${JSON.stringify(given)} (actions: ${MODELS_ACTIONS.join(', ')})`,
     );
   }
-  const { values, positionals } = strictParse(argv, action === 'set' ? MODELS_SET_OPTIONS : GLOBAL_OPTIONS);
+  const { values, positionals } = strictParse(argv, action === 'set' ? MODELS_SET_OPTIONS : action === 'rollout' ? MODELS_ROLLOUT_OPTIONS : GLOBAL_OPTIONS);
   const json = values.json === true;
   if (action === 'list') {
     if (positionals.length > 2) throw new UsageError(`models list takes no arguments, got ${JSON.stringify(positionals.slice(2).join(' '))}`);
@@ -137,8 +158,23 @@ export function modelsArgs(argv: string[]): { values: { url?: string | undefined
   const name = positionals[2];
   if (name === undefined) throw new UsageError(`models ${action} needs a model name, e.g. switchyard models ${action} llama3.1:8b`);
   if (positionals.length > 3) throw new UsageError(`models ${action} takes one model, got ${JSON.stringify(positionals.slice(2).join(' '))}`);
+  if (action === 'rollout') {
+    const flags = values as { promote?: boolean; abort?: boolean };
+    if (flags.promote === true && flags.abort === true) throw new UsageError('models rollout takes --promote or --abort, not both');
+    const step = flags.promote === true ? 'promote' : flags.abort === true ? 'abort' : undefined;
+    return { values, args: { action, json, name, ...(step !== undefined && { step }) } };
+  }
   if (action !== 'set') return { values, args: { action, json, name } };
-  const set = values as { digest?: string; copies?: string; 'on-agent'?: string[]; label?: string[]; pinned?: boolean; 'keep-on-disk'?: boolean };
+  const set = values as {
+    digest?: string;
+    copies?: string;
+    'on-agent'?: string[];
+    label?: string[];
+    pinned?: boolean;
+    'keep-on-disk'?: boolean;
+    canary?: string;
+    'required-share'?: string;
+  };
   const entry: CatalogEntryInput = {};
   if (set.digest !== undefined) entry.digest = set.digest;
   if (set.copies !== undefined) {
@@ -160,6 +196,8 @@ export function modelsArgs(argv: string[]): { values: { url?: string | undefined
   }
   if (set.pinned === true) entry.pinned = true;
   if (set['keep-on-disk'] === true) entry.keep_on_disk = true;
+  if (set.canary !== undefined) entry.canary = { share: shareFlag('canary', set.canary, true) };
+  if (set['required-share'] !== undefined) entry.required_share = shareFlag('required-share', set['required-share'], false);
   return { values, args: { action, json, name, entry } };
 }
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CatalogModelStatus } from '@switchyard/sdk';
 import { USAGE, main, modelsArgs } from './cli.js';
-import { firstProblem, line, modelsTable, pullText } from './commands/models.js';
+import { firstProblem, line, modelsTable, pullText, rolloutLine } from './commands/models.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
@@ -107,11 +107,23 @@ describe('switchyard models: the command line', () => {
     expect(modelsArgs(['models', 'set', 'm', '--copies', '2']).args).toMatchObject({ entry: { copies: { min: 2 } } });
     expect(modelsArgs(['models', 'show', 'hf.co/org/repo:Q4_K_M']).args).toEqual({ action: 'show', json: false, name: 'hf.co/org/repo:Q4_K_M' });
     expect(modelsArgs(['models', 'list', '--json']).args).toEqual({ action: 'list', json: true });
+    expect(modelsArgs(['models', 'set', 'm', '--digest', 'abc', '--canary', '0.1', '--required-share', '0.5']).args).toMatchObject({
+      entry: { digest: 'abc', canary: { share: 0.1 }, required_share: 0.5 },
+    });
+    expect(modelsArgs(['models', 'rollout', 'm']).args).toEqual({ action: 'rollout', json: false, name: 'm' });
+    expect(modelsArgs(['models', 'rollout', 'm', '--promote']).args).toEqual({ action: 'rollout', json: false, name: 'm', step: 'promote' });
+    expect(modelsArgs(['models', 'rollout', 'm', '--abort', '--json']).args).toEqual({ action: 'rollout', json: true, name: 'm', step: 'abort' });
   });
 
   it('refuses a command line it cannot send, with exit 2, before any request', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['models'], /models needs an action: list, show, set, rm/],
+      [['models'], /models needs an action: list, show, set, rm, rollout/],
+      [['models', 'rollout', 'm', '--promote', '--abort'], /--promote or --abort, not both/],
+      [['models', 'rollout'], /models rollout needs a model name/],
+      [['models', 'set', 'm', '--canary', '1'], /--canary takes a share between 0 and 1/],
+      [['models', 'set', 'm', '--canary', 'x'], /--canary takes a share/],
+      [['models', 'set', 'm', '--required-share', '0'], /--required-share takes a share above 0 and at most 1/],
+      [['models', 'rollout', 'm', '--canary', '0.1'], /Unknown option '--canary'/],
       [['models', 'frob'], /unknown models action "frob"/],
       [['models', 'show'], /models show needs a model name/],
       [['models', 'rm', 'a', 'b'], /models rm takes one model/],
@@ -204,6 +216,32 @@ describe('switchyard models: output', () => {
     expect(line(status())).toBe('qwen2.5:0.5b: ready, 2/2 copies');
     expect(line(status({ state: 'short', holding: 0, wanted: 0, problems: ['asks for 3 copies; 2 eligible node(s) can hold it (1 short)'] }))).toBe(
       'qwen2.5:0.5b: short, 0/0 copies; asks for 3 copies; 2 eligible node(s) can hold it (1 short)',
+    );
+  });
+});
+
+describe('models rollout line', () => {
+  it('says the state, the builds, the gate and the canary share', () => {
+    const view = {
+      model: 'llama3.2:3b',
+      state: 'canary' as const,
+      from: 'a'.repeat(64),
+      to: 'b'.repeat(64),
+      wanted: 4,
+      required: 4,
+      on_to: ['gpu-1'],
+      on_from: ['gpu-1', 'gpu-2', 'gpu-3', 'gpu-4'],
+      to_share: 0.1,
+      started_at: 1,
+      nodes: [],
+      progress: { total_bytes: 0, completed_bytes: 0 },
+      builds: {},
+    };
+    expect(rolloutLine(view)).toBe(
+      'llama3.2:3b: rollout canary, aaaaaaaaaaaa → bbbbbbbbbbbb; 1 node(s) on the new build (4 needed of 4), 10% of unpinned jobs to the new build',
+    );
+    expect(rolloutLine({ ...view, state: 'pulling', to_share: 0, progress: { total_bytes: 200, completed_bytes: 50 } })).toContain(
+      'rollout pulling, aaaaaaaaaaaa → bbbbbbbbbbbb; 1 node(s) on the new build (4 needed of 4), 25% pulled',
     );
   });
 });

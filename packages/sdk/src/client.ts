@@ -3,7 +3,7 @@ import { ClientErrorCode, SwitchyardError } from './errors.js';
 import { Http, type RetryOptions } from './http.js';
 import { createJobEventStream, type JobEventStream, type ReconnectOptions, type StreamOptions } from './job-stream.js';
 import { modelEntryProblem, type ModelEntry } from './models.js';
-import { catalogStatusProblem, type CatalogEntryInput, type CatalogModelStatus } from './catalog.js';
+import { catalogStatusProblem, rolloutViewProblem, type CatalogEntryInput, type CatalogModelStatus, type RolloutView } from './catalog.js';
 import { apiKeyInfoProblem, createdApiKeyProblem, type ApiKeyInfo, type CreateKeyRequest, type CreatedApiKey } from './api-keys.js';
 
 /** Options of {@link SwitchyardClient}. */
@@ -332,6 +332,18 @@ export class SwitchyardClient {
   async setCatalogModel(name: string, entry: CatalogEntryInput, options: CallOptions = {}): Promise<CatalogModelStatus> {
     const answer = await this.http.json('PUT', `/admin/models/${encodeURIComponent(name)}`, { body: entry, ...(options.signal && { signal: options.signal }) });
     return checked(answer.body, catalogStatusProblem, 'PUT /admin/models/:name') as CatalogModelStatus;
+  }
+
+  /** Where a model's last rollout stands (`GET /admin/models/:name/rollout`): state, nodes per build, each build's figures. */
+  async rollout(name: string, options: CallOptions = {}): Promise<RolloutView> {
+    const answer = await this.http.json('GET', `/admin/models/${encodeURIComponent(name)}/rollout`, { ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, rolloutViewProblem, 'GET /admin/models/:name/rollout') as RolloutView;
+  }
+
+  /** Promotes a canary (every unpinned job to the new build) or aborts the rollout (back to the old build, from the copies nodes kept). */
+  async rolloutStep(name: string, step: 'promote' | 'abort', options: CallOptions = {}): Promise<RolloutView> {
+    const answer = await this.http.json('POST', `/admin/models/${encodeURIComponent(name)}/rollout/${step}`, { ...(options.signal && { signal: options.signal }) });
+    return checked(answer.body, rolloutViewProblem, `POST /admin/models/:name/rollout/${step}`) as RolloutView;
   }
 
   /** Removes a model's catalog entry (`DELETE /admin/models/:name`): it becomes unmanaged and stays on the nodes that hold it. */

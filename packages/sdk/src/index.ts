@@ -31,7 +31,7 @@ export type { RetryOptions } from './http.js';
 export type { JobEventStream, ReconnectInfo, ReconnectOptions, StreamOptions } from './job-stream.js';
 export type { ModelEntry, ModelQueueStats, PinnedQueueStats } from './models.js';
 export type { ApiKeyInfo, CreatedApiKey, CreateKeyRequest } from './api-keys.js';
-export type { CatalogEntryInput, CatalogModelStatus } from './catalog.js';
+export type { CatalogEntryInput, CatalogModelStatus, RolloutView } from './catalog.js';
 export type {
   AgentHeartbeat,
   ChatMessage,

@@ -1,4 +1,4 @@
-import type { CatalogEntryInput, CatalogModelStatus, SwitchyardClient } from '@switchyard/sdk';
+import type { CatalogEntryInput, CatalogModelStatus, RolloutView, SwitchyardClient } from '@switchyard/sdk';
 import { EXIT } from '../exit-codes.js';
 import { formatBytes, table } from '../format.js';
 import type { CliIo } from '../io.js';
@@ -7,7 +7,8 @@ export type ModelsArgs =
   | { action: 'list'; json: boolean }
   | { action: 'show'; json: boolean; name: string }
   | { action: 'set'; json: boolean; name: string; entry: CatalogEntryInput }
-  | { action: 'rm'; json: boolean; name: string };
+  | { action: 'rm'; json: boolean; name: string }
+  | { action: 'rollout'; json: boolean; name: string; step?: 'promote' | 'abort' };
 
 /** Hex digits of a digest shown, as `docker images` shortens image ids. */
 const SHORT = 12;
@@ -38,7 +39,7 @@ export function firstProblem(problems: string[], width = PROBLEM_WIDTH): string 
 export function modelsTable(all: CatalogModelStatus[]): string {
   const rows = all.map((status) => [
     status.name,
-    status.state,
+    status.rollout && status.rollout.finished_at === undefined ? `${status.state}, rollout ${status.rollout.state}` : status.state,
     status.entry === null ? `${status.holding}` : `${status.holding}/${status.wanted}`,
     digests(status),
     progress(status),
@@ -55,13 +56,20 @@ export function pullText(pull: NonNullable<CatalogModelStatus['nodes'][number]['
   return `${pull.state}${percent}${pull.cause ? ` (${pull.cause})` : ''}${attempts}`;
 }
 
+/** One line on a rollout: its state, the two builds, the gate and what the canary sends. */
+export function rolloutLine(view: RolloutView): string {
+  const share = view.to_share > 0 && view.to_share < 1 ? `, ${Math.round(view.to_share * 100)}% of unpinned jobs to the new build` : '';
+  const pulled = view.state === 'pulling' && view.progress.total_bytes > 0 ? `, ${Math.floor((100 * view.progress.completed_bytes) / view.progress.total_bytes)}% pulled` : '';
+  return `${view.model}: rollout ${view.state}, ${view.from.slice(0, SHORT)} → ${view.to.slice(0, SHORT)}; ${view.on_to.length} node(s) on the new build (${view.required} needed of ${view.wanted})${share}${pulled}`;
+}
+
 export function line(status: CatalogModelStatus): string {
   const copies = status.entry === null ? `${status.holding}` : `${status.holding}/${status.wanted}`;
   return `${status.name}: ${status.state}, ${copies} cop${status.holding === 1 ? 'y' : 'ies'}${status.problems[0] ? `; ${status.problems[0]}` : ''}`;
 }
 
 /**
- * `switchyard models list|show|set|rm` (admin key): the fleet catalog, the desired state of
+ * `switchyard models list|show|set|rm|rollout` (admin key): the fleet catalog, the desired state of
  * which models the fleet holds on disk, where and at which build; agents pull and delete
  * to match it (docs/operations.md, the fleet catalog).
  */
@@ -95,6 +103,25 @@ export async function modelsCommand(io: CliIo, client: SwitchyardClient, args: M
       const status = await client.setCatalogModel(args.name, args.entry);
       if (args.json) return print(status);
       io.stdout.write(`${line(status)} (agents reconcile within a pass; switchyard models show ${args.name})\n`);
+      return EXIT.ok;
+    }
+    case 'rollout': {
+      const view = args.step === undefined ? await client.rollout(args.name) : await client.rolloutStep(args.name, args.step);
+      if (args.json) return print(view);
+      io.stdout.write(`${rolloutLine(view)}\n`);
+      const rows = [view.from, view.to].map((digest) => {
+        const figures = view.builds[digest];
+        const nodes = digest === view.to ? view.on_to : view.on_from;
+        return [
+          `${digest.slice(0, SHORT)}${digest === view.to ? ' (to)' : ' (from)'}`,
+          `${nodes.length}`,
+          `${figures?.jobs ?? 0}`,
+          figures && figures.jobs > 0 ? `${(100 * figures.error_rate).toFixed(1)}%` : '-',
+          figures?.mean_ttft_ms !== undefined ? `${figures.mean_ttft_ms} ms` : '-',
+          figures?.tokens_per_s !== undefined ? `${figures.tokens_per_s}` : '-',
+        ];
+      });
+      io.stdout.write(`${table([['BUILD', 'NODES', 'JOBS', 'ERRORS', 'TTFT', 'TOKENS/S'], ...rows])}\n`);
       return EXIT.ok;
     }
     case 'rm': {
