@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BackendError, type Backend } from '@switchyard/backends';
-import type { AgentHeartbeat, LoadProgress } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat, type LoadProgress } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
@@ -252,8 +252,17 @@ export class LifecycleManager {
     const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number }> = [];
     const refills: Array<{ model: ModelState; lastArrivalAt: number }> = [];
     for (const model of pinned) candidates.push({ model, reason: 'pinned', oldestWaitMs: Number.MAX_SAFE_INTEGER, waiting: 0 });
+    // A rollout's new build where this node's old build (its rollout copy, `<model>@<digest>`)
+    // is warm: loaded before the rollout sends it traffic, so the switch costs no cold load
+    // (the API opens the rollout's gate only once these loads are done).
+    const successors = fitting.filter(
+      (model) =>
+        !pinned.includes(model) &&
+        inventory.all().some((other) => other.loaded !== undefined && splitQueueModel(other.name).digest !== undefined && splitQueueModel(other.name).model === model.name),
+    );
+    for (const model of successors) candidates.push({ model, reason: 'rollout', oldestWaitMs: Number.MAX_SAFE_INTEGER - 1, waiting: 0 });
     for (const model of fitting) {
-      if (pinned.includes(model)) continue;
+      if (pinned.includes(model) || successors.includes(model)) continue;
       const wait = stats.get(model.name) ?? { waiting: 0, oldestWaitMs: 0 };
       // Only copies of the same build count: a job pinned to this digest cannot run on another.
       const copies = fleet.copiesElsewhere(model.name, model.digest);

@@ -252,7 +252,15 @@ export function rolloutStatus(entry: CatalogEntry, agents: readonly AgentHeartbe
   const holders = catalogHolders(entry, agents);
   const onTo = agentsWithBuild(entry.name, rollout.to, agents);
   const onFrom = agentsWithBuild(entry.name, rollout.from, agents);
-  const wantedOnTo = holders.wanted.filter((agent) => onTo.includes(agent)).length;
+  // A node counts once it holds the new build and, where its old build is warm, has the new
+  // one warm too (its agent loads it first), so opening the gate costs no cold load.
+  const ready = (id: string) => {
+    const agent = agents.find((candidate) => candidate.id === id);
+    if (!agent || !onTo.includes(id)) return false;
+    const oldWarm = agent.kept_builds?.some((kept) => kept.model === entry.name && normalizeDigest(kept.digest) === rollout.from && kept.loaded) === true;
+    return !oldWarm || agent.models_loaded.some((model) => model.name === entry.name && normalizeDigest(model.digest) === rollout.to);
+  };
+  const wantedOnTo = holders.wanted.filter(ready).length;
   const required = holders.wanted.length === 0 ? 1 : Math.max(1, Math.ceil((entry.required_share ?? 1) * holders.wanted.length - 1e-9));
   const base = { from: rollout.from, to: rollout.to, wanted: holders.wanted.length, required, on_to: onTo, on_from: onFrom };
   const enough = wantedOnTo >= required;
