@@ -128,6 +128,9 @@ describe('API loadConfig under Sentinel', () => {
     expect(failure({ REDIS_CLUSTER_NODES: 'r:7000', REDIS_SENTINELS: 'h:26379', REDIS_SENTINEL_MASTER: 'm' })).toMatch(
       /^invalid API configuration: REDIS_CLUSTER_NODES: set together with REDIS_SENTINELS: a Sentinel group and a Redis Cluster are two setups; unset one$/,
     );
+    expect(failure({ REDIS_CLUSTER_NODES: 'r:7000', REDIS_WAIT_REPLICAS: '1' })).toMatch(
+      /^invalid API configuration: REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES/,
+    );
     expect(failure({ REDIS_URL: 'redis://h:6379', REDIS_SENTINELS: 'h:26379', REDIS_SENTINEL_MASTER: 'm' })).toMatch(
       /^invalid API configuration: REDIS_URL: set together with REDIS_SENTINELS: unset one of them/,
     );
