@@ -17,6 +17,14 @@ export interface StackOptions {
   redisUrl?: string;
   /** A Redis Cluster's nodes (`spawnRedisCluster`) instead: the API and agents run on it (`REDIS_CLUSTER_NODES`). */
   redisClusterNodes?: RedisNode[];
+  /**
+   * Connection settings for the API and every agent instead of a URL (a Sentinel group:
+   * `{ redisSentinels, redisSentinelMaster }`, with TLS and passwords). `redisUrl` is then not given to them.
+   */
+  redisSettings?: Pick<
+    ApiConfigInput,
+    'redisSentinels' | 'redisSentinelMaster' | 'redisSentinelPassword' | 'redisPassword' | 'redisTls' | 'redisSentinelTls' | 'redisTlsCaFile'
+  >;
 }
 
 export interface Stack {
@@ -86,6 +94,8 @@ function holdOnEvery(sims: GpuSim[], options: HoldOptions): Hold {
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisUrl = options.redisUrl ?? testRedis();
   const redisClusterNodes = options.redisClusterNodes;
+  // What the API and the agents connect with: the URL (or cluster nodes), or the settings given instead.
+  const connection = options.redisSettings ?? { redisUrl, redisClusterNodes };
   const prefix = uniquePrefix('e2e');
   const logger = pino({ level: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent' });
   const nodes = options.nodes ?? [{}];
@@ -98,8 +108,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const sim = sims[simIndex]!;
     const running = await startAgent(
       parseAgentConfig({
-        redisUrl,
-        redisClusterNodes,
+        ...connection,
         redisPrefix: prefix,
         backendUrl: sim.url,
         agentId: `agent-${agentCounter++}`,
@@ -125,7 +134,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     for (const node of nodes) sims.push(await createGpuSim({ ...FAST_SIM, ...node.sim }, { logger: logger.child({ component: 'gpu-sim' }) }));
     for (const [index, node] of nodes.entries()) await addAgent(index, node.agent);
-    api = await createApi(parseApiConfig({ redisUrl, redisClusterNodes, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }), {
+    api = await createApi(parseApiConfig({ ...connection, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }), {
       logger: logger.child({ component: 'api' }),
     });
     const apiUrl = await api.listen();
@@ -134,7 +143,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       apiUrl,
       prefix,
       redisUrl,
-      redisTarget: redisTarget({ redisUrl, redisClusterNodes }),
+      redisTarget: redisTarget(parseApiConfig({ ...connection })),
       api: startedApi,
       sims,
       agents,

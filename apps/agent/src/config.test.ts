@@ -69,8 +69,17 @@ describe('agent loadConfig', () => {
 
   it('parseConfig names fields when the config is given in code, ignoring undefined ones', () => {
     expect(failure(() => parseConfig({ slots: 0, gpuVramBytes: [], agentId: undefined }))).toBe(
-      'invalid agent configuration: redisUrl: Invalid input: expected string, received undefined; slots: must be a number; gpuVramBytes: needs at least one GPU',
+      'invalid agent configuration: slots: must be a number; gpuVramBytes: needs at least one GPU; redisUrl: required: set REDIS_URL, or REDIS_SENTINELS and REDIS_SENTINEL_MASTER',
     );
     expect(parseConfig({ redisUrl: 'redis://h:1', slots: undefined }).slots).toBe(4);
+  });
+});
+
+describe('agent loadConfig under Sentinel', () => {
+  it('takes the sentinels and the master instead of a URL, and refuses half of them naming the variable', () => {
+    const config = loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'spw' });
+    expect(config).toMatchObject({ redisSentinels: [{ host: 's1', port: 26379 }], redisSentinelMaster: 'mymaster', redisSentinelPassword: 'spw' });
+    expect(config.redisUrl).toBeUndefined();
+    expect(failure(() => loadConfig({ REDIS_SENTINELS: 's1:26379' }))).toMatch(/^invalid agent configuration: REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS/);
   });
 });

@@ -16,6 +16,7 @@ import {
   readEnv,
   type EnvNames,
 } from '@switchyard/protocol';
+import { REDIS_CONNECTION_CHECK, REDIS_CONNECTION_ENV, RedisConnectionFields, checkRedisConnection } from '@switchyard/redis';
 
 /** `gpu=a100,zone=b` → {gpu: 'a100', zone: 'b'}; a pair without `=` is left for zod to name. */
 function labelPairs(value: unknown): unknown {
@@ -31,10 +32,12 @@ function labelPairs(value: unknown): unknown {
 
 export const AgentConfig = z.object({
   /** Redis holding the queues. */
-  redisUrl: z.string().url().describe("Redis holding queues and events: the API's."),
+  redisUrl: z.string().url().optional().describe("Redis holding queues and events: the API's (`rediss://` for TLS). Not set under Sentinel (`REDIS_SENTINELS`)."),
   /** Key prefix shared by the API and agents of one deployment. */
   /** Unset: the single Redis of `redisUrl`. */
   redisClusterNodes: EnvHostPortList.optional().describe("Redis Cluster seed nodes, `host:port,…`: the API's (set, it replaces `REDIS_URL`)."),
+  // Sentinel, credentials and TLS: the same settings as the API's (packages/redis/src/redis-target.ts).
+  ...RedisConnectionFields,
   redisPrefix: RedisPrefix.default('sy').describe("Key prefix shared by the API and agents of one deployment: the API's."),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
   allowEvictingRedis: EnvFlag.default(false).describe(
@@ -219,6 +222,8 @@ export const AgentConfig = z.object({
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
+/** With the checks across the Redis fields (one mode, both halves of Sentinel); `AgentConfig.shape` stays the plain object's. */
+const CheckedAgentConfig = AgentConfig.superRefine(checkRedisConnection, REDIS_CONNECTION_CHECK);
 
 /**
  * The environment variable behind each field (docs/configuration.md lists them); errors name the variable. Where
@@ -227,6 +232,7 @@ export type AgentConfigInput = z.input<typeof AgentConfig>;
 const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   redisUrl: 'REDIS_URL',
   redisClusterNodes: 'REDIS_CLUSTER_NODES',
+  ...REDIS_CONNECTION_ENV,
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
@@ -286,11 +292,13 @@ const LIST_FIELDS = new Set<keyof AgentConfig>(['gpuVramBytes', 'pinnedModels'])
 /** Reads the agent's configuration from environment variables (docs/configuration.md has the table). */
 export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
   const { values, nameOf } = readEnv(env, ENV_NAMES, LIST_FIELDS);
-  return parseConfig({ redisUrl: 'redis://127.0.0.1:6379', ...values }, nameOf);
+  // Under Sentinel there is no URL to default to.
+  const sentinel = values.redisSentinels !== undefined || values.redisSentinelMaster !== undefined;
+  return parseConfig({ ...(!sentinel && { redisUrl: 'redis://127.0.0.1:6379' }), ...values }, nameOf);
 }
 
 /** Validates a config object; throws an error that names every bad field. */
 export function parseConfig(raw: Record<string, unknown>, nameOf: (field: string) => string = (field) => field): AgentConfig {
   const defined = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
-  return parseEnvConfig(AgentConfig, defined, 'agent', nameOf);
+  return parseEnvConfig(CheckedAgentConfig, defined, 'agent', nameOf);
 }

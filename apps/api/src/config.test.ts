@@ -57,18 +57,28 @@ describe('API loadConfig', () => {
   });
 
   it('names a variable for every field', () => {
+    // The two Sentinel fields cannot be set together with the URL's default; they are named too.
     expect(Object.keys(ENV_NAMES).sort()).toEqual(
-      Object.keys(
-        loadConfig({
-          PUBLIC_BASE_URL: 'http://x',
-          API_KEYS: 'a:b',
-          API_KEYS_FILE: 'f',
-          ADMIN_API_KEYS: 'k',
-          TRUSTED_PROXIES: '127.0.0.1',
-          CORS_ORIGINS: '*',
-          REDIS_CLUSTER_NODES: 'r:1',
-        }),
-      ).sort(),
+      [
+        'redisSentinels',
+        'redisSentinelMaster',
+        ...Object.keys(
+          loadConfig({
+            PUBLIC_BASE_URL: 'http://x',
+            API_KEYS: 'a:b',
+            API_KEYS_FILE: 'f',
+            ADMIN_API_KEYS: 'k',
+            TRUSTED_PROXIES: '127.0.0.1',
+            CORS_ORIGINS: '*',
+            REDIS_CLUSTER_NODES: 'r:1',
+            REDIS_SENTINEL_USERNAME: 'u',
+            REDIS_SENTINEL_PASSWORD: 'p',
+            REDIS_USERNAME: 'u',
+            REDIS_PASSWORD: 'p',
+            REDIS_TLS_CA_FILE: 'ca.pem',
+          }),
+        ),
+      ].sort(),
     );
   });
 
@@ -86,5 +96,43 @@ describe('API loadConfig', () => {
   it('parseConfig validates a config given in code', () => {
     expect(parseConfig({ redisUrl: 'redis://h:1', port: 0 }).port).toBe(0);
     expect(() => parseConfig({ redisUrl: 'nope' })).toThrow(/Invalid URL/);
+  });
+});
+
+describe('API loadConfig under Sentinel', () => {
+  it('takes the sentinels and the master instead of a URL', () => {
+    const config = loadConfig({ REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2', REDIS_SENTINEL_MASTER: 'mymaster', REDIS_PASSWORD: 'pw', REDIS_WAIT_REPLICAS: '1' });
+    expect(config).toMatchObject({
+      redisSentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '10.0.0.2', port: 26379 },
+      ],
+      redisSentinelMaster: 'mymaster',
+      redisPassword: 'pw',
+      redisWaitReplicas: 1,
+      redisWaitTimeoutMs: 1_000,
+    });
+    expect(config.redisUrl).toBeUndefined();
+  });
+
+  it('refuses a half or a muddle in one line naming the variable and the fix', () => {
+    expect(failure({ REDIS_SENTINELS: '10.0.0.1:26379' })).toBe(
+      'invalid API configuration: REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS: set it to the name the sentinels monitor the master under (`sentinel monitor <name> …`)',
+    );
+    expect(failure({ REDIS_SENTINEL_MASTER: 'mymaster' })).toBe(
+      'invalid API configuration: REDIS_SENTINELS: required with REDIS_SENTINEL_MASTER: set it to the sentinels, host:port,host:port',
+    );
+    expect(failure({ REDIS_SENTINELS: '10.0.0.1:port', REDIS_SENTINEL_MASTER: 'mymaster' })).toBe(
+      'invalid API configuration: REDIS_SENTINELS: "10.0.0.1:port" has no valid port (1-65535 after the \':\'); write the sentinels as host:port,host:port',
+    );
+    expect(failure({ REDIS_CLUSTER_NODES: 'r:7000', REDIS_SENTINELS: 'h:26379', REDIS_SENTINEL_MASTER: 'm' })).toMatch(
+      /^invalid API configuration: REDIS_CLUSTER_NODES: set together with REDIS_SENTINELS: a Sentinel group and a Redis Cluster are two setups; unset one$/,
+    );
+    expect(failure({ REDIS_CLUSTER_NODES: 'r:7000', REDIS_WAIT_REPLICAS: '1' })).toMatch(
+      /^invalid API configuration: REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES/,
+    );
+    expect(failure({ REDIS_URL: 'redis://h:6379', REDIS_SENTINELS: 'h:26379', REDIS_SENTINEL_MASTER: 'm' })).toMatch(
+      /^invalid API configuration: REDIS_URL: set together with REDIS_SENTINELS: unset one of them/,
+    );
   });
 });

@@ -11,15 +11,29 @@ import {
   parseEnvConfig,
   readEnv,
 } from '@switchyard/protocol';
+import { REDIS_CONNECTION_CHECK, REDIS_CONNECTION_ENV, RedisConnectionFields, checkRedisConnection } from '@switchyard/redis';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0').describe('Listen address.'),
   /** 0 picks a free port (tests). */
   port: EnvNumber.int().min(0).max(65535).default(8080).describe('Listen port; 0 picks a free one.'),
-  redisUrl: z.string().url().describe('Redis holding queues and events (`maxmemory-policy noeviction`).'),
+  redisUrl: z
+    .string()
+    .url()
+    .optional()
+    .describe('Redis holding queues and events (`maxmemory-policy noeviction`); `rediss://` for TLS. Not set under Sentinel (`REDIS_SENTINELS`).'),
   /** Unset: the single Redis of `redisUrl`. */
   redisClusterNodes: EnvHostPortList.optional().describe(
     'Redis Cluster seed nodes, `host:port,…` (a few masters suffice: the client learns the rest). Set, it replaces `REDIS_URL`; job, queue, ledger and fleet keys carry hash tags and live events use sharded pub/sub (Redis 7 or later; see docs/operations.md, Redis Cluster).',
+  ),
+  // Sentinel, credentials and TLS: the same settings as the agents' (packages/redis/src/redis-target.ts).
+  ...RedisConnectionFields,
+  /** Replicas that must acknowledge a submitted job before the API answers 2xx; 0 does not wait. */
+  redisWaitReplicas: EnvNonNegativeInt.default(0).describe(
+    'Replicas that must have a submitted job before the API answers `2xx` (Redis `WAIT`, after the job is written); 0 answers as soon as the master has it. Replication is asynchronous: with 0, a failover can lose jobs acknowledged in the last moments before the master died. When the replicas do not confirm within `REDIS_WAIT_TIMEOUT_MS` the job is withdrawn and the submit answers `503 replication_timeout` with Retry-After. See [operations](operations.md#redis-high-availability-sentinel).',
+  ),
+  redisWaitTimeoutMs: EnvPositiveInt.default(1_000).describe(
+    'How long a submit waits for `REDIS_WAIT_REPLICAS` replicas to confirm its job before it withdraws the job and answers `503 replication_timeout`.',
   ),
   redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment.'),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
@@ -123,12 +137,26 @@ export const ApiConfig = z.object({
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 export type ApiConfigInput = z.input<typeof ApiConfig>;
+/** With the checks across the Redis fields (one mode, both halves of Sentinel); `ApiConfig.shape` stays the plain object's. */
+const CheckedApiConfig = ApiConfig.superRefine(checkRedisConnection, REDIS_CONNECTION_CHECK).superRefine((config, ctx) => {
+  // WAIT counts the replicas of the node it runs on; a job's keys span several shards of a cluster.
+  if (config.redisWaitReplicas > 0 && config.redisClusterNodes !== undefined && config.redisClusterNodes.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redisWaitReplicas'],
+      message: "not supported with REDIS_CLUSTER_NODES (WAIT counts one shard's replicas, and a job's keys span several): unset it",
+    });
+  }
+});
 
 const ENV_NAMES: Record<keyof ApiConfig, string> = {
   host: 'HOST',
   port: 'PORT',
   redisUrl: 'REDIS_URL',
   redisClusterNodes: 'REDIS_CLUSTER_NODES',
+  ...REDIS_CONNECTION_ENV,
+  redisWaitReplicas: 'REDIS_WAIT_REPLICAS',
+  redisWaitTimeoutMs: 'REDIS_WAIT_TIMEOUT_MS',
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   bodyLimitBytes: 'BODY_LIMIT_BYTES',
@@ -172,13 +200,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): ApiConfig {
   const { values, nameOf } = readEnv(env, ENV_NAMES);
   // REDIS_URL has a default here rather than in the schema, so a config given in code must
   // name its Redis; unlike the other variables an empty REDIS_URL is kept, and refused.
-  const raw = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...values };
-  return parseEnvConfig(ApiConfig, raw, 'API', nameOf);
+  // Under Sentinel there is no URL to default to.
+  const sentinel = values.redisSentinels !== undefined || values.redisSentinelMaster !== undefined;
+  const raw = { ...(env.REDIS_URL !== undefined ? { redisUrl: env.REDIS_URL } : !sentinel && { redisUrl: 'redis://127.0.0.1:6379' }), ...values };
+  return parseEnvConfig(CheckedApiConfig, raw, 'API', nameOf);
 }
 
 /** Validates a config object given in code (tests, embedding). */
 export function parseConfig(raw: ApiConfigInput): ApiConfig {
-  return ApiConfig.parse(raw);
+  return CheckedApiConfig.parse(raw);
 }
 
 export { ENV_NAMES };

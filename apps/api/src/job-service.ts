@@ -3,7 +3,7 @@ import type { RedisConnection } from '@switchyard/redis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
-import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
+import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type ReplicationBarrier, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import { demandFingerprint } from './backlog.js';
 import { checkCapabilities, ModelCapabilities } from './capabilities.js';
@@ -15,10 +15,17 @@ const newJobId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
+ * A job awaiting its replicas' confirmation is held (BullMQ delayed) this much longer than
+ * the wait: should the API die before releasing it, it becomes claimable by itself (its
+ * client got no answer, as with any lost response; a retry with its idempotency key finds it).
+ */
+const HOLD_MARGIN_MS = 5_000;
+
+/**
  * Why a job was cancelled (a metrics label): a client's DELETE, the disconnect grace, a
  * compat client going away, an operator's DELETE /admin/jobs/:id.
  */
-export type CancelCause = 'client' | 'disconnect' | 'compat_disconnect' | 'operator';
+export type CancelCause = 'client' | 'disconnect' | 'compat_disconnect' | 'operator' | 'unreplicated';
 
 export interface SubmitOutcome {
   accepted: { id: string; model: string; status: JobStatus; queue: { position: number; depth: number; eta_s?: number } };
@@ -38,6 +45,8 @@ export interface JobServiceDeps {
   logger: Logger;
   /** How long a model's shared capabilities are reused before they are read again (default 5 s). */
   capabilitiesMaxAgeMs?: number;
+  /** `REDIS_WAIT_REPLICAS` > 0: a job is answered 2xx only once that many replicas have it. */
+  replication?: ReplicationBarrier;
 }
 
 /** Submit, read and cancel jobs: the API's view of the queues. */
@@ -109,11 +118,72 @@ export class JobService {
     };
     // The record with its `queued` event and BullMQ's add (one round trip on one Redis); undone
     // entirely (reservation included) if either fails.
-    await deps.lifecycle.enqueue({ queue: deps.queues.get(queueKey), data, priority: reserved.priority, queueKey, queued: { type: 'queued', ...queueInfo } });
+    // Durable before acknowledged (REDIS_WAIT_REPLICAS): the job is written held out of
+    // agents' reach, confirmed by the replicas, and only then released and answered 2xx; a
+    // job that cannot be confirmed never ran, so withdrawing it takes back nothing done.
+    const hold = deps.replication && { holdMs: deps.replication.timeoutMs + HOLD_MARGIN_MS };
+    const enqueued = await deps.lifecycle.enqueue({
+      queue: deps.queues.get(queueKey),
+      data,
+      priority: reserved.priority,
+      queueKey,
+      queued: { type: 'queued', ...queueInfo },
+      ...hold,
+    });
+    if (deps.replication) {
+      await this.confirmReplicated(id, model, tenant, request.idempotency_key);
+      await enqueued.release();
+    }
     // Wakes the agents; sent without waiting (the 202 does not need it).
     deps.redis.publish(deps.keys.workChannel, queueKey).catch(() => undefined);
     deps.metrics.jobsSubmitted.inc({ model, priority: request.priority });
     return { accepted: { id, model, status: 'queued', queue: queueInfo }, created: true };
+  }
+
+  /**
+   * Waits for the replicas to have job `id`. When they do not confirm in time the job is
+   * withdrawn (cancelled, its idempotency key freed, so a retry is new work) and the submit
+   * answers `503 replication_timeout`: a 2xx must not claim a durability it lacks, and a
+   * job whose client was told "not accepted" must not run. As Kafka's `acks=all` and
+   * MongoDB's `w: majority` do, this answers an error rather than accept with a warning;
+   * unlike them it also takes the write back, since a job is work, not only data.
+   */
+  private async confirmReplicated(id: string, model: string, tenant: string, idempotencyKey: string | undefined): Promise<void> {
+    const { deps } = this;
+    const barrier = deps.replication!;
+    const acked = await barrier.confirm().catch((error: unknown) => {
+      deps.logger.warn({ err: error, jobId: id }, 'could not ask the replicas to confirm a submitted job');
+      return -1;
+    });
+    if (acked >= barrier.replicas) return;
+    const withdrawn = await this.withdraw(id, tenant, idempotencyKey).catch((error: unknown) => {
+      deps.logger.error({ err: error, jobId: id }, 'a job the replicas did not confirm could not be withdrawn: it may still run');
+      return false;
+    });
+    deps.metrics.jobsRefused.inc({ model, reason: 'replication_timeout' });
+    deps.logger.warn(
+      { jobId: id, model, acked: Math.max(0, acked), required: barrier.replicas, timeoutMs: barrier.timeoutMs, withdrawn },
+      'submit refused: the replicas did not confirm the job',
+    );
+    const seen = acked < 0 ? 'could not be asked' : `${acked} of ${barrier.replicas} confirmed`;
+    throw new ApiError(
+      'replication_timeout',
+      withdrawn
+        ? `the job was not accepted: REDIS_WAIT_REPLICAS=${barrier.replicas} replica(s) must have it, and within ${barrier.timeoutMs} ms ${seen}; job ${id} was withdrawn (cancelled), so submit it again`
+        : `the job was not confirmed by the replicas (${seen} within ${barrier.timeoutMs} ms) and could not be withdrawn: job ${id} may still run; retry with the same idempotency_key to get it rather than a copy`,
+      Math.max(1, barrier.timeoutMs / 1000),
+    );
+  }
+
+  /** Takes back a job the submit will refuse: cancelled (a queued job never reaches a GPU), its idempotency key freed. */
+  private async withdraw(id: string, tenant: string, idempotencyKey: string | undefined): Promise<boolean> {
+    const { deps } = this;
+    const entry = await deps.records.get(id);
+    // Gone, or ended: its hold ran out and it ran (a WAIT far longer than its timeout).
+    if (!entry || isTerminalStatus(recordOf(id, entry).status)) return false;
+    await this.cancelEntry(id, entry, 0, async () => false, 'unreplicated');
+    if (idempotencyKey !== undefined) await deps.redis.sy_delete_if_equal_v1(deps.ledger.keys.idempotency(tenant, idempotencyKey), id);
+    return true;
   }
 
   /** The job of an idempotency key that another submit may still be writing (its reservation exists). */
@@ -246,7 +316,14 @@ export class JobService {
   ): Promise<{ record: JobRecord; settled: boolean }> {
     const before = recordOf(jobId, entry);
     if (isTerminalStatus(before.status)) throw new ApiError('job_finished', `job ${jobId} already ended (${before.status}); nothing to cancel`);
-    const why = cause === 'client' ? 'cancelled by client' : cause === 'operator' ? 'cancelled by an operator' : 'cancelled: the client went away';
+    const why =
+      cause === 'client'
+        ? 'cancelled by client'
+        : cause === 'operator'
+          ? 'cancelled by an operator'
+          : cause === 'unreplicated'
+            ? 'withdrawn: the replicas did not confirm the job in time (REDIS_WAIT_REPLICAS), and its submit was refused'
+            : 'cancelled: the client went away';
     const queue = this.deps.queues.get(entry.queue ?? entry.model);
     // A waiting job is removed from its queue; remove() refuses a job an agent holds (its
     // lock), which falls through to the running path below. Any not-ended status may try: a

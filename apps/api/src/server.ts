@@ -19,6 +19,7 @@ import {
   createRedis,
   describeRedisTarget,
   redisTarget,
+  ReplicationBarrier,
   waitUntilReady,
 } from '@switchyard/redis';
 import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
@@ -97,14 +98,36 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const subscriberConnection = createRedis(target, 'worker', { connectionName: 'sy-api-sub', shardedSubscribers: true });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
+  // REDIS_WAIT_REPLICAS: the barrier's WAIT blocks a connection, so it has one of its own.
+  const replication =
+    config.redisWaitReplicas > 0
+      ? (() => {
+          const connection = createRedis(target, 'request', { connectionName: 'sy-api-wait' });
+          connection.on('error', (error) => logger.warn({ err: error }, 'redis replication-barrier connection error'));
+          return { connection, barrier: new ReplicationBarrier(connection, `${config.redisPrefix}:replication-probe`, config.redisWaitReplicas, config.redisWaitTimeoutMs) };
+        })()
+      : undefined;
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
   await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
   // Durability settings (appendonly, appendfsync, maxmemory-policy): an evicting Redis is refused here, before any request.
   await checkRedisSettingsAtStart(redis, { redisUrl: describeRedisTarget(target), allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
-    await Promise.all([closeRedis(redis), closeRedis(subscriberConnection)]);
+    await Promise.all([closeRedis(redis), closeRedis(subscriberConnection), ...(replication ? [closeRedis(replication.connection)] : [])]);
     throw error;
   });
+  // A WAIT for more replicas than the master has refuses every submit: say so at start, not per request.
+  if (replication) {
+    const connected = await redis
+      .info('replication')
+      .then((info) => Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0))
+      .catch(() => undefined);
+    if (connected !== undefined && connected < config.redisWaitReplicas) {
+      logger.error(
+        { connected_replicas: connected, REDIS_WAIT_REPLICAS: config.redisWaitReplicas },
+        `REDIS_WAIT_REPLICAS=${config.redisWaitReplicas} but the Redis master has ${connected} replica(s) connected: submits answer 503 replication_timeout until enough are; attach replicas or lower REDIS_WAIT_REPLICAS`,
+      );
+    }
+  }
   // Run-time keys (/admin/keys): read once before any request, then polled; logs whether the API runs open.
   await keyStore.start({ redis, keys: keys.apiKeys, logger: logger.child({ component: 'auth' }) });
 
@@ -144,6 +167,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     ledger,
     metrics,
     logger,
+    ...(replication && { replication: replication.barrier }),
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
   registerFleetMetrics(registry, fleet, catalog);
@@ -263,6 +287,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       await queues.close();
       await keyStore.close();
       await closeRedis(subscriberConnection);
+      if (replication) await closeRedis(replication.connection);
       await closeRedis(redis);
     },
   };

@@ -42,6 +42,12 @@ export interface ConfigSource {
   defaultNotes?: Readonly<Record<string, string>>;
   /** Inputs the loader reads that set no field by themselves (a config file's path), with their meaning. */
   otherInputs?: Readonly<Record<string, string>>;
+  /**
+   * Variables the loader refuses alone (one half of a pair, `REDIS_SENTINELS` needs
+   * `REDIS_SENTINEL_MASTER`): each is probed with `with` set too, and what it sets is told
+   * from a load of `with` and the variable set to `reference`, a value it accepts.
+   */
+  companions?: Readonly<Record<string, { with: Env; reference: string }>>;
 }
 
 interface Input {
@@ -112,7 +118,8 @@ function runTrials(source: ConfigSource, inputs: readonly Input[], baseline: Loa
   const trials: Trial[] = [];
   for (const input of inputs) {
     for (const probe of PROBE_VALUES) {
-      const { env, argv } = inputsOf(input, probe);
+      const companion = input.kind === 'env' ? source.companions?.[input.name] : undefined;
+      const { env, argv } = inputsOf(input, probe, { env: { ...companion?.with }, argv: [] });
       const first = attempt(source, env, argv);
       const second = attempt(source, env, argv);
       const unset = attempt(source, {}, []);
@@ -128,8 +135,11 @@ function runTrials(source: ConfigSource, inputs: readonly Input[], baseline: Loa
  * two loads with the same probe agree on it and differ from the default; a varying field
  * counts when it takes the probe's value.
  */
-function effectsOf(source: ConfigSource, input: Input, trials: readonly Trial[], baseline: Loaded, varying: ReadonlySet<string>): Effect[] {
+function effectsOf(source: ConfigSource, input: Input, trials: readonly Trial[], defaults: Loaded, varying: ReadonlySet<string>): Effect[] {
   const effects: Effect[] = [];
+  const companion = input.kind === 'env' ? source.companions?.[input.name] : undefined;
+  const baseline = companion ? attempt(source, { ...companion.with, [input.name]: companion.reference }, []) : defaults;
+  if (!baseline) throw new Error(`${source.heading}: ${label(input)}=${companion?.reference} with its companions is refused`);
   for (const { probe, first, second } of trials.filter((trial) => trial.input === input)) {
     for (const field of Object.keys(source.shape)) {
       if (!isDeepStrictEqual(first[field], second[field])) continue;
@@ -282,6 +292,12 @@ function flagsOfUsage(usage: string): string[] {
   return [...usage.matchAll(/^\s+(?:-\w, )?--([a-z][a-z-]*)/gm)].map((match) => match[1]!);
 }
 
+/** Sentinel's two halves, each refused without the other. */
+const SENTINEL_PAIR: ConfigSource['companions'] = {
+  REDIS_SENTINELS: { with: { REDIS_SENTINEL_MASTER: 'mymaster' }, reference: 'sentinel.invalid:26379' },
+  REDIS_SENTINEL_MASTER: { with: { REDIS_SENTINELS: 'sentinel.invalid:26379' }, reference: 'mymaster' },
+};
+
 export const CONFIG_SOURCES: readonly ConfigSource[] = [
   {
     heading: 'API',
@@ -294,6 +310,7 @@ export const CONFIG_SOURCES: readonly ConfigSource[] = [
       apiKeys: '(none: open)',
       corsOrigins: '(none: CORS off)',
     },
+    companions: SENTINEL_PAIR,
   },
   {
     heading: 'Agent',
@@ -302,6 +319,7 @@ export const CONFIG_SOURCES: readonly ConfigSource[] = [
     load: (env) => loadAgentConfig(env) as unknown as Loaded,
     keyColumn: 'variable',
     defaultNotes: { agentId: 'hostname + random' },
+    companions: SENTINEL_PAIR,
   },
   {
     heading: 'GPU simulator',

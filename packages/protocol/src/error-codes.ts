@@ -46,6 +46,8 @@ export const ApiErrorCode = {
   deadlineUnreachable: 'deadline_unreachable',
   noCapacity: 'no_capacity',
   redisUnavailable: 'redis_unavailable',
+  /** `REDIS_WAIT_REPLICAS`: the replicas did not confirm the submitted job in time; it was withdrawn, not accepted. */
+  replicationTimeout: 'replication_timeout',
   internalError: 'internal_error',
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
@@ -84,6 +86,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   deadline_unreachable: 429,
   no_capacity: 503,
   redis_unavailable: 503,
+  replication_timeout: 503,
   internal_error: 500,
 };
 

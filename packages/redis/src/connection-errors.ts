@@ -3,6 +3,7 @@
  * reconnect attempt (and BullMQ re-emits each on every worker), so an unreachable Redis
  * once printed ~430 warnings in 20 s, none of which said which setting to fix.
  */
+import { CLUSTER_DESCRIPTION, SENTINEL_DESCRIPTION } from './redis-target.js';
 
 /** Errors that mean "nothing answers at that address", as opposed to a Redis that refused us. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
@@ -57,10 +58,11 @@ export class ErrorThrottle {
   }
 }
 
-/** Whether the error says nothing answers at Redis's address (refused, unknown host, timed out, dropped). */
+/** Whether the error says nothing answers at Redis's address (refused, unknown host, timed out, dropped), or no sentinel does. */
 export function isRedisUnreachable(error: unknown): boolean {
   const code = codeOf(error);
-  return code !== undefined && UNREACHABLE_CODES.has(code);
+  // ioredis's Sentinel connector reports sentinels it cannot reach in words only.
+  return (code !== undefined && UNREACHABLE_CODES.has(code)) || /^All sentinels are unreachable/.test(messageOf(error));
 }
 
 /** How many reports a throttle folded into this error (0 when none). */
@@ -69,12 +71,9 @@ export function repeatsOf(error: unknown): number {
   return typeof repeats === 'number' && repeats > 0 ? repeats : 0;
 }
 
-/** What `describeRedisTarget` names a Redis Cluster by: its seed nodes, no credentials in them. */
-const CLUSTER_DESCRIPTION = 'cluster ';
-
-/** The URL with its password masked, fit for a log line (a cluster's description as it is). */
+/** The URL with its password masked, fit for a log line (a cluster's or Sentinel group's description as it is: no credentials in them). */
 export function redactRedisUrl(url: string): string {
-  if (url.startsWith(CLUSTER_DESCRIPTION)) return url;
+  if (url.startsWith(CLUSTER_DESCRIPTION) || url.startsWith(SENTINEL_DESCRIPTION)) return url;
   try {
     const parsed = new URL(url);
     if (!parsed.password) return url;
@@ -92,10 +91,13 @@ export function redactRedisUrl(url: string): string {
 export function describeRedisError(url: string, error: unknown): string {
   const where = redactRedisUrl(url);
   const message = messageOf(error);
-  const setting = url.startsWith(CLUSTER_DESCRIPTION) ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
-  if (isRedisUnreachable(error)) return `cannot reach Redis at ${where}: ${codeOf(error)} — start Redis or set ${setting}`;
+  const sentinel = url.startsWith(SENTINEL_DESCRIPTION);
+  const setting = url.startsWith(CLUSTER_DESCRIPTION) ? 'REDIS_CLUSTER_NODES' : sentinel ? 'REDIS_SENTINELS and REDIS_SENTINEL_MASTER' : 'REDIS_URL';
+  if (isRedisUnreachable(error)) return `cannot reach Redis at ${where}: ${codeOf(error) ?? message} — start Redis or set ${setting}`;
   if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test(message)) {
-    return `Redis at ${where} refused the credentials (${message}) — set REDIS_URL with the right user and password (redis://user:password@host:port)`;
+    return sentinel
+      ? `Redis at ${where} refused the credentials (${message}) — set REDIS_USERNAME and REDIS_PASSWORD for the master, REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD for the sentinels`
+      : `Redis at ${where} refused the credentials (${message}) — set REDIS_URL with the right user and password (redis://user:password@host:port)`;
   }
   return `Redis at ${where}: ${message}`;
 }

@@ -1,5 +1,8 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorThrottle } from './connection-errors.js';
+import { credentialOptions, ioredisArgsOf, type RedisNode, type RedisTarget } from './redis-target.js';
+
+export { describeRedisTarget, redisTarget, type RedisNode, type RedisTarget } from './redis-target.js';
 
 /**
  * How a connection behaves when Redis is slow or gone.
@@ -24,9 +27,10 @@ class ReportingRedis extends Redis {
   // Not a #private field: ioredis may emit from inside super(), before fields exist.
   private throttle: ErrorThrottle | undefined;
 
-  constructor(url: string, options: RedisOptions, errorIntervalMs: number) {
+  constructor(url: string | undefined, options: RedisOptions, errorIntervalMs: number) {
     // ioredis types the reply mapping as this class's ("legacy"); createRedis never sets another.
-    super(url, options as RedisOptions & { replyMapping?: 'legacy' });
+    // No URL under Sentinel: ioredis skips an undefined argument and takes the options alone.
+    super(url as string, options as RedisOptions & { replyMapping?: 'legacy' });
     this.throttle = new ErrorThrottle(errorIntervalMs);
     this.on('ready', () => this.throttle?.reset());
   }
@@ -46,29 +50,6 @@ class ReportingRedis extends Redis {
  * needs one or the other's own methods asks `isCluster`.
  */
 export type RedisConnection = Redis | Cluster;
-
-/** A `host:port` of `REDIS_CLUSTER_NODES`. */
-export interface RedisNode {
-  host: string;
-  port: number;
-}
-
-/**
- * Where Redis is: one server (`REDIS_URL`) or the seed nodes of a Redis Cluster
- * (`REDIS_CLUSTER_NODES`; the client learns the other nodes and the slots from them).
- */
-export type RedisTarget = { url: string } | { clusterNodes: readonly RedisNode[] };
-
-/** The target a config names: its cluster nodes when it lists any, else its URL. */
-export function redisTarget(config: { redisUrl: string; redisClusterNodes?: readonly RedisNode[] | undefined }): RedisTarget {
-  return config.redisClusterNodes && config.redisClusterNodes.length > 0 ? { clusterNodes: config.redisClusterNodes } : { url: config.redisUrl };
-}
-
-/** The target for a log line: the URL (its password masked by the reporters) or `cluster host:port,…`. */
-export function describeRedisTarget(target: RedisTarget | string): string {
-  if (typeof target === 'string') return target;
-  return 'url' in target ? target.url : `cluster ${target.clusterNodes.map((node) => `${node.host}:${node.port}`).join(',')}`;
-}
 
 /** Whether a connection is a Redis Cluster client. */
 export function isCluster(redis: RedisConnection): redis is Cluster {
@@ -127,9 +108,26 @@ export function createRedis(
     ...extra,
   };
   const resolved = typeof target === 'string' ? { url: target } : target;
-  if ('url' in resolved) return new ReportingRedis(resolved.url, common, errorIntervalMs);
+  if (!('clusterNodes' in resolved)) {
+    // One Redis, or the master a Sentinel group names: its address, credentials and TLS first.
+    const { url, options: targetOptions } = ioredisArgsOf(resolved);
+    return new ReportingRedis(
+      url,
+      {
+        ...targetOptions,
+        // A write refused as READONLY reached a replica: the master this connection was on was
+        // demoted (a failover) while the connection stayed up. Reconnect (to the master the
+        // sentinels name now, or the address a managed Redis moved) and send the command again.
+        reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 2 : false),
+        ...common,
+      },
+      errorIntervalMs,
+    );
+  }
   // The cluster takes these itself (retries: clusterRetryStrategy); its nodes may not.
-  const { enableOfflineQueue, lazyConnect, showFriendlyErrorStack, retryStrategy: _perNode, ...redisOptions } = common;
+  const { enableOfflineQueue, lazyConnect, showFriendlyErrorStack, retryStrategy: _perNode, ...nodeOptions } = common;
+  // Each node connection carries the target's credentials and TLS (REDIS_PASSWORD, REDIS_TLS).
+  const redisOptions = { ...credentialOptions(resolved), ...nodeOptions };
   return new ReportingCluster(
     [...resolved.clusterNodes],
     {

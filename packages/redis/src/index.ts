@@ -11,6 +11,24 @@ export {
   type RedisNode,
   type RedisTarget,
 } from './connection.js';
+export {
+  REDIS_CONNECTION_CHECK,
+  REDIS_CONNECTION_ENV,
+  RedisConnectionFields,
+  SENTINEL_DEFAULT_PORT,
+  SentinelAddresses,
+  checkRedisConnection,
+  credentialOptions,
+  ioredisArgsOf,
+  parseHostPort,
+  type ClusterRedisTarget,
+  type HostPort,
+  type RedisConnectionSettings,
+  type RedisCredentials,
+  type RedisTls,
+  type SentinelRedisTarget,
+  type SingleRedisTarget,
+} from './redis-target.js';
 export { ErrorThrottle, describeRedisError, isRedisUnreachable, redactRedisUrl, repeatsOf } from './connection-errors.js';
 export { EventLog, parseEventPayload, rawEvent, type RawEvent } from './event-log.js';
 export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
@@ -18,7 +36,17 @@ export { QueueRegistry, type ModelQueue } from './queue-registry.js';
 export { FleetRegistry } from './fleet.js';
 export { ModelCatalogStore } from './model-catalog.js';
 export { ManualWorker } from './manual-worker.js';
-export { JobLifecycle, JobRecords, ScriptedJobs, type Attempt, type EnqueueRequest, type JobLifecycleOptions, type StoredJob, type TransitionOutcome } from './job/index.js';
+export {
+  JobLifecycle,
+  JobRecords,
+  ScriptedJobs,
+  type Attempt,
+  type EnqueueRequest,
+  type EnqueuedJob,
+  type JobLifecycleOptions,
+  type StoredJob,
+  type TransitionOutcome,
+} from './job/index.js';
 export { AgentControlMessage, cancelMessage, CancelMessage } from './control-messages.js';
 export {
   AdmissionLedger,
@@ -35,6 +63,7 @@ export {
 } from './admission-ledger.js';
 export { LIMIT_NAMES, REFUSAL_CODES, limitField, statusOfFailure, type LimitName } from './ledger-layout.js';
 export { CachedRead } from './cached-read.js';
+export { ReplicationBarrier } from './replication-barrier.js';
 export { StreamPresence, STREAM_PRESENCE_REFRESH_MS, STREAM_PRESENCE_TTL_MS } from './stream-presence.js';
 export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';
 export {

@@ -79,6 +79,19 @@ export interface EnqueueRequest {
   /** Queue key when it differs from the model (a digest-pinned job). */
   queueKey: string;
   queued: Extract<StreamEventBody, { type: 'queued' }>;
+  /**
+   * Added as delayed by this long, out of agents' reach until `release()` of the answer
+   * (`REDIS_WAIT_REPLICAS`: a job must not run before it is confirmed, since a job that is
+   * not confirmed is withdrawn). Should the API die before releasing it, it becomes
+   * claimable by itself when the hold ends.
+   */
+  holdMs?: number;
+}
+
+/** A job `enqueue` wrote. */
+export interface EnqueuedJob {
+  /** Puts a held job in agents' reach (a job not held is already; one whose hold ended, too). */
+  release(): Promise<void>;
 }
 
 type TerminalEvent = Extract<StreamEventBody, { type: 'done' | 'error' }>;
@@ -105,10 +118,11 @@ export class JobLifecycle {
   }
 
   /** BullMQ's options for a job: retries only for a lost agent (every other failure is final), kept for the retention. */
-  private bullOptions(jobId: string, priority: number): JobsOptions {
+  private bullOptions(jobId: string, priority: number, holdMs?: number): JobsOptions {
     const retention = this.recordTtlSeconds;
     return {
       jobId,
+      ...(holdMs !== undefined && { delay: holdMs }),
       // Agents take the lowest priority number first.
       priority,
       attempts: 2,
@@ -128,7 +142,7 @@ export class JobLifecycle {
    * either fails, everything the submit wrote goes, the reservation included, and the error
    * is thrown: nothing is half-created.
    */
-  async enqueue(request: EnqueueRequest): Promise<void> {
+  async enqueue(request: EnqueueRequest): Promise<EnqueuedJob> {
     const { data, queue } = request;
     const id = data.id;
     const fields = ['model', data.model, 'tenant', data.tenant, 'created_at', String(data.submitted_at)];
@@ -144,7 +158,10 @@ export class JobLifecycle {
         JSON.stringify(request.queued),
         ...fields,
       );
-    const add = () => queue.add('generate', data, this.bullOptions(id, request.priority));
+    let job: Awaited<ReturnType<typeof queue.add>> | undefined;
+    const add = async () => {
+      job = await queue.add('generate', data, this.bullOptions(id, request.priority, request.holdMs));
+    };
     let failure: { reason: unknown } | undefined;
     if (isCluster(this.redis)) {
       try {
@@ -162,6 +179,15 @@ export class JobLifecycle {
       await Promise.allSettled([this.redis.del(this.keys.job(id), this.keys.jobEvents(id)), queue.remove(id), this.ledger.release(id, 'aborted')]);
       throw failure.reason;
     }
+    return {
+      release: async () => {
+        if (request.holdMs === undefined) return;
+        // Refused when the job is no longer delayed (its hold ran out and an agent may hold it): nothing left to release.
+        await job?.promote().catch(async (error: unknown) => {
+          if ((await queue.getJobState(id)) === 'delayed') throw error;
+        });
+      },
+    };
   }
 
   /** `position`: a waiting job's `queued` update; refused once the job left its queue. */
