@@ -45,16 +45,6 @@ const SKIP_NOTE = HAVE_KUBECTL ? '' : ' (SKIPPED: kubectl is not on PATH; instal
 /** The base and every overlay: a new overlay is checked without being listed here. */
 const TARGETS = ['base', ...readdirSync(join(K8S, 'overlays')).map((name) => `overlays/${name}`)];
 
-/**
- * Names an app reads only once the Redis high-availability work of the same issue is in
- * (the sentinel overlay sets them); tolerated while the app does not list them yet, checked
- * like any other name once it does.
- */
-const PENDING_NAMES: Record<string, ReadonlySet<string>> = {
-  api: new Set(['REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']),
-  agent: new Set(['REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']),
-};
-
 type Json = Record<string, any>;
 interface K8sObject extends Json {
   apiVersion: string;
@@ -303,7 +293,7 @@ async function appProblems(objects: K8sObject[]): Promise<string[]> {
       const env = environmentOf(objects, container);
       const read = envNamesReadBy(app);
       for (const name of Object.keys(env)) {
-        if (!read.has(name) && !PENDING_NAMES[app]?.has(name)) problems.push(`${where}: ${name} is not a variable apps/${app} reads`);
+        if (!read.has(name)) problems.push(`${where}: ${name} is not a variable apps/${app} reads`);
       }
       // gpu-sim takes flags and env through its own loader; api and agent are configured by env only.
       if (app === 'gpu-sim') continue;

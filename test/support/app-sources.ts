@@ -1,5 +1,6 @@
 /**
- * What an app reads, from its sources (apps/<app>/src/config.ts and main.ts): the environment
+ * What an app reads, from its sources (apps/<app>/src/config.ts and main.ts, and the Redis
+ * connection settings the API and agents share, packages/redis/src/redis-target.ts): the environment
  * variables and the config field each sets. Shared by the checks of docker-compose.yml
  * (test/infra/compose.test.ts) and the Kubernetes manifests (test/infra/k8s.test.ts), so a
  * variable renamed in an app fails both until they follow.
@@ -10,9 +11,11 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** Config both the API and the agents spread into theirs: the Redis connection settings (Sentinel, TLS, credentials). */
+const SHARED_CONFIG = [join(ROOT, 'packages', 'redis', 'src', 'redis-target.ts')];
+
 export function appSources(app: string): Array<{ file: string; text: string }> {
-  return ['config.ts', 'main.ts']
-    .map((file) => join(ROOT, 'apps', app, 'src', file))
+  return [...['config.ts', 'main.ts'].map((file) => join(ROOT, 'apps', app, 'src', file)), ...(app === 'gpu-sim' ? [] : SHARED_CONFIG)]
     .filter((file) => existsSync(file))
     .map((file) => ({ file: relative(ROOT, file), text: readFileSync(file, 'utf8') }));
 }
