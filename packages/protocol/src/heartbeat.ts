@@ -87,6 +87,12 @@ export const AgentHeartbeat = z.object({
   models_available: z.array(AvailableModel),
   /** Models this agent is loading right now (it holds their warm lease). */
   models_loading: z.array(z.string()).optional(),
+  /**
+   * Disk → VRAM throughput this node measured on its loads (bytes/s), once it has loaded
+   * anything: a peer that never loaded a model estimates its load time from these rather
+   * than from the configured prior.
+   */
+  load_bytes_per_s: z.number().positive().optional(),
   /** VRAM of the node as the agent accounts it (all GPUs together). */
   vram: z.object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() }).optional(),
   /** `AGENT_LABELS` (`gpu=a100,zone=b`): what catalog placement rules (`on.labels`) match. */
