@@ -337,14 +337,30 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await kept.round();
     expect(kept.backend.unloads).toEqual([]);
 
-    const extra = await setup([{ name: 'a:1b' }], { resident: ['a:1b'] });
+    // The copy on the higher id goes once idle, when its VRAM is wanted: b:1b, asked for lately, does not fit beside a:1b and c:1b.
+    const extra = await setup([{ name: 'a:1b' }, { name: 'b:1b' }, { name: 'c:1b' }], { resident: ['a:1b', 'c:1b'] });
     await extra.publishPeer(peer('agent-a', [{ name: 'a:1b' }]));
+    extra.demand.record('b:1b');
     extra.clock.offset = EXTRA_COPY_IDLE_MS - 1_000;
     await extra.round();
     expect(extra.backend.unloads).toEqual([]);
     extra.clock.offset = Math.max(EXTRA_COPY_IDLE_MS, MIN_RESIDENCY_MS) + 1_000;
     await extra.round();
     expect(extra.backend.unloads).toEqual(['a:1b']);
+  });
+
+  it('keeps an idle extra copy while nothing wants its VRAM: the next burst finds it warm', async () => {
+    const plenty = await setup([{ name: 'a:1b' }, { name: 'b:1b' }], { resident: ['a:1b'] });
+    await plenty.publishPeer(peer('agent-a', [{ name: 'a:1b' }]));
+    // b:1b was asked for, but fits in the VRAM free beside a:1b.
+    plenty.demand.record('b:1b');
+    plenty.clock.offset = Math.max(EXTRA_COPY_IDLE_MS, MIN_RESIDENCY_MS) + 1_000;
+    await plenty.round();
+    expect(plenty.backend.unloads).toEqual([]);
+    // The idle rule still applies.
+    plenty.clock.offset = IDLE_UNLOAD_MS + 1_000;
+    await plenty.round();
+    expect(plenty.backend.unloads).toContain('a:1b');
   });
 
   it('evicts an idle model past its minimum residency to warm a waiting one, and closes the victim to claims until the load ends', async () => {

@@ -276,11 +276,33 @@ export class LifecycleManager {
     }
   }
 
+  /**
+   * Whether a model cold here, asked for lately (or with jobs announced), would not fit in the
+   * VRAM free here now: only then is an idle extra copy's VRAM wanted. With VRAM to spare an
+   * idle extra copy costs nothing, and dropping it made the next burst of a bursty model
+   * queue on the copies left (bench:trace: the code model lost two of three copies between
+   * its bursts).
+   */
+  private vramWantedHere(now: number): boolean {
+    const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+    const recentMs = Math.min(this.options.tuning.recencyTauMs, this.options.tuning.idleUnloadMs);
+    return this.options.inventory.all().some((model) => {
+      if (model.loaded) return false;
+      const need = this.needBytes(model).bytes;
+      if (need <= free || need > this.options.vramTotalBytes) return false;
+      const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
+      return lastArrivalAt !== undefined && now - lastArrivalAt <= recentMs;
+    });
+  }
+
   private async unloadIdle(): Promise<void> {
     const now = this.now();
+    let vramWanted: boolean | undefined;
     for (const model of this.options.inventory.all()) {
       if (!model.loaded || model.name === this.loading?.model) continue;
-      const keeperElsewhere = this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId);
+      // An extra copy goes only when its VRAM is wanted here; the idle rule applies regardless.
+      const keeperElsewhere =
+        this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId) && (vramWanted ??= this.vramWantedHere(Date.now()));
       const resident = this.resident(model);
       const decision = shouldUnload(resident, now, this.options.tuning, keeperElsewhere);
       if (decision.unload) {
