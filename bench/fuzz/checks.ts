@@ -108,6 +108,8 @@ export function normalizePath(target: string): string {
 export function wireOfPath(path: string): Wire {
   if (path.startsWith('/api/')) return 'ollama';
   if (path === '/v1/chat/completions' || path === '/v1/completions' || path === '/v1/embeddings') return 'openai';
+  // The backlog (apps/api/src/routes/backlog.ts) is a native route under the OpenAI wire's /v1/models/*.
+  if (/^\/v1\/models\/[^/]+\/backlog$/.test(path)) return 'native';
   if (path.startsWith('/v1/models/') && path.length > '/v1/models/'.length) return 'openai';
   return 'native';
 }

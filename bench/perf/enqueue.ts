@@ -2,43 +2,17 @@
  * `pnpm bench:enqueue`: POST /v1/jobs accepted per second and latency, agents paused.
  * Target: ≥ 3,000/s, p99 ≤ 10 ms.
  */
-import { Pool } from 'undici';
 import { Redis } from 'ioredis';
 import { fmt, median, printTable, runBenchmark, startApi, startRedis, writeResult } from './harness.js';
 import { summarize } from '../common/stats.js';
 import { pausedFleet } from './synthetic-fleet.js';
+import { driveEnqueue } from './enqueue-driver.js';
 
 const MODEL = 'qwen2.5:0.5b';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-
-async function run(apiUrl: string): Promise<{ acceptedPerS: number; latencies: number[]; refused: number }> {
-  const pool = new Pool(apiUrl, { connections: CONCURRENCY, pipelining: 1 });
-  const body = JSON.stringify({ model: MODEL, prompt: 'benchmark prompt', options: { num_predict: 4 } });
-  const latencies: number[] = [];
-  let accepted = 0;
-  let refused = 0;
-  const deadline = performance.now() + DURATION_MS;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < deadline) {
-        const t0 = performance.now();
-        const response = await pool.request({ path: '/v1/jobs', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        await response.body.dump();
-        const elapsed = performance.now() - t0;
-        if (response.statusCode === 202) {
-          accepted++;
-          latencies.push(elapsed);
-        } else refused++;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  await pool.close();
-  return { acceptedPerS: accepted / seconds, latencies, refused };
-}
+const run = (apiUrl: string) => driveEnqueue(apiUrl, { model: MODEL, concurrency: CONCURRENCY, durationMs: DURATION_MS });
 
 runBenchmark(async () => {
   const redis = await startRedis();

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnRedisServer, type RedisHandle } from '@switchyard/testing/redis-server';
+import { spawnRedisCluster, type RedisClusterHandle } from '@switchyard/testing/redis-cluster';
 import { percentile } from '../common/stats.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -73,6 +74,14 @@ export async function startRedis(): Promise<RedisHandle & { child: ChildProcess 
   // Stopped last (stopAll goes in reverse), so apps can drain against it.
   running.push({ name: 'redis', child: redis.child, stop: () => redis.stop() });
   return { ...redis, stop: async () => undefined };
+}
+
+/** A dedicated Redis Cluster of `masters` masters (bench:redis-modes), stopped with the other processes. */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle> {
+  const cluster = await spawnRedisCluster({ masters });
+  // Stopping it once stops every node (and again does nothing).
+  for (const child of cluster.children) running.push({ name: 'redis-cluster', child, stop: () => cluster.stop() });
+  return { ...cluster, stop: async () => undefined };
 }
 
 /**

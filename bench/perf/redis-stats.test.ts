@@ -156,8 +156,11 @@ describe('key patterns', () => {
     expect(keyPattern(`${prefix}:q:qwen2.5-0.5b:${id}:lock`, prefix)).toBe('{p}:q:qwen2.5-0.5b:<id>:lock');
     expect(keyModule('{p}:q:qwen2.5-0.5b:wait')).toBe('bullmq');
     expect(keyModule(keyPattern(`${prefix}:{adm}:jobs`, prefix))).toBe('admission');
-    expect(keyModule(keyPattern(`${prefix}:ch:job:${id}`, prefix))).toBe('pubsub');
-    expect(keyPattern(`${prefix}:agent:bench-agent-a1b2c3`, prefix)).toBe('{p}:agent:<agent>');
+    expect(keyModule(keyPattern(`${prefix}:ch:job:{${id}}`, prefix))).toBe('pubsub');
+    expect(keyModule(keyPattern(`${prefix}:job:{${id}}:streamed`, prefix))).toBe('stream-presence');
+    expect(keyPattern(`${prefix}:{fleet}:agent:bench-agent-a1b2c3`, prefix)).toBe('{p}:{fleet}:agent:<agent>');
+    expect(keyModule('{p}:{fleet}:agent:<agent>')).toBe('fleet');
+    expect(keyModule('{p}:{fleet}:agents')).toBe('fleet');
     expect(keyPattern('other:1764633600123', prefix)).toBe('other:<n>');
     expect(keyModule('other:<n>')).toBe('none');
   });

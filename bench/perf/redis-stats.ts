@@ -205,9 +205,10 @@ export function keyModule(pattern: string): string {
   if (pattern.startsWith('{p}:q:')) return 'bullmq';
   if (/^\{p\}:job:\{[^}]*\}:(seq|events)$/.test(pattern)) return 'event-log';
   if (/^\{p\}:job:\{[^}]*\}$/.test(pattern)) return 'job-index';
+  if (/^\{p\}:job:\{[^}]*\}:streamed$/.test(pattern)) return 'stream-presence';
   if (pattern.startsWith('{p}:{adm}:')) return 'admission';
   if (pattern.startsWith('{p}:ch:')) return 'pubsub';
-  if (/^\{p\}:(agent|agents|models|modelinfo|vram|lease)(:|$)/.test(pattern)) return 'fleet';
+  if (/^\{p\}:(\{fleet\}:agents?|models|modelinfo|vram|lease)(:|$)/.test(pattern)) return 'fleet';
   if (pattern.startsWith('{p}:{auth}') || pattern.startsWith('{p}:session')) return 'auth';
   return pattern.startsWith('{p}') ? 'other' : 'none';
 }

@@ -19,6 +19,8 @@ export interface RelayStats {
 export async function driveRelay(options: {
   apiUrl: string;
   redisUrl: string;
+  /** A Redis Cluster's nodes: the producers write there instead of `redisUrl`. */
+  clusterNodes?: Array<{ host: string; port: number }>;
   prefix: string;
   jobIds: string[];
   eventsPerS: number;
@@ -80,6 +82,7 @@ export async function driveRelay(options: {
     const child = fork(script);
     child.send({
       redisUrl: options.redisUrl,
+      clusterNodes: options.clusterNodes,
       prefix: options.prefix,
       jobIds: options.jobIds.slice(p * perProducer, (p + 1) * perProducer),
       eventsPerS: options.eventsPerS,

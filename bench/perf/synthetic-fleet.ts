@@ -1,12 +1,11 @@
-import type { Redis } from 'ioredis';
 import { redisKeys, type AgentHeartbeat } from '@switchyard/protocol';
-import { FleetRegistry } from '@switchyard/redis';
+import { FleetRegistry, type RedisConnection } from '@switchyard/redis';
 
 /**
  * A heartbeat for an agent that serves `model` but never pulls: admission accepts jobs
  * and they stay queued ("agents paused"), so a benchmark measures the API alone.
  */
-export function pausedFleet(redis: Redis, prefix: string, model: string): { stop(): void } {
+export function pausedFleet(redis: RedisConnection, prefix: string, model: string): { stop(): void } {
   const registry = new FleetRegistry(redis, redisKeys(prefix));
   const beat = () => {
     const now = Date.now();

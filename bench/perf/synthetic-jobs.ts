@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
-import { ScriptedJobs, type Attempt } from '@switchyard/redis';
+import { ScriptedJobs, type Attempt, type RedisConnection } from '@switchyard/redis';
 
 /** The attempt that "holds" every synthetic job: the producer streams as it. */
 export const SYNTHETIC_ATTEMPT: Attempt = { token: 'bench-producer', number: 1 };
@@ -10,7 +9,7 @@ export const SYNTHETIC_ATTEMPT: Attempt = { token: 'bench-producer', number: 1 }
  * transitions) but that no agent runs: a producer process streams their tokens as
  * {@link SYNTHETIC_ATTEMPT} instead, so a benchmark measures the API's relay alone.
  */
-export async function createSyntheticJobs(redis: Redis, prefix: string, count: number, model = 'bench-model:latest'): Promise<string[]> {
+export async function createSyntheticJobs(redis: RedisConnection, prefix: string, count: number, model = 'bench-model:latest'): Promise<string[]> {
   const keys = redisKeys(prefix);
   const jobs = new ScriptedJobs(redis, keys);
   const ids = Array.from({ length: count }, (_, i) => `relay${i.toString(36).padStart(6, '0')}`);

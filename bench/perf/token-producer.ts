@@ -4,13 +4,15 @@
  * its send time (ms since the epoch, sub-millisecond) so the reader can measure delivery
  * delay. Arguments arrive as the first IPC message (10k job ids do not fit in argv).
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { redisKeys } from '@switchyard/protocol';
 import { AdmissionLedger, JobLifecycle } from '@switchyard/redis';
 import { SYNTHETIC_ATTEMPT } from './synthetic-jobs.js';
 
 interface ProducerArgs {
   redisUrl: string;
+  /** A Redis Cluster's nodes instead of `redisUrl` (bench:redis-modes). */
+  clusterNodes?: Array<{ host: string; port: number }>;
   prefix: string;
   jobIds: string[];
   /** Events per second per job. */
@@ -21,7 +23,8 @@ interface ProducerArgs {
 }
 
 const args = await new Promise<ProducerArgs>((resolve) => process.once('message', (message) => resolve(message as ProducerArgs)));
-const redis = new Redis(args.redisUrl, { enableAutoPipelining: true });
+// Auto-pipelining batches the events of one tick per connection: per node under Cluster.
+const redis = args.clusterNodes ? new Cluster(args.clusterNodes, { enableAutoPipelining: true }) : new Redis(args.redisUrl, { enableAutoPipelining: true });
 const keys = redisKeys(args.prefix);
 const lifecycle = new JobLifecycle(redis, keys, new AdmissionLedger(redis, keys));
 const now = () => performance.timeOrigin + performance.now();

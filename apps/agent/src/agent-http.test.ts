@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { closeRedis, createRedis } from '@switchyard/redis';
@@ -49,7 +49,7 @@ class SwitchableBackend implements Backend {
   async close(): Promise<void> {}
 }
 
-const opened: Array<{ http: AgentHttp; redis: Redis }> = [];
+const opened: Array<{ http: AgentHttp; redis: RedisConnection }> = [];
 afterEach(async () => {
   for (const { http, redis } of opened.splice(0)) {
     await http.close();
@@ -155,7 +155,7 @@ describe('the agent http server', () => {
         port,
         agentId: 'agent-http-test',
         registry: createAgentMetrics().registry,
-        redis: { status: 'ready', ping: async () => 'PONG' } as unknown as Redis,
+        redis: { status: 'ready', ping: async () => 'PONG' } as unknown as RedisConnection,
         inventory: new ModelInventory(backend, silent, { numCtx: 4096, parallel: 1 }),
         logger: silent,
       });

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { failureReason } from './backend-warnings.js';
@@ -33,7 +33,7 @@ export interface AgentHttpOptions {
   /** What `/metrics` serves. */
   registry: Registry;
   /** The agent's command connection (its status, and a PING). */
-  redis: Pick<Redis, 'status' | 'ping'>;
+  redis: Pick<RedisConnection, 'status' | 'ping'>;
   inventory: Pick<ModelInventory, 'backendReachable' | 'lastError'>;
   logger: Logger;
 }

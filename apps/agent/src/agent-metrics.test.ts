@@ -146,9 +146,14 @@ describe('agent metrics', () => {
     metrics.watchNode(
       () =>
         ({
+          state: 'ready',
+          gpus: [],
           in_flight: inFlight,
           slots: 4,
-          models_loaded: [{}, {}],
+          models_loaded: [
+            { name: 'a:1b', vram_bytes: 2e9 },
+            { name: 'b:7b', vram_bytes: 7e9 },
+          ],
           vram: { total_bytes: 24e9, used_bytes: 9e9, free_bytes: 15e9 },
         }) as never,
     );
@@ -159,5 +164,50 @@ describe('agent metrics', () => {
     expect(text).toContain('switchyard_agent_slots 4');
     expect(text).toContain('switchyard_agent_models_loaded 2');
     expect(text).toContain('switchyard_agent_vram_used_bytes 9000000000');
+    expect(text).toContain('switchyard_agent_model_vram_bytes{model="b:7b"} 7000000000');
+    expect(text).toContain('switchyard_agent_state{state="ready"} 1');
+    expect(text).toContain('switchyard_agent_state{state="degraded"} 0');
+  });
+
+  it('reports each GPU’s nvidia-smi figures, leaving out the ones it has none of', async () => {
+    const metrics = createAgentMetrics();
+    let gpus: unknown[] = [
+      { index: 0, name: 'NVIDIA L40S', vram_total_bytes: 48e9, vram_used_bytes: 40e9, utilization_percent: 97, temperature_c: 71, power_w: 318.44, power_limit_w: 350 },
+      // [N/A] for utilisation and power: no series, not a 0.
+      { index: 1, name: 'NVIDIA L40S', vram_total_bytes: 48e9, vram_used_bytes: 1e9, temperature_c: 38 },
+    ];
+    metrics.watchNode(() => ({ state: 'degraded', gpus, models_loaded: [], in_flight: 0, slots: 1 }) as never);
+    let text = await metrics.registry.metrics();
+    expect(text).toContain('switchyard_agent_gpu_utilization_ratio{gpu="0",name="NVIDIA L40S"} 0.97');
+    expect(text).toContain('switchyard_agent_gpu_temperature_celsius{gpu="1",name="NVIDIA L40S"} 38');
+    expect(text).toContain('switchyard_agent_gpu_power_watts{gpu="0",name="NVIDIA L40S"} 318.44');
+    expect(text).toContain('switchyard_agent_gpu_power_limit_watts{gpu="0",name="NVIDIA L40S"} 350');
+    expect(text).toContain('switchyard_agent_gpu_vram_used_bytes{gpu="1",name="NVIDIA L40S"} 1000000000');
+    expect(text).not.toMatch(/switchyard_agent_gpu_utilization_ratio\{gpu="1"/);
+    expect(text).not.toMatch(/switchyard_agent_gpu_power_watts\{gpu="1"/);
+    expect(text).not.toMatch(/NaN/);
+    expect(text).toContain('switchyard_agent_state{state="degraded"} 1');
+    // A figure that stops coming (nvidia-smi failing) leaves no stale series.
+    gpus = [{ index: 0, name: 'NVIDIA L40S', vram_total_bytes: 48e9, vram_used_bytes: 40e9 }];
+    text = await metrics.registry.metrics();
+    expect(text).not.toMatch(/switchyard_agent_gpu_temperature_celsius\{/);
+    expect(text).toContain('# TYPE switchyard_agent_gpu_temperature_celsius gauge');
+  });
+
+  it('reports the Redis connection and the age of the last heartbeat that reached Redis', async () => {
+    const metrics = createAgentMetrics();
+    let connected = true;
+    let last: number | undefined;
+    metrics.watchLinks({ redisConnected: () => connected, lastHeartbeatAt: () => last, heartbeatTtlMs: 6_000, startedAt: Date.now() - 30_000 });
+    let text = await metrics.registry.metrics();
+    expect(text).toContain('switchyard_agent_redis_connected 1');
+    expect(text).toContain('switchyard_agent_heartbeat_ttl_seconds 6');
+    // None landed yet: counted from the start.
+    expect(Number(/^switchyard_agent_heartbeat_age_seconds (\S+)$/m.exec(text)![1])).toBeGreaterThanOrEqual(30);
+    connected = false;
+    last = Date.now();
+    text = await metrics.registry.metrics();
+    expect(text).toContain('switchyard_agent_redis_connected 0');
+    expect(Number(/^switchyard_agent_heartbeat_age_seconds (\S+)$/m.exec(text)![1])).toBeLessThan(30);
   });
 });

@@ -11,6 +11,8 @@ import {
   checkRedisSettingsAtStart,
   closeRedis,
   createRedis,
+  describeRedisTarget,
+  redisTarget,
 } from '@switchyard/redis';
 import { startAgentHttp } from './agent-http.js';
 import { createAgentMetrics } from './agent-metrics.js';
@@ -19,8 +21,9 @@ import type { AgentConfig } from './config.js';
 import { ControlListener } from './control-listener.js';
 import { DemandTracker } from './demand-tracker.js';
 import { FleetState } from './fleet-state.js';
-import { discoverGpus } from './gpu-discovery.js';
+import { GpuStatsMonitor, discoverGpus } from './gpu-discovery.js';
 import { HeartbeatBuilder, HeartbeatPublisher } from './heartbeat-builder.js';
+import { LifecycleHistory } from './lifecycle-history.js';
 import { createJobProcessor } from './job-runner.js';
 import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js';
 import { ModelInventory } from './model-inventory.js';
@@ -29,6 +32,7 @@ import { shareModelDetails } from './model-details.js';
 import { PlacementRelay, claimDelay, claimRule } from './placement-view.js';
 import { EmbedBatcher } from './embed-batcher.js';
 import { PullScheduler } from './pull-scheduler.js';
+import { readWaitStats } from './queue-stats.js';
 import { RecentSet } from './recent-set.js';
 import { reportRedisTrouble } from './redis-reporting.js';
 import { AgentShutdown } from './shutdown.js';
@@ -69,6 +73,7 @@ export interface AgentDeps {
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const logger = deps.logger.child({ agentId: config.agentId });
+  const startedAt = Date.now();
   const keys = redisKeys(config.redisPrefix);
   const metrics = createAgentMetrics();
   const backend = metrics.backend(
@@ -80,11 +85,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       }),
   );
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
-  const redis = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-${config.agentId}` });
-  const subscriber = createRedis(config.redisUrl, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
-  const reportRedis = reportRedisTrouble({ redisUrl: config.redisUrl, logger, commands: redis, subscriber });
+  const target = redisTarget(config);
+  const redis = createRedis(target, 'worker', { connectionName: `sy-agent-${config.agentId}` });
+  // Plain pub/sub only (work, cancel, control, catalog): no shard subscribers under Cluster.
+  const subscriber = createRedis(target, 'worker', { connectionName: `sy-agent-sub-${config.agentId}` });
+  const reportRedis = reportRedisTrouble({ redisUrl: describeRedisTarget(target), logger, commands: redis, subscriber });
   // Durability settings (appendonly, appendfsync, maxmemory-policy), before anything runs on Redis: an evicting one is refused.
-  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+  await checkRedisSettingsAtStart(redis, { redisUrl: describeRedisTarget(target), allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
     await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
     throw error;
   });
@@ -101,7 +108,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   // Mutable: the catalog reconciler adds and removes the catalog's pinned models in place.
   const configPinned = config.pinnedModels.map(canonicalModelName);
   const pinned = [...configPinned];
-  const { gpus, source, vramTotalBytes } = await nodeGpus(config, logger);
+  const { gpus, source, fields, vramTotalBytes } = await nodeGpus(config, logger);
+  // Utilisation, temperature, power and VRAM used move: re-read while the agent runs (configured GPUs have none).
+  const gpuStats = new GpuStatsMonitor({ nvidiaSmiPath: config.nvidiaSmiPath, fields, gpus, onWarning: (message) => logger.warn(message) });
+  if (source === 'nvidia-smi' && config.gpuStatsIntervalMs > 0) gpuStats.start(config.gpuStatsIntervalMs);
 
   // Jobs: the processor, the per-queue workers that run it, the scheduler that claims through them.
   const processor = createJobProcessor({
@@ -119,7 +129,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const workers = new WorkerSet({
     redis,
     bullPrefix: keys.bullPrefix,
-    processor: metrics.jobs(processor),
+    processor: metrics.jobs(processor, (queueKey) => inventory.get(inventory.modelOfQueue(queueKey))?.digest),
     inventory,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
@@ -132,18 +142,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     agentId: config.agentId,
     slots: config.slots,
     embedSlots: config.embedSlots,
-    isEmbedQueue: (queueKey) => inventory.isEmbeddingModel(splitQueueModel(queueKey).model),
+    isEmbedQueue: (queueKey) => inventory.isEmbeddingModel(inventory.modelOfQueue(queueKey)),
     workers: workers.workers,
+    modelOfQueue: (queueKey) => inventory.modelOfQueue(queueKey),
     logger,
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel, embedSlots: config.embedSlots }),
     claimDelayMs: claimDelay(config.claimSpreadMs),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
+  const history = new LifecycleHistory();
   const heartbeat = new HeartbeatBuilder({
     agentId: config.agentId,
     version: AGENT_VERSION,
     backend,
-    gpus,
+    gpus: () => gpuStats.current(),
     gpuSource: source,
     vramTotalBytes,
     slots: config.slots,
@@ -152,10 +164,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     placement,
     jobs: scheduler,
     labels: config.labels,
+    history,
     catalog: { report: () => reconciler.report(), disk: () => reconciler.disk() },
+    buildStats: () => metrics.buildStats(),
   });
   metrics.watchNode(() => heartbeat.build());
   const publisher = new HeartbeatPublisher({ registry, builder: heartbeat, ttlMs: config.heartbeatTtlMs, logger });
+  metrics.watchLinks({ redisConnected: () => redis.status === 'ready', lastHeartbeatAt: () => publisher.lastPublishedAt, heartbeatTtlMs: config.heartbeatTtlMs, startedAt });
   // The fleet catalog: this node's disk reconciled with the desired state (model-reconciler.ts).
   const reconciler = new ModelReconciler({
     agentId: config.agentId,
@@ -171,10 +186,26 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(config.ollamaModelsDir !== undefined && { modelsDir: config.ollamaModelsDir }),
     retryBaseMs: config.pullRetryBaseMs,
     retryMaxMs: config.pullRetryMaxMs,
+    runningOf: (model) => scheduler.runningOf(model),
+    copyGraceMs: config.rolloutCopyGraceMs,
+    queueWaiting: async (queueKey) => (await readWaitStats(queues, new Map([[queueKey, [queueKey]]]))).get(queueKey)?.waiting ?? 0,
     logger,
     onChange: () => void publisher.publish().catch(() => undefined),
   });
-  const lifecycle = createLifecycle(config, { backend, inventory, fleet, queues, demand, logger, vramTotalBytes, pinned, metrics, workers, scheduler, publisher });
+  const lifecycle = createLifecycle(config, {
+    backend,
+    inventory,
+    fleet,
+    queues,
+    demand,
+    logger,
+    vramTotalBytes,
+    pinned,
+    metrics: history.observing(metrics),
+    workers,
+    scheduler,
+    publisher,
+  });
   placement.attach(lifecycle);
   const control = new ControlListener({
     subscriber,
@@ -236,11 +267,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     // Readiness says `draining` from the first word of a stop; /metrics answers until the connections are closed.
     handBack: () => {
       reconciler.stop();
+      gpuStats.stop();
       http.stopping();
       return shutdown.handBack();
     },
     close: () => {
       reconciler.stop();
+      gpuStats.stop();
       http.stopping();
       return shutdown.close().finally(() => http.close());
     },
@@ -292,7 +325,7 @@ function createLifecycle(
 
 /** The node's GPUs, and their VRAM summed. */
 async function nodeGpus(config: AgentConfig, logger: Logger) {
-  const { gpus, source } = await discoverGpus({
+  const { gpus, source, fields } = await discoverGpus({
     nvidiaSmiPath: config.nvidiaSmiPath,
     configuredVramBytes: config.gpuVramBytes,
     configuredName: config.gpuName,
@@ -301,5 +334,5 @@ async function nodeGpus(config: AgentConfig, logger: Logger) {
   // Ollama spreads a model over a node's GPUs, so placement accounts the node as one pool.
   const vramTotalBytes = gpus.reduce((sum, gpu) => sum + gpu.vram_total_bytes, 0);
   logger.info({ gpus, source, vram_total_bytes: vramTotalBytes }, 'GPUs discovered');
-  return { gpus, source, vramTotalBytes };
+  return { gpus, source, fields, vramTotalBytes };
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   ByteSize,
   EnvFlag,
+  EnvHostPortList,
   EnvNonNegativeInt,
   EnvNumber,
   EnvPositiveInt,
@@ -32,6 +33,8 @@ export const AgentConfig = z.object({
   /** Redis holding the queues. */
   redisUrl: z.string().url().describe("Redis holding queues and events: the API's."),
   /** Key prefix shared by the API and agents of one deployment. */
+  /** Unset: the single Redis of `redisUrl`. */
+  redisClusterNodes: EnvHostPortList.optional().describe("Redis Cluster seed nodes, `host:port,…`: the API's (set, it replaces `REDIS_URL`)."),
   redisPrefix: RedisPrefix.default('sy').describe("Key prefix shared by the API and agents of one deployment: the API's."),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
   allowEvictingRedis: EnvFlag.default(false).describe(
@@ -67,6 +70,10 @@ export const AgentConfig = z.object({
   gpuName: z.string().default('configured-gpu').describe('GPU name when `nvidia-smi` is absent.'),
   /** Path of nvidia-smi; discovery is skipped when it is not there. */
   nvidiaSmiPath: z.string().default('nvidia-smi').describe('GPU discovery; skipped when absent.'),
+  /** nvidia-smi takes tens of ms and Prometheus scrapes every 15-30 s: a read per scrape or so is plenty. */
+  gpuStatsIntervalMs: EnvNonNegativeInt.default(10_000).describe(
+    'How often nvidia-smi is re-read for GPU utilisation, temperature, power and VRAM used (heartbeat and `/metrics`); 0: read at start only.',
+  ),
   heartbeatIntervalMs: EnvPositiveInt.default(2_000).describe(
     "Heartbeat period. The period is also how often a placement round reads every cold model's queues, for work nobody announced (a retried or stalled job); between those, rounds read only models announced since last seen empty.",
   ),
@@ -141,6 +148,9 @@ export const AgentConfig = z.object({
   ),
   pullRetryBaseMs: EnvPositiveInt.default(2_000).describe('A failed pull is retried after this, doubling with each failure up to `PULL_RETRY_MAX_MS`.'),
   pullRetryMaxMs: EnvPositiveInt.default(300_000).describe('Longest wait between retries of a failed pull.'),
+  rolloutCopyGraceMs: EnvPositiveInt.default(10_000).describe(
+    'How long the queue of an old build kept during a rollout must stay empty before the copy is deleted: longer than API replicas take to see the rollout move on (their catalog and fleet caches, a heartbeat).',
+  ),
   /** A model idle this long (no job running or started) is unloaded. */
   idleUnloadMs: EnvPositiveInt.default(10 * 60_000).describe('A model with no job for this long is unloaded (sliding window).'),
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
@@ -220,6 +230,7 @@ export type AgentConfigInput = z.input<typeof AgentConfig>;
  */
 const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   redisUrl: 'REDIS_URL',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   backendUrl: ['BACKEND_URL', 'OLLAMA_URL'],
@@ -231,6 +242,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   gpuVramBytes: 'GPU_VRAM',
   gpuName: 'GPU_NAME',
   nvidiaSmiPath: 'NVIDIA_SMI_PATH',
+  gpuStatsIntervalMs: 'GPU_STATS_INTERVAL_MS',
   heartbeatIntervalMs: 'HEARTBEAT_INTERVAL_MS',
   heartbeatTtlMs: 'HEARTBEAT_TTL_MS',
   inventoryRefreshMs: 'INVENTORY_REFRESH_MS',
@@ -253,6 +265,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   catalogReconcileMs: 'CATALOG_RECONCILE_MS',
   pullRetryBaseMs: 'PULL_RETRY_BASE_MS',
   pullRetryMaxMs: 'PULL_RETRY_MAX_MS',
+  rolloutCopyGraceMs: 'ROLLOUT_COPY_GRACE_MS',
   idleUnloadMs: 'IDLE_UNLOAD_MS',
   minResidencyMs: 'MIN_RESIDENCY_MS',
   extraCopyIdleMs: 'EXTRA_COPY_IDLE_MS',

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { cancelMessage } from '@switchyard/redis';
+import { splitQueueModel } from '@switchyard/protocol';
 import { ControlListener } from './control-listener.js';
 
 const keys = { workChannel: 'sy:work', cancelChannel: 'sy:cancel', controlChannel: 'sy:control' };
@@ -12,10 +13,14 @@ function listener(inventory: { warm: string[]; known: string[] }) {
   const subscriber = Object.assign(new EventEmitter(), { subscribe: vi.fn(async () => 2) });
   const calls = { demand: [] as string[], wake: [] as string[], announced: [] as string[], cancelled: [] as string[], cancelJob: [] as unknown[], control: [] as string[] };
   const control = new ControlListener({
-    subscriber: subscriber as unknown as Redis,
+    subscriber: subscriber as unknown as RedisConnection,
     keys,
     demand: { record: (model) => void calls.demand.push(model) },
-    inventory: { isLoaded: (model) => inventory.warm.includes(model), get: (model) => (inventory.known.includes(model) ? ({ name: model } as never) : undefined) },
+    inventory: {
+      isLoaded: (model) => inventory.warm.includes(model),
+      modelOfQueue: (queueKey) => splitQueueModel(queueKey).model,
+      get: (model) => (inventory.known.includes(model) ? ({ name: model } as never) : undefined),
+    },
     scheduler: { wake: (queueKey) => void calls.wake.push(queueKey!) },
     lifecycle: { workAnnounced: (model) => void calls.announced.push(model) },
     cancelled: { add: (jobId) => void calls.cancelled.push(jobId) },

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { splitQueueModel, type RedisKeys } from '@switchyard/protocol';
 import { AgentControlMessage, CancelMessage } from '@switchyard/redis';
@@ -11,14 +11,14 @@ import type { WorkerSet } from './worker-set.js';
 
 export interface ControlListenerOptions {
   /** A connection of its own: once subscribed it can send no other commands. */
-  subscriber: Redis;
+  subscriber: RedisConnection;
   keys: Pick<RedisKeys, 'workChannel' | 'cancelChannel' | 'controlChannel'>;
   /** This agent's id: control messages name the agent they are for. */
   agentId?: string;
   /** An operator's drain or undrain of this agent (`POST /admin/agents/:id/drain`). */
   onControl?: (action: AgentControlMessage['action']) => void;
   demand: Pick<DemandTracker, 'record'>;
-  inventory: Pick<ModelInventory, 'isLoaded' | 'get'>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'get' | 'modelOfQueue'>;
   scheduler: Pick<PullScheduler, 'wake'>;
   lifecycle: Pick<LifecycleManager, 'workAnnounced'>;
   /** Cancellations heard here; the job runner checks it for jobs that arrive after their cancel. */
@@ -48,7 +48,7 @@ export class ControlListener {
   /** New work in `queueKey`: counts as demand, is claimed at once if its model is warm, and informs placement if the backend has it. */
   onWork(queueKey: string): void {
     const { demand, inventory, scheduler, lifecycle } = this.options;
-    const model = splitQueueModel(queueKey).model;
+    const model = inventory.modelOfQueue(queueKey);
     demand.record(model);
     if (inventory.isLoaded(model)) scheduler.wake(queueKey);
     if (inventory.get(model)) lifecycle.workAnnounced(model);

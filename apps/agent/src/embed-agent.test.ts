@@ -6,7 +6,7 @@
  * own vector back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import type { Backend, BackendLoadedModel, BackendModel, BackendModelInfo, EmbedRequest, EmbedResponse, GenerateChunk } from '@switchyard/backends';
@@ -57,7 +57,7 @@ class EmbeddingBackend implements Backend {
 }
 
 describe('an agent serving an embedding model', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let keys: RedisKeys;
   let queue: Queue;
   let lifecycle: JobLifecycle;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import type { AgentHeartbeat, ModelInfoRecord, RedisKeys } from '@switchyard/protocol';
 import { CachedRead, defineScripts, type FleetRegistry } from '@switchyard/redis';
@@ -21,7 +21,7 @@ export class FleetState {
   private readonly snapshot: CachedRead<FleetView>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     registry: FleetRegistry,
     private readonly selfId: string,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuInfo } from '@switchyard/protocol';
+import { AgentHeartbeat, type GpuInfo } from '@switchyard/protocol';
 import { HeartbeatBuilder, type HeartbeatBuilderOptions } from './heartbeat-builder.js';
+import { LifecycleHistory } from './lifecycle-history.js';
 import type { ModelState } from './model-inventory.js';
 
 const GB = 1e9;
@@ -83,6 +84,14 @@ describe('the heartbeat an agent publishes', () => {
     expect(heartbeat.build().gpus).toEqual(measured);
   });
 
+  it('reads the GPU monitor’s latest figures at each build', () => {
+    let latest = gpus.map((gpu) => ({ ...gpu, utilization_percent: 10 }));
+    const { heartbeat } = builder({ gpus: () => latest, gpuSource: 'nvidia-smi' });
+    expect(heartbeat.build().gpus[0]!.utilization_percent).toBe(10);
+    latest = gpus.map((gpu) => ({ ...gpu, utilization_percent: 95, temperature_c: 70 }));
+    expect(heartbeat.build().gpus[1]).toMatchObject({ utilization_percent: 95, temperature_c: 70 });
+  });
+
   it('lists nothing as available while the backend does not answer, and never a negative free figure', () => {
     const { heartbeat } = builder({
       inventory: { all: () => [model('cold')], backendReachable: false },
@@ -118,5 +127,43 @@ describe('the heartbeat an agent publishes', () => {
     inventory.backendReachable = false;
     heartbeat.draining();
     expect(heartbeat.build()).toMatchObject({ state: 'draining' });
+  });
+
+  it('carries the load under way with its expected duration, and the last loads and unloads with their reasons, bounded', () => {
+    let clock = 5_000;
+    const history = new LifecycleHistory(3, () => clock++);
+    const counted: string[] = [];
+    const hooks = history.observing({
+      modelLoaded: (name, reason) => counted.push(`loaded ${name} ${reason}`),
+      loadFailed: (name, reason, oom) => counted.push(`failed ${name} ${reason} ${oom}`),
+      modelUnloaded: (name, reason) => counted.push(`unloaded ${name} ${reason}`),
+      leaseHeld: () => undefined,
+      placementRound: () => () => undefined,
+    });
+    const { heartbeat } = builder({
+      history,
+      placement: {
+        loadingModel: 'cold',
+        loadProgress: () => ({ model: 'cold', started_at: 900, expected_ms: 4_000 }),
+        usedBytes: () => 10 * GB,
+        needBytes: () => ({ bytes: 5 * GB, source: 'estimate' }),
+      },
+    });
+    expect(heartbeat.build().lifecycle_log).toBeUndefined();
+    hooks.modelLoaded('a', 'no_copy', 1.23456);
+    hooks.modelUnloaded('a', 'evicted for b');
+    hooks.loadFailed('b', 'queue_too_old', true);
+    hooks.modelUnloaded('c', 'idle');
+    const beat = heartbeat.build();
+    expect(beat.loads_in_progress).toEqual([{ model: 'cold', started_at: 900, expected_ms: 4_000 }]);
+    // The oldest of four fell off a list of three; the metrics saw every one.
+    expect(beat.lifecycle_log).toEqual([
+      { at: 5_001, kind: 'unloaded', model: 'a', reason: 'evicted for b' },
+      { at: 5_002, kind: 'load_failed', model: 'b', reason: 'queue_too_old', out_of_memory: true },
+      { at: 5_003, kind: 'unloaded', model: 'c', reason: 'idle' },
+    ]);
+    expect(counted).toEqual(['loaded a no_copy', 'unloaded a evicted for b', 'failed b queue_too_old true', 'unloaded c idle']);
+    expect(AgentHeartbeat.parse(beat)).toEqual(beat);
+    expect(builder().heartbeat.build()).not.toHaveProperty('loads_in_progress');
   });
 });

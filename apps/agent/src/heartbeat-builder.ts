@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AgentHeartbeat, DiskInfo, GpuInfo, ModelPull } from '@switchyard/protocol';
+import { splitQueueModel, type AgentHeartbeat, type DiskInfo, type GpuInfo, type LifecycleEvent, type ModelPull } from '@switchyard/protocol';
 import type { FleetRegistry } from '@switchyard/redis';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 import type { PlacementView } from './placement-view.js';
@@ -9,7 +9,8 @@ export interface HeartbeatBuilderOptions {
   agentId: string;
   version: string;
   backend: { kind: AgentHeartbeat['backend']['kind']; url: string };
-  gpus: GpuInfo[];
+  /** The GPUs, or a reader of their latest figures (`GpuStatsMonitor.current`). */
+  gpus: GpuInfo[] | (() => GpuInfo[]);
   /** Where the GPUs came from: configured ones have no live used figure of their own. */
   gpuSource: 'nvidia-smi' | 'config';
   /** Total VRAM of the node (all GPUs). */
@@ -17,12 +18,16 @@ export interface HeartbeatBuilderOptions {
   slots: number;
   pinned: readonly string[];
   inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
-  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes' | 'measuredLoadBytesPerS'>;
+  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes' | 'measuredLoadBytesPerS'> & Partial<Pick<PlacementView, 'loadProgress'>>;
   jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'> & Partial<Pick<PullScheduler, 'slotJobs'>>;
   /** AGENT_LABELS. */
   labels?: Record<string, string>;
+  /** The last loads and unloads (lifecycle-history.ts), shown on the fleet page. */
+  history?: { list(): LifecycleEvent[] };
   /** The catalog reconciler: downloads and disk. */
   catalog?: { report(): ModelPull[]; disk(): DiskInfo | undefined };
+  /** Per-build job totals (agent metrics): a rollout compares builds on them. */
+  buildStats?: () => NonNullable<AgentHeartbeat['build_stats']>;
   clock?: () => number;
 }
 
@@ -50,7 +55,11 @@ export class HeartbeatBuilder {
   build(): AgentHeartbeat {
     const { agentId, version, backend, slots, vramTotalBytes, inventory, placement, jobs } = this.options;
     const usedBytes = placement.usedBytes();
-    const models = inventory.all();
+    // Rollout copies of old builds (named `<model>@<digest>` in the inventory) are reported
+    // apart: listing them as models would show each as a model of its own.
+    const all = inventory.all();
+    const models = all.filter((model) => splitQueueModel(model.name).digest === undefined);
+    const kept = inventory.backendReachable ? all.filter((model) => splitQueueModel(model.name).digest !== undefined) : [];
     return {
       id: agentId,
       version,
@@ -65,13 +74,35 @@ export class HeartbeatBuilder {
       vram: { total_bytes: vramTotalBytes, used_bytes: usedBytes, free_bytes: Math.max(0, vramTotalBytes - usedBytes) },
       models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
       models_loading: placement.loadingModel ? [placement.loadingModel] : [],
+      ...this.lifecycleView(),
       ...loadSpeed(placement.measuredLoadBytesPerS?.()),
       models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
       ...(this.options.labels !== undefined && Object.keys(this.options.labels).length > 0 && { labels: this.options.labels }),
       ...this.catalogView(),
+      ...(kept.length > 0 && {
+        kept_builds: kept.map((model) => ({
+          model: splitQueueModel(model.name).model,
+          digest: model.digest,
+          size_bytes: model.sizeBytes,
+          loaded: model.loaded !== undefined,
+          in_flight: Math.max(model.inFlight, this.options.jobs.runningOf(model.name)),
+        })),
+      }),
+      ...this.buildView(),
       started_at: this.startedAt,
       updated_at: this.clock(),
     };
+  }
+
+  private buildView(): Pick<AgentHeartbeat, 'build_stats'> {
+    const stats = this.options.buildStats?.() ?? [];
+    return stats.length > 0 ? { build_stats: stats } : {};
+  }
+
+  private lifecycleView(): Pick<AgentHeartbeat, 'loads_in_progress' | 'lifecycle_log'> {
+    const progress = this.options.placement.loadProgress?.();
+    const log = this.options.history?.list() ?? [];
+    return { ...(progress !== undefined && { loads_in_progress: [progress] }), ...(log.length > 0 && { lifecycle_log: log }) };
   }
 
   private catalogView(): Pick<AgentHeartbeat, 'disk' | 'pulls'> {
@@ -84,7 +115,8 @@ export class HeartbeatBuilder {
 
   /** nvidia-smi's figures as read; configured GPUs show this agent's own account, all on the first. */
   private gpuView(usedBytes: number): GpuInfo[] {
-    const { gpus, gpuSource } = this.options;
+    const { gpuSource } = this.options;
+    const gpus = typeof this.options.gpus === 'function' ? this.options.gpus() : this.options.gpus;
     return gpuSource === 'config' ? gpus.map((gpu, index) => ({ ...gpu, vram_used_bytes: index === 0 ? usedBytes : 0 })) : gpus;
   }
 
@@ -119,11 +151,14 @@ export class HeartbeatBuilder {
 /** Publishes the built heartbeat now and every interval, until stopped. */
 export class HeartbeatPublisher {
   private timer: NodeJS.Timeout | undefined;
+  /** When a heartbeat last reached Redis (ms since epoch); `/metrics` reports its age. */
+  lastPublishedAt: number | undefined;
 
   constructor(private readonly options: { registry: Pick<FleetRegistry, 'publish'>; builder: HeartbeatBuilder; ttlMs: number; logger: Logger }) {}
 
-  publish(): Promise<void> {
-    return this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);
+  async publish(): Promise<void> {
+    await this.options.registry.publish(this.options.builder.build(), this.options.ttlMs);
+    this.lastPublishedAt = Date.now();
   }
 
   /** Publishes once (a failure is logged, start-up goes on), then every `intervalMs`. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { Queue, UnrecoverableError, type Job } from 'bullmq';
 import { pino } from 'pino';
 import {
@@ -96,7 +96,7 @@ class ScriptedBackend implements Backend {
 }
 
 describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backend', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let keys: RedisKeys;
   let queue: Queue;
   let events: EventLog;

@@ -9,6 +9,8 @@ import {
   formatJobFailure,
   jobContextVramBytes,
   jobKind,
+  queueNameToModel,
+  splitQueueModel,
   statusOfEnd,
   type FinishReason,
   type JobResult,
@@ -210,11 +212,14 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     if (data.deadline_at !== undefined && data.deadline_at <= startedAt) {
       return fail(JobErrorCode.deadlineExceeded, `deadline passed ${startedAt - data.deadline_at} ms before an agent could start the job`);
     }
-    const backendModel = deps.inventory.backendName(data.model);
+    // The inventory model serving this queue: the model, or the old build's rollout copy.
+    const queueKey = queueNameToModel(job.queueName);
+    const served = splitQueueModel(queueKey).model === data.model ? deps.inventory.modelOfQueue(queueKey) : data.model;
+    const backendModel = deps.inventory.backendName(served);
     if (!backendModel) return fail(JobErrorCode.modelNotFound, `agent ${deps.agentId} no longer has model ${data.model}`);
     // The backend would reload the model for the job's context and fail (or spill to CPU and
     // evict what this agent placed): refuse it by the rule admission applied, as admission would have.
-    const contextBytes = jobContextVramBytes(deps.inventory.get(data.model)?.vramProfile, data.request.options);
+    const contextBytes = jobContextVramBytes(deps.inventory.get(served)?.vramProfile, data.request.options);
     if (contextBytes !== undefined && contextBytes > deps.vramTotalBytes) {
       return fail(
         JobErrorCode.modelTooLarge,
@@ -242,13 +247,13 @@ export function createJobProcessor(deps: JobRunnerDeps) {
     // Cold = the job waited for this node to load its model (the agent loads before it
     // claims, so "not loaded now" would always be false): the model became resident after
     // the job was submitted.
-    const state = deps.inventory.get(data.model);
+    const state = deps.inventory.get(served);
     const cold = !state?.loaded || state.loaded.loadedAt >= data.submitted_at;
     // The part of that load the job sat through in Redis: from its submission (or the load's
     // start, if later) to the load's end. It is load time, not queue time — counting it in
     // both would make queued + load exceed the time to the first token.
     const loadWaitedMs = cold && state?.loaded ? Math.min(state.lastLoadMs ?? 0, state.loaded.loadedAt - data.submitted_at) : 0;
-    const endUsage = deps.inventory.track(data.model);
+    const endUsage = deps.inventory.track(served);
     // The answer's text: a continuing attempt's starts with what was streamed before it.
     let text = streamed;
     const toolCalls: ToolCallResult[] = [];
@@ -291,7 +296,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           },
         },
       );
-      deps.inventory.markLoaded(data.model);
+      deps.inventory.markLoaded(served);
       const finishedAt = Date.now();
       const result: JobResult = {
         text: '',
@@ -319,7 +324,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
         if (chunk.type === 'token' || chunk.type === 'tool_calls') {
           if (firstTokenAt === undefined) {
             firstTokenAt = Date.now();
-            deps.inventory.markLoaded(data.model);
+            deps.inventory.markLoaded(served);
             emit({ type: 'started', agent: deps.agentId, cold, load_ms: cold ? (state?.loaded ? loadWaitedMs : firstTokenAt - startedAt) : 0 });
           }
           if (chunk.type === 'token') {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino, type Logger } from 'pino';
 import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { redisKeys, type AgentHeartbeat, type RedisKeys } from '@switchyard/protocol';
@@ -122,7 +122,7 @@ function peer(
 }
 
 describe('LifecycleManager on a real Redis with an in-process backend, driven by its own clock', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const closers: Array<() => Promise<unknown>> = [];
 
   beforeAll(() => {
@@ -245,6 +245,8 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     const finish = await roundHoldingLoad();
     expect(backend.loads).toEqual(['a:1b']);
     expect(lifecycle.loadingModel).toBe('a:1b');
+    // What the heartbeat reports as the load under way, against the load time expected here.
+    expect(lifecycle.loadProgress()).toEqual({ model: 'a:1b', started_at: expect.any(Number), expected_ms: Math.round(lifecycle.expectedLoadMs(inventory.get('a:1b')!)) });
     expect(lifecycle.usedBytes()).toBe(lifecycle.needBytes(inventory.get('a:1b')!).bytes);
     expect(await redis.get(keys.warmLease('a:1b'))).toBe(SELF);
     // One load at a time: a round during the load starts nothing.
@@ -255,6 +257,7 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     expect(warmed).toEqual(['a:1b']);
     expect(inventory.isLoaded('a:1b')).toBe(true);
     expect(lifecycle.loadingModel).toBeUndefined();
+    expect(lifecycle.loadProgress()).toBeUndefined();
     expect(lifecycle.usedBytes()).toBe(RESIDENT_BYTES);
     expect(leaseAtHeartbeat).toEqual([SELF]);
     expect(await redis.get(keys.warmLease('a:1b'))).toBeNull();

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BackendError, type Backend } from '@switchyard/backends';
-import type { AgentHeartbeat } from '@switchyard/protocol';
+import type { AgentHeartbeat, LoadProgress } from '@switchyard/protocol';
 import type { QueueRegistry } from '@switchyard/redis';
 import type { DemandTracker } from './demand-tracker.js';
 import type { FleetState } from './fleet-state.js';
@@ -85,6 +85,8 @@ const LEASE_PADDING_MS = 10_000;
  */
 export class LifecycleManager {
   private loading: { model: string; reserveBytes: number } | undefined;
+  /** When the running warm began and how long it should take (the heartbeat's `loads_in_progress`). */
+  private loadStarted: { model: string; startedAt: number; expectedMs: number } | undefined;
   /** Making room for a starving cold model; its victims are in `closedForClaims` until it is loaded. */
   private draining: { model: ModelState; since: number; reason: string } | undefined;
   private ticking = false;
@@ -119,6 +121,13 @@ export class LifecycleManager {
 
   get loadingModel(): string | undefined {
     return this.loading?.model;
+  }
+
+  /** The warm under way, from its first eviction; wall-clock, like the load time it is measured against. */
+  loadProgress(): LoadProgress | undefined {
+    const started = this.loadStarted;
+    if (!started || started.model !== this.loading?.model) return undefined;
+    return { model: started.model, started_at: started.startedAt, expected_ms: Math.round(started.expectedMs) };
   }
 
   /**
@@ -608,6 +617,7 @@ export class LifecycleManager {
     if (reason === 'refill') this.speculativeLoads.set(model.name, 'refill');
     else if (reason === 'demand_rising') this.speculativeLoads.set(model.name, 'spread');
     else this.speculativeLoads.delete(model.name);
+    this.loadStarted = { model: model.name, startedAt: Date.now(), expectedMs: this.expectedLoadMs(model) };
     try {
       for (const name of evict) {
         const victim = inventory.get(name);
@@ -635,6 +645,7 @@ export class LifecycleManager {
       }
     } finally {
       this.loading = undefined;
+      this.loadStarted = undefined;
       this.closedForClaims.clear();
       if (this.draining?.model.name === model.name) this.draining = undefined;
       if (leased) {

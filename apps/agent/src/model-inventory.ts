@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Backend, BackendModel } from '@switchyard/backends';
-import { canonicalModelName, type VramProfile } from '@switchyard/protocol';
+import { canonicalModelName, normalizeDigest, parseBuildAlias, pinnedQueueModel, splitQueueModel, type VramProfile } from '@switchyard/protocol';
 import { architectureFromShow, estimateVramBytes, vramProfile, type ArchitectureNumbers } from './vram-estimate.js';
 
 export interface ModelState {
@@ -26,6 +26,18 @@ export interface ModelState {
   /** Mean slot occupancy of a job (EWMA), for capacity estimates; a default until a job ran here. */
   /** Mean time a job of it held a slot here (moving average); undefined until one ran here. Shared in the heartbeat. */
   serviceMs?: number;
+}
+
+/**
+ * The inventory's name for a backend model: its canonical name, or for a rollout copy of an
+ * old build (`buildAliasName`) the pinned queue key `<model>@<digest>` it serves, so the
+ * rest of the agent sees it as that build of the model.
+ */
+function inventoryName(model: BackendModel): string {
+  const name = canonicalModelName(model.name);
+  const alias = parseBuildAlias(name);
+  const digest = normalizeDigest(model.digest);
+  return alias && digest.startsWith(alias.digestPrefix) ? pinnedQueueModel(canonicalModelName(alias.model), digest) : name;
 }
 
 /** What a node assumes a job of a model takes before any copy in the fleet has measured it. */
@@ -70,10 +82,16 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
       return false;
     }
     this.lastError = undefined;
-    const before = [...this.states.keys()].sort().join('\n');
+    // A model whose build changed counts as a change too: its digest-pinned queue is another one.
+    const signature = () =>
+      [...this.states.values()]
+        .map((state) => `${state.name}@${state.digest}`)
+        .sort()
+        .join('\n');
+    const before = signature();
     const seen = new Set<string>();
     for (const model of models) {
-      const name = canonicalModelName(model.name);
+      const name = inventoryName(model);
       seen.add(name);
       const existing = this.states.get(name);
       if (existing && existing.digest === model.digest) {
@@ -97,15 +115,14 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     const now = Date.now();
     const residents = new Map(running.map((model) => [canonicalModelName(model.name), model]));
     for (const state of this.states.values()) {
-      const resident = residents.get(state.name);
+      const resident = residents.get(canonicalModelName(state.backendName));
       if (resident) state.loaded = { vramBytes: resident.vram_bytes, loadedAt: state.loaded?.loadedAt ?? now, measured: true };
       else if (state.inFlight === 0) state.loaded = undefined;
     }
     if (!this.lastRefreshOk) this.logger.info({ models: [...this.states.keys()] }, 'backend reachable');
     this.lastRefreshOk = true;
     await this.fetchMissingShows();
-    const after = [...this.states.keys()].sort();
-    if (after.join('\n') !== before) this.emit('changed', after);
+    if (signature() !== before) this.emit('changed', [...this.states.keys()].sort());
     return true;
   }
 
@@ -167,6 +184,18 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
 
   get(model: string): ModelState | undefined {
     return this.states.get(model);
+  }
+
+  /**
+   * The model that serves a queue key: the old build's rollout copy (`<model>@<digest>`)
+   * for that build's pinned queue once the model's own name holds another build, else the
+   * model itself.
+   */
+  modelOfQueue(queueKey: string): string {
+    const { model, digest } = splitQueueModel(queueKey);
+    if (digest === undefined || !this.states.has(queueKey)) return model;
+    const primary = this.states.get(model);
+    return primary && normalizeDigest(primary.digest) === digest ? model : queueKey;
   }
 
   /** The name to send to the backend for a canonical model name. */

@@ -1,7 +1,19 @@
 import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BackendError, type Backend } from '@switchyard/backends';
-import { catalogHolders, formatGB, type AgentHeartbeat, type CatalogEntry, type DiskInfo, type ModelPull } from '@switchyard/protocol';
+import {
+  buildAliasName,
+  catalogHolders,
+  formatGB,
+  normalizeDigest,
+  pinnedQueueModel,
+  rolloutStatus,
+  splitQueueModel,
+  type AgentHeartbeat,
+  type CatalogEntry,
+  type DiskInfo,
+  type ModelPull,
+} from '@switchyard/protocol';
 import type { ModelCatalogStore } from '@switchyard/redis';
 import type { ModelInventory } from './model-inventory.js';
 
@@ -28,6 +40,16 @@ export interface ReconcilerOptions {
   /** Backoff of a failed pull: `retryBaseMs × 2^(attempts-1)`, at most `retryMaxMs`. */
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Jobs waiting in a queue (a rollout copy of an old build goes only once its pinned queue is empty); default none. */
+  queueWaiting?: (queueKey: string) => Promise<number>;
+  /**
+   * How long that queue must have stayed empty (ROLLOUT_COPY_GRACE_MS): API replicas route by
+   * cached views of the catalog and the fleet, and may still send a job to the old build a
+   * moment after the rollout moved on here. Default 10 s.
+   */
+  copyGraceMs?: number;
+  /** Jobs of a model claimed here and not yet settled (counted from the claim, before the job body tracks its use). */
+  runningOf?: (model: string) => number;
   logger: Logger;
   /** Something the heartbeat reports changed (a pull started, progressed a step, ended). */
   onChange: () => void;
@@ -37,6 +59,8 @@ export interface ReconcilerOptions {
 interface PullTask extends ModelPull {
   abort: AbortController;
   running: boolean;
+  /** A rollout is under way: the build this node holds now stays servable under a copy (`buildAliasName`). */
+  keepOldBuild: boolean;
 }
 
 /** Why a pull failed, from the backend's error. */
@@ -66,6 +90,8 @@ class DigestMismatch extends Error {}
  */
 export class ModelReconciler {
   private readonly pulls = new Map<string, PullTask>();
+  /** Rollout copy → since when nothing routes to it and its queue is empty. */
+  private readonly copyIdleSince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private passing = false;
   private passAgain = false;
@@ -149,6 +175,7 @@ export class ModelReconciler {
     }
     for (const model of this.pulls.keys()) if (!byName.has(model)) this.dropPull(model, 'its catalog entry was removed');
     this.syncPinned(catalogPinned);
+    await this.retireOldBuilds(byName, agents);
     await this.deleteIdle(toDelete);
     await this.deleteIdle(removed, { unloadFirst: true });
     this.pump();
@@ -166,6 +193,7 @@ export class ModelReconciler {
       started_at: this.now(),
       abort: new AbortController(),
       running: false,
+      keepOldBuild: entry.rollout !== undefined && entry.rollout.finished_at === undefined,
     });
     this.options.onChange();
   }
@@ -204,7 +232,18 @@ export class ModelReconciler {
     const log = logger.child({ model: task.model, ...(task.digest !== undefined && { digest: task.digest.slice(0, 12) }) });
     log.info({ attempt: task.attempts }, 'pulling a model the catalog places here');
     try {
-      await this.download(task, task.model, replaced?.sizeBytes ?? 0);
+      if (task.keepOldBuild && replaced && backend.copy) await this.keepBuild(replaced);
+      // A rollback finds the build it returns to kept here under its rollout copy: no download.
+      const kept = task.digest !== undefined ? inventory.get(pinnedQueueModel(task.model, task.digest)) : undefined;
+      if (kept && backend.copy) {
+        log.info('restoring the build kept under its rollout copy');
+        await backend.copy(kept.backendName, replaced?.backendName ?? task.model, task.abort.signal);
+      } else if (task.digest !== undefined && replaced !== undefined) {
+        // The name here already holds another build, likely what the registry serves under the name: ask for the build by digest.
+        await this.download(task, `${task.model}@sha256:${task.digest}`, replaced.sizeBytes);
+      } else {
+        await this.download(task, task.model, replaced?.sizeBytes ?? 0);
+      }
       task.state = 'verifying';
       this.options.onChange();
       await inventory.refresh();
@@ -234,6 +273,77 @@ export class ModelReconciler {
       task.running = false;
       this.options.onChange();
       if (!this.stopped) setImmediate(() => void this.pass());
+    }
+  }
+
+  /**
+   * Keeps the build a node holds now servable while its name is pulled to another one: a copy
+   * under `buildAliasName` (same blobs, no disk), which the inventory lists as that build's
+   * pinned queue, so jobs pinned to the old build (and unpinned ones until the rollout's
+   * gate opens) keep running here.
+   */
+  private async keepBuild(current: { name: string; backendName: string; digest: string }): Promise<void> {
+    const { backend, inventory, logger } = this.options;
+    if (inventory.get(pinnedQueueModel(current.name, current.digest))) return;
+    await backend.copy!(current.backendName, buildAliasName(current.name, current.digest));
+    await inventory.refresh();
+    logger.info({ model: current.name, digest: normalizeDigest(current.digest).slice(0, 12) }, 'old build kept under a rollout copy while the new one is pulled');
+  }
+
+  /**
+   * Deletes rollout copies of old builds nothing routes to any more: the model's own name holds
+   * that build again, or the catalog wants another build, the rollout sends unpinned jobs
+   * elsewhere and no job pinned to it waits or runs here.
+   */
+  private async retireOldBuilds(entries: Map<string, CatalogEntry>, agents: AgentHeartbeat[]): Promise<void> {
+    const { inventory, backend, logger } = this.options;
+    if (!backend.delete) return;
+    for (const copy of inventory.all()) {
+      const { model, digest } = splitQueueModel(copy.name);
+      if (digest === undefined || copy.inFlight > 0 || (this.options.runningOf?.(copy.name) ?? 0) > 0) continue;
+      const primary = inventory.get(model);
+      const entry = entries.get(model);
+      // The name holds this build again (a rollback restored it): the copy is redundant, unless
+      // the name is about to be pulled to another build, which is what the copy is kept for.
+      const redundant = primary !== undefined && normalizeDigest(primary.digest) === digest && !this.pulls.has(model) && (entry?.digest ?? digest) === digest;
+      if (!redundant) {
+        if (primary !== undefined && normalizeDigest(primary.digest) === digest) continue;
+        if (entry?.digest === digest) continue;
+        const status = entry ? rolloutStatus(entry, agents) : undefined;
+        if (status && status.from === digest && status.to_share < 1) {
+          this.copyIdleSince.delete(copy.name);
+          continue;
+        }
+        if (((await this.options.queueWaiting?.(copy.name)) ?? 0) > 0) {
+          this.copyIdleSince.delete(copy.name);
+          continue;
+        }
+        const graceMs = this.options.copyGraceMs ?? 10_000;
+        let since = this.copyIdleSince.get(copy.name);
+        if (since === undefined) {
+          since = this.now();
+          this.copyIdleSince.set(copy.name, since);
+          // Looked at again once the grace is over, not only at the next pass.
+          if (!this.stopped) setTimeout(() => void this.pass(), graceMs + 10).unref();
+        }
+        if (this.now() - since < graceMs) continue;
+      }
+      this.copyIdleSince.delete(copy.name);
+      try {
+        if (copy.loaded !== undefined) {
+          inventory.markUnloaded(copy.name);
+          await backend.unload(copy.backendName);
+        }
+        await backend.delete(copy.backendName);
+        logger.info(
+          { model, digest: digest.slice(0, 12), why: redundant ? 'the model holds that build again' : 'the rollout moved on and no job needs it' },
+          'rollout copy of an old build deleted',
+        );
+      } catch (error) {
+        logger.warn({ err: error, model: copy.name }, 'could not delete a rollout copy of an old build');
+      }
+      await inventory.refresh();
+      this.options.onChange();
     }
   }
 
@@ -329,7 +439,9 @@ export class ModelReconciler {
 
   /** Disk for models: the budget when set (less what the models take), else the models directory's file system when local. */
   private async readDisk(): Promise<void> {
-    const used = this.options.inventory.all().reduce((sum, model) => sum + model.sizeBytes, 0);
+    // A build under two names (a rollout copy) is stored once.
+    const sizes = new Map(this.options.inventory.all().map((model) => [normalizeDigest(model.digest), model.sizeBytes]));
+    const used = [...sizes.values()].reduce((sum, size) => sum + size, 0);
     const budget = this.options.diskBudgetBytes;
     let fs: { total: number; free: number } | undefined;
     if (this.options.modelsDir) {

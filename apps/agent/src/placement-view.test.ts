@@ -3,6 +3,7 @@ import { PlacementRelay, claimRule, type PlacementView } from './placement-view.
 
 const view = (over: Partial<PlacementView> = {}): PlacementView => ({
   loadingModel: undefined,
+  loadProgress: () => undefined,
   isDraining: () => false,
   usedBytes: () => 0,
   needBytes: () => ({ bytes: 0, source: 'estimate' }),

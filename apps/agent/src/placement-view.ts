@@ -1,10 +1,12 @@
-import { splitQueueModel } from '@switchyard/protocol';
+import { splitQueueModel, type LoadProgress } from '@switchyard/protocol';
 import type { ModelInventory, ModelState } from './model-inventory.js';
 
 /** What the pull scheduler and the heartbeat read of the lifecycle manager's placement. */
 export interface PlacementView {
   /** The model being loaded here now, if any. */
   readonly loadingModel: string | undefined;
+  /** That load's start and expected duration. */
+  loadProgress(): LoadProgress | undefined;
   /** True while `model` is about to be evicted here: none of its jobs may be claimed. */
   isDraining(model: string): boolean;
   /** VRAM in use here, counting the reservation of a load under way. */
@@ -32,6 +34,10 @@ export class PlacementRelay implements PlacementView {
 
   get loadingModel(): string | undefined {
     return this.attached().loadingModel;
+  }
+
+  loadProgress(): LoadProgress | undefined {
+    return this.attached().loadProgress();
   }
 
   isDraining(model: string): boolean {
@@ -63,7 +69,7 @@ export class PlacementRelay implements PlacementView {
  * them into one `/api/embed` call at a time, so up to `embedSlots` of them may be claimed.
  */
 export function claimRule(options: {
-  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'> & Partial<Pick<ModelInventory, 'isEmbeddingModel'>>;
+  inventory: Pick<ModelInventory, 'isLoaded' | 'backendReachable'> & Partial<Pick<ModelInventory, 'isEmbeddingModel' | 'modelOfQueue'>>;
   placement: Pick<PlacementView, 'loadingModel' | 'isDraining'>;
   parallelPerCopy: number;
   /** Embed jobs of one embedding model claimed at once (default: `parallelPerCopy`, as any model). */
@@ -71,7 +77,7 @@ export function claimRule(options: {
 }): (queueKey: string, runningOfModel: number) => boolean {
   const { inventory, placement, parallelPerCopy, embedSlots } = options;
   return (queueKey, runningOfModel) => {
-    const model = splitQueueModel(queueKey).model;
+    const model = inventory.modelOfQueue?.(queueKey) ?? splitQueueModel(queueKey).model;
     // A backend that stopped answering claims nothing: its jobs would fail at once ("loaded"
     // is only what the last good read said; a restarted Ollama has nothing loaded).
     if (!inventory.backendReachable) return false;

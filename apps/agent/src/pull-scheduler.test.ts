@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { modelToQueueName, pinnedQueueModel, redisKeys, type JobResult, type RedisKeys } from '@switchyard/protocol';
@@ -16,7 +16,7 @@ const silent = pino({ level: 'silent' });
 type ModelWorker = ManualWorker<unknown, JobResult>;
 
 describe('PullScheduler on a real Redis with real BullMQ workers', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const closers: Array<() => Promise<unknown>> = [];
   /** Run first after each test: lets every held job end, so draining schedulers and closing workers cannot hang. */
   const unblockers: Array<() => void> = [];

@@ -49,6 +49,8 @@ export class PullScheduler {
       isEmbedQueue?: (queueKey: string) => boolean;
       /** Queue key (model, or model@digest) → its worker. */
       workers: Map<string, ModelWorker>;
+      /** The model that serves a queue key (the inventory's rule: a rollout copy for an old build's queue); default the key's model. */
+      modelOfQueue?: (queueKey: string) => string;
       /**
        * Whether one more job of this queue key may start here now, given how many jobs of
        * its model this scheduler already runs (counted from the claim, not from when the
@@ -167,7 +169,7 @@ export class PullScheduler {
   /** One claim attempt on one queue, holding a slot (and a backend slot of its model) while it runs. */
   private async claimFrom(key: string): Promise<boolean> {
     const worker = this.options.workers.get(key);
-    const model = splitQueueModel(key).model;
+    const model = this.options.modelOfQueue?.(key) ?? splitQueueModel(key).model;
     if (!worker || worker.closing || this.stopped || this.paused || !this.hasRoom(key)) return false;
     if (!this.options.canClaim(key, this.runningPerModel.get(model) ?? 0)) return false;
     const embed = this.embedBudget(key);

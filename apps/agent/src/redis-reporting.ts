@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { ErrorThrottle, describeRedisError, isRedisUnreachable, repeatsOf } from '@switchyard/redis';
 
@@ -13,7 +13,7 @@ export type RedisReporter = (connection: string, fields?: Record<string, unknown
  * throttle over all of them (and the workers' own connections) keeps an outage to a line
  * per interval, naming the fix. `commands` resets the throttle when it is ready again.
  */
-export function reportRedisTrouble(options: { redisUrl: string; logger: Logger; commands: Redis; subscriber: Redis }): RedisReporter {
+export function reportRedisTrouble(options: { redisUrl: string; logger: Logger; commands: RedisConnection; subscriber: RedisConnection }): RedisReporter {
   const { redisUrl, logger } = options;
   const redisTrouble = new ErrorThrottle(REDIS_REPORT_INTERVAL_MS);
   const reportRedis: RedisReporter =

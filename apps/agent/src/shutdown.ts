@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import type { Backend } from '@switchyard/backends';
 import { closeRedis, type FleetRegistry, type QueueRegistry } from '@switchyard/redis';
@@ -21,8 +21,8 @@ export interface ShutdownParts {
     scheduler: PullScheduler;
     workers: WorkerSet;
     queues: QueueRegistry;
-    redis: Redis;
-    subscriber: Redis;
+    redis: RedisConnection;
+    subscriber: RedisConnection;
   };
   /** Closed on `close()` only when the agent made it (not one a caller passed in). */
   ownedBackend: Backend | undefined;

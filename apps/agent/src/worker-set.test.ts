@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinnedQueueModel, redisKeys } from '@switchyard/protocol';
@@ -15,7 +15,7 @@ const inventory = {
 };
 
 describe('the worker set on a real Redis', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   let workers: WorkerSet;
 
   beforeAll(() => {

@@ -1,5 +1,5 @@
 import type { Processor } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { modelToQueueName, pinnedQueueModel, splitQueueModel, type JobResult } from '@switchyard/protocol';
 import { ManualWorker } from '@switchyard/redis';
@@ -9,7 +9,7 @@ import type { RedisReporter } from './redis-reporting.js';
 export type ModelWorker = ManualWorker<unknown, JobResult>;
 
 export interface WorkerSetOptions {
-  redis: Redis;
+  redis: RedisConnection;
   bullPrefix: string;
   processor: Processor<unknown, JobResult>;
   inventory: Pick<ModelInventory, 'get' | 'models'>;
@@ -33,6 +33,8 @@ export class WorkerSet {
   /** The queue keys (plain and digest-pinned) that feed `model`. */
   queueKeysOf(model: string): string[] {
     const state = this.options.inventory.get(model);
+    // A rollout copy of an old build is already named by the one queue it serves.
+    if (splitQueueModel(model).digest !== undefined) return [model];
     return state ? [model, pinnedQueueModel(model, state.digest)] : [model];
   }
 

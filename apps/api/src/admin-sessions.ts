@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { RedisKeys } from '@switchyard/protocol';
 import type { Principal } from './auth.js';
 
@@ -18,7 +18,7 @@ const sha256Hex = (value: string) => createHash('sha256').update(value, 'utf8').
  */
 export class AdminSessions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
   ) {}

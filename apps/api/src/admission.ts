@@ -1,8 +1,9 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
-import { ApiErrorCode, splitQueueModel, type AgentHeartbeat, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
-import type { AdmissionLedger, AdmissionTuning, AdmitResult, EstimateRequest, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
+import { ApiErrorCode, rolloutBuildFor, splitQueueModel, type AgentHeartbeat, type CatalogEntry, type GenerationOptions, type JobPriority } from '@switchyard/protocol';
+import type { AdmissionLedger, AdmissionTuning, AdmitResult, EstimateRequest, ModelCatalogStore, ModelLedgerStats, RefusalCode } from '@switchyard/redis';
 import type { ApiKeyStore } from './auth.js';
+import type { UnservedDemand } from './backlog.js';
 import type { ApiConfig } from './config.js';
 import { ApiError } from './errors.js';
 import type { FleetView } from './fleet-view.js';
@@ -17,13 +18,21 @@ const SHARED_STATE_REFRESH_MS = 5_000;
 const RATE_SAMPLES = 20;
 
 export interface AdmissionDeps {
-  redis: Redis;
+  redis: RedisConnection;
   ledger: AdmissionLedger;
   fleet: FleetView;
   keyStore: ApiKeyStore;
   config: ApiConfig;
   metrics: ApiMetrics;
   logger: Logger;
+  /** The fleet catalog's entries (read through a short cache): a model in a rollout routes unpinned jobs to a build. */
+  catalogEntries?: () => Promise<CatalogEntry[]>;
+  /** Picks canary jobs; injectable for tests. */
+  random?: () => number;
+  /** A model in the catalog answers `503 no_capacity` while no agent serves it, never `404`. */
+  catalog?: Pick<ModelCatalogStore, 'get'>;
+  /** Where refused demand for a model that should come back is counted (the backlog's `unserved`). */
+  unserved?: Pick<UnservedDemand, 'note'>;
 }
 
 export interface Reservation {
@@ -64,24 +73,62 @@ export class Admission {
     };
   }
 
-  /** Step 3: the fleet can serve the model, with the context the job's options ask; which queue the job goes to. */
-  async place(model: string, digest: string | undefined, options?: GenerationOptions): Promise<ModelPlacement> {
+  /**
+   * During a rollout (packages/protocol/src/model-catalog.ts `rolloutBuildFor`) an unpinned
+   * job goes to the old build until enough nodes hold the new one, to the canary's share of
+   * the new one, then to the new one; it waits on that build's pinned queue.
+   */
+  private async rolloutBuild(model: string, live: AgentHeartbeat[]): Promise<string | undefined> {
+    if (!this.deps.catalogEntries) return undefined;
+    let entries: CatalogEntry[];
+    try {
+      entries = await this.deps.catalogEntries();
+    } catch (error) {
+      // The submit path reads Redis next anyway; a failed catalog read leaves the job unpinned.
+      this.deps.logger.warn({ err: error }, 'could not read the fleet catalog; placing the job unpinned');
+      return undefined;
+    }
+    const entry = entries.find((candidate) => candidate.name === model);
+    if (!entry?.rollout || entry.rollout.finished_at !== undefined) return undefined;
+    return rolloutBuildFor(entry, live, (this.deps.random ?? Math.random)());
+  }
+
+  /**
+   * Step 3: the fleet can serve the model, with the context the job's options ask; which queue
+   * the job goes to. `demand` (gives the request's fingerprint, see `demandFingerprint`; computed only on a refusal) is counted
+   * in the backlog when the refusal is a `503 no_capacity` for a model that should come back,
+   * so a scaler sees it.
+   */
+  async place(model: string, digest: string | undefined, options?: GenerationOptions, demand?: () => string): Promise<ModelPlacement> {
     const agents = await this.deps.fleet.agents();
     this.noteFleet(agents);
     const live = agents.filter((agent) => agent.state === 'ready');
     if (live.length === 0) {
       this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
+      if (demand !== undefined && (await this.capacityMayReturn(model, agents))) await this.noteUnserved(model, demand);
       throw new ApiError(ApiErrorCode.noCapacity, 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
+    }
+    if (digest === undefined) {
+      const build = await this.rolloutBuild(model, live);
+      if (build !== undefined) {
+        try {
+          return placeModel(live, model, build, options);
+        } catch {
+          // The build went from the fleet since the heartbeats were read: place it unpinned.
+        }
+      }
     }
     try {
       return placeModel(live, model, digest, options);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (error.code === ApiErrorCode.modelNotFound && !live.some((agent) => agent.models_available.some((m) => m.name === model))) {
-        // Agents that could serve it exist (draining, or seen lately) but none is live: come back, not "no such model".
+        // Agents that could serve it exist (draining, or seen lately) or the catalog wants it,
+        // but no live agent has it: come back, not "no such model".
         const comeback = await this.capacityMayReturn(model, agents);
         if (comeback) {
           this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
+          if (demand !== undefined) await this.noteUnserved(model, demand);
           const retryS = Math.max(this.deps.config.retryAfterFallbackSeconds, (await this.loadEstimateMs(model, [])) / 1000);
           throw new ApiError(ApiErrorCode.noCapacity, `no live agent serves model ${model} right now (${comeback}); it should be back`, retryS);
         }
@@ -89,6 +136,11 @@ export class Admission {
       this.deps.metrics.jobsRefused.inc({ model: error.code === ApiErrorCode.modelNotFound ? 'unknown' : model, reason: error.code });
       throw error;
     }
+  }
+
+  /** A refusal must answer even when counting it fails: the count only feeds a scaler. */
+  private async noteUnserved(model: string, demand: () => string): Promise<void> {
+    await this.deps.unserved?.note(model, demand()).catch((error: unknown) => this.deps.logger.warn({ err: error, model }, 'could not count refused demand in the backlog'));
   }
 
   /** Steps 4-7 and the reservation, atomically. A duplicate idempotency key answers the first job instead. */
@@ -202,6 +254,10 @@ export class Admission {
 
   private async capacityMayReturn(model: string, agents: AgentHeartbeat[]): Promise<string | undefined> {
     if (agents.some((agent) => agent.state === 'draining' && agent.models_available.some((m) => m.name === model))) return 'its agents are draining';
+    // The catalog is the fleet's list of models it keeps, served now or not (a pool scaled to
+    // zero): a submit for one is demand, never an unknown model.
+    const entry = await this.deps.catalog?.get(model).catch(() => undefined);
+    if (entry !== undefined && entry.removing !== true) return 'it is in the fleet catalog';
     const seen = Number(await this.deps.redis.hget(this.deps.ledger.keys.seenModels, model));
     if (seen > 0 && Date.now() - seen < this.deps.config.capacityMemorySeconds * 1000) {
       return `an agent had it ${Math.round((Date.now() - seen) / 1000)} s ago`;

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '@switchyard/protocol';
 import type { JobLifecycle, JobRecords, QueueRegistry } from '@switchyard/redis';
 
 export interface AgentFailoverDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   queues: QueueRegistry;
   records: JobRecords;

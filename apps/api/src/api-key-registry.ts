@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { ApiKeyKeys } from '@switchyard/protocol';
 import { defineScripts } from '@switchyard/redis';
 import { z } from 'zod';
@@ -58,7 +58,7 @@ export function sha256Hex(key: string): string {
 }
 
 /** Both reads in one MULTI, so the records are exactly those of the version read with them. */
-export async function readRegistry(redis: Redis, keys: ApiKeyKeys): Promise<RegistrySnapshot> {
+export async function readRegistry(redis: RedisConnection, keys: ApiKeyKeys): Promise<RegistrySnapshot> {
   const replies = await redis.multi().get(keys.version).hgetall(keys.records).exec();
   if (!replies) throw new Error('the API key registry read was aborted');
   const [versionReply, recordsReply] = replies;
@@ -87,7 +87,7 @@ export async function readRegistry(redis: Redis, keys: ApiKeyKeys): Promise<Regi
  * version, or undefined when another change came first. Decisions that look at several
  * records (the last admin key) then hold for the state they were made on.
  */
-export async function writeIfUnchanged(redis: Redis, keys: ApiKeyKeys, version: string, id: string, record: ApiKeyRecord | null): Promise<string | undefined> {
+export async function writeIfUnchanged(redis: RedisConnection, keys: ApiKeyKeys, version: string, id: string, record: ApiKeyRecord | null): Promise<string | undefined> {
   const result = await defineScripts(redis).sy_write_api_key_if_unchanged_v1(keys.records, keys.version, version, id, record ? JSON.stringify(record) : '');
   return result ?? undefined;
 }

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { redisKeys, type ApiKeyKeys } from '@switchyard/protocol';
 import { closeRedis, createRedis, waitUntilReady } from '@switchyard/redis';
@@ -37,9 +37,9 @@ function capturedLogger() {
 }
 
 describe('ApiKeyStore with the registry in Redis', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const stores: ApiKeyStore[] = [];
-  const extraConnections: Redis[] = [];
+  const extraConnections: RedisConnection[] = [];
 
   beforeAll(async () => {
     redis = createRedis(testRedis(), 'request');
@@ -53,7 +53,7 @@ describe('ApiKeyStore with the registry in Redis', () => {
     await closeRedis(redis);
   });
 
-  async function started(keys: ApiKeyKeys, config: Parameters<typeof ApiKeyStore.fromConfig>[0] = {}, options: { connection?: Redis; logger?: pino.Logger } = {}) {
+  async function started(keys: ApiKeyKeys, config: Parameters<typeof ApiKeyStore.fromConfig>[0] = {}, options: { connection?: RedisConnection; logger?: pino.Logger } = {}) {
     const store = ApiKeyStore.fromConfig(config);
     await store.start({ redis: options.connection ?? redis, keys, logger: options.logger ?? silent });
     stores.push(store);

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ApiErrorCode, type ApiKeyKeys } from '@switchyard/protocol';
@@ -90,7 +90,7 @@ interface ConfigKey extends StoredKey {
 }
 
 interface Registry {
-  redis: Redis;
+  redis: RedisConnection;
   keys: ApiKeyKeys;
   logger: Logger;
 }

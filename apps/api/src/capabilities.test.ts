@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { redisKeys } from '@switchyard/protocol';
 import { closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { ModelCapabilities } from './capabilities.js';
 
 describe('ModelCapabilities', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   beforeAll(() => {
     redis = createRedis(testRedis(), 'worker');
   });

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { ApiErrorCode, jobKind, type JobRequest, type ModelInfoRecord, type RedisKeys } from '@switchyard/protocol';
 import { readModelInfos } from './model-infos.js';
 import { ApiError } from './errors.js';
@@ -51,7 +51,7 @@ export class ModelCapabilities {
   private readonly cached = new Map<string, { readAt: number; listed: string[] }>();
 
   constructor(
-    private readonly ctx: { redis: Redis; keys: RedisKeys },
+    private readonly ctx: { redis: RedisConnection; keys: RedisKeys },
     private readonly maxAgeMs = 5_000,
     private readonly now: () => number = Date.now,
   ) {}

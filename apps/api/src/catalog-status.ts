@@ -1,4 +1,13 @@
-import { catalogHolders, fleetDigests, type AgentHeartbeat, type CatalogEntry, type ModelPull } from '@switchyard/protocol';
+import {
+  catalogHolders,
+  fleetDigests,
+  normalizeDigest,
+  rolloutStatus,
+  type AgentHeartbeat,
+  type CatalogEntry,
+  type ModelPull,
+  type RolloutStatus,
+} from '@switchyard/protocol';
 
 /**
  * Where a model stands against its catalog entry, from the live heartbeats: what
@@ -29,11 +38,118 @@ export interface ModelStatus {
   nodes: Array<{ agent: string; state: string; digest?: string; why?: string; pull?: ModelPull }>;
   /** What keeps it from `ready`, one line each, naming the node and the cause. */
   problems: string[];
+  /** The entry's last rollout, while it runs and after (GET /admin/models/:name/rollout has the detail). */
+  rollout?: RolloutView;
+}
+
+/** `GET /admin/models/:name/rollout`: where a move from one build to another stands. */
+export interface RolloutView extends RolloutStatus {
+  model: string;
+  started_at: number;
+  promoted_at?: number;
+  aborted_at?: number;
+  finished_at?: number;
+  canary?: { share: number };
+  /** Each node: the build under the model's name, old builds it keeps for pinned jobs, and its download. */
+  nodes: Array<{ agent: string; digest?: string; kept: string[]; pull?: ModelPull }>;
+  /** Bytes of the new build to download and downloaded, over the nodes pulling it. */
+  progress: { total_bytes: number; completed_bytes: number };
+  /** The two builds side by side, from every agent's totals since it started: what a canary is judged on. */
+  builds: Record<string, BuildFigures>;
+}
+
+export interface BuildFigures {
+  jobs: number;
+  failed: number;
+  error_rate: number;
+  /** Mean time from claim to first token of completed jobs. */
+  mean_ttft_ms?: number;
+  tokens_per_s?: number;
+}
+
+function buildFigures(model: string, digest: string, agents: readonly AgentHeartbeat[]): BuildFigures {
+  const sum = { jobs: 0, failed: 0, ttft: 0, tokens: 0, generateMs: 0 };
+  for (const agent of agents) {
+    for (const stats of agent.build_stats ?? []) {
+      if (stats.model !== model || normalizeDigest(stats.digest) !== digest) continue;
+      sum.jobs += stats.jobs;
+      sum.failed += stats.failed;
+      sum.ttft += stats.ttft_ms_sum;
+      sum.tokens += stats.completion_tokens;
+      sum.generateMs += stats.generate_ms_sum;
+    }
+  }
+  const completed = sum.jobs - sum.failed;
+  return {
+    jobs: sum.jobs,
+    failed: sum.failed,
+    error_rate: sum.jobs === 0 ? 0 : sum.failed / sum.jobs,
+    ...(completed > 0 && { mean_ttft_ms: Math.round(sum.ttft / completed) }),
+    ...(sum.generateMs > 0 && { tokens_per_s: Math.round((sum.tokens / (sum.generateMs / 1000)) * 10) / 10 }),
+  };
+}
+
+/** The rollout of `entry`, or undefined when it never had one. */
+export function rolloutView(entry: CatalogEntry, agents: readonly AgentHeartbeat[]): RolloutView | undefined {
+  const status = rolloutStatus(entry, agents);
+  const rollout = entry.rollout;
+  if (!status || !rollout) return undefined;
+  const progress = { total_bytes: 0, completed_bytes: 0 };
+  const nodes = agents.map((agent) => {
+    const own = agent.models_available.find((model) => model.name === entry.name);
+    const pull = agent.pulls?.find((candidate) => candidate.model === entry.name);
+    if (pull?.total_bytes !== undefined) {
+      progress.total_bytes += pull.total_bytes;
+      progress.completed_bytes += pull.completed_bytes ?? 0;
+    }
+    const kept = (agent.kept_builds ?? []).filter((build) => build.model === entry.name).map((build) => normalizeDigest(build.digest));
+    return { agent: agent.id, ...(own && { digest: normalizeDigest(own.digest) }), kept, ...(pull && { pull }) };
+  });
+  return {
+    model: entry.name,
+    ...status,
+    started_at: rollout.started_at,
+    ...(rollout.promoted_at !== undefined && { promoted_at: rollout.promoted_at }),
+    ...(rollout.aborted_at !== undefined && { aborted_at: rollout.aborted_at }),
+    ...(rollout.finished_at !== undefined && { finished_at: rollout.finished_at }),
+    ...(entry.canary && { canary: entry.canary }),
+    nodes: nodes.filter((node) => node.digest !== undefined || node.kept.length > 0 || node.pull !== undefined),
+    progress,
+    builds: { [rollout.from]: buildFigures(entry.name, rollout.from, agents), [rollout.to]: buildFigures(entry.name, rollout.to, agents) },
+  };
+}
+
+/**
+ * The rollout a `PUT /admin/models/:name` starts, keeps or ends: a new digest moves the fleet
+ * from the build it serves now (the entry's, else the one most nodes hold); the old build
+ * again while a rollout runs is a rollback (`aborted`); the same digest keeps the rollout as it is.
+ */
+export function nextRollout(
+  name: string,
+  existing: CatalogEntry | undefined,
+  digest: string | undefined,
+  agents: readonly AgentHeartbeat[],
+  now: number,
+): CatalogEntry['rollout'] {
+  if (digest === undefined) return undefined;
+  const current = existing?.rollout;
+  if (existing?.digest === digest) return current;
+  if (current && current.finished_at === undefined && current.from === digest) return { from: current.to, to: digest, started_at: now, aborted_at: now };
+  let from = existing?.digest;
+  if (from === undefined) {
+    // No build named before: the one most nodes hold is what the fleet serves.
+    const held = [...fleetDigests(name, agents)].sort((a, b) => b[1].length - a[1].length);
+    from = held[0]?.[0];
+  }
+  return from === undefined || from === digest ? undefined : { from, to: digest, started_at: now };
 }
 
 export function modelStatus(name: string, entry: CatalogEntry | undefined, agents: readonly AgentHeartbeat[]): ModelStatus {
   const digests = Object.fromEntries(fleetDigests(name, agents));
-  const drift = Object.keys(digests).length > 1;
+  const rollout = entry ? rolloutView(entry, agents) : undefined;
+  // Two builds are what a rollout is; drift is more than one outside it.
+  const rolling = rollout !== undefined && rollout.state !== 'done' && (rollout.state !== 'aborted' || rollout.on_from.length > 0);
+  const drift = Object.keys(digests).length > 1 && !rolling;
   if (!entry) {
     const nodes = Object.entries(digests).flatMap(([digest, ids]) => ids.map((agent) => ({ agent, state: 'holds', digest })));
     return {
@@ -83,5 +199,5 @@ export function modelStatus(name: string, entry: CatalogEntry | undefined, agent
         : failing
           ? 'failing'
           : 'pulling';
-  return { name, entry, state, wanted: holders.wanted.length, holding, digests, drift, progress, nodes, problems };
+  return { name, entry, state, wanted: holders.wanted.length, holding, digests, drift, progress, nodes, problems, ...(rollout && { rollout }) };
 }

@@ -59,9 +59,28 @@ describe('API loadConfig', () => {
   it('names a variable for every field', () => {
     expect(Object.keys(ENV_NAMES).sort()).toEqual(
       Object.keys(
-        loadConfig({ PUBLIC_BASE_URL: 'http://x', API_KEYS: 'a:b', API_KEYS_FILE: 'f', ADMIN_API_KEYS: 'k', TRUSTED_PROXIES: '127.0.0.1', CORS_ORIGINS: '*' }),
+        loadConfig({
+          PUBLIC_BASE_URL: 'http://x',
+          API_KEYS: 'a:b',
+          API_KEYS_FILE: 'f',
+          ADMIN_API_KEYS: 'k',
+          TRUSTED_PROXIES: '127.0.0.1',
+          CORS_ORIGINS: '*',
+          REDIS_CLUSTER_NODES: 'r:1',
+        }),
       ).sort(),
     );
+  });
+
+  it('reads REDIS_CLUSTER_NODES as host:port entries, and names a bad one', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:7000, 10.0.0.2:7001,[::1]:7002' }).redisClusterNodes).toEqual([
+      { host: 'redis-0', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    expect(loadConfig({}).redisClusterNodes).toBeUndefined();
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:7000,redis-1' })).toThrow(/REDIS_CLUSTER_NODES.*"redis-1" is not host:port/);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:70000' })).toThrow(/REDIS_CLUSTER_NODES/);
   });
 
   it('parseConfig validates a config given in code', () => {

@@ -1,11 +1,26 @@
 import { z } from 'zod';
-import { EnvFlag, EnvNonNegativeInt, EnvNonNegativeNumber, EnvNumber, EnvPositiveInt, LogLevel, RedisPrefix, parseEnvConfig, readEnv } from '@switchyard/protocol';
+import {
+  EnvFlag,
+  EnvHostPortList,
+  EnvNonNegativeInt,
+  EnvNonNegativeNumber,
+  EnvNumber,
+  EnvPositiveInt,
+  LogLevel,
+  RedisPrefix,
+  parseEnvConfig,
+  readEnv,
+} from '@switchyard/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().default('0.0.0.0').describe('Listen address.'),
   /** 0 picks a free port (tests). */
   port: EnvNumber.int().min(0).max(65535).default(8080).describe('Listen port; 0 picks a free one.'),
   redisUrl: z.string().url().describe('Redis holding queues and events (`maxmemory-policy noeviction`).'),
+  /** Unset: the single Redis of `redisUrl`. */
+  redisClusterNodes: EnvHostPortList.optional().describe(
+    'Redis Cluster seed nodes, `host:port,…` (a few masters suffice: the client learns the rest). Set, it replaces `REDIS_URL`; job, queue, ledger and fleet keys carry hash tags and live events use sharded pub/sub (Redis 7 or later; see docs/operations.md, Redis Cluster).',
+  ),
   redisPrefix: RedisPrefix.default('sy').describe('Key prefix shared by the API and agents of one deployment.'),
   /** Start-up refuses a Redis that evicts keys (the keys are the jobs) unless this is set; see packages/redis/src/redis-settings.ts. */
   allowEvictingRedis: EnvFlag.default(false).describe(
@@ -46,6 +61,10 @@ export const ApiConfig = z.object({
   maxJsonDepth: EnvPositiveInt.max(1_000).default(64).describe('Deepest nesting of a JSON body; deeper is a `400` naming where.'),
   /** How long an admin browser session (Bull Board cookie) lasts. */
   adminSessionTtlSeconds: EnvPositiveInt.default(8 * 3600).describe('Lifetime of an admin browser session (Bull Board cookie).'),
+  /** How often the fleet page's stream (`GET /admin/fleet/events`) looks for a changed summary. */
+  fleetSummaryIntervalMs: EnvPositiveInt.min(100)
+    .default(1_000)
+    .describe('How often `GET /admin/fleet/events` (the fleet page) reads the fleet summary and sends it when it changed.'),
   /**
    * Proxies whose X-Forwarded-For/-Proto are believed (Fastify trustProxy: comma-separated
    * addresses or CIDRs). Unset: the connection itself is the truth.
@@ -78,6 +97,13 @@ export const ApiConfig = z.object({
   retryAfterFallbackSeconds: EnvPositiveInt.default(5).describe('Retry-After while nothing has been measured.'),
   /** A model an agent listed within this long is "capacity that may return" (503), not unknown (404). */
   capacityMemorySeconds: EnvPositiveInt.default(600).describe('A model an agent listed this recently answers `503 no_capacity` when its agents are gone, not `404`.'),
+  /**
+   * A refused submit is in no queue, so without this a pool scaled to zero would never see
+   * the demand that should wake it (KEDA polls every 30 s by default).
+   */
+  unservedDemandSeconds: EnvPositiveInt.default(120).describe(
+    "How long a submit refused `503 no_capacity` for a model in the fleet catalog (or one an agent had lately) counts in the backlog as `unserved` (`GET /v1/backlog`, `switchyard_backlog`) while no agent serves the model, so a scaler polling less often than clients retry still sees it. Keep it above KEDA's `pollingInterval`.",
+  ),
 
   // Cancellation and background work.
   /** A job whose native streams all closed and none came back within this long is cancelled. */
@@ -102,6 +128,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   host: 'HOST',
   port: 'PORT',
   redisUrl: 'REDIS_URL',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
   redisPrefix: 'REDIS_PREFIX',
   allowEvictingRedis: 'ALLOW_EVICTING_REDIS',
   bodyLimitBytes: 'BODY_LIMIT_BYTES',
@@ -118,6 +145,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   adminApiKeys: 'ADMIN_API_KEYS',
   maxJsonDepth: 'MAX_JSON_DEPTH',
   adminSessionTtlSeconds: 'ADMIN_SESSION_TTL_SECONDS',
+  fleetSummaryIntervalMs: 'FLEET_SUMMARY_INTERVAL_MS',
   trustedProxies: 'TRUSTED_PROXIES',
   corsOrigins: 'CORS_ORIGINS',
   queueDepthLimit: 'QUEUE_DEPTH_LIMIT',
@@ -130,6 +158,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   retryAfterMaxSeconds: 'RETRY_AFTER_MAX_SECONDS',
   retryAfterFallbackSeconds: 'RETRY_AFTER_FALLBACK_SECONDS',
   capacityMemorySeconds: 'CAPACITY_MEMORY_SECONDS',
+  unservedDemandSeconds: 'UNSERVED_DEMAND_SECONDS',
   disconnectGraceMs: 'DISCONNECT_GRACE_MS',
   queuedUpdateIntervalMs: 'QUEUED_UPDATE_INTERVAL_MS',
   maintenanceIntervalMs: 'MAINTENANCE_INTERVAL_MS',

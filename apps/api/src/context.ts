@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { RedisKeys, StreamEvent } from '@switchyard/protocol';
-import type { AdmissionLedger, ModelCatalogStore } from '@switchyard/redis';
+import type { AdmissionLedger, ModelCatalogStore, StreamPresence } from '@switchyard/redis';
 import type { Admission } from './admission.js';
 import type { ApiKeyStore } from './auth.js';
+import type { Backlog } from './backlog.js';
 import type { ApiConfig } from './config.js';
 import type { EventRelay } from './event-relay.js';
 import type { JobEventFeed } from './job-event-feed.js';
@@ -14,7 +15,7 @@ import type { ApiMetrics } from './metrics.js';
 /** What route handlers need, built once per process in `createApi`. */
 export interface ApiContext {
   config: ApiConfig;
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   jobs: JobService;
   fleet: FleetView;
@@ -26,6 +27,10 @@ export interface ApiContext {
   metrics: ApiMetrics;
   admission: Admission;
   ledger: AdmissionLedger;
+  /** Jobs waiting for a GPU and refused demand, per model: `/v1/backlog`, `switchyard_backlog`. */
+  backlog: Backlog;
+  /** Marks the jobs whose native event stream this replica has open (the disconnect grace). */
+  presence: StreamPresence;
   keyStore: ApiKeyStore;
   /** Set once the replica is stopping: /readyz answers 503 so a balancer sends nothing new. */
   lifecycle: { draining: boolean };

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { fleetDigests } from '@switchyard/protocol';
+import { AgentState, fleetDigests, rolloutStatus } from '@switchyard/protocol';
 import type { ModelCatalogStore } from '@switchyard/redis';
 import type { FleetView } from './fleet-view.js';
 
@@ -33,7 +33,34 @@ export function registerFleetMetrics(registry: Registry, fleet: FleetView, catal
         for (const agent of await fleet.agents()) for (const pull of agent.pulls ?? []) this.inc({ model: pull.model, state: pull.state });
       },
     });
+    new Gauge({
+      name: 'switchyard_model_rollout',
+      help: 'Rollouts under way: 1 per model in its state (pulling, canary, promoting, aborted: rolling back); a finished rollout is not listed. Two digests of a model during one are not drift',
+      labelNames: ['model', 'state'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const [entries, agents] = await Promise.all([catalog.list(), fleet.agents()]);
+        for (const entry of entries) {
+          if (!entry.rollout || entry.rollout.finished_at !== undefined) continue;
+          const status = rolloutStatus(entry, agents);
+          if (status && status.state !== 'done') this.set({ model: entry.name, state: status.state }, 1);
+        }
+      },
+    });
   }
+  new Gauge({
+    name: 'switchyard_fleet_agents',
+    help: 'Live agents (heartbeat not expired) per state: ready, draining, degraded (backend not answering)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // Every state has a series, 0 included, so an alert on degraded agents resolves to a value, not to nothing.
+      for (const state of AgentState.options) this.set({ state }, 0);
+      for (const agent of await fleet.agents()) this.inc({ state: agent.state });
+    },
+  });
   new Gauge({
     name: 'switchyard_fleet_vram_bytes',
     help: 'VRAM per agent as it accounts it: total, used (loaded and loading models), free',

@@ -3,3 +3,5 @@ export { ApiConfig, loadConfig, parseConfig, type ApiConfigInput } from './confi
 export { ApiError, type ApiErrorCode } from './errors.js';
 export { BULL_BOARD_PATH } from './bull-board.js';
 export { ACCESS_LEVELS, access, declareAccessOfPluginRoutes, trackAccessDeclarations, type Access, type DeclaredRoute } from './access.js';
+export { FLEET_PAGE_PATH } from './routes/admin-fleet.js';
+export type { FleetSummary, AgentSummary, ModelQueueSummary } from './fleet-summary.js';

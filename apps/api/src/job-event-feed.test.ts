@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { redisKeys, type RedisKeys, type StreamEvent, type StreamEventBody } from '@switchyard/protocol';
 import { EventLog, ScriptedJobs, SharedSubscriber, closeRedis, createRedis, waitUntilReady, type RawEvent } from '@switchyard/redis';
@@ -33,8 +33,8 @@ function recorder() {
 }
 
 describe('JobEventFeed on a real Redis', () => {
-  let redis: Redis;
-  let subscriberConnection: Redis;
+  let redis: RedisConnection;
+  let subscriberConnection: RedisConnection;
   let keys: RedisKeys;
   let log: EventLog;
   let subscriber: SharedSubscriber;
@@ -257,7 +257,7 @@ describe('JobEventFeed on a real Redis', () => {
       };
     }
     /** How many connections listen on a job's channel (0: a publish now reaches nobody). */
-    const listeners = async (jobId: string) => ((await redis.pubsub('NUMSUB', keys.jobChannel(jobId))) as Array<string | number>)[1];
+    const listeners = async (jobId: string) => ((await redis.pubsub('SHARDNUMSUB', keys.jobChannel(jobId))) as Array<string | number>)[1];
 
     it('re-reads the log once the subscriber is subscribed again: what was published while it was away, done included, arrives and the feed ends', async () => {
       const sub = await droppableSubscriber();
@@ -398,7 +398,7 @@ describe('JobEventFeed on a real Redis', () => {
       const flaky = Object.create(log) as EventLog;
       let reads = 0;
       flaky.readRawAfter = async (id, after, count) => {
-        // The first read is the replay; the second, the stall's re-read: Redis not back yet.
+        // The first read is the replay; the second, the stall's re-read: RedisConnection not back yet.
         if (++reads === 2) throw new Error('Redis went away');
         return log.readRawAfter(id, after, count);
       };

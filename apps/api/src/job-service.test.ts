@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { JobRequest, modelToQueueName, type JobData, type JobRequestInput, type JobResult, type RedisKeys } from '@switchyard/protocol';
 import { CancelMessage, EventLog, ManualWorker, ScriptedJobs, closeRedis, createRedis } from '@switchyard/redis';
@@ -23,7 +23,7 @@ async function refusal(run: Promise<unknown>): Promise<ApiError> {
 }
 
 describe('JobService on a real Redis', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const closers: Array<() => Promise<unknown>> = [];
 
   beforeAll(() => {

@@ -1,10 +1,11 @@
 import { customAlphabet } from 'nanoid';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobErrorCode, JobRequest, canonicalModelName, isTerminalStatus, type JobData, type JobRecord, type JobStatus, type RedisKeys } from '@switchyard/protocol';
 import { JobLifecycle, JobRecords, QueueRegistry, cancelMessage, type AdmissionLedger, type StoredJob } from '@switchyard/redis';
 import type { Admission } from './admission.js';
+import { demandFingerprint } from './backlog.js';
 import { checkCapabilities, ModelCapabilities } from './capabilities.js';
 import { ApiError, quoteInput } from './errors.js';
 import type { ApiMetrics } from './metrics.js';
@@ -26,7 +27,7 @@ export interface SubmitOutcome {
 }
 
 export interface JobServiceDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   queues: QueueRegistry;
   lifecycle: JobLifecycle;
@@ -61,7 +62,7 @@ export class JobService {
       const existing = existingId ? await this.existing(existingId, tenant) : undefined;
       if (existing) return existing;
     }
-    const { queueKey } = await deps.admission.place(model, request.digest, request.options);
+    const { queueKey } = await deps.admission.place(model, request.digest, request.options, () => demandFingerprint(tenant, request));
     // After placement (an unknown model is a 404, not a 400), before anything is reserved.
     try {
       checkCapabilities(model, await this.capabilities.of(model), request);
@@ -106,7 +107,7 @@ export class JobService {
       depth: reserved.depth,
       ...(reserved.etaMs !== undefined && { eta_s: Math.round(reserved.etaMs / 100) / 10 }),
     };
-    // The record with its `queued` event and BullMQ's add, in one round trip; undone
+    // The record with its `queued` event and BullMQ's add (one round trip on one Redis); undone
     // entirely (reservation included) if either fails.
     await deps.lifecycle.enqueue({ queue: deps.queues.get(queueKey), data, priority: reserved.priority, queueKey, queued: { type: 'queued', ...queueInfo } });
     // Wakes the agents; sent without waiting (the 202 does not need it).

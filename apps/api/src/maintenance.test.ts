@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { JobRequest, modelToQueueName, type JobData, type JobRequestInput, type JobResult } from '@switchyard/protocol';
-import { ManualWorker, ScriptedJobs, closeRedis, createRedis } from '@switchyard/redis';
+import { ManualWorker, ScriptedJobs, StreamPresence, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { parseConfig } from './config.js';
 import { Maintenance } from './maintenance.js';
@@ -18,7 +18,7 @@ const silent = pino({ level: 'silent' });
 const request = (input: Partial<JobRequestInput> = {}): JobRequest => JobRequest.parse({ model: MODEL, prompt: 'hi', ...input });
 
 describe('Maintenance on a real Redis, driven by its own clock', () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const closers: Array<() => Promise<unknown>> = [];
 
   beforeAll(() => {
@@ -42,7 +42,21 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
     closers.push(() => queues.close());
     const clock = { now: Date.now() };
     const replica = () => {
-      const maintenance = new Maintenance({ redis, keys, ledger, admission, jobs, lifecycle, queues, fleet, metrics, config, logger: silent, now: () => clock.now });
+      const maintenance = new Maintenance({
+        redis,
+        keys,
+        ledger,
+        admission,
+        jobs,
+        lifecycle,
+        queues,
+        presence: new StreamPresence(redis, keys),
+        fleet,
+        metrics,
+        config,
+        logger: silent,
+        now: () => clock.now,
+      });
       closers.push(() => maintenance.stop());
       return maintenance;
     };
@@ -62,11 +76,11 @@ describe('Maintenance on a real Redis, driven by its own clock', () => {
       await lifecycle.claim(job.id!, 'agent-1', { token: 'agent-1:token', number: 1 }, 'agent_lost');
       return job;
     };
-    /** Someone streams the job's events (on any replica): a subscriber on its channel. */
+    /** Someone streams the job's events (on another replica): its presence mark, renewed until the test ends. */
     const listen = async (jobId: string) => {
-      const connection = createRedis(testRedis(), 'worker');
-      closers.push(() => closeRedis(connection));
-      await connection.subscribe(keys.jobChannel(jobId));
+      const elsewhere = new StreamPresence(redis, keys);
+      closers.push(async () => elsewhere.close());
+      await elsewhere.hold(jobId);
     };
     const stateOf = (jobId: string) => queues.get(MODEL).getJobState(jobId);
     const typesOf = async (jobId: string) => (await events.readAfter(jobId, 0)).map((event) => event.type);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
-import { JobErrorCode, type RedisKeys } from '@switchyard/protocol';
-import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry } from '@switchyard/redis';
+import { JobErrorCode, rolloutStatus, type RedisKeys } from '@switchyard/protocol';
+import { defineScripts, type AdmissionLedger, type JobLifecycle, type ModelCatalogStore, type QueueRegistry, type StreamPresence } from '@switchyard/redis';
 import type { AgentFailover } from './agent-failover.js';
 import type { Admission } from './admission.js';
 import type { ApiConfig } from './config.js';
@@ -15,7 +15,7 @@ const SETTLE_MS = 10_000;
 const BATCH = 500;
 
 export interface MaintenanceDeps {
-  redis: Redis;
+  redis: RedisConnection;
   keys: RedisKeys;
   ledger: AdmissionLedger;
   admission: Admission;
@@ -24,9 +24,11 @@ export interface MaintenanceDeps {
   /** Puts the jobs of agents whose heartbeat lapsed back in their queues (every round). */
   failover?: AgentFailover;
   queues: QueueRegistry;
+  /** Which jobs some replica streams (every replica marks its open native streams). */
+  presence: Pick<StreamPresence, 'streamed'>;
   fleet: FleetView;
   /** The fleet catalog: entries being removed (`DELETE /api/delete`) go once no node holds their model. */
-  catalog?: Pick<ModelCatalogStore, 'list' | 'delete'>;
+  catalog?: Pick<ModelCatalogStore, 'list' | 'delete' | 'setRollout'>;
   metrics: ApiMetrics;
   config: ApiConfig;
   logger: Logger;
@@ -42,7 +44,7 @@ export interface MaintenanceDeps {
  * lapses within a few periods if it dies):
  * - expire queued jobs whose deadline passed (removed from the queue, never reaching a GPU);
  * - cancel jobs whose native event streams all went away and none came back within the
- *   disconnect grace (PUBSUB NUMSUB of the job channel counts listeners on every replica);
+ *   disconnect grace (every replica marks the jobs it streams: `StreamPresence`);
  * - send `queued {position, depth, eta_s}` updates to jobs somebody streams, at most once
  *   per `queuedUpdateIntervalMs` and only when something changed;
  * - mark jobs an agent claimed (still loading) as started, feed wait samples to the metrics;
@@ -150,7 +152,7 @@ export class Maintenance {
 
   /** Disconnect grace and position updates, for jobs whose native stream was ever opened. */
   private async streams(now: number): Promise<void> {
-    const { redis, ledger, keys, config } = this.deps;
+    const { redis, ledger, presence, config } = this.deps;
     const watched = await redis.zrange(ledger.keys.watched, '0', String(BATCH - 1), 'WITHSCORES');
     if (watched.length === 0) {
       this.lastUpdate.clear();
@@ -162,12 +164,8 @@ export class Maintenance {
       ids.push(watched[i]!);
       lastSeen.set(watched[i]!, Number(watched[i + 1]));
     }
-    // Subscribers of each job's channel on every replica sharing this Redis.
-    const reply = (await redis.pubsub('NUMSUB', ...ids.map((id) => keys.jobChannel(id)))) as Array<string | number>;
-    const listened = new Set<string>();
-    ids.forEach((id, index) => {
-      if (Number(reply[index * 2 + 1]) > 0) listened.add(id);
-    });
+    // Jobs some replica sharing this Redis streams now (their presence marks).
+    const listened = await presence.streamed(ids);
     const positions = await ledger.positions(ids);
 
     const seen = redis.pipeline();
@@ -227,12 +225,22 @@ export class Maintenance {
     );
   }
 
-  /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
-  /** Drops the catalog entries of models removed from the fleet once no live node holds them any more. */
+  /**
+   * Drops the catalog entries of models removed from the fleet once no live node holds them
+   * any more, and stamps rollouts finished once no node holds the old build.
+   */
   private async retireRemoved(catalog: NonNullable<MaintenanceDeps['catalog']>): Promise<void> {
-    const removing = (await catalog.list()).filter((entry) => entry.removing === true);
-    if (removing.length === 0) return;
+    const entries = await catalog.list();
+    const removing = entries.filter((entry) => entry.removing === true);
+    const rolling = entries.filter((entry) => entry.rollout !== undefined && entry.rollout.finished_at === undefined);
+    if (removing.length === 0 && rolling.length === 0) return;
     const agents = await this.deps.fleet.agents();
+    for (const entry of rolling) {
+      const status = rolloutStatus(entry, agents);
+      if (!status || status.on_from.length > 0 || status.on_to.length === 0) continue;
+      await catalog.setRollout(entry.name, { ...entry.rollout!, finished_at: Date.now() });
+      this.deps.logger.info({ model: entry.name, to: status.to.slice(0, 12), aborted: status.state === 'aborted' }, 'rollout finished: no node holds the old build any more');
+    }
     for (const entry of removing) {
       if (agents.some((agent) => agent.models_available.some((model) => model.name === entry.name))) continue;
       await catalog.delete(entry.name);
@@ -240,6 +248,7 @@ export class Maintenance {
     }
   }
 
+  /** Jobs an agent claimed but has not started streaming (a cold load) leave the waiting count now, not at their first token. */
   private async markClaimed(): Promise<void> {
     const { ledger, queues } = this.deps;
     const models = [...queues.opened().keys()];

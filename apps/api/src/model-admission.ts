@@ -20,12 +20,21 @@ function nodeVramBytes(agent: AgentHeartbeat): number {
  * with the context the job asks (`options.num_ctx`), judged by the rule the agents use.
  */
 export function placeModel(agents: AgentHeartbeat[], model: string, digest?: string, options?: GenerationOptions): ModelPlacement {
-  const holders = agents.filter((agent) => agent.state === 'ready' && agent.models_available.some((m) => m.name === model));
+  const keeps = (agent: AgentHeartbeat) => digest !== undefined && agent.kept_builds?.some((kept) => kept.model === model) === true;
+  const holders = agents.filter((agent) => agent.state === 'ready' && (agent.models_available.some((m) => m.name === model) || keeps(agent)));
   if (holders.length === 0) {
     const names = [...new Set(agents.flatMap((agent) => agent.models_available.map((m) => m.name)))].sort();
     throw new ApiError(ApiErrorCode.modelNotFound, `model ${JSON.stringify(model)} is not served by any live agent; available: ${names.length ? names.join(', ') : '(none)'}`);
   }
-  let candidates = holders.map((agent) => ({ agent, entry: agent.models_available.find((m) => m.name === model)! }));
+  // An old build kept under a rollout copy serves jobs pinned to it; it fits where the model did.
+  let candidates = holders.flatMap((agent): Array<{ agent: AgentHeartbeat; entry: AgentHeartbeat['models_available'][number] }> => {
+    const own = agent.models_available.find((m) => m.name === model);
+    const kept = (digest === undefined ? [] : (agent.kept_builds ?? []).filter((k) => k.model === model)).map((k) => ({
+      agent,
+      entry: { ...(own ?? { name: model, vram_need_bytes: k.size_bytes }), digest: k.digest, size_bytes: k.size_bytes },
+    }));
+    return [...(own ? [{ agent, entry: own }] : []), ...kept];
+  });
   let fullDigest: string | undefined;
   if (digest !== undefined) {
     const wanted = normalizeDigest(digest);

@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ApiErrorCode, redisKeys } from '@switchyard/protocol';
@@ -9,18 +9,23 @@ import {
   FleetRegistry,
   JobLifecycle,
   JobRecords,
+  CachedRead,
   ModelCatalogStore,
   QueueRegistry,
   SharedSubscriber,
+  StreamPresence,
   checkRedisSettingsAtStart,
   closeRedis,
   createRedis,
+  describeRedisTarget,
+  redisTarget,
   waitUntilReady,
 } from '@switchyard/redis';
 import { trackAccessDeclarations, type DeclaredRoute } from './access.js';
 import { Admission } from './admission.js';
 import { AdminSessions } from './admin-sessions.js';
 import { ApiKeyStore } from './auth.js';
+import { Backlog, UnservedDemand, registerBacklogMetrics } from './backlog.js';
 import { registerBullBoard } from './bull-board.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
@@ -38,9 +43,11 @@ import { accessControl, principalOf } from './plugins/access-control.js';
 import { hardenedServerOptions, httpHardening } from './plugins/http-hardening.js';
 import { requestMetrics } from './plugins/request-metrics.js';
 import { registerAdminAgentRoutes } from './routes/admin-agents.js';
+import { registerAdminFleetRoutes } from './routes/admin-fleet.js';
 import { registerAdminJobRoutes } from './routes/admin-jobs.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerBacklogRoutes } from './routes/backlog.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
@@ -65,6 +72,9 @@ export interface Api {
   close(): Promise<void>;
 }
 
+/** How long submits reuse one read of the fleet catalog (a rollout's routing follows a change within it). */
+const CATALOG_CACHE_MS = 1_000;
+
 const DISCOVERY_INTERVAL_MS = 5_000;
 /** The SSE `retry:` a draining replica ends its streams with: reconnect at once (EventSource's own default is ~3 s). */
 const STREAM_RETRY_HINT_MS = 100;
@@ -81,15 +91,17 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const keyStore = ApiKeyStore.fromConfig(config);
   // Fail-fast connection for request paths (queues, reads) and a patient one for pub/sub.
   // Named so `CLIENT LIST` and MONITOR show which process a command came from.
-  const redis = createRedis(config.redisUrl, 'request', { connectionName: 'sy-api' });
-  const subscriberConnection = createRedis(config.redisUrl, 'worker', { connectionName: 'sy-api-sub' });
+  const target = redisTarget(config);
+  const redis = createRedis(target, 'request', { connectionName: 'sy-api' });
+  // Job channels are shard channels: under Cluster, one subscriber connection per master.
+  const subscriberConnection = createRedis(target, 'worker', { connectionName: 'sy-api-sub', shardedSubscribers: true });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   subscriberConnection.on('error', (error) => logger.warn({ err: error }, 'redis subscriber error'));
   // Start even when Redis is down (requests answer 503 until it is back), but do not
   // answer the first requests with 503 merely because the connection is still opening.
   await waitUntilReady(redis, 2_000).catch((error) => logger.warn({ err: error }, 'starting without Redis'));
   // Durability settings (appendonly, appendfsync, maxmemory-policy): an evicting Redis is refused here, before any request.
-  await checkRedisSettingsAtStart(redis, { redisUrl: config.redisUrl, allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
+  await checkRedisSettingsAtStart(redis, { redisUrl: describeRedisTarget(target), allowEvicting: config.allowEvictingRedis, logger }).catch(async (error: unknown) => {
     await Promise.all([closeRedis(redis), closeRedis(subscriberConnection)]);
     throw error;
   });
@@ -104,7 +116,22 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   const ledger = new AdmissionLedger(redis, keys);
   const registry = new Registry();
   const metrics = createApiMetrics(registry);
-  const admission = new Admission({ redis, ledger, fleet, keyStore, config, metrics, logger: logger.child({ component: 'admission' }) });
+  const catalog = new ModelCatalogStore(redis, keys);
+  // Every submit asks whether its model is in a rollout; the catalog changes rarely, so one read serves a second of them.
+  const catalogEntries = new CachedRead(() => catalog.list(), CATALOG_CACHE_MS);
+  const unserved = new UnservedDemand(redis, keys.admission, config.unservedDemandSeconds * 1000);
+  const admission = new Admission({
+    redis,
+    ledger,
+    fleet,
+    keyStore,
+    config,
+    metrics,
+    catalog,
+    unserved,
+    logger: logger.child({ component: 'admission' }),
+    catalogEntries: () => catalogEntries.get(),
+  });
   const lifecycle = new JobLifecycle(redis, keys, ledger, { recordTtlSeconds: config.jobRetentionSeconds });
   const records = new JobRecords(redis, keys);
   const jobs = new JobService({
@@ -119,8 +146,9 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger,
   });
   registerQueueMetrics(registry, { queueCounts: () => jobs.queueCounts(), ledger: () => ledgerSnapshot({ redis, ledger, queues, admission }) });
-  const catalog = new ModelCatalogStore(redis, keys);
   registerFleetMetrics(registry, fleet, catalog);
+  const backlog = new Backlog({ redis, keys: keys.admission, queues, records, fleet, catalog, unserved, capacityMemoryMs: config.capacityMemorySeconds * 1000 });
+  registerBacklogMetrics(registry, backlog);
   const failover = new AgentFailover({
     redis,
     keys,
@@ -131,8 +159,11 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     logger: logger.child({ component: 'failover' }),
     onRequeued: (count) => metrics.jobsRequeued.inc(count),
   });
+  // Marks the jobs this replica streams, for the disconnect grace of every replica's maintenance.
+  const presence = new StreamPresence(redis, keys);
   const maintenance = new Maintenance({
     catalog,
+    presence,
     redis,
     keys,
     ledger,
@@ -159,6 +190,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
     metrics,
     admission,
     ledger,
+    backlog,
+    presence,
     keyStore,
     lifecycle: { draining: false },
     tenantOf: (request) => {
@@ -193,10 +226,12 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerHealthRoutes(app, context);
   registerJobRoutes(app, context);
   registerFleetRoutes(app, context);
+  registerBacklogRoutes(app, context);
   registerAdminRoutes(app, context);
   registerKeyRoutes(app, context);
   registerAdminJobRoutes(app, context);
   registerAdminAgentRoutes(app, context);
+  registerAdminFleetRoutes(app, context);
   registerAdminModelRoutes(app, context);
   registerOpenAiRoutes(app, context);
   registerOllamaRoutes(app, context);
@@ -224,6 +259,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
       clearInterval(discovery);
       await maintenance.stop();
       await app.close();
+      presence.close();
       await queues.close();
       await keyStore.close();
       await closeRedis(subscriberConnection);
@@ -233,7 +269,7 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
 }
 
 /** The admission ledger's fleet-wide figures for the queue gauges, read at scrape time. */
-async function ledgerSnapshot(deps: { redis: Redis; ledger: AdmissionLedger; queues: QueueRegistry; admission: Admission }): Promise<LedgerSnapshot> {
+async function ledgerSnapshot(deps: { redis: RedisConnection; ledger: AdmissionLedger; queues: QueueRegistry; admission: Admission }): Promise<LedgerSnapshot> {
   const models = [...deps.queues.opened().keys()];
   const now = Date.now();
   const [stats, outcomes] = await Promise.all([deps.admission.modelStats(models), deps.redis.hgetall(deps.ledger.keys.outcomes)]);

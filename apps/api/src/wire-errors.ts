@@ -27,6 +27,8 @@ export function wireOf(path: string): Wire {
   if (scheme) target = target.slice(scheme[0].length) || '/';
   target = target.split(/[?#]/, 1)[0]!;
   if (target === '/api' || target.startsWith('/api/')) return 'ollama';
+  // A native route under the OpenAI wire's `/v1/models/*` (routes/backlog.ts); `:id` is its pattern.
+  if (/^\/v1\/models\/[^/]+\/backlog$/.test(target)) return 'native';
   if (OPENAI_PATHS.has(target) || (target.startsWith('/v1/models/') && target.length > '/v1/models/'.length)) return 'openai';
   return 'native';
 }

@@ -136,6 +136,11 @@ export class Pulls {
     // A registry serving the wrong build: what lands is not what was asked for.
     const digest = fault?.kind === 'digest_mismatch' ? createHash('sha256').update(model.digest).digest('hex') : model.digest;
     ctx.catalog.set(model.name, { ...model, digest, modified_at: new Date().toISOString() });
+    if (replaced && replaced.digest !== digest) {
+      // The old build lives on under a copy's name (`/api/copy`): its warm runner goes with it.
+      const copy = [...ctx.catalog.values()].find((other) => other.name !== model.name && other.digest === replaced.digest);
+      if (copy) ctx.scheduler.rebind(model.name, copy);
+    }
     counters.pullsCompleted++;
     ctx.logger.info({ model: model.name, digest: digest.slice(0, 12), bytes: total }, 'model pulled');
     return { kind: 'success' };

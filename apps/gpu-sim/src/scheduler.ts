@@ -208,6 +208,20 @@ export class Scheduler {
     return true;
   }
 
+  /**
+   * Moves a loaded runner to another name of the same build (Ollama keys runners by the
+   * model's blob, so after `ollama cp M M-old` and a pull of a new M, `M-old` is still the
+   * warm runner and `M` loads afresh). Jobs running on it carry on.
+   */
+  rebind(fromName: string, to: ModelSpec): boolean {
+    const runner = this.runners.get(fromName);
+    if (!runner || this.runners.has(to.name)) return false;
+    this.runners.delete(fromName);
+    runner.model = to;
+    this.runners.set(to.name, runner);
+    return true;
+  }
+
   /** Rejects everything waiting, cancels every timer and forgets all runners. */
   close(): void {
     this.closed = true;

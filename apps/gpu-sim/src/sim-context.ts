@@ -27,9 +27,11 @@ export function findModel(catalog: ReadonlyMap<string, ModelSpec>, name: string)
   return catalog.get(name) ?? catalog.get(canonicalModelName(name));
 }
 
-/** Bytes the models on the simulated disk take. */
+/** Bytes the models on the simulated disk take: a build copied under two names (`/api/copy`) is stored once. */
 export function diskUsedBytes(catalog: ReadonlyMap<string, ModelSpec>): number {
+  const sizes = new Map<string, number>();
+  for (const model of catalog.values()) sizes.set(model.digest, model.size_bytes);
   let used = 0;
-  for (const model of catalog.values()) used += model.size_bytes;
+  for (const size of sizes.values()) used += size;
   return used;
 }

@@ -63,8 +63,8 @@ interface Row {
   description: string;
 }
 
-/** Values tried on every input: two of each kind (numbers, log levels, URLs), so two inputs of one field can be told apart, and a fraction, a byte size, a word, a switch (`1`). */
-const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', '7GiB', 'probe', '1', 'probe=7'];
+/** Values tried on every input: two of each kind (numbers, log levels, URLs), so two inputs of one field can be told apart, and a fraction, a `host:port` list, a byte size, a word, a switch (`1`). */
+const PROBE_VALUES = ['7', '8', '700', '0.5', 'debug', 'warn', 'http://probe.invalid:7/', 'http://probe.invalid:8/', 'probe.invalid:7', '7GiB', 'probe', '1', 'probe=7'];
 const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
 
 function attempt(source: ConfigSource, env: Env, argv: readonly string[]): Loaded | undefined {

@@ -152,6 +152,12 @@ export interface Backend {
   pull?(model: string, signal?: AbortSignal): AsyncIterable<PullProgress>;
   /** Deletes a model from the backend's disk (`/api/delete`); a model already gone is not an error. */
   delete?(model: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Gives a model a second name for the same build (`/api/copy`, as `ollama cp`; the blobs are
+   * shared). A rollout keeps the old build servable under such a name while the model's own
+   * name is pulled to the new one.
+   */
+  copy?(source: string, destination: string, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -34,6 +34,37 @@ export type LogLevel = z.infer<typeof LogLevel>;
  */
 export const RedisPrefix = z.string().regex(/^[A-Za-z0-9._-]+$/);
 
+/** One `host:port` (an IPv6 host in brackets: `[::1]:7000`), as a Redis client takes it. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+function parseHostPort(entry: string): HostPort | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(entry.trim());
+  const port = Number(match?.[3]);
+  if (!match || !(port >= 1 && port <= 65535)) return undefined;
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+/**
+ * A list of `host:port` (Redis Cluster seed nodes): a comma list from a variable, or from
+ * code a list of strings or `{host, port}`. A bad entry is refused, named.
+ */
+export const EnvHostPortList = z
+  .union([z.string(), z.array(z.union([z.string(), z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })]))])
+  .transform((value, ctx): HostPort[] => {
+    const entries = typeof value === 'string' ? value.split(',').filter((part) => part.trim() !== '') : value;
+    const nodes: HostPort[] = [];
+    for (const entry of entries) {
+      const node = typeof entry === 'string' ? parseHostPort(entry) : entry;
+      if (node) nodes.push(node);
+      else ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not host:port (e.g. redis-0:6379)` });
+    }
+    if (nodes.length === 0 && entries.length === 0) ctx.addIssue({ code: 'custom', message: 'lists no host:port' });
+    return nodes;
+  });
+
 /** An environment as `process.env` holds it. */
 export type EnvSource = Readonly<Record<string, string | undefined>>;
 

@@ -29,6 +29,10 @@ export const ApiErrorCode = {
   agentNotFound: 'agent_not_found',
   /** `/admin/models/:name` of a model the fleet catalog has no entry for. */
   catalogEntryNotFound: 'catalog_entry_not_found',
+  /** `/admin/models/:name/rollout` of a catalog entry that never had a rollout. */
+  rolloutNotFound: 'rollout_not_found',
+  /** Promote or abort asked of a model with no rollout running. */
+  rolloutNotRunning: 'rollout_not_running',
   modelNotFound: 'model_not_found',
   modelTooLarge: 'model_too_large',
   /** The model cannot do what the request asks: chat on an embedding model, embeddings, tools or images on a model without them. */
@@ -66,6 +70,8 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   job_not_found: 404,
   agent_not_found: 404,
   catalog_entry_not_found: 404,
+  rollout_not_found: 404,
+  rollout_not_running: 409,
   model_not_found: 404,
   model_too_large: 422,
   model_unsupported: 400,

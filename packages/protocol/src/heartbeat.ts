@@ -6,6 +6,14 @@ export const GpuInfo = z.object({
   name: z.string(),
   vram_total_bytes: z.number().nonnegative(),
   vram_used_bytes: z.number().nonnegative(),
+  // Live figures from nvidia-smi, absent where it has none ([N/A], configured GPUs) and in
+  // heartbeats of agents older than them: optional, so those still parse.
+  /** GPU busy share over nvidia-smi's last sample period, 0–100. */
+  utilization_percent: z.number().min(0).max(100).optional(),
+  temperature_c: z.number().optional(),
+  power_w: z.number().nonnegative().optional(),
+  /** The enforced power cap. */
+  power_limit_w: z.number().nonnegative().optional(),
 });
 export type GpuInfo = z.infer<typeof GpuInfo>;
 
@@ -70,6 +78,35 @@ export const DiskInfo = z.object({
 });
 export type DiskInfo = z.infer<typeof DiskInfo>;
 
+/**
+ * A load under way on this agent: when it began (evictions made for it included) and how
+ * long the agent expects it to take, from the load throughput it measured. The backend
+ * reports no progress of its own, so `expected_ms` is what a progress bar is drawn against.
+ */
+export const LoadProgress = z.object({
+  model: z.string(),
+  started_at: z.number().int(),
+  expected_ms: z.number().nonnegative(),
+});
+export type LoadProgress = z.infer<typeof LoadProgress>;
+
+/**
+ * One load, failed load or unload on this agent, as its lifecycle manager decided it:
+ * `reason` is why (`no_copy`, `queue_too_old`, `refill`, … for loads; `evicted for <model>`,
+ * `idle`, `extra_copy` for unloads), the same words its metrics count by.
+ */
+export const LifecycleEvent = z.object({
+  at: z.number().int(),
+  kind: z.enum(['loaded', 'load_failed', 'unloaded']),
+  model: z.string(),
+  reason: z.string(),
+  /** How long a successful load took. */
+  seconds: z.number().nonnegative().optional(),
+  /** A failed load the backend refused for memory. */
+  out_of_memory: z.boolean().optional(),
+});
+export type LifecycleEvent = z.infer<typeof LifecycleEvent>;
+
 /** `degraded`: its backend does not answer; it claims nothing until it does (and is not counted as serving). */
 export const AgentState = z.enum(['ready', 'draining', 'degraded']);
 export type AgentState = z.infer<typeof AgentState>;
@@ -93,6 +130,10 @@ export const AgentHeartbeat = z.object({
    * than from the configured prior.
    */
   load_bytes_per_s: z.number().positive().optional(),
+  /** The load under way here, with its start and expected duration (the fleet page's progress bar). */
+  loads_in_progress: z.array(LoadProgress).optional(),
+  /** The last loads and unloads here (a short bounded list, oldest first): what the fleet page shows as recent activity. */
+  lifecycle_log: z.array(LifecycleEvent).optional(),
   /** VRAM of the node as the agent accounts it (all GPUs together). */
   vram: z.object({ total_bytes: z.number().nonnegative(), used_bytes: z.number().nonnegative(), free_bytes: z.number().nonnegative() }).optional(),
   /** `AGENT_LABELS` (`gpu=a100,zone=b`): what catalog placement rules (`on.labels`) match. */
@@ -100,6 +141,27 @@ export const AgentHeartbeat = z.object({
   disk: DiskInfo.optional(),
   /** Downloads running, queued or failing (the catalog's reconciler). */
   pulls: z.array(ModelPull).optional(),
+  /**
+   * Old builds kept servable during a rollout under a copy's name (not in `models_available`,
+   * which lists each model's own build): they serve only jobs pinned to their digest.
+   */
+  kept_builds: z
+    .array(z.object({ model: z.string(), digest: z.string(), size_bytes: z.number().nonnegative(), loaded: z.boolean(), in_flight: z.number().int().nonnegative() }))
+    .optional(),
+  /** Per-build totals of the jobs this agent ended since it started: what a rollout's status compares. */
+  build_stats: z
+    .array(
+      z.object({
+        model: z.string(),
+        digest: z.string(),
+        jobs: z.number().int().nonnegative(),
+        failed: z.number().int().nonnegative(),
+        ttft_ms_sum: z.number().nonnegative(),
+        completion_tokens: z.number().int().nonnegative(),
+        generate_ms_sum: z.number().nonnegative(),
+      }),
+    )
+    .optional(),
   started_at: z.number().int(),
   updated_at: z.number().int(),
 });

@@ -14,17 +14,27 @@ export interface RedisKeys {
   job(jobId: string): string;
   /** Stream: the job's replay log of stream events, entry id `0-<seq>` (the stream assigns seq). */
   jobEvents(jobId: string): string;
-  /** Pub/sub channel carrying the job's live events. */
+  /**
+   * Shard channel (`SPUBLISH`/`SSUBSCRIBE`) carrying the job's live events. It carries the
+   * job's hash tag: the scripts that append an event publish it, and under Redis Cluster a
+   * script may only publish to a shard channel of its own slot.
+   */
   jobChannel(jobId: string): string;
+  /**
+   * String with a short TTL: some API replica has a native event stream of the job open. Each
+   * replica refreshes it while streaming; the disconnect grace counts from when it lapses
+   * (`PUBSUB NUMSUB` would see one cluster node only).
+   */
+  jobStreamed(jobId: string): string;
   /** Pub/sub channel on which every agent hears cancellation requests. */
   readonly cancelChannel: string;
   /** Pub/sub channel announcing new work: message is the model name. */
   readonly workChannel: string;
   /** Pub/sub channel of operators' agent controls (drain, undrain): JSON naming the agent. */
   readonly controlChannel: string;
-  /** String with TTL: one agent's heartbeat record (JSON). */
+  /** String with TTL: one agent's heartbeat record (JSON). Tagged `{fleet}` with the index below: one MULTI writes both, one MGET reads all. */
   agentHeartbeat(agentId: string): string;
-  /** Sorted set: agent id → last heartbeat time (ms); lets readers find heartbeats without SCAN. */
+  /** Sorted set: agent id → last heartbeat time (ms); lets readers find heartbeats without SCAN. Tagged `{fleet}`. */
   readonly agents: string;
   /** Set: every model a queue was ever created for; lets the API list queues after a restart. */
   readonly knownModels: string;
@@ -105,6 +115,12 @@ export interface AdmissionKeys {
   readonly seenModels: string;
   /** Hash: `<outcome>|<model>` → jobs finished that way (fleet-wide counters). */
   readonly outcomes: string;
+  /**
+   * Sorted set per model: fingerprint of a submit refused `503 no_capacity` → when it stops
+   * counting (ms). The backlog counts them (`unserved`) so a scaler sees demand for a model
+   * no agent serves (`apps/api/src/backlog.ts`).
+   */
+  unserved(model: string): string;
   /** List: `<model>|<estimated ms>|<actual ms>` wait samples for the metrics. */
   readonly waitSamples: string;
   /** String: the job id an idempotency key of a tenant maps to. */
@@ -131,6 +147,7 @@ function admissionKeys(prefix: string): AdmissionKeys {
     lastStarts: `${base}lastvt`,
     seenModels: `${base}seen`,
     outcomes: `${base}outcomes`,
+    unserved: (model) => `${base}unserved:${model}`,
     waitSamples: `${base}waits`,
     idempotency: (tenant, key) => `${base}idem:${tenant}:${key}`,
     lock: (name) => `${base}lock:${name}`,
@@ -143,12 +160,13 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     bullPrefix: `${prefix}:q`,
     job: (jobId) => `${prefix}:job:{${jobId}}`,
     jobEvents: (jobId) => `${prefix}:job:{${jobId}}:events`,
-    jobChannel: (jobId) => `${prefix}:ch:job:${jobId}`,
+    jobChannel: (jobId) => `${prefix}:ch:job:{${jobId}}`,
+    jobStreamed: (jobId) => `${prefix}:job:{${jobId}}:streamed`,
     cancelChannel: `${prefix}:ch:cancel`,
     workChannel: `${prefix}:ch:work`,
     controlChannel: `${prefix}:ch:control`,
-    agentHeartbeat: (agentId) => `${prefix}:agent:${agentId}`,
-    agents: `${prefix}:agents`,
+    agentHeartbeat: (agentId) => `${prefix}:{fleet}:agent:${agentId}`,
+    agents: `${prefix}:{fleet}:agents`,
     knownModels: `${prefix}:models`,
     modelInfo: (model) => `${prefix}:modelinfo:${model}`,
     measuredVram: `${prefix}:vram`,

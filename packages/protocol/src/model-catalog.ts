@@ -51,6 +51,13 @@ export const CatalogEntryInput = z.strictObject({
   pinned: z.boolean().optional(),
   /** Never delete it from a node's disk to make room, even where the catalog no longer places it. */
   keep_on_disk: z.boolean().optional(),
+  /**
+   * A new `digest` starts a rollout: unpinned jobs move to the new build once this share of
+   * the nodes that should hold the model have it (default 1: all of them).
+   */
+  required_share: z.number().gt(0).max(1).optional(),
+  /** Send this share of unpinned jobs to the new build as soon as one node has it, until `promote`. */
+  canary: z.strictObject({ share: z.number().gt(0).lt(1) }).optional(),
 });
 export type CatalogEntryInput = z.infer<typeof CatalogEntryInput>;
 
@@ -66,6 +73,22 @@ export const CatalogEntry = z.object({
    * deletes it once no job needs it, and the entry goes when no node holds it.
    */
   removing: z.boolean().optional(),
+  required_share: z.number().optional(),
+  canary: z.object({ share: z.number() }).optional(),
+  /** The last move from one build to another; see {@link rolloutStatus}. */
+  rollout: z
+    .object({
+      from: z.string(),
+      to: z.string(),
+      started_at: z.number().int(),
+      /** The canary was promoted: every unpinned job goes to the new build once enough nodes hold it. */
+      promoted_at: z.number().int().optional(),
+      /** Rolled back: `to` is the build the fleet returns to. */
+      aborted_at: z.number().int().optional(),
+      /** No node holds `from` any more (set by the API's maintenance). */
+      finished_at: z.number().int().optional(),
+    })
+    .optional(),
   created_at: z.number().int(),
   updated_at: z.number().int(),
 });
@@ -117,7 +140,8 @@ function rendezvous(model: string, agent: string): number {
  * - eligible: not draining, allowed by `on`, and not reporting that the model cannot fit its
  *   disk (a `disk_full` pull failure);
  * - the wanted set is the first `copies.min` (default: all) of the eligible nodes, ordered
- *   nodes that hold the right build first, then those pulling it, then by a rendezvous hash
+ *   nodes that hold the right build first, then those pulling it, then those holding another
+ *   build, then by a rendezvous hash
  *   of model and agent (so copies spread evenly and a node joining moves few of them), plus
  *   any further node that already holds the build, up to `copies.max`;
  * - a `removing` entry wants no node.
@@ -150,7 +174,9 @@ export function catalogHolders(entry: CatalogEntry, agents: readonly AgentHeartb
     nodes.push({ agent: agent.id, state: 'excluded', ...(digest !== undefined && { digest }), ...(why !== undefined && { why }) });
     if (why !== undefined) continue;
     const pulling = pull !== undefined && pull.state !== 'failed';
-    candidates.push({ agent: agent.id, rank: right ? 0 : pulling ? 1 : 2, score: rendezvous(entry.name, agent.id) });
+    // A node holding another build comes before one holding none: a rollout moves the copies
+    // that exist rather than deleting one and pulling afresh elsewhere.
+    candidates.push({ agent: agent.id, rank: right ? 0 : pulling ? 1 : digest !== undefined ? 2 : 3, score: rendezvous(entry.name, agent.id) });
   }
   candidates.sort((a, b) => a.rank - b.rank || b.score - a.score || (a.agent < b.agent ? -1 : 1));
   const min = entry.copies?.min ?? candidates.length;
@@ -183,4 +209,71 @@ export function fleetDigests(model: string, agents: readonly AgentHeartbeat[]): 
     byDigest.set(digest, [...(byDigest.get(digest) ?? []), agent.id]);
   }
   return byDigest;
+}
+
+export type RolloutState = 'pulling' | 'canary' | 'promoting' | 'done' | 'aborted';
+
+export interface RolloutStatus {
+  state: RolloutState;
+  from: string;
+  to: string;
+  /** Nodes the catalog places the model on, and how many of them must hold `to` before unpinned jobs move. */
+  wanted: number;
+  required: number;
+  /** Agents holding each build: `to` under the model's name; `from` under its name or kept under a rollout copy. */
+  on_to: string[];
+  on_from: string[];
+  /** Share of unpinned jobs sent to `to` now (0 until the gate opens, the canary's share, then 1). */
+  to_share: number;
+}
+
+/** Agents that can serve `digest` of `model`: under the model's own name, or under a rollout copy (`kept_builds`). */
+export function agentsWithBuild(model: string, digest: string, agents: readonly AgentHeartbeat[]): string[] {
+  return agents
+    .filter(
+      (agent) =>
+        agent.state !== 'draining' &&
+        (agent.models_available.some((m) => m.name === model && normalizeDigest(m.digest) === digest) ||
+          agent.kept_builds?.some((kept) => kept.model === model && normalizeDigest(kept.digest) === digest) === true),
+    )
+    .map((agent) => agent.id);
+}
+
+/**
+ * Where a rollout stands, from the entry and the fleet's heartbeats (every reader computes the
+ * same): `pulling` until `required_share` of the placed nodes hold the new build (unpinned
+ * jobs stay on the old one), `canary` while a canary share runs and is not promoted,
+ * `promoting` once unpinned jobs go to the new build and old copies drain, `done` when no
+ * node holds the old build. `aborted` is a rollback under way (`to` is the old build).
+ */
+export function rolloutStatus(entry: CatalogEntry, agents: readonly AgentHeartbeat[]): RolloutStatus | undefined {
+  const rollout = entry.rollout;
+  if (!rollout) return undefined;
+  const holders = catalogHolders(entry, agents);
+  const onTo = agentsWithBuild(entry.name, rollout.to, agents);
+  const onFrom = agentsWithBuild(entry.name, rollout.from, agents);
+  const wantedOnTo = holders.wanted.filter((agent) => onTo.includes(agent)).length;
+  const required = holders.wanted.length === 0 ? 1 : Math.max(1, Math.ceil((entry.required_share ?? 1) * holders.wanted.length - 1e-9));
+  const base = { from: rollout.from, to: rollout.to, wanted: holders.wanted.length, required, on_to: onTo, on_from: onFrom };
+  const enough = wantedOnTo >= required;
+  if (rollout.finished_at !== undefined || (enough && onFrom.length === 0) || (rollout.aborted_at !== undefined && onFrom.length === 0))
+    return { ...base, state: rollout.aborted_at !== undefined ? 'aborted' : 'done', to_share: onTo.length > 0 ? 1 : 0 };
+  if (rollout.aborted_at !== undefined) return { ...base, state: 'aborted', to_share: onTo.length > 0 ? 1 : 0 };
+  const canaryOpen = entry.canary !== undefined && rollout.promoted_at === undefined;
+  if (canaryOpen && onTo.length > 0) return { ...base, state: 'canary', to_share: onFrom.length > 0 ? entry.canary!.share : 1 };
+  if (!enough || canaryOpen) return { ...base, state: 'pulling', to_share: onFrom.length > 0 ? 0 : onTo.length > 0 ? 1 : 0 };
+  return { ...base, state: 'promoting', to_share: 1 };
+}
+
+/**
+ * The build an unpinned job of a model in a rollout goes to (the API pins it to that build's
+ * queue), or undefined to leave it unpinned (no rollout, or no node holds either build).
+ * `random` in [0, 1) picks canary jobs.
+ */
+export function rolloutBuildFor(entry: CatalogEntry, agents: readonly AgentHeartbeat[], random: number): string | undefined {
+  const status = rolloutStatus(entry, agents);
+  if (!status || status.state === 'done') return undefined;
+  if (status.to_share >= 1) return status.on_to.length > 0 ? status.to : undefined;
+  if (status.to_share > 0 && random < status.to_share) return status.to;
+  return status.on_from.length > 0 ? status.from : undefined;
 }

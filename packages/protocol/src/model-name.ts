@@ -98,3 +98,22 @@ export function normalizeDigest(digest: string): string {
     .toLowerCase()
     .replace(/^sha256:/, '');
 }
+
+/**
+ * The backend name under which a node keeps an old build of a model during a rollout
+ * (`/api/copy`, sharing the blobs): `<model>--sy-<first 12 hex of the digest>`. Ollama keeps
+ * one build per name, so without it a node that pulled the new build could no longer serve
+ * jobs pinned to the old one. The agent serves it from the model's pinned queue
+ * (`<model>@<digest>`), never as a model of its own.
+ */
+export function buildAliasName(model: string, digest: string): string {
+  return `${model}${BUILD_ALIAS_MARK}${normalizeDigest(digest).slice(0, 12)}`;
+}
+
+const BUILD_ALIAS_MARK = '--sy-';
+
+/** The model and digest prefix of a {@link buildAliasName}, or undefined for any other name. */
+export function parseBuildAlias(name: string): { model: string; digestPrefix: string } | undefined {
+  const match = /^(.+)--sy-([0-9a-f]{12})$/.exec(name);
+  return match ? { model: match[1]!, digestPrefix: match[2]! } : undefined;
+}

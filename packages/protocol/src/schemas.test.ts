@@ -74,4 +74,34 @@ describe('AgentHeartbeat', () => {
     };
     expect(AgentHeartbeat.parse(JSON.parse(JSON.stringify(heartbeat)))).toEqual(heartbeat);
   });
+
+  it('carries GPU utilisation, temperature and power when nvidia-smi has them, and rejects a NaN', () => {
+    const gpu = {
+      index: 0,
+      name: 'NVIDIA L40S',
+      vram_total_bytes: 48e9,
+      vram_used_bytes: 1e9,
+      utilization_percent: 87,
+      temperature_c: 64,
+      power_w: 301.5,
+      power_limit_w: 350,
+    };
+    const base = {
+      id: 'a',
+      version: '0.1.0',
+      state: 'ready',
+      backend: { kind: 'ollama', url: 'http://x' },
+      slots: 1,
+      in_flight: 0,
+      models_loaded: [],
+      models_available: [],
+      started_at: 1,
+      updated_at: 2,
+    };
+    expect(AgentHeartbeat.parse(JSON.parse(JSON.stringify({ ...base, gpus: [gpu] }))).gpus[0]).toEqual(gpu);
+    // JSON turns NaN into null: either is refused rather than read as a figure.
+    expect(AgentHeartbeat.safeParse({ ...base, gpus: [{ ...gpu, power_w: Number.NaN }] }).success).toBe(false);
+    expect(AgentHeartbeat.safeParse({ ...base, gpus: [{ ...gpu, power_w: null }] }).success).toBe(false);
+    expect(AgentHeartbeat.safeParse({ ...base, gpus: [{ ...gpu, utilization_percent: 140 }] }).success).toBe(false);
+  });
 });

@@ -17,7 +17,7 @@
   ARGV[2]   status it leaves the job in ('loading')
   ARGV[3]   attempt: the claim's lock token
   ARGV[4]   agent id
-  ARGV[5]   the job's live pub/sub channel
+  ARGV[5]   the job's live shard channel (SPUBLISH), in the job's slot
   ARGV[6]   most entries kept in the stream (approximate trim)
   ARGV[7]   the `restarted` event's JSON, or '' on a first attempt
   ARGV[8]   adoption, JSON (read only when there is no record): fields {model, tenant,

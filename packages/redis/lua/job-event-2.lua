@@ -14,7 +14,7 @@
   ARGV[1]   from-states of the transition, ',a,b,' (from TypeScript's JOB_TRANSITIONS)
   ARGV[2]   status it leaves the job in
   ARGV[3]   attempt: the writer's lock token; '' for the API's writes (not fenced)
-  ARGV[4]   the job's live pub/sub channel
+  ARGV[4]   the job's live shard channel (SPUBLISH), in the job's slot
   ARGV[5]   most entries kept in the stream (approximate trim)
   ARGV[6]   ttl (s) of an unfinished job's stream, given by `start`: set when the record was
             adopted at its claim (its stream may begin with this event); '' otherwise

@@ -11,7 +11,7 @@
   ARGV[1]   from-states of the transition, ',a,b,' (from TypeScript's JOB_TRANSITIONS)
   ARGV[2]   the terminal state (TypeScript picks it from the event: statusOfEnd)
   ARGV[3]   attempt: the agent's lock token; '' for the API's writes (not fenced)
-  ARGV[4]   the job's live pub/sub channel
+  ARGV[4]   the job's live shard channel (SPUBLISH), in the job's slot
   ARGV[5]   most entries kept in the stream (approximate trim)
   ARGV[6]   ttl (s) of a finished job's stream
   ARGV[7]   the terminal event's JSON, `type` first

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { redisKeys } from '@switchyard/protocol';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { AdmissionLedger, type AdmitRequest, type ReleaseKind } from './admission-ledger.js';
@@ -35,8 +35,8 @@ function request(overrides: Partial<AdmitRequest> = {}): AdmitRequest {
 }
 
 describe('AdmissionLedger on a real Redis', () => {
-  let redis: Redis;
-  const connections: Redis[] = [];
+  let redis: RedisConnection;
+  const connections: RedisConnection[] = [];
 
   beforeAll(() => {
     redis = createRedis(testRedis(), 'worker');

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import type { AdmissionKeys, RedisKeys } from '@switchyard/protocol';
 import { LIMIT_NAMES, limitField, parseReservation, parseWaitSample, scope, statusOfFailure, type RefusalCode, type WaitSample } from './ledger-layout.js';
 import { defineScripts } from './scripts.js';
@@ -124,7 +124,7 @@ export class AdmissionLedger {
   private readonly prefixes: { waitPrefix: string; sincePrefix: string; drainModelPrefix: string; drainTenantPrefix: string };
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     keys: RedisKeys,
   ) {
     this.keys = keys.admission;

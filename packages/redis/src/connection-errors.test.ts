@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { freePort } from '@switchyard/testing';
 import { ErrorThrottle, describeRedisError, redactRedisUrl } from './connection-errors.js';
-import { closeRedis, createRedis } from './connection.js';
+import { closeRedis, createRedis, describeRedisTarget } from './connection.js';
 
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
 
@@ -46,6 +46,15 @@ describe('describeRedisError', () => {
       /^Redis at redis:\/\/:\*\*\*@db:6379 refused the credentials .* set REDIS_URL/,
     );
     expect(redactRedisUrl('redis://u:secret@h:1/2')).not.toContain('secret');
+    // A cluster is named by its seed nodes (describeRedisTarget), and the fix is its own variable.
+    const cluster = describeRedisTarget({
+      clusterNodes: [
+        { host: 'r0', port: 7000 },
+        { host: 'r1', port: 7001 },
+      ],
+    });
+    expect(redactRedisUrl(cluster)).toBe('cluster r0:7000,r1:7001');
+    expect(describeRedisError(cluster, refused())).toBe('cannot reach Redis at cluster r0:7000,r1:7001: ECONNREFUSED — start Redis or set REDIS_CLUSTER_NODES');
   });
 });
 

@@ -69,8 +69,12 @@ export function repeatsOf(error: unknown): number {
   return typeof repeats === 'number' && repeats > 0 ? repeats : 0;
 }
 
-/** The URL with its password masked, fit for a log line. */
+/** What `describeRedisTarget` names a Redis Cluster by: its seed nodes, no credentials in them. */
+const CLUSTER_DESCRIPTION = 'cluster ';
+
+/** The URL with its password masked, fit for a log line (a cluster's description as it is). */
 export function redactRedisUrl(url: string): string {
+  if (url.startsWith(CLUSTER_DESCRIPTION)) return url;
   try {
     const parsed = new URL(url);
     if (!parsed.password) return url;
@@ -88,7 +92,8 @@ export function redactRedisUrl(url: string): string {
 export function describeRedisError(url: string, error: unknown): string {
   const where = redactRedisUrl(url);
   const message = messageOf(error);
-  if (isRedisUnreachable(error)) return `cannot reach Redis at ${where}: ${codeOf(error)} — start Redis or set REDIS_URL`;
+  const setting = url.startsWith(CLUSTER_DESCRIPTION) ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+  if (isRedisUnreachable(error)) return `cannot reach Redis at ${where}: ${codeOf(error)} — start Redis or set ${setting}`;
   if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test(message)) {
     return `Redis at ${where} refused the credentials (${message}) — set REDIS_URL with the right user and password (redis://user:password@host:port)`;
   }

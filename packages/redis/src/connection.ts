@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorThrottle } from './connection-errors.js';
 
 /**
@@ -41,34 +41,115 @@ class ReportingRedis extends Redis {
   }
 }
 
+/**
+ * A connection to one Redis or to a Redis Cluster. Both share the command API; code that
+ * needs one or the other's own methods asks `isCluster`.
+ */
+export type RedisConnection = Redis | Cluster;
+
+/** A `host:port` of `REDIS_CLUSTER_NODES`. */
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where Redis is: one server (`REDIS_URL`) or the seed nodes of a Redis Cluster
+ * (`REDIS_CLUSTER_NODES`; the client learns the other nodes and the slots from them).
+ */
+export type RedisTarget = { url: string } | { clusterNodes: readonly RedisNode[] };
+
+/** The target a config names: its cluster nodes when it lists any, else its URL. */
+export function redisTarget(config: { redisUrl: string; redisClusterNodes?: readonly RedisNode[] | undefined }): RedisTarget {
+  return config.redisClusterNodes && config.redisClusterNodes.length > 0 ? { clusterNodes: config.redisClusterNodes } : { url: config.redisUrl };
+}
+
+/** The target for a log line: the URL (its password masked by the reporters) or `cluster host:port,…`. */
+export function describeRedisTarget(target: RedisTarget | string): string {
+  if (typeof target === 'string') return target;
+  return 'url' in target ? target.url : `cluster ${target.clusterNodes.map((node) => `${node.host}:${node.port}`).join(',')}`;
+}
+
+/** Whether a connection is a Redis Cluster client. */
+export function isCluster(redis: RedisConnection): redis is Cluster {
+  return (redis as { isCluster?: boolean }).isCluster === true;
+}
+
+/** The same error folding as {@link ReportingRedis}, for a cluster client (it emits one per node and refresh). */
+class ReportingCluster extends Cluster {
+  private throttle: ErrorThrottle | undefined;
+
+  constructor(nodes: RedisNode[], options: ClusterOptions, errorIntervalMs: number) {
+    // As for ReportingRedis: the reply mapping is the class's ("legacy"); createRedis never sets another.
+    super(nodes, options as ClusterOptions & { redisOptions?: { replyMapping?: 'legacy' } });
+    this.throttle = new ErrorThrottle(errorIntervalMs);
+    this.on('ready', () => this.throttle?.reset());
+  }
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error') {
+      const verdict = this.throttle ? this.throttle.pass(args[0]) : { repeats: 0 };
+      if (!verdict) return true;
+      if (verdict.repeats > 0 && args[0] instanceof Error) Object.assign(args[0], { repeats: verdict.repeats });
+    }
+    return super.emit(event, ...args);
+  }
+}
+
+/** Options of {@link createRedis} beyond ioredis's own. */
+export interface ConnectionExtras {
+  /**
+   * Cluster only: open one subscriber connection per master for sharded pub/sub
+   * (`SSUBSCRIBE`). Only a connection that listens to job channels needs it; every other
+   * one would hold idle connections to each master.
+   */
+  shardedSubscribers?: boolean;
+}
+
 export function createRedis(
-  url: string,
+  target: RedisTarget | string,
   role: ConnectionRole,
-  extra: RedisOptions = {},
+  { shardedSubscribers = false, ...extra }: RedisOptions & ConnectionExtras = {},
   /** Tests shorten it; everyone else keeps the default. */
   errorIntervalMs = CONNECTION_ERROR_INTERVAL_MS,
-): Redis {
+): RedisConnection {
   const options: RedisOptions =
     role === 'request' ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000 } : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const redis = new ReportingRedis(
-    url,
+  // Back off up to 2 s between reconnects; never give up, the process recovers by itself.
+  const retryStrategy = (attempt: number) => Math.min(50 * 2 ** attempt, 2_000);
+  const common: RedisOptions = {
+    ...options,
+    retryStrategy,
+    lazyConnect: false,
+    // A rejected command's stack then shows who sent it, not only ioredis's internals (the
+    // test run sets this: an unhandled "Connection is closed." must name its caller).
+    showFriendlyErrorStack: process.env.REDIS_FRIENDLY_ERROR_STACK === '1',
+    ...extra,
+  };
+  const resolved = typeof target === 'string' ? { url: target } : target;
+  if ('url' in resolved) return new ReportingRedis(resolved.url, common, errorIntervalMs);
+  // The cluster takes these itself (retries: clusterRetryStrategy); its nodes may not.
+  const { enableOfflineQueue, lazyConnect, showFriendlyErrorStack, retryStrategy: _perNode, ...redisOptions } = common;
+  return new ReportingCluster(
+    [...resolved.clusterNodes],
     {
-      ...options,
-      // Back off up to 2 s between reconnects; never give up, the process recovers by itself.
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
-      lazyConnect: false,
-      // A rejected command's stack then shows who sent it, not only ioredis's internals (the
-      // test run sets this: an unhandled "Connection is closed." must name its caller).
-      showFriendlyErrorStack: process.env.REDIS_FRIENDLY_ERROR_STACK === '1',
-      ...extra,
+      // The cluster client keeps its own offline queue and reconnects as a whole; its nodes'
+      // per-command options (retries, timeouts, name) go to each node connection.
+      redisOptions,
+      ...(enableOfflineQueue !== undefined && { enableOfflineQueue }),
+      ...(lazyConnect !== undefined && { lazyConnect }),
+      ...(showFriendlyErrorStack !== undefined && { showFriendlyErrorStack }),
+      clusterRetryStrategy: retryStrategy,
+      // A node that restarts without its slots moving comes back without a MOVED to tell us.
+      clusterNodeRetryStrategy: retryStrategy,
+      shardedSubscribers,
     },
     errorIntervalMs,
   );
-  return redis;
 }
 
 /** Resolves once the connection is ready, rejects after `timeoutMs`. */
-export async function waitUntilReady(redis: Redis, timeoutMs = 5_000): Promise<void> {
+export async function waitUntilReady(redis: RedisConnection, timeoutMs = 5_000): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -88,7 +169,7 @@ export async function waitUntilReady(redis: Redis, timeoutMs = 5_000): Promise<v
 }
 
 /** Closes a connection politely, falling back to a hard disconnect if QUIT cannot be sent. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisConnection): Promise<void> {
   if (redis.status === 'end') return;
   try {
     await redis.quit();

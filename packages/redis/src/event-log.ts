@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { StreamEvent, type RedisKeys } from '@switchyard/protocol';
 import { ENVELOPE_HEADER, envelope } from './event-envelope.js';
 
@@ -9,7 +9,7 @@ import { ENVELOPE_HEADER, envelope } from './event-envelope.js';
  */
 export class EventLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 

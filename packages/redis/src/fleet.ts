@@ -1,14 +1,16 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { AgentHeartbeat, type RedisKeys } from '@switchyard/protocol';
 
 /**
  * Agent heartbeats: each agent's record is a JSON string with a TTL, and a sorted set
  * indexes agent ids by last beat so readers find records without SCAN. A record that
- * expired means the agent is gone; stale index entries are pruned by readers.
+ * expired means the agent is gone; stale index entries are pruned by readers. Records and
+ * index share the hash tag `{fleet}`, so the MULTI that writes both and the MGET that reads
+ * every record stay in one slot under Redis Cluster.
  */
 export class FleetRegistry {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,4 +1,16 @@
-export { createRedis, waitUntilReady, closeRedis, type ConnectionRole } from './connection.js';
+export {
+  createRedis,
+  waitUntilReady,
+  closeRedis,
+  describeRedisTarget,
+  isCluster,
+  redisTarget,
+  type ConnectionExtras,
+  type ConnectionRole,
+  type RedisConnection,
+  type RedisNode,
+  type RedisTarget,
+} from './connection.js';
 export { ErrorThrottle, describeRedisError, isRedisUnreachable, redactRedisUrl, repeatsOf } from './connection-errors.js';
 export { EventLog, parseEventPayload, rawEvent, type RawEvent } from './event-log.js';
 export { SharedSubscriber, type MessageListener } from './shared-subscriber.js';
@@ -23,5 +35,13 @@ export {
 } from './admission-ledger.js';
 export { LIMIT_NAMES, REFUSAL_CODES, limitField, statusOfFailure, type LimitName } from './ledger-layout.js';
 export { CachedRead } from './cached-read.js';
+export { StreamPresence, STREAM_PRESENCE_REFRESH_MS, STREAM_PRESENCE_TTL_MS } from './stream-presence.js';
 export { defineScripts, scriptDefinitions, type ScriptCommandName, type ScriptDefinition } from './scripts.js';
-export { REQUIRED_REDIS_SETTINGS, RedisSettingsRefused, checkRedisSettings, checkRedisSettingsAtStart, type RedisSettingsReading } from './redis-settings.js';
+export {
+  REQUIRED_REDIS_SETTINGS,
+  RedisSettingsRefused,
+  checkRedisSettings,
+  checkRedisSettingsAtStart,
+  readRedisSettings,
+  type RedisSettingsReading,
+} from './redis-settings.js';

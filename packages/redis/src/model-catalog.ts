@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { CatalogEntry, type CatalogEntryInput, type RedisKeys } from '@switchyard/protocol';
 
 /**
@@ -9,7 +9,7 @@ import { CatalogEntry, type CatalogEntryInput, type RedisKeys } from '@switchyar
  */
 export class ModelCatalogStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -38,9 +38,19 @@ export class ModelCatalogStore {
    * Writes the entry for `name` from `input` (a whole replacement of the operator's fields:
    * absent ones go back to their defaults), clearing `removing`. Returns what was stored.
    */
-  async put(name: string, input: CatalogEntryInput, now = Date.now()): Promise<CatalogEntry> {
+  async put(name: string, input: CatalogEntryInput, now = Date.now(), rollout?: CatalogEntry['rollout']): Promise<CatalogEntry> {
     const existing = await this.get(name);
-    const entry: CatalogEntry = { name, ...input, created_at: existing?.created_at ?? now, updated_at: now };
+    const entry: CatalogEntry = { name, ...input, ...(rollout && { rollout }), created_at: existing?.created_at ?? now, updated_at: now };
+    await this.write(entry);
+    return entry;
+  }
+
+  /** Rewrites an entry's rollout (promote, abort, finish), keeping the rest; undefined when it has no entry. */
+  async setRollout(name: string, rollout: CatalogEntry['rollout'], changes: Partial<Pick<CatalogEntry, 'digest'>> = {}, now = Date.now()): Promise<CatalogEntry | undefined> {
+    const existing = await this.get(name);
+    if (!existing) return undefined;
+    const { rollout: _old, ...rest } = existing;
+    const entry: CatalogEntry = { ...rest, ...changes, ...(rollout && { rollout }), updated_at: now };
     await this.write(entry);
     return entry;
   }

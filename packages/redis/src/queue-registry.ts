@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { Queue } from 'bullmq';
 import { modelToQueueName, type JobData, type JobResult, type RedisKeys } from '@switchyard/protocol';
 
@@ -17,7 +17,7 @@ export class QueueRegistry extends EventEmitter<{ queue: [model: string, queue: 
   private readonly queues = new Map<string, ModelQueue>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
     private readonly keys: RedisKeys,
   ) {
     super();

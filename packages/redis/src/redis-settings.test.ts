@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOnPath, freePort, spawnRedisServer } from '@switchyard/testing';
 import { closeRedis, createRedis, waitUntilReady } from './connection.js';
@@ -27,7 +27,7 @@ const REQUIRED = { appendonly: 'yes', appendfsync: 'everysec', 'maxmemory-policy
 
 describe.skipIf(!findOnPath('redis-server'))('the Redis settings check on real redis-server processes', () => {
   const servers: Array<{ stop(): Promise<void> }> = [];
-  const connections: Redis[] = [];
+  const connections: RedisConnection[] = [];
   let dir: string;
 
   beforeAll(() => {

@@ -2,7 +2,7 @@
  * The Redis settings Switchyard's data needs, checked when the API and an agent start.
  *
  * Queues, job records, event logs and the admission ledger live only in Redis. Under an
- * evicting `maxmemory-policy`, Redis deletes keys when it is full: a queued job, or half of
+ * evicting `maxmemory-policy`, RedisConnection deletes keys when it is full: a queued job, or half of
  * one (its record but not its queue entry), vanishes with no error anywhere. Without the
  * append-only file a restart of Redis loses every job since the last snapshot. So a start
  * against such a Redis says so, naming the setting and the fix; an evicting policy stops the
@@ -10,7 +10,7 @@
  * disables or renames CONFIG: then one warning says the settings could not be checked, and
  * start-up goes on (refusing would make Switchyard unusable there).
  */
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisConnection } from './connection.js';
 import { REQUIRED_REDIS_SETTINGS } from '@switchyard/protocol';
 import { redactRedisUrl } from './connection-errors.js';
 
@@ -110,9 +110,21 @@ function isReplyError(error: unknown): error is Error {
 /**
  * Reads the settings with CONFIG GET, one setting per call (Redis before 7 takes only one)
  * and judges them. Throws only when Redis cannot be reached; a CONFIG that is refused
- * (disabled, renamed, denied by an ACL) is reported in `unchecked`.
+ * (disabled, renamed, denied by an ACL) is reported in `unchecked`. Under Redis Cluster
+ * every master is read (each holds a share of the jobs; CONFIG sent to the cluster client
+ * would reach one node at random): a problem on any of them is reported once.
  */
-export async function readRedisSettings(redis: Redis): Promise<RedisSettingsReading> {
+export async function readRedisSettings(redis: RedisConnection): Promise<RedisSettingsReading> {
+  const masters = isCluster(redis) ? redis.nodes('master') : [];
+  if (masters.length === 0) return readOneServer(redis);
+  const readings = await Promise.all(masters.map((node) => readOneServer(node)));
+  const problems = new Map<string, RedisSettingProblem>();
+  for (const reading of readings) for (const problem of reading.problems) problems.set(`${problem.setting}=${problem.value}`, problem);
+  const unchecked = readings.find((reading) => reading.unchecked)?.unchecked;
+  return { values: readings[0]!.values, problems: [...problems.values()], ...(unchecked && { unchecked }) };
+}
+
+async function readOneServer(redis: RedisConnection): Promise<RedisSettingsReading> {
   let replies: unknown[];
   try {
     replies = await Promise.all(SETTING_NAMES.map((name) => redis.config('GET', name)));
@@ -141,7 +153,7 @@ export async function readRedisSettings(redis: Redis): Promise<RedisSettingsRead
  * (then it logs an error and returns). Throws the connection's error when Redis cannot be
  * reached.
  */
-export async function checkRedisSettings(redis: Redis, options: RedisSettingsCheckOptions): Promise<RedisSettingsReading> {
+export async function checkRedisSettings(redis: RedisConnection, options: RedisSettingsCheckOptions): Promise<RedisSettingsReading> {
   const reading = await readRedisSettings(redis);
   reportReading(reading, options, 'start');
   return reading;
@@ -155,7 +167,7 @@ export async function checkRedisSettings(redis: Redis, options: RedisSettingsChe
  * is logged as an error. Only a refusal is thrown: a connection lost in the middle of the
  * check postpones it to the next ready.
  */
-export async function checkRedisSettingsAtStart(redis: Redis, options: RedisSettingsCheckOptions): Promise<void> {
+export async function checkRedisSettingsAtStart(redis: RedisConnection, options: RedisSettingsCheckOptions): Promise<void> {
   if (redis.status !== 'ready' && redis.options.enableOfflineQueue === false) {
     checkWhenReady(redis, options);
     return;
@@ -168,7 +180,7 @@ export async function checkRedisSettingsAtStart(redis: Redis, options: RedisSett
   }
 }
 
-function checkWhenReady(redis: Redis, options: RedisSettingsCheckOptions): void {
+function checkWhenReady(redis: RedisConnection, options: RedisSettingsCheckOptions): void {
   redis.once('ready', () => {
     readRedisSettings(redis).then(
       (reading) => reportReading(reading, options, 'late'),

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { testRedis } from '@switchyard/testing';
 import { closeRedis, createRedis } from './connection.js';
 import { defineScripts, scriptBodyHash, scriptDefinitions, type ScriptCommandName } from './scripts.js';
@@ -20,10 +20,10 @@ const PINNED: Record<ScriptCommandName, string> = {
   sy_ledger_stats_v1: '19b0c6efc968071e64192eb59cba2473cd0ad41f',
   sy_reservation_positions_v1: '1c6897f7427a3d2f34aee96fe8bf484ecc22247b',
   sy_watch_stream_v1: '35573a21f5fd1dcc4f0ce85c00ca6954f94d296a',
-  sy_job_submit_v1: '0a575e38dc1753152edf8e081e9546e4d256ebda',
-  sy_job_claim_v1: '3a9e4ebb6145a9ccdaae412480e5d8da3329f365',
-  sy_job_event_v1: '94feed9ea4cabed6647eb0f8d6742e4b0ca445c6',
-  sy_job_finish_v1: '22f90937df48e7807cf1cab058f3cd352160d07c',
+  sy_job_submit_v2: '140161e177199b37d1304b7ec2a74c1ded6bc53e',
+  sy_job_claim_v2: '692e00b14261e4af25d2aada1e4d5303c0eaf2b6',
+  sy_job_event_v2: 'd661dbd3f8e6daa0d1b9f1c379e633ad4f9e488e',
+  sy_job_finish_v2: '7cca3510c74b3fa5f6dc7c394e5075b99ffda008',
   sy_hold_lock_v1: '7ce661818f1fde14b54e6c6e310d4c30ec9aa2c4',
   sy_delete_if_equal_v1: 'e5a212447e6ae33c5b92e0c862054e8ac229b69b',
   sy_write_api_key_if_unchanged_v1: '6f1cbb89f6d8c07d39ec8257cc7bb686ea09eff6',
@@ -126,7 +126,7 @@ describe('Lua scripts: files, headers and the loader', () => {
   });
 
   describe('on a real Redis', () => {
-    let redis: Redis;
+    let redis: RedisConnection;
     beforeAll(() => {
       redis = createRedis(testRedis(), 'worker');
     });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ClientContext, Redis, RedisKey, Result } from 'ioredis';
+import type { ClientContext, RedisKey, Result } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { luaLedgerLayout, type RefusalCode } from './ledger-layout.js';
 import { luaEventEnvelope } from './event-envelope.js';
 
@@ -32,10 +33,10 @@ const COMMAND_FILES = {
   sy_ledger_stats_v1: 'ledger-stats-n.lua',
   sy_reservation_positions_v1: 'reservation-positions-1.lua',
   sy_watch_stream_v1: 'watch-stream-2.lua',
-  sy_job_submit_v1: 'job-submit-2.lua',
-  sy_job_claim_v1: 'job-claim-2.lua',
-  sy_job_event_v1: 'job-event-2.lua',
-  sy_job_finish_v1: 'job-finish-2.lua',
+  sy_job_submit_v2: 'job-submit-2.lua',
+  sy_job_claim_v2: 'job-claim-2.lua',
+  sy_job_event_v2: 'job-event-2.lua',
+  sy_job_finish_v2: 'job-finish-2.lua',
   sy_hold_lock_v1: 'hold-lock-1.lua',
   sy_delete_if_equal_v1: 'delete-if-equal-1.lua',
   sy_write_api_key_if_unchanged_v1: 'write-api-key-if-unchanged-2.lua',
@@ -85,7 +86,7 @@ const defined = new WeakSet<object>();
  * Defines every command on this connection, once (later calls are free). Returns the same
  * connection, so a caller that only has a connection can write `defineScripts(redis).sy_…()`.
  */
-export function defineScripts<T extends Pick<Redis, 'defineCommand'>>(redis: T): T {
+export function defineScripts<T extends Pick<RedisConnection, 'defineCommand'>>(redis: T): T {
   if (defined.has(redis)) return redis;
   for (const script of scriptDefinitions()) {
     redis.defineCommand(script.name, { lua: script.lua, ...(script.numberOfKeys !== undefined && { numberOfKeys: script.numberOfKeys }) });
@@ -191,7 +192,7 @@ interface SwitchyardCommands<Context extends ClientContext> {
   sy_ledger_stats_v1(numKeys: number, ...keysThenOptions: RedisKey[]): Result<LedgerStatsRow[], Context>;
   sy_reservation_positions_v1(jobs: RedisKey, waitPrefix: string, ...jobIds: string[]): Result<PositionRow[], Context>;
   sy_watch_stream_v1(jobs: RedisKey, watched: RedisKey, jobId: string, now: string): Result<0 | 1, Context>;
-  sy_job_submit_v1(
+  sy_job_submit_v2(
     record: RedisKey,
     events: RedisKey,
     status: string,
@@ -201,7 +202,7 @@ interface SwitchyardCommands<Context extends ClientContext> {
     queuedEvent: string,
     ...fieldsAndValues: string[]
   ): Result<JobTransitionReply, Context>;
-  sy_job_claim_v1(
+  sy_job_claim_v2(
     record: RedisKey,
     events: RedisKey,
     from: string,
@@ -214,7 +215,7 @@ interface SwitchyardCommands<Context extends ClientContext> {
     adoption: string,
     resumeAttempt: string,
   ): Result<JobTransitionReply, Context>;
-  sy_job_event_v1(
+  sy_job_event_v2(
     record: RedisKey,
     events: RedisKey,
     from: string,
@@ -225,7 +226,7 @@ interface SwitchyardCommands<Context extends ClientContext> {
     ttlIfAdopted: number | '',
     event: string,
   ): Result<JobTransitionReply, Context>;
-  sy_job_finish_v1(
+  sy_job_finish_v2(
     record: RedisKey,
     events: RedisKey,
     from: string,

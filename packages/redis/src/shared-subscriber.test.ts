@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { testRedis } from '@switchyard/testing';
 import { closeRedis, createRedis } from './connection.js';
 import { SharedSubscriber } from './shared-subscriber.js';
 
 describe('SharedSubscriber on a real Redis', () => {
-  let redis: Redis;
-  let subscriberConnection: Redis;
+  let redis: RedisConnection;
+  let subscriberConnection: RedisConnection;
 
   beforeAll(() => {
     redis = createRedis(testRedis(), 'worker');
@@ -24,10 +24,10 @@ describe('SharedSubscriber on a real Redis', () => {
     const offA = await subscriber.subscribe('chan-x', (m) => a.push(m));
     const offB = await subscriber.subscribe('chan-x', (m) => b.push(m));
     expect(subscriber.channelCount).toBe(1);
-    await redis.publish('chan-x', 'hello');
+    await redis.spublish('chan-x', 'hello');
     await expect.poll(() => a.length + b.length).toBe(2);
     await offA();
-    await redis.publish('chan-x', 'again');
+    await redis.spublish('chan-x', 'again');
     await expect.poll(() => b.length).toBe(2);
     expect(a).toEqual(['hello']);
     await offB();

@@ -5,6 +5,7 @@ import { access, type Access } from '../access.js';
 import { AdminSessions, SESSION_COOKIE } from '../admin-sessions.js';
 import { cookieValue, presentedKey, type ApiKeyStore, type Principal } from '../auth.js';
 import { BULL_BOARD_PATH } from '../bull-board.js';
+import { FLEET_PAGE_PATH } from '../routes/admin-fleet.js';
 import { ApiError } from '../errors.js';
 import { sendWireError, wireOf } from '../wire-errors.js';
 
@@ -27,7 +28,7 @@ export interface AccessControlOptions {
  * The access check, on the route the router resolved (its declared level, see access.ts),
  * never on the URL string. Refusals are answered here rather than thrown, so every route —
  * Bull Board's, whose plugin has an error handler of its own, included — refuses in the
- * shape of its wire. Also: Bull Board's `?key=` visits traded for sessions, and logout.
+ * shape of its wire. Also: `?key=` visits of the browser pages (Bull Board, the fleet page) traded for sessions, and logout.
  */
 export const accessControl = fp<AccessControlOptions>(async (app: FastifyInstance, { keyStore, sessions }) => {
   app.decorateRequest('principal', null);
@@ -59,14 +60,15 @@ export const accessControl = fp<AccessControlOptions>(async (app: FastifyInstanc
         );
       }
       if (level === 'admin' && !principal.admin) throw new ApiError(ApiErrorCode.forbidden, `tenant ${principal.tenant}'s key is not an admin key`);
-      if (level === 'admin' && route.startsWith(BULL_BOARD_PATH)) await startBoardSession(request, reply, principal);
+      if (level === 'admin' && (route.startsWith(BULL_BOARD_PATH) || route === FLEET_PAGE_PATH)) await startBoardSession(request, reply, principal);
     } catch (error) {
       return sendWireError(reply, wireOf(route), error);
     }
   });
 
   /**
-   * A Bull Board visit that authenticated with `?key=` (already validated as an admin key):
+   * A visit of a browser page (Bull Board, the fleet page) that authenticated with `?key=`
+   * (already validated as an admin key):
    * the key is traded for an opaque session cookie and the browser sent back to the same page
    * without the key in its address bar, history or Referer.
    */

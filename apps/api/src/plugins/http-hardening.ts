@@ -77,11 +77,13 @@ export const httpHardening = fp<{ config: ApiConfig }>(async (app: FastifyInstan
     }
   });
 
-  // HTML pages (Bull Board) may not be framed by another site.
+  // HTML pages (Bull Board, the fleet page) may not be framed by another site.
   app.addHook('onSend', async (_request, reply, payload) => {
     const type = reply.getHeader('content-type');
     if (typeof type === 'string' && type.startsWith('text/html')) {
-      void reply.header('Content-Security-Policy', "frame-ancestors 'none'").header('X-Frame-Options', 'DENY');
+      // A page with a policy of its own (the fleet page) keeps it; it forbids framing too.
+      if (!reply.hasHeader('content-security-policy')) void reply.header('Content-Security-Policy', "frame-ancestors 'none'");
+      void reply.header('X-Frame-Options', 'DENY');
     }
     return payload;
   });

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ApiErrorCode, CatalogEntryInput, canonicalModelName } from '@switchyard/protocol';
 import { access } from '../access.js';
-import { modelStatus } from '../catalog-status.js';
+import { modelStatus, nextRollout, rolloutView } from '../catalog-status.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, invalidRequest, quoteInput } from '../errors.js';
 
@@ -36,6 +36,20 @@ export function registerAdminModelRoutes(app: FastifyInstance, ctx: ApiContext):
     return canonicalModelName(parsed.data.name);
   };
 
+  /** The entry's rollout while it runs; 409 `rollout_not_running` otherwise. */
+  const runningRollout = async (name: string) => {
+    const entry = await ctx.catalog.get(name);
+    if (!entry) throw notInCatalog(name);
+    const rollout = entry.rollout;
+    if (!rollout || rollout.finished_at !== undefined || rollout.aborted_at !== undefined) {
+      throw new ApiError(
+        ApiErrorCode.rolloutNotRunning,
+        `${quoteInput(name)} has no rollout running (its last one is ${rollout ? (rollout.aborted_at !== undefined ? 'aborted' : 'done') : 'none'})`,
+      );
+    }
+    return { entry, rollout };
+  };
+
   app.get('/admin/models', access('admin'), async () => {
     const [entries, agents] = await Promise.all([ctx.catalog.list(), ctx.fleet.agents()]);
     const managed = new Set(entries.map((entry) => entry.name));
@@ -60,10 +74,42 @@ export function registerAdminModelRoutes(app: FastifyInstance, ctx: ApiContext):
     }
     const parsed = CatalogEntryInput.safeParse(request.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
-    const existed = (await ctx.catalog.get(name)) !== undefined;
-    const entry = await ctx.catalog.put(name, parsed.data);
+    const [existing, agents] = await Promise.all([ctx.catalog.get(name), ctx.fleet.agents()]);
+    const now = Date.now();
+    const rollout = nextRollout(name, existing, parsed.data.digest, agents, now);
+    const entry = await ctx.catalog.put(name, parsed.data, now, rollout);
+    if (rollout && rollout !== existing?.rollout)
+      request.log.info({ model: name, from: rollout.from.slice(0, 12), to: rollout.to.slice(0, 12), rollback: rollout.aborted_at !== undefined }, 'rollout started');
     request.log.info({ model: name, entry }, 'fleet catalog entry written');
-    return reply.status(existed ? 200 : 201).send(modelStatus(name, entry, await ctx.fleet.agents()));
+    return reply.status(existing ? 200 : 201).send(modelStatus(name, entry, agents));
+  });
+
+  app.get('/admin/models/:name/rollout', access('admin'), async (request) => {
+    const name = nameOf(request.params);
+    const [entry, agents] = await Promise.all([ctx.catalog.get(name), ctx.fleet.agents()]);
+    if (!entry) throw notInCatalog(name);
+    const view = rolloutView(entry, agents);
+    if (!view) throw new ApiError(ApiErrorCode.rolloutNotFound, `${quoteInput(name)} has had no rollout (PUT /admin/models/:name with a new digest starts one)`);
+    return view;
+  });
+
+  // Ends a canary: every unpinned job goes to the new build once enough nodes hold it.
+  app.post('/admin/models/:name/rollout/promote', access('admin'), async (request) => {
+    const name = nameOf(request.params);
+    const { entry, rollout } = await runningRollout(name);
+    const updated = await ctx.catalog.setRollout(name, { ...rollout, promoted_at: Date.now() });
+    request.log.info({ model: name, to: rollout.to.slice(0, 12) }, 'rollout promoted');
+    return rolloutView(updated ?? entry, await ctx.fleet.agents());
+  });
+
+  // Rolls back: the catalog names the old build again, and nodes restore it from the copy they kept.
+  app.post('/admin/models/:name/rollout/abort', access('admin'), async (request) => {
+    const name = nameOf(request.params);
+    const { entry, rollout } = await runningRollout(name);
+    const now = Date.now();
+    const updated = await ctx.catalog.setRollout(name, { from: rollout.to, to: rollout.from, started_at: now, aborted_at: now }, { digest: rollout.from });
+    request.log.info({ model: name, back_to: rollout.from.slice(0, 12) }, 'rollout aborted: rolling back');
+    return rolloutView(updated ?? entry, await ctx.fleet.agents());
   });
 
   app.delete('/admin/models/:name', access('admin'), async (request) => {

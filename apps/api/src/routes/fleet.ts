@@ -3,14 +3,7 @@ import type { ApiContext } from '../context.js';
 import { modelCreatedAt } from '../compat/model-info.js';
 import { access } from '../access.js';
 import { queuesByModel } from '../fleet-view.js';
-
-interface QueueFigures {
-  waiting: number;
-  active: number;
-  depth: number;
-  oldest_wait_s: number;
-  drain_rate_per_s: number;
-}
+import { modelFigures, queueFigures } from '../queue-figures.js';
 
 /** What the fleet can serve and who is in it. */
 export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -29,22 +22,7 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
     const names = [...servable.keys()].sort();
     const queueKeys = names.flatMap((name) => (queues.get(name) ?? []).map((queue) => queue.queueKey));
     const [created, ledger] = await Promise.all([modelCreatedAt(ctx, names), ctx.admission.modelStats(queueKeys)]);
-    const now = Date.now();
-    const figures = (queueKey: string): QueueFigures => {
-      const count = counts.get(queueKey);
-      const stats = ledger.get(queueKey);
-      return {
-        waiting: count?.waiting ?? 0,
-        active: count?.active ?? 0,
-        // Backpressure at a glance: what the depth limit counts (admitted, not started yet;
-        // also jobs an agent has claimed and is still loading for, until seen), how long the
-        // longest-waiting job has waited, and the measured completions per second that
-        // Retry-After and ETAs are computed from.
-        depth: stats?.depth ?? 0,
-        oldest_wait_s: stats?.oldestSubmittedAt !== undefined ? Math.round((now - stats.oldestSubmittedAt) / 100) / 10 : 0,
-        drain_rate_per_s: Math.round((stats?.drainPerS ?? 0) * 1000) / 1000,
-      };
-    };
+    const figures = queueFigures(counts, ledger, Date.now());
     const data = names.map((name) => {
       const fleet = servable.get(name)!;
       const own = queues.get(name) ?? [];
@@ -63,14 +41,7 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
         loaded_on: fleet.loadedOn,
         loading_on: fleet.loadingOn,
         // The model's figures over all its queues (its own and its pinned ones).
-        queue: {
-          waiting: sum(all, 'waiting'),
-          active: sum(all, 'active'),
-          depth: sum(all, 'depth'),
-          oldest_wait_s: Math.max(0, ...all.map((figure) => figure.oldest_wait_s)),
-          drain_rate_per_s: Math.round(sum(all, 'drain_rate_per_s') * 1000) / 1000,
-          pinned,
-        },
+        queue: { ...modelFigures(all), pinned },
       };
     });
     return { object: 'list', data };
@@ -80,8 +51,4 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: ApiContext): void
     const agents = await ctx.fleet.agents();
     return { object: 'list', data: agents.sort((a, b) => a.id.localeCompare(b.id)) };
   });
-}
-
-function sum(figures: QueueFigures[], field: keyof QueueFigures): number {
-  return figures.reduce((total, figure) => total + figure[field], 0);
 }

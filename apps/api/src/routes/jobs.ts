@@ -98,7 +98,8 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     // the disconnect grace, it is cancelled (unless submitted with detach: true).
     const watch = () => ctx.ledger.watch(jobId).catch((error) => request.log.debug({ err: error, jobId }, 'could not mark the stream'));
     await watch();
-    const delivered = await started.done;
+    const present = await ctx.presence.hold(jobId);
+    const delivered = await started.done.finally(present);
     ctx.metrics.sseStreams.dec();
     // Marked again at the close, so the grace counts from it; a stream that delivered the
     // job's end leaves nothing to cancel (and the ledger no reservation to mark).

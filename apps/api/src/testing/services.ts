@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@switchyard/redis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { redisKeys, type AgentHeartbeat } from '@switchyard/protocol';
@@ -34,7 +34,7 @@ export function readyAgent(id: string, model: string): AgentHeartbeat {
  * The services of one API process under `prefix`, wired as createApi wires them, with one
  * ready agent serving `model` in the fleet. The caller closes `queues`.
  */
-export async function apiServices(redis: Redis, prefix: string, config: ApiConfig, model: string) {
+export async function apiServices(redis: RedisConnection, prefix: string, config: ApiConfig, model: string) {
   const logger = pino({ level: 'silent' });
   const keys = redisKeys(prefix);
   const queues = new QueueRegistry(redis, keys);

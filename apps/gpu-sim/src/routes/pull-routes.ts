@@ -1,5 +1,5 @@
 /**
- * `POST /api/pull`, `DELETE /api/delete` (Ollama's), and the simulator's own
+ * `POST /api/pull`, `DELETE /api/delete`, `POST /api/copy` (Ollama's), and the simulator's own
  * `POST|DELETE /sim/faults/pull` and `GET /sim/disk`.
  *
  * Pull progress is Ollama's: `pulling manifest`, then `pulling <12 hex>` lines with digest,
@@ -10,6 +10,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { canonicalModelName } from '@switchyard/protocol';
 import { NdjsonResponse } from '../ndjson-response.js';
 import { Pulls } from '../pulls.js';
 import { readJsonBody, validateBody } from '../request-body.js';
@@ -23,6 +24,7 @@ const PullBody = z.object({
   stream: z.boolean().optional(),
 });
 const DeleteBody = z.object({ model: z.string().optional(), name: z.string().optional() });
+const CopyBody = z.object({ source: z.string().min(1), destination: z.string().min(1) });
 const FaultBody = z.strictObject({
   model: z.string().min(1),
   kind: z.enum(['drop', 'digest_mismatch']),
@@ -92,6 +94,18 @@ export function registerPullRoutes(app: FastifyInstance, ctx: SimContext): void 
     // Its runner, if loaded, goes as soon as it is idle.
     ctx.scheduler.expire(model.name);
     ctx.logger.info({ model: model.name }, 'model deleted');
+    return reply.code(200).send();
+  });
+
+  // A second name for the same build, as `ollama cp`: it shares the blobs (no disk), so a
+  // build stays servable under the copy when its own name is pulled to another build.
+  app.post('/api/copy', async (request, reply) => {
+    const body = validateBody(CopyBody, readJsonBody(request.body));
+    const source = findModel(ctx.catalog, body.source);
+    if (!source) throw new SimError('model_not_found', `model '${body.source}' not found`);
+    const destination = canonicalModelName(body.destination);
+    ctx.catalog.set(destination, { ...source, name: destination, modified_at: new Date().toISOString() });
+    ctx.logger.info({ source: source.name, destination, digest: source.digest.slice(0, 12) }, 'model copied');
     return reply.code(200).send();
   });
 

@@ -240,6 +240,13 @@ export class OllamaBackend implements Backend {
     await res.body.dump();
   }
 
+  async copy(source: string, destination: string, signal?: AbortSignal): Promise<void> {
+    const path = '/api/copy';
+    const res = await this.#send('POST', path, { source, destination }, signal, this.#quick);
+    if (!isSuccess(res.statusCode)) throw await this.#failure(res, path, signal);
+    await res.body.dump();
+  }
+
   async #lifecycle(payload: OllamaLoadRequest | OllamaUnloadRequest, signal: AbortSignal | undefined): Promise<void> {
     const answer = await this.#json('POST', '/api/generate', payload, signal, this.#long);
     const message = errorMessageOf(answer);

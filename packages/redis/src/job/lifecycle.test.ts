@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import { JobRequest, redisKeys, type JobData, type JobResult } from '@switchyard/protocol';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
 import { AdmissionLedger } from '../admission-ledger.js';
@@ -15,8 +15,8 @@ const timings = { queued_ms: 1, load_ms: 0, ttft_ms: 2, total_ms: 3 };
 const usage = { prompt_tokens: 1, completion_tokens: 2 };
 
 describe('JobLifecycle: a job’s transitions on a real Redis', () => {
-  let redis: Redis;
-  let subscriberConnection: Redis;
+  let redis: RedisConnection;
+  let subscriberConnection: RedisConnection;
   const keys = redisKeys(uniquePrefix('lifecycle'));
   let queues: QueueRegistry;
   let ledger: AdmissionLedger;

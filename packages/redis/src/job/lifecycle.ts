@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisConnection } from '../connection.js';
 import type { JobsOptions } from 'bullmq';
 import {
   JOB_TRANSITIONS,
@@ -91,7 +91,7 @@ export class JobLifecycle {
   private readonly log: EventLog;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly ledger: AdmissionLedger,
     options: JobLifecycleOptions = {},
@@ -119,18 +119,22 @@ export class JobLifecycle {
   }
 
   /**
-   * `submit`, after admission reserved: the record with the `queued` event, then BullMQ's add,
-   * sent together (one round trip; Redis runs them in this order, so an agent that claims
-   * the job finds its record). If either fails, everything the submit wrote goes, the
-   * reservation included, and the error is thrown: nothing is half-created.
+   * `submit`, after admission reserved: the record with the `queued` event, then BullMQ's add.
+   * On one Redis they are sent together (one round trip; Redis runs one connection's
+   * commands in the order sent, so an agent that claims the job finds its record). Under
+   * Redis Cluster they go to different nodes, which run them in no particular order, so the
+   * add waits for the record (a round trip more): an agent could otherwise claim the job
+   * before its record exists, adopt it, and then see the submit overwrite its status. If
+   * either fails, everything the submit wrote goes, the reservation included, and the error
+   * is thrown: nothing is half-created.
    */
   async enqueue(request: EnqueueRequest): Promise<void> {
     const { data, queue } = request;
     const id = data.id;
     const fields = ['model', data.model, 'tenant', data.tenant, 'created_at', String(data.submitted_at)];
     if (request.queueKey !== data.model) fields.push('queue', request.queueKey);
-    const [recorded, added] = await Promise.allSettled([
-      this.redis.sy_job_submit_v1(
+    const record = () =>
+      this.redis.sy_job_submit_v2(
         this.keys.job(id),
         this.keys.jobEvents(id),
         JOB_TRANSITIONS.submit.to,
@@ -139,12 +143,24 @@ export class JobLifecycle {
         this.maxEvents,
         JSON.stringify(request.queued),
         ...fields,
-      ),
-      queue.add('generate', data, this.bullOptions(id, request.priority)),
-    ]);
-    if (recorded.status === 'rejected' || added.status === 'rejected') {
+      );
+    const add = () => queue.add('generate', data, this.bullOptions(id, request.priority));
+    let failure: { reason: unknown } | undefined;
+    if (isCluster(this.redis)) {
+      try {
+        await record();
+        await add();
+      } catch (error) {
+        failure = { reason: error };
+      }
+    } else {
+      const [recorded, added] = await Promise.allSettled([record(), add()]);
+      if (recorded.status === 'rejected') failure = { reason: recorded.reason };
+      else if (added.status === 'rejected') failure = { reason: added.reason };
+    }
+    if (failure) {
       await Promise.allSettled([this.redis.del(this.keys.job(id), this.keys.jobEvents(id)), queue.remove(id), this.ledger.release(id, 'aborted')]);
-      throw recorded.status === 'rejected' ? recorded.reason : (added as PromiseRejectedResult).reason;
+      throw failure.reason;
     }
   }
 
@@ -169,7 +185,7 @@ export class JobLifecycle {
       recordTtl: this.recordTtlSeconds,
       eventsTtl: this.liveTtlSeconds,
     };
-    const reply = await this.redis.sy_job_claim_v1(
+    const reply = await this.redis.sy_job_claim_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       CLAIM_FROM,
@@ -251,7 +267,7 @@ export class JobLifecycle {
     attempt?: Attempt,
     ttl?: number,
   ): Promise<TransitionOutcome> {
-    const reply = await this.redis.sy_job_event_v1(
+    const reply = await this.redis.sy_job_event_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       EVENT_FROM[transition],
@@ -275,7 +291,7 @@ export class JobLifecycle {
     const fields = Object.entries(set).flatMap(([field, value]) => (value === undefined ? [] : [field, value]));
     if (event.type === 'error') fields.push('error', JSON.stringify({ code: event.code, message: event.message }));
     const status = statusOfEnd(event);
-    const reply = await this.redis.sy_job_finish_v1(
+    const reply = await this.redis.sy_job_finish_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       END_FROM[transition],

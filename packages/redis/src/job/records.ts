@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import { ErrorInfo, JobResult, jobStatus, type JobStatus, type RedisKeys } from '@switchyard/protocol';
 
 /**
@@ -29,7 +29,7 @@ const FIELDS = ['model', 'tenant', 'created_at', 'queue', 'status', 'agent', 'at
 
 export class JobRecords {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -51,6 +51,12 @@ export class JobRecords {
       ...(parsedError?.success && { error: parsedError.data }),
       ...(parsedResult?.success && { result: parsedResult.data }),
     };
+  }
+
+  /** Each job's status alone (undefined: no record, or a status this version does not know), in one flight. */
+  async statuses(jobIds: string[]): Promise<Array<JobStatus | undefined>> {
+    // Concurrent commands on one connection go out back to back: one flight, not one each.
+    return Promise.all(jobIds.map(async (jobId) => jobStatus(await this.redis.hget(this.keys.job(jobId), 'status'))));
   }
 
   /** The request a dequeued job kept (BullMQ's copy went with the job), as stored: the caller validates it. */

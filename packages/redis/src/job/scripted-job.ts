@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import type { JobResult, RedisKeys, StreamEventBody } from '@switchyard/protocol';
 import { EventLog } from '../event-log.js';
 import { AdmissionLedger } from '../admission-ledger.js';
@@ -19,7 +19,7 @@ export class ScriptedJobs {
   readonly lifecycle: JobLifecycle;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly attemptToken = 'scripted',
   ) {
@@ -33,7 +33,7 @@ export class ScriptedJobs {
     fields: { model: string; tenant?: string },
     queued: Extract<StreamEventBody, { type: 'queued' }> = { type: 'queued', position: 0, depth: 1 },
   ): Promise<number> {
-    const [seq] = await this.redis.sy_job_submit_v1(
+    const [seq] = await this.redis.sy_job_submit_v2(
       this.keys.job(jobId),
       this.keys.jobEvents(jobId),
       'queued',
