@@ -156,7 +156,9 @@ export const AgentConfig = z.object({
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
   minResidencyMs: EnvPositiveInt.default(60_000).describe('No model is evicted sooner than this after loading (anti-thrash).'),
   /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
-  extraCopyIdleMs: EnvPositiveInt.default(60_000).describe('An idle copy is unloaded this soon when another agent keeps one (back to one copy).'),
+  extraCopyIdleMs: EnvPositiveInt.default(60_000).describe(
+    'An idle copy is unloaded this soon when another agent keeps one and a model asked for lately needs its VRAM here (back to one copy).',
+  ),
   /** Load throughput assumed before the first load is measured. */
   loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second'))
     .default(2e9)

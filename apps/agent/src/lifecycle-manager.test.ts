@@ -544,6 +544,16 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await lukewarm.round();
     expect(lukewarm.backend.loads).toEqual([]);
 
+    // Hot, but no job of the model has finished anywhere: no service time to weigh (the 5 s
+    // default read one request as 5 busy slots), so no copy yet.
+    const unmeasured = await setup([{ name: 'a:1b' }], { slots: 2 });
+    const fresh = peer('agent-p', [{ name: 'a:1b' }]);
+    for (const loaded of fresh.models_loaded) delete loaded.service_ms;
+    await unmeasured.publishPeer(fresh);
+    for (let i = 0; i < 20; i++) unmeasured.demand.record('a:1b');
+    await unmeasured.round();
+    expect(unmeasured.backend.loads).toEqual([]);
+
     // Hot, but every slot here is busy with another model.
     const busy = await setup([{ name: 'a:1b' }, { name: 'b:1b' }], { slots: 2, resident: ['b:1b'] });
     await busy.publishPeer(peer('agent-p', [{ name: 'a:1b' }]));

@@ -214,9 +214,14 @@ export class LifecycleManager {
    * saw five speculative copies of qwen2.5:0.5b within ten seconds).
    */
   private serviceMsOf(model: ModelState, copies: readonly AgentHeartbeat[]): number {
+    return this.measuredServiceMs(model, copies) ?? DEFAULT_SERVICE_MS;
+  }
+
+  /** The service time measured here or reported by a copy; undefined until a job of the model has finished somewhere. */
+  private measuredServiceMs(model: ModelState, copies: readonly AgentHeartbeat[]): number | undefined {
     if (model.serviceMs !== undefined) return model.serviceMs;
     const reported = copies.map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms).filter((ms): ms is number => ms !== undefined);
-    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : DEFAULT_SERVICE_MS;
+    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : undefined;
   }
 
   private resident(model: ModelState): ResidentModel {
@@ -385,8 +390,15 @@ export class LifecycleManager {
         candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting, why });
         continue;
       }
-      const spread = shouldSpread({ copies: copies.length, beingWarmed, arrivalPerS, serviceMs, parallelPerCopy: this.options.parallelPerCopy, freeSlotsHere });
-      if (spread.spread) {
+      // A copy for demand weighs a measured service time only: on the default (5 s) one request
+      // to a copy whose first job had not yet finished read as 5 busy slots, and added a copy of
+      // a model serving 12 ms jobs one at a time. The queue rules above still use the default.
+      const measuredServiceMs = this.measuredServiceMs(model, copies);
+      const spread =
+        measuredServiceMs === undefined
+          ? undefined
+          : shouldSpread({ copies: copies.length, beingWarmed, arrivalPerS, serviceMs: measuredServiceMs, parallelPerCopy: this.options.parallelPerCopy, freeSlotsHere });
+      if (spread?.spread) {
         spreads.push({ model, arrivalPerS, why: { ...why, copies_wanted: spread.wanted, busy_slots: Number(spread.busySlots.toFixed(2)), free_slots_here: freeSlotsHere } });
         continue;
       }
