@@ -544,8 +544,8 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await lukewarm.round();
     expect(lukewarm.backend.loads).toEqual([]);
 
-    // Hot, but no job of the model has finished anywhere: no service time to weigh (the 5 s
-    // default read one request as 5 busy slots), so no copy yet.
+    // Hot, but no job of the model has finished anywhere and its copy runs none: the busy
+    // slots are the jobs running (none), not arrivals × a 5 s default, so no copy yet.
     const unmeasured = await setup([{ name: 'a:1b' }], { slots: 2 });
     const fresh = peer('agent-p', [{ name: 'a:1b' }]);
     for (const loaded of fresh.models_loaded) delete loaded.service_ms;

@@ -390,16 +390,32 @@ export class LifecycleManager {
         candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting, why });
         continue;
       }
-      // A copy for demand weighs a measured service time only: on the default (5 s) one request
-      // to a copy whose first job had not yet finished read as 5 busy slots, and added a copy of
-      // a model serving 12 ms jobs one at a time. The queue rules above still use the default.
+      // A copy for demand weighs a measured service time, or else the jobs its copies run: not
+      // the default (5 s), which read one request to a copy whose first 12 ms job had not
+      // finished as 5 busy slots. The queue rules above still use the default.
+      const inFlightOnCopies = copies.reduce((sum, agent) => sum + (agent.models_loaded.find((entry) => entry.name === model.name)?.in_flight ?? 0), 0);
       const measuredServiceMs = this.measuredServiceMs(model, copies);
-      const spread =
-        measuredServiceMs === undefined
-          ? undefined
-          : shouldSpread({ copies: copies.length, beingWarmed, arrivalPerS, serviceMs: measuredServiceMs, parallelPerCopy: this.options.parallelPerCopy, freeSlotsHere });
-      if (spread?.spread) {
-        spreads.push({ model, arrivalPerS, why: { ...why, copies_wanted: spread.wanted, busy_slots: Number(spread.busySlots.toFixed(2)), free_slots_here: freeSlotsHere } });
+      const spread = shouldSpread({
+        copies: copies.length,
+        beingWarmed,
+        arrivalPerS,
+        serviceMs: measuredServiceMs,
+        inFlightOnCopies,
+        parallelPerCopy: this.options.parallelPerCopy,
+        freeSlotsHere,
+      });
+      if (spread.spread) {
+        spreads.push({
+          model,
+          arrivalPerS,
+          why: {
+            ...why,
+            service_measured: measuredServiceMs !== undefined,
+            copies_wanted: spread.wanted,
+            busy_slots: Number(spread.busySlots.toFixed(2)),
+            free_slots_here: freeSlotsHere,
+          },
+        });
         continue;
       }
       const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);

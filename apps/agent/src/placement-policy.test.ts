@@ -215,6 +215,14 @@ describe('shouldSpread', () => {
     expect(shouldSpread({ ...base, arrivalPerS: 1, serviceMs: 3_000 }).wanted).toBe(2);
   });
 
+  it('counts the jobs running on the copies while no service time is measured, not a default', () => {
+    // One job running on the only copy: no second copy, however the arrivals read.
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 1 })).toEqual({ spread: false, wanted: 1, busySlots: 1 });
+    // Three of its four slots busy: past half load, a second copy.
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 3 })).toEqual({ spread: true, wanted: 2, busySlots: 3 });
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9 }).spread).toBe(false);
+  });
+
   it('adds no first copy, none while a peer loads one, none for a model nobody asks for, none without a copy’s worth of idle slots here', () => {
     expect(shouldSpread({ ...base, copies: 0, arrivalPerS: 9 }).spread).toBe(false);
     expect(shouldSpread({ ...base, beingWarmed: true, arrivalPerS: 9 }).spread).toBe(false);

@@ -235,8 +235,13 @@ export interface SpreadInput {
   beingWarmed: boolean;
   /** Arrivals per second: the higher of the window's rate and the recent (burst) rate. */
   arrivalPerS: number;
-  /** Mean time a job of this model holds a slot. */
-  serviceMs: number;
+  /**
+   * Mean time a job of this model holds a slot, as measured (here or by a copy); undefined
+   * until a job of it has finished somewhere. Then `inFlightOnCopies` stands in.
+   */
+  serviceMs: number | undefined;
+  /** Jobs the copies report running: the busy slots observed, for a model with no measured service time yet. */
+  inFlightOnCopies?: number;
   parallelPerCopy: number;
   /** Slots this agent has free now (none claimed, none running). */
   freeSlotsHere: number;
@@ -259,7 +264,10 @@ export interface SpreadDecision {
  * request (`shouldRefill`) brings it.
  */
 export function shouldSpread(input: SpreadInput): SpreadDecision {
-  const busySlots = (input.arrivalPerS * input.serviceMs) / 1000;
+  // Little's law when the service time is measured. Before that, the jobs running on the
+  // copies are the evidence: a default service time (5 s) read one request to a model
+  // serving 12 ms jobs as five busy slots, and added copies nobody needed.
+  const busySlots = input.serviceMs !== undefined ? (input.arrivalPerS * input.serviceMs) / 1000 : (input.inFlightOnCopies ?? 0);
   const wanted = Math.ceil(busySlots / (Math.max(1, input.parallelPerCopy) * SPREAD_UTILISATION));
   const spread = !input.beingWarmed && input.copies > 0 && input.arrivalPerS > 0 && input.freeSlotsHere >= input.parallelPerCopy && wanted > input.copies;
   return { spread, wanted, busySlots };
