@@ -34,6 +34,7 @@ export const AGENT_SCALING: Readonly<Record<string, ScalingRule>> = {
   loadBytesPerSecond: { kind: 'throughput' },
   lockDurationMs: { kind: 'keep', why: 'failure handling only; a short lock under CPU stalls would re-run healthy jobs' },
   stalledIntervalMs: { kind: 'keep', why: 'failure handling only' },
+  claimSpreadMs: { kind: 'keep', why: 'orders claims of one announcement between agents (wall-clock latency), not a policy duration' },
   tokenCoalesceMs: { kind: 'keep', why: 'batching window for Redis writes; the first token never waits' },
 };
 

@@ -9,7 +9,7 @@ export interface GenerateBody {
   model: string;
   prompt: string;
   keep_alive: string | number;
-  options: { seed: number };
+  options: { seed: number; num_predict?: number };
 }
 
 export interface GenerateOutcome {

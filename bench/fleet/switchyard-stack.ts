@@ -29,6 +29,12 @@ export interface SwitchyardStackOptions {
   /** Jobs one agent runs at once across all models. */
   agentSlots: number;
   agentOverrides: Record<string, unknown>;
+  /** More API environment (bench:trace's tenants: API_KEYS), applied over the bench's own. */
+  apiEnv?: Record<string, string>;
+  /** With tenant keys set, the fleet endpoints need an admin key: it is configured and used for the readiness checks. */
+  adminKey?: string;
+  /** Key prefix stem (default bench-fleet). */
+  prefixName?: string;
 }
 
 export interface SwitchyardStack {
@@ -68,7 +74,7 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
 export async function startSwitchyard(options: SwitchyardStackOptions): Promise<SwitchyardStack> {
   const { nodes, settings } = options;
   const redis = await provideRedis();
-  const prefix = `bench-fleet-${Date.now().toString(36)}`;
+  const prefix = `${options.prefixName ?? 'bench-fleet'}-${Date.now().toString(36)}`;
   const children: ChildProcess[] = [];
   // If the bench dies without stopping us (a crash, process.exit), take our processes along:
   // the spawned redis-server and the API would otherwise outlive it.
@@ -100,6 +106,8 @@ export async function startSwitchyard(options: SwitchyardStackOptions): Promise<
       const name = API_ENV[field];
       if (name) apiEnv[name] = String(value);
     }
+    Object.assign(apiEnv, options.apiEnv, options.adminKey !== undefined && { ADMIN_API_KEYS: options.adminKey });
+    const authorization = options.adminKey !== undefined ? { authorization: `Bearer ${options.adminKey}` } : {};
     // Its log (warnings and errors only) goes to our stderr, out of the way of the table.
     const api = spawn(process.execPath, [API_MAIN], { env: { ...process.env, ...apiEnv }, stdio: ['ignore', 2, 'inherit'] });
     children.push(api);
@@ -142,7 +150,7 @@ export async function startSwitchyard(options: SwitchyardStackOptions): Promise<
     });
     // Every agent live with its catalog, as the API sees the fleet.
     await waitFor('fleet', 20_000, async () => {
-      const response = await request(`${apiUrl}/v1/agents`);
+      const response = await request(`${apiUrl}/v1/agents`, { headers: authorization });
       const body = (await response.body.json()) as { data?: Array<{ id: string; models_available?: unknown[] }> };
       const live = (body.data ?? []).filter((agent) => agentIds.includes(agent.id) && (agent.models_available?.length ?? 0) > 0);
       return live.length === nodes.length ? true : undefined;
@@ -159,7 +167,7 @@ export async function startSwitchyard(options: SwitchyardStackOptions): Promise<
         prefix,
         agent_config: agentInfo.config,
         agent_scaling: agentInfo.scaling,
-        api_env: Object.fromEntries(Object.entries(apiEnv).filter(([name]) => !['REDIS_URL', 'PORT'].includes(name))),
+        api_env: Object.fromEntries(Object.entries(apiEnv).filter(([name]) => !['REDIS_URL', 'PORT', 'API_KEYS', 'ADMIN_API_KEYS'].includes(name))),
         api_scaling: apiScaled.report,
       }),
       stop: async () => {

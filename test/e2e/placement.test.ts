@@ -123,8 +123,12 @@ describe('VRAM-aware placement across several simulated GPU nodes', () => {
     const served = new Set(results.map((r) => r.agent));
     expect(served).toEqual(new Set(['agent-0', 'agent-1']));
     expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
-    // Demand gone: the extra copy goes after its short idle window, one copy stays warm.
-    await expect.poll(() => [0, 1].filter((i) => loadedOn(stack!, i).includes('qwen2.5:0.5b')).length, { timeout: 10_000 }).toBe(1);
+    // Demand gone: with VRAM to spare the extra copy stays past its idle window (issue 17:
+    // dropping it made the next burst queue on one copy). It goes only once a model asked for
+    // lately needs its VRAM, or after IDLE_UNLOAD_MS (both in lifecycle-manager.test.ts).
+    await new Promise((resolve) => setTimeout(resolve, 3 * 500));
+    expect([0, 1].filter((i) => loadedOn(stack!, i).includes('qwen2.5:0.5b'))).toEqual([0, 1]);
+    expect(stats(stack, 0).evictions_total + stats(stack, 1).evictions_total).toBe(0);
   });
 
   it('loads pinned models at start and keeps them; unloads idle ones after the idle window', async () => {

@@ -29,7 +29,7 @@ import { LifecycleManager, type LifecycleOptions } from './lifecycle-manager.js'
 import { ModelInventory } from './model-inventory.js';
 import { ModelReconciler } from './model-reconciler.js';
 import { shareModelDetails } from './model-details.js';
-import { PlacementRelay, claimRule } from './placement-view.js';
+import { PlacementRelay, claimDelay, claimRule } from './placement-view.js';
 import { EmbedBatcher } from './embed-batcher.js';
 import { PullScheduler } from './pull-scheduler.js';
 import { readWaitStats } from './queue-stats.js';
@@ -147,6 +147,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     modelOfQueue: (queueKey) => inventory.modelOfQueue(queueKey),
     logger,
     canClaim: claimRule({ inventory, placement, parallelPerCopy: config.backendParallel, embedSlots: config.embedSlots }),
+    claimDelayMs: claimDelay(config.claimSpreadMs),
     requeue: (jobId, attempt) => jobLifecycle.requeue(jobId, attempt),
   });
   const history = new LifecycleHistory();
@@ -307,6 +308,7 @@ function createLifecycle(
     minExpectedLoadMs: config.minExpectedLoadMs,
     unfitCooldownMs: config.unfitCooldownMs,
     parallelPerCopy: config.backendParallel,
+    slots: config.slots,
     keepAlive: config.keepAlive,
     initialLoadBytesPerS: config.loadBytesPerSecond,
     queueKeys: (model) => workers.queueKeysOf(model),

@@ -90,6 +90,10 @@ export const AgentConfig = z.object({
   lockDurationMs: EnvPositiveInt.default(15_000).describe("BullMQ job lock; a dead agent's job is retried elsewhere after about this long."),
   stalledIntervalMs: EnvPositiveInt.default(5_000).describe("How often BullMQ looks for jobs whose lock lapsed (a dead agent's), to retry them elsewhere."),
   /** Tokens arriving within this window after the previous flush go out as one event. */
+  /** Even spread over copies: see claimDelay (placement-view.ts). */
+  claimSpreadMs: EnvNonNegativeInt.default(2).describe(
+    'Spreads jobs over the copies of a model: the claim of an announced job is held back this long for every job of its model already running on this agent, so of the agents that hear the announcement the least busy claims first (0 = the fastest claimer takes it).',
+  ),
   tokenCoalesceMs: EnvNonNegativeInt.default(5).describe('Tokens within this window go out as one event; the first never waits.'),
   /**
    * keep_alive sent with every request and load. The agent, not Ollama's 5-minute timer,
@@ -155,7 +159,9 @@ export const AgentConfig = z.object({
   /** A model is never evicted sooner than this after it was loaded (anti-thrash). */
   minResidencyMs: EnvPositiveInt.default(60_000).describe('No model is evicted sooner than this after loading (anti-thrash).'),
   /** An extra copy (the fleet has others) idle this long is unloaded: back to one copy when demand falls. */
-  extraCopyIdleMs: EnvPositiveInt.default(60_000).describe('An idle copy is unloaded this soon when another agent keeps one (back to one copy).'),
+  extraCopyIdleMs: EnvPositiveInt.default(60_000).describe(
+    'An idle copy is unloaded this soon when another agent keeps one and a model asked for lately needs its VRAM here (back to one copy).',
+  ),
   /** Load throughput assumed before the first load is measured. */
   loadBytesPerSecond: ByteSize.pipe(z.number().positive('must be more than 0 bytes per second'))
     .default(2e9)
@@ -251,6 +257,7 @@ const ENV_NAMES: EnvNames<keyof AgentConfig> = {
   sweepIntervalMs: 'SWEEP_INTERVAL_MS',
   lockDurationMs: 'LOCK_DURATION_MS',
   stalledIntervalMs: 'STALLED_INTERVAL_MS',
+  claimSpreadMs: 'CLAIM_SPREAD_MS',
   tokenCoalesceMs: 'TOKEN_COALESCE_MS',
   keepAlive: 'KEEP_ALIVE',
   backendStallMs: 'BACKEND_STALL_MS',

@@ -18,7 +18,7 @@ export interface HeartbeatBuilderOptions {
   slots: number;
   pinned: readonly string[];
   inventory: Pick<ModelInventory, 'all' | 'backendReachable'>;
-  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes'> & Partial<Pick<PlacementView, 'loadProgress'>>;
+  placement: Pick<PlacementView, 'loadingModel' | 'usedBytes' | 'needBytes' | 'measuredLoadBytesPerS'> & Partial<Pick<PlacementView, 'loadProgress'>>;
   jobs: Pick<PullScheduler, 'activeJobs' | 'runningOf'> & Partial<Pick<PullScheduler, 'slotJobs'>>;
   /** AGENT_LABELS. */
   labels?: Record<string, string>;
@@ -75,6 +75,7 @@ export class HeartbeatBuilder {
       models_loaded: models.filter((model) => model.loaded).map((model) => this.loaded(model)),
       models_loading: placement.loadingModel ? [placement.loadingModel] : [],
       ...this.lifecycleView(),
+      ...loadSpeed(placement.measuredLoadBytesPerS?.()),
       models_available: inventory.backendReachable ? models.map((model) => this.available(model)) : [],
       ...(this.options.labels !== undefined && Object.keys(this.options.labels).length > 0 && { labels: this.options.labels }),
       ...this.catalogView(),
@@ -171,4 +172,9 @@ export class HeartbeatPublisher {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** The measured load throughput, once there is one (see AgentHeartbeat.load_bytes_per_s). */
+function loadSpeed(bytesPerS: number | undefined): Pick<AgentHeartbeat, 'load_bytes_per_s'> {
+  return bytesPerS !== undefined && Number.isFinite(bytesPerS) && bytesPerS > 0 ? { load_bytes_per_s: Math.round(bytesPerS) } : {};
 }

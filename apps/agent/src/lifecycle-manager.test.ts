@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisConnection } from '@switchyard/redis';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { BackendError, type Backend, type BackendLoadedModel, type BackendModel, type BackendModelInfo, type EmbedResponse, type GenerateChunk } from '@switchyard/backends';
 import { redisKeys, type AgentHeartbeat, type RedisKeys } from '@switchyard/protocol';
 import { FleetRegistry, QueueRegistry, closeRedis, createRedis } from '@switchyard/redis';
@@ -37,6 +37,8 @@ class FakeBackend implements Backend {
   readonly unloads: string[] = [];
   readonly resident = new Set<string>();
   failLoads: BackendError | undefined;
+  /** Called as a load runs: the test's load clock moves by how long it pretends the load took. */
+  onLoad: (model: string) => void = () => undefined;
   private hold: Promise<void> | undefined;
   private releaseHold: (() => void) | undefined;
 
@@ -75,6 +77,7 @@ class FakeBackend implements Backend {
   }
   async load(model: string): Promise<void> {
     this.loads.push(model);
+    this.onLoad(model);
     await this.hold;
     if (this.failLoads) throw this.failLoads;
     this.resident.add(model);
@@ -87,7 +90,11 @@ class FakeBackend implements Backend {
 }
 
 /** A ready peer's heartbeat, with the models it holds loaded (and what runs on them). */
-function peer(id: string, loaded: Array<{ name: string; inFlight?: number }>, options: { slots?: number; freeBytes?: number; available?: string[] } = {}): AgentHeartbeat {
+function peer(
+  id: string,
+  loaded: Array<{ name: string; inFlight?: number }>,
+  options: { slots?: number; freeBytes?: number; available?: string[]; loadBytesPerS?: number } = {},
+): AgentHeartbeat {
   const inFlight = loaded.reduce((sum, model) => sum + (model.inFlight ?? 0), 0);
   return {
     id,
@@ -108,6 +115,7 @@ function peer(id: string, loaded: Array<{ name: string; inFlight?: number }>, op
     })),
     models_available: (options.available ?? []).map((name) => ({ name, digest: digestOf(name), size_bytes: SIZE, fits: true })),
     vram: { total_bytes: VRAM, used_bytes: VRAM - (options.freeBytes ?? 0), free_bytes: options.freeBytes ?? 0 },
+    ...(options.loadBytesPerS !== undefined && { load_bytes_per_s: options.loadBytesPerS }),
     started_at: Date.now(),
     updated_at: Date.now(),
   };
@@ -133,7 +141,7 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
    * the real one plus `clock.offset` (the inventory's load and use times stay real, so only
    * moving forward is meaningful).
    */
-  async function setup(models: Array<{ name: string; size?: number }>, options: { resident?: string[]; pinned?: string[] } = {}) {
+  async function setup(models: Array<{ name: string; size?: number }>, options: { resident?: string[]; pinned?: string[]; slots?: number; logger?: Logger } = {}) {
     const keys: RedisKeys = redisKeys(uniquePrefix('lifecycle'));
     const backend = new FakeBackend(models);
     for (const name of options.resident ?? []) backend.resident.add(name);
@@ -146,6 +154,9 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     closers.push(() => queues.close());
     const demand = new DemandTracker(30_000);
     const clock = { offset: 0 };
+    /** The clock loads are timed by: each load takes `perLoadMs` on it (0: too quick to measure, as a resident model's). */
+    const loadClock = { now: 0, perLoadMs: 0 };
+    backend.onLoad = () => void (loadClock.now += loadClock.perLoadMs);
     const running = new Map<string, number>();
     const warmed: string[] = [];
     /** Lease holder of each heartbeat published before a lease release: peers must see the copy first. */
@@ -158,7 +169,7 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
       fleet,
       queues,
       demand,
-      logger: silent,
+      logger: options.logger ?? silent,
       tuning: {
         minResidencyMs: MIN_RESIDENCY_MS,
         idleUnloadMs: IDLE_UNLOAD_MS,
@@ -187,6 +198,8 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
       // Every round reads every cold model's queues: nothing here depends on announcements.
       fullScanMs: 0,
       now: () => Date.now() + clock.offset,
+      loadClock: () => loadClock.now,
+      ...(options.slots !== undefined && { slots: options.slots }),
     };
     const lifecycle = new LifecycleManager(lifecycleOptions);
     closers.push(() => lifecycle.stop());
@@ -220,7 +233,7 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
       };
     };
     const publishPeer = (heartbeat: AgentHeartbeat) => registry.publish(heartbeat, 60_000);
-    return { keys, backend, inventory, lifecycle, demand, clock, running, warmed, leaseAtHeartbeat, addJob, round, roundHoldingLoad, publishPeer };
+    return { keys, backend, inventory, lifecycle, demand, clock, loadClock, running, warmed, leaseAtHeartbeat, addJob, round, roundHoldingLoad, publishPeer };
   }
 
   it('warms a cold model jobs wait for: reserves its VRAM and holds the warm lease during the load, publishes its heartbeat before releasing the lease', async () => {
@@ -327,14 +340,30 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await kept.round();
     expect(kept.backend.unloads).toEqual([]);
 
-    const extra = await setup([{ name: 'a:1b' }], { resident: ['a:1b'] });
+    // The copy on the higher id goes once idle, when its VRAM is wanted: b:1b, asked for lately, does not fit beside a:1b and c:1b.
+    const extra = await setup([{ name: 'a:1b' }, { name: 'b:1b' }, { name: 'c:1b' }], { resident: ['a:1b', 'c:1b'] });
     await extra.publishPeer(peer('agent-a', [{ name: 'a:1b' }]));
+    extra.demand.record('b:1b');
     extra.clock.offset = EXTRA_COPY_IDLE_MS - 1_000;
     await extra.round();
     expect(extra.backend.unloads).toEqual([]);
     extra.clock.offset = Math.max(EXTRA_COPY_IDLE_MS, MIN_RESIDENCY_MS) + 1_000;
     await extra.round();
     expect(extra.backend.unloads).toEqual(['a:1b']);
+  });
+
+  it('keeps an idle extra copy while nothing wants its VRAM: the next burst finds it warm', async () => {
+    const plenty = await setup([{ name: 'a:1b' }, { name: 'b:1b' }], { resident: ['a:1b'] });
+    await plenty.publishPeer(peer('agent-a', [{ name: 'a:1b' }]));
+    // b:1b was asked for, but fits in the VRAM free beside a:1b.
+    plenty.demand.record('b:1b');
+    plenty.clock.offset = Math.max(EXTRA_COPY_IDLE_MS, MIN_RESIDENCY_MS) + 1_000;
+    await plenty.round();
+    expect(plenty.backend.unloads).toEqual([]);
+    // The idle rule still applies.
+    plenty.clock.offset = IDLE_UNLOAD_MS + 1_000;
+    await plenty.round();
+    expect(plenty.backend.unloads).toContain('a:1b');
   });
 
   it('evicts an idle model past its minimum residency to warm a waiting one, and closes the victim to claims until the load ends', async () => {
@@ -456,5 +485,100 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await full.round();
     expect(full.backend.loads).toEqual([]);
     expect(full.backend.unloads).toEqual([]);
+  });
+
+  it('learns a load time from the first load at once and averages later ones in; shares the throughput it measured', async () => {
+    const { backend, inventory, lifecycle, loadClock, addJob, round } = await setup([{ name: 'a:1b' }, { name: 'b:1b' }]);
+    const a = () => lifecycle.expectedLoadMs(inventory.get('a:1b')!);
+    const b = () => lifecycle.expectedLoadMs(inventory.get('b:1b')!);
+    // The prior: 6 GB at the configured 2 GB/s.
+    expect(a()).toBe(3_000);
+    expect(lifecycle.measuredLoadBytesPerS()).toBeUndefined();
+
+    loadClock.perLoadMs = 600;
+    await addJob('a:1b');
+    await round();
+    expect(backend.loads).toEqual(['a:1b']);
+    // One load replaces the prior: this model, and the node's throughput for every other one.
+    expect(a()).toBe(600);
+    expect(lifecycle.measuredLoadBytesPerS()).toBe(10 * GB);
+    expect(b()).toBe(600);
+
+    loadClock.perLoadMs = 1_000;
+    await addJob('b:1b');
+    await round();
+    expect(backend.loads).toEqual(['a:1b', 'b:1b']);
+    expect(b()).toBe(1_000);
+    // The node's throughput averages 10 and 6 GB/s; a's own load time stays as measured.
+    expect(lifecycle.measuredLoadBytesPerS()).toBe(8 * GB);
+    expect(a()).toBe(600);
+  });
+
+  it('estimates loads it has never made from the throughput its peers measured, not the configured prior', async () => {
+    const { inventory, lifecycle, round, publishPeer } = await setup([{ name: 'a:1b' }]);
+    await publishPeer(peer('agent-p', [], { loadBytesPerS: 30 * GB }));
+    await publishPeer(peer('agent-q', [], { loadBytesPerS: 20 * GB }));
+    await publishPeer(peer('agent-r', [], { loadBytesPerS: 10 * GB }));
+    await round();
+    // The median of the three: 6 GB at 20 GB/s.
+    expect(lifecycle.expectedLoadMs(inventory.get('a:1b')!)).toBe(300);
+  });
+
+  it('adds a copy before any job waits when the arrivals ask for more copies than there are, into free VRAM and idle slots only, and logs why', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    // A peer copy; 20 arrivals within a second, 0.1 s a job, one slot a copy: 2 slots busy, four copies wanted.
+    const hot = await setup([{ name: 'a:1b' }], { slots: 2, logger });
+    await hot.publishPeer(peer('agent-p', [{ name: 'a:1b' }]));
+    for (let i = 0; i < 20; i++) hot.demand.record('a:1b');
+    await hot.round();
+    expect(hot.backend.loads).toEqual(['a:1b']);
+    const warming = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'warming model');
+    expect(warming).toMatchObject({ model: 'a:1b', reason: 'demand_rising', copies_elsewhere: 1, copies_wanted: 4, waiting: 0 });
+    expect(warming!.arrival_per_s).toBeGreaterThanOrEqual(20);
+
+    // Two arrivals: 0.2 slots busy, the one copy is enough.
+    const lukewarm = await setup([{ name: 'a:1b' }], { slots: 2 });
+    await lukewarm.publishPeer(peer('agent-p', [{ name: 'a:1b' }]));
+    for (let i = 0; i < 2; i++) lukewarm.demand.record('a:1b');
+    await lukewarm.round();
+    expect(lukewarm.backend.loads).toEqual([]);
+
+    // Hot, but no job of the model has finished anywhere and its copy runs none: the busy
+    // slots are the jobs running (none), not arrivals × a 5 s default, so no copy yet.
+    const unmeasured = await setup([{ name: 'a:1b' }], { slots: 2 });
+    const fresh = peer('agent-p', [{ name: 'a:1b' }]);
+    for (const loaded of fresh.models_loaded) delete loaded.service_ms;
+    await unmeasured.publishPeer(fresh);
+    for (let i = 0; i < 20; i++) unmeasured.demand.record('a:1b');
+    await unmeasured.round();
+    expect(unmeasured.backend.loads).toEqual([]);
+
+    // Hot, but every slot here is busy with another model.
+    const busy = await setup([{ name: 'a:1b' }, { name: 'b:1b' }], { slots: 2, resident: ['b:1b'] });
+    await busy.publishPeer(peer('agent-p', [{ name: 'a:1b' }]));
+    busy.running.set('b:1b', 2);
+    for (let i = 0; i < 20; i++) busy.demand.record('a:1b');
+    await busy.round();
+    expect(busy.backend.loads).toEqual([]);
+
+    // Hot, slots idle, but VRAM only behind idle models: a copy for demand evicts nothing.
+    const full = await setup([{ name: 'a:1b' }, { name: 'b:1b' }, { name: 'c:1b' }], { slots: 2, resident: ['b:1b', 'c:1b'] });
+    await full.publishPeer(peer('agent-p', [{ name: 'a:1b' }]));
+    for (let i = 0; i < 20; i++) full.demand.record('a:1b');
+    full.clock.offset = MIN_RESIDENCY_MS + 1_000;
+    await full.round();
+    expect(full.backend.loads).toEqual([]);
+    expect(full.backend.unloads).toEqual([]);
+  });
+
+  it('runs a round asked for while one is under way right after it, so an announcement is not lost', async () => {
+    const { backend, lifecycle, warmed, addJob } = await setup([{ name: 'a:1b' }]);
+    const first = lifecycle.tick();
+    await addJob('a:1b');
+    lifecycle.workAnnounced('a:1b');
+    await first;
+    await expect.poll(() => backend.loads).toEqual(['a:1b']);
+    await expect.poll(() => warmed).toEqual(['a:1b']);
   });
 });

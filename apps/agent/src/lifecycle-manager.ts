@@ -11,6 +11,7 @@ import {
   needsAnotherCopy,
   planEvictions,
   shouldRefill,
+  shouldSpread,
   shouldUnload,
   type PlacementTuning,
   type ResidentModel,
@@ -39,6 +40,11 @@ export interface LifecycleOptions {
   /** Total VRAM of the node (all GPUs). */
   vramTotalBytes: number;
   parallelPerCopy: number;
+  /**
+   * Jobs this agent runs at once (AGENT_SLOTS): a copy added before its queue forms needs a
+   * copy's worth of them idle here. Without it, slots do not limit those copies.
+   */
+  slots?: number;
   pinned: string[];
   keepAlive: string | number;
   initialLoadBytesPerS: number;
@@ -64,6 +70,8 @@ export interface LifecycleOptions {
    * measured on the real clock: it is the throughput of a real load.
    */
   now?: () => number;
+  /** The clock a load's duration is measured by: Date.now unless a test pins how long a load took. */
+  loadClock?: () => number;
 }
 
 /** Extra time a warm lease lives beyond three expected loads (a slow disk, a busy node). */
@@ -83,15 +91,24 @@ export class LifecycleManager {
   private draining: { model: ModelState; since: number; reason: string } | undefined;
   private ticking = false;
   private timer: NodeJS.Timeout | undefined;
-  private loadBytesPerS: number;
+  /** Disk → VRAM throughput measured here; undefined until the first load (then the fleet's, then the configured prior, stand in). */
+  private measuredBytesPerS: number | undefined;
+  /** `model@digest` → how long its loads took here (ms): the first one replaces any estimate. */
+  private readonly measuredLoadMs = new Map<string, number>();
   private readonly unfitUntil = new Map<string, number>();
   /**
    * Victims of the load being prepared or of a drain: closed to new jobs from the moment
    * they are chosen until the load ends, so none of them turns busy before its eviction.
    */
   private readonly closedForClaims = new Set<string>();
-  /** Models loaded here by a refill (no job waited for them); see `ResidentModel.speculative`. */
-  private readonly refilled = new Set<string>();
+  /**
+   * Models loaded here on speculation (no job waited for them): by a refill, or as a copy for
+   * demand before its queue formed (`spread`); see `ResidentModel.speculative`.
+   */
+  private readonly speculativeLoads = new Map<string, 'refill' | 'spread'>();
+  /** A round was asked for while one ran: run another right after, so an announcement is not dropped. */
+  private tickAgain = false;
+  private currentRound: Promise<void> | undefined;
   /** Which cold models' queues the next round reads. */
   private readonly announcements: WorkAnnouncements;
   private stopped = false;
@@ -99,7 +116,6 @@ export class LifecycleManager {
 
   constructor(private readonly options: LifecycleOptions) {
     this.now = options.now ?? Date.now;
-    this.loadBytesPerS = options.initialLoadBytesPerS;
     this.announcements = new WorkAnnouncements(options.fullScanMs);
   }
 
@@ -122,6 +138,16 @@ export class LifecycleManager {
     return this.closedForClaims.has(model);
   }
 
+  /** Disk → VRAM throughput measured here, for the heartbeat (peers estimate with it). */
+  measuredLoadBytesPerS(): number | undefined {
+    return this.measuredBytesPerS;
+  }
+
+  /** The load throughput expected here: measured here, else as live peers measured theirs, else the configured prior. */
+  private loadBytesPerS(): number {
+    return this.measuredBytesPerS ?? this.options.fleet.peerLoadBytesPerS() ?? this.options.initialLoadBytesPerS;
+  }
+
   private leaseTtlMs(model: ModelState): number {
     return this.expectedLoadMs(model) * 3 + LEASE_PADDING_MS;
   }
@@ -138,9 +164,11 @@ export class LifecycleManager {
     if (!this.options.inventory.isLoaded(model)) void this.tick();
   }
 
+  /** Stops the rounds; resolves once the one under way (if any) has ended. A load it started goes on. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    await this.currentRound;
   }
 
   /** VRAM need of a model here: measured anywhere in the fleet, else estimated. */
@@ -156,12 +184,27 @@ export class LifecycleManager {
   }
 
   /**
-   * How long loading this model is expected to take here, from the measured throughput.
-   * Never below `minExpectedLoadMs`: a job's wait also includes claim latency and
-   * heartbeat staleness, which must not read as "the copies cannot keep up".
+   * How long loading this model is expected to take here: as its loads here took, else from
+   * the throughput (see `loadBytesPerS`). Never below `minExpectedLoadMs`: a job's wait also
+   * includes claim latency and heartbeat staleness, which must not read as "the copies
+   * cannot keep up".
    */
   expectedLoadMs(model: ModelState): number {
-    return Math.max(this.options.minExpectedLoadMs, (model.sizeBytes / this.loadBytesPerS) * 1000);
+    const measured = this.measuredLoadMs.get(`${model.name}@${model.digest}`);
+    return Math.max(this.options.minExpectedLoadMs, measured ?? (model.sizeBytes / this.loadBytesPerS()) * 1000);
+  }
+
+  /**
+   * Learns from a load that took `elapsedMs`: the first measurement (of the node's
+   * throughput, and of this model's load time) replaces the prior at once, later ones are
+   * averaged in half and half. Moving 30 % toward each measurement left the agent expecting
+   * 0.8 s for loads of 0.24 s for a whole run, and `queue_too_old` waited for that (issue 17).
+   */
+  private learnLoad(model: ModelState, elapsedMs: number): void {
+    const key = `${model.name}@${model.digest}`;
+    const blend = (prior: number | undefined, sample: number) => (prior === undefined ? sample : (prior + sample) / 2);
+    this.measuredLoadMs.set(key, blend(this.measuredLoadMs.get(key), elapsedMs));
+    if (model.sizeBytes > 0) this.measuredBytesPerS = blend(this.measuredBytesPerS, model.sizeBytes / (elapsedMs / 1000));
   }
 
   /**
@@ -171,9 +214,14 @@ export class LifecycleManager {
    * saw five speculative copies of qwen2.5:0.5b within ten seconds).
    */
   private serviceMsOf(model: ModelState, copies: readonly AgentHeartbeat[]): number {
+    return this.measuredServiceMs(model, copies) ?? DEFAULT_SERVICE_MS;
+  }
+
+  /** The service time measured here or reported by a copy; undefined until a job of the model has finished somewhere. */
+  private measuredServiceMs(model: ModelState, copies: readonly AgentHeartbeat[]): number | undefined {
     if (model.serviceMs !== undefined) return model.serviceMs;
     const reported = copies.map((agent) => agent.models_loaded.find((loaded) => loaded.name === model.name)?.service_ms).filter((ms): ms is number => ms !== undefined);
-    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : DEFAULT_SERVICE_MS;
+    return reported.length > 0 ? reported.reduce((sum, ms) => sum + ms, 0) / reported.length : undefined;
   }
 
   private resident(model: ModelState): ResidentModel {
@@ -186,14 +234,34 @@ export class LifecycleManager {
       pinned: this.options.pinned.includes(model.name),
       demandPerS: this.demandShare(model),
       reloadMs: this.expectedLoadMs(model),
-      speculative: this.refilled.has(model.name) && model.lastUsedAt < (model.loaded?.loadedAt ?? 0),
+      speculative: this.isSpeculative(model),
       rehomable: model.loaded !== undefined && this.options.fleet.roomElsewhere(model.name, model.digest, model.loaded.vramBytes).length > 0,
     };
   }
 
-  /** One decision round; rounds never overlap. */
+  /**
+   * Whether a resident model is still a guess: a refill nobody has used since, or a copy
+   * added for demand while another copy exists (the others serve its requests if it goes).
+   */
+  private isSpeculative(model: ModelState): boolean {
+    const kind = this.speculativeLoads.get(model.name);
+    if (kind === 'refill') return model.lastUsedAt < (model.loaded?.loadedAt ?? 0);
+    if (kind === 'spread') return this.options.fleet.copiesElsewhere(model.name).length > 0;
+    return false;
+  }
+
+  /** One decision round; rounds never overlap (one asked for meanwhile runs right after). */
   async tick(): Promise<void> {
-    if (this.ticking || this.stopped) return;
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.currentRound = this.round();
+    await this.currentRound;
+  }
+
+  private async round(): Promise<void> {
     this.ticking = true;
     const roundEnded = this.options.metrics?.placementRound();
     try {
@@ -207,6 +275,10 @@ export class LifecycleManager {
     } finally {
       this.ticking = false;
       roundEnded?.();
+      if (this.tickAgain && !this.stopped) {
+        this.tickAgain = false;
+        void this.tick();
+      }
     }
   }
 
@@ -218,21 +290,50 @@ export class LifecycleManager {
     }
   }
 
+  /**
+   * Whether a model cold here, asked for lately (or with jobs announced), would not fit in the
+   * VRAM free here now: only then is an idle extra copy's VRAM wanted. With VRAM to spare an
+   * idle extra copy costs nothing, and dropping it made the next burst of a bursty model
+   * queue on the copies left (bench:trace: the code model lost two of three copies between
+   * its bursts).
+   */
+  private vramWantedHere(now: number): boolean {
+    const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+    const recentMs = Math.min(this.options.tuning.recencyTauMs, this.options.tuning.idleUnloadMs);
+    return this.options.inventory.all().some((model) => {
+      if (model.loaded) return false;
+      const need = this.needBytes(model).bytes;
+      if (need <= free || need > this.options.vramTotalBytes) return false;
+      const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
+      return lastArrivalAt !== undefined && now - lastArrivalAt <= recentMs;
+    });
+  }
+
   private async unloadIdle(): Promise<void> {
     const now = this.now();
+    let vramWanted: boolean | undefined;
     for (const model of this.options.inventory.all()) {
       if (!model.loaded || model.name === this.loading?.model) continue;
-      const keeperElsewhere = this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId);
-      const decision = shouldUnload(this.resident(model), now, this.options.tuning, keeperElsewhere);
-      if (decision.unload) await this.unload(model, decision.reason);
+      // An extra copy goes only when its VRAM is wanted here; the idle rule applies regardless.
+      const keeperElsewhere =
+        this.options.fleet.copiesElsewhere(model.name).some((agent) => agent.id < this.options.agentId) && (vramWanted ??= this.vramWantedHere(Date.now()));
+      const resident = this.resident(model);
+      const decision = shouldUnload(resident, now, this.options.tuning, keeperElsewhere);
+      if (decision.unload) {
+        await this.unload(model, decision.reason, { idle_ms: now - resident.lastUsedAt, copies_elsewhere: this.options.fleet.copiesElsewhere(model.name).length });
+      }
     }
   }
 
-  private async unload(model: ModelState, reason: string): Promise<void> {
-    this.options.logger.info({ model: model.name, reason, vram_bytes: model.loaded?.vramBytes }, 'unloading model');
+  /** `why` says what the decision weighed, for the log line (issue 17: every copy dropped says why). */
+  private async unload(model: ModelState, reason: string, why: Record<string, unknown> = {}): Promise<void> {
+    this.options.logger.info(
+      { model: model.name, reason, vram_bytes: model.loaded?.vramBytes, speculative: this.speculativeLoads.get(model.name), ...why },
+      'unloading model',
+    );
     this.options.inventory.markUnloaded(model.name);
     this.options.metrics?.modelUnloaded(model.name, reason);
-    this.refilled.delete(model.name);
+    this.speculativeLoads.delete(model.name);
     try {
       await this.options.backend.unload(model.backendName);
     } catch (error) {
@@ -249,8 +350,10 @@ export class LifecycleManager {
 
     const pinned = fitting.filter((model) => this.options.pinned.includes(model.name));
     const stats = await this.readWaitingWork(fitting, now);
-    const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number }> = [];
+    const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number; why?: Record<string, unknown> }> = [];
     const refills: Array<{ model: ModelState; lastArrivalAt: number }> = [];
+    const spreads: Array<{ model: ModelState; arrivalPerS: number; why: Record<string, unknown> }> = [];
+    const freeSlotsHere = this.freeSlots();
     for (const model of pinned) candidates.push({ model, reason: 'pinned', oldestWaitMs: Number.MAX_SAFE_INTEGER, waiting: 0 });
     // A rollout's new build where this node's old build (its rollout copy, `<model>@<digest>`)
     // is warm: loaded before the rollout sends it traffic, so the switch costs no cold load
@@ -270,19 +373,58 @@ export class LifecycleManager {
         const loaded = agent.models_loaded.find((entry) => entry.name === model.name);
         return sum + Math.max(0, Math.min(this.options.parallelPerCopy - (loaded?.in_flight ?? 0), agent.slots - agent.in_flight));
       }, 0);
+      const arrivalPerS = this.arrivalPerS(model.name);
+      const serviceMs = this.serviceMsOf(model, copies);
+      const beingWarmed = fleet.loadingElsewhere(model.name);
       const decision = needsAnotherCopy({
         copies: copies.length,
         freeSlotsOnCopies,
-        beingWarmed: fleet.loadingElsewhere(model.name),
+        beingWarmed,
         waiting: wait.waiting,
         oldestWaitMs: wait.oldestWaitMs,
         expectedLoadMs: this.expectedLoadMs(model),
-        serviceMs: this.serviceMsOf(model, copies),
+        serviceMs,
         parallelPerCopy: this.options.parallelPerCopy,
-        arrivalPerS: this.options.demand.ratePerS(model.name),
       });
+      const why = {
+        copies_elsewhere: copies.length,
+        free_slots_on_copies: freeSlotsOnCopies,
+        waiting: wait.waiting,
+        oldest_wait_ms: wait.oldestWaitMs,
+        expected_load_ms: Math.round(this.expectedLoadMs(model)),
+        arrival_per_s: Number(arrivalPerS.toFixed(2)),
+        service_ms: Math.round(serviceMs),
+      };
       if (decision.warm) {
-        candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting });
+        candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting, why });
+        continue;
+      }
+      // A copy for demand weighs a measured service time, or else the jobs its copies run: not
+      // the default (5 s), which read one request to a copy whose first 12 ms job had not
+      // finished as 5 busy slots. The queue rules above still use the default.
+      const inFlightOnCopies = copies.reduce((sum, agent) => sum + (agent.models_loaded.find((entry) => entry.name === model.name)?.in_flight ?? 0), 0);
+      const measuredServiceMs = this.measuredServiceMs(model, copies);
+      const spread = shouldSpread({
+        copies: copies.length,
+        beingWarmed,
+        arrivalPerS,
+        serviceMs: measuredServiceMs,
+        inFlightOnCopies,
+        parallelPerCopy: this.options.parallelPerCopy,
+        freeSlotsHere,
+      });
+      if (spread.spread) {
+        spreads.push({
+          model,
+          arrivalPerS,
+          why: {
+            ...why,
+            service_measured: measuredServiceMs !== undefined,
+            copies_wanted: spread.wanted,
+            busy_slots: Number(spread.busySlots.toFixed(2)),
+            free_slots_here: freeSlotsHere,
+          },
+        });
         continue;
       }
       const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
@@ -300,6 +442,9 @@ export class LifecycleManager {
     // After every model with waiting jobs: the one asked for last first.
     refills.sort((a, b) => b.lastArrivalAt - a.lastArrivalAt);
     for (const { model } of refills) candidates.push({ model, reason: 'refill', oldestWaitMs: 0, waiting: 0 });
+    // Then copies for demand before its queue forms, the model asked for fastest first.
+    spreads.sort((a, b) => b.arrivalPerS - a.arrivalPerS);
+    for (const { model, why } of spreads) candidates.push({ model, reason: 'demand_rising', oldestWaitMs: 0, waiting: 0, why });
 
     const residents = inventory
       .all()
@@ -344,7 +489,7 @@ export class LifecycleManager {
         }
       }
       this.loading = { model: candidate.model.name, reserveBytes: need };
-      void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned);
+      void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned, candidate.why);
       return;
     }
   }
@@ -389,6 +534,22 @@ export class LifecycleManager {
   /** A model jobs wait for, as `displacementPays` weighs it: this copy's share of the demand, as `resident` counts a copy. */
   private waitingModel(model: ModelState, queue: { waiting: number; oldestWaitMs: number }): WaitingModel {
     return { waiting: queue.waiting, oldestWaitMs: queue.oldestWaitMs, demandPerS: this.demandShare(model), reloadMs: this.expectedLoadMs(model) };
+  }
+
+  /**
+   * How fast a model is asked for now: the higher of the demand window's rate and the recent
+   * (burst) rate, so a burst is answered within a second or two rather than once it has moved
+   * the 30 s average.
+   */
+  private arrivalPerS(model: string): number {
+    return Math.max(this.options.demand.ratePerS(model), this.options.demand.burstRatePerS(model));
+  }
+
+  /** Slots of this agent neither running nor claiming a job, when its slots are known. */
+  private freeSlots(): number {
+    if (this.options.slots === undefined) return Number.MAX_SAFE_INTEGER;
+    const running = this.options.inventory.all().reduce((sum, model) => sum + this.options.runningOf(model.name), 0);
+    return Math.max(0, this.options.slots - running);
   }
 
   /**
@@ -486,12 +647,13 @@ export class LifecycleManager {
     await this.options.fleet.releaseWarmLease(model).catch(() => undefined);
   }
 
-  private async warm(model: ModelState, evict: string[], reason: string, leased: boolean): Promise<void> {
+  private async warm(model: ModelState, evict: string[], reason: string, leased: boolean, why: Record<string, unknown> = {}): Promise<void> {
     const { inventory, backend, logger } = this.options;
     const log = logger.child({ model: model.name });
     // Whether this copy is a guess is a property of this load, not of the model's history.
-    if (reason === 'refill') this.refilled.add(model.name);
-    else this.refilled.delete(model.name);
+    if (reason === 'refill') this.speculativeLoads.set(model.name, 'refill');
+    else if (reason === 'demand_rising') this.speculativeLoads.set(model.name, 'spread');
+    else this.speculativeLoads.delete(model.name);
     this.loadStarted = { model: model.name, startedAt: Date.now(), expectedMs: this.expectedLoadMs(model) };
     try {
       for (const name of evict) {
@@ -500,11 +662,13 @@ export class LifecycleManager {
         if (!victim?.loaded || victim.inFlight > 0 || this.options.runningOf(name) > 0) throw new Error(`eviction of ${name} no longer possible`);
         await this.unload(victim, `evicted for ${model.name}`);
       }
-      log.info({ reason, evict, need_bytes: this.loading?.reserveBytes }, 'warming model');
-      const started = Date.now();
+      log.info({ reason, evict, need_bytes: this.loading?.reserveBytes, ...why }, 'warming model');
+      const loadClock = this.options.loadClock ?? Date.now;
+      const started = loadClock();
       await backend.load(model.backendName, this.options.keepAlive);
-      const elapsedMs = Date.now() - started;
-      if (elapsedMs > 50) this.loadBytesPerS = 0.7 * this.loadBytesPerS + 0.3 * (model.sizeBytes / (elapsedMs / 1000));
+      const elapsedMs = loadClock() - started;
+      // A load that returns at once found the model resident already: it measured nothing.
+      if (elapsedMs > 50) this.learnLoad(model, elapsedMs);
       inventory.markLoaded(model.name, undefined, elapsedMs);
       this.options.metrics?.modelLoaded(model.name, reason, elapsedMs / 1000);
       await inventory.refresh();
@@ -512,7 +676,7 @@ export class LifecycleManager {
     } catch (error) {
       log.warn({ err: error }, 'could not warm model');
       this.options.metrics?.loadFailed(model.name, reason, error instanceof BackendError && error.outOfMemory);
-      this.refilled.delete(model.name);
+      this.speculativeLoads.delete(model.name);
       if (error instanceof BackendError && error.outOfMemory) {
         this.unfitUntil.set(model.name, this.now() + this.options.unfitCooldownMs);
       }

@@ -5,6 +5,7 @@ import {
   planEvictions,
   residentValuePerByte,
   shouldRefill,
+  shouldSpread,
   shouldUnload,
   type ResidentModel,
   type PlacementTuning,
@@ -170,7 +171,6 @@ describe('needsAnotherCopy', () => {
     expectedLoadMs: 3_000,
     serviceMs: 1_000,
     parallelPerCopy: 4,
-    arrivalPerS: 0,
   };
 
   it('warms a first copy only when work waits for it', () => {
@@ -196,9 +196,39 @@ describe('needsAnotherCopy', () => {
     expect(needsAnotherCopy({ ...base, waiting: 8, oldestWaitMs: 100 })).toEqual({ warm: false });
   });
 
-  it('adds a copy before a queue forms when arrivals approach capacity', () => {
-    expect(needsAnotherCopy({ ...base, arrivalPerS: 3.5 })).toEqual({ warm: true, reason: 'demand_rising' });
-    expect(needsAnotherCopy({ ...base, arrivalPerS: 2 })).toEqual({ warm: false });
+  it('leaves copies before a queue forms to shouldSpread', () => {
+    expect(needsAnotherCopy({ ...base, waiting: 0 })).toEqual({ warm: false });
+  });
+});
+
+describe('shouldSpread', () => {
+  // 4 slots a copy, 1 s a job: a copy is kept under half its slots, so each copy carries 2 arrivals a second.
+  const base = { copies: 1, beingWarmed: false, arrivalPerS: 0, serviceMs: 1_000, parallelPerCopy: 4, freeSlotsHere: 8 };
+
+  it('adds copies in proportion to arrivals × service time, before any job waits', () => {
+    expect(shouldSpread({ ...base, arrivalPerS: 2 })).toEqual({ spread: false, wanted: 1, busySlots: 2 });
+    expect(shouldSpread({ ...base, arrivalPerS: 2.5 })).toEqual({ spread: true, wanted: 2, busySlots: 2.5 });
+    // 9.7 arrivals a second keep 9.7 slots busy: five copies at half load; two are not enough.
+    expect(shouldSpread({ ...base, copies: 2, arrivalPerS: 9.7 })).toMatchObject({ spread: true, wanted: 5 });
+    expect(shouldSpread({ ...base, copies: 5, arrivalPerS: 9.7 })).toMatchObject({ spread: false, wanted: 5 });
+    // A slower model asks for more copies at the same rate.
+    expect(shouldSpread({ ...base, arrivalPerS: 1, serviceMs: 3_000 }).wanted).toBe(2);
+  });
+
+  it('counts the jobs running on the copies while no service time is measured, not a default', () => {
+    // One job running on the only copy: no second copy, however the arrivals read.
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 1 })).toEqual({ spread: false, wanted: 1, busySlots: 1 });
+    // Three of its four slots busy: past half load, a second copy.
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 3 })).toEqual({ spread: true, wanted: 2, busySlots: 3 });
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9 }).spread).toBe(false);
+  });
+
+  it('adds no first copy, none while a peer loads one, none for a model nobody asks for, none without a copy’s worth of idle slots here', () => {
+    expect(shouldSpread({ ...base, copies: 0, arrivalPerS: 9 }).spread).toBe(false);
+    expect(shouldSpread({ ...base, beingWarmed: true, arrivalPerS: 9 }).spread).toBe(false);
+    expect(shouldSpread({ ...base, arrivalPerS: 0 }).spread).toBe(false);
+    expect(shouldSpread({ ...base, arrivalPerS: 9, freeSlotsHere: 3 }).spread).toBe(false);
+    expect(shouldSpread({ ...base, arrivalPerS: 9, freeSlotsHere: 4 }).spread).toBe(true);
   });
 });
 

@@ -191,10 +191,9 @@ export interface CopyDemand {
   /** Mean time a job of this model occupies a slot. */
   serviceMs: number;
   parallelPerCopy: number;
-  arrivalPerS: number;
 }
 
-export type CopyDecision = { warm: true; reason: 'no_copy' | 'queue_too_old' | 'cannot_drain' | 'demand_rising' } | { warm: false };
+export type CopyDecision = { warm: true; reason: 'no_copy' | 'queue_too_old' | 'cannot_drain' } | { warm: false };
 
 /**
  * Whether to load a model nobody holds into free VRAM although no job waits for it: it was
@@ -208,10 +207,10 @@ export function shouldRefill(input: { copies: number; beingWarmed: boolean; last
   return input.now - input.lastArrivalAt <= input.recentMs;
 }
 
-/** Utilisation of the warm copies above which another copy is warmed before a queue forms. */
-export const SCALE_OUT_UTILISATION = 0.8;
-
-/** Whether the fleet needs one more warm copy of a model (DESIGN.md "Scheduling"). */
+/**
+ * Whether the fleet needs one more warm copy of a model for jobs that wait (DESIGN.md
+ * "Scheduling"). A copy before any job waits is `shouldSpread`'s.
+ */
 export function needsAnotherCopy(input: CopyDemand): CopyDecision {
   if (input.beingWarmed) return { warm: false };
   if (input.copies === 0) return input.waiting > 0 ? { warm: true, reason: 'no_copy' } : { warm: false };
@@ -219,9 +218,59 @@ export function needsAnotherCopy(input: CopyDemand): CopyDecision {
   if (backlog > 0 && input.oldestWaitMs > input.expectedLoadMs) return { warm: true, reason: 'queue_too_old' };
   const capacityPerMs = (input.copies * input.parallelPerCopy) / Math.max(1, input.serviceMs);
   if (backlog > 0 && input.waiting / capacityPerMs > input.expectedLoadMs) return { warm: true, reason: 'cannot_drain' };
-  const utilisation = (input.arrivalPerS * input.serviceMs) / 1000 / (input.copies * input.parallelPerCopy);
-  if (utilisation > SCALE_OUT_UTILISATION) return { warm: true, reason: 'demand_rising' };
   return { warm: false };
+}
+
+/**
+ * Utilisation a model's copies are kept under while nodes have free VRAM and idle slots:
+ * a copy in VRAM nobody else wants costs nothing and yields to real demand (it is loaded on
+ * speculation, see `ResidentModel.speculative`), while a copy that arrives after the queue
+ * formed is a load time late. Half leaves room for a burst of twice the current rate.
+ */
+export const SPREAD_UTILISATION = 0.5;
+
+export interface SpreadInput {
+  /** Warm copies on live agents (other than this one, which has none). */
+  copies: number;
+  beingWarmed: boolean;
+  /** Arrivals per second: the higher of the window's rate and the recent (burst) rate. */
+  arrivalPerS: number;
+  /**
+   * Mean time a job of this model holds a slot, as measured (here or by a copy); undefined
+   * until a job of it has finished somewhere. Then `inFlightOnCopies` stands in.
+   */
+  serviceMs: number | undefined;
+  /** Jobs the copies report running: the busy slots observed, for a model with no measured service time yet. */
+  inFlightOnCopies?: number;
+  parallelPerCopy: number;
+  /** Slots this agent has free now (none claimed, none running). */
+  freeSlotsHere: number;
+}
+
+export interface SpreadDecision {
+  spread: boolean;
+  /** Copies the demand asks for: arrivals × service time ÷ (slots per copy × `SPREAD_UTILISATION`). */
+  wanted: number;
+  /** Slots the demand keeps busy on average (Little's law), for the logs. */
+  busySlots: number;
+}
+
+/**
+ * Whether this node, which has the VRAM free for a model without evicting anything (the
+ * caller's check), should add a copy before any job waits for it: the model has copies and
+ * is in demand, the copies it asks for — in proportion to its arrival rate and service
+ * time — outnumber those there are, and this node has a copy's worth of slots idle. The
+ * first copy is not this rule's: a job waiting for it (`needsAnotherCopy`) or a recent
+ * request (`shouldRefill`) brings it.
+ */
+export function shouldSpread(input: SpreadInput): SpreadDecision {
+  // Little's law when the service time is measured. Before that, the jobs running on the
+  // copies are the evidence: a default service time (5 s) read one request to a model
+  // serving 12 ms jobs as five busy slots, and added copies nobody needed.
+  const busySlots = input.serviceMs !== undefined ? (input.arrivalPerS * input.serviceMs) / 1000 : (input.inFlightOnCopies ?? 0);
+  const wanted = Math.ceil(busySlots / (Math.max(1, input.parallelPerCopy) * SPREAD_UTILISATION));
+  const spread = !input.beingWarmed && input.copies > 0 && input.arrivalPerS > 0 && input.freeSlotsHere >= input.parallelPerCopy && wanted > input.copies;
+  return { spread, wanted, busySlots };
 }
 
 export type UnloadDecision = { unload: true; reason: 'idle' | 'extra_copy' } | { unload: false };

@@ -13,6 +13,8 @@ export interface PlacementView {
   usedBytes(): number;
   /** VRAM need of a model here: measured anywhere in the fleet, else estimated. */
   needBytes(model: ModelState): { bytes: number; source: 'measured' | 'estimate' };
+  /** Disk → VRAM throughput measured here, once a load was: peers estimate their loads with it. */
+  measuredLoadBytesPerS?(): number | undefined;
 }
 
 /**
@@ -50,6 +52,10 @@ export class PlacementRelay implements PlacementView {
     return this.attached().needBytes(model);
   }
 
+  measuredLoadBytesPerS(): number | undefined {
+    return this.attached().measuredLoadBytesPerS?.();
+  }
+
   private attached(): PlacementView {
     if (!this.target) throw new Error('placement read before the lifecycle manager was attached');
     return this.target;
@@ -78,4 +84,15 @@ export function claimRule(options: {
     const limit = embedSlots !== undefined && inventory.isEmbeddingModel?.(model) === true ? embedSlots : parallelPerCopy;
     return inventory.isLoaded(model) && placement.loadingModel !== model && !placement.isDraining(model) && runningOfModel < limit;
   };
+}
+
+/**
+ * The pull scheduler's `claimDelayMs`: an announced job's claim is held back `perRunningJobMs`
+ * for every job of its model already running here, so of the copies that hear the same
+ * announcement the least busy one claims first and the jobs spread evenly over the copies.
+ * An idle copy claims at once; a job nobody else can take waits at most
+ * `(parallelPerCopy − 1) × perRunningJobMs` (a full copy claims nothing anyway).
+ */
+export function claimDelay(perRunningJobMs: number): (queueKey: string, runningOfModel: number) => number {
+  return (_queueKey, runningOfModel) => Math.max(0, runningOfModel) * perRunningJobMs;
 }

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { modelToQueueName, pinnedQueueModel, redisKeys, type JobResult, type RedisKeys } from '@switchyard/protocol';
 import { ManualWorker, closeRedis, createRedis } from '@switchyard/redis';
 import { testRedis, uniquePrefix } from '@switchyard/testing';
+import { claimDelay } from './placement-view.js';
 import { PullScheduler } from './pull-scheduler.js';
 
 const A = 'alpha:1b';
@@ -86,10 +87,20 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
 
   function scheduler(
     workers: Map<string, ModelWorker>,
-    options: { slots: number; canClaim?: (queueKey: string, runningOfModel: number) => boolean; embedSlots?: number; isEmbedQueue?: (queueKey: string) => boolean },
+    options: {
+      slots: number;
+      canClaim?: (queueKey: string, runningOfModel: number) => boolean;
+      embedSlots?: number;
+      isEmbedQueue?: (queueKey: string) => boolean;
+      agentId?: string;
+      claimDelayMs?: (queueKey: string, runningOfModel: number) => number;
+      sleep?: (ms: number) => Promise<unknown>;
+    },
   ) {
     const created = new PullScheduler({
-      agentId: 'agent-1',
+      agentId: options.agentId ?? 'agent-1',
+      ...(options.claimDelayMs !== undefined && { claimDelayMs: options.claimDelayMs }),
+      ...(options.sleep !== undefined && { sleep: options.sleep }),
       slots: options.slots,
       workers,
       logger: silent,
@@ -322,5 +333,42 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     release();
     await expect.poll(() => completed(B), { timeout: 5_000 }).toBe(70);
     expect(pull.activeJobs).toBe(0);
+  });
+
+  it('spreads announced jobs over copies: the one with fewer jobs of the model running claims first, the busier one after its delay', async () => {
+    const { workers, add, started, waiting } = setup([A]);
+    /** Each scheduler's held-back claims, released by the test: the order of claims is the test's, not the machine's. */
+    const held = { idle: [] as Array<{ ms: number; go: () => void }>, busy: [] as Array<{ ms: number; go: () => void }> };
+    const sleeper = (into: typeof held.idle) => (ms: number) => new Promise<void>((go) => into.push({ ms, go }));
+    const delay = claimDelay(5);
+    const idle = scheduler(workers, { slots: 4, agentId: 'agent-idle', claimDelayMs: delay, sleep: sleeper(held.idle) });
+    const busy = scheduler(workers, { slots: 4, agentId: 'agent-busy', claimDelayMs: delay, sleep: sleeper(held.busy) });
+
+    // The busy copy runs two jobs of the model already; the idle one none.
+    await add(A, 2);
+    busy.wake();
+    await expect.poll(() => busy.runningOf(A)).toBe(2);
+    expect(await waiting(A)).toBe(0);
+
+    // One job announced to both: the idle copy claims at once, the busy one holds back 2 × 5 ms.
+    await add(A);
+    busy.wake(A);
+    idle.wake(A);
+    await expect.poll(() => idle.runningOf(A)).toBe(1);
+    expect(held.idle).toEqual([]);
+    expect(held.busy.map((claim) => claim.ms)).toEqual([10]);
+    // When its delay is over the job is gone: the busy copy's claim finds nothing.
+    held.busy[0]!.go();
+    await expect.poll(() => started.length).toBe(3);
+    expect(busy.runningOf(A)).toBe(2);
+
+    // With nobody faster, the held-back claim takes the job once its delay has passed.
+    await add(A);
+    busy.wake(A);
+    await expect.poll(() => held.busy.length).toBe(2);
+    expect(busy.runningOf(A)).toBe(2);
+    held.busy[1]!.go();
+    await expect.poll(() => busy.runningOf(A)).toBe(3);
+    expect(await waiting(A)).toBe(0);
   });
 });

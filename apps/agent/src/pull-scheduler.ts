@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { ManualWorker } from '@switchyard/redis';
@@ -56,6 +57,16 @@ export class PullScheduler {
        * job body starts, so two quick claims cannot both take the last backend slot).
        */
       canClaim: (queueKey: string, runningOfModel: number) => boolean;
+      /**
+       * How long to hold back the claim of an announced job of this queue key, given how many
+       * jobs of its model run here (default none): every copy with a free slot hears the same
+       * announcement, and without a handicap the fastest claimer wins every race, so one copy
+       * took 1,132 jobs where the others took 876 and 859 (issue 17). With a delay that grows
+       * with the work already running here, the copy with the most free capacity claims first.
+       */
+      claimDelayMs?: (queueKey: string, runningOfModel: number) => number;
+      /** Waits `ms` before a held-back claim (a test passes its own, to order claims itself). */
+      sleep?: (ms: number) => Promise<unknown>;
       /** Records a handed-back job as queued again (`JobLifecycle.requeue`). */
       requeue?: (jobId: string, attempt: { token: string; number: number }) => Promise<unknown>;
       logger: Logger;
@@ -99,10 +110,15 @@ export class PullScheduler {
   wake(queueKey?: string): void {
     if (this.stopped || this.paused) return;
     if (queueKey !== undefined && this.options.workers.has(queueKey)) {
-      void this.claimFrom(queueKey).then((claimed) => {
-        // Nothing there (another agent was faster) or no room: fall back to a full round later.
-        if (!claimed && this.pumping) this.pumpAgain = true;
-      });
+      const claim = () =>
+        this.claimFrom(queueKey).then((claimed) => {
+          // Nothing there (another agent was faster) or no room: fall back to a full round later.
+          if (!claimed && this.pumping) this.pumpAgain = true;
+        });
+      // Embed jobs are not spread: they are batched by what runs at once here.
+      const delayMs = this.embedBudget(queueKey) ? 0 : (this.options.claimDelayMs?.(queueKey, this.runningOf(splitQueueModel(queueKey).model)) ?? 0);
+      if (delayMs > 0) void (this.options.sleep ?? sleep)(delayMs).then(claim);
+      else void claim();
       return;
     }
     if (this.pumping) {

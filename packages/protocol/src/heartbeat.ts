@@ -124,6 +124,12 @@ export const AgentHeartbeat = z.object({
   models_available: z.array(AvailableModel),
   /** Models this agent is loading right now (it holds their warm lease). */
   models_loading: z.array(z.string()).optional(),
+  /**
+   * Disk → VRAM throughput this node measured on its loads (bytes/s), once it has loaded
+   * anything: a peer that never loaded a model estimates its load time from these rather
+   * than from the configured prior.
+   */
+  load_bytes_per_s: z.number().positive().optional(),
   /** The load under way here, with its start and expected duration (the fleet page's progress bar). */
   loads_in_progress: z.array(LoadProgress).optional(),
   /** The last loads and unloads here (a short bounded list, oldest first): what the fleet page shows as recent activity. */
