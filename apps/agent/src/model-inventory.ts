@@ -50,6 +50,8 @@ export const DEFAULT_SERVICE_MS = 5_000;
  */
 export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; shown: [model: ModelState]; unreachable: [error: unknown] }> {
   private readonly states = new Map<string, ModelState>();
+  /** Models being pulled to another build: their old build's queue is served from its rollout copy. */
+  private readonly copyServed = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private lastRefreshOk = false;
   /** Why the last refresh failed (undefined after a good one): start-up reports it. */
@@ -115,7 +117,11 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
     const now = Date.now();
     const residents = new Map(running.map((model) => [canonicalModelName(model.name), model]));
     for (const state of this.states.values()) {
-      const resident = residents.get(canonicalModelName(state.backendName));
+      // A rollout copy shares its build's blobs, so the backend's runner of that build serves
+      // it whichever name loaded it (Ollama keys runners by blob, and `/api/ps` names one).
+      const copy = splitQueueModel(state.name).digest !== undefined;
+      const resident =
+        residents.get(canonicalModelName(state.backendName)) ?? (copy ? running.find((model) => normalizeDigest(model.digest) === normalizeDigest(state.digest)) : undefined);
       if (resident) state.loaded = { vramBytes: resident.vram_bytes, loadedAt: state.loaded?.loadedAt ?? now, measured: true };
       else if (state.inFlight === 0) state.loaded = undefined;
     }
@@ -194,8 +200,20 @@ export class ModelInventory extends EventEmitter<{ changed: [models: string[]]; 
   modelOfQueue(queueKey: string): string {
     const { model, digest } = splitQueueModel(queueKey);
     if (digest === undefined || !this.states.has(queueKey)) return model;
+    if (this.copyServed.has(model)) return queueKey;
     const primary = this.states.get(model);
     return primary && normalizeDigest(primary.digest) === digest ? model : queueKey;
+  }
+
+  /**
+   * While `model` is pulled to another build, its old build's queue is served from the
+   * rollout copy even though the name still holds that build: the backend switches the name
+   * when the download ends, before this inventory reads it again, and a job pinned to the old
+   * build must not run on the new one in between.
+   */
+  serveOldBuildFromCopy(model: string, on: boolean): void {
+    if (on) this.copyServed.add(model);
+    else this.copyServed.delete(model);
   }
 
   /** The name to send to the backend for a canonical model name. */

@@ -232,7 +232,10 @@ export class ModelReconciler {
     const log = logger.child({ model: task.model, ...(task.digest !== undefined && { digest: task.digest.slice(0, 12) }) });
     log.info({ attempt: task.attempts }, 'pulling a model the catalog places here');
     try {
-      if (task.keepOldBuild && replaced && backend.copy) await this.keepBuild(replaced);
+      if (task.keepOldBuild && replaced && backend.copy) {
+        await this.keepBuild(replaced);
+        inventory.serveOldBuildFromCopy(task.model, true);
+      }
       // A rollback finds the build it returns to kept here under its rollout copy: no download.
       const kept = task.digest !== undefined ? inventory.get(pinnedQueueModel(task.model, task.digest)) : undefined;
       if (kept && backend.copy) {
@@ -270,6 +273,7 @@ export class ModelReconciler {
       log.warn({ cause, err: task.error, retryInMs: delay, attempt: task.attempts }, 'model pull failed; retrying with backoff');
       setTimeout(() => void this.pass(), delay + 10).unref();
     } finally {
+      inventory.serveOldBuildFromCopy(task.model, false);
       task.running = false;
       this.options.onChange();
       if (!this.stopped) setImmediate(() => void this.pass());

@@ -257,7 +257,9 @@ export class Scheduler {
   private schedulePass(): void {
     for (const entry of [...this.pending]) {
       const { model, numCtx, slot } = entry.request;
-      let runner = this.runners.get(model.name);
+      // Ollama keys runners by blob: a copy of a build (`/api/copy`) is served by the runner
+      // another of its names loaded.
+      let runner = this.runners.get(model.name) ?? [...this.runners.values()].find((other) => other.model.digest === model.digest && other.numCtx === numCtx);
       if (runner && runner.numCtx === numCtx) {
         if (runner.state === 'loading') {
           entry.coldStart = true;
