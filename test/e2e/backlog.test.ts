@@ -16,7 +16,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { modelToQueueName, redisKeys } from '@switchyard/protocol';
 import { SAMPLE_CATALOG, createGpuSim } from '@switchyard/gpu-sim';
-import { postJob, submitJob } from '../support/client.js';
+import { postJob, submitJob, until } from '../support/client.js';
 import { FAST_SIM, startStack, type Stack } from '../support/stack.js';
 
 const MODEL = 'qwen2.5:0.5b';
@@ -46,19 +46,6 @@ async function backlogSeries(model: string): Promise<number | undefined> {
   const { body } = await get('/metrics');
   const line = (body as string).split('\n').find((l) => l.startsWith(`switchyard_backlog{model="${model}"} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** Polls until `check` returns a value that is not undefined; fails naming `what` and the last value seen. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value !== undefined) return value;
-    last = value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
 describe('backlog with agents', () => {

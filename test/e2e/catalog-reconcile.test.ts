@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SAMPLE_CATALOG } from '@switchyard/gpu-sim';
 import { startStack, type Stack } from '../support/stack.js';
-import { submitOnceServed } from '../support/client.js';
+import { apiCall, submitOnceServed, until } from '../support/client.js';
 
 const PULLED = 'qwen2.5:0.5b';
 const OTHER = 'llama3.2:3b';
@@ -20,14 +20,7 @@ afterEach(async () => {
   stack = undefined;
 });
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${stack!.apiUrl}${path}`, {
-    method,
-    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-}
+const admin = (method: string, path: string, body?: unknown) => apiCall(stack!.apiUrl, method, path, body);
 
 /** The model's names on a simulator's disk, as its `/api/tags` lists them. */
 async function onDisk(simIndex: number): Promise<string[]> {
@@ -35,25 +28,12 @@ async function onDisk(simIndex: number): Promise<string[]> {
   return tags.models.map((model) => model.name);
 }
 
-/** Polls until `check` returns a value that is not undefined; fails naming `what` and the last value seen. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value !== undefined) return value;
-    last = value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
 const statusOf = async (model: string) => (await admin('GET', `/admin/models/${encodeURIComponent(model)}`)).body;
 
 describe('fleet catalog: agents reconcile their disks', () => {
   it('pulls a model onto the two nodes the catalog asks for, while another model keeps serving', async () => {
     stack = await startStack({
-      nodes: [0, 1, 2].map(() => ({ sim: { models: ON_DISK, pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT })),
+      nodes: [0, 1, 2].map(() => ({ sim: { models: [...ON_DISK], pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT })),
     });
     const put = await admin('PUT', `/admin/models/${PULLED}`, { copies: { min: 2 } });
     expect(put.status).toBe(201);
@@ -76,12 +56,12 @@ describe('fleet catalog: agents reconcile their disks', () => {
   });
 
   it('keeps within the disk budget: a node without room says why, the copy goes elsewhere, other models are untouched', async () => {
-    const used = ON_DISK.reduce((sum, model) => sum + model.size_bytes, 0);
+    const used = ON_DISK.reduce((sum, model) => sum + Number(model.size_bytes), 0);
     stack = await startStack({
       nodes: [
         // Room for what it has and 100 MB more: the 400 MB model does not fit.
-        { sim: { models: ON_DISK, disk_bytes: used + 100e6 }, agent: { ...CATALOG_AGENT, modelDiskBytes: used + 100e6 } },
-        { sim: { models: ON_DISK }, agent: CATALOG_AGENT },
+        { sim: { models: [...ON_DISK], disk_bytes: used + 100e6 }, agent: { ...CATALOG_AGENT, modelDiskBytes: used + 100e6 } },
+        { sim: { models: [...ON_DISK] }, agent: CATALOG_AGENT },
       ],
     });
     const small = stack.agents[0]!.id;
@@ -102,7 +82,7 @@ describe('fleet catalog: agents reconcile their disks', () => {
   });
 
   it('retries a pull whose connection dropped, and reports a build the registry does not serve', async () => {
-    stack = await startStack({ nodes: [{ sim: { models: ON_DISK, pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT }] });
+    stack = await startStack({ nodes: [{ sim: { models: [...ON_DISK], pull_bytes_per_s: 2e8 }, agent: CATALOG_AGENT }] });
     const sim = stack.sims[0]!.url;
     await fetch(`${sim}/sim/faults/pull`, {
       method: 'POST',
@@ -130,9 +110,9 @@ describe('fleet catalog: agents reconcile their disks', () => {
   it('deletes the copies beyond copies.max and where the entry does not place it, never a pinned one', async () => {
     stack = await startStack({
       nodes: [
-        { sim: { models: SAMPLE_CATALOG }, agent: CATALOG_AGENT },
-        { sim: { models: SAMPLE_CATALOG }, agent: CATALOG_AGENT },
-        { sim: { models: SAMPLE_CATALOG }, agent: { ...CATALOG_AGENT, pinnedModels: [PULLED] } },
+        { sim: { models: [...SAMPLE_CATALOG] }, agent: CATALOG_AGENT },
+        { sim: { models: [...SAMPLE_CATALOG] }, agent: CATALOG_AGENT },
+        { sim: { models: [...SAMPLE_CATALOG] }, agent: { ...CATALOG_AGENT, pinnedModels: [PULLED] } },
       ],
     });
     const [first, second, pinned] = stack.agents.map((agent) => agent.id);
@@ -152,7 +132,7 @@ describe('fleet catalog: agents reconcile their disks', () => {
   });
 
   it('an agent stopped mid-pull gets the model once it is back', async () => {
-    stack = await startStack({ nodes: [{ sim: { models: ON_DISK, pull_bytes_per_s: 5e6 }, agent: CATALOG_AGENT }] });
+    stack = await startStack({ nodes: [{ sim: { models: [...ON_DISK], pull_bytes_per_s: 5e6 }, agent: CATALOG_AGENT }] });
     await admin('PUT', `/admin/models/${PULLED}`, {});
     await until('the pull under way', async () => {
       const status = await statusOf(PULLED);
@@ -168,7 +148,7 @@ describe('fleet catalog: agents reconcile their disks', () => {
   });
 
   it('bad catalog input gets a 400 naming the field; an unknown entry a 404', async () => {
-    stack = await startStack({ nodes: [{ sim: { models: ON_DISK }, agent: CATALOG_AGENT }] });
+    stack = await startStack({ nodes: [{ sim: { models: [...ON_DISK] }, agent: CATALOG_AGENT }] });
     const bad = await admin('PUT', `/admin/models/${PULLED}`, { copies: { min: -1 } });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toMatch(/copies/);

@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SAMPLE_CATALOG } from '@switchyard/gpu-sim';
 import { SwitchyardClient } from '@switchyard/sdk';
 import { startStack, type Stack } from '../support/stack.js';
-import { postJob, submitOnceServed } from '../support/client.js';
+import { apiCall, postJob, submitOnceServed, until as untilWithin } from '../support/client.js';
+
+const until = <T>(what: string, check: () => Promise<T | undefined>) => untilWithin(what, check, 20_000);
 
 const MODEL = 'llama3.2:3b';
 const NEW = SAMPLE_CATALOG.find((model) => model.name === MODEL)!.newer!.digest;
@@ -26,26 +28,7 @@ afterEach(async () => {
   stack = undefined;
 });
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${stack!.apiUrl}${path}`, {
-    method,
-    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value !== undefined) return value;
-    last = value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
+const admin = (method: string, path: string, body?: unknown) => apiCall(stack!.apiUrl, method, path, body);
 
 const rollout = async () => (await admin('GET', `/admin/models/${MODEL}/rollout`)).body;
 const rolloutIn = (...states: string[]) =>

@@ -53,3 +53,24 @@ export async function submitOnceServed(apiUrl: string, body: unknown, timeout = 
   }
   throw new Error(`the API did not accept the job within ${timeout} ms (last answer ${last})`);
 }
+
+/** Any request to the stack's API, whatever it answers: status and the JSON body (undefined when empty). */
+export async function apiCall(apiUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${apiUrl}${path}`, {
+    method,
+    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+/** Polls `check` every 50 ms until it returns something other than undefined, and returns that; fails naming `what`. */
+export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
