@@ -109,7 +109,7 @@ export async function startSwitchyard(options: SwitchyardStackOptions): Promise<
     Object.assign(apiEnv, options.apiEnv, options.adminKey !== undefined && { ADMIN_API_KEYS: options.adminKey });
     const authorization = options.adminKey !== undefined ? { authorization: `Bearer ${options.adminKey}` } : {};
     // Its log (warnings and errors only) goes to our stderr, out of the way of the table.
-    const api = spawn(process.execPath, [API_MAIN], { env: { ...process.env, ...apiEnv }, stdio: ['ignore', 2, 'inherit'] });
+    const api = spawn(process.execPath, [...process.execArgv, API_MAIN], { env: { ...process.env, ...apiEnv }, stdio: ['ignore', 2, 'inherit'] });
     children.push(api);
     const apiUrl = `http://127.0.0.1:${port}`;
 

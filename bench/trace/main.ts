@@ -17,7 +17,9 @@
  *
  * Knobs (environment): BENCH_TRACE_WINDOW_S (600: the trace seconds replayed, from the start),
  * BENCH_TRACE_COMPRESS (4), BENCH_TRACE_POLICIES (`round_robin,switchyard`),
- * BENCH_TRACE_OUT (bench/results/trace.json), BENCH_AGENT_LOG_LEVEL (agents' log on stderr).
+ * BENCH_TRACE_OUT (bench/results/trace.json), BENCH_TRACE_RECORDS (a file for every request's
+ * record, by policy: for comparing two policies request by request), BENCH_AGENT_LOG_LEVEL
+ * (agents' log on stderr).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { Agent } from 'undici';
+import { Agent, request as httpRequest } from 'undici';
 import { percentile, round } from '../common/stats.js';
 import type { CatalogModel } from '../fleet/catalog.js';
 import type { NodeSpec, SimSettings } from '../fleet/fleet-config.js';
@@ -101,6 +103,27 @@ interface RequestRecord {
   failure?: string;
   ttft_ms?: number;
   tokens: number;
+  /** Epoch ms the request was sent and its first token read (Switchyard's, for `parts`). */
+  sent_at?: number;
+  first_token_at?: number;
+  /** Switchyard's job id (its `x-switchyard-job-id` header), to read the job's own timings after the run. */
+  job_id?: string;
+  /** The agent that ran it (Switchyard's). */
+  agent?: string;
+  /** Where a Switchyard request's time to first token went (wall ms), from its job's timings. */
+  parts?: TtftParts;
+}
+
+/**
+ * A Switchyard request's TTFT in four consecutive parts: into the API (sent → the job's
+ * submission), in the queue (→ an agent started it), the agent and backend (→ the first
+ * token reached the agent), and back out (→ the client read it: Redis, the API's relay, SSE).
+ */
+interface TtftParts {
+  api_in_ms: number;
+  queued_ms: number;
+  agent_backend_ms: number;
+  relay_out_ms: number;
 }
 
 interface PolicyRun {
@@ -255,17 +278,21 @@ async function runSwitchyard(requests: readonly TraceRequest[], settings: SimSet
       const sent = Date.now();
       let firstTokenAt: number | undefined;
       let tokens = 0;
+      let jobId: string | undefined;
       try {
-        const stream = await clients[request.service].chat.completions.create(
-          {
-            model: MODELS[request.service].name,
-            messages: [{ role: 'user', content: promptOf(request) }],
-            max_tokens: request.generated_tokens,
-            seed: request.id,
-            stream: true,
-          },
-          { signal },
-        );
+        const { data: stream, response } = await clients[request.service].chat.completions
+          .create(
+            {
+              model: MODELS[request.service].name,
+              messages: [{ role: 'user', content: promptOf(request) }],
+              max_tokens: request.generated_tokens,
+              seed: request.id,
+              stream: true,
+            },
+            { signal },
+          )
+          .withResponse();
+        jobId = response.headers.get('x-switchyard-job-id') ?? undefined;
         for await (const chunk of stream) {
           if (chunk.choices[0]?.delta?.content) {
             firstTokenAt ??= Date.now();
@@ -277,13 +304,86 @@ async function runSwitchyard(requests: readonly TraceRequest[], settings: SimSet
         return { outcome: 'failed', failure: (error as Error).message, tokens };
       }
       if (firstTokenAt === undefined) return { outcome: 'failed', failure: 'no token', tokens };
-      return { outcome: 'completed', ttft_ms: firstTokenAt - sent, tokens };
+      return { outcome: 'completed', ttft_ms: firstTokenAt - sent, tokens, sent_at: sent, first_token_at: firstTokenAt, ...(jobId !== undefined && { job_id: jobId }) };
     });
+    await attachParts(stack.apiUrl, records);
     return { policy: 'switchyard', records, startedAt, perNode: await perNode(fleet), ...copyTimeline(fleet, startedAt), describe: stack.describe() };
   } finally {
     await stack.stop();
     await fleet.stop();
   }
+}
+
+/** Reads each completed Switchyard job's timings back (its tenant's GET /v1/jobs/:id) and splits its TTFT into `parts`. */
+async function attachParts(apiUrl: string, records: RequestRecord[]): Promise<void> {
+  const dispatcher = new Agent({ connections: 16 });
+  const pending = records.filter((record) => record.job_id !== undefined && record.sent_at !== undefined && record.first_token_at !== undefined);
+  try {
+    for (let i = 0; i < pending.length; i += 16) {
+      await Promise.all(
+        pending.slice(i, i + 16).map(async (record) => {
+          const response = await httpRequest(`${apiUrl}/v1/jobs/${record.job_id}`, {
+            headers: { authorization: `Bearer ${TENANT_KEYS[record.service]}` },
+            dispatcher,
+          });
+          if (response.statusCode !== 200) {
+            await response.body.dump();
+            return;
+          }
+          const job = (await response.body.json()) as { agent?: string; created_at?: string; timings?: { queued_ms: number; ttft_ms: number } };
+          if (job.created_at === undefined || job.timings === undefined) return;
+          const submittedAt = Date.parse(job.created_at);
+          const agentFirstTokenAt = submittedAt + job.timings.ttft_ms;
+          if (job.agent !== undefined) record.agent = job.agent;
+          record.parts = {
+            api_in_ms: submittedAt - record.sent_at!,
+            queued_ms: job.timings.queued_ms,
+            agent_backend_ms: job.timings.ttft_ms - job.timings.queued_ms,
+            relay_out_ms: record.first_token_at! - agentFirstTokenAt,
+          };
+        }),
+      );
+    }
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** Percentiles of each TTFT part over all requests, and the parts' means over the slowest 1 % (what makes the p99). */
+function partsSummary(records: readonly RequestRecord[]) {
+  const withParts = records.filter((record) => record.parts !== undefined);
+  if (withParts.length === 0) return undefined;
+  const names = Object.keys(withParts[0]!.parts!) as Array<keyof TtftParts>;
+  const slowest = [...withParts].sort((a, b) => b.ttft_ms! - a.ttft_ms!).slice(0, Math.max(1, Math.ceil(withParts.length / 100)));
+  const mean = (values: number[]) => round(values.reduce((sum, value) => sum + value, 0) / values.length, 1);
+  return {
+    requests: withParts.length,
+    p50_ms: Object.fromEntries(
+      names.map((name) => [
+        name,
+        round(
+          percentile(
+            withParts.map((record) => record.parts![name]),
+            50,
+          ),
+          1,
+        ),
+      ]),
+    ),
+    p99_ms: Object.fromEntries(
+      names.map((name) => [
+        name,
+        round(
+          percentile(
+            withParts.map((record) => record.parts![name]),
+            99,
+          ),
+          1,
+        ),
+      ]),
+    ),
+    slowest_1pct_mean_ms: Object.fromEntries(names.map((name) => [name, mean(slowest.map((record) => record.parts![name]))])),
+  };
 }
 
 function summarise(run: PolicyRun) {
@@ -305,6 +405,9 @@ function summarise(run: PolicyRun) {
     copies_loaded_at_s: run.copiesAt,
     loads: run.loads,
     failures,
+    ttft_parts: partsSummary(run.records),
+    // The requests behind the p99, each with its parts (when known): where a tail comes from.
+    slowest: [...completed].sort((a, b) => b.ttft_ms! - a.ttft_ms!).slice(0, Math.ceil(completed.length / 100)),
   };
 }
 
@@ -363,6 +466,18 @@ async function main(): Promise<void> {
   console.log(`| metric | ${summaries.map((summary) => summary.policy).join(' | ')} |`);
   console.log(`| --- | ${summaries.map(() => '---').join(' | ')} |`);
   for (const [label, cell] of rows) console.log(`| ${label} | ${summaries.map(cell).join(' | ')} |`);
+  const parts = sy?.ttft_parts;
+  if (parts) {
+    const line = (label: string, values: Record<string, number>) =>
+      `  ${label}: ${Object.entries(values)
+        .map(([name, value]) => `${name.replace(/_ms$/, '')} ${value}`)
+        .join(', ')} ms`;
+    console.log('');
+    console.log(`Switchyard's TTFT in parts (${parts.requests} requests):`);
+    console.log(line('p50', parts.p50_ms));
+    console.log(line('p99', parts.p99_ms));
+    console.log(line('slowest 1 %, mean', parts.slowest_1pct_mean_ms));
+  }
   if (ratio !== undefined) {
     console.log('');
     console.log(`TTFT p99 Switchyard ÷ round-robin: ${ratio} (target ≤ ${TARGET_P99_RATIO}): ${ratio <= TARGET_P99_RATIO ? 'PASS' : 'FAIL'}`);
@@ -382,6 +497,8 @@ async function main(): Promise<void> {
     target: { ttft_p99_ratio_at_most: TARGET_P99_RATIO, pass: ratio !== undefined ? ratio <= TARGET_P99_RATIO : undefined },
     switchyard_stack: runs.find((run) => run.policy === 'switchyard')?.describe,
   };
+  const recordsOut = process.env.BENCH_TRACE_RECORDS;
+  if (recordsOut) writeFileSync(recordsOut, `${JSON.stringify(Object.fromEntries(runs.map((run) => [run.policy, run.records])))}\n`);
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`load average ${result.load_average.at_start.join(' ')} at start, ${result.load_average.at_end.join(' ')} at the end; written ${OUT}`);

@@ -125,6 +125,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     keepAlive: config.keepAlive,
     embedder: new EmbedBatcher(backend, { maxInputs: config.embedBatchMaxInputs, windowMs: config.embedBatchWindowMs }),
     wasCancelled: (jobId) => cancelled.has(jobId),
+    backendFreed: (token) => scheduler.backendFreed(token),
   });
   const workers = new WorkerSet({
     redis,

@@ -63,9 +63,9 @@ export class FleetState {
     );
   }
 
-  /** Whether a peer reports loading `model` right now. */
-  loadingElsewhere(model: string): boolean {
-    return this.view.peers.some((agent) => agent.models_loading?.includes(model));
+  /** Peers that report loading `model` right now. */
+  loadingElsewhere(model: string): number {
+    return this.view.peers.filter((agent) => agent.models_loading?.includes(model)).length;
   }
 
   /**
@@ -102,14 +102,23 @@ export class FleetState {
     await this.redis.set(this.keys.modelInfo(record.model), JSON.stringify(record));
   }
 
-  /** Takes the warm lease of a model; false when another agent holds it. */
-  async acquireWarmLease(model: string, ttlMs: number): Promise<boolean> {
-    const result = await this.redis.set(this.keys.warmLease(model), this.selfId, 'PX', Math.max(1_000, Math.ceil(ttlMs)), 'NX');
-    return result === 'OK';
+  /**
+   * Takes one of the first `holders` warm lease slots of a model, so at most that many
+   * agents load it at once: the slot taken, or undefined when another agent holds each one.
+   * One slot (the default) is one loader fleet-wide; more are for jobs or demand that one
+   * copy loading cannot serve (`needsAnotherCopy`, `shouldSpread`). A slot is a key of its
+   * own, one command each, so it holds under Redis Cluster.
+   */
+  async acquireWarmLease(model: string, ttlMs: number, holders = 1): Promise<number | undefined> {
+    for (let slot = 0; slot < Math.max(1, holders); slot++) {
+      const result = await this.redis.set(this.keys.warmLease(model, slot), this.selfId, 'PX', Math.max(1_000, Math.ceil(ttlMs)), 'NX');
+      if (result === 'OK') return slot;
+    }
+    return undefined;
   }
 
-  async releaseWarmLease(model: string): Promise<void> {
+  async releaseWarmLease(model: string, slot = 0): Promise<void> {
     // Only if this agent still holds it: it may have expired and been taken (lua/delete-if-equal-1.lua).
-    await defineScripts(this.redis).sy_delete_if_equal_v1(this.keys.warmLease(model), this.selfId);
+    await defineScripts(this.redis).sy_delete_if_equal_v1(this.keys.warmLease(model, slot), this.selfId);
   }
 }

@@ -185,6 +185,38 @@ describe('JobRunner (the BullMQ processor) on a real Redis with a scripted backe
     expect(inventory.get(MODEL)).toMatchObject({ inFlight: 0, serviceMs: expect.any(Number) });
   });
 
+  it('says the backend is free at its final line, before the terminal event is written; not for a failed request', async () => {
+    await inventory.refresh();
+    backend.script = async function* () {
+      yield { type: 'token', text: 'Hi' };
+      yield done();
+    };
+    const job = await enqueue();
+    const freed: Array<{ token: string; eventsThen: string[] }> = [];
+    let pending: Promise<void> | undefined;
+    const run = processor({
+      backendFreed: (token) => {
+        pending = typesOf(job).then((eventsThen) => void freed.push({ token, eventsThen }));
+      },
+    });
+    await run(job, 'lock-1', new AbortController().signal);
+    await pending;
+    expect(freed).toHaveLength(1);
+    expect(freed[0]!.token).toBe('lock-1');
+    // The terminal event was not yet in Redis when the slot was given back.
+    expect(freed[0]!.eventsThen).not.toContain('done');
+    expect(await typesOf(job)).toContain('done');
+
+    backend.script = async function* () {
+      yield* [];
+      throw new BackendError('bad options', 400);
+    };
+    const failing = await enqueue();
+    freed.length = 0;
+    await run(failing, 'lock-2', new AbortController().signal).catch(() => undefined);
+    expect(freed).toEqual([]);
+  });
+
   it('sends a chat as messages, and reports a length stop', async () => {
     await inventory.refresh();
     backend.script = async function* () {

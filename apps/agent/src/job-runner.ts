@@ -37,6 +37,12 @@ export interface JobRunnerDeps {
   hungAfterMs?: number;
   /** Jobs whose cancellation was heard before this agent started them. */
   wasCancelled(jobId: string): boolean;
+  /**
+   * The backend finished the attempt holding lock `token` (its final line came): its slot
+   * there is free now, while this job's last writes (the terminal event, BullMQ's completion)
+   * still go out. The pull scheduler claims the next job in parallel with them.
+   */
+  backendFreed?(token: string): void;
 }
 
 /** A failure that ends the job at once (no retry) with a stable code the API reads back. */
@@ -343,6 +349,7 @@ export function createJobProcessor(deps: JobRunnerDeps) {
           continue;
         }
         coalescer.flush();
+        if (token !== undefined) deps.backendFreed?.(token);
         const finishedAt = Date.now();
         const finishReason: FinishReason = toolCalls.length > 0 ? 'tool_calls' : chunk.done_reason === 'length' ? 'length' : 'stop';
         const result: JobResult = {

@@ -278,6 +278,33 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     expect(backend.loads).toEqual(['a:1b']);
   });
 
+  it('loads beside a peer holding the warm lease once more jobs wait than the copy loading can take, into free VRAM only', async () => {
+    const { keys, backend, addJob, round, roundHoldingLoad } = await setup([{ name: 'a:1b' }]);
+    // One slot a copy (this setup's parallelPerCopy): one waiting job is the peer's load's.
+    await redis.set(keys.warmLease('a:1b'), 'agent-other', 'PX', 60_000);
+    await addJob('a:1b');
+    await round();
+    expect(backend.loads).toEqual([]);
+    // A second job would wait for a second load after the first: this node loads beside it.
+    await addJob('a:1b');
+    const finish = await roundHoldingLoad();
+    expect(backend.loads).toEqual(['a:1b']);
+    expect(await redis.get(keys.warmLease('a:1b', 1))).toBe(SELF);
+    expect(await redis.get(keys.warmLease('a:1b'))).toBe('agent-other');
+    await finish();
+    expect(await redis.get(keys.warmLease('a:1b', 1))).toBeNull();
+
+    // With the node full of idle models, a load beside another would evict one: it waits.
+    const full = await setup([{ name: 'a:1b' }, { name: 'b:1b' }, { name: 'c:1b' }], { resident: ['b:1b', 'c:1b'] });
+    await redis.set(full.keys.warmLease('a:1b'), 'agent-other', 'PX', 60_000);
+    full.clock.offset = MIN_RESIDENCY_MS + 60_000;
+    await full.addJob('a:1b');
+    await full.addJob('a:1b');
+    await full.round();
+    expect(full.backend.loads).toEqual([]);
+    expect(full.backend.unloads).toEqual([]);
+  });
+
   it('runs a round at once when work is announced for a model cold here', async () => {
     const { backend, lifecycle, addJob } = await setup([{ name: 'a:1b' }]);
     await addJob('a:1b');

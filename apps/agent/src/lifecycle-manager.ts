@@ -350,9 +350,10 @@ export class LifecycleManager {
 
     const pinned = fitting.filter((model) => this.options.pinned.includes(model.name));
     const stats = await this.readWaitingWork(fitting, now);
-    const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number; why?: Record<string, unknown> }> = [];
+    // `holders`: agents that may load the model at once for this reason (the warm lease's slots; one unless said).
+    const candidates: Array<{ model: ModelState; reason: string; oldestWaitMs: number; waiting: number; holders?: number; why?: Record<string, unknown> }> = [];
     const refills: Array<{ model: ModelState; lastArrivalAt: number }> = [];
-    const spreads: Array<{ model: ModelState; arrivalPerS: number; why: Record<string, unknown> }> = [];
+    const spreads: Array<{ model: ModelState; arrivalPerS: number; holders: number; why: Record<string, unknown> }> = [];
     const freeSlotsHere = this.freeSlots();
     for (const model of pinned) candidates.push({ model, reason: 'pinned', oldestWaitMs: Number.MAX_SAFE_INTEGER, waiting: 0 });
     // A rollout's new build where this node's old build (its rollout copy, `<model>@<digest>`)
@@ -375,11 +376,11 @@ export class LifecycleManager {
       }, 0);
       const arrivalPerS = this.arrivalPerS(model.name);
       const serviceMs = this.serviceMsOf(model, copies);
-      const beingWarmed = fleet.loadingElsewhere(model.name);
+      const loadingCopies = fleet.loadingElsewhere(model.name);
       const decision = needsAnotherCopy({
         copies: copies.length,
         freeSlotsOnCopies,
-        beingWarmed,
+        loadingCopies,
         waiting: wait.waiting,
         oldestWaitMs: wait.oldestWaitMs,
         expectedLoadMs: this.expectedLoadMs(model),
@@ -388,6 +389,7 @@ export class LifecycleManager {
       });
       const why = {
         copies_elsewhere: copies.length,
+        loading_elsewhere: loadingCopies,
         free_slots_on_copies: freeSlotsOnCopies,
         waiting: wait.waiting,
         oldest_wait_ms: wait.oldestWaitMs,
@@ -396,7 +398,7 @@ export class LifecycleManager {
         service_ms: Math.round(serviceMs),
       };
       if (decision.warm) {
-        candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting, why });
+        candidates.push({ model, reason: decision.reason, oldestWaitMs: wait.oldestWaitMs, waiting: wait.waiting, holders: decision.holders, why });
         continue;
       }
       // A copy for demand weighs a measured service time, or else the jobs its copies run: not
@@ -406,7 +408,7 @@ export class LifecycleManager {
       const measuredServiceMs = this.measuredServiceMs(model, copies);
       const spread = shouldSpread({
         copies: copies.length,
-        beingWarmed,
+        loadingCopies,
         arrivalPerS,
         serviceMs: measuredServiceMs,
         inFlightOnCopies,
@@ -417,6 +419,7 @@ export class LifecycleManager {
         spreads.push({
           model,
           arrivalPerS,
+          holders: spread.holders,
           why: {
             ...why,
             service_measured: measuredServiceMs !== undefined,
@@ -430,7 +433,7 @@ export class LifecycleManager {
       const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
       const refill = shouldRefill({
         copies: copies.length,
-        beingWarmed: fleet.loadingElsewhere(model.name),
+        beingWarmed: fleet.loadingElsewhere(model.name) > 0,
         lastArrivalAt,
         now,
         // Never a model idle long enough to be unloaded for idleness: that one is not missed.
@@ -444,7 +447,7 @@ export class LifecycleManager {
     for (const { model } of refills) candidates.push({ model, reason: 'refill', oldestWaitMs: 0, waiting: 0 });
     // Then copies for demand before its queue forms, the model asked for fastest first.
     spreads.sort((a, b) => b.arrivalPerS - a.arrivalPerS);
-    for (const { model, why } of spreads) candidates.push({ model, reason: 'demand_rising', oldestWaitMs: 0, waiting: 0, why });
+    for (const { model, holders, why } of spreads) candidates.push({ model, reason: 'demand_rising', oldestWaitMs: 0, waiting: 0, holders, why });
 
     const residents = inventory
       .all()
@@ -473,7 +476,11 @@ export class LifecycleManager {
       // Close the victims to new jobs now: a claim during the lease round trip would make
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
       for (const name of plan.evict) this.closedForClaims.add(name);
-      if (!isPinned && !(await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model)))) {
+      // A load beside another one goes into free VRAM only: evicting for it would trade a warm
+      // model for a copy that arrives with the one already loading.
+      const holders = plan.evict.length > 0 ? 1 : (candidate.holders ?? 1);
+      const leaseSlot = isPinned ? undefined : await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model), holders);
+      if (!isPinned && leaseSlot === undefined) {
         this.options.metrics?.leaseHeld(candidate.model.name);
         this.closedForClaims.clear();
         continue;
@@ -484,12 +491,13 @@ export class LifecycleManager {
         await fleet.refresh(true);
         if (fleet.copiesElsewhere(candidate.model.name, candidate.model.digest).length > 0) {
           this.closedForClaims.clear();
-          await fleet.releaseWarmLease(candidate.model.name);
+          await fleet.releaseWarmLease(candidate.model.name, leaseSlot);
           continue;
         }
       }
       this.loading = { model: candidate.model.name, reserveBytes: need };
-      void this.warm(candidate.model, plan.evict, candidate.reason, !isPinned, candidate.why);
+      const why = leaseSlot !== undefined && holders > 1 ? { ...candidate.why, loaders_allowed: holders, lease_slot: leaseSlot } : candidate.why;
+      void this.warm(candidate.model, plan.evict, candidate.reason, leaseSlot, why);
       return;
     }
   }
@@ -590,7 +598,7 @@ export class LifecycleManager {
       return false;
     }
     const ttl = this.options.drainTimeoutMs + this.leaseTtlMs(model);
-    if (!(await this.options.fleet.acquireWarmLease(model.name, ttl))) {
+    if ((await this.options.fleet.acquireWarmLease(model.name, ttl)) === undefined) {
       this.options.metrics?.leaseHeld(model.name);
       return false;
     }
@@ -638,7 +646,7 @@ export class LifecycleManager {
     // The victims stay closed to new jobs until the load is done (warm() clears the drain),
     // so none of them can turn busy between one eviction and the next.
     this.loading = { model: drain.model.name, reserveBytes: need };
-    void this.warm(drain.model, plan.evict, drain.reason, true);
+    void this.warm(drain.model, plan.evict, drain.reason, 0);
   }
 
   private async abandonDrain(model: string): Promise<void> {
@@ -647,7 +655,8 @@ export class LifecycleManager {
     await this.options.fleet.releaseWarmLease(model).catch(() => undefined);
   }
 
-  private async warm(model: ModelState, evict: string[], reason: string, leased: boolean, why: Record<string, unknown> = {}): Promise<void> {
+  /** `leaseSlot`: the warm lease slot this load holds (none for a pinned model's). */
+  private async warm(model: ModelState, evict: string[], reason: string, leaseSlot: number | undefined, why: Record<string, unknown> = {}): Promise<void> {
     const { inventory, backend, logger } = this.options;
     const log = logger.child({ model: model.name });
     // Whether this copy is a guess is a property of this load, not of the model's history.
@@ -685,10 +694,10 @@ export class LifecycleManager {
       this.loadStarted = undefined;
       this.closedForClaims.clear();
       if (this.draining?.model.name === model.name) this.draining = undefined;
-      if (leased) {
+      if (leaseSlot !== undefined) {
         // Peers must see the new copy before the lease goes, or one of them would warm a second.
         await this.options.publishHeartbeat().catch(() => undefined);
-        await this.options.fleet.releaseWarmLease(model.name).catch(() => undefined);
+        await this.options.fleet.releaseWarmLease(model.name, leaseSlot).catch(() => undefined);
       }
       this.options.onWarm(model.name);
     }

@@ -165,7 +165,7 @@ describe('needsAnotherCopy', () => {
   const base = {
     copies: 1,
     freeSlotsOnCopies: 0,
-    beingWarmed: false,
+    loadingCopies: 0,
     waiting: 0,
     oldestWaitMs: 0,
     expectedLoadMs: 3_000,
@@ -174,16 +174,22 @@ describe('needsAnotherCopy', () => {
   };
 
   it('warms a first copy only when work waits for it', () => {
-    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 1 })).toEqual({ warm: true, reason: 'no_copy' });
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 1 })).toEqual({ warm: true, reason: 'no_copy', holders: 1 });
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 0 })).toEqual({ warm: false });
   });
 
-  it('never warms while another agent holds the lease', () => {
-    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 9, beingWarmed: true })).toEqual({ warm: false });
+  it('lets as many agents load a first copy at once as the waiting jobs fill, whatever the heartbeats show loading', () => {
+    // 4 slots a copy: 4 waiting jobs are one copy's worth, 5 two, 12 three.
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 4 })).toMatchObject({ warm: true, holders: 1 });
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 5 })).toMatchObject({ warm: true, holders: 2 });
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 12, loadingCopies: 1 })).toEqual({ warm: true, reason: 'no_copy', holders: 3 });
   });
 
-  it('adds a copy when the oldest job waited longer than a load', () => {
-    expect(needsAnotherCopy({ ...base, waiting: 1, oldestWaitMs: 3_500 })).toEqual({ warm: true, reason: 'queue_too_old' });
+  it('adds a copy when the oldest job waited longer than a load, beside the loads under way only for jobs they cannot take', () => {
+    expect(needsAnotherCopy({ ...base, waiting: 1, oldestWaitMs: 3_500 })).toEqual({ warm: true, reason: 'queue_too_old', holders: 1 });
+    // One copy loading takes 4 of them: 5 waiting leave 1 for another copy beside it.
+    expect(needsAnotherCopy({ ...base, waiting: 4, oldestWaitMs: 3_500, loadingCopies: 1 })).toEqual({ warm: false });
+    expect(needsAnotherCopy({ ...base, waiting: 5, oldestWaitMs: 3_500, loadingCopies: 1 })).toEqual({ warm: true, reason: 'queue_too_old', holders: 2 });
   });
 
   it('does not add a copy for jobs the warm copies are about to claim', () => {
@@ -192,7 +198,9 @@ describe('needsAnotherCopy', () => {
 
   it('adds a copy when the warm copies cannot drain the queue within a load time', () => {
     // 4 slots, 1 s per job: 16 waiting jobs take 4 s > 3 s load.
-    expect(needsAnotherCopy({ ...base, waiting: 16, oldestWaitMs: 100 })).toEqual({ warm: true, reason: 'cannot_drain' });
+    expect(needsAnotherCopy({ ...base, waiting: 16, oldestWaitMs: 100 })).toEqual({ warm: true, reason: 'cannot_drain', holders: 1 });
+    // A copy loading counts as capacity: 16 jobs on two copies take 2 s.
+    expect(needsAnotherCopy({ ...base, waiting: 16, oldestWaitMs: 100, loadingCopies: 1 })).toEqual({ warm: false });
     expect(needsAnotherCopy({ ...base, waiting: 8, oldestWaitMs: 100 })).toEqual({ warm: false });
   });
 
@@ -203,13 +211,16 @@ describe('needsAnotherCopy', () => {
 
 describe('shouldSpread', () => {
   // 4 slots a copy, 1 s a job: a copy is kept under half its slots, so each copy carries 2 arrivals a second.
-  const base = { copies: 1, beingWarmed: false, arrivalPerS: 0, serviceMs: 1_000, parallelPerCopy: 4, freeSlotsHere: 8 };
+  const base = { copies: 1, loadingCopies: 0, arrivalPerS: 0, serviceMs: 1_000, parallelPerCopy: 4, freeSlotsHere: 8 };
 
   it('adds copies in proportion to arrivals × service time, before any job waits', () => {
-    expect(shouldSpread({ ...base, arrivalPerS: 2 })).toEqual({ spread: false, wanted: 1, busySlots: 2 });
-    expect(shouldSpread({ ...base, arrivalPerS: 2.5 })).toEqual({ spread: true, wanted: 2, busySlots: 2.5 });
-    // 9.7 arrivals a second keep 9.7 slots busy: five copies at half load; two are not enough.
-    expect(shouldSpread({ ...base, copies: 2, arrivalPerS: 9.7 })).toMatchObject({ spread: true, wanted: 5 });
+    expect(shouldSpread({ ...base, arrivalPerS: 2 })).toEqual({ spread: false, wanted: 1, busySlots: 2, holders: 1 });
+    expect(shouldSpread({ ...base, arrivalPerS: 2.5 })).toEqual({ spread: true, wanted: 2, busySlots: 2.5, holders: 1 });
+    // 9.7 arrivals a second keep 9.7 slots busy: five copies at half load; two are not enough,
+    // and the three missing may load at once.
+    expect(shouldSpread({ ...base, copies: 2, arrivalPerS: 9.7 })).toMatchObject({ spread: true, wanted: 5, holders: 3 });
+    expect(shouldSpread({ ...base, copies: 2, loadingCopies: 2, arrivalPerS: 9.7 })).toMatchObject({ spread: true, holders: 3 });
+    expect(shouldSpread({ ...base, copies: 2, loadingCopies: 3, arrivalPerS: 9.7 }).spread).toBe(false);
     expect(shouldSpread({ ...base, copies: 5, arrivalPerS: 9.7 })).toMatchObject({ spread: false, wanted: 5 });
     // A slower model asks for more copies at the same rate.
     expect(shouldSpread({ ...base, arrivalPerS: 1, serviceMs: 3_000 }).wanted).toBe(2);
@@ -217,15 +228,16 @@ describe('shouldSpread', () => {
 
   it('counts the jobs running on the copies while no service time is measured, not a default', () => {
     // One job running on the only copy: no second copy, however the arrivals read.
-    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 1 })).toEqual({ spread: false, wanted: 1, busySlots: 1 });
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 1 })).toEqual({ spread: false, wanted: 1, busySlots: 1, holders: 1 });
     // Three of its four slots busy: past half load, a second copy.
-    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 3 })).toEqual({ spread: true, wanted: 2, busySlots: 3 });
+    expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9, inFlightOnCopies: 3 })).toEqual({ spread: true, wanted: 2, busySlots: 3, holders: 1 });
     expect(shouldSpread({ ...base, serviceMs: undefined, arrivalPerS: 9 }).spread).toBe(false);
   });
 
-  it('adds no first copy, none while a peer loads one, none for a model nobody asks for, none without a copy’s worth of idle slots here', () => {
+  it('adds no first copy, none while the copies loading are enough, none for a model nobody asks for, none without a copy’s worth of idle slots here', () => {
     expect(shouldSpread({ ...base, copies: 0, arrivalPerS: 9 }).spread).toBe(false);
-    expect(shouldSpread({ ...base, beingWarmed: true, arrivalPerS: 9 }).spread).toBe(false);
+    // 9 arrivals a second at 1 s a job: five copies wanted; one warm and four loading are enough.
+    expect(shouldSpread({ ...base, loadingCopies: 4, arrivalPerS: 9 }).spread).toBe(false);
     expect(shouldSpread({ ...base, arrivalPerS: 0 }).spread).toBe(false);
     expect(shouldSpread({ ...base, arrivalPerS: 9, freeSlotsHere: 3 }).spread).toBe(false);
     expect(shouldSpread({ ...base, arrivalPerS: 9, freeSlotsHere: 4 }).spread).toBe(true);

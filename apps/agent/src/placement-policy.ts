@@ -183,8 +183,8 @@ export interface CopyDemand {
    * are about to be claimed, so their wait says nothing about a missing copy.
    */
   freeSlotsOnCopies: number;
-  /** Another agent holds the warm lease (is loading it) right now. */
-  beingWarmed: boolean;
+  /** Other agents loading it right now (per their heartbeats). */
+  loadingCopies: number;
   waiting: number;
   oldestWaitMs: number;
   expectedLoadMs: number;
@@ -193,7 +193,11 @@ export interface CopyDemand {
   parallelPerCopy: number;
 }
 
-export type CopyDecision = { warm: true; reason: 'no_copy' | 'queue_too_old' | 'cannot_drain' } | { warm: false };
+/**
+ * `holders`: how many agents may load the model at once for this decision (the warm lease's
+ * slots, `FleetState.acquireWarmLease`); a load beside another goes into free VRAM only.
+ */
+export type CopyDecision = { warm: true; reason: 'no_copy' | 'queue_too_old' | 'cannot_drain'; holders: number } | { warm: false };
 
 /**
  * Whether to load a model nobody holds into free VRAM although no job waits for it: it was
@@ -212,12 +216,19 @@ export function shouldRefill(input: { copies: number; beingWarmed: boolean; last
  * "Scheduling"). A copy before any job waits is `shouldSpread`'s.
  */
 export function needsAnotherCopy(input: CopyDemand): CopyDecision {
-  if (input.beingWarmed) return { warm: false };
-  if (input.copies === 0) return input.waiting > 0 ? { warm: true, reason: 'no_copy' } : { warm: false };
-  const backlog = input.waiting - input.freeSlotsOnCopies;
-  if (backlog > 0 && input.oldestWaitMs > input.expectedLoadMs) return { warm: true, reason: 'queue_too_old' };
-  const capacityPerMs = (input.copies * input.parallelPerCopy) / Math.max(1, input.serviceMs);
-  if (backlog > 0 && input.waiting / capacityPerMs > input.expectedLoadMs) return { warm: true, reason: 'cannot_drain' };
+  const slotsPerCopy = Math.max(1, input.parallelPerCopy);
+  // No copy yet: every waiting job waits for a load whatever happens, and copies loading side
+  // by side are ready together. So as many load at once as the waiting jobs fill (a burst
+  // of 12 on a 4-slot model: three), counted from the jobs, not from heartbeats that may not
+  // show the loads under way yet; the lease's slots hold the count.
+  if (input.copies === 0) return input.waiting > 0 ? { warm: true, reason: 'no_copy', holders: Math.ceil(input.waiting / slotsPerCopy) } : { warm: false };
+  // Copies being loaded count as slots about to free up.
+  const backlog = input.waiting - input.freeSlotsOnCopies - input.loadingCopies * slotsPerCopy;
+  if (backlog <= 0) return { warm: false };
+  const holders = input.loadingCopies + 1;
+  if (input.oldestWaitMs > input.expectedLoadMs) return { warm: true, reason: 'queue_too_old', holders };
+  const capacityPerMs = ((input.copies + input.loadingCopies) * slotsPerCopy) / Math.max(1, input.serviceMs);
+  if (input.waiting / capacityPerMs > input.expectedLoadMs) return { warm: true, reason: 'cannot_drain', holders };
   return { warm: false };
 }
 
@@ -232,7 +243,8 @@ export const SPREAD_UTILISATION = 0.5;
 export interface SpreadInput {
   /** Warm copies on live agents (other than this one, which has none). */
   copies: number;
-  beingWarmed: boolean;
+  /** Other agents loading it right now (per their heartbeats). */
+  loadingCopies: number;
   /** Arrivals per second: the higher of the window's rate and the recent (burst) rate. */
   arrivalPerS: number;
   /**
@@ -249,6 +261,8 @@ export interface SpreadInput {
 
 export interface SpreadDecision {
   spread: boolean;
+  /** Agents that may load it at once for this demand (the warm lease's slots): the copies wanted beyond those warm. */
+  holders: number;
   /** Copies the demand asks for: arrivals × service time ÷ (slots per copy × `SPREAD_UTILISATION`). */
   wanted: number;
   /** Slots the demand keeps busy on average (Little's law), for the logs. */
@@ -269,8 +283,8 @@ export function shouldSpread(input: SpreadInput): SpreadDecision {
   // serving 12 ms jobs as five busy slots, and added copies nobody needed.
   const busySlots = input.serviceMs !== undefined ? (input.arrivalPerS * input.serviceMs) / 1000 : (input.inFlightOnCopies ?? 0);
   const wanted = Math.ceil(busySlots / (Math.max(1, input.parallelPerCopy) * SPREAD_UTILISATION));
-  const spread = !input.beingWarmed && input.copies > 0 && input.arrivalPerS > 0 && input.freeSlotsHere >= input.parallelPerCopy && wanted > input.copies;
-  return { spread, wanted, busySlots };
+  const spread = input.copies > 0 && input.arrivalPerS > 0 && input.freeSlotsHere >= input.parallelPerCopy && wanted > input.copies + input.loadingCopies;
+  return { spread, wanted, busySlots, holders: Math.max(1, wanted - input.copies) };
 }
 
 export type UnloadDecision = { unload: true; reason: 'idle' | 'extra_copy' } | { unload: false };

@@ -39,10 +39,13 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
   function setup(queueKeys: string[]) {
     const keys: RedisKeys = redisKeys(uniquePrefix('pull'));
     const started: string[] = [];
+    /** Job id → the lock token its claim took. */
+    const tokens = new Map<string, string>();
     const gates = new Map<string, () => void>();
     let holding = true;
-    const processor = async (job: { id?: string }) => {
+    const processor = async (job: { id?: string }, token?: string) => {
       started.push(job.id!);
+      if (token !== undefined) tokens.set(job.id!, token);
       if (holding) await new Promise<void>((resolve) => gates.set(job.id!, resolve));
       return {} as JobResult;
     };
@@ -82,7 +85,7 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
       for (const id of [...gates.keys()]) finish(id);
     };
     unblockers.push(release);
-    return { keys, workers, queues, started, add, finish, waiting, completed, release };
+    return { keys, workers, queues, started, tokens, add, finish, waiting, completed, release };
   }
 
   function scheduler(
@@ -131,6 +134,31 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     release();
     await expect.poll(() => completed(A)).toBe(4);
     expect(started.sort()).toEqual([...ids].sort());
+    expect(pull.activeJobs).toBe(0);
+    expect(pull.runningOf(A)).toBe(0);
+  });
+
+  it('frees a slot when the backend is done with its job, before the job settles, and only once', async () => {
+    const { workers, started, tokens, add, finish, completed, release } = setup([A]);
+    await add(A, 3);
+    const pull = scheduler(workers, { slots: 1 });
+    pull.wake();
+    await expect.poll(() => started.length).toBe(1);
+    // The backend's last line came; the job's own final writes are still going out (held here).
+    pull.backendFreed(tokens.get(started[0]!)!);
+    await expect.poll(() => started.length).toBe(2);
+    expect(pull.activeJobs).toBe(1);
+    expect(pull.runningOf(A)).toBe(1);
+    // Its settling frees nothing more: the second job still holds the one slot.
+    finish(started[0]!);
+    await expect.poll(() => completed(A)).toBe(1);
+    expect(pull.activeJobs).toBe(1);
+    expect(pull.runningOf(A)).toBe(1);
+    expect(started).toHaveLength(2);
+    pull.backendFreed('no-such-token');
+    expect(pull.activeJobs).toBe(1);
+    release();
+    await expect.poll(() => completed(A)).toBe(3);
     expect(pull.activeJobs).toBe(0);
     expect(pull.runningOf(A)).toBe(0);
   });

@@ -35,6 +35,8 @@ export class PullScheduler {
   /** What each running job needs to be handed back: its queue key, job and lock token. */
   private readonly claims = new Map<Promise<void>, { key: string; job: Job<unknown, JobResult>; token: string }>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Lock token of each job that holds a slot → what frees it (once: at the backend's end or when the job settles). */
+  private readonly slotHolders = new Map<string, () => void>();
 
   constructor(
     private readonly options: {
@@ -203,17 +205,34 @@ export class PullScheduler {
     return this.runningPerModel.get(model) ?? 0;
   }
 
+  /**
+   * The backend is done with the job claimed under `token` (its last line came): its slot
+   * counts as free from now, so the next job is claimed while this one's final writes are
+   * still under way. A job holds its slot from the claim until here, or until it settles.
+   */
+  backendFreed(token: string): void {
+    const free = this.slotHolders.get(token);
+    if (!free) return;
+    free();
+    this.wake();
+  }
+
   /** Runs a claimed job; its model's count was taken when the claim was sent. */
   private start(key: string, worker: ModelWorker, job: Job<unknown, JobResult>, token: string, model: string, embed: boolean): void {
     this.inFlight++;
     if (embed) this.embedInFlight++;
+    const freeSlot = () => {
+      if (!this.slotHolders.delete(token)) return;
+      this.inFlight--;
+      if (embed) this.embedInFlight--;
+      this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
+    };
+    this.slotHolders.set(token, freeSlot);
     const run = worker
       .process(job, token)
       .catch((error) => this.options.logger.error({ err: error, jobId: job.id }, 'job processing failed'))
       .finally(() => {
-        this.inFlight--;
-        if (embed) this.embedInFlight--;
-        this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
+        freeSlot();
         this.running.delete(run);
         this.claims.delete(run);
         this.wake();

@@ -46,8 +46,12 @@ export interface RedisKeys {
   modelInfo(model: string): string;
   /** Hash: `<model>@<digest>` → VRAM bytes measured from `/api/ps` once loaded anywhere. */
   readonly measuredVram: string;
-  /** String with expiry: the agent currently warming (loading) a model; one at a time fleet-wide. */
-  warmLease(model: string): string;
+  /**
+   * String with expiry: an agent warming (loading) a model. Slot 0 is the one lease most
+   * loads take (one loader at a time fleet-wide); a load that waiting jobs or demand justify
+   * beside it takes slot 1, 2, … (`FleetState.acquireWarmLease`).
+   */
+  warmLease(model: string, slot?: number): string;
   /** The admission ledger's keys (limits, reservations, drain rates); see {@link AdmissionKeys}. */
   readonly admission: AdmissionKeys;
   /** Tenant API keys managed at run time (`/admin/keys`); see {@link ApiKeyKeys}. */
@@ -170,7 +174,7 @@ export function redisKeys(prefix = 'sy'): RedisKeys {
     knownModels: `${prefix}:models`,
     modelInfo: (model) => `${prefix}:modelinfo:${model}`,
     measuredVram: `${prefix}:vram`,
-    warmLease: (model) => `${prefix}:lease:warm:${model}`,
+    warmLease: (model, slot = 0) => (slot === 0 ? `${prefix}:lease:warm:${model}` : `${prefix}:lease:warm:${model}#${slot}`),
     admission: admissionKeys(prefix),
     apiKeys: { records: `${prefix}:{auth}:keys`, version: `${prefix}:{auth}:keys:version` },
     catalog: { entries: `${prefix}:{catalog}:models`, version: `${prefix}:{catalog}:version` },
