@@ -345,12 +345,23 @@ function queueKeyOf(queueName: string): string {
   }
 }
 
-/** The stream as it was, counting its failure unless the caller aborted it (a cancel is no backend error). */
-async function* countedStream<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined, count: (error: unknown) => void): AsyncGenerator<T> {
-  try {
-    yield* stream;
-  } catch (error) {
+/**
+ * The stream as it was, counting its failure unless the caller aborted it (a cancel is no
+ * backend error). An iterator that forwards each call rather than a generator around the
+ * stream: a generator layer costs a promise per token, for every token of every job.
+ */
+function countedStream<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined, count: (error: unknown) => void): AsyncIterable<T> {
+  const failed = (error: unknown): never => {
     if (!signal?.aborted) count(error);
     throw error;
-  }
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      const inner = stream[Symbol.asyncIterator]();
+      return {
+        next: () => inner.next().catch(failed),
+        return: (value?: unknown) => (inner.return ? inner.return(value) : Promise.resolve({ done: true as const, value: value as T })),
+      };
+    },
+  };
 }

@@ -163,6 +163,42 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     expect(pull.runningOf(A)).toBe(0);
   });
 
+  it('after a job ends, does not poll a queue its last claim found empty until an announcement names it; the sweep still does', async () => {
+    const { workers, started, add, finish, completed, release } = setup([A, B]);
+    const claimsOf = new Map<string, number>();
+    for (const [key, worker] of workers) {
+      const claim = worker.claim.bind(worker);
+      worker.claim = (token: string) => {
+        claimsOf.set(key, (claimsOf.get(key) ?? 0) + 1);
+        return claim(token);
+      };
+    }
+    await add(A, 2);
+    const pull = scheduler(workers, { slots: 1 });
+    // A full round: both queues are tried until one gives a job.
+    pull.wake();
+    await expect.poll(() => started.length).toBe(1);
+    finish(started[0]!);
+    await expect.poll(() => started.length).toBe(2);
+    finish(started[1]!);
+    await expect.poll(() => completed(A)).toBe(2);
+    // Both queues are empty now and were found so: the finishes polled B at most once (the first round).
+    await expect.poll(() => claimsOf.get(A)).toBeGreaterThanOrEqual(3);
+    expect(claimsOf.get(B) ?? 0).toBeLessThanOrEqual(1);
+    const afterFinishes = { a: claimsOf.get(A)!, b: claimsOf.get(B) ?? 0 };
+    // An announced job of B is claimed at once.
+    const [jobB] = await add(B);
+    pull.wake(B);
+    await expect.poll(() => started).toContain(jobB);
+    expect(claimsOf.get(B)).toBe(afterFinishes.b + 1);
+    release();
+    await expect.poll(() => completed(B)).toBe(1);
+    // An unannounced job (a retry) is found by a full round, as the sweep runs.
+    const [unannounced] = await add(A);
+    pull.wake();
+    await expect.poll(() => started).toContain(unannounced);
+  });
+
   it('claims nothing for a queue canClaim refuses, and takes it once woken after the model turns warm', async () => {
     const { workers, started, add, waiting } = setup([A]);
     await add(A);

@@ -6,6 +6,11 @@ import { splitQueueModel, type JobResult } from '@switchyard/protocol';
 
 type ModelWorker = ManualWorker<unknown, JobResult>;
 
+/** A pull round over every queue served (`all`), or over those that may have work (`known`: not found empty since an announcement). */
+type RoundScope = 'all' | 'known';
+
+const widest = (a: RoundScope | undefined, b: RoundScope): RoundScope => (a === 'all' || b === 'all' ? 'all' : b);
+
 /**
  * Decides when this agent takes a job and from which queue.
  *
@@ -25,7 +30,17 @@ export class PullScheduler {
   private embedClaiming = 0;
   private readonly runningPerModel = new Map<string, number>();
   private pumping = false;
-  private pumpAgain = false;
+  /** A round asked for while one ran: over every queue, or only those that may have work. */
+  private pumpAgain: RoundScope | undefined;
+  /**
+   * Queue keys whose last claim found nothing and that no announcement has named since: a
+   * round after a finished job skips them (an idle queue cost each finish one empty claim
+   * script per queue served: bench:trace's agents spent an eighth of their CPU on those).
+   * The sweep and every full round still try them.
+   */
+  private readonly foundEmpty = new Set<string>();
+  /** Announcements heard per queue key: a claim that found nothing marks its queue empty only if none came meanwhile. */
+  private readonly announcements = new Map<string, number>();
   private cursor = 0;
   private tokenCounter = 0;
   private stopped = false;
@@ -111,11 +126,15 @@ export class PullScheduler {
 
   wake(queueKey?: string): void {
     if (this.stopped || this.paused) return;
+    if (queueKey !== undefined) {
+      this.foundEmpty.delete(queueKey);
+      this.announcements.set(queueKey, (this.announcements.get(queueKey) ?? 0) + 1);
+    }
     if (queueKey !== undefined && this.options.workers.has(queueKey)) {
       const claim = () =>
         this.claimFrom(queueKey).then((claimed) => {
-          // Nothing there (another agent was faster) or no room: fall back to a full round later.
-          if (!claimed && this.pumping) this.pumpAgain = true;
+          // Nothing there (another agent was faster) or no room: fall back to a round later.
+          if (!claimed && this.pumping) this.pumpAgain = widest(this.pumpAgain, 'known');
         });
       // Embed jobs are not spread: they are batched by what runs at once here.
       const delayMs = this.embedBudget(queueKey) ? 0 : (this.options.claimDelayMs?.(queueKey, this.runningOf(splitQueueModel(queueKey).model)) ?? 0);
@@ -123,11 +142,21 @@ export class PullScheduler {
       else void claim();
       return;
     }
+    this.round('all');
+  }
+
+  /** A slot freed: a round over the queues that may have work. */
+  private slotFreed(): void {
+    if (this.stopped || this.paused) return;
+    this.round('known');
+  }
+
+  private round(scope: RoundScope): void {
     if (this.pumping) {
-      this.pumpAgain = true;
+      this.pumpAgain = widest(this.pumpAgain, scope);
       return;
     }
-    void this.pump();
+    void this.pump(scope);
   }
 
   private embedBudget(key: string): boolean {
@@ -142,22 +171,24 @@ export class PullScheduler {
     return this.embedBudget(key) ? embedRoom : generationRoom;
   }
 
-  private async pump(): Promise<void> {
+  private async pump(first: RoundScope): Promise<void> {
     this.pumping = true;
+    let scope: RoundScope | undefined = first;
     try {
-      do {
-        this.pumpAgain = false;
+      while (scope !== undefined && !this.stopped) {
+        this.pumpAgain = undefined;
         while (!this.stopped && this.hasRoom()) {
-          if (!(await this.claimOne())) break;
+          if (!(await this.claimOne(scope))) break;
         }
-      } while (this.pumpAgain && !this.stopped);
+        scope = this.pumpAgain;
+      }
     } finally {
       this.pumping = false;
     }
   }
 
-  private async claimOne(): Promise<boolean> {
-    const keys = [...this.options.workers.keys()];
+  private async claimOne(scope: RoundScope): Promise<boolean> {
+    const keys = [...this.options.workers.keys()].filter((key) => scope === 'all' || !this.foundEmpty.has(key));
     if (keys.length === 0) return false;
     // Round-robin over the queues, so no model's backlog starves another's.
     const start = this.cursor;
@@ -179,15 +210,20 @@ export class PullScheduler {
     if (embed) this.embedClaiming++;
     this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 0) + 1);
     const token = `${this.options.agentId}:${this.tokenCounter++}`;
+    const announcedBefore = this.announcements.get(key) ?? 0;
     let job: Job<unknown, JobResult> | undefined;
+    let failed = false;
     try {
       job = await worker.claim(token);
     } catch (error) {
+      failed = true;
       this.options.logger.warn({ err: error, queue: key }, 'could not claim a job');
     } finally {
       this.claiming--;
       if (embed) this.embedClaiming--;
     }
+    if (job) this.foundEmpty.delete(key);
+    else if (!failed && (this.announcements.get(key) ?? 0) === announcedBefore) this.foundEmpty.add(key);
     if (!job) {
       this.runningPerModel.set(model, (this.runningPerModel.get(model) ?? 1) - 1);
       return false;
@@ -214,7 +250,7 @@ export class PullScheduler {
     const free = this.slotHolders.get(token);
     if (!free) return;
     free();
-    this.wake();
+    this.slotFreed();
   }
 
   /** Runs a claimed job; its model's count was taken when the claim was sent. */
@@ -235,7 +271,7 @@ export class PullScheduler {
         freeSlot();
         this.running.delete(run);
         this.claims.delete(run);
-        this.wake();
+        this.slotFreed();
       });
     this.running.add(run);
     this.claims.set(run, { key, job, token });

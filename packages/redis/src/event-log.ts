@@ -76,9 +76,22 @@ export function rawEvent(payload: string | undefined): RawEvent | undefined {
 export function parseEventPayload(payload: string | undefined): StreamEvent | undefined {
   if (payload === undefined) return undefined;
   try {
-    const result = StreamEvent.safeParse(JSON.parse(payload));
+    const value = JSON.parse(payload) as unknown;
+    // Most events are tokens: checked field by field as the schema checks them (which cost
+    // the compatible wires a tenth of the API's CPU, bench:trace profile); the rest by it.
+    const token = tokenEventOf(value);
+    if (token !== undefined) return token;
+    const result = StreamEvent.safeParse(value);
     return result.success ? (result.data as StreamEvent) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A token event as `StreamEvent` parses it (unknown fields dropped), or undefined for anything else. */
+function tokenEventOf(value: unknown): StreamEvent | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { seq, type, text } = value as Record<string, unknown>;
+  if (type !== 'token' || typeof text !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+  return { seq, type, text };
 }
