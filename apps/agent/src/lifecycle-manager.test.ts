@@ -294,6 +294,16 @@ describe('LifecycleManager on a real Redis with an in-process backend, driven by
     await finish();
     expect(await redis.get(keys.warmLease('a:1b', 1))).toBeNull();
 
+    // Free VRAM that a model asked for lately would need is not taken for a load beside another.
+    const wanted = await setup([{ name: 'a:1b' }, { name: 'big:14b', size: 14 * GB }]);
+    await redis.set(wanted.keys.warmLease('a:1b'), 'agent-other', 'PX', 60_000);
+    wanted.demand.record('big:14b');
+    await wanted.addJob('a:1b');
+    await wanted.addJob('a:1b');
+    await wanted.round();
+    // The room goes to the model asked for (a refill), not to a second copy of a:1b.
+    expect(wanted.backend.loads).toEqual(['big:14b']);
+
     // With the node full of idle models, a load beside another would evict one: it waits.
     const full = await setup([{ name: 'a:1b' }, { name: 'b:1b' }, { name: 'c:1b' }], { resident: ['b:1b', 'c:1b'] });
     await redis.set(full.keys.warmLease('a:1b'), 'agent-other', 'PX', 60_000);

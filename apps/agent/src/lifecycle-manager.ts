@@ -297,11 +297,10 @@ export class LifecycleManager {
    * queue on the copies left (bench:trace: the code model lost two of three copies between
    * its bursts).
    */
-  private vramWantedHere(now: number): boolean {
-    const free = Math.max(0, this.options.vramTotalBytes - this.usedBytes());
+  private vramWantedHere(now: number, free = Math.max(0, this.options.vramTotalBytes - this.usedBytes()), except?: string): boolean {
     const recentMs = Math.min(this.options.tuning.recencyTauMs, this.options.tuning.idleUnloadMs);
     return this.options.inventory.all().some((model) => {
-      if (model.loaded) return false;
+      if (model.loaded || model.name === except) return false;
       const need = this.needBytes(model).bytes;
       if (need <= free || need > this.options.vramTotalBytes) return false;
       const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
@@ -476,9 +475,12 @@ export class LifecycleManager {
       // Close the victims to new jobs now: a claim during the lease round trip would make
       // them busy and the eviction impossible (seen in bench:fleet as repeated failed warms).
       for (const name of plan.evict) this.closedForClaims.add(name);
-      // A load beside another one goes into free VRAM only: evicting for it would trade a warm
-      // model for a copy that arrives with the one already loading.
-      const holders = plan.evict.length > 0 ? 1 : (candidate.holders ?? 1);
+      // A load beside another one goes into free VRAM only, and only VRAM nothing else asked for
+      // lately would want: evicting for it would trade a warm model for a copy that arrives with
+      // the one already loading, and on scarce VRAM such copies cost bench:fleet 3 points of warm
+      // share (they held the room of models asked for again soon).
+      const sideBySide = plan.evict.length === 0 && !this.vramWantedHere(now, free - need, candidate.model.name);
+      const holders = sideBySide ? (candidate.holders ?? 1) : 1;
       const leaseSlot = isPinned ? undefined : await fleet.acquireWarmLease(candidate.model.name, this.leaseTtlMs(candidate.model), holders);
       if (!isPinned && leaseSlot === undefined) {
         this.options.metrics?.leaseHeld(candidate.model.name);
