@@ -11,7 +11,15 @@ const keys = { workChannel: 'sy:work', cancelChannel: 'sy:cancel', controlChanne
 /** A listener over a fake subscriber and recording parts; `warm` and `known` say what the inventory has. */
 function listener(inventory: { warm: string[]; known: string[] }) {
   const subscriber = Object.assign(new EventEmitter(), { subscribe: vi.fn(async () => 2) });
-  const calls = { demand: [] as string[], wake: [] as string[], announced: [] as string[], cancelled: [] as string[], cancelJob: [] as unknown[], control: [] as string[] };
+  const calls = {
+    demand: [] as string[],
+    wake: [] as string[],
+    noted: [] as string[],
+    announced: [] as string[],
+    cancelled: [] as string[],
+    cancelJob: [] as unknown[],
+    control: [] as string[],
+  };
   const control = new ControlListener({
     subscriber: subscriber as unknown as RedisConnection,
     keys,
@@ -21,7 +29,7 @@ function listener(inventory: { warm: string[]; known: string[] }) {
       modelOfQueue: (queueKey) => splitQueueModel(queueKey).model,
       get: (model) => (inventory.known.includes(model) ? ({ name: model } as never) : undefined),
     },
-    scheduler: { wake: (queueKey) => void calls.wake.push(queueKey!) },
+    scheduler: { wake: (queueKey) => void calls.wake.push(queueKey!), noteWork: (queueKey) => void calls.noted.push(queueKey) },
     lifecycle: { workAnnounced: (model) => void calls.announced.push(model) },
     cancelled: { add: (jobId) => void calls.cancelled.push(jobId) },
     workers: {
@@ -49,10 +57,10 @@ describe('the control listener', () => {
     expect(calls.cancelJob).toEqual([['m', 'running', 'client']]);
   });
 
-  it('counts work for a cold model as demand and tells placement, without waking the scheduler', () => {
+  it('counts work for a cold model as demand and tells placement, without waking the scheduler (which notes the queue has work)', () => {
     const { control, calls } = listener({ warm: [], known: ['m'] });
     control.onWork('m');
-    expect(calls).toMatchObject({ demand: ['m'], wake: [], announced: ['m'] });
+    expect(calls).toMatchObject({ demand: ['m'], wake: [], noted: ['m'], announced: ['m'] });
   });
 
   it('only counts demand for a model the backend does not have', () => {

@@ -19,7 +19,7 @@ export interface ControlListenerOptions {
   onControl?: (action: AgentControlMessage['action']) => void;
   demand: Pick<DemandTracker, 'record'>;
   inventory: Pick<ModelInventory, 'isLoaded' | 'get' | 'modelOfQueue'>;
-  scheduler: Pick<PullScheduler, 'wake'>;
+  scheduler: Pick<PullScheduler, 'wake' | 'noteWork'>;
   lifecycle: Pick<LifecycleManager, 'workAnnounced'>;
   /** Cancellations heard here; the job runner checks it for jobs that arrive after their cancel. */
   cancelled: Pick<RecentSet, 'add'>;
@@ -50,7 +50,9 @@ export class ControlListener {
     const { demand, inventory, scheduler, lifecycle } = this.options;
     const model = inventory.modelOfQueue(queueKey);
     demand.record(model);
+    // Cold here: no claim now, but the queue is no longer known empty when the model turns warm.
     if (inventory.isLoaded(model)) scheduler.wake(queueKey);
+    else scheduler.noteWork(queueKey);
     if (inventory.get(model)) lifecycle.workAnnounced(model);
   }
 

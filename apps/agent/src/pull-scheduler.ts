@@ -124,12 +124,15 @@ export class PullScheduler {
     return this.paused;
   }
 
+  /** New work was announced for `queueKey`: a round after a finished job tries it again, even if its last claim found it empty. */
+  noteWork(queueKey: string): void {
+    this.foundEmpty.delete(queueKey);
+    this.announcements.set(queueKey, (this.announcements.get(queueKey) ?? 0) + 1);
+  }
+
   wake(queueKey?: string): void {
+    if (queueKey !== undefined) this.noteWork(queueKey);
     if (this.stopped || this.paused) return;
-    if (queueKey !== undefined) {
-      this.foundEmpty.delete(queueKey);
-      this.announcements.set(queueKey, (this.announcements.get(queueKey) ?? 0) + 1);
-    }
     if (queueKey !== undefined && this.options.workers.has(queueKey)) {
       const claim = () =>
         this.claimFrom(queueKey).then((claimed) => {
