@@ -82,6 +82,28 @@ describe('agent metrics', () => {
     expect(await valueOf(metrics, 'switchyard_agent_backend_errors_total')).toBe(3);
   });
 
+  it('passes an early exit from a counted generation on to the backend’s stream, which closes its request, and counts no failure', async () => {
+    const metrics = createAgentMetrics();
+    const inner = new FailingBackend();
+    let closed = false;
+    inner.generate = async function* () {
+      try {
+        yield { type: 'token', text: 'a' } as GenerateChunk;
+        yield { type: 'token', text: 'b' } as GenerateChunk;
+      } finally {
+        closed = true;
+      }
+    };
+    const seen: GenerateChunk[] = [];
+    for await (const chunk of metrics.backend(inner).generate({ model: 'm' })) {
+      seen.push(chunk);
+      break;
+    }
+    expect(seen).toEqual([{ type: 'token', text: 'a' }]);
+    expect(closed).toBe(true);
+    expect(await valueOf(metrics, 'switchyard_agent_backend_errors_total')).toBe(0);
+  });
+
   it('counts each job the processor is handed as a claim of its queue, and how it ended', async () => {
     const metrics = createAgentMetrics();
     const outcomes: Array<() => Promise<JobResult>> = [

@@ -347,20 +347,33 @@ function queueKeyOf(queueName: string): string {
 
 /**
  * The stream as it was, counting its failure unless the caller aborted it (a cancel is no
- * backend error). An iterator that forwards each call rather than a generator around the
- * stream: a generator layer costs a promise per token, for every token of every job.
+ * backend error). An iterator that forwards each call rather than an async generator around
+ * the stream, which adds a generator resumption (and its promises) per token of every job.
+ * An early exit (`return`) reaches the backend's stream, which closes its request.
  */
 function countedStream<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined, count: (error: unknown) => void): AsyncIterable<T> {
   const failed = (error: unknown): never => {
     if (!signal?.aborted) count(error);
     throw error;
   };
+  const counted = <R>(call: () => Promise<R>): Promise<R> => {
+    try {
+      return call().catch(failed);
+    } catch (error) {
+      return Promise.reject(error).catch(failed);
+    }
+  };
   return {
     [Symbol.asyncIterator]() {
-      const inner = stream[Symbol.asyncIterator]();
+      let inner: AsyncIterator<T>;
+      try {
+        inner = stream[Symbol.asyncIterator]();
+      } catch (error) {
+        return { next: () => Promise.reject(error).catch(failed) };
+      }
       return {
-        next: () => inner.next().catch(failed),
-        return: (value?: unknown) => (inner.return ? inner.return(value) : Promise.resolve({ done: true as const, value: value as T })),
+        next: () => counted(() => inner.next()),
+        return: (value?: unknown) => (inner.return ? counted(() => inner.return!(value)) : Promise.resolve({ done: true as const, value: value as T })),
       };
     },
   };

@@ -94,10 +94,11 @@ export const AgentConfig = z.object({
   claimSpreadMs: EnvNonNegativeInt.default(2).describe(
     'Spreads jobs over the copies of a model: the claim of an announced job is held back this long for every job of its model already running on this agent, so of the agents that hear the announcement the least busy claims first (0 = the fastest claimer takes it).',
   ),
-  // One display frame: no client renders faster, and a stream of 60 tokens/s or less is sent a
-  // token an event as before. A faster one (a small model, a compressed replay) merges a few
-  // tokens an event, where each event costs a Redis script, a pub/sub fan-out and an SSE write
-  // (bench:trace: 5 ms left the relay's CPU saturating a 2-core box in bursts).
+  // One display frame: no client renders faster. A stream of 60 tokens/s or less still goes out
+  // a token an event, each token after the first up to 16 ms later than it came (5 ms before);
+  // a faster one (a small model, a compressed replay) merges a few tokens an event, where each
+  // event costs a Redis script, a pub/sub fan-out and an SSE write (bench:trace: at 5 ms the
+  // relay's CPU saturated a 2-core box in bursts).
   tokenCoalesceMs: EnvNonNegativeInt.default(16).describe('Tokens within this window go out as one event; the first never waits.'),
   /**
    * keep_alive sent with every request and load. The agent, not Ollama's 5-minute timer,

@@ -432,7 +432,7 @@ export class LifecycleManager {
       const lastArrivalAt = this.options.demand.lastArrivalAt(model.name);
       const refill = shouldRefill({
         copies: copies.length,
-        beingWarmed: fleet.loadingElsewhere(model.name) > 0,
+        beingWarmed: loadingCopies > 0,
         lastArrivalAt,
         now,
         // Never a model idle long enough to be unloaded for idleness: that one is not missed.

@@ -183,6 +183,9 @@ describe('needsAnotherCopy', () => {
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 4 })).toMatchObject({ warm: true, holders: 1 });
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 5 })).toMatchObject({ warm: true, holders: 2 });
     expect(needsAnotherCopy({ ...base, copies: 0, waiting: 12, loadingCopies: 1 })).toEqual({ warm: true, reason: 'no_copy', holders: 3 });
+    // The loads seen under way already take them: nothing to try.
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 4, loadingCopies: 1 })).toEqual({ warm: false });
+    expect(needsAnotherCopy({ ...base, copies: 0, waiting: 12, loadingCopies: 3 })).toEqual({ warm: false });
   });
 
   it('adds a copy when the oldest job waited longer than a load, beside the loads under way only for jobs they cannot take', () => {

@@ -221,7 +221,11 @@ export function needsAnotherCopy(input: CopyDemand): CopyDecision {
   // by side are ready together. So as many load at once as the waiting jobs fill (a burst
   // of 12 on a 4-slot model: three), counted from the jobs, not from heartbeats that may not
   // show the loads under way yet; the lease's slots hold the count.
-  if (input.copies === 0) return input.waiting > 0 ? { warm: true, reason: 'no_copy', holders: Math.ceil(input.waiting / slotsPerCopy) } : { warm: false };
+  if (input.copies === 0) {
+    const holders = Math.ceil(input.waiting / slotsPerCopy);
+    // Loads seen under way already take those jobs: no lease attempt each round while they run.
+    return input.waiting > 0 && holders > input.loadingCopies ? { warm: true, reason: 'no_copy', holders } : { warm: false };
+  }
   // Copies being loaded count as slots about to free up.
   const backlog = input.waiting - input.freeSlotsOnCopies - input.loadingCopies * slotsPerCopy;
   if (backlog <= 0) return { warm: false };

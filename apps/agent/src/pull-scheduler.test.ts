@@ -191,8 +191,21 @@ describe('PullScheduler on a real Redis with real BullMQ workers', () => {
     pull.wake(B);
     await expect.poll(() => started).toContain(jobB);
     expect(claimsOf.get(B)).toBe(afterFinishes.b + 1);
-    release();
+    // Its end finds B empty again.
+    finish(jobB!);
     await expect.poll(() => completed(B)).toBe(1);
+    await expect.poll(() => claimsOf.get(B)).toBe(afterFinishes.b + 2);
+    // Work noted for B while it is marked empty (announced while its model was cold here): the
+    // round after the next finished job tries it, with no wake of its own.
+    const [jobA] = await add(A);
+    pull.wake(A);
+    await expect.poll(() => started).toContain(jobA);
+    const [noted] = await add(B);
+    pull.noteWork(B);
+    finish(jobA!);
+    await expect.poll(() => started).toContain(noted);
+    release();
+    await expect.poll(() => completed(B)).toBe(2);
     // An unannounced job (a retry) is found by a full round, as the sweep runs.
     const [unannounced] = await add(A);
     pull.wake();

@@ -127,7 +127,8 @@ export class PullScheduler {
   /** New work was announced for `queueKey`: a round after a finished job tries it again, even if its last claim found it empty. */
   noteWork(queueKey: string): void {
     this.foundEmpty.delete(queueKey);
-    this.announcements.set(queueKey, (this.announcements.get(queueKey) ?? 0) + 1);
+    // Counted only for queues served here (every agent hears every model's announcements).
+    if (this.options.workers.has(queueKey)) this.announcements.set(queueKey, (this.announcements.get(queueKey) ?? 0) + 1);
   }
 
   wake(queueKey?: string): void {
