@@ -19,15 +19,16 @@ import { driveRelay } from './relay-driver.js';
 import { pausedFleet } from './synthetic-fleet.js';
 import { createSyntheticJobs } from './synthetic-jobs.js';
 import { cpuMicros } from './proc-stat.js';
+import { envNumber } from '../common/env.js';
 
 const MODEL = 'qwen2.5:0.5b';
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const ENQUEUE_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
-const TOKENS_PER_S_PER_STREAM = Number(process.env.BENCH_TOKENS_PER_S ?? 100);
-const TOKENS_PER_EVENT = Number(process.env.BENCH_TOKENS_PER_EVENT ?? 4);
-const RELAY_MS = Number(process.env.BENCH_RELAY_DURATION_MS ?? 8_000);
+const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 16);
+const ENQUEUE_MS = envNumber('BENCH_DURATION_MS', 5_000);
+const RUNS = envNumber('BENCH_RUNS', 3);
+const STREAMS = envNumber('BENCH_STREAMS', 1000);
+const TOKENS_PER_S_PER_STREAM = envNumber('BENCH_TOKENS_PER_S', 100);
+const TOKENS_PER_EVENT = envNumber('BENCH_TOKENS_PER_EVENT', 4);
+const RELAY_MS = envNumber('BENCH_RELAY_DURATION_MS', 8_000);
 const UNLIMITED = String(100_000_000);
 
 interface Target {

@@ -17,17 +17,18 @@ import type { StreamEvent } from '@switchyard/protocol';
 import { consumeSse } from '../common/sse.js';
 import { summarize, type Summary } from '../common/stats.js';
 import { fmt, machine, printTable, runBenchmark, startAgentProc, startApi, startRedis, startSim, waitForFleet, writeResult } from '../perf/harness.js';
+import { envNumber } from '../common/env.js';
 
 const MODEL = 'llama3.2:3b';
 /** The newer build the sample registry serves for the model (apps/gpu-sim/src/sample-catalog.ts). */
 const NEW_DIGEST = '2b1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f6071';
-const NODES = Number(process.env.BENCH_ROLLOUT_NODES ?? 4);
-const RATE = Number(process.env.BENCH_ROLLOUT_RATE ?? 8);
-const TOKENS = Number(process.env.BENCH_ROLLOUT_TOKENS ?? 16);
-const BEFORE_S = Number(process.env.BENCH_ROLLOUT_BEFORE_S ?? 30);
+const NODES = envNumber('BENCH_ROLLOUT_NODES', 4);
+const RATE = envNumber('BENCH_ROLLOUT_RATE', 8);
+const TOKENS = envNumber('BENCH_ROLLOUT_TOKENS', 16);
+const BEFORE_S = envNumber('BENCH_ROLLOUT_BEFORE_S', 30, { orEqual: true });
 /** Simulated download speed: the 2 GB build takes about 10 s to pull at the default. */
-const PULL_BYTES_PER_S = Number(process.env.BENCH_ROLLOUT_PULL_BYTES_PER_S ?? 2e8);
-const TIMEOUT_S = Number(process.env.BENCH_ROLLOUT_TIMEOUT_S ?? 300);
+const PULL_BYTES_PER_S = envNumber('BENCH_ROLLOUT_PULL_BYTES_PER_S', 2e8);
+const TIMEOUT_S = envNumber('BENCH_ROLLOUT_TIMEOUT_S', 300);
 
 interface JobOutcome {
   submittedAt: number;

@@ -30,16 +30,17 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { Agent, request as httpRequest } from 'undici';
 import { percentile, round } from '../common/stats.js';
-import type { CatalogModel } from '../fleet/catalog.js';
+import { FLEET_CATALOG, type CatalogModel } from '../fleet/catalog.js';
 import type { NodeSpec, SimSettings } from '../fleet/fleet-config.js';
 import { generateStream } from '../fleet/ollama-client.js';
 import { startSimFleet, type SimFleet } from '../fleet/sim-fleet.js';
 import { startSwitchyard } from '../fleet/switchyard-stack.js';
 import { capacityMath, loadTrace, type Service, type TraceRequest } from './azure-trace.js';
+import { envNumber } from '../common/env.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
-const WINDOW_S = positive('BENCH_TRACE_WINDOW_S', 600);
-const COMPRESS = positive('BENCH_TRACE_COMPRESS', 4);
+const WINDOW_S = envNumber('BENCH_TRACE_WINDOW_S', 600);
+const COMPRESS = envNumber('BENCH_TRACE_COMPRESS', 4);
 const POLICIES = (process.env.BENCH_TRACE_POLICIES ?? 'round_robin,switchyard').split(',').map((name) => name.trim());
 const OUT = process.env.BENCH_TRACE_OUT ?? join(ROOT, 'bench', 'results', 'trace.json');
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -47,12 +48,10 @@ const DRAIN_TIMEOUT_MS = 60_000;
 /** Target of issue 17: Switchyard's TTFT p99 at most this many times round-robin's. */
 const TARGET_P99_RATIO = 1.1;
 
-function positive(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
-  return value;
+function fleetModel(name: string): CatalogModel {
+  const model = FLEET_CATALOG.find((candidate) => candidate.name === name);
+  if (!model) throw new Error(`${name} is not in bench/fleet/catalog.ts`);
+  return model;
 }
 
 /** Three 24 GB nodes: both models (about 7 GB and 6 GB) fit on every one, with room to spare. */
@@ -64,19 +63,8 @@ const NODES: readonly NodeSpec[] = ['a', 'b', 'c'].map((name) => ({ name: `node-
  * code service's long prompts and short answers hold a slot about half a second.
  */
 const MODELS: Readonly<Record<Service, CatalogModel>> = {
-  conversation: {
-    name: 'llama3.1:8b',
-    size_bytes: 4_920_753_328,
-    family: 'llama',
-    parameter_count: 8_030_261_248,
-    context_length: 131_072,
-    block_count: 32,
-    head_count: 32,
-    head_count_kv: 8,
-    embedding_length: 4_096,
-    tokens_per_s: 300,
-    prompt_tokens_per_s: 10_000,
-  },
+  // bench:fleet's llama3.1:8b (its architecture, for the VRAM estimate), at this trace's speeds.
+  conversation: { ...fleetModel('llama3.1:8b'), tokens_per_s: 300, prompt_tokens_per_s: 10_000 },
   code: {
     name: 'qwen2.5-coder:7b',
     size_bytes: 4_683_087_519,

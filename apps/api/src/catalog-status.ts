@@ -4,68 +4,11 @@ import {
   normalizeDigest,
   rolloutStatus,
   type AgentHeartbeat,
+  type BuildFigures,
   type CatalogEntry,
-  type ModelPull,
-  type RolloutStatus,
+  type CatalogModelStatus,
+  type RolloutView,
 } from '@switchyard/protocol';
-
-/**
- * Where a model stands against its catalog entry, from the live heartbeats: what
- * `GET /admin/models` answers, what `POST /api/pull` on the broker reports as progress, and
- * what the drift metric counts.
- *
- * `state`:
- * - `ready`: every node the entry places it on holds the asked build;
- * - `pulling`: some are still downloading it (or about to);
- * - `failing`: a node's pull keeps failing (its `nodes[].pull` says why), and no other
- *   node is left to take the copy;
- * - `short`: the entry asks for more copies than eligible nodes can hold;
- * - `removing`: being deleted from the fleet (`DELETE /api/delete`);
- * - `unmanaged`: the fleet has it but the catalog has no entry (served where it is).
- */
-export interface ModelStatus {
-  name: string;
-  entry: CatalogEntry | null;
-  state: 'ready' | 'pulling' | 'failing' | 'short' | 'removing' | 'unmanaged';
-  /** Nodes the rule places the model on, and how many hold the asked build. */
-  wanted: number;
-  holding: number;
-  /** Digest → agents holding that build on disk. More than one digest outside a rollout is drift. */
-  digests: Record<string, string[]>;
-  drift: boolean;
-  /** Bytes to download and downloaded, over the nodes pulling it (for aggregated progress). */
-  progress: { total_bytes: number; completed_bytes: number };
-  nodes: Array<{ agent: string; state: string; digest?: string; why?: string; pull?: ModelPull }>;
-  /** What keeps it from `ready`, one line each, naming the node and the cause. */
-  problems: string[];
-  /** The entry's last rollout, while it runs and after (GET /admin/models/:name/rollout has the detail). */
-  rollout?: RolloutView;
-}
-
-/** `GET /admin/models/:name/rollout`: where a move from one build to another stands. */
-export interface RolloutView extends RolloutStatus {
-  model: string;
-  started_at: number;
-  promoted_at?: number;
-  aborted_at?: number;
-  finished_at?: number;
-  canary?: { share: number };
-  /** Each node: the build under the model's name, old builds it keeps for pinned jobs, and its download. */
-  nodes: Array<{ agent: string; digest?: string; kept: string[]; pull?: ModelPull }>;
-  /** Bytes of the new build to download and downloaded, over the nodes pulling it. */
-  progress: { total_bytes: number; completed_bytes: number };
-  /** The two builds side by side, from every agent's totals since it started: what a canary is judged on. */
-  builds: Record<string, BuildFigures>;
-}
-
-export interface BuildFigures {
-  jobs: number;
-  failed: number;
-  error_rate: number;
-  /** Mean time from claim to first token of completed jobs. */
-  mean_ttft_ms?: number;
-  tokens_per_s?: number;
-}
 
 function buildFigures(model: string, digest: string, agents: readonly AgentHeartbeat[]): BuildFigures {
   const sum = { jobs: 0, failed: 0, ttft: 0, tokens: 0, generateMs: 0 };
@@ -144,7 +87,7 @@ export function nextRollout(
   return from === undefined || from === digest ? undefined : { from, to: digest, started_at: now };
 }
 
-export function modelStatus(name: string, entry: CatalogEntry | undefined, agents: readonly AgentHeartbeat[]): ModelStatus {
+export function modelStatus(name: string, entry: CatalogEntry | undefined, agents: readonly AgentHeartbeat[]): CatalogModelStatus {
   const digests = Object.fromEntries(fleetDigests(name, agents));
   const rollout = entry ? rolloutView(entry, agents) : undefined;
   // Two builds are what a rollout is; drift is more than one outside it.
@@ -190,7 +133,7 @@ export function modelStatus(name: string, entry: CatalogEntry | undefined, agent
     progress.completed_bytes += node.pull.completed_bytes ?? 0;
   }
   const failing = nodes.some((node) => wanted.has(node.agent) && node.pull?.state === 'failed');
-  const state: ModelStatus['state'] = entry.removing
+  const state: CatalogModelStatus['state'] = entry.removing
     ? 'removing'
     : holders.short > 0 || (holders.wanted.length === 0 && entry.copies?.min !== 0)
       ? 'short'

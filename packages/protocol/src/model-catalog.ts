@@ -11,7 +11,7 @@
  * agent acts only on its own row of the answer.
  */
 import { z } from 'zod';
-import type { AgentHeartbeat } from './heartbeat.js';
+import type { AgentHeartbeat, ModelPull } from './heartbeat.js';
 import { normalizeDigest } from './model-name.js';
 
 /** A label key or value as Kubernetes spells them (`gpu`, `zone`, `nvidia.com/gpu.product`). */
@@ -225,6 +225,64 @@ export interface RolloutStatus {
   on_from: string[];
   /** Share of unpinned jobs sent to `to` now (0 until the gate opens, the canary's share, then 1). */
   to_share: number;
+}
+
+/**
+ * Where a model stands against its catalog entry, from the live heartbeats (built by the
+ * API's `modelStatus`, read by the SDK and the CLI): what `GET /admin/models` answers, what `POST /api/pull` on the broker reports as progress, and
+ * what the drift metric counts.
+ *
+ * `state`:
+ * - `ready`: every node the entry places it on holds the asked build;
+ * - `pulling`: some are still downloading it (or about to);
+ * - `failing`: a node's pull keeps failing (its `nodes[].pull` says why), and no other
+ *   node is left to take the copy;
+ * - `short`: the entry asks for more copies than eligible nodes can hold;
+ * - `removing`: being deleted from the fleet (`DELETE /api/delete`);
+ * - `unmanaged`: the fleet has it but the catalog has no entry (served where it is).
+ */
+export interface CatalogModelStatus {
+  name: string;
+  entry: CatalogEntry | null;
+  state: 'ready' | 'pulling' | 'failing' | 'short' | 'removing' | 'unmanaged';
+  /** Nodes the rule places the model on, and how many hold the asked build. */
+  wanted: number;
+  holding: number;
+  /** Digest → agents holding that build on disk. More than one digest outside a rollout is drift. */
+  digests: Record<string, string[]>;
+  drift: boolean;
+  /** Bytes to download and downloaded, over the nodes pulling it (for aggregated progress). */
+  progress: { total_bytes: number; completed_bytes: number };
+  nodes: Array<{ agent: string; state: string; digest?: string; why?: string; pull?: ModelPull }>;
+  /** What keeps it from `ready`, one line each, naming the node and the cause. */
+  problems: string[];
+  /** The entry's last rollout, while it runs and after (GET /admin/models/:name/rollout has the detail). */
+  rollout?: RolloutView;
+}
+
+/** `GET /admin/models/:name/rollout`: where a move from one build to another stands. */
+export interface RolloutView extends RolloutStatus {
+  model: string;
+  started_at: number;
+  promoted_at?: number;
+  aborted_at?: number;
+  finished_at?: number;
+  canary?: { share: number };
+  /** Each node: the build under the model's name, old builds it keeps for pinned jobs, and its download. */
+  nodes: Array<{ agent: string; digest?: string; kept: string[]; pull?: ModelPull }>;
+  /** Bytes of the new build to download and downloaded, over the nodes pulling it. */
+  progress: { total_bytes: number; completed_bytes: number };
+  /** The two builds side by side, from every agent's totals since it started: what a canary is judged on. */
+  builds: Record<string, BuildFigures>;
+}
+
+export interface BuildFigures {
+  jobs: number;
+  failed: number;
+  error_rate: number;
+  /** Mean time from claim to first token of completed jobs. */
+  mean_ttft_ms?: number;
+  tokens_per_s?: number;
 }
 
 /** Agents that can serve `digest` of `model`: under the model's own name, or under a rollout copy (`kept_builds`). */

@@ -37,6 +37,19 @@ describe('ErrorThrottle', () => {
     now = 10_000;
     expect(throttle.pass(refused())).toEqual({ repeats: 8 });
   });
+
+  it('admits an error for a client to emit, marking it with the repeats held back before it', () => {
+    let now = 0;
+    const throttle = new ErrorThrottle(10_000, () => now);
+    const first = refused();
+    expect(throttle.admit(first)).toBe(true);
+    expect(first).not.toHaveProperty('repeats');
+    expect(throttle.admit(refused())).toBe(false);
+    now = 10_000;
+    const later = refused();
+    expect(throttle.admit(later)).toBe(true);
+    expect(later).toHaveProperty('repeats', 1);
+  });
 });
 
 describe('describeRedisError', () => {

@@ -52,6 +52,17 @@ export class ErrorThrottle {
     return { repeats };
   }
 
+  /**
+   * For a client's `emit('error', error)`: whether to emit it now, marking an error that is
+   * emitted with the `repeats` held back before it.
+   */
+  admit(error: unknown): boolean {
+    const verdict = this.pass(error);
+    if (!verdict) return false;
+    if (verdict.repeats > 0 && error instanceof Error) Object.assign(error, { repeats: verdict.repeats });
+    return true;
+  }
+
   /** Forgets what was reported: the next failure (a new outage) is reported at once. */
   reset(): void {
     this.kinds.clear();

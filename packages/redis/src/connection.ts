@@ -36,11 +36,8 @@ class ReportingRedis extends Redis {
   }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'error') {
-      const verdict = this.throttle ? this.throttle.pass(args[0]) : { repeats: 0 };
-      if (!verdict) return true;
-      if (verdict.repeats > 0 && args[0] instanceof Error) Object.assign(args[0], { repeats: verdict.repeats });
-    }
+    // Before the throttle exists (an error from inside super()), everything goes out.
+    if (event === 'error' && this.throttle && !this.throttle.admit(args[0])) return true;
     return super.emit(event, ...args);
   }
 }
@@ -68,11 +65,8 @@ class ReportingCluster extends Cluster {
   }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'error') {
-      const verdict = this.throttle ? this.throttle.pass(args[0]) : { repeats: 0 };
-      if (!verdict) return true;
-      if (verdict.repeats > 0 && args[0] instanceof Error) Object.assign(args[0], { repeats: verdict.repeats });
-    }
+    // Before the throttle exists (an error from inside super()), everything goes out.
+    if (event === 'error' && this.throttle && !this.throttle.admit(args[0])) return true;
     return super.emit(event, ...args);
   }
 }

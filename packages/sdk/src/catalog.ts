@@ -1,43 +1,6 @@
-import type { CatalogEntry, CatalogEntryInput, ModelPull } from '@switchyard/protocol';
+import type { CatalogModelStatus, RolloutView } from '@switchyard/protocol';
 
-/** Where a model stands against the fleet catalog: what `GET /admin/models/:name` answers (apps/api/src/catalog-status.ts). */
-export interface CatalogModelStatus {
-  name: string;
-  entry: CatalogEntry | null;
-  state: 'ready' | 'pulling' | 'failing' | 'short' | 'removing' | 'unmanaged';
-  wanted: number;
-  holding: number;
-  digests: Record<string, string[]>;
-  drift: boolean;
-  progress: { total_bytes: number; completed_bytes: number };
-  nodes: Array<{ agent: string; state: string; digest?: string; why?: string; pull?: ModelPull }>;
-  problems: string[];
-  /** The entry's last rollout, while it runs and after. */
-  rollout?: RolloutView;
-}
-
-export type { CatalogEntryInput };
-
-/** `GET /admin/models/:name/rollout` (apps/api/src/catalog-status.ts `rolloutView`). */
-export interface RolloutView {
-  model: string;
-  state: 'pulling' | 'canary' | 'promoting' | 'done' | 'aborted';
-  from: string;
-  to: string;
-  wanted: number;
-  required: number;
-  on_to: string[];
-  on_from: string[];
-  to_share: number;
-  started_at: number;
-  promoted_at?: number;
-  aborted_at?: number;
-  finished_at?: number;
-  canary?: { share: number };
-  nodes: Array<{ agent: string; digest?: string; kept: string[]; pull?: ModelPull }>;
-  progress: { total_bytes: number; completed_bytes: number };
-  builds: Record<string, { jobs: number; failed: number; error_rate: number; mean_ttft_ms?: number; tokens_per_s?: number }>;
-}
+export type { BuildFigures, CatalogEntryInput, CatalogModelStatus, RolloutView } from '@switchyard/protocol';
 
 export function rolloutViewProblem(value: unknown): string | undefined {
   const view = value as Partial<RolloutView> | null;

@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ApiErrorCode, canonicalModelName } from '@switchyard/protocol';
 import { access } from '../../access.js';
-import { modelStatus, type ModelStatus } from '../../catalog-status.js';
+import type { CatalogModelStatus } from '@switchyard/protocol';
+import { modelStatus } from '../../catalog-status.js';
 import type { ApiContext } from '../../context.js';
 import { quoteInput } from '../../errors.js';
 import { CompatError, fromZodError } from '../compat-error.js';
@@ -158,7 +159,7 @@ async function waitForFleet(
   model: string,
   baseline: ReadonlyMap<string, number> | undefined,
   stopped: () => boolean,
-  onStatus: (status: ModelStatus) => void,
+  onStatus: (status: CatalogModelStatus) => void,
 ): Promise<PullEnd> {
   let lastProgress = Date.now();
   let lastMark = '';
