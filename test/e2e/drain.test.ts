@@ -30,28 +30,48 @@ describe('drains', () => {
       status: response.status,
       json: (await response.json()) as { id: string },
     }));
+  const fleetSummary = async () => (await (await fetch(`${stack.apiUrl}/admin/fleet/summary`, { headers: admin })).json()) as { agents: Array<{ id: string; state: string }> };
   const statusOf = async (id: string) => ((await (await fetch(`${stack.apiUrl}/v1/jobs/${id}`, { headers: tenant })).json()) as { status: string }).status;
 
-  it('drains an agent for maintenance: its running job finishes, it claims nothing until undrained', async () => {
+  it('drains an agent for maintenance: its running jobs finish, it claims nothing until undrained, submits meanwhile get 503 with Retry-After', async () => {
     const agent = stack.agents[0]!;
+    const slots = agent.heartbeat().slots;
+    // Every slot busy with a held job, so the next job is queued whatever the agent does.
     const hold = stack.hold({ prompt: 'finish me while drained', afterTokens: 1 });
-    const running = await submit({ model: MODEL, prompt: 'finish me while drained', detach: true, options: { num_predict: 6 } });
-    expect(running.status).toBe(202);
-    await hold.reached();
-
-    const drained = await fetch(`${stack.apiUrl}/admin/agents/${agent.id}/drain`, { method: 'POST', headers: admin });
-    expect(drained.status).toBe(202);
-    expect(await drained.json()).toMatchObject({ id: agent.id, action: 'drain' });
-    await expect.poll(() => agent.heartbeat().state, { timeout: 5_000 }).toBe('draining');
-
-    // Submitted while drained: waits (the only agent takes nothing new); the running one finishes.
+    const running = [];
+    for (let i = 0; i < slots; i++) running.push(await submit({ model: MODEL, prompt: 'finish me while drained', detach: true, options: { num_predict: 6 } }));
+    expect(running.map((job) => job.status)).toEqual(running.map(() => 202));
+    await hold.reached(slots);
     const waiting = await submit({ model: MODEL, prompt: 'wait for the undrain', detach: true, options: { num_predict: 3 } });
-    hold.release();
-    await expect.poll(() => statusOf(running.json.id), { timeout: 10_000 }).toBe('completed');
+    expect(waiting.status).toBe(202);
     expect(await statusOf(waiting.json.id)).toBe('queued');
 
-    const undrained = await fetch(`${stack.apiUrl}/admin/agents/${agent.id}/undrain`, { method: 'POST', headers: admin });
-    expect(undrained.status).toBe(202);
+    const drained = await fetch(`${stack.apiUrl}/admin/agents/${agent.id}/drain`, { method: 'POST', headers: admin });
+    try {
+      expect(drained.status).toBe(202);
+      expect(await drained.json()).toMatchObject({ id: agent.id, action: 'drain' });
+      expect(agent.heartbeat().state).toBe('draining');
+
+      // Once the API reads the draining heartbeat, a submit is refused: come back, not lost in a queue nobody serves.
+      await expect.poll(async () => (await fleetSummary()).agents.find((row) => row.id === agent.id)?.state, { timeout: 5_000 }).toBe('draining');
+      const refused = await fetch(`${stack.apiUrl}/v1/jobs`, {
+        method: 'POST',
+        headers: { ...tenant, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'refused while drained' }),
+      });
+      expect(refused.status).toBe(503);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await refused.json()).toMatchObject({ error: { code: 'no_capacity', message: expect.stringContaining('draining') } });
+
+      // The running ones finish; the queued one is not claimed.
+      hold.release();
+      for (const job of running) await expect.poll(() => statusOf(job.json.id), { timeout: 10_000 }).toBe('completed');
+      expect(await statusOf(waiting.json.id)).toBe('queued');
+    } finally {
+      hold.release();
+      const undrained = await fetch(`${stack.apiUrl}/admin/agents/${agent.id}/undrain`, { method: 'POST', headers: admin });
+      expect(undrained.status).toBe(202);
+    }
     await expect.poll(() => statusOf(waiting.json.id), { timeout: 10_000 }).toBe('completed');
     expect(agent.heartbeat().state).toBe('ready');
 

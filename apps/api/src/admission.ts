@@ -106,7 +106,8 @@ export class Admission {
     if (live.length === 0) {
       this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
       if (demand !== undefined && (await this.capacityMayReturn(model, agents))) await this.noteUnserved(model, demand);
-      throw new ApiError(ApiErrorCode.noCapacity, 'no agent is live; the fleet cannot take work right now', this.deps.config.retryAfterFallbackSeconds);
+      const why = agents.some((agent) => agent.state === 'draining') ? 'every live agent is draining or degraded' : 'no agent is live';
+      throw new ApiError(ApiErrorCode.noCapacity, `${why}; the fleet cannot take work right now`, this.deps.config.retryAfterFallbackSeconds);
     }
     if (digest === undefined) {
       const build = await this.rolloutBuild(model, live);
