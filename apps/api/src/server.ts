@@ -33,6 +33,7 @@ import type { ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 import { EventRelay } from './event-relay.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
+import { guardScrapeReads } from './scrape-guard.js';
 import { FleetView } from './fleet-view.js';
 import { jobEndWaiter } from './job-end.js';
 import { JobEventFeed } from './job-event-feed.js';
@@ -77,6 +78,8 @@ export interface Api {
 const CATALOG_CACHE_MS = 1_000;
 
 const DISCOVERY_INTERVAL_MS = 5_000;
+/** A scrape-time read from Redis gets this long; all run at once, well inside Prometheus's 10 s scrape timeout. */
+const SCRAPE_READ_TIMEOUT_MS = 2_000;
 /** The SSE `retry:` a draining replica ends its streams with: reconnect at once (EventSource's own default is ~3 s). */
 const STREAM_RETRY_HINT_MS = 100;
 
@@ -173,6 +176,8 @@ export async function createApi(config: ApiConfig, deps: { logger: Logger }): Pr
   registerFleetMetrics(registry, fleet, catalog);
   const backlog = new Backlog({ redis, keys: keys.admission, queues, records, fleet, catalog, unserved, capacityMemoryMs: config.capacityMemorySeconds * 1000 });
   registerBacklogMetrics(registry, backlog);
+  // Last: it guards every metric registered so far.
+  guardScrapeReads(registry, () => redis.ping(), SCRAPE_READ_TIMEOUT_MS);
   const failover = new AgentFailover({
     redis,
     keys,

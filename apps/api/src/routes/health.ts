@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { access } from '../access.js';
+import { withinMs } from '../scrape-guard.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   /** Liveness: the process answers. `pid` says which process: a launcher tells its own API from another on the port. */
@@ -11,7 +12,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
     // A stopping replica fails readiness first, while it still serves what it has.
     if (ctx.lifecycle.draining) return reply.status(503).send({ status: 'draining', redis: 'not checked' });
     try {
-      await Promise.race([ctx.redis.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('ping timed out')), 1_000).unref())]);
+      await withinMs(ctx.redis.ping(), 1_000);
       return { status: 'ready', redis: 'ok' };
     } catch (error) {
       return reply.status(503).send({ status: 'not_ready', redis: (error as Error).message });
