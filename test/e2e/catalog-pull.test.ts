@@ -18,7 +18,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     // About 3 s per pull at the fast sims' time scale: long enough for the progress lines to show.
-    nodes: [0, 1].map(() => ({ sim: { models: SAMPLE_CATALOG, pull_bytes_per_s: 1e7 }, agent: CATALOG_AGENT })),
+    nodes: [0, 1].map(() => ({ sim: { models: [...SAMPLE_CATALOG], pull_bytes_per_s: 1e7 }, agent: CATALOG_AGENT })),
     api: { adminApiKeys: ADMIN_KEY, apiKeys: `team:${TENANT_KEY}` },
   });
 }, 60_000);
