@@ -50,7 +50,8 @@ describe('drains', () => {
     try {
       expect(drained.status).toBe(202);
       expect(await drained.json()).toMatchObject({ id: agent.id, action: 'drain' });
-      expect(agent.heartbeat().state).toBe('draining');
+      // The agent hears the drain on its control channel, which may come after the 202.
+      await expect.poll(() => agent.heartbeat().state, { timeout: 5_000 }).toBe('draining');
 
       // Once the API reads the draining heartbeat, a submit is refused: come back, not lost in a queue nobody serves.
       await expect.poll(async () => (await fleetSummary()).agents.find((row) => row.id === agent.id)?.state, { timeout: 5_000 }).toBe('draining');

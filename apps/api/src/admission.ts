@@ -106,7 +106,7 @@ export class Admission {
     if (live.length === 0) {
       this.deps.metrics.jobsRefused.inc({ model, reason: ApiErrorCode.noCapacity });
       if (demand !== undefined && (await this.capacityMayReturn(model, agents))) await this.noteUnserved(model, demand);
-      const why = agents.some((agent) => agent.state === 'draining') ? 'every live agent is draining or degraded' : 'no agent is live';
+      const why = agents.length > 0 ? 'every live agent is draining or degraded' : 'no agent is live';
       throw new ApiError(ApiErrorCode.noCapacity, `${why}; the fleet cannot take work right now`, this.deps.config.retryAfterFallbackSeconds);
     }
     if (digest === undefined) {
